@@ -1,0 +1,73 @@
+// Package models is idbridge's domain vocabulary: the types every other
+// package speaks, with no dependency beyond the standard library.
+package models
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Code classifies an Error; handlers map each code to one HTTP status.
+type Code string
+
+// The error codes. Only CodeInternal is logged by the HTTP layer.
+const (
+	CodeInvalid      Code = "invalid"
+	CodeUnauthorized Code = "unauthorized"
+	CodeForbidden    Code = "forbidden"
+	CodeNotFound     Code = "not_found"
+	CodeConflict     Code = "conflict"
+	CodePrecondition Code = "precondition"
+	CodeUnavailable  Code = "unavailable"
+	CodeInternal     Code = "internal"
+)
+
+// Error is the one error type that crosses package boundaries with a
+// meaning for the caller. Message is safe to show to the client; Field
+// names the offending input field when there is one.
+type Error struct {
+	Code    Code
+	Message string
+	Field   string
+}
+
+func (e *Error) Error() string {
+	if e.Field != "" {
+		return fmt.Sprintf("%s: %s (%s)", e.Code, e.Message, e.Field)
+	}
+	return fmt.Sprintf("%s: %s", e.Code, e.Message)
+}
+
+// Errorf builds an *Error with a formatted message.
+func Errorf(code Code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// FieldError builds an invalid-input error that names the field.
+func FieldError(field, format string, args ...any) *Error {
+	return &Error{Code: CodeInvalid, Message: fmt.Sprintf(format, args...), Field: field}
+}
+
+// ErrorCode returns the code of the first *Error in err's chain, or
+// CodeInternal when there is none.
+func ErrorCode(err error) Code {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return CodeInternal
+}
+
+// ErrorMessage returns the client-safe message of the first *Error in err's
+// chain, or a generic sentence for internal errors (whose text may hold
+// details that must not reach a client).
+func ErrorMessage(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Message
+	}
+	return "internal error"
+}
+
+// IsNotFound reports whether err carries CodeNotFound.
+func IsNotFound(err error) bool { return err != nil && ErrorCode(err) == CodeNotFound }
