@@ -1,0 +1,268 @@
+// Package app is idbridge's composition root: it opens the store and the
+// key ring, builds the services and the HTTP engine, starts and stops the
+// background workers, and owns graceful shutdown. It holds no logic of its
+// own beyond wiring.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"idbridge/app/secret"
+	"idbridge/app/store"
+	"idbridge/config"
+	"idbridge/handlers"
+)
+
+// Build facts, set by the linker (-X idbridge/app.Version=…).
+var (
+	Version  = "dev"
+	Revision = "unknown"
+)
+
+// Options are the parts of App that tests and the CLI choose.
+type Options struct {
+	Log *slog.Logger
+	Now func() time.Time
+}
+
+// App is one running idbridge.
+type App struct {
+	cfg      config.Config
+	log      *slog.Logger
+	now      func() time.Time
+	ring     *secret.Ring
+	store    *store.Store
+	registry *prometheus.Registry
+	handler  http.Handler
+	listener net.Listener
+	server   *http.Server
+
+	workers sync.WaitGroup
+	stop    context.CancelFunc
+}
+
+// NewLogger builds the slog logger that configuration asks for.
+func NewLogger(w io.Writer, cfg config.Config) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// OpenRing builds the key ring from configuration: the configured keys, or
+// for SQLite alone a development key kept in the data directory.
+func OpenRing(cfg config.Config, log *slog.Logger) (*secret.Ring, error) {
+	if cfg.EncryptionKeys != "" {
+		keys, err := secret.ParseKeys(cfg.EncryptionKeys)
+		if err != nil {
+			return nil, fmt.Errorf("IDBRIDGE_ENCRYPTION_KEYS: %w", err)
+		}
+		return secret.NewRing(keys)
+	}
+	if cfg.Database.Driver != config.DriverSQLite {
+		return nil, errors.New("IDBRIDGE_ENCRYPTION_KEYS is required with PostgreSQL")
+	}
+	key, created, err := secret.LoadOrCreateDevKey(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	verb := "using"
+	if created {
+		verb = "generated"
+	}
+	log.Warn(fmt.Sprintf("%s a development encryption key in %s; set IDBRIDGE_ENCRYPTION_KEYS for production", verb, cfg.DataDir), "key_id", key.ID)
+	return secret.NewRing([]secret.Key{key})
+}
+
+// OpenStore opens the key ring and the database, without migrating.
+func OpenStore(ctx context.Context, cfg config.Config, log *slog.Logger, now func() time.Time) (*store.Store, *secret.Ring, error) {
+	ring, err := OpenRing(cfg, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := store.Open(ctx, store.Options{
+		Driver: cfg.Database.Driver,
+		DSN:    cfg.Database.DSN,
+		Ring:   ring,
+		Now:    now,
+		Logger: log,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return st, ring, nil
+}
+
+// Open builds an App: key ring, database (migrated, key ring checked),
+// services and HTTP engine, and binds the listen address. Nothing runs
+// until Run.
+func Open(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
+	log := opts.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	st, ring, err := OpenStore(ctx, cfg, log, now)
+	if err != nil {
+		return nil, err
+	}
+	a := &App{cfg: cfg, log: log, now: now, ring: ring, store: st}
+	if err := a.init(ctx); err != nil {
+		_ = st.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+func (a *App) init(ctx context.Context) error {
+	if _, err := a.store.Migrate(ctx); err != nil {
+		return err
+	}
+	if err := a.store.CheckKeyRing(ctx); err != nil {
+		return err
+	}
+	a.registry = prometheus.NewRegistry()
+	a.registry.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		collectors.NewDBStatsCollector(a.store.SQLDB(), a.store.Dialect()),
+		buildInfo(),
+	)
+	a.handler = handlers.New(handlers.Deps{
+		Log:          a.log,
+		Registry:     a.registry,
+		Ready:        readiness{a.store},
+		BaseURL:      a.cfg.BaseURL,
+		TrustedHosts: a.cfg.TrustedProductHosts,
+		Version:      Version,
+		Now:          a.now,
+	})
+	ln, err := net.Listen("tcp", a.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", a.cfg.Addr, err)
+	}
+	a.listener = ln
+	a.server = &http.Server{
+		Handler:           a.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+	}
+	return nil
+}
+
+func buildInfo() prometheus.Collector {
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "idbridge_build_info",
+		Help: "Build facts of the running binary; always 1.",
+	}, []string{"version", "revision"})
+	g.WithLabelValues(Version, Revision).Set(1)
+	return g
+}
+
+// Addr is the bound listen address (useful when configured as ":0").
+func (a *App) Addr() net.Addr { return a.listener.Addr() }
+
+// Handler is the HTTP engine, for tests that drive it without a socket.
+func (a *App) Handler() http.Handler { return a.handler }
+
+// Store is the database handle, for tests and CLI subcommands.
+func (a *App) Store() *store.Store { return a.store }
+
+// Run serves until ctx is done, then shuts down gracefully: it stops
+// accepting, lets in-flight requests finish (up to the shutdown timeout),
+// and stops the workers. It returns nil after a clean shutdown.
+func (a *App) Run(ctx context.Context) error {
+	workCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	a.stop = stop
+	a.startWorkers(workCtx)
+
+	a.log.Info("listening", "addr", a.listener.Addr().String(), "base_url", a.cfg.BaseURL.String(), "database", a.store.Dialect(), "version", Version)
+	errc := make(chan error, 1)
+	go func() { errc <- a.server.Serve(a.listener) }()
+
+	select {
+	case err := <-errc:
+		stop()
+		a.workers.Wait()
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	a.log.Info("shutting down", "timeout", a.cfg.ShutdownTimeout.String())
+	shutCtx, cancel := context.WithTimeout(context.Background(), a.shutdownTimeout())
+	defer cancel()
+	err := a.server.Shutdown(shutCtx)
+	stop()
+	a.workers.Wait()
+	<-errc
+	if err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	a.log.Info("stopped")
+	return nil
+}
+
+func (a *App) shutdownTimeout() time.Duration {
+	if a.cfg.ShutdownTimeout > 0 {
+		return a.cfg.ShutdownTimeout
+	}
+	return 20 * time.Second
+}
+
+// startWorkers starts the background workers; each stops when ctx is done
+// and is waited for by Run.
+func (a *App) startWorkers(ctx context.Context) {
+	_ = ctx
+}
+
+// Close releases the listener (if Run never ran) and the database.
+func (a *App) Close() error {
+	if a.stop != nil {
+		a.stop()
+	}
+	a.workers.Wait()
+	if a.listener != nil {
+		_ = a.listener.Close()
+	}
+	return a.store.Close()
+}
+
+// readiness is /readyz: the database answers and the schema is current.
+type readiness struct{ st *store.Store }
+
+func (r readiness) Ready(ctx context.Context) error {
+	if err := r.st.Ping(ctx); err != nil {
+		return &handlers.ReadinessError{Reason: "database unreachable", Err: err}
+	}
+	n, err := r.st.PendingMigrations(ctx)
+	if err != nil {
+		return &handlers.ReadinessError{Reason: "database unreachable", Err: err}
+	}
+	if n > 0 {
+		return &handlers.ReadinessError{Reason: "migrations pending", Err: fmt.Errorf("%d migrations pending", n)}
+	}
+	return nil
+}

@@ -1,0 +1,97 @@
+package connect
+
+import (
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"idbridge/models"
+)
+
+// wantReason fails unless err is an *AuthError with the reason, which also
+// unwraps to an unauthorized *models.Error with the same one-line message.
+func wantReason(tb testing.TB, err error, reason string) {
+	tb.Helper()
+	if err == nil {
+		tb.Fatalf("err = nil, want reason %q", reason)
+	}
+	var ae *AuthError
+	if !errors.As(err, &ae) {
+		tb.Fatalf("err = %v (%T), want *AuthError %q", err, err, reason)
+	}
+	if ae.Reason != reason {
+		tb.Fatalf("reason = %q (%v), want %q", ae.Reason, err, reason)
+	}
+	var me *models.Error
+	if !errors.As(err, &me) || me.Code != models.CodeUnauthorized || me.Message != ae.Message {
+		tb.Fatalf("err does not unwrap to an unauthorized models.Error: %v", me)
+	}
+	if ae.Message == "" || strings.ContainsAny(ae.Message, "\r\n") {
+		tb.Fatalf("message %q is not one line", ae.Message)
+	}
+}
+
+// noTokenIn fails if the token leaks into the error text.
+func noTokenIn(tb testing.TB, err error, token string) {
+	tb.Helper()
+	if err != nil && token != "" && strings.Contains(err.Error(), token) {
+		tb.Fatalf("error text contains the token: %v", err)
+	}
+}
+
+var testKeys struct {
+	once sync.Once
+	a, b *rsa.PrivateKey
+}
+
+// rsaKeys returns two 2048-bit keys, generated once per test binary.
+func rsaKeys(tb testing.TB) (*rsa.PrivateKey, *rsa.PrivateKey) {
+	tb.Helper()
+	testKeys.once.Do(func() {
+		var err error
+		if testKeys.a, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
+			panic(err)
+		}
+		if testKeys.b, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
+			panic(err)
+		}
+	})
+	return testKeys.a, testKeys.b
+}
+
+func publicPEM(tb testing.TB, k *rsa.PublicKey) []byte {
+	tb.Helper()
+	der, err := x509.MarshalPKIXPublicKey(k)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+}
+
+// sign signs claims with method and key, with extra header fields.
+func sign(tb testing.TB, method jwt.SigningMethod, key any, claims jwt.MapClaims, header map[string]any) string {
+	tb.Helper()
+	tok := jwt.NewWithClaims(method, claims)
+	for k, v := range header {
+		if v == nil {
+			delete(tok.Header, k)
+			continue
+		}
+		tok.Header[k] = v
+	}
+	s, err := tok.SignedString(key)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s
+}
+
+var testNow = time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)

@@ -1,0 +1,430 @@
+package connect
+
+import (
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// Leeway is the clock skew allowed on exp (and nbf).
+const Leeway = 30 * time.Second
+
+// AppTokenLifetime is how long a token the app signs stays valid.
+const AppTokenLifetime = 3 * time.Minute
+
+// MaxTokenSize bounds a token before anything decodes it. Atlassian's tokens
+// are well under 2 KiB, context tokens included.
+const MaxTokenSize = 8 << 10
+
+// maxIssuerLen bounds the unverified iss that a caller looks a site up by.
+const maxIssuerLen = 256
+
+// RouteKind says what a route's tokens are bound to.
+type RouteKind int
+
+const (
+	// URLBound routes (iframe pages, lifecycle, webhooks) require qsh to
+	// be the hash of the request itself.
+	URLBound RouteKind = iota
+	// ContextBound routes (the admin UI's JSON API, called with tokens
+	// from AP.context.getToken) require qsh "context-qsh" and a subject.
+	ContextBound
+)
+
+func (k RouteKind) String() string {
+	switch k {
+	case URLBound:
+		return "url-bound"
+	case ContextBound:
+		return "context-bound"
+	}
+	return fmt.Sprintf("RouteKind(%d)", int(k))
+}
+
+// Claims are the verified claims of a token.
+type Claims struct {
+	Issuer    string
+	Subject   string
+	Audience  []string
+	IssuedAt  time.Time
+	ExpiresAt time.Time
+	QSH       string
+	// Context is the token's "context" claim (for example the user and
+	// licence of a context token); nil when absent.
+	Context map[string]any
+	// KeyID is the header's kid; set for signed installs.
+	KeyID string
+}
+
+// tokenClaims is the JSON shape of the claims that the parser fills.
+type tokenClaims struct {
+	jwt.RegisteredClaims
+	QSH     string         `json:"qsh,omitempty"`
+	Context map[string]any `json:"context,omitempty"`
+}
+
+func (c *tokenClaims) claims(kid string) *Claims {
+	out := &Claims{
+		Issuer:   c.Issuer,
+		Subject:  c.Subject,
+		Audience: []string(c.Audience),
+		QSH:      c.QSH,
+		Context:  c.Context,
+		KeyID:    kid,
+	}
+	if c.IssuedAt != nil {
+		out.IssuedAt = c.IssuedAt.Time
+	}
+	if c.ExpiresAt != nil {
+		out.ExpiresAt = c.ExpiresAt.Time
+	}
+	return out
+}
+
+// TokenFromRequest returns the token of a request, from "Authorization: JWT
+// <token>" or from the "jwt" query parameter. Both at once, neither, more than
+// one of either, or an Authorization header of another scheme, are errors.
+func TokenFromRequest(r *http.Request) (string, error) {
+	token, _, err := tokenFromRequest(r)
+	return token, err
+}
+
+// tokenFromRequest also reports whether the token came from the header.
+func tokenFromRequest(r *http.Request) (token string, fromHeader bool, err error) {
+	if r == nil {
+		return "", false, authErr(ReasonMissingToken, "no token on the request")
+	}
+	headers := r.Header.Values("Authorization")
+	if len(headers) > 1 {
+		return "", false, authErr(ReasonMalformed, "more than one Authorization header")
+	}
+	var headerToken string
+	hasHeader := len(headers) == 1
+	if hasHeader {
+		scheme, rest, _ := strings.Cut(headers[0], " ")
+		if !strings.EqualFold(scheme, "JWT") {
+			return "", false, authErr(ReasonBadAuthScheme, `the Authorization header is not of the "JWT" scheme`)
+		}
+		headerToken = strings.TrimSpace(rest)
+	}
+	var queryTokens []string
+	if r.URL != nil {
+		// The same parser as the qsh, so that the "jwt" parameter found
+		// here is exactly the one the canonical request leaves out.
+		for _, p := range parseQuery(r.URL.RawQuery) {
+			if p.key == "jwt" {
+				queryTokens = append(queryTokens, p.value)
+			}
+		}
+	}
+	switch {
+	case hasHeader && len(queryTokens) > 0:
+		return "", false, authErr(ReasonTokenInQueryAndHeader, "a token was sent both in the Authorization header and in the jwt query parameter")
+	case len(queryTokens) > 1:
+		return "", false, authErr(ReasonMalformed, "more than one jwt query parameter")
+	case hasHeader:
+		if headerToken == "" {
+			return "", false, authErr(ReasonMissingToken, "the Authorization header holds no token")
+		}
+		return headerToken, true, nil
+	case len(queryTokens) == 1:
+		if queryTokens[0] == "" {
+			return "", false, authErr(ReasonMissingToken, "the jwt query parameter is empty")
+		}
+		return queryTokens[0], false, nil
+	}
+	return "", false, authErr(ReasonMissingToken, "no token: expected an Authorization: JWT header or a jwt query parameter")
+}
+
+// tokenHeader is the part of a JOSE header this package reads.
+type tokenHeader struct {
+	alg    string
+	kid    string
+	hasKid bool
+}
+
+// splitToken checks the size and shape of a compact JWS and decodes its
+// header and payload, without verifying anything.
+func splitToken(token string) (tokenHeader, []byte, *AuthError) {
+	var h tokenHeader
+	if len(token) > MaxTokenSize {
+		return h, nil, authErr(ReasonMalformed, "token too large")
+	}
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return h, nil, authErr(ReasonMalformed, "token is not three dot-separated parts")
+	}
+	hb, err := decodeSegment(parts[0])
+	if err != nil {
+		return h, nil, authErr(ReasonMalformed, "token header is not base64url")
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(hb, &raw); err != nil || raw == nil {
+		return h, nil, authErr(ReasonMalformed, "token header is not a JSON object")
+	}
+	if a, ok := raw["alg"]; ok {
+		if err := json.Unmarshal(a, &h.alg); err != nil {
+			return h, nil, authErr(ReasonBadAlg, "token alg is not a string")
+		}
+	}
+	if k, ok := raw["kid"]; ok {
+		if err := json.Unmarshal(k, &h.kid); err != nil {
+			return h, nil, authErr(ReasonBadKid, "token kid is not a string")
+		}
+		h.hasKid = true
+	}
+	payload, err := decodeSegment(parts[1])
+	if err != nil {
+		return h, nil, authErr(ReasonMalformed, "token payload is not base64url")
+	}
+	return h, payload, nil
+}
+
+// decodeSegment decodes unpadded base64url, strictly (the parser does too).
+func decodeSegment(s string) ([]byte, error) {
+	return base64.RawURLEncoding.Strict().DecodeString(s)
+}
+
+// UnverifiedIssuer reads the iss claim without verifying the token, so the
+// caller can find the site (clientKey) whose secret verifies it. It refuses
+// oversized and malformed tokens and an iss that is not a non-empty string
+// of at most 256 bytes. Never trust the result before VerifySiteToken.
+func UnverifiedIssuer(token string) (string, error) {
+	_, payload, aerr := splitToken(token)
+	if aerr != nil {
+		return "", aerr
+	}
+	var c struct {
+		Iss json.RawMessage `json:"iss"`
+	}
+	if err := json.Unmarshal(payload, &c); err != nil {
+		return "", authErr(ReasonMalformed, "token payload is not a JSON object")
+	}
+	var iss string
+	if c.Iss == nil || json.Unmarshal(c.Iss, &iss) != nil || iss == "" {
+		return "", authErr(ReasonBadIss, "token has no iss")
+	}
+	if len(iss) > maxIssuerLen {
+		return "", authErr(ReasonBadIss, "token iss is too long")
+	}
+	return iss, nil
+}
+
+// errWrongKeyAlg is returned by key functions when the parsed method is not
+// the one pinned; the header check before parsing makes it unreachable, but
+// the key is never handed to a method it was not meant for.
+var errWrongKeyAlg = errors.New("signing method does not match the key")
+
+// VerifySiteToken verifies a token signed with a site's shared secret: alg
+// exactly HS256, a valid signature, exp present and not past (with [Leeway]),
+// nbf not in the future, iss equal to clientKey, then by kind:
+//   - URLBound: qsh equal to the hash of r relative to basePath (the path of
+//     our base URL); "context-qsh" is refused;
+//   - ContextBound: qsh exactly "context-qsh" and a non-empty sub; r and
+//     basePath are not used.
+//
+// now is the verification time; the zero time means time.Now.
+func VerifySiteToken(token string, clientKey string, secret []byte, kind RouteKind, r *http.Request, basePath string, now time.Time) (*Claims, error) {
+	if clientKey == "" {
+		return nil, errors.New("verify site token: empty client key")
+	}
+	if len(secret) == 0 {
+		// HMAC with an empty key is computable by anyone.
+		return nil, errors.New("verify site token: empty shared secret")
+	}
+	if kind != URLBound && kind != ContextBound {
+		return nil, fmt.Errorf("verify site token: unknown route kind %v", kind)
+	}
+	if kind == URLBound && (r == nil || r.URL == nil) {
+		return nil, errors.New("verify site token: URL-bound route without a request")
+	}
+	if now.IsZero() {
+		now = time.Now()
+	}
+	h, _, aerr := splitToken(token)
+	if aerr != nil {
+		return nil, aerr
+	}
+	if h.alg != jwt.SigningMethodHS256.Alg() {
+		return nil, authErr(ReasonBadAlg, "token alg must be HS256")
+	}
+	var tc tokenClaims
+	_, err := newParser(jwt.SigningMethodHS256.Alg(), now).ParseWithClaims(token, &tc, func(t *jwt.Token) (any, error) {
+		if t.Method != jwt.SigningMethodHS256 {
+			return nil, errWrongKeyAlg
+		}
+		return secret, nil
+	})
+	if err != nil {
+		return nil, classifyParseError(err)
+	}
+	if subtle.ConstantTimeCompare([]byte(tc.Issuer), []byte(clientKey)) != 1 {
+		return nil, authErr(ReasonBadIss, "token iss is not the site's client key")
+	}
+	claims := tc.claims(h.kid)
+	if kind == ContextBound {
+		if err := checkContextQSH(claims); err != nil {
+			return nil, err
+		}
+		return claims, nil
+	}
+	if err := checkURLQSH(claims, r, basePath); err != nil {
+		return nil, err
+	}
+	return claims, nil
+}
+
+func newParser(alg string, now time.Time) *jwt.Parser {
+	return jwt.NewParser(
+		jwt.WithValidMethods([]string{alg}),
+		jwt.WithExpirationRequired(),
+		jwt.WithLeeway(Leeway),
+		jwt.WithTimeFunc(func() time.Time { return now }),
+		jwt.WithStrictDecoding(),
+	)
+}
+
+// classifyParseError maps the parser's errors to reasons. Claims errors are
+// joined; the first matching reason in this order wins.
+func classifyParseError(err error) *AuthError {
+	switch {
+	case errors.Is(err, errWrongKeyAlg):
+		return authErr(ReasonBadAlg, "token alg does not match the key")
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		return authErr(ReasonMalformed, "token is malformed")
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		return authErr(ReasonBadSignature, "token signature is invalid")
+	case errors.Is(err, jwt.ErrTokenUnverifiable):
+		return authErr(ReasonBadAlg, "token cannot be verified with its alg")
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		// exp is the only claim the parser is told to require.
+		return authErr(ReasonNoExp, "token has no exp")
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return authErr(ReasonExpired, "token has expired")
+	case errors.Is(err, jwt.ErrTokenNotValidYet):
+		return authErr(ReasonNotYetValid, "token is not valid yet")
+	}
+	return authErr(ReasonMalformed, "token claims are invalid")
+}
+
+func checkContextQSH(c *Claims) error {
+	switch {
+	case c.QSH == "":
+		return authErr(ReasonBadQSH, "token has no qsh")
+	case subtle.ConstantTimeCompare([]byte(c.QSH), []byte(ContextQSH)) != 1:
+		return authErr(ReasonURLQSHOnContextRoute, "this route takes context tokens only")
+	case c.Subject == "":
+		return authErr(ReasonNoSub, "context token has no sub")
+	}
+	return nil
+}
+
+func checkURLQSH(c *Claims, r *http.Request, basePath string) error {
+	switch {
+	case c.QSH == "":
+		return authErr(ReasonBadQSH, "token has no qsh")
+	case subtle.ConstantTimeCompare([]byte(c.QSH), []byte(ContextQSH)) == 1:
+		return authErr(ReasonContextQSHOnURLRoute, "a context token cannot be used on this route")
+	}
+	want := QSH(CanonicalRequest(r.Method, r.URL, basePath))
+	if subtle.ConstantTimeCompare([]byte(c.QSH), []byte(want)) != 1 {
+		return authErr(ReasonBadQSH, "token qsh does not match this request")
+	}
+	return nil
+}
+
+// SignAppToken signs the token with which the app calls a site (SPEC 2.4):
+// HS256 with the site's shared secret, iss = appKey, iat = now, exp = now +
+// 3 minutes, qsh over method and target relative to the path of siteBaseURL
+// (so Confluence's "/wiki" is stripped). The token is meant only for the
+// origin of siteBaseURL: a target on any other scheme, host or port is an
+// error. (Atlassian's own API gateway is called the same way, with its base
+// URL in place of the site's.)
+func SignAppToken(appKey string, secret []byte, method string, target *url.URL, siteBaseURL string, now time.Time) (string, error) {
+	if appKey == "" {
+		return "", errors.New("sign app token: empty app key")
+	}
+	if len(secret) == 0 {
+		return "", errors.New("sign app token: empty shared secret")
+	}
+	if method == "" {
+		return "", errors.New("sign app token: empty method")
+	}
+	if target == nil {
+		return "", errors.New("sign app token: no target URL")
+	}
+	base, err := url.Parse(siteBaseURL)
+	if err != nil {
+		return "", fmt.Errorf("sign app token: site base URL: %w", err)
+	}
+	baseOrigin, err := origin(base)
+	if err != nil {
+		return "", fmt.Errorf("sign app token: site base URL: %w", err)
+	}
+	targetOrigin, err := origin(target)
+	if err != nil {
+		return "", fmt.Errorf("sign app token: target: %w", err)
+	}
+	if targetOrigin != baseOrigin {
+		return "", fmt.Errorf("sign app token: target origin %s is not the site's origin %s", targetOrigin, baseOrigin)
+	}
+	if now.IsZero() {
+		now = time.Now()
+	}
+	claims := tokenClaims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer:    appKey,
+			IssuedAt:  jwt.NewNumericDate(now),
+			ExpiresAt: jwt.NewNumericDate(now.Add(AppTokenLifetime)),
+		},
+		QSH: QSH(CanonicalRequest(method, target, base.EscapedPath())),
+	}
+	token, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(secret)
+	if err != nil {
+		return "", fmt.Errorf("sign app token: %w", err)
+	}
+	return token, nil
+}
+
+// origin returns scheme://host:port of an absolute http(s) URL, lower-cased
+// and with the default port made explicit, so that equal origins compare
+// equal as strings.
+func origin(u *url.URL) (string, error) {
+	scheme := strings.ToLower(u.Scheme)
+	if scheme != "https" && scheme != "http" {
+		return "", fmt.Errorf("%q is not an absolute http(s) URL", redactURL(u))
+	}
+	if u.User != nil {
+		return "", errors.New("URL carries credentials")
+	}
+	host := strings.ToLower(u.Hostname())
+	if host == "" {
+		return "", fmt.Errorf("%q has no host", redactURL(u))
+	}
+	port := u.Port()
+	if port == "" {
+		port = "443"
+		if scheme == "http" {
+			port = "80"
+		}
+	}
+	return scheme + "://" + net.JoinHostPort(host, port), nil
+}
+
+// redactURL is a URL for an error message: no query, no credentials.
+func redactURL(u *url.URL) string {
+	c := *u
+	c.User = nil
+	c.RawQuery = ""
+	c.Fragment = ""
+	return c.String()
+}

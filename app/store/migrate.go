@@ -1,0 +1,212 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// migration is one versioned schema change. Up receives the transaction and
+// the dialect, so SQL that differs between SQLite and PostgreSQL is written
+// out for each. Migrations are frozen once released: never edit one, add a
+// new one. Live models are never auto-migrated.
+type migration struct {
+	Version int
+	Name    string
+	Up      func(tx *gorm.DB, dialect string) error
+}
+
+// migrationLockKey is the PostgreSQL advisory lock that keeps two replicas
+// starting at once from migrating together ("idbridge" in ASCII).
+const migrationLockKey int64 = 0x6964627269646765
+
+// sqlFor returns the statements of a migration with dialect-specific types
+// substituted: {{ts}} a timestamp, {{bytes}} binary data, {{bigint}} a
+// 64-bit integer, {{serial}} an auto-incrementing 64-bit primary key.
+func sqlFor(dialect string, stmts ...string) func(tx *gorm.DB, _ string) error {
+	var r *strings.Replacer
+	if dialect == Postgres {
+		r = strings.NewReplacer("{{ts}}", "TIMESTAMPTZ", "{{bytes}}", "BYTEA", "{{bigint}}", "BIGINT",
+			"{{serial}}", "BIGSERIAL PRIMARY KEY")
+	} else {
+		r = strings.NewReplacer("{{ts}}", "DATETIME", "{{bytes}}", "BLOB", "{{bigint}}", "INTEGER",
+			"{{serial}}", "INTEGER PRIMARY KEY AUTOINCREMENT")
+	}
+	return func(tx *gorm.DB, _ string) error {
+		for _, stmt := range stmts {
+			if err := tx.Exec(r.Replace(stmt)).Error; err != nil {
+				return fmt.Errorf("%s: %w", firstLine(stmt), err)
+			}
+		}
+		return nil
+	}
+}
+
+// portable builds an Up function from SQL templates valid on both dialects.
+func portable(stmts ...string) func(tx *gorm.DB, dialect string) error {
+	return func(tx *gorm.DB, dialect string) error { return sqlFor(dialect, stmts...)(tx, dialect) }
+}
+
+func firstLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i > 0 {
+		s = s[:i]
+	}
+	return s
+}
+
+// migrations is the ordered history of the schema.
+var migrations = []migration{
+	{Version: 1, Name: "sites and key checks", Up: portable(
+		`CREATE TABLE sites (
+			id TEXT PRIMARY KEY,
+			client_key TEXT NOT NULL,
+			shared_secret {{bytes}},
+			base_url TEXT NOT NULL,
+			display_url TEXT NOT NULL DEFAULT '',
+			display_url_servicedesk_help_center TEXT NOT NULL DEFAULT '',
+			product_type TEXT NOT NULL DEFAULT '',
+			description TEXT NOT NULL DEFAULT '',
+			service_entitlement_number TEXT NOT NULL DEFAULT '',
+			entitlement_id TEXT NOT NULL DEFAULT '',
+			entitlement_number TEXT NOT NULL DEFAULT '',
+			installation_id TEXT NOT NULL DEFAULT '',
+			cloud_id TEXT NOT NULL DEFAULT '',
+			state TEXT NOT NULL,
+			installed_at {{ts}} NOT NULL,
+			updated_at {{ts}} NOT NULL,
+			uninstalled_at {{ts}},
+			purge_after {{ts}}
+		)`,
+		`CREATE UNIQUE INDEX sites_client_key ON sites (client_key)`,
+		`CREATE INDEX sites_installation_id ON sites (installation_id) WHERE installation_id <> ''`,
+		`CREATE INDEX sites_cloud_id ON sites (cloud_id) WHERE cloud_id <> ''`,
+		`CREATE INDEX sites_purge_after ON sites (purge_after) WHERE purge_after IS NOT NULL`,
+		// key_checks holds, per encryption key ID, a known value sealed with
+		// that key, so a start with a foreign or corrupted key ring is refused
+		// before anything is written with it.
+		`CREATE TABLE key_checks (
+			key_id TEXT PRIMARY KEY,
+			sealed {{bytes}} NOT NULL,
+			created_at {{ts}} NOT NULL,
+			retired_at {{ts}}
+		)`,
+	)},
+}
+
+func (s *Store) ensureMigrationsTable(ctx context.Context, db *gorm.DB) error {
+	return sqlFor(s.dialect, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version INTEGER PRIMARY KEY,
+		name TEXT NOT NULL,
+		applied_at {{ts}} NOT NULL
+	)`)(db.WithContext(ctx), s.dialect)
+}
+
+func (s *Store) appliedVersions(ctx context.Context, db *gorm.DB) (map[int]bool, error) {
+	var versions []int
+	if err := db.WithContext(ctx).Raw(`SELECT version FROM schema_migrations`).Scan(&versions).Error; err != nil {
+		return nil, fmt.Errorf("read schema_migrations: %w", err)
+	}
+	applied := make(map[int]bool, len(versions))
+	for _, v := range versions {
+		applied[v] = true
+	}
+	return applied, nil
+}
+
+// MigrationResult says what Migrate did.
+type MigrationResult struct {
+	Applied []string // "N name" of each migration applied now
+	Current int      // the schema version afterwards
+}
+
+// Migrate applies every pending migration, each in its own transaction and
+// recorded in schema_migrations. On PostgreSQL a session advisory lock
+// serialises replicas: the second waits, then finds nothing left to do.
+func (s *Store) Migrate(ctx context.Context) (MigrationResult, error) {
+	var res MigrationResult
+	db := s.db
+	if s.dialect == Postgres {
+		conn, err := s.sqlDB.Conn(ctx)
+		if err != nil {
+			return res, fmt.Errorf("migrate: %w", err)
+		}
+		defer conn.Close()
+		if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, migrationLockKey); err != nil {
+			return res, fmt.Errorf("migrate: take advisory lock: %w", err)
+		}
+		defer func() {
+			// A fresh context: the unlock must happen even if ctx is done.
+			uctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_, _ = conn.ExecContext(uctx, `SELECT pg_advisory_unlock($1)`, migrationLockKey)
+		}()
+	}
+	if err := s.ensureMigrationsTable(ctx, db); err != nil {
+		// Two replicas may race to create the table itself before either
+		// holds data; the loser sees it exists on the retry.
+		if err2 := s.ensureMigrationsTable(ctx, db); err2 != nil {
+			return res, fmt.Errorf("migrate: create schema_migrations: %w", err)
+		}
+	}
+	applied, err := s.appliedVersions(ctx, db)
+	if err != nil {
+		return res, err
+	}
+	for _, m := range migrations {
+		if applied[m.Version] {
+			res.Current = m.Version
+			continue
+		}
+		err := db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+			if err := m.Up(tx, s.dialect); err != nil {
+				return err
+			}
+			return tx.Exec(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
+				m.Version, m.Name, s.Now()).Error
+		})
+		if err != nil {
+			return res, fmt.Errorf("migration %d (%s): %w", m.Version, m.Name, err)
+		}
+		res.Applied = append(res.Applied, fmt.Sprintf("%d %s", m.Version, m.Name))
+		res.Current = m.Version
+		s.log.Info("migration applied", "version", m.Version, "name", m.Name)
+	}
+	return res, nil
+}
+
+// PendingMigrations counts migrations not yet applied; readiness needs zero.
+func (s *Store) PendingMigrations(ctx context.Context) (int, error) {
+	var exists bool
+	var err error
+	if s.dialect == Postgres {
+		err = s.sqlDB.QueryRowContext(ctx, `SELECT to_regclass('schema_migrations') IS NOT NULL`).Scan(&exists)
+	} else {
+		var n int
+		err = s.sqlDB.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type='table' AND name='schema_migrations'`).Scan(&n)
+		exists = n > 0
+	}
+	if err != nil {
+		return 0, err
+	}
+	if !exists {
+		return len(migrations), nil
+	}
+	applied, err := s.appliedVersions(ctx, s.db)
+	if err != nil {
+		return 0, err
+	}
+	pending := 0
+	for _, m := range migrations {
+		if !applied[m.Version] {
+			pending++
+		}
+	}
+	return pending, nil
+}
+
+// LatestVersion is the schema version this binary expects.
+func LatestVersion() int { return migrations[len(migrations)-1].Version }

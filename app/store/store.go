@@ -1,0 +1,246 @@
+// Package store owns idbridge's persistence: the GORM connection to SQLite
+// or PostgreSQL, the versioned migrations, transactions, and one file per
+// aggregate. It is the only package that imports GORM. Every tenant-scoped
+// call takes the site explicitly.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/glebarez/sqlite"
+	"gorm.io/driver/postgres"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+
+	"idbridge/app/secret"
+	"idbridge/models"
+)
+
+// Dialects.
+const (
+	SQLite   = "sqlite"
+	Postgres = "postgres"
+)
+
+// Options configure Open.
+type Options struct {
+	Driver string // SQLite or Postgres
+	DSN    string // file path for SQLite, URL for PostgreSQL
+	Ring   *secret.Ring
+	Now    func() time.Time // injected clock; time.Now when nil
+	Logger *slog.Logger
+
+	// Pool settings for PostgreSQL; zero values pick defaults.
+	MaxOpenConns    int
+	MaxIdleConns    int
+	ConnMaxLifetime time.Duration
+}
+
+// Store is the database handle. It is safe for concurrent use.
+type Store struct {
+	db      *gorm.DB
+	sqlDB   *sql.DB
+	dialect string
+	ring    *secret.Ring
+	now     func() time.Time
+	log     *slog.Logger
+}
+
+// Open connects to the database and checks that it answers. It does not
+// migrate; call Migrate.
+func Open(ctx context.Context, opts Options) (*Store, error) {
+	if opts.Ring == nil {
+		return nil, errors.New("open store: no key ring")
+	}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	var dialector gorm.Dialector
+	switch opts.Driver {
+	case SQLite:
+		dsn, err := sqliteDSN(opts.DSN)
+		if err != nil {
+			return nil, err
+		}
+		dialector = sqlite.Open(dsn)
+	case Postgres:
+		dialector = postgres.New(postgres.Config{DSN: opts.DSN})
+	default:
+		return nil, fmt.Errorf("open store: unknown driver %q", opts.Driver)
+	}
+	db, err := gorm.Open(dialector, &gorm.Config{
+		NowFunc:                func() time.Time { return now().UTC() },
+		TranslateError:         true,
+		Logger:                 logger.Discard,
+		SkipDefaultTransaction: true,
+		PrepareStmt:            false,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open %s database: %w", opts.Driver, scrubDSN(err, opts.DSN))
+	}
+	sqlDB, err := db.DB()
+	if err != nil {
+		return nil, fmt.Errorf("open %s database: %w", opts.Driver, err)
+	}
+	if opts.Driver == Postgres {
+		sqlDB.SetMaxOpenConns(orDefault(opts.MaxOpenConns, 20))
+		sqlDB.SetMaxIdleConns(orDefault(opts.MaxIdleConns, 10))
+		sqlDB.SetConnMaxLifetime(orDefaultDuration(opts.ConnMaxLifetime, 30*time.Minute))
+		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
+	} else {
+		// SQLite serialises writers; a handful of connections lets readers
+		// proceed in WAL mode while a writer holds the lock.
+		sqlDB.SetMaxOpenConns(orDefault(opts.MaxOpenConns, 8))
+		sqlDB.SetMaxIdleConns(orDefault(opts.MaxIdleConns, 8))
+	}
+	s := &Store{db: db, sqlDB: sqlDB, dialect: opts.Driver, ring: opts.Ring, now: now, log: log}
+	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := s.Ping(pingCtx); err != nil {
+		_ = sqlDB.Close()
+		return nil, fmt.Errorf("open %s database: %w", opts.Driver, scrubDSN(err, opts.DSN))
+	}
+	return s, nil
+}
+
+// sqliteDSN turns a file path into a DSN with the pragmas idbridge relies
+// on: WAL for concurrent readers, enforced foreign keys, a busy timeout
+// instead of immediate "database is locked" errors, and BEGIN IMMEDIATE so a
+// read that becomes a write cannot deadlock against another writer.
+func sqliteDSN(path string) (string, error) {
+	if path == "" {
+		return "", errors.New("open store: empty SQLite path")
+	}
+	memory := path == ":memory:" || strings.HasPrefix(path, "file::memory:")
+	if !memory {
+		if dir := filepath.Dir(path); dir != "" {
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				return "", fmt.Errorf("create data directory: %w", err)
+			}
+		}
+	}
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "foreign_keys(1)")
+	if !memory {
+		q.Add("_pragma", "journal_mode(WAL)")
+		q.Add("_pragma", "synchronous(NORMAL)")
+	}
+	q.Set("_txlock", "immediate")
+	if strings.HasPrefix(path, "file:") {
+		sep := "?"
+		if strings.Contains(path, "?") {
+			sep = "&"
+		}
+		return path + sep + q.Encode(), nil
+	}
+	return "file:" + path + "?" + q.Encode(), nil
+}
+
+// scrubDSN removes the DSN (which may hold a password) from driver errors.
+func scrubDSN(err error, dsn string) error {
+	if err == nil || dsn == "" {
+		return err
+	}
+	msg := err.Error()
+	if u, perr := url.Parse(dsn); perr == nil && u.User != nil {
+		if p, ok := u.User.Password(); ok && p != "" {
+			msg = strings.ReplaceAll(msg, p, "****")
+		}
+	}
+	msg = strings.ReplaceAll(msg, dsn, "(database URL)")
+	return errors.New(msg)
+}
+
+func orDefault(v, d int) int {
+	if v > 0 {
+		return v
+	}
+	return d
+}
+
+func orDefaultDuration(v, d time.Duration) time.Duration {
+	if v > 0 {
+		return v
+	}
+	return d
+}
+
+// Dialect names the database in use.
+func (s *Store) Dialect() string { return s.dialect }
+
+// Now is the store's clock.
+func (s *Store) Now() time.Time { return s.now().UTC() }
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	return s.sqlDB.PingContext(ctx)
+}
+
+// Stats reports connection pool statistics for metrics.
+func (s *Store) Stats() sql.DBStats { return s.sqlDB.Stats() }
+
+// Close closes the connection pool.
+func (s *Store) Close() error { return s.sqlDB.Close() }
+
+// Tx is a handle for store calls: inside a transaction when it comes from
+// InTx, on the pool when it comes from View. Aggregate methods live on Tx so
+// that feature packages can compose several of them (and an audit event)
+// into one transaction.
+type Tx struct {
+	db *gorm.DB
+	s  *Store
+}
+
+// View returns a non-transactional handle bound to ctx.
+func (s *Store) View(ctx context.Context) *Tx {
+	return &Tx{db: s.db.WithContext(ctx), s: s}
+}
+
+// InTx runs fn in one transaction, committed when fn returns nil and rolled
+// back otherwise. Nested calls are not supported: pass the *Tx down instead.
+func (s *Store) InTx(ctx context.Context, fn func(tx *Tx) error) error {
+	return translate(s.db.WithContext(ctx).Transaction(func(db *gorm.DB) error {
+		return fn(&Tx{db: db, s: s})
+	}))
+}
+
+// TranslateError maps database errors to models.Error codes: not found,
+// unique violations (conflict) and foreign-key violations (invalid). Other
+// errors pass through unchanged and are internal.
+func TranslateError(err error) error { return translate(err) }
+
+func translate(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, new(*models.Error)):
+		return err
+	case errors.Is(err, gorm.ErrRecordNotFound):
+		return &models.Error{Code: models.CodeNotFound, Message: "not found"}
+	case errors.Is(err, gorm.ErrDuplicatedKey):
+		return &models.Error{Code: models.CodeConflict, Message: "already exists"}
+	case errors.Is(err, gorm.ErrForeignKeyViolated):
+		return &models.Error{Code: models.CodeInvalid, Message: "refers to something that does not exist"}
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return err
+	}
+	return err
+}
+
+// SQLDB exposes the connection pool for pool metrics only.
+func (s *Store) SQLDB() *sql.DB { return s.sqlDB }

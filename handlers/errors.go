@@ -1,0 +1,56 @@
+package handlers
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"idbridge/models"
+)
+
+// errorBody is the JSON error shape of every non-SCIM route.
+type errorBody struct {
+	Error string `json:"error"`
+	Field string `json:"field,omitempty"`
+}
+
+var statusByCode = map[models.Code]int{
+	models.CodeInvalid:      http.StatusBadRequest,
+	models.CodeUnauthorized: http.StatusUnauthorized,
+	models.CodeForbidden:    http.StatusForbidden,
+	models.CodeNotFound:     http.StatusNotFound,
+	models.CodeConflict:     http.StatusConflict,
+	models.CodePrecondition: http.StatusPreconditionFailed,
+	models.CodeUnavailable:  http.StatusServiceUnavailable,
+	models.CodeInternal:     http.StatusInternalServerError,
+}
+
+// statusOf is the one place where error codes become HTTP statuses.
+func statusOf(err error) int {
+	if st, ok := statusByCode[models.ErrorCode(err)]; ok {
+		return st
+	}
+	return http.StatusInternalServerError
+}
+
+// fail renders err as JSON. Internal errors are logged (with the request ID)
+// and answered with a generic sentence; all others carry their message.
+func (s *server) fail(c *gin.Context, err error) {
+	st := statusOf(err)
+	if st == http.StatusInternalServerError {
+		s.Log.ErrorContext(c, "internal error", "request_id", requestID(c), "route", c.FullPath(), "error", err.Error())
+	}
+	body := errorBody{Error: models.ErrorMessage(err)}
+	var me *models.Error
+	if errors.As(err, &me) {
+		body.Field = me.Field
+	}
+	c.Header("Cache-Control", "no-store")
+	c.AbortWithStatusJSON(st, body)
+}
+
+func writeError(c *gin.Context, status int, msg string) {
+	c.Header("Cache-Control", "no-store")
+	c.AbortWithStatusJSON(status, errorBody{Error: msg})
+}
