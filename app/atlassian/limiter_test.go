@@ -115,3 +115,22 @@ func TestTransportWaitsForLimiterBeforeEachAttempt(t *testing.T) {
 		t.Errorf("limiter holds %d sites, want 1 (keyed by site ID)", l.len())
 	}
 }
+
+func TestTransportDoesNotPauseSiteForRefusedWait(t *testing.T) {
+	clock := newFakeClock()
+	l := newTestLimiter(clock, LimiterOptions{})
+	tr := newTestTransport(clock, 0)
+	tr.Limiter = l
+	srv := newScriptedServer(t, status(http.StatusTooManyRequests, "Retry-After", "3600"))
+	ctx := WithSiteID(context.Background(), "site-1")
+	var later *RetryLaterError
+	if _, err := send(t, tr, ctx, http.MethodGet, srv.URL, ""); !errors.As(err, &later) {
+		t.Fatalf("err = %v, want a *RetryLaterError", err)
+	}
+	if err := l.Wait(ctx, "site-1"); err != nil {
+		t.Fatal(err)
+	}
+	if len(clock.Sleeps()) != 0 {
+		t.Errorf("slept %v, want the site not paused for a wait nobody honours", clock.Sleeps())
+	}
+}

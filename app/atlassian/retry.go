@@ -130,12 +130,14 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 				delay = t.backoff(attempt)
 				break
 			}
-			if t.Limiter != nil {
-				t.Limiter.pause(limiterKey(req), now.Add(hinted))
-			}
 			if hinted > t.maxDelay() || waited+hinted > t.maxTotalWait() || passesDeadline(ctx, now, hinted) {
 				drain(resp)
 				return nil, &RetryLaterError{StatusCode: resp.StatusCode, RetryAt: now.Add(hinted)}
+			}
+			// The site's other requests wait too: Atlassian answers one sent
+			// early with a longer Retry-After.
+			if t.Limiter != nil {
+				t.Limiter.pause(limiterKey(req), now.Add(hinted))
 			}
 			delay = hinted
 		default:

@@ -539,3 +539,73 @@ func TestNewSiteClientValidates(t *testing.T) {
 		t.Error("no app key: no error")
 	}
 }
+
+// The fake site's check is what makes the other tests meaningful: it must
+// refuse a token bound to another request, or with the /wiki left in.
+func TestFakeSiteRefusesMisboundTokens(t *testing.T) {
+	clock := newFakeClock()
+	fs := newFakeSite(t, clock, "/wiki", ProductConfluence, func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, `{}`) })
+	target, _ := url.Parse(fs.URL + "/wiki/rest/api/user?accountId=a")
+	other, _ := url.Parse(fs.URL + "/wiki/rest/api/user?accountId=b")
+	withWiki := connect.QSH(connect.CanonicalRequest(http.MethodGet, target, ""))
+	tokens := map[string]string{}
+	var err error
+	if tokens["other query"], err = connect.SignAppToken(testAppKey, fs.site.SharedSecret, http.MethodGet, other, fs.site.BaseURL, clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if tokens["other method"], err = connect.SignAppToken(testAppKey, fs.site.SharedSecret, http.MethodPost, target, fs.site.BaseURL, clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if tokens["wrong secret"], err = connect.SignAppToken(testAppKey, []byte("not the secret"), http.MethodGet, target, fs.site.BaseURL, clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	tokens["qsh with /wiki"], err = jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+		"iss": testAppKey, "iat": clock.Now().Unix(), "exp": clock.Now().Add(time.Minute).Unix(), "qsh": withWiki,
+	}).SignedString(fs.site.SharedSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, tok := range tokens {
+		req, _ := http.NewRequest(http.MethodGet, target.String(), nil)
+		req.Header.Set("Authorization", "JWT "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("%s: status %d, want 401", name, resp.StatusCode)
+		}
+	}
+	fs.mu.Lock()
+	if len(fs.authErrs) != len(tokens) {
+		t.Errorf("fake site refused %d tokens, want %d", len(fs.authErrs), len(tokens))
+	}
+	fs.authErrs = nil // expected refusals
+	fs.mu.Unlock()
+}
+
+func TestIsSiteAdminJiraRetriesMarkedPost(t *testing.T) {
+	clock := newFakeClock()
+	var mu sync.Mutex
+	n := 0
+	fs := newFakeSite(t, clock, "", ProductJira, func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		n++
+		first := n == 1
+		mu.Unlock()
+		if first {
+			writeJSON(w, 503, `{}`)
+			return
+		}
+		writeJSON(w, 200, `{"globalPermissions":["ADMINISTER"]}`)
+	})
+	sc := siteClient(t, newTestClients(clock, Options{}), fs)
+	admin, err := sc.IsSiteAdmin(context.Background(), ProductJira, "admin-1")
+	if err != nil || !admin {
+		t.Errorf("IsSiteAdmin = %v, %v; want true after a retried 503", admin, err)
+	}
+	if fs.Requests() != 2 {
+		t.Errorf("requests = %d, want 2", fs.Requests())
+	}
+}

@@ -1,0 +1,398 @@
+package connect
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// keyServer is an httptest install-key server that counts requests per kid.
+type keyServer struct {
+	*httptest.Server
+	mu      sync.Mutex
+	hits    map[string]int
+	keys    map[string][]byte // kid -> body answered with 200
+	status  map[string]int    // kid -> status answered instead
+	block   map[string]chan struct{}
+	timeout map[string]bool // kid -> answer only when the client gives up
+}
+
+func newKeyServer(tb testing.TB) *keyServer {
+	tb.Helper()
+	ks := &keyServer{
+		hits:    map[string]int{},
+		keys:    map[string][]byte{},
+		status:  map[string]int{},
+		block:   map[string]chan struct{}{},
+		timeout: map[string]bool{},
+	}
+	ks.Server = httptest.NewServer(http.HandlerFunc(ks.serve))
+	tb.Cleanup(ks.Close)
+	return ks
+}
+
+func (ks *keyServer) serve(w http.ResponseWriter, r *http.Request) {
+	kid := strings.TrimPrefix(r.URL.Path, "/")
+	ks.mu.Lock()
+	ks.hits[kid]++
+	body, ok := ks.keys[kid]
+	status := ks.status[kid]
+	block := ks.block[kid]
+	slow := ks.timeout[kid]
+	ks.mu.Unlock()
+	if block != nil {
+		<-block
+	}
+	if slow {
+		// Longer than any test client's timeout: answer only after the
+		// client has given up (or, as a bound, after 10 s).
+		select {
+		case <-r.Context().Done():
+		case <-time.After(10 * time.Second):
+		}
+		return
+	}
+	if status != 0 {
+		w.WriteHeader(status)
+		return
+	}
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-pem-file")
+	_, _ = w.Write(body)
+}
+
+func (ks *keyServer) set(kid string, body []byte) {
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	ks.keys[kid] = body
+}
+
+func (ks *keyServer) hitCount(kid string) int {
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	return ks.hits[kid]
+}
+
+// fakeClock is a settable clock.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+func TestKeyFetcherCacheHitAndTTL(t *testing.T) {
+	a, b := rsaKeys(t)
+	ks := newKeyServer(t)
+	ks.set("k1", publicPEM(t, &a.PublicKey))
+	clock := &fakeClock{t: testNow}
+	f := NewKeyFetcher(ks.Client(), time.Hour, 10, clock.Now)
+	ctx := context.Background()
+
+	for range 3 {
+		k, err := f.PublicKey(ctx, ks.URL, "k1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !k.Equal(&a.PublicKey) {
+			t.Fatal("wrong key")
+		}
+	}
+	if n := ks.hitCount("k1"); n != 1 {
+		t.Fatalf("server hit %d times, want 1 (cache hits)", n)
+	}
+	// A trailing slash on the server names the same cache entry.
+	if _, err := f.PublicKey(ctx, ks.URL+"/", "k1"); err != nil || ks.hitCount("k1") != 1 {
+		t.Fatalf("trailing slash missed the cache: %v, hits %d", err, ks.hitCount("k1"))
+	}
+
+	clock.Advance(59 * time.Minute)
+	if _, err := f.PublicKey(ctx, ks.URL, "k1"); err != nil || ks.hitCount("k1") != 1 {
+		t.Fatalf("refetched before the TTL: %v, hits %d", err, ks.hitCount("k1"))
+	}
+	// After the TTL the key is fetched again, and a changed key is seen.
+	ks.set("k1", publicPEM(t, &b.PublicKey))
+	clock.Advance(2 * time.Minute)
+	k, err := f.PublicKey(ctx, ks.URL, "k1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ks.hitCount("k1") != 2 || !k.Equal(&b.PublicKey) {
+		t.Fatalf("after TTL: hits %d, new key %v", ks.hitCount("k1"), k.Equal(&b.PublicKey))
+	}
+}
+
+func TestKeyFetcherBoundEvictsOldest(t *testing.T) {
+	a, _ := rsaKeys(t)
+	ks := newKeyServer(t)
+	for _, kid := range []string{"k1", "k2", "k3"} {
+		ks.set(kid, publicPEM(t, &a.PublicKey))
+	}
+	f := NewKeyFetcher(ks.Client(), time.Hour, 2, nil)
+	ctx := context.Background()
+	fetch := func(kid string) {
+		t.Helper()
+		if _, err := f.PublicKey(ctx, ks.URL, kid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fetch("k1")
+	fetch("k2")
+	fetch("k3") // evicts k1
+	fetch("k2")
+	fetch("k3")
+	if ks.hitCount("k2") != 1 || ks.hitCount("k3") != 1 {
+		t.Fatalf("k2/k3 refetched: %d/%d", ks.hitCount("k2"), ks.hitCount("k3"))
+	}
+	fetch("k1")
+	if ks.hitCount("k1") != 2 {
+		t.Fatalf("k1 hits = %d, want 2 (evicted as oldest)", ks.hitCount("k1"))
+	}
+	f.mu.Lock()
+	n := f.order.Len()
+	f.mu.Unlock()
+	if n != 2 {
+		t.Fatalf("cache holds %d keys, want 2", n)
+	}
+}
+
+func TestKeyFetcherSingleflight(t *testing.T) {
+	a, _ := rsaKeys(t)
+	ks := newKeyServer(t)
+	ks.set("k1", publicPEM(t, &a.PublicKey))
+	release := make(chan struct{})
+	ks.block["k1"] = release
+	f := NewKeyFetcher(ks.Client(), time.Hour, 10, nil)
+
+	const callers = 8
+	var wg sync.WaitGroup
+	errs := make(chan error, callers)
+	for range callers {
+		wg.Go(func() {
+			k, err := f.PublicKey(context.Background(), ks.URL, "k1")
+			if err == nil && !k.Equal(&a.PublicKey) {
+				err = errors.New("wrong key")
+			}
+			errs <- err
+		})
+	}
+	// Wait until every caller has joined the one fetch in flight.
+	id := ks.URL + "\x00k1"
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		f.mu.Lock()
+		c := f.inflight[id]
+		joined := c != nil && c.waiters == callers
+		f.mu.Unlock()
+		if joined {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("callers did not join one fetch")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := ks.hitCount("k1"); n != 1 {
+		t.Fatalf("server hit %d times, want 1", n)
+	}
+}
+
+func TestKeyFetcherCallerGivesUp(t *testing.T) {
+	a, _ := rsaKeys(t)
+	ks := newKeyServer(t)
+	ks.set("k1", publicPEM(t, &a.PublicKey))
+	release := make(chan struct{})
+	ks.block["k1"] = release
+	f := NewKeyFetcher(ks.Client(), time.Hour, 10, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := f.PublicKey(ctx, ks.URL, "k1"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	// The shared fetch goes on and fills the cache for the next caller.
+	close(release)
+	if _, err := f.PublicKey(context.Background(), ks.URL, "k1"); err != nil {
+		t.Fatal(err)
+	}
+	if n := ks.hitCount("k1"); n != 1 {
+		t.Fatalf("hits = %d, want 1", n)
+	}
+}
+
+func TestKeyFetcherFailures(t *testing.T) {
+	a, _ := rsaKeys(t)
+	weak, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ec, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ecDER, err := x509.MarshalPKIXPublicKey(&ec.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks := newKeyServer(t)
+	ks.status["gone"] = http.StatusGone
+	ks.status["boom"] = http.StatusInternalServerError
+	ks.status["unavailable"] = http.StatusServiceUnavailable
+	ks.status["forbidden"] = http.StatusForbidden
+	ks.timeout["slow"] = true
+	ks.set("weak", publicPEM(t, &weak.PublicKey))
+	ks.set("ec", pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: ecDER}))
+	ks.set("notpem", []byte("hello"))
+	ks.set("private", pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(a)}))
+	ks.set("huge", append(publicPEM(t, &a.PublicKey), strings.Repeat("\n", maxKeyBody)...))
+	ks.set("pkcs1", pem.EncodeToMemory(&pem.Block{Type: "RSA PUBLIC KEY", Bytes: x509.MarshalPKCS1PublicKey(&a.PublicKey)}))
+
+	client := ks.Client()
+	client.Timeout = 200 * time.Millisecond
+	f := NewKeyFetcher(client, time.Hour, 10, nil)
+	tests := []struct {
+		kid     string
+		unknown bool // want ErrUnknownKid
+		ok      bool
+	}{
+		{kid: "missing", unknown: true},
+		{kid: "gone", unknown: true},
+		{kid: "boom"},
+		{kid: "unavailable"},
+		{kid: "forbidden"},
+		{kid: "slow"},
+		{kid: "weak"},
+		{kid: "ec"},
+		{kid: "notpem"},
+		{kid: "private"},
+		{kid: "huge"},
+		{kid: "pkcs1", ok: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.kid, func(t *testing.T) {
+			k, err := f.PublicKey(context.Background(), ks.URL, tt.kid)
+			if tt.ok {
+				if err != nil || !k.Equal(&a.PublicKey) {
+					t.Fatalf("err = %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if errors.Is(err, ErrUnknownKid) != tt.unknown {
+				t.Fatalf("err = %v, unknown kid = %v", err, tt.unknown)
+			}
+		})
+	}
+
+	// Failures are not cached: once the server recovers, the key is served.
+	ks.mu.Lock()
+	delete(ks.status, "boom")
+	ks.keys["boom"] = publicPEM(t, &a.PublicKey)
+	ks.mu.Unlock()
+	if _, err := f.PublicKey(context.Background(), ks.URL, "boom"); err != nil {
+		t.Fatalf("after recovery: %v", err)
+	}
+}
+
+func TestKeyFetcherRefusesBadInput(t *testing.T) {
+	ks := newKeyServer(t)
+	f := NewKeyFetcher(ks.Client(), 0, 0, nil)
+	for _, kid := range []string{"", "a/b", "..", "../x", ".x", "a..b", "a%2f", "a b", "a?b", "a#b", "é", strings.Repeat("a", 129)} {
+		if _, err := f.PublicKey(context.Background(), ks.URL, kid); err == nil {
+			t.Errorf("kid %q accepted", kid)
+		}
+	}
+	for _, server := range []string{"", "ftp://x", "/relative", "https://x?q=1", "https://x#f"} {
+		if _, err := f.PublicKey(context.Background(), server, "k1"); err == nil {
+			t.Errorf("server %q accepted", server)
+		}
+	}
+	ks.mu.Lock()
+	hits := len(ks.hits)
+	ks.mu.Unlock()
+	if hits != 0 {
+		t.Fatalf("the key server was asked %d times", hits)
+	}
+}
+
+func TestKeyFetcherRedirects(t *testing.T) {
+	a, _ := rsaKeys(t)
+	ks := newKeyServer(t)
+	ks.set("k1", publicPEM(t, &a.PublicKey))
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/away":
+			http.Redirect(w, r, ks.URL+"/k1", http.StatusFound)
+		case "/here":
+			http.Redirect(w, r, "/served", http.StatusFound)
+		case "/served":
+			_, _ = w.Write(publicPEM(t, &a.PublicKey))
+		}
+	}))
+	t.Cleanup(other.Close)
+	// The default client: same-origin redirects only.
+	f := NewKeyFetcher(nil, 0, 0, nil)
+	if _, err := f.PublicKey(context.Background(), other.URL, "here"); err != nil {
+		t.Fatalf("same-origin redirect: %v", err)
+	}
+	if _, err := f.PublicKey(context.Background(), other.URL, "away"); err == nil {
+		t.Fatal("followed a redirect to another origin")
+	}
+}
+
+func TestValidKid(t *testing.T) {
+	for kid, want := range map[string]bool{
+		"0d5a5c4e-3c2b-4a1f-9e8d-7c6b5a4f3e2d": true,
+		"key_1.pem":                            true,
+		"A-z.0_9":                              true,
+		"":                                     false,
+		".":                                    false,
+		"..":                                   false,
+		".hidden":                              false,
+		"a..b":                                 false,
+		"a/b":                                  false,
+		"/":                                    false,
+		"%2e%2e":                               false,
+		"a\\b":                                 false,
+		"a\x00b":                               false,
+		strings.Repeat("k", 128):               true,
+		strings.Repeat("k", 129):               false,
+	} {
+		if got := ValidKid(kid); got != want {
+			t.Errorf("ValidKid(%q) = %v, want %v", kid, got, want)
+		}
+	}
+}

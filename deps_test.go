@@ -1,0 +1,117 @@
+package main
+
+import (
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// allowedInternal lists, per package, the idbridge packages it may import
+// (docs/ARCHITECTURE.md, "Dependency direction"). A package missing here
+// falls under its parent's rule: app/<feature> → featureRule.
+var allowedInternal = map[string][]string{
+	"idbridge":               {"idbridge/app", "idbridge/config"},
+	"idbridge/app":           {"*"}, // the composition root wires everything
+	"idbridge/config":        {},
+	"idbridge/models":        {},
+	"idbridge/handlers":      {"idbridge/models"},
+	"idbridge/app/secret":    {},
+	"idbridge/app/connect":   {"idbridge/models"},
+	"idbridge/app/atlassian": {"idbridge/app/connect", "idbridge/models"},
+	"idbridge/app/store":     {"idbridge/app/secret", "idbridge/models"},
+	"idbridge/app/store/storetest": {
+		"idbridge/app/store", "idbridge/app/secret", "idbridge/models",
+	},
+}
+
+// featureRule is what app/<feature> packages (sites, scim, sso, …) may
+// import; they never import each other, except the audit log.
+var featureRule = []string{
+	"idbridge/app/store", "idbridge/app/atlassian", "idbridge/app/connect",
+	"idbridge/app/audit", "idbridge/app/secret", "idbridge/models",
+}
+
+// onlyImporter names third-party modules that exactly one package may
+// import, so a framework never leaks across a boundary.
+var onlyImporter = map[string][]string{
+	"github.com/gin-gonic/gin": {"idbridge/handlers"},
+	"gorm.io/":                 {"idbridge/app/store"},
+	"github.com/glebarez/":     {"idbridge/app/store"},
+	"github.com/jackc/pgx":     {"idbridge/app/store", "idbridge/app/store/storetest"},
+}
+
+// stdlibOnly packages may depend (transitively) on nothing outside the
+// standard library, except the one library named.
+var stdlibOnly = map[string]string{
+	"idbridge/models":      "",
+	"idbridge/config":      "",
+	"idbridge/app/secret":  "",
+	"idbridge/app/connect": "github.com/golang-jwt/jwt/v5",
+}
+
+func goList(t *testing.T, args ...string) []string {
+	t.Helper()
+	out, err := exec.Command("go", append([]string{"list"}, args...)...).Output()
+	if err != nil {
+		if ee, ok := err.(*exec.ExitError); ok {
+			t.Fatalf("go list %v: %v\n%s", args, err, ee.Stderr)
+		}
+		t.Fatalf("go list %v: %v", args, err)
+	}
+	return strings.Split(strings.TrimSpace(string(out)), "\n")
+}
+
+func TestDependencyDirection(t *testing.T) {
+	lines := goList(t, "-f", `{{.ImportPath}}|{{join .Imports ","}}`, "./...")
+	if len(lines) < 5 {
+		t.Fatalf("go list found only %d packages", len(lines))
+	}
+	for _, line := range lines {
+		pkg, imports, _ := strings.Cut(line, "|")
+		rule, ok := allowedInternal[pkg]
+		if !ok {
+			if strings.HasPrefix(pkg, "idbridge/app/") && strings.Count(pkg, "/") == 2 {
+				rule = featureRule
+			} else {
+				t.Errorf("package %s has no dependency rule: add it to allowedInternal and docs/ARCHITECTURE.md", pkg)
+				continue
+			}
+		}
+		for _, imp := range strings.Split(imports, ",") {
+			if imp == "" {
+				continue
+			}
+			if strings.HasPrefix(imp, "idbridge") && !slices.Contains(rule, "*") && !slices.Contains(rule, imp) && imp != pkg {
+				t.Errorf("%s imports %s, which the dependency rule forbids", pkg, imp)
+			}
+			for prefix, owners := range onlyImporter {
+				if strings.HasPrefix(imp, prefix) && !slices.Contains(owners, pkg) {
+					t.Errorf("%s imports %s; only %v may", pkg, imp, owners)
+				}
+			}
+		}
+	}
+}
+
+func TestStdlibOnlyPackages(t *testing.T) {
+	for pkg, allowed := range stdlibOnly {
+		deps := goList(t, "-deps", "-f", `{{if not .Standard}}{{.ImportPath}}{{end}}`, pkg)
+		for _, d := range deps {
+			if d == "" || d == pkg || (allowed != "" && strings.HasPrefix(d, allowed)) {
+				continue
+			}
+			if strings.HasPrefix(d, "idbridge/") && slices.Contains(allowedInternal[pkg], d) {
+				continue
+			}
+			t.Errorf("%s depends on %s; it may use only the standard library%s", pkg, d, orLib(allowed))
+		}
+	}
+}
+
+func orLib(lib string) string {
+	if lib == "" {
+		return ""
+	}
+	return " and " + lib
+}
