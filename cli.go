@@ -156,7 +156,7 @@ func runServe(env *cliEnv, args []string) int {
 	}
 	log := app.NewLogger(env.stderr, cfg)
 	start := time.Now()
-	a, err := app.Open(env.ctx, cfg, app.Options{Log: log})
+	a, err := app.Open(env.ctx, cfg, app.Options{Log: log, DescriptorTemplate: descriptorTemplate})
 	if err != nil {
 		return env.fail("serve", err)
 	}

@@ -4,7 +4,14 @@
 package main
 
 import (
+	_ "embed"
 	"os"
 )
+
+// descriptorTemplate is the Connect descriptor, rendered at start with the
+// configured app key and base URL.
+//
+//go:embed atlassian-connect.json
+var descriptorTemplate []byte
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }

@@ -18,7 +18,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"idbridge/app/atlassian"
+	"idbridge/app/connect"
 	"idbridge/app/secret"
+	"idbridge/app/sites"
 	"idbridge/app/store"
 	"idbridge/config"
 	"idbridge/handlers"
@@ -34,6 +37,11 @@ var (
 type Options struct {
 	Log *slog.Logger
 	Now func() time.Time
+	// DescriptorTemplate is atlassian-connect.json, embedded by main.
+	DescriptorTemplate []byte
+	// HTTPClient, when set, is the base transport for every call to
+	// Atlassian (install keys, site REST); tests point it at fakes.
+	HTTPTransport http.RoundTripper
 }
 
 // App is one running idbridge.
@@ -47,6 +55,8 @@ type App struct {
 	handler  http.Handler
 	listener net.Listener
 	server   *http.Server
+
+	sites *sites.Service
 
 	workers sync.WaitGroup
 	stop    context.CancelFunc
@@ -124,14 +134,14 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		return nil, err
 	}
 	a := &App{cfg: cfg, log: log, now: now, ring: ring, store: st}
-	if err := a.init(ctx); err != nil {
+	if err := a.init(ctx, opts); err != nil {
 		_ = st.Close()
 		return nil, err
 	}
 	return a, nil
 }
 
-func (a *App) init(ctx context.Context) error {
+func (a *App) init(ctx context.Context, opts Options) error {
 	if _, err := a.store.Migrate(ctx); err != nil {
 		return err
 	}
@@ -145,7 +155,46 @@ func (a *App) init(ctx context.Context) error {
 		collectors.NewDBStatsCollector(a.store.SQLDB(), a.store.Dialect()),
 		buildInfo(),
 	)
+	var descriptor []byte
+	if opts.DescriptorTemplate != nil {
+		d, err := connect.RenderDescriptor(opts.DescriptorTemplate, a.cfg.AppKey, a.cfg.BaseURL.String())
+		if err != nil {
+			return err
+		}
+		descriptor = d
+	}
+	jwtFailures := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "idbridge_jwt_failures_total",
+		Help: "Refused Connect JWTs by reason.",
+	}, []string{"reason"})
+	a.registry.MustRegister(jwtFailures)
+
+	var keyClient *http.Client // nil: the fetcher's own, with its redirect rules
+	if opts.HTTPTransport != nil {
+		keyClient = &http.Client{
+			Timeout:       connect.KeyFetchTimeout,
+			Transport:     opts.HTTPTransport,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
+	}
+	clients := atlassian.New(atlassian.Options{AppKey: a.cfg.AppKey, Base: opts.HTTPTransport, Now: a.now})
+	a.sites = sites.New(sites.Config{
+		AppKey:             a.cfg.AppKey,
+		BaseURL:            a.cfg.BaseURL,
+		TrustedHost:        a.cfg.IsTrustedHost,
+		AllowsPlainHTTP:    a.cfg.AllowsPlainHTTP,
+		UninstallRetention: a.cfg.UninstallRetention,
+	}, a.store, &connect.InstallVerifier{
+		Keys:              connect.NewKeyFetcher(keyClient, 0, 0, a.now),
+		AppBaseURL:        a.cfg.BaseURL.String(),
+		KeyServerOverride: a.cfg.InstallKeysURL,
+		Now:               a.now,
+	}, clients, a.now, a.log)
+	a.sites.OnAuthFailure = func(reason string) { jwtFailures.WithLabelValues(reason).Inc() }
+
 	a.handler = handlers.New(handlers.Deps{
+		Connect:      a.sites,
+		Descriptor:   descriptor,
 		Log:          a.log,
 		Registry:     a.registry,
 		Ready:        readiness{a.store},
@@ -235,7 +284,18 @@ func (a *App) shutdownTimeout() time.Duration {
 // startWorkers starts the background workers; each stops when ctx is done
 // and is waited for by Run.
 func (a *App) startWorkers(ctx context.Context) {
-	_ = ctx
+	a.goWorker(ctx, "site cache invalidation", func(ctx context.Context) error { return a.sites.Run(ctx, nil) })
+}
+
+// goWorker runs one background worker; Run and Close wait for it.
+func (a *App) goWorker(ctx context.Context, name string, fn func(context.Context) error) {
+	a.workers.Add(1)
+	go func() {
+		defer a.workers.Done()
+		if err := fn(ctx); err != nil && ctx.Err() == nil {
+			a.log.Error("worker stopped", "worker", name, "error", err.Error())
+		}
+	}()
 }
 
 // Close releases the listener (if Run never ran) and the database.

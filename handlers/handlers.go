@@ -34,6 +34,10 @@ type Deps struct {
 	MaxBodyBytes int64
 	Version      string
 	Now          func() time.Time
+	// Connect serves the lifecycle and authenticates Connect JWTs.
+	Connect Connect
+	// Descriptor is the rendered atlassian-connect.json.
+	Descriptor []byte
 }
 
 type server struct {
@@ -76,5 +80,31 @@ func New(d Deps) *gin.Engine {
 	if d.Registry != nil {
 		e.GET("/metrics", s.handleMetrics())
 	}
+	e.GET("/", s.handleRoot)
+	e.GET("/assets/*file", assetHandler())
+	if d.Descriptor != nil {
+		e.GET("/atlassian-connect.json", s.handleDescriptor)
+	}
+	if d.Connect != nil {
+		lc := e.Group("/lifecycle")
+		lc.POST("/installed", s.handleLifecycle(d.Connect.Installed))
+		lc.POST("/uninstalled", s.handleLifecycle(d.Connect.Uninstalled))
+		lc.POST("/enabled", s.handleLifecycle(d.Connect.Enabled))
+		lc.POST("/disabled", s.handleLifecycle(d.Connect.Disabled))
+
+		e.GET("/admin", s.requireURLJWT, s.requireSiteAdmin, s.handleAdminPage)
+
+		api := e.Group("/api/admin", s.requireContextJWT, s.requireSiteAdmin)
+		api.GET("/site", s.handleAdminSiteGet)
+	}
 	return e
+}
+
+// handleRoot says what this service is, for a person who opens its URL.
+func (s *server) handleRoot(c *gin.Context) {
+	c.JSON(http.StatusOK, gin.H{
+		"name":       "idbridge",
+		"about":      "Backend of an Atlassian cloud app: SCIM provisioning, customer SSO for Jira Service Management, privacy tooling.",
+		"descriptor": "/atlassian-connect.json",
+	})
 }

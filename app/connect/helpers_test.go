@@ -1,12 +1,14 @@
 package connect
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"io"
 	"strings"
 	"sync"
 	"testing"
@@ -109,3 +111,5 @@ func jsonMarshal(tb testing.TB, v any) []byte {
 }
 
 func errorsAs(err error, target any) bool { return errors.As(err, target) }
+
+func bodyOf(b []byte) io.ReadCloser { return io.NopCloser(bytes.NewReader(b)) }

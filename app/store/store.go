@@ -50,6 +50,7 @@ type Store struct {
 	db      *gorm.DB
 	sqlDB   *sql.DB
 	dialect string
+	dsn     string
 	ring    *secret.Ring
 	now     func() time.Time
 	log     *slog.Logger
@@ -107,7 +108,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		sqlDB.SetMaxOpenConns(orDefault(opts.MaxOpenConns, 8))
 		sqlDB.SetMaxIdleConns(orDefault(opts.MaxIdleConns, 8))
 	}
-	s := &Store{db: db, sqlDB: sqlDB, dialect: opts.Driver, ring: opts.Ring, now: now, log: log}
+	s := &Store{db: db, sqlDB: sqlDB, dialect: opts.Driver, dsn: opts.DSN, ring: opts.Ring, now: now, log: log}
 	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := s.Ping(pingCtx); err != nil {

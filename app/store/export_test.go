@@ -1,0 +1,77 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"testing"
+)
+
+// Test hooks for the external store_test package, which needs them to look
+// under the API: raw SQL on the store's own connection (so PostgreSQL's
+// search_path applies), the migration list, and the migration lock.
+
+// ExecRaw runs one statement; placeholders are "?" on both dialects.
+func ExecRaw(ctx context.Context, s *Store, query string, args ...any) error {
+	return s.db.WithContext(ctx).Exec(query, args...).Error
+}
+
+// QueryRowRaw scans the first row of a query into dest.
+func QueryRowRaw(ctx context.Context, s *Store, query string, args []any, dest ...any) error {
+	return s.db.WithContext(ctx).Raw(query, args...).Row().Scan(dest...)
+}
+
+// ScanRaw scans every row of a query into dest, a pointer to a slice of
+// structs whose fields match the columns.
+func ScanRaw(ctx context.Context, s *Store, dest any, query string, args ...any) error {
+	return s.db.WithContext(ctx).Raw(query, args...).Scan(dest).Error
+}
+
+// MigrationCount is how many migrations this binary knows.
+func MigrationCount() int { return len(migrations) }
+
+// AppendMigrationForTest adds a migration made of stmts after the last one
+// until the test ends, and returns its version. Tests that use it must not
+// run in parallel with others: migrations is package state.
+func AppendMigrationForTest(tb testing.TB, name string, stmts ...string) int {
+	tb.Helper()
+	saved := migrations
+	v := saved[len(saved)-1].Version + 1
+	migrations = append(saved[:len(saved):len(saved)], migration{Version: v, Name: name, Up: portable(stmts...)})
+	tb.Cleanup(func() { migrations = saved })
+	return v
+}
+
+// HoldMigrationLock takes the PostgreSQL migration advisory lock on a
+// connection of its own, and returns the function that releases it.
+func HoldMigrationLock(ctx context.Context, s *Store) (release func() error, err error) {
+	conn, err := s.sqlDB.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, migrationLockKey); err != nil {
+		_ = conn.Close()
+		return nil, err
+	}
+	return func() error {
+		defer conn.Close()
+		var ok bool
+		if err := conn.QueryRowContext(context.Background(), `SELECT pg_advisory_unlock($1)`, migrationLockKey).Scan(&ok); err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("the migration lock was not held")
+		}
+		return nil
+	}, nil
+}
+
+// MigrationLockWaiters counts sessions waiting for the migration advisory
+// lock, in the whole database.
+func MigrationLockWaiters(ctx context.Context, s *Store) (int, error) {
+	var n int
+	err := s.sqlDB.QueryRowContext(ctx, `SELECT count(*) FROM pg_locks
+		WHERE locktype = 'advisory' AND NOT granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+		AND classid::bigint = $1 AND objid::bigint = $2 AND objsubid = 1`,
+		int64(uint64(migrationLockKey)>>32), int64(uint32(migrationLockKey))).Scan(&n)
+	return n, err
+}

@@ -1,0 +1,170 @@
+package handlers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"idbridge/models"
+)
+
+// Connect is the Atlassian Connect behaviour the HTTP layer needs: the
+// lifecycle callbacks and request authentication.
+type Connect interface {
+	Installed(ctx context.Context, r *http.Request, ev *models.InstallEvent) error
+	Uninstalled(ctx context.Context, r *http.Request, ev *models.InstallEvent) error
+	Enabled(ctx context.Context, r *http.Request, ev *models.InstallEvent) error
+	Disabled(ctx context.Context, r *http.Request, ev *models.InstallEvent) error
+	// AuthenticateURL verifies a URL-bound token (qsh of the request).
+	AuthenticateURL(r *http.Request) (*models.Caller, error)
+	// AuthenticateContext verifies a context token (qsh "context-qsh", sub).
+	AuthenticateContext(r *http.Request) (*models.Caller, error)
+	// RequireAdmin confirms with the site that the caller is an admin.
+	RequireAdmin(ctx context.Context, caller *models.Caller) error
+}
+
+const callerKey = "idbridge.caller"
+
+// lifecycleBody is the JSON Atlassian posts to every lifecycle URL.
+type lifecycleBody struct {
+	Key                             string `json:"key"`
+	ClientKey                       string `json:"clientKey"`
+	SharedSecret                    string `json:"sharedSecret"`
+	BaseURL                         string `json:"baseUrl"`
+	DisplayURL                      string `json:"displayUrl"`
+	DisplayURLServicedeskHelpCenter string `json:"displayUrlServicedeskHelpCenter"`
+	ProductType                     string `json:"productType"`
+	Description                     string `json:"description"`
+	ServiceEntitlementNumber        string `json:"serviceEntitlementNumber"`
+	EntitlementID                   string `json:"entitlementId"`
+	EntitlementNumber               string `json:"entitlementNumber"`
+	InstallationID                  string `json:"installationId"`
+	CloudID                         string `json:"cloudId"`
+	EventType                       string `json:"eventType"`
+}
+
+func (b *lifecycleBody) toModel() *models.InstallEvent {
+	return &models.InstallEvent{
+		EventType: b.EventType, Key: b.Key, ClientKey: b.ClientKey, SharedSecret: b.SharedSecret,
+		BaseURL: b.BaseURL, DisplayURL: b.DisplayURL,
+		DisplayURLServicedeskHelpCenter: b.DisplayURLServicedeskHelpCenter,
+		ProductType:                     b.ProductType, Description: b.Description,
+		ServiceEntitlementNumber: b.ServiceEntitlementNumber, EntitlementID: b.EntitlementID,
+		EntitlementNumber: b.EntitlementNumber, InstallationID: b.InstallationID, CloudID: b.CloudID,
+	}
+}
+
+// decodeJSON reads one JSON object from the body into v. A body over the
+// limit, malformed JSON, or trailing data is a 4xx, never a 500.
+func decodeJSON(c *gin.Context, v any) error {
+	if ct := c.ContentType(); ct != "" && ct != "application/json" && !strings.HasSuffix(ct, "+json") {
+		return &models.Error{Code: models.CodeInvalid, Message: "the body must be JSON (Content-Type: application/json)"}
+	}
+	dec := json.NewDecoder(c.Request.Body)
+	if err := dec.Decode(v); err != nil {
+		var tooBig *http.MaxBytesError
+		switch {
+		case errors.As(err, &tooBig):
+			return &models.Error{Code: models.CodeInvalid, Message: "the body is too large"}
+		case errors.Is(err, io.EOF):
+			return &models.Error{Code: models.CodeInvalid, Message: "the body is empty"}
+		}
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) && typeErr.Field != "" {
+			return models.FieldError(typeErr.Field, "%s has the wrong type", typeErr.Field)
+		}
+		return &models.Error{Code: models.CodeInvalid, Message: "the body is not valid JSON"}
+	}
+	if dec.More() {
+		return &models.Error{Code: models.CodeInvalid, Message: "the body has data after the JSON object"}
+	}
+	return nil
+}
+
+func (s *server) handleLifecycle(event func(context.Context, *http.Request, *models.InstallEvent) error) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		var body lifecycleBody
+		if err := decodeJSON(c, &body); err != nil {
+			s.fail(c, err)
+			return
+		}
+		if err := event(c, c.Request, body.toModel()); err != nil {
+			s.fail(c, err)
+			return
+		}
+		c.Status(http.StatusNoContent)
+	}
+}
+
+func (s *server) handleDescriptor(c *gin.Context) {
+	c.Header("Cache-Control", "no-cache")
+	c.Data(http.StatusOK, "application/json; charset=utf-8", s.Descriptor)
+}
+
+// requireURLJWT authenticates iframe pages and webhooks.
+func (s *server) requireURLJWT(c *gin.Context) {
+	caller, err := s.Connect.AuthenticateURL(c.Request)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.Set(callerKey, caller)
+	c.Next()
+}
+
+// requireContextJWT authenticates the admin UI's API calls.
+func (s *server) requireContextJWT(c *gin.Context) {
+	caller, err := s.Connect.AuthenticateContext(c.Request)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.Set(callerKey, caller)
+	c.Next()
+}
+
+// requireSiteAdmin confirms server side that the caller administers the
+// site: descriptor conditions only hide links.
+func (s *server) requireSiteAdmin(c *gin.Context) {
+	if err := s.Connect.RequireAdmin(c, callerOf(c)); err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.Next()
+}
+
+func callerOf(c *gin.Context) *models.Caller {
+	v, _ := c.Get(callerKey)
+	caller, _ := v.(*models.Caller)
+	return caller
+}
+
+// siteBody is the public face of a site: no secret, no entitlement data.
+type siteBody struct {
+	ID             string    `json:"id"`
+	BaseURL        string    `json:"baseUrl"`
+	DisplayURL     string    `json:"displayUrl,omitempty"`
+	ProductType    string    `json:"productType"`
+	State          string    `json:"state"`
+	InstalledAt    time.Time `json:"installedAt"`
+	InstallationID string    `json:"installationId,omitempty"`
+	CloudID        string    `json:"cloudId,omitempty"`
+}
+
+func toSiteBody(s *models.Site) siteBody {
+	return siteBody{
+		ID: s.ID, BaseURL: s.BaseURL, DisplayURL: s.DisplayURL, ProductType: s.ProductType,
+		State: string(s.State), InstalledAt: s.InstalledAt, InstallationID: s.InstallationID, CloudID: s.CloudID,
+	}
+}
+
+func (s *server) handleAdminSiteGet(c *gin.Context) {
+	c.Header("Cache-Control", "no-store")
+	c.JSON(http.StatusOK, toSiteBody(callerOf(c).Site))
+}
