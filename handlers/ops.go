@@ -76,7 +76,17 @@ func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
 	return m
 }
 
+// knownMethods bounds the method label: any other method is "OTHER", so a
+// client cannot grow the metric's cardinality.
+var knownMethods = map[string]bool{
+	http.MethodGet: true, http.MethodHead: true, http.MethodPost: true, http.MethodPut: true,
+	http.MethodPatch: true, http.MethodDelete: true, http.MethodOptions: true,
+}
+
 func (m *httpMetrics) observe(method, route string, status int, d time.Duration) {
+	if !knownMethods[method] {
+		method = "OTHER"
+	}
 	m.requests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
 	m.duration.WithLabelValues(method, route).Observe(d.Seconds())
 }

@@ -29,8 +29,8 @@ func TestRenderDescriptor(t *testing.T) {
 		t.Fatal(err)
 	}
 	var d struct {
-		Key            string          `json:"key"`
-		BaseURL        string          `json:"baseUrl"`
+		Key            string `json:"key"`
+		BaseURL        string `json:"baseUrl"`
 		Authentication struct{ Type string }
 		Links          map[string]string `json:"links"`
 		APIMigrations  map[string]bool   `json:"apiMigrations"`

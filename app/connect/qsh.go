@@ -19,9 +19,9 @@ const ContextQSH = "context-qsh"
 //
 // basePath is the path prefix, in escaped form, that the path is made
 // relative to: the path of our own base URL for incoming requests, or the
-// path of the site's baseUrl (Confluence's "/wiki") for outgoing ones. It is
-// stripped only on a segment boundary ("/app" strips "/app" and "/app/x" but
-// not "/apple"); a trailing slash on basePath is ignored.
+// path of the site's baseUrl (Confluence's "/wiki") for outgoing ones; empty
+// means "/". A basePath without a trailing slash is stripped only on a
+// segment boundary ("/app" strips "/app" and "/app/x" but not "/apple").
 func CanonicalRequest(method string, u *url.URL, basePath string) string {
 	var path, rawQuery string
 	if u != nil {
@@ -44,13 +44,18 @@ func QSH(canonical string) string {
 }
 
 func canonicalPath(path, basePath string) string {
-	base := strings.TrimSuffix(basePath, "/")
-	// Atlassian's JS library strips any string prefix; stripping only whole
-	// segments agrees with it on every real request (whose path is the base
-	// path plus a descriptor URL) and keeps "/apple" from hashing like
-	// "/app/le".
-	if base != "" && (path == base || strings.HasPrefix(path, base+"/")) {
-		path = path[len(base):]
+	if basePath == "" {
+		basePath = "/"
+	}
+	// Atlassian's JS library strips basePath as a plain string prefix. A
+	// basePath ending in "/" is stripped the same way; one without is
+	// stripped only when a whole segment matches, which agrees with the JS
+	// library on every real request (the base path plus a descriptor URL)
+	// and keeps "/apple" from hashing like "/app/le".
+	if strings.HasSuffix(basePath, "/") {
+		path = strings.TrimPrefix(path, basePath)
+	} else if path == basePath || strings.HasPrefix(path, basePath+"/") {
+		path = path[len(basePath):]
 	}
 	if path == "" {
 		return "/"

@@ -377,10 +377,22 @@ func TestSignAppTokenRefusesOtherOrigins(t *testing.T) {
 	}
 	u, _ := url.Parse("https://acme.atlassian.net/x")
 	for name, call := range map[string]func() error{
-		"empty key":    func() error { _, err := SignAppToken("", siteSecret, "GET", u, "https://acme.atlassian.net", testNow); return err },
-		"empty secret": func() error { _, err := SignAppToken("k", nil, "GET", u, "https://acme.atlassian.net", testNow); return err },
-		"empty method": func() error { _, err := SignAppToken("k", siteSecret, "", u, "https://acme.atlassian.net", testNow); return err },
-		"nil target":   func() error { _, err := SignAppToken("k", siteSecret, "GET", nil, "https://acme.atlassian.net", testNow); return err },
+		"empty key": func() error {
+			_, err := SignAppToken("", siteSecret, "GET", u, "https://acme.atlassian.net", testNow)
+			return err
+		},
+		"empty secret": func() error {
+			_, err := SignAppToken("k", nil, "GET", u, "https://acme.atlassian.net", testNow)
+			return err
+		},
+		"empty method": func() error {
+			_, err := SignAppToken("k", siteSecret, "", u, "https://acme.atlassian.net", testNow)
+			return err
+		},
+		"nil target": func() error {
+			_, err := SignAppToken("k", siteSecret, "GET", nil, "https://acme.atlassian.net", testNow)
+			return err
+		},
 	} {
 		if call() == nil {
 			t.Errorf("%s: no error", name)

@@ -72,6 +72,6 @@ func MigrationLockWaiters(ctx context.Context, s *Store) (int, error) {
 	err := s.sqlDB.QueryRowContext(ctx, `SELECT count(*) FROM pg_locks
 		WHERE locktype = 'advisory' AND NOT granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
 		AND classid::bigint = $1 AND objid::bigint = $2 AND objsubid = 1`,
-		int64(uint64(migrationLockKey)>>32), int64(uint32(migrationLockKey))).Scan(&n)
+		migrationLockKey>>32, migrationLockKey&0xffffffff).Scan(&n)
 	return n, err
 }

@@ -52,7 +52,7 @@ func (s *Store) CheckKeyRing(ctx context.Context) error {
 		inRing[id] = true
 	}
 	var problems []string
-	primaryChecked := false
+	primaryChecked, primaryRetired := false, false
 	for _, r := range rows {
 		if !inRing[r.KeyID] {
 			if r.RetiredAt == nil {
@@ -67,10 +67,18 @@ func (s *Store) CheckKeyRing(ctx context.Context) error {
 		}
 		if r.KeyID == s.ring.PrimaryID() {
 			primaryChecked = true
+			primaryRetired = r.RetiredAt != nil
 		}
 	}
 	if len(problems) > 0 {
 		return errors.New(strings.Join(problems, "\n"))
+	}
+	if primaryRetired {
+		// A retired key put back in front seals again; while marked retired,
+		// a ring without it would pass this check and fail to open its data.
+		if err := s.db.WithContext(ctx).Exec(`UPDATE key_checks SET retired_at = NULL WHERE key_id = ?`, s.ring.PrimaryID()).Error; err != nil {
+			return fmt.Errorf("record key check: %w", err)
+		}
 	}
 	if primaryChecked {
 		return nil

@@ -198,6 +198,17 @@ func (tx *Tx) MarkSiteUninstalled(siteID string, purgeAfter time.Time) error {
 	if res.Error != nil {
 		return fmt.Errorf("mark site uninstalled: %w", translate(res.Error))
 	}
+	if res.RowsAffected == 0 {
+		// Already uninstalled is fine; an unknown ID must not pass for a
+		// deleted secret.
+		var n int64
+		if err := tx.db.Model(&siteRow{}).Where("id = ?", siteID).Count(&n).Error; err != nil {
+			return fmt.Errorf("mark site uninstalled: %w", translate(err))
+		}
+		if n == 0 {
+			return &models.Error{Code: models.CodeNotFound, Message: "site not found"}
+		}
+	}
 	return nil
 }
 

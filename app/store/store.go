@@ -84,7 +84,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open store: unknown driver %q", opts.Driver)
 	}
 	db, err := gorm.Open(dialector, &gorm.Config{
-		NowFunc:                func() time.Time { return now().UTC() },
+		NowFunc:                func() time.Time { return now().UTC().Truncate(time.Microsecond) },
 		TranslateError:         true,
 		Logger:                 logger.Discard,
 		SkipDefaultTransaction: true,
@@ -184,8 +184,10 @@ func orDefaultDuration(v, d time.Duration) time.Duration {
 // Dialect names the database in use.
 func (s *Store) Dialect() string { return s.dialect }
 
-// Now is the store's clock.
-func (s *Store) Now() time.Time { return s.now().UTC() }
+// Now is the store's clock, in UTC and truncated to the microsecond that
+// PostgreSQL keeps, so that a time returned by a write equals what a later
+// read of the same row returns.
+func (s *Store) Now() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
 
 // Ping checks that the database answers.
 func (s *Store) Ping(ctx context.Context) error {
