@@ -33,10 +33,14 @@
 // library and against Atlassian's Java interoperability vectors (see
 // testdata/README.md). The request path is taken raw ([url.URL.EscapedPath]),
 // made relative to a base path, stripped of one trailing slash, and "&" in it
-// is encoded as "%26". The query is parsed the way Node's querystring module
-// does (a "+" is a space, invalid percent sequences stay literal), "jwt" is
-// dropped, keys are sorted and then each key and value is percent-encoded
-// with RFC 3986's unreserved set; the values of a repeated key are sorted and
-// joined with ",". Sorting compares the decoded strings in UTF-16 code unit
-// order, as JavaScript's default sort does.
+// is encoded as "%26". Where the JS library's url.parse reinterprets a path
+// (a leading "//" or an "@" read as a host, "'" then escaped) or strips a
+// base path from the middle of a segment, the raw path is kept instead, as
+// the Java vectors do for raw sub-delimiters. The query is parsed the way
+// Node's querystring module does (a "+" is a space, invalid percent
+// sequences stay literal), "jwt" is dropped, keys are sorted and then each
+// key and value is percent-encoded with RFC 3986's unreserved set; the values
+// of a repeated key are sorted and joined with ",". Sorting compares the
+// decoded strings in UTF-16 code unit order, as JavaScript's default sort
+// does.
 package connect
