@@ -75,3 +75,7 @@ func MigrationLockWaiters(ctx context.Context, s *Store) (int, error) {
 		migrationLockKey>>32, migrationLockKey&0xffffffff).Scan(&n)
 	return n, err
 }
+
+// SetAfterPlan makes Migrate call fn after it has read which migrations are
+// applied and before it applies the others.
+func SetAfterPlan(st *Store, fn func()) { st.afterPlan = fn }

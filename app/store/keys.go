@@ -35,8 +35,9 @@ const (
 // CheckKeyRing refuses a key ring that does not match the database: a
 // configured key whose check value fails to open (a different key under the
 // same ID, or a corrupted one), or data sealed under a key ID the ring lacks.
-// It then records a check value for the primary key if there is none yet. It
-// never overwrites an existing check value.
+// It then records a check value for the primary key if there is none yet,
+// or marks it live again if the key had been retired. It never overwrites an
+// existing check value.
 func (s *Store) CheckKeyRing(ctx context.Context) error {
 	type checkRow struct {
 		KeyID     string

@@ -156,12 +156,27 @@ func (s *Store) Migrate(ctx context.Context) (MigrationResult, error) {
 	if err != nil {
 		return res, err
 	}
+	if s.afterPlan != nil {
+		s.afterPlan()
+	}
 	for _, m := range migrations {
 		if applied[m.Version] {
 			res.Current = m.Version
 			continue
 		}
+		skipped := false
 		err := db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+			// Re-check inside the transaction: on SQLite, where there is no
+			// advisory lock, BEGIN IMMEDIATE serialises two processes and the
+			// second finds the migration recorded by the first.
+			var n int64
+			if err := tx.Raw(`SELECT count(*) FROM schema_migrations WHERE version = ?`, m.Version).Scan(&n).Error; err != nil {
+				return err
+			}
+			if n > 0 {
+				skipped = true
+				return nil
+			}
 			if err := m.Up(tx, s.dialect); err != nil {
 				return err
 			}
@@ -170,6 +185,10 @@ func (s *Store) Migrate(ctx context.Context) (MigrationResult, error) {
 		})
 		if err != nil {
 			return res, fmt.Errorf("migration %d (%s): %w", m.Version, m.Name, err)
+		}
+		res.Current = m.Version
+		if skipped {
+			continue
 		}
 		res.Applied = append(res.Applied, fmt.Sprintf("%d %s", m.Version, m.Name))
 		res.Current = m.Version

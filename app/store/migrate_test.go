@@ -191,3 +191,44 @@ func TestMigrateConcurrently(t *testing.T) {
 		}
 	})
 }
+
+// TestMigrateConcurrentlyOnOneSQLiteFile: SQLite has no advisory lock, but
+// two processes sharing one file (an operator running `idbridge migrate`
+// beside a starting server) must still apply each migration once.
+func TestMigrateConcurrentlyOnOneSQLiteFile(t *testing.T) {
+	t.Parallel()
+	b := storetest.Backends(t)[0]
+	if b.Name != store.SQLite {
+		t.Fatalf("first backend is %s, want sqlite", b.Name)
+	}
+	ctx := context.Background()
+	first := b.Open(t, storetest.Unmigrated())
+	stores := []*store.Store{first}
+	for range 3 {
+		stores = append(stores, b.Open(t, storetest.Unmigrated(), storetest.SameDatabase(first)))
+	}
+	// Every store reads the (empty) list of applied migrations before any
+	// of them applies one: the worst interleaving, forced.
+	var planned sync.WaitGroup
+	planned.Add(len(stores))
+	for _, st := range stores {
+		store.SetAfterPlan(st, func() { planned.Done(); planned.Wait() })
+	}
+	results := make([]store.MigrationResult, len(stores))
+	errs := make([]error, len(stores))
+	var wg sync.WaitGroup
+	for i, st := range stores {
+		wg.Go(func() { results[i], errs[i] = st.Migrate(ctx) })
+	}
+	wg.Wait()
+	total := 0
+	for i := range stores {
+		if errs[i] != nil {
+			t.Errorf("store %d: Migrate: %v", i, errs[i])
+		}
+		total += len(results[i].Applied)
+	}
+	if total != store.MigrationCount() {
+		t.Errorf("migrations applied %d times in all, want %d", total, store.MigrationCount())
+	}
+}

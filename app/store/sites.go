@@ -167,7 +167,7 @@ func (tx *Tx) SaveInstall(in *models.Site) (*models.Site, error) {
 // revives an uninstalled one: that takes a verified install (SaveInstall).
 func (tx *Tx) SetSiteState(siteID string, state models.SiteState) error {
 	if state != models.SiteInstalled && state != models.SiteDisabled {
-		return fmt.Errorf("set site state: %q is not settable", state)
+		return &models.Error{Code: models.CodeInvalid, Message: fmt.Sprintf("site state %q cannot be set directly", state)}
 	}
 	res := tx.db.Model(&siteRow{}).
 		Where("id = ? AND state <> ?", siteID, string(models.SiteUninstalled)).

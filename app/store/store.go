@@ -54,6 +54,10 @@ type Store struct {
 	ring    *secret.Ring
 	now     func() time.Time
 	log     *slog.Logger
+
+	// afterPlan, set only by tests, runs in Migrate between reading the
+	// applied versions and applying the rest, to force races.
+	afterPlan func()
 }
 
 // Open connects to the database and checks that it answers. It does not
