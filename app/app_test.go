@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"bufio"
+	"crypto/rand"
 	"context"
 	"database/sql"
 	"encoding/hex"
@@ -204,7 +205,7 @@ func freshPostgresDSN(t *testing.T, hostPort string) string {
 	}
 	defer admin.Close()
 	var b [6]byte
-	_, _ = randRead(b[:])
+	_, _ = rand.Read(b[:])
 	schema := "t_app_" + hex.EncodeToString(b[:])
 	if _, err := admin.Exec("CREATE SCHEMA " + schema); err != nil {
 		t.Fatal(err)
