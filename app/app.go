@@ -58,8 +58,9 @@ type App struct {
 
 	sites *sites.Service
 
-	workers sync.WaitGroup
-	stop    context.CancelFunc
+	workers      sync.WaitGroup
+	stop         context.CancelFunc
+	workersReady chan struct{}
 }
 
 // NewLogger builds the slog logger that configuration asks for.
@@ -133,7 +134,7 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &App{cfg: cfg, log: log, now: now, ring: ring, store: st}
+	a := &App{cfg: cfg, log: log, now: now, ring: ring, store: st, workersReady: make(chan struct{})}
 	if err := a.init(ctx, opts); err != nil {
 		_ = st.Close()
 		return nil, err
@@ -235,6 +236,10 @@ func (a *App) Addr() net.Addr { return a.listener.Addr() }
 // Handler is the HTTP engine, for tests that drive it without a socket.
 func (a *App) Handler() http.Handler { return a.handler }
 
+// WorkersReady is closed once Run's background workers are in effect: on
+// PostgreSQL, once the site caches listen for other replicas' changes.
+func (a *App) WorkersReady() <-chan struct{} { return a.workersReady }
+
 // Store is the database handle, for tests and CLI subcommands.
 func (a *App) Store() *store.Store { return a.store }
 
@@ -284,7 +289,7 @@ func (a *App) shutdownTimeout() time.Duration {
 // startWorkers starts the background workers; each stops when ctx is done
 // and is waited for by Run.
 func (a *App) startWorkers(ctx context.Context) {
-	a.goWorker(ctx, "site cache invalidation", func(ctx context.Context) error { return a.sites.Run(ctx, nil) })
+	a.goWorker(ctx, "site cache invalidation", func(ctx context.Context) error { return a.sites.Run(ctx, a.workersReady) })
 }
 
 // goWorker runs one background worker; Run and Close wait for it.

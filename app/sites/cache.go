@@ -15,6 +15,9 @@ type ttlCache[K comparable, V any] struct {
 	max     int
 	ttl     time.Duration
 	now     func() time.Time
+	// gen counts removals, so that a value read from the database before
+	// a removal is not put back after it (putIfCurrent).
+	gen uint64
 }
 
 type ttlEntry[V any] struct {
@@ -37,10 +40,27 @@ func (c *ttlCache[K, V]) get(k K) (V, bool) {
 	return e.v, true
 }
 
-func (c *ttlCache[K, V]) put(k K, v V) {
-	now := c.now()
+// generation is the removal count to pass to putIfCurrent.
+func (c *ttlCache[K, V]) generation() uint64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.gen
+}
+
+// putIfCurrent stores v unless something was removed since generation gen
+// was read: the value may predate that removal (a reinstall announced while
+// it was being loaded) and must not outlive it.
+func (c *ttlCache[K, V]) putIfCurrent(gen uint64, k K, v V) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.gen != gen {
+		return
+	}
+	c.putLocked(k, v)
+}
+
+func (c *ttlCache[K, V]) putLocked(k K, v V) {
+	now := c.now()
 	if _, exists := c.entries[k]; !exists && len(c.entries) >= c.max {
 		var oldestK K
 		var oldest time.Time
@@ -64,6 +84,7 @@ func (c *ttlCache[K, V]) put(k K, v V) {
 func (c *ttlCache[K, V]) delete(k K) {
 	c.mu.Lock()
 	delete(c.entries, k)
+	c.gen++
 	c.mu.Unlock()
 }
 
@@ -75,12 +96,14 @@ func (c *ttlCache[K, V]) deleteWhere(match func(K) bool) {
 			delete(c.entries, k)
 		}
 	}
+	c.gen++
 	c.mu.Unlock()
 }
 
 func (c *ttlCache[K, V]) clear() {
 	c.mu.Lock()
 	clear(c.entries)
+	c.gen++
 	c.mu.Unlock()
 }
 

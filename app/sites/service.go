@@ -57,7 +57,9 @@ type Service struct {
 	OnAuthFailure func(reason string)
 }
 
-type adminKey struct{ siteID, accountID string }
+// adminKey is keyed by clientKey, which forget is given, so that a site's
+// answers go with it even when the site itself is no longer cached.
+type adminKey struct{ clientKey, accountID string }
 
 // New builds the service. It starts nothing; Run listens for changes made
 // by other replicas.
@@ -80,6 +82,13 @@ func New(cfg Config, st *store.Store, verifier *connect.InstallVerifier, clients
 // drops everything. ready, when not nil, is closed once listening.
 func (s *Service) Run(ctx context.Context, ready chan<- struct{}) error {
 	once := false
+	if s.store.Dialect() != store.Postgres {
+		// One process, nothing to listen for: the caches are already true.
+		if ready != nil {
+			close(ready)
+		}
+		return nil
+	}
 	return s.store.Listen(ctx, NotifyChannel,
 		func(clientKey string) { s.forget(clientKey) },
 		func() { s.sites.clear(); s.admins.clear() },
@@ -93,10 +102,7 @@ func (s *Service) Run(ctx context.Context, ready chan<- struct{}) error {
 
 // forget drops a site and its admin answers from the caches.
 func (s *Service) forget(clientKey string) {
-	if site, ok := s.sites.get(clientKey); ok {
-		id := site.ID
-		s.admins.deleteWhere(func(k adminKey) bool { return k.siteID == id })
-	}
+	s.admins.deleteWhere(func(k adminKey) bool { return k.clientKey == clientKey })
 	s.sites.delete(clientKey)
 }
 
@@ -105,11 +111,12 @@ func (s *Service) siteByClientKey(ctx context.Context, clientKey string) (*model
 	if site, ok := s.sites.get(clientKey); ok {
 		return site, nil
 	}
+	gen := s.sites.generation()
 	site, err := s.store.View(ctx).FindSiteByClientKey(clientKey)
 	if err != nil {
 		return nil, err
 	}
-	s.sites.put(clientKey, site)
+	s.sites.putIfCurrent(gen, clientKey, site)
 	return site, nil
 }
 
@@ -171,9 +178,10 @@ func (s *Service) RequireAdmin(ctx context.Context, caller *models.Caller) error
 	if caller == nil || caller.Site == nil || caller.AccountID == "" {
 		return &models.Error{Code: models.CodeForbidden, Message: "this page is for site administrators"}
 	}
-	k := adminKey{caller.Site.ID, caller.AccountID}
+	k := adminKey{caller.Site.ClientKey, caller.AccountID}
 	isAdmin, ok := s.admins.get(k)
 	if !ok {
+		gen := s.admins.generation()
 		client, err := s.clients.Site(caller.Site)
 		if err != nil {
 			return fmt.Errorf("admin check: %w", err)
@@ -189,7 +197,7 @@ func (s *Service) RequireAdmin(ctx context.Context, caller *models.Caller) error
 			}
 			return &models.Error{Code: models.CodeUnavailable, Message: "could not confirm with the site that you are an administrator; try again shortly"}
 		}
-		s.admins.put(k, isAdmin)
+		s.admins.putIfCurrent(gen, k, isAdmin)
 	}
 	if !isAdmin {
 		return &models.Error{Code: models.CodeForbidden, Message: "this page is for site administrators"}

@@ -76,7 +76,8 @@ type harness struct {
 	keyServer    *httptest.Server
 	jira         *httptest.Server
 	cancelRun    context.CancelFunc
-	runErr       chan error
+	done         chan struct{} // closed when Run returns
+	runErr       error         // Run's result, once done is closed
 	cleanups     []func() error
 }
 
@@ -196,8 +197,11 @@ func startHarness(ctx context.Context, o harnessOptions) (h *harness, err error)
 	h.App = a
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	h.cancelRun = cancel
-	h.runErr = make(chan error, 1)
-	go func() { h.runErr <- a.Run(runCtx) }()
+	h.done = make(chan struct{})
+	go func() {
+		h.runErr = a.Run(runCtx)
+		close(h.done)
+	}()
 
 	if err := h.waitReady(ctx, 10*time.Second); err != nil {
 		return h, err
@@ -315,9 +319,8 @@ func (h *harness) waitReady(ctx context.Context, within time.Duration) error {
 			return nil
 		}
 		select {
-		case err := <-h.runErr:
-			h.runErr <- err
-			return fmt.Errorf("idbridge stopped before it was ready: %v", err)
+		case <-h.done:
+			return fmt.Errorf("idbridge stopped before it was ready: %v", h.runErr)
 		default:
 		}
 		if time.Now().After(deadline) {
@@ -417,8 +420,9 @@ func (h *harness) get(ctx context.Context, path, authorization string) (int, str
 	return resp.StatusCode, string(b), nil
 }
 
-// Wait blocks until idbridge stops serving (it stops when Close cancels it).
-func (h *harness) Wait() error { return <-h.runErr }
+// Done is closed when idbridge stops serving on its own (a serve error);
+// Close stops it otherwise.
+func (h *harness) Done() <-chan struct{} { return h.done }
 
 // Close stops idbridge gracefully, then the fakes, and removes the
 // database. It is safe on a partly started harness.
@@ -427,9 +431,9 @@ func (h *harness) Close() error {
 	if h.cancelRun != nil {
 		h.cancelRun()
 		select {
-		case err := <-h.runErr:
-			if err != nil {
-				errs = append(errs, err)
+		case <-h.done:
+			if h.runErr != nil {
+				errs = append(errs, h.runErr)
 			}
 		case <-time.After(15 * time.Second):
 			errs = append(errs, errors.New("idbridge did not stop within 15 s"))

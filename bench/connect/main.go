@@ -1,0 +1,140 @@
+// Command connect is idbridge's load-test target: in one process it starts a
+// fake Atlassian install-key server, a fake Jira that says every account is
+// a site admin, and idbridge itself (through app.Open, on 127.0.0.1) on
+// SQLite or on a fresh PostgreSQL database. It installs the fake site with a
+// real signed install over HTTP, prints the URLs to load and a one-hour
+// context JWT for GET /api/admin/site, and serves until SIGINT, SIGTERM or
+// -duration. bench/connect/run.sh drives it with wrk; see docs/PERFORMANCE.md.
+//
+// Output on stdout is KEY=value lines, then READY:
+//
+//	BASE_URL=http://127.0.0.1:41234
+//	HEALTHZ_URL=http://127.0.0.1:41234/healthz
+//	SITE_URL=http://127.0.0.1:41234/api/admin/site
+//	TOKEN=eyJ...
+//	READY
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"syscall"
+	"time"
+)
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("connect", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	db := fs.String("db", dbSQLite, "database: sqlite or postgres")
+	pg := fs.String("pg", defaultPGURL, "PostgreSQL server URL; a fresh database is created next to the one named and dropped on exit")
+	addr := fs.String("addr", "127.0.0.1:0", "listen address (loopback only; port 0 picks a free one)")
+	descriptor := fs.String("descriptor", "", "path of atlassian-connect.json (default: found in the working directory or its parents)")
+	duration := fs.Duration("duration", 0, "stop after this long (0: until SIGINT/SIGTERM)")
+	tokenTTL := fs.Duration("token-ttl", time.Hour, "lifetime of the printed context JWT")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: connect [-db sqlite|postgres] [-pg URL] [-addr 127.0.0.1:PORT] [-duration D]")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "connect: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	if *db != dbSQLite && *db != dbPostgres {
+		fmt.Fprintf(stderr, "connect: -db %q: want sqlite or postgres\n", *db)
+		return 2
+	}
+	tmpl, err := readDescriptor(*descriptor)
+	if err != nil {
+		fmt.Fprintln(stderr, "connect:", err)
+		return 1
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if *duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, *duration)
+		defer cancel()
+	}
+
+	start := time.Now()
+	h, err := startHarness(ctx, harnessOptions{
+		DB: *db, PGURL: *pg, Addr: *addr, Descriptor: tmpl, Log: stderr, TokenTTL: *tokenTTL,
+	})
+	if err != nil {
+		fmt.Fprintln(stderr, "connect:", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "# idbridge on %s, %s, GOMAXPROCS=%d, installed and primed in %s\n",
+		*db, runtime.Version(), runtime.GOMAXPROCS(0), time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(stdout, "DB=%s\n", *db)
+	fmt.Fprintf(stdout, "BASE_URL=%s\n", h.BaseURL)
+	fmt.Fprintf(stdout, "HEALTHZ_URL=%s/healthz\n", h.BaseURL)
+	fmt.Fprintf(stdout, "READYZ_URL=%s/readyz\n", h.BaseURL)
+	fmt.Fprintf(stdout, "SITE_URL=%s/api/admin/site\n", h.BaseURL)
+	fmt.Fprintf(stdout, "JIRA_URL=%s\n", h.JiraURL)
+	fmt.Fprintf(stdout, "CLIENT_KEY=%s\n", h.ClientKey)
+	fmt.Fprintf(stdout, "ACCOUNT_ID=%s\n", h.AccountID)
+	fmt.Fprintf(stdout, "TOKEN=%s\n", h.Token)
+	fmt.Fprintln(stdout, "READY")
+	if f, ok := stdout.(*os.File); ok {
+		_ = f.Sync()
+	}
+
+	code := 0
+	select {
+	case <-ctx.Done():
+	case <-h.Done():
+		code = 1
+	}
+	calls := h.JiraCalls.Load()
+	if err := h.Close(); err != nil {
+		fmt.Fprintln(stderr, "connect: stop:", err)
+		code = 1
+	}
+	fmt.Fprintf(stdout, "# stopped; admin checks that reached the fake Jira: %d\n", calls)
+	return code
+}
+
+// readDescriptor reads the template from path, or when path is empty from
+// atlassian-connect.json in the working directory or the nearest parent
+// holding go.mod (the repository root).
+func readDescriptor(path string) ([]byte, error) {
+	if path != "" {
+		return os.ReadFile(path)
+	}
+	dir, err := os.Getwd()
+	if err != nil {
+		return nil, err
+	}
+	for {
+		p := filepath.Join(dir, "atlassian-connect.json")
+		if b, err := os.ReadFile(p); err == nil {
+			return b, nil
+		}
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			break
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			break
+		}
+		dir = parent
+	}
+	return nil, errors.New("atlassian-connect.json not found; pass -descriptor PATH")
+}
