@@ -45,6 +45,7 @@ func commands() []command {
 		{"serve", "run the HTTP server (the default)", runServe},
 		{"migrate", "apply pending database migrations and exit", runMigrate},
 		{"keys rotate", "re-encrypt every sealed secret under the newest key", runKeysRotate},
+		{"manifest", "write the Forge manifest.yml for Connect-on-Forge", runManifest},
 		{"version", "print the version", runVersion},
 	}
 }
