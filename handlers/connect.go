@@ -94,7 +94,9 @@ func (s *server) handleLifecycle(event func(context.Context, *http.Request, *mod
 			s.fail(c, err)
 			return
 		}
-		if err := event(c, c.Request, body.toModel()); err != nil {
+		// The request's context, not c: gin reuses c once the handler
+		// returns, while database/sql may still be watching the context.
+		if err := event(c.Request.Context(), c.Request, body.toModel()); err != nil {
 			s.fail(c, err)
 			return
 		}
@@ -132,7 +134,7 @@ func (s *server) requireContextJWT(c *gin.Context) {
 // requireSiteAdmin confirms server side that the caller administers the
 // site: descriptor conditions only hide links.
 func (s *server) requireSiteAdmin(c *gin.Context) {
-	if err := s.Connect.RequireAdmin(c, callerOf(c)); err != nil {
+	if err := s.Connect.RequireAdmin(c.Request.Context(), callerOf(c)); err != nil {
 		s.fail(c, err)
 		return
 	}

@@ -23,7 +23,7 @@ func (s *server) handleReadyz(c *gin.Context) {
 		c.JSON(http.StatusOK, gin.H{"status": "ready"})
 		return
 	}
-	ctx, cancel := context.WithTimeout(c, 2*time.Second)
+	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
 	defer cancel()
 	if err := s.Ready.Ready(ctx); err != nil {
 		s.Log.WarnContext(c, "not ready", "error", err.Error())

@@ -1,0 +1,871 @@
+package app_test
+
+// The end-to-end harness for the Connect layer: the whole App (real config,
+// real store on SQLite and PostgreSQL, real key ring, real HTTP engine),
+// driven through App.Handler() with JWTs signed here, and httptest fakes
+// only at the far edges: Atlassian's install-key server, a Jira site and a
+// Confluence site (under /wiki).
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"idbridge/app"
+	"idbridge/app/store/storetest"
+	"idbridge/config"
+	"idbridge/models"
+)
+
+const (
+	connectBaseURL = "https://idbridge.test"
+	connectAppKey  = "idbridge-e2e"
+	// goodKid names the key the fake key server serves for Atlassian's
+	// signing key.
+	connectKid = "k1"
+	// fakeTimeout is how long the test transport waits for an answer's
+	// headers: the fakes answer at once unless told to hang.
+	connectFakeTimeout = time.Second
+)
+
+var connectRSAKeyPair struct {
+	once            sync.Once
+	atlassian, evil *rsa.PrivateKey
+}
+
+// testRSAKeys returns Atlassian's install-signing key (served by the fake
+// key server) and another key nobody trusts; generated once per binary.
+func connectRSAKeys(tb testing.TB) (atlassianKey, otherKey *rsa.PrivateKey) {
+	tb.Helper()
+	connectRSAKeyPair.once.Do(func() {
+		var err error
+		if connectRSAKeyPair.atlassian, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
+			panic(err)
+		}
+		if connectRSAKeyPair.evil, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
+			panic(err)
+		}
+	})
+	return connectRSAKeyPair.atlassian, connectRSAKeyPair.evil
+}
+
+func connectPublicPEM(tb testing.TB, k *rsa.PublicKey) []byte {
+	tb.Helper()
+	der, err := x509.MarshalPKIXPublicKey(k)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+}
+
+func connectRandomHex(tb testing.TB, n int) string {
+	tb.Helper()
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		tb.Fatal(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+// lockedBuffer collects the App's log lines from concurrent goroutines.
+type connectLogBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *connectLogBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *connectLogBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// keyServer is Atlassian's install-key server: PEM at /<kid>; kids it does
+// not know answer 404; some can be told to answer a status or to hang.
+type fakeKeyServer struct {
+	*httptest.Server
+	mu       sync.Mutex
+	keys     map[string][]byte
+	status   map[string]int
+	hang     map[string]bool
+	requests []string // raw request paths, in order
+	release  chan struct{}
+}
+
+func newFakeKeyServer(tb testing.TB) *fakeKeyServer {
+	tb.Helper()
+	atl, _ := connectRSAKeys(tb)
+	ks := &fakeKeyServer{
+		keys:    map[string][]byte{connectKid: connectPublicPEM(tb, &atl.PublicKey)},
+		status:  map[string]int{},
+		hang:    map[string]bool{},
+		release: make(chan struct{}),
+	}
+	ks.Server = httptest.NewServer(http.HandlerFunc(ks.serve))
+	tb.Cleanup(func() {
+		close(ks.release)
+		ks.Close()
+	})
+	return ks
+}
+
+func (ks *fakeKeyServer) serve(w http.ResponseWriter, r *http.Request) {
+	path := r.URL.EscapedPath()
+	kid := strings.TrimPrefix(path, "/")
+	ks.mu.Lock()
+	ks.requests = append(ks.requests, path)
+	key, status, hang := ks.keys[kid], ks.status[kid], ks.hang[kid]
+	ks.mu.Unlock()
+	switch {
+	case hang:
+		select {
+		case <-r.Context().Done():
+		case <-ks.release:
+		}
+	case status != 0:
+		http.Error(w, http.StatusText(status), status)
+	case key != nil:
+		w.Header().Set("Content-Type", "application/x-pem-file")
+		_, _ = w.Write(key)
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+func (ks *fakeKeyServer) requested() []string {
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	return slices.Clone(ks.requests)
+}
+
+// fakeMode is how a fake site answers.
+type fakeSiteMode int32
+
+const (
+	fakeOK fakeSiteMode = iota
+	fakeFail
+	fakeHang
+)
+
+// fakeSite is a Jira (basePath "") or Confluence (basePath "/wiki") site.
+// It answers the admin check for the accounts in admins, and checks on
+// every request that the app's JWT is HS256 with the current shared secret
+// of a site installed on it, iss the app key, and a qsh of exactly this
+// request relative to its base path; problems are reported when the test
+// ends.
+type fakeSite struct {
+	*httptest.Server
+	product  string
+	basePath string
+	now      func() time.Time
+	calls    atomic.Int64
+	mode     atomic.Int32
+	release  chan struct{}
+
+	mu       sync.Mutex
+	secrets  map[string]string // clientKey → current shared secret
+	admins   map[string]bool
+	problems []string
+}
+
+func newFakeSite(tb testing.TB, product, basePath string, now func() time.Time) *fakeSite {
+	tb.Helper()
+	f := &fakeSite{
+		product: product, basePath: basePath, now: now,
+		secrets: map[string]string{}, admins: map[string]bool{},
+		release: make(chan struct{}),
+	}
+	f.Server = httptest.NewServer(http.HandlerFunc(f.serve))
+	tb.Cleanup(func() {
+		close(f.release)
+		f.Close()
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		for _, p := range f.problems {
+			tb.Errorf("fake %s: %s", f.product, p)
+		}
+	})
+	return f
+}
+
+// baseURL is the site's baseUrl as sent at install.
+func (f *fakeSite) baseURL() string { return f.URL + f.basePath }
+
+// host is the site's host:port, as IDBRIDGE_TRUSTED_PRODUCT_HOSTS lists it.
+func (f *fakeSite) host() string { return strings.TrimPrefix(f.URL, "http://") }
+
+func (f *fakeSite) setMode(m fakeSiteMode) { f.mode.Store(int32(m)) }
+
+func (f *fakeSite) setSecret(clientKey, secret string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.secrets[clientKey] = secret
+}
+
+func (f *fakeSite) addAdmin(accountID string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.admins[accountID] = true
+}
+
+func (f *fakeSite) problem(format string, args ...any) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.problems = append(f.problems, fmt.Sprintf(format, args...))
+}
+
+func (f *fakeSite) serve(w http.ResponseWriter, r *http.Request) {
+	f.calls.Add(1)
+	if err := f.checkToken(r); err != nil {
+		f.problem("%s %s: %v", r.Method, r.URL.Path, err)
+		http.Error(w, `{"message":"bad token"}`, http.StatusUnauthorized)
+		return
+	}
+	switch fakeSiteMode(f.mode.Load()) {
+	case fakeFail:
+		http.Error(w, `{"message":"boom"}`, http.StatusInternalServerError)
+		return
+	case fakeHang:
+		select {
+		case <-r.Context().Done():
+		case <-f.release:
+		}
+		return
+	}
+	var account string
+	switch {
+	case f.product == "jira" && r.Method == http.MethodPost && r.URL.Path == f.basePath+"/rest/api/3/permissions/check":
+		var body struct {
+			GlobalPermissions []string `json:"globalPermissions"`
+			AccountID         string   `json:"accountId"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil || !slices.Equal(body.GlobalPermissions, []string{"ADMINISTER"}) {
+			f.problem("permission check body: %+v, %v", body, err)
+			http.Error(w, `{}`, http.StatusBadRequest)
+			return
+		}
+		account = body.AccountID
+	case f.product == "confluence" && r.Method == http.MethodGet && r.URL.Path == f.basePath+"/rest/api/user":
+		if r.URL.Query().Get("expand") != "operations" {
+			f.problem("user lookup without expand=operations: %s", r.URL.RawQuery)
+		}
+		account = r.URL.Query().Get("accountId")
+	default:
+		f.problem("unexpected call %s %s", r.Method, r.URL)
+		http.NotFound(w, r)
+		return
+	}
+	f.mu.Lock()
+	admin := f.admins[account]
+	f.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	switch {
+	case f.product == "jira" && admin:
+		_, _ = io.WriteString(w, `{"globalPermissions":["ADMINISTER"]}`)
+	case f.product == "jira":
+		_, _ = io.WriteString(w, `{"globalPermissions":[]}`)
+	case admin:
+		_, _ = io.WriteString(w, `{"accountId":"`+account+`","operations":[{"operation":"administer","targetType":"application"},{"operation":"use","targetType":"application"}]}`)
+	default:
+		_, _ = io.WriteString(w, `{"accountId":"`+account+`","operations":[{"operation":"use","targetType":"application"}]}`)
+	}
+}
+
+// checkToken verifies the app's JWT as Atlassian would, with a qsh computed
+// here independently of app/connect.
+func (f *fakeSite) checkToken(r *http.Request) error {
+	scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	if scheme != "JWT" || token == "" {
+		return fmt.Errorf("no Authorization: JWT header")
+	}
+	if r.URL.Query().Has("jwt") {
+		return fmt.Errorf("token in the query")
+	}
+	f.mu.Lock()
+	secrets := make([]string, 0, len(f.secrets))
+	for _, s := range f.secrets {
+		secrets = append(secrets, s)
+	}
+	f.mu.Unlock()
+	path, ok := strings.CutPrefix(r.URL.EscapedPath(), f.basePath)
+	if !ok {
+		return fmt.Errorf("path %s is not under %q", r.URL.EscapedPath(), f.basePath)
+	}
+	want := connectQSH(r.Method, path, r.URL.RawQuery)
+	var lastErr error
+	for _, secret := range secrets {
+		claims := jwt.MapClaims{}
+		_, err := jwt.ParseWithClaims(token, claims, func(*jwt.Token) (any, error) { return []byte(secret), nil },
+			jwt.WithValidMethods([]string{"HS256"}), jwt.WithExpirationRequired(), jwt.WithIssuedAt(),
+			jwt.WithIssuer(connectAppKey), jwt.WithTimeFunc(f.now))
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		if claims["qsh"] != want {
+			return fmt.Errorf("qsh %v, want %s (%s)", claims["qsh"], want, connectCanonical(r.Method, path, r.URL.RawQuery))
+		}
+		return nil
+	}
+	return fmt.Errorf("token does not verify with any current shared secret: %v", lastErr)
+}
+
+// testCanonical is Atlassian's canonical request for the simple paths and
+// queries these tests use, written here independently of app/connect:
+// METHOD&path&sorted RFC 3986 query without jwt, repeated values joined
+// with ",".
+func connectCanonical(method, escapedPath, rawQuery string) string {
+	path := escapedPath
+	if path == "" {
+		path = "/"
+	}
+	if len(path) > 1 {
+		path = strings.TrimSuffix(path, "/")
+	}
+	path = strings.ReplaceAll(path, "&", "%26")
+	values := map[string][]string{}
+	for pair := range strings.SplitSeq(rawQuery, "&") {
+		if pair == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(pair, "=")
+		k, _ = url.QueryUnescape(k)
+		v, _ = url.QueryUnescape(v)
+		if k != "jwt" {
+			values[k] = append(values[k], v)
+		}
+	}
+	keys := make([]string, 0, len(values))
+	for k := range values {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		vs := values[k]
+		enc := make([]string, len(vs))
+		for i, v := range vs {
+			enc[i] = connectRFC3986(v)
+		}
+		slices.Sort(enc)
+		parts = append(parts, connectRFC3986(k)+"="+strings.Join(enc, ","))
+	}
+	return strings.ToUpper(method) + "&" + path + "&" + strings.Join(parts, "&")
+}
+
+func connectRFC3986(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-._~", c) >= 0 {
+			b.WriteByte(c)
+		} else {
+			fmt.Fprintf(&b, "%%%02X", c)
+		}
+	}
+	return b.String()
+}
+
+func connectQSH(method, escapedPath, rawQuery string) string {
+	sum := sha256.Sum256([]byte(connectCanonical(method, escapedPath, rawQuery)))
+	return hex.EncodeToString(sum[:])
+}
+
+// qshOf is the qsh of a request target such as "/admin?x=1".
+func connectQSHOf(method, target string) string {
+	u, err := url.Parse(target)
+	if err != nil {
+		panic(err)
+	}
+	return connectQSH(method, u.EscapedPath(), u.RawQuery)
+}
+
+// site is one Jira or Confluence site as the tests know it.
+type connectSite struct {
+	clientKey      string
+	secret         string
+	fake           *fakeSite
+	baseURL        string
+	product        string
+	installationID string
+	cloudID        string
+}
+
+// harness is one App on one backend, with its fakes and clock.
+type connectHarness struct {
+	t       testing.TB
+	backend storetest.Backend
+	clock   *storetest.Clock
+	env     map[string]string
+	cfg     config.Config
+	app     *app.App
+	keys    *fakeKeyServer
+	jira    *fakeSite
+	wiki    *fakeSite
+	logs    *connectLogBuffer
+	tr      *http.Transport
+	tmpl    []byte
+
+	mu      sync.Mutex
+	secrets []string // every token and shared secret used, never to be logged
+}
+
+// newHarness opens an App on a fresh database of backend b. extraEnv
+// entries override the defaults.
+func newConnectHarness(t testing.TB, b storetest.Backend, extraEnv ...string) *connectHarness {
+	t.Helper()
+	h := &connectHarness{t: t, backend: b, logs: &connectLogBuffer{}}
+	// Registered first, so it runs last: after every App has stopped.
+	t.Cleanup(h.checkLogs)
+	h.clock = storetest.NewClock(time.Now().UTC().Truncate(time.Second))
+	h.keys = newFakeKeyServer(t)
+	h.jira = newFakeSite(t, "jira", "", h.clock.Now)
+	h.wiki = newFakeSite(t, "confluence", "/wiki", h.clock.Now)
+	h.tr = &http.Transport{ResponseHeaderTimeout: connectFakeTimeout, DisableKeepAlives: true}
+	t.Cleanup(h.tr.CloseIdleConnections)
+	tmpl, err := os.ReadFile("../atlassian-connect.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.tmpl = tmpl
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		t.Fatal(err)
+	}
+	h.env = map[string]string{
+		"IDBRIDGE_BASE_URL":              connectBaseURL,
+		"IDBRIDGE_APP_KEY":               connectAppKey,
+		"IDBRIDGE_INSTALL_KEYS_URL":      h.keys.URL,
+		"IDBRIDGE_TRUSTED_PRODUCT_HOSTS": "*.atlassian.net," + h.jira.host() + "," + h.wiki.host(),
+		"IDBRIDGE_ADDR":                  "127.0.0.1:0",
+		"IDBRIDGE_DATA_DIR":              t.TempDir(),
+		"IDBRIDGE_DATABASE_URL":          b.DatabaseURL(t),
+		"IDBRIDGE_ENCRYPTION_KEYS":       "e2e1:" + base64.StdEncoding.EncodeToString(key),
+		"IDBRIDGE_LOG_LEVEL":             "debug",
+	}
+	for i := 0; i+1 < len(extraEnv); i += 2 {
+		h.env[extraEnv[i]] = extraEnv[i+1]
+	}
+	h.cfg, err = config.Load(func(k string) string { return h.env[k] }, os.ReadFile)
+	if err != nil {
+		t.Fatalf("config.Load: %v", err)
+	}
+	h.app = h.openApp()
+	return h
+}
+
+// openApp opens another App with the harness's configuration (and so on
+// its database), closed when the test ends.
+func (h *connectHarness) openApp() *app.App {
+	h.t.Helper()
+	a, err := app.Open(context.Background(), h.cfg, app.Options{
+		Log:                slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Now:                h.clock.Now,
+		DescriptorTemplate: h.tmpl,
+		HTTPTransport:      h.tr,
+	})
+	if err != nil {
+		h.t.Fatalf("app.Open: %v", err)
+	}
+	h.t.Cleanup(func() {
+		if err := a.Close(); err != nil {
+			h.t.Errorf("close app: %v", err)
+		}
+	})
+	return a
+}
+
+// checkLogs fails the test if a token or shared secret reached the logs.
+func (h *connectHarness) checkLogs() {
+	logs := h.logs.String()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, s := range h.secrets {
+		if strings.Contains(logs, s) {
+			h.t.Errorf("the logs contain a token or secret: %.40s…", s)
+		}
+	}
+}
+
+// remember records a token or secret that must never be logged; for a
+// token, its signature is what must never appear.
+func (h *connectHarness) remember(s string) {
+	if i := strings.LastIndexByte(s, '.'); i >= 0 && i+1 < len(s) {
+		s = s[i+1:]
+	}
+	if len(s) < 16 {
+		return
+	}
+	h.mu.Lock()
+	h.secrets = append(h.secrets, s)
+	h.mu.Unlock()
+}
+
+var connectSiteSeq atomic.Int64
+
+// newSite makes a site on the fake (not installed yet).
+func (h *connectHarness) newSite(f *fakeSite) *connectSite {
+	h.t.Helper()
+	n := connectSiteSeq.Add(1)
+	s := &connectSite{
+		clientKey:      fmt.Sprintf("client-%d-%s", n, connectRandomHex(h.t, 4)),
+		fake:           f,
+		baseURL:        f.baseURL(),
+		product:        f.product,
+		installationID: "ari:cloud:ecosystem::installation/" + connectRandomHex(h.t, 8),
+		cloudID:        connectRandomHex(h.t, 8),
+	}
+	h.newSecret(s)
+	return s
+}
+
+// newSecret gives s a fresh shared secret (not yet sent).
+func (h *connectHarness) newSecret(s *connectSite) {
+	s.secret = connectRandomHex(h.t, 24)
+	h.remember(s.secret)
+}
+
+// lifecycleBody is what Atlassian posts to every lifecycle URL.
+func connectLifecycleBody(s *connectSite, event string) []byte {
+	body := map[string]any{
+		"key":            connectAppKey,
+		"clientKey":      s.clientKey,
+		"baseUrl":        s.baseURL,
+		"displayUrl":     s.baseURL,
+		"productType":    s.product,
+		"description":    "test site",
+		"eventType":      event,
+		"installationId": s.installationID,
+		"cloudId":        s.cloudID,
+	}
+	if event == "installed" {
+		body["sharedSecret"] = s.secret
+	}
+	b, err := json.Marshal(body)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// installClaims are the claims of a valid signed install or uninstall.
+func (h *connectHarness) installClaims(clientKey, method, target string) jwt.MapClaims {
+	now := h.clock.Now()
+	return jwt.MapClaims{
+		"iss": clientKey,
+		"sub": "557058:atlassian-user",
+		"aud": connectBaseURL,
+		"qsh": connectQSHOf(method, target),
+		"iat": now.Unix(),
+		"exp": now.Add(3 * time.Minute).Unix(),
+	}
+}
+
+// siteClaims are the claims of a valid URL-bound token of s.
+func (h *connectHarness) siteClaims(s *connectSite, method, target string) jwt.MapClaims {
+	now := h.clock.Now()
+	return jwt.MapClaims{
+		"iss": s.clientKey,
+		"sub": "557058:user",
+		"qsh": connectQSHOf(method, target),
+		"iat": now.Unix(),
+		"exp": now.Add(3 * time.Minute).Unix(),
+	}
+}
+
+// contextClaims are the claims of a valid context token of s for sub.
+func (h *connectHarness) contextClaims(s *connectSite, sub string) jwt.MapClaims {
+	now := h.clock.Now()
+	return jwt.MapClaims{
+		"iss":     s.clientKey,
+		"sub":     sub,
+		"qsh":     "context-qsh",
+		"iat":     now.Unix(),
+		"exp":     now.Add(3 * time.Minute).Unix(),
+		"context": map[string]any{"license": map[string]any{"active": true}},
+	}
+}
+
+// signRS256 signs claims with key; kid "" leaves the header without one.
+func (h *connectHarness) signRS256(claims jwt.MapClaims, kid string, key *rsa.PrivateKey) string {
+	h.t.Helper()
+	tok := jwt.NewWithClaims(jwt.SigningMethodRS256, claims)
+	if kid != "" {
+		tok.Header["kid"] = kid
+	}
+	s, err := tok.SignedString(key)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.remember(s)
+	return s
+}
+
+// signHMAC signs claims with secret under method (HS256 unless a test
+// says otherwise); kid, when not empty, goes into the header.
+func (h *connectHarness) signHMAC(claims jwt.MapClaims, method jwt.SigningMethod, secret []byte, kid string) string {
+	h.t.Helper()
+	tok := jwt.NewWithClaims(method, claims)
+	if kid != "" {
+		tok.Header["kid"] = kid
+	}
+	s, err := tok.SignedString(secret)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.remember(s)
+	return s
+}
+
+// signNone is an unsigned token (alg "none").
+func (h *connectHarness) signNone(claims jwt.MapClaims, kid string) string {
+	h.t.Helper()
+	tok := jwt.NewWithClaims(jwt.SigningMethodNone, claims)
+	if kid != "" {
+		tok.Header["kid"] = kid
+	}
+	s, err := tok.SignedString(jwt.UnsafeAllowNoneSignatureType)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return s
+}
+
+// request builds a request to target (a path with optional query) on our
+// base URL's host, so the engine sees the path the qsh was computed for.
+// A token goes into the Authorization header.
+func connectRequest(method, target string, body []byte, token string) *http.Request {
+	var r *http.Request
+	if body != nil {
+		r = httptest.NewRequest(method, connectBaseURL+target, bytes.NewReader(body))
+		r.Header.Set("Content-Type", "application/json")
+	} else {
+		r = httptest.NewRequest(method, connectBaseURL+target, nil)
+	}
+	if token != "" {
+		r.Header.Set("Authorization", "JWT "+token)
+	}
+	return r
+}
+
+// serve runs r through a's engine (the harness's App when a is nil).
+func (h *connectHarness) serve(a *app.App, r *http.Request) *httptest.ResponseRecorder {
+	if a == nil {
+		a = h.app
+	}
+	w := httptest.NewRecorder()
+	a.Handler().ServeHTTP(w, r)
+	return w
+}
+
+// install posts a validly signed install of s (with its current secret)
+// and, when it succeeds, tells the fake site the new secret.
+func (h *connectHarness) install(a *app.App, s *connectSite) *httptest.ResponseRecorder {
+	h.t.Helper()
+	const target = "/lifecycle/installed"
+	atl, _ := connectRSAKeys(h.t)
+	token := h.signRS256(h.installClaims(s.clientKey, http.MethodPost, target), connectKid, atl)
+	w := h.serve(a, connectRequest(http.MethodPost, target, connectLifecycleBody(s, "installed"), token))
+	if w.Code == http.StatusNoContent {
+		s.fake.setSecret(s.clientKey, s.secret)
+	}
+	return w
+}
+
+// mustInstall installs s or fails the test.
+func (h *connectHarness) mustInstall(s *connectSite) {
+	h.t.Helper()
+	if w := h.install(nil, s); w.Code != http.StatusNoContent {
+		h.t.Fatalf("install %s: %d %s", s.clientKey, w.Code, w.Body)
+	}
+}
+
+// reinstall installs s again with a new secret and returns the old one.
+func (h *connectHarness) reinstall(a *app.App, s *connectSite) (oldSecret string) {
+	h.t.Helper()
+	oldSecret = s.secret
+	h.newSecret(s)
+	if w := h.install(a, s); w.Code != http.StatusNoContent {
+		h.t.Fatalf("reinstall %s: %d %s", s.clientKey, w.Code, w.Body)
+	}
+	return oldSecret
+}
+
+// uninstall posts a validly signed uninstall of s.
+func (h *connectHarness) uninstall(s *connectSite) *httptest.ResponseRecorder {
+	h.t.Helper()
+	const target = "/lifecycle/uninstalled"
+	atl, _ := connectRSAKeys(h.t)
+	token := h.signRS256(h.installClaims(s.clientKey, http.MethodPost, target), connectKid, atl)
+	return h.serve(nil, connectRequest(http.MethodPost, target, connectLifecycleBody(s, "uninstalled"), token))
+}
+
+// toggle posts enabled or disabled for s, signed HS256 with secret.
+func (h *connectHarness) toggle(s *connectSite, event, secret string) *httptest.ResponseRecorder {
+	h.t.Helper()
+	target := "/lifecycle/" + event
+	token := h.signHMAC(h.siteClaims(s, http.MethodPost, target), jwt.SigningMethodHS256, []byte(secret), "")
+	return h.serve(nil, connectRequest(http.MethodPost, target, connectLifecycleBody(s, event), token))
+}
+
+// adminSite calls GET /api/admin/site on a as sub, with a context token
+// signed with secret.
+func (h *connectHarness) adminSite(a *app.App, s *connectSite, sub, secret string) *httptest.ResponseRecorder {
+	h.t.Helper()
+	token := h.signHMAC(h.contextClaims(s, sub), jwt.SigningMethodHS256, []byte(secret), "")
+	return h.serve(a, connectRequest(http.MethodGet, "/api/admin/site", nil, token))
+}
+
+// storedSite reads s from the database.
+func (h *connectHarness) storedSite(s *connectSite) (*models.Site, error) {
+	return h.app.Store().View(context.Background()).FindSiteByClientKey(s.clientKey)
+}
+
+// mustState fails unless s is stored in state want.
+func (h *connectHarness) mustState(s *connectSite, want models.SiteState) *models.Site {
+	h.t.Helper()
+	got, err := h.storedSite(s)
+	if err != nil {
+		h.t.Fatalf("find %s: %v", s.clientKey, err)
+	}
+	if got.State != want {
+		h.t.Fatalf("%s is %q, want %q", s.clientKey, got.State, want)
+	}
+	return got
+}
+
+// snapshot is every row of the sites table, raw (sealed secrets as hex),
+// to show that a refused request stored or changed nothing.
+func (h *connectHarness) snapshot() []map[string]string {
+	h.t.Helper()
+	rows, err := h.app.Store().SQLDB().QueryContext(context.Background(), `SELECT * FROM sites ORDER BY id`)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	var out []map[string]string
+	for rows.Next() {
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			h.t.Fatal(err)
+		}
+		row := map[string]string{}
+		for i, c := range cols {
+			switch v := vals[i].(type) {
+			case nil:
+				row[c] = "NULL"
+			case []byte:
+				row[c] = hex.EncodeToString(v)
+			case time.Time:
+				row[c] = v.UTC().Format(time.RFC3339Nano)
+			default:
+				row[c] = fmt.Sprint(v)
+			}
+		}
+		out = append(out, row)
+	}
+	if err := rows.Err(); err != nil {
+		h.t.Fatal(err)
+	}
+	return out
+}
+
+// jwtFailures reads idbridge_jwt_failures_total by reason from /metrics.
+func (h *connectHarness) jwtFailures() map[string]float64 {
+	h.t.Helper()
+	w := h.serve(nil, connectRequest(http.MethodGet, "/metrics", nil, ""))
+	if w.Code != http.StatusOK {
+		h.t.Fatalf("/metrics: %d", w.Code)
+	}
+	out := map[string]float64{}
+	for line := range strings.SplitSeq(w.Body.String(), "\n") {
+		rest, ok := strings.CutPrefix(line, `idbridge_jwt_failures_total{reason="`)
+		if !ok {
+			continue
+		}
+		reason, value, ok := strings.Cut(rest, `"} `)
+		if !ok {
+			h.t.Fatalf("metrics line %q", line)
+		}
+		n, err := strconv.ParseFloat(value, 64)
+		if err != nil {
+			h.t.Fatalf("metrics line %q: %v", line, err)
+		}
+		out[reason] = n
+	}
+	return out
+}
+
+// errorOf returns the "error" of a JSON error answer, failing the test if
+// the answer is not one.
+func connectErrorOf(tb testing.TB, w *httptest.ResponseRecorder) string {
+	tb.Helper()
+	if ct := w.Header().Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		tb.Fatalf("status %d, Content-Type %q, want JSON: %s", w.Code, ct, w.Body)
+	}
+	var body struct {
+		Error string `json:"error"`
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil || body.Error == "" {
+		tb.Fatalf("status %d, body %s is not {\"error\": …}: %v", w.Code, w.Body, err)
+	}
+	return body.Error
+}
+
+// wantStatus fails unless w has the status.
+func connectWantStatus(tb testing.TB, w *httptest.ResponseRecorder, status int, what string) {
+	tb.Helper()
+	if w.Code != status {
+		tb.Fatalf("%s: status %d, want %d; body %s", what, w.Code, status, w.Body)
+	}
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func connectWaitFor(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("%s: not within %s", what, timeout)
+		}
+		<-tick.C
+	}
+}
