@@ -117,8 +117,9 @@ func isLoopbackPattern(h string) bool {
 	return host == "localhost" || strings.HasPrefix(host, "127.") || host == "[::1]"
 }
 
-// limitBody bounds request bodies; handlers that read past the limit get an
-// error that fail renders as 413.
+// limitBody bounds request bodies: a declared Content-Length over the limit
+// is refused at once with 413; a chunked body that runs past it makes the
+// handler's read fail, which decodeJSON answers with 400 "too large".
 func (s *server) limitBody(c *gin.Context) {
 	if c.Request.ContentLength > s.MaxBodyBytes {
 		writeError(c, http.StatusRequestEntityTooLarge, "request body is larger than "+strconv.FormatInt(s.MaxBodyBytes, 10)+" bytes")
