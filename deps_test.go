@@ -20,6 +20,7 @@ var allowedInternal = map[string][]string{
 	"idbridge/app/connect":   {"idbridge/models"},
 	"idbridge/app/atlassian": {"idbridge/app/connect", "idbridge/models"},
 	"idbridge/app/store":     {"idbridge/app/secret", "idbridge/models"},
+	"idbridge/e2e":           {}, // browser tests only; their imports are test imports
 	"idbridge/app/store/storetest": {
 		"idbridge/app/store", "idbridge/app/secret", "idbridge/models",
 	},
