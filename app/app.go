@@ -18,8 +18,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"idbridge/app/account"
 	"idbridge/app/atlassian"
 	"idbridge/app/connect"
+	"idbridge/app/profile"
+	"idbridge/app/scim"
 	"idbridge/app/secret"
 	"idbridge/app/sites"
 	"idbridge/app/store"
@@ -56,7 +59,10 @@ type App struct {
 	listener net.Listener
 	server   *http.Server
 
-	sites *sites.Service
+	sites    *sites.Service
+	accounts *account.Service
+	profiles *profile.Service
+	scim     *scim.Service
 
 	workers      sync.WaitGroup
 	stop         context.CancelFunc
@@ -192,6 +198,12 @@ func (a *App) init(ctx context.Context, opts Options) error {
 		Now:               a.now,
 	}, clients, a.now, a.log)
 	a.sites.OnAuthFailure = func(reason string) { jwtFailures.WithLabelValues(reason).Inc() }
+	a.accounts = account.New(a.store, atlassian.NewServiceAccounts(clients, a.cfg.AtlassianAPIURL, a.cfg.AtlassianAuthURL), a.now, a.log)
+	a.profiles = profile.New(a.store, clients.Marketplace(atlassian.MarketplaceConfig{
+		URL: a.cfg.MarketplaceURL, VendorID: a.cfg.MarketplaceVendorID, DeveloperID: a.cfg.MarketplaceDeveloperID,
+		APIURL: a.cfg.AtlassianAPIURL, User: a.cfg.MarketplaceUser, Token: a.cfg.MarketplaceToken, AppKey: a.cfg.AppKey,
+	}), a.now, a.log)
+	a.scim = scim.NewService(scim.ServiceConfig{BaseURL: a.cfg.BaseURL}, a.store, a.now, a.log)
 
 	a.handler = handlers.New(handlers.Deps{
 		Connect:      a.sites,
@@ -203,6 +215,12 @@ func (a *App) init(ctx context.Context, opts Options) error {
 		TrustedHosts: a.cfg.TrustedProductHosts,
 		Version:      Version,
 		Now:          a.now,
+
+		ServiceAccounts: a.accounts,
+		Profiles:        a.profiles,
+		PrivacyContact:  a.cfg.PrivacyContact,
+		SCIM:            a.scim,
+		Provisioning:    a.scim,
 	})
 	ln, err := net.Listen("tcp", a.cfg.Addr)
 	if err != nil {
@@ -290,6 +308,8 @@ func (a *App) shutdownTimeout() time.Duration {
 // and is waited for by Run.
 func (a *App) startWorkers(ctx context.Context) {
 	a.goWorker(ctx, "site cache invalidation", func(ctx context.Context) error { return a.sites.Run(ctx, a.workersReady) })
+	a.goWorker(ctx, "marketplace licence sync", a.profiles.Run)
+	a.goWorker(ctx, "scim token cache invalidation", a.scim.Run)
 }
 
 // goWorker runs one background worker; Run and Close wait for it.

@@ -1,10 +1,15 @@
 package handlers
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"embed"
+	"encoding/hex"
 	"html/template"
 	"io/fs"
 	"net/http"
+	"path"
+	"slices"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -15,11 +20,107 @@ import (
 //go:embed assets
 var assetFS embed.FS
 
-var adminPage = template.Must(template.ParseFS(assetFS, "assets/admin.html"))
+// adminPage is the shell (admin.html) with one template per section
+// (section-*.html), rendered into it by handleAdminPage.
+var adminPage = template.Must(template.ParseFS(assetFS, "assets/*.html"))
+
+// assetVersion names the current set of embedded assets. Asset URLs carry
+// it (/assets/<version>/admin.js), so a browser may cache them for good
+// and a release can never mix an old script with a new page.
+var assetVersion = hashAssets()
+
+func hashAssets() string {
+	h := sha256.New()
+	_ = fs.WalkDir(assetFS, "assets", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := assetFS.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+		h.Write(b)
+		return nil
+	})
+	return hex.EncodeToString(h.Sum(nil))[:12]
+}
 
 // allJS is the one script served from elsewhere: Atlassian's Connect
 // JavaScript API, which a page in a Jira/Confluence iframe must load.
 const allJS = "https://connect-cdn.atl-paas.net"
+
+// adminSection is one entry of the admin page's navigation. Template names
+// the section's template (section-<ID>.html); a section without one is
+// not built yet and shows an empty state saying so. Later features add
+// their section here, with a template and a script module of the same
+// name (assets/<ID>.js).
+type adminSection struct {
+	ID       string
+	Title    string
+	Template string
+	Body     template.HTML
+}
+
+// adminSections is the navigation, in SPEC section 4's order with the
+// overview first.
+var adminSections = []adminSection{
+	{ID: "overview", Title: "Overview", Template: "section-overview.html"},
+	{ID: "service-account", Title: "Service account", Template: "section-service-account.html"},
+	{ID: "customer-record", Title: "Customer record", Template: "section-customer-record.html"},
+	{ID: "provisioning", Title: "User provisioning", Template: "section-provisioning.html"},
+	{ID: "sso", Title: "Customer SSO"},
+	{ID: "audit", Title: "Audit log"},
+	{ID: "privacy", Title: "Privacy"},
+}
+
+// adminPageData is what the admin templates see. Nothing secret: the page
+// is framed by Atlassian and its source is visible to the admin.
+type adminPageData struct {
+	// Base is our base URL's path ("" at the root), for API calls.
+	Base string
+	// Assets is the versioned asset path: Base + "/assets/" + version.
+	Assets   string
+	Site     *models.Site
+	Product  string // "Jira" or "Confluence", for sentences
+	Sections []adminSection
+	Fields   []recordField
+	Version  string
+}
+
+// recordField is one row of the customer record form.
+type recordField struct {
+	Name  models.ProfileField
+	Label string
+	Type  string // the input type
+}
+
+// recordLabels are the customer record's field labels, in words a site
+// admin knows from the Marketplace.
+var recordLabels = map[models.ProfileField]string{
+	models.ProfileName:      "Contact name",
+	models.ProfileEmail:     "Contact email",
+	models.ProfileLocation:  "Location (country or region)",
+	models.ProfileCompany:   "Company",
+	models.ProfilePurchaser: "Purchaser",
+}
+
+func recordFields() []recordField {
+	var out []recordField
+	for _, f := range models.ProfileFields() {
+		label := recordLabels[f]
+		if label == "" {
+			label = strings.ToUpper(string(f[:1])) + string(f[1:])
+		}
+		typ := "text"
+		if f == models.ProfileEmail {
+			typ = "email"
+		}
+		out = append(out, recordField{Name: f, Label: label, Type: typ})
+	}
+	return out
+}
 
 // adminCSP allows the admin page to be framed by the trusted product hosts
 // and to load only our own assets and all.js.
@@ -36,36 +137,85 @@ func (s *server) adminCSP() string {
 	}, "; ")
 }
 
+func productName(site *models.Site) string {
+	if strings.EqualFold(site.ProductType, "confluence") || strings.HasSuffix(strings.TrimSuffix(site.BaseURL, "/"), "/wiki") {
+		return "Confluence"
+	}
+	return "Jira"
+}
+
 func (s *server) handleAdminPage(c *gin.Context) {
 	caller := callerOf(c)
+	base := strings.TrimSuffix(s.BaseURL.Path, "/")
+	data := adminPageData{
+		Base:    base,
+		Assets:  base + "/assets/" + assetVersion,
+		Site:    caller.Site,
+		Product: productName(caller.Site),
+		Fields:  recordFields(),
+		Version: s.Version,
+	}
+	data.Sections = slices.Clone(adminSections)
+	for i, sec := range data.Sections {
+		if sec.Template == "" {
+			continue
+		}
+		var b bytes.Buffer
+		if err := adminPage.ExecuteTemplate(&b, sec.Template, data); err != nil {
+			s.fail(c, err)
+			return
+		}
+		// Output of html/template: already escaped for this context.
+		data.Sections[i].Body = template.HTML(b.String()) //nolint:gosec
+	}
+	var page bytes.Buffer
+	if err := adminPage.ExecuteTemplate(&page, "admin.html", data); err != nil {
+		s.fail(c, err)
+		return
+	}
 	h := c.Writer.Header()
 	h.Set("Content-Security-Policy", s.adminCSP())
 	h.Del("X-Frame-Options")
 	h.Set("Cache-Control", "no-store")
-	c.Status(http.StatusOK)
-	c.Header("Content-Type", "text/html; charset=utf-8")
-	data := struct {
-		Base string
-		Site *models.Site
-	}{Base: strings.TrimSuffix(s.BaseURL.Path, "/"), Site: caller.Site}
-	if err := adminPage.Execute(c.Writer, data); err != nil {
-		s.Log.ErrorContext(c, "render admin page", "error", err.Error())
-	}
+	c.Data(http.StatusOK, "text/html; charset=utf-8", page.Bytes())
 }
 
-// assetHandler serves the embedded static files with long caching; their
-// content changes only with a release.
+// assetHandler serves the embedded static files. Under the current
+// version (/assets/<version>/file) they are immutable and cached for a
+// year; under another version or none they are served but revalidated,
+// so that during a rolling release a new page's URL never caches an old
+// file for long.
 func assetHandler() gin.HandlerFunc {
 	sub, _ := fs.Sub(assetFS, "assets")
 	files := http.FileServer(http.FS(sub))
 	return func(c *gin.Context) {
 		name := c.Param("file")
-		if strings.HasSuffix(name, ".html") {
+		cache := "no-cache"
+		if first, rest, ok := strings.Cut(strings.TrimPrefix(name, "/"), "/"); ok && isVersion(first) {
+			name = "/" + rest
+			if first == assetVersion {
+				cache = "public, max-age=31536000, immutable"
+			}
+		}
+		if strings.HasSuffix(name, ".html") || strings.HasSuffix(name, "/") || path.Clean(name) != name {
 			writeError(c, http.StatusNotFound, "no such asset")
 			return
 		}
-		c.Header("Cache-Control", "public, max-age=3600")
+		c.Header("Cache-Control", cache)
 		c.Request.URL.Path = name
 		files.ServeHTTP(c.Writer, c.Request)
 	}
+}
+
+// isVersion reports whether s looks like an asset version (12 hex digits).
+func isVersion(s string) bool {
+	if len(s) != 12 {
+		return false
+	}
+	for _, r := range s {
+		if !('0' <= r && r <= '9' || 'a' <= r && r <= 'f') {
+			return false
+		}
+	}
+	return true
 }

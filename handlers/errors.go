@@ -51,6 +51,12 @@ func (s *server) fail(c *gin.Context, err error) {
 }
 
 func writeError(c *gin.Context, status int, msg string) {
+	if isSCIMPath(c.Request.URL.Path) {
+		// Under /scim even the router's and the middleware's answers (404,
+		// 405, 413, 500) are SCIM messages.
+		writeSCIMPlain(c, status, "", msg)
+		return
+	}
 	c.Header("Cache-Control", "no-store")
 	c.AbortWithStatusJSON(status, errorBody{Error: msg})
 }

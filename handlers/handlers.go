@@ -38,6 +38,16 @@ type Deps struct {
 	Connect Connect
 	// Descriptor is the rendered atlassian-connect.json.
 	Descriptor []byte
+	// ServiceAccounts and Profiles serve the admin API's service account
+	// and customer record; nil leaves their routes out.
+	ServiceAccounts ServiceAccounts
+	Profiles        Profiles
+	// PrivacyContact is shown on /privacy (an email address or https URL).
+	PrivacyContact string
+	// SCIM serves /scim/v2/{siteID}/… and Provisioning the admin API's
+	// provisioning settings; nil leaves their routes out.
+	SCIM         SCIMServer
+	Provisioning Provisioning
 }
 
 type server struct {
@@ -66,7 +76,12 @@ func New(d Deps) *gin.Engine {
 	e.HandleMethodNotAllowed = true
 	e.RedirectTrailingSlash = false
 	e.RedirectFixedPath = false
-	e.ContextWithFallback = true
+	// gin reuses a *gin.Context once its handler returns; it must never
+	// serve as a context.Context for work that may outlive the handler
+	// (database/sql watches a context from a goroutine). Handlers pass
+	// c.Request.Context(); without fallback, a c passed by mistake carries
+	// no Done channel for anything to watch.
+	e.ContextWithFallback = false
 	// Never trust X-Forwarded-For blindly; operators behind a proxy set
 	// the proxy's address through the platform, not through us.
 	_ = e.SetTrustedProxies(nil)
@@ -81,6 +96,8 @@ func New(d Deps) *gin.Engine {
 		e.GET("/metrics", s.handleMetrics())
 	}
 	e.GET("/", s.handleRoot)
+	e.GET("/privacy", s.handlePrivacy)
+	e.GET("/api/admin/openapi.json", s.handleOpenAPI)
 	e.GET("/assets/*file", assetHandler())
 	if d.Descriptor != nil {
 		e.GET("/atlassian-connect.json", s.handleDescriptor)
@@ -96,6 +113,27 @@ func New(d Deps) *gin.Engine {
 
 		api := e.Group("/api/admin", s.requireContextJWT, s.requireSiteAdmin)
 		api.GET("/site", s.handleAdminSiteGet)
+		if d.Profiles != nil {
+			api.GET("/profile", s.handleAdminProfileGet)
+			api.PUT("/profile", s.handleAdminProfilePut)
+			api.POST("/profile/sync", s.handleAdminProfileSync)
+		}
+		if d.ServiceAccounts != nil {
+			api.GET("/service-account", s.handleAdminServiceAccountGet)
+			api.PUT("/service-account", s.handleAdminServiceAccountPut)
+			api.POST("/service-account/test", s.handleAdminServiceAccountTest)
+		}
+		if d.Provisioning != nil {
+			api.GET("/provisioning", s.handleAdminProvisioningGet)
+			api.PUT("/provisioning", s.handleAdminProvisioningPut)
+			api.POST("/provisioning/token", s.handleAdminProvisioningToken)
+		}
+	}
+	if d.SCIM != nil {
+		// One catch-all per site: handleSCIM matches resource names
+		// case-insensitively and ignores trailing slashes.
+		e.Any("/scim/v2/:siteID", s.requireSCIMToken, s.handleSCIM)
+		e.Any("/scim/v2/:siteID/*path", s.requireSCIMToken, s.handleSCIM)
 	}
 	return e
 }

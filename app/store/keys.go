@@ -24,6 +24,9 @@ type sealedColumn struct {
 
 var sealedColumns = []sealedColumn{
 	{Table: sitesTable, Keys: []string{"id"}, Column: sharedSecretColumn},
+	{Table: serviceAccountsTable, Keys: []string{"site_id"}, Column: accountTokenColumn},
+	{Table: serviceAccountsTable, Keys: []string{"site_id"}, Column: accountClientSecretColumn},
+	{Table: serviceAccountsTable, Keys: []string{"site_id"}, Column: accountOrgAdminKeyColumn},
 }
 
 const (

@@ -95,6 +95,96 @@ var migrations = []migration{
 			retired_at {{ts}}
 		)`,
 	)},
+	{Version: 2, Name: "service accounts, customer profiles, audit events, scheduled jobs", Up: portable(
+		// One service account per site. token, client_secret and
+		// org_admin_key are sealed (keys.go), bound to the site ID;
+		// token_hint is the last four characters of the token or client
+		// secret, for display.
+		`CREATE TABLE service_accounts (
+			site_id TEXT PRIMARY KEY REFERENCES sites (id) ON DELETE CASCADE,
+			kind TEXT NOT NULL,
+			email TEXT NOT NULL DEFAULT '',
+			token {{bytes}},
+			token_hint TEXT NOT NULL DEFAULT '',
+			cloud_id TEXT NOT NULL DEFAULT '',
+			client_id TEXT NOT NULL DEFAULT '',
+			client_secret {{bytes}},
+			expires_at {{ts}},
+			org_admin_key {{bytes}},
+			org_admin_key_hint TEXT NOT NULL DEFAULT '',
+			org_admin_key_expires_at {{ts}},
+			status TEXT NOT NULL DEFAULT 'untested',
+			status_message TEXT NOT NULL DEFAULT '',
+			checked_at {{ts}},
+			updated_at {{ts}} NOT NULL,
+			updated_by TEXT NOT NULL DEFAULT ''
+		)`,
+		// The customer record: per field the synced value with its source
+		// and time, and an admin's correction (NULL when there is none),
+		// which wins over syncs until cleared.
+		`CREATE TABLE customer_profiles (
+			site_id TEXT PRIMARY KEY REFERENCES sites (id) ON DELETE CASCADE,
+			name TEXT NOT NULL DEFAULT '',
+			name_source TEXT NOT NULL DEFAULT '',
+			name_updated_at {{ts}},
+			name_correction TEXT,
+			name_corrected_at {{ts}},
+			email TEXT NOT NULL DEFAULT '',
+			email_source TEXT NOT NULL DEFAULT '',
+			email_updated_at {{ts}},
+			email_correction TEXT,
+			email_corrected_at {{ts}},
+			location TEXT NOT NULL DEFAULT '',
+			location_source TEXT NOT NULL DEFAULT '',
+			location_updated_at {{ts}},
+			location_correction TEXT,
+			location_corrected_at {{ts}},
+			company TEXT NOT NULL DEFAULT '',
+			company_source TEXT NOT NULL DEFAULT '',
+			company_updated_at {{ts}},
+			company_correction TEXT,
+			company_corrected_at {{ts}},
+			purchaser TEXT NOT NULL DEFAULT '',
+			purchaser_source TEXT NOT NULL DEFAULT '',
+			purchaser_updated_at {{ts}},
+			purchaser_correction TEXT,
+			purchaser_corrected_at {{ts}},
+			last_sync_at {{ts}},
+			sync_status TEXT NOT NULL DEFAULT '',
+			updated_at {{ts}} NOT NULL
+		)`,
+		// The audit log (SPEC section 7). fields is a JSON array of field
+		// names, never values.
+		`CREATE TABLE audit_events (
+			site_id TEXT NOT NULL REFERENCES sites (id) ON DELETE CASCADE,
+			id TEXT NOT NULL,
+			occurred_at {{ts}} NOT NULL,
+			actor_account_id TEXT NOT NULL DEFAULT '',
+			target_account_id TEXT NOT NULL DEFAULT '',
+			event TEXT NOT NULL,
+			section TEXT NOT NULL DEFAULT '',
+			fields TEXT NOT NULL DEFAULT '[]',
+			ip TEXT NOT NULL DEFAULT '',
+			user_agent TEXT NOT NULL DEFAULT '',
+			idp TEXT NOT NULL DEFAULT '',
+			protocol TEXT NOT NULL DEFAULT '',
+			reason TEXT NOT NULL DEFAULT '',
+			PRIMARY KEY (site_id, id)
+		)`,
+		`CREATE INDEX audit_events_site_time ON audit_events (site_id, occurred_at)`,
+		`CREATE INDEX audit_events_site_actor ON audit_events (site_id, actor_account_id) WHERE actor_account_id <> ''`,
+		`CREATE INDEX audit_events_site_target ON audit_events (site_id, target_account_id) WHERE target_account_id <> ''`,
+		// When each scheduled job last ran, so that replicas (and restarts)
+		// run a daily job once a day, not once per start.
+		`CREATE TABLE scheduled_jobs (
+			name TEXT PRIMARY KEY,
+			last_started_at {{ts}},
+			last_finished_at {{ts}},
+			last_status TEXT NOT NULL DEFAULT '',
+			last_message TEXT NOT NULL DEFAULT ''
+		)`,
+	)},
+	{Version: 3, Name: "scim directory and outbox", Up: migrateSCIM},
 }
 
 func (s *Store) ensureMigrationsTable(ctx context.Context, db *gorm.DB) error {

@@ -198,6 +198,12 @@ func (tx *Tx) MarkSiteUninstalled(siteID string, purgeAfter time.Time) error {
 	if res.Error != nil {
 		return fmt.Errorf("mark site uninstalled: %w", translate(res.Error))
 	}
+	if err := tx.deleteServiceAccountSecrets(siteID); err != nil {
+		return fmt.Errorf("mark site uninstalled: %w", err)
+	}
+	if err := tx.RevokeSCIMToken(siteID); err != nil {
+		return fmt.Errorf("mark site uninstalled: %w", err)
+	}
 	if res.RowsAffected == 0 {
 		// Already uninstalled is fine; an unknown ID must not pass for a
 		// deleted secret.

@@ -58,6 +58,9 @@ type Store struct {
 	// afterPlan, set only by tests, runs in Migrate between reading the
 	// applied versions and applying the rest, to force races.
 	afterPlan func()
+
+	// stmts caches prepared statements of hot read queries (stmts.go).
+	stmts stmtCache
 }
 
 // Open connects to the database and checks that it answers. It does not
@@ -102,8 +105,13 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open %s database: %w", opts.Driver, err)
 	}
 	if opts.Driver == Postgres {
-		sqlDB.SetMaxOpenConns(orDefault(opts.MaxOpenConns, 20))
-		sqlDB.SetMaxIdleConns(orDefault(opts.MaxIdleConns, 10))
+		// As many idle connections as open ones: under load, a pool that
+		// closes what it cannot keep idle reconnects all the time, and a
+		// new PostgreSQL backend costs milliseconds (SCIM load test,
+		// docs/PERFORMANCE.md).
+		maxOpen := orDefault(opts.MaxOpenConns, 20)
+		sqlDB.SetMaxOpenConns(maxOpen)
+		sqlDB.SetMaxIdleConns(orDefault(opts.MaxIdleConns, maxOpen))
 		sqlDB.SetConnMaxLifetime(orDefaultDuration(opts.ConnMaxLifetime, 30*time.Minute))
 		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
 	} else {
@@ -202,7 +210,10 @@ func (s *Store) Ping(ctx context.Context) error {
 func (s *Store) Stats() sql.DBStats { return s.sqlDB.Stats() }
 
 // Close closes the connection pool.
-func (s *Store) Close() error { return s.sqlDB.Close() }
+func (s *Store) Close() error {
+	s.closeStatements()
+	return s.sqlDB.Close()
+}
 
 // Tx is a handle for store calls: inside a transaction when it comes from
 // InTx, on the pool when it comes from View. Aggregate methods live on Tx so

@@ -25,6 +25,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"syscall"
 	"time"
 )
@@ -40,6 +41,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	descriptor := fs.String("descriptor", "", "path of atlassian-connect.json (default: found in the working directory or its parents)")
 	duration := fs.Duration("duration", 0, "stop after this long (0: until SIGINT/SIGTERM)")
 	tokenTTL := fs.Duration("token-ttl", time.Hour, "lifetime of the printed context JWT")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole process, from READY to exit, to this file")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: connect [-db sqlite|postgres] [-pg URL] [-addr 127.0.0.1:PORT] [-duration D]")
 		fs.PrintDefaults()
@@ -91,6 +93,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "CLIENT_KEY=%s\n", h.ClientKey)
 	fmt.Fprintf(stdout, "ACCOUNT_ID=%s\n", h.AccountID)
 	fmt.Fprintf(stdout, "TOKEN=%s\n", h.Token)
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, "connect: -cpuprofile:", err)
+			_ = h.Close()
+			return 1
+		}
+		defer func() { pprof.StopCPUProfile(); _ = f.Close() }()
+	}
 	fmt.Fprintln(stdout, "READY")
 	if f, ok := stdout.(*os.File); ok {
 		_ = f.Sync()

@@ -6,8 +6,15 @@
 #   bench/connect/run.sh [sqlite] [postgres]      # default: both
 #
 # Environment: WARMUP (s, default 3), DURATION (s, default 15),
-# CONNECTIONS (default 32), THREADS (wrk threads, default 2),
+# CONNECTIONS (default 32), THREADS (wrk threads, default 2), REPEAT (rounds
+# of healthz-then-site per backend, default 1; the median round is shown),
 # PG_URL (default postgres://postgres@127.0.0.1:5432/test?sslmode=disable).
+# On a shared machine set QUIET_MAX (cores, e.g. 0.15): each round then waits
+# (up to QUIET_WAIT s, default 600) until other processes use less than that,
+# and a round during which they used more is discarded and run again (at
+# most 5 tries per round). NICE (e.g. -10, needs root) runs idbridge and the
+# load generator at that priority, so that other work on a shared machine
+# disturbs them less.
 #
 # Everything runs on 127.0.0.1, on this one machine: the load generator
 # competes with idbridge for the same CPU cores, so the numbers are a floor
@@ -21,6 +28,12 @@ WARMUP=${WARMUP:-3}
 DURATION=${DURATION:-15}
 CONNECTIONS=${CONNECTIONS:-32}
 THREADS=${THREADS:-2}
+REPEAT=${REPEAT:-1}
+QUIET_MAX=${QUIET_MAX:-}
+QUIET_WAIT=${QUIET_WAIT:-600}
+NICE=${NICE:-}
+prio=()
+if [ -n "$NICE" ]; then prio=(nice -n "$NICE"); fi
 PG_URL=${PG_URL:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}
 
 if [ $# -gt 0 ]; then backends=("$@"); else backends=(sqlite postgres); fi
@@ -57,46 +70,111 @@ cpu_ticks() { # utime+stime of a process, in clock ticks
 echo "# idbridge Connect load test"
 echo "machine: $(nproc) cores ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), $(uname -sr)"
 echo "go: $(go env GOVERSION); load generator: $tool $( [ $tool = wrk ] && wrk -v 2>&1 | awk 'NR==1 { print $2 }')"
-echo "load: $CONNECTIONS connections, $THREADS threads, ${WARMUP}s warm-up (discarded) + ${DURATION}s measured per route"
-echo "note: load generator and server share this machine's $(nproc) cores, on 127.0.0.1"
+echo "load: $CONNECTIONS connections, $THREADS threads, ${WARMUP}s warm-up (discarded) + ${DURATION}s measured per route, $REPEAT round(s)"
+echo "note: load generator and server share this machine's $(nproc) cores, on 127.0.0.1${NICE:+; both at nice $NICE}"
 echo
 
 go build -o "$tmp/connect" ./bench/connect
 
-# load NAME URL [AUTHORIZATION] runs the warm-up and the measured run and
-# prints one RESULT line (see report.lua) for the measured one.
+# cpu_stat prints "busy steal" jiffies of the whole machine from /proc/stat.
+cpu_stat() {
+	awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8, $9; exit }' /proc/stat
+}
+
+# load URL [AUTHORIZATION] runs the warm-up and the measured run and prints
+# one RESULT line (see report.lua) for the measured one, with the CPU used
+# during it, in cores: by the server, by the load generator, by the whole
+# machine, by everything else (other_cores), and stolen by the hypervisor.
 load() {
-	local url=$2 auth=${3:-}
+	local url=$1 auth=${2:-}
 	local hdr=()
 	if [ -n "$auth" ]; then hdr=(-H "Authorization: $auth"); fi
+	local TIMEFORMAT='%U %S' result
 	if [ $tool = wrk ]; then
-		wrk -t"$THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" "${hdr[@]}" "$url" >/dev/null
-		wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --timeout 5s -s "$root/bench/connect/report.lua" "${hdr[@]}" "$url" |
-			grep '^RESULT'
+		"${prio[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" "${hdr[@]}" "$url" >/dev/null
 	else
-		hey -z "${WARMUP}s" -c "$CONNECTIONS" "${hdr[@]}" "$url" >/dev/null
-		hey -z "${DURATION}s" -c "$CONNECTIONS" "${hdr[@]}" "$url" | awk '
+		"${prio[@]}" hey -z "${WARMUP}s" -c "$CONNECTIONS" "${hdr[@]}" "$url" >/dev/null
+	fi
+	local s0 t0 w0 s1 t1
+	s0=$(cpu_stat) t0=$(cpu_ticks "$server_pid") w0=$(date +%s.%N)
+	if [ $tool = wrk ]; then
+		{ time "${prio[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --timeout 5s -s "$root/bench/connect/report.lua" \
+			"${hdr[@]}" "$url" >"$tmp/load.out"; } 2>"$tmp/load.time"
+		result=$(grep '^RESULT' "$tmp/load.out")
+	else
+		{ time "${prio[@]}" hey -z "${DURATION}s" -c "$CONNECTIONS" "${hdr[@]}" "$url" >"$tmp/load.out"; } 2>"$tmp/load.time"
+		result=$(awk '
 			/Requests\/sec:/ { rps = $2 }
 			/Total:/ && !total { total = $2 }
-			/ 50%% in / || / 50% in / { p50 = $3 * 1000 }
+			/ 50% in / { p50 = $3 * 1000 }
 			/ 90% in / { p90 = $3 * 1000 }
 			/ 99% in / { p99 = $3 * 1000 }
 			/Slowest:/ { max = $2 * 1000 }
 			/\[2[0-9][0-9]\]/ { ok += $2 }
 			/\[[13-5][0-9][0-9]\]/ { bad += $2 }
-			END { printf "RESULT requests=%d seconds=%s rps=%s p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f p999_ms=nan max_ms=%.3f non2xx=%d err_connect=0 err_read=0 err_write=0 err_timeout=0\n", ok + bad, total, rps, p50, p90, p99, max, bad }'
+			END { printf "RESULT requests=%d seconds=%s rps=%s p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f p999_ms=nan max_ms=%.3f non2xx=%d err_connect=0 err_read=0 err_write=0 err_timeout=0", ok + bad, total, rps, p50, p90, p99, max, bad }' "$tmp/load.out")
 	fi
+	s1=$(cpu_stat) t1=$(cpu_ticks "$server_pid")
+	awk -v r="$result" -v s0="$s0" -v s1="$s1" -v t0="$t0" -v t1="$t1" -v w0="$w0" -v w1="$(date +%s.%N)" \
+		-v lg="$(cat "$tmp/load.time")" -v hz="$clk_tck" 'BEGIN {
+		split(s0, a, " "); split(s1, b, " "); split(lg, l, " ")
+		secs = w1 - w0
+		busy = (b[1] - a[1]) / hz / secs; steal = (b[2] - a[2]) / hz / secs
+		server = (t1 - t0) / hz / secs; gen = (l[1] + l[2]) / secs
+		split(r, f, " "); rps = 0
+		for (i in f) if (f[i] ~ /^rps=/) rps = substr(f[i], 5)
+		printf "%s server_cores=%.2f loadgen_cores=%.2f machine_cores=%.2f other_cores=%.2f steal_cores=%.2f server_us_per_req=%.1f\n",
+			r, server, gen, busy, busy - server - gen, steal, (rps > 0 ? server * 1e6 / rps : 0)
+	}'
+}
+
+# wait_quiet waits until the machine (idbridge idle) is busier than
+# QUIET_MAX cores no more, for at most QUIET_WAIT seconds.
+wait_quiet() {
+	[ -n "$QUIET_MAX" ] || return 0
+	local deadline=$((SECONDS + QUIET_WAIT)) a b busy
+	while :; do
+		a=$(cpu_stat)
+		sleep 2
+		b=$(cpu_stat)
+		busy=$(awk -v a="$a" -v b="$b" -v hz="$clk_tck" 'BEGIN { split(a, x, " "); split(b, y, " "); printf "%.2f", (y[1] - x[1]) / hz / 2 }')
+		if awk -v b="$busy" -v m="$QUIET_MAX" 'BEGIN { exit !(b < m) }'; then return 0; fi
+		if [ $SECONDS -ge $deadline ]; then
+			echo "warning: other processes still use $busy cores after ${QUIET_WAIT}s; measuring anyway" >&2
+			return 0
+		fi
+	done
+}
+
+# quiet RESULT... succeeds when no run used more than QUIET_MAX other cores.
+quiet() {
+	[ -n "$QUIET_MAX" ] || return 0
+	local r
+	for r in "$@"; do
+		awk -v o="$(field other_cores "$r")" -v m="$QUIET_MAX" 'BEGIN { exit !(o < m) }' || return 1
+	done
 }
 
 field() { # field NAME "RESULT ..." prints the value of NAME=
 	tr ' ' '\n' <<<"$2" | awk -F= -v k="$1" '$1 == k { print $2 }'
 }
 
+# median_run RESULT... prints the run with the median req/s.
+median_run() {
+	for r in "$@"; do echo "$(field rps "$r")|$r"; done | sort -t'|' -k1,1n |
+		awk -F'|' '{ v[NR] = $2 } END { print v[int((NR + 1) / 2)] }'
+}
+
 summary=()
 for db in "${backends[@]}"; do
 	out=$tmp/$db.out
-	bound=$((4 * (WARMUP + DURATION) + 60))
-	"$tmp/connect" -db "$db" -pg "$PG_URL" -duration "${bound}s" >"$out" 2>"$tmp/$db.err" &
+	# The server stops by itself after this, should this script be killed.
+	if [ -n "$QUIET_MAX" ]; then
+		bound=$(((2 * (WARMUP + DURATION) + 4 + QUIET_WAIT) * REPEAT * 5 + 60))
+	else
+		bound=$((4 * (WARMUP + DURATION) * REPEAT + 60))
+	fi
+	"${prio[@]}" "$tmp/connect" -db "$db" -pg "$PG_URL" -duration "${bound}s" >"$out" 2>"$tmp/$db.err" &
 	server_pid=$!
 	for _ in $(seq 600); do
 		grep -q '^READY' "$out" 2>/dev/null && break
@@ -123,33 +201,52 @@ for db in "${backends[@]}"; do
 	fi
 	grep '^#' "$out" | head -1
 
-	t0=$(cpu_ticks "$server_pid")
-	r_open=$(load healthz "$healthz")
-	t1=$(cpu_ticks "$server_pid")
-	r_jwt=$(load site "$site" "JWT $token")
-	t2=$(cpu_ticks "$server_pid")
+	echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+	open_runs=() jwt_runs=() ratios=()
+	for round in $(seq "$REPEAT"); do
+		for try in 1 2 3 4 5; do
+			wait_quiet
+			r_open=$(load "$healthz")
+			r_jwt=$(load "$site" "JWT $token")
+			quiet "$r_open" "$r_jwt" && break
+			if [ "$try" -lt 5 ]; then
+				echo "round $round, try $try: discarded, other processes used $(field other_cores "$r_open")/$(field other_cores "$r_jwt") cores"
+			else
+				echo "round $round: no quiet try in 5; keeping the last one"
+			fi
+		done
+		open_runs+=("$r_open")
+		jwt_runs+=("$r_jwt")
+		ratios+=("$(awk -v a="$(field rps "$r_jwt")" -v b="$(field rps "$r_open")" 'BEGIN { printf "%.3f", a / b }')")
+		echo "round $round: healthz $(field rps "$r_open") req/s ($(field server_us_per_req "$r_open") server CPU-us/req)," \
+			"verified $(field rps "$r_jwt") req/s ($(field server_us_per_req "$r_jwt") CPU-us/req), ratio ${ratios[-1]};" \
+			"other processes used $(field other_cores "$r_open") and $(field other_cores "$r_jwt") cores, steal $(field steal_cores "$r_open")/$(field steal_cores "$r_jwt")"
+	done
+	echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 	kill -TERM "$server_pid"
 	wait "$server_pid" || true
 	server_pid=
 	jira_line=$(grep 'admin checks' "$out" || true)
 
-	# Server CPU over warm-up + measured run, in cores.
-	cores_open=$(awk -v t="$((t1 - t0))" -v c="$clk_tck" -v s="$((WARMUP + DURATION))" 'BEGIN { printf "%.2f", t / c / s }')
-	cores_jwt=$(awk -v t="$((t2 - t1))" -v c="$clk_tck" -v s="$((WARMUP + DURATION))" 'BEGIN { printf "%.2f", t / c / s }')
+	r_open=$(median_run "${open_runs[@]}")
+	r_jwt=$(median_run "${jwt_runs[@]}")
+	ratio=$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{ v[NR] = $1 } END { printf "%.2f", v[int((NR + 1) / 2)] }')
 
 	echo
-	echo "== $db"
-	printf '%-34s %10s %8s %8s %8s %9s %8s %7s %11s\n' route req/s p50_ms p90_ms p99_ms p99.9_ms max_ms non2xx server_cores
-	for pair in "GET /healthz (no auth)|$r_open|$cores_open" "GET /api/admin/site (JWT)|$r_jwt|$cores_jwt"; do
-		IFS='|' read -r name r cores <<<"$pair"
+	echo "== $db (median of $REPEAT round(s) by req/s)"
+	printf '%-28s %8s %7s %7s %7s %8s %7s %6s %7s %7s %6s %10s\n' route req/s p50_ms p90_ms p99_ms p99.9_ms max_ms non2xx server loadgen other cpu_us/req
+	for pair in "GET /healthz (no auth)|$r_open" "GET /api/admin/site (JWT)|$r_jwt"; do
+		IFS='|' read -r name r <<<"$pair"
 		errs=$(($(field err_connect "$r") + $(field err_read "$r") + $(field err_write "$r") + $(field err_timeout "$r")))
-		printf '%-34s %10.0f %8s %8s %8s %9s %8s %7s %11s\n' "$name" "$(field rps "$r")" "$(field p50_ms "$r")" \
+		printf '%-28s %8.0f %7.2f %7.2f %7.2f %8.2f %7.2f %6s %7s %7s %6s %10s\n' "$name" "$(field rps "$r")" "$(field p50_ms "$r")" \
 			"$(field p90_ms "$r")" "$(field p99_ms "$r")" "$(field p999_ms "$r")" "$(field max_ms "$r")" \
-			"$(($(field non2xx "$r") + errs))" "$cores"
+			"$(($(field non2xx "$r") + errs))" "$(field server_cores "$r")" "$(field loadgen_cores "$r")" "$(field other_cores "$r")" \
+			"$(field server_us_per_req "$r")"
 	done
-	ratio=$(awk -v a="$(field rps "$r_jwt")" -v b="$(field rps "$r_open")" 'BEGIN { printf "%.2f", a / b }')
-	echo "ratio verified/unauthenticated: $ratio   ${jira_line#\# }"
+	echo "(server, loadgen, other: CPU cores used during the measured run by idbridge, by $tool, by everything else;"
+	echo " cpu_us/req: idbridge's CPU time per request)"
+	echo "ratio verified/unauthenticated (median of rounds): $ratio   ${jira_line#\# }"
 	summary+=("$db | healthz $(field rps "$r_open") req/s | verified $(field rps "$r_jwt") req/s | ratio $ratio")
 done
 

@@ -1,38 +1,144 @@
-// The admin page's script: it asks Atlassian's all.js for a context token
-// and calls idbridge's admin API with it. No token is ever put in a URL.
-(function () {
-  "use strict";
-  var main = document.getElementById("main");
-  var status = document.getElementById("api-status");
-  var api = main.getAttribute("data-api");
+// The admin page's shell: navigation between sections, a small store of
+// what the admin API answered, and the start of every section. A section
+// is a module (assets/<id>.js) exporting {id, init(ctx), show(ctx)} whose
+// markup is the template section-<id>.html; to add one, list it in
+// handlers/admin.go and below.
 
-  function show(text, ok) {
-    status.textContent = text;
-    status.className = ok ? "ok" : "error";
+import * as api from "./api.js";
+import * as ui from "./ui.js";
+import overview from "./overview.js";
+import serviceAccount from "./service-account.js";
+import customerRecord from "./customer-record.js";
+import provisioning from "./provisioning.js";
+
+const modules = [overview, serviceAccount, customerRecord, provisioning];
+
+const appEl = document.getElementById("app");
+const bannerEl = document.getElementById("app-banner");
+
+// Store keeps the latest answer (or error) of each admin API resource and
+// tells the sections that show it when it changes.
+class Store {
+  constructor(loaders) {
+    this.loaders = loaders;
+    this.entries = new Map();
+    this.listeners = new Map();
+    this.inflight = new Map();
   }
 
-  function call(path) {
-    return new Promise(function (resolve, reject) {
-      if (!window.AP || !AP.context || !AP.context.getToken) {
-        reject(new Error("This page must be opened from your Atlassian site's administration."));
-        return;
-      }
-      AP.context.getToken(function (token) {
-        fetch(api + path, { headers: { "Authorization": "JWT " + token, "Accept": "application/json" } })
-          .then(function (res) {
-            return res.json().then(function (body) {
-              if (!res.ok) { throw new Error(body.error || ("HTTP " + res.status)); }
-              return body;
-            });
-          })
-          .then(resolve, reject);
+  // get returns {value} or {error}, or undefined before the first load.
+  get(name) {
+    return this.entries.get(name);
+  }
+
+  on(name, fn) {
+    if (!this.listeners.has(name)) this.listeners.set(name, []);
+    this.listeners.get(name).push(fn);
+  }
+
+  emit(name) {
+    for (const fn of this.listeners.get(name) || []) {
+      try { fn(this.entries.get(name)); } catch (err) { reportError(err); }
+    }
+  }
+
+  set(name, value) {
+    this.entries.set(name, { value });
+    this.emit(name);
+  }
+
+  // load fetches the resource again; concurrent loads share one request.
+  load(name) {
+    if (this.inflight.has(name)) return this.inflight.get(name);
+    const p = this.loaders[name]()
+      .then((value) => ({ value }), (error) => ({ error }))
+      .then((entry) => {
+        this.inflight.delete(name);
+        this.entries.set(name, entry);
+        this.emit(name);
+        return entry;
       });
-    });
+    this.inflight.set(name, p);
+    return p;
   }
+}
 
-  call("/site").then(function (site) {
-    show("connected (" + site.state + ")", true);
-  }, function (err) {
-    show(err.message, false);
+const store = new Store({
+  site: () => api.get("/site"),
+  "service-account": () => api.get("/service-account"),
+  profile: () => api.get("/profile"),
+  provisioning: () => api.get("/provisioning"),
+});
+
+const ctx = {
+  api,
+  ui,
+  store,
+  product: appEl.dataset.product || "Jira",
+  cloudID: appEl.dataset.cloudId || "",
+  go,
+};
+
+function reportError(err) {
+  // A bug in this page: say so plainly instead of failing silently.
+  ui.fill(bannerEl, ui.banner("error", "Something went wrong on this page.", "Reload the page. If it happens again, contact the app’s support."));
+  setTimeout(() => { throw err; });
+}
+
+// Navigation: each link's hash names a section; anything else shows the
+// overview.
+const links = Array.from(document.querySelectorAll(".app-nav-link"));
+const byID = new Map(modules.map((m) => [m.id, m]));
+const shown = new Set();
+
+function sectionFromHash() {
+  const id = decodeURIComponent(location.hash.replace(/^#/, ""));
+  return links.some((a) => a.dataset.section === id) ? id : "overview";
+}
+
+function show(id, moveFocus) {
+  for (const sec of document.querySelectorAll(".app-section")) {
+    sec.hidden = sec.dataset.section !== id;
+  }
+  for (const a of links) {
+    if (a.dataset.section === id) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
+  }
+  const heading = document.getElementById("heading-" + id);
+  document.title = (heading ? heading.textContent + " · " : "") + "idbridge settings";
+  const mod = byID.get(id);
+  if (mod && mod.show) {
+    try { mod.show(ctx, !shown.has(id)); } catch (err) { reportError(err); }
+  }
+  shown.add(id);
+  if (moveFocus && heading) heading.focus({ preventScroll: false });
+}
+
+// go shows a section from code (a link in a banner, say).
+function go(id) {
+  if (sectionFromHash() === id) show(id, true);
+  else location.hash = id;
+}
+
+window.addEventListener("hashchange", () => show(sectionFromHash(), true));
+
+function start() {
+  if (window.AP && window.AP.theming && typeof window.AP.theming.initializeTheming === "function") {
+    try { window.AP.theming.initializeTheming(); } catch (err) { /* an older host: light theme */ }
+  }
+  ui.localizeTimes(document);
+  if (!api.hasAP()) {
+    ui.fill(bannerEl, ui.banner("error", "idbridge cannot reach your Atlassian site from here.", api.notInAtlassian));
+  }
+  for (const m of modules) {
+    try { m.init(ctx); } catch (err) { reportError(err); }
+  }
+  store.on("site", (entry) => {
+    if (entry.error && entry.error.status === 401) {
+      ui.fill(bannerEl, ui.banner("error", "Your session has ended.", entry.error.message));
+    }
   });
-})();
+  show(sectionFromHash(), false);
+}
+
+start();

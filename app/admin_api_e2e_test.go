@@ -1,0 +1,448 @@
+package app_test
+
+// End-to-end tests of the admin API's service account and customer record:
+// the whole App on SQLite and PostgreSQL, driven through its HTTP engine
+// with context JWTs signed here, against fakes of a Jira site (admin check,
+// /myself, /mypermissions), and of the Marketplace reporting API.
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"idbridge/app"
+	"idbridge/app/store"
+	"idbridge/app/store/storetest"
+	"idbridge/config"
+	"idbridge/models"
+)
+
+const (
+	admBaseURL   = "https://idbridge.test"
+	admAppKey    = "idbridge-admin-e2e"
+	admAdmin     = "557058:site-admin"
+	admNotAdmin  = "557058:someone-else"
+	admBotEmail  = "bot@example.com"
+	admGoodToken = "ATATT3xFfGF0-e2e-good-token-1a2b"
+)
+
+// admJira is a Jira Cloud site: it answers the admin check (app JWT) for
+// admAdmin, and /rest/api/3/myself and /mypermissions for the service
+// account's Basic credentials. It can be told to reject every token (a
+// revoked one) or to hang.
+type admJira struct {
+	*httptest.Server
+	reject  atomic.Bool
+	hang    atomic.Bool
+	release chan struct{}
+	basic   atomic.Int64
+}
+
+func newAdmJira(t *testing.T) *admJira {
+	f := &admJira{release: make(chan struct{})}
+	f.Server = httptest.NewServer(http.HandlerFunc(f.serve))
+	t.Cleanup(func() { close(f.release); f.Close() })
+	return f
+}
+
+func (f *admJira) serve(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	if r.Method == http.MethodPost && r.URL.Path == "/rest/api/3/permissions/check" {
+		if !strings.HasPrefix(r.Header.Get("Authorization"), "JWT ") {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		var body struct{ AccountID string }
+		_ = json.NewDecoder(r.Body).Decode(&body)
+		if body.AccountID == admAdmin {
+			_, _ = io.WriteString(w, `{"globalPermissions":["ADMINISTER"]}`)
+		} else {
+			_, _ = io.WriteString(w, `{"globalPermissions":[]}`)
+		}
+		return
+	}
+	f.basic.Add(1)
+	if f.hang.Load() {
+		select {
+		case <-f.release:
+		case <-r.Context().Done():
+		}
+		return
+	}
+	u, p, ok := r.BasicAuth()
+	if !ok || u != admBotEmail || p != admGoodToken || f.reject.Load() {
+		w.WriteHeader(http.StatusUnauthorized)
+		_, _ = io.WriteString(w, `{"errorMessages":["Client must be authenticated to access this resource."]}`)
+		return
+	}
+	switch r.URL.Path {
+	case "/rest/api/3/myself":
+		_, _ = io.WriteString(w, `{"accountId":"712020:bot","emailAddress":"bot@example.com","displayName":"Automation Bot","active":true}`)
+	case "/rest/api/3/mypermissions":
+		_, _ = io.WriteString(w, `{"permissions":{"ADMINISTER":{"key":"ADMINISTER","havePermission":true}}}`)
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+// admMarketplace is the vendor reporting API with one licence.
+func admMarketplace(t *testing.T) *httptest.Server {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if u, p, ok := r.BasicAuth(); !ok || u != "vendor@example.com" || p != "vendor-token" {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"_links":{},"licenses":[{"addonLicenseId":"777","licenseId":"SEN-L777","appEntitlementNumber":"E-777",
+			"cloudId":"cloud-777","addonKey":"`+admAppKey+`","status":"active","lastUpdated":"2026-10-01",
+			"contactDetails":{"company":"Acme","country":"Germany","region":"EMEA",
+			"technicalContact":{"name":"Ann Tech","email":"ann@acme.example"},"billingContact":{"name":"Bob Buyer","email":"bob@acme.example"}}}]}`)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+type admLogs struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *admLogs) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *admLogs) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+type admEnv struct {
+	t      *testing.T
+	app    *app.App
+	clock  *storetest.Clock
+	jira   *admJira
+	site   *models.Site
+	secret []byte
+	logs   *admLogs
+}
+
+func newAdmEnv(t *testing.T, b storetest.Backend) *admEnv {
+	t.Helper()
+	e := &admEnv{t: t, clock: storetest.NewClock(time.Now().UTC().Truncate(time.Second)), jira: newAdmJira(t), logs: &admLogs{}}
+	mp := admMarketplace(t)
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	env := map[string]string{
+		"IDBRIDGE_BASE_URL":              admBaseURL,
+		"IDBRIDGE_APP_KEY":               admAppKey,
+		"IDBRIDGE_ADDR":                  "127.0.0.1:0",
+		"IDBRIDGE_DATA_DIR":              t.TempDir(),
+		"IDBRIDGE_DATABASE_URL":          b.DatabaseURL(t),
+		"IDBRIDGE_ENCRYPTION_KEYS":       "adm1:" + base64.StdEncoding.EncodeToString(key),
+		"IDBRIDGE_TRUSTED_PRODUCT_HOSTS": "*.atlassian.net," + strings.TrimPrefix(e.jira.URL, "http://"),
+		"IDBRIDGE_ATLASSIAN_API_URL":     e.jira.URL,
+		"IDBRIDGE_ATLASSIAN_AUTH_URL":    e.jira.URL,
+		"IDBRIDGE_MARKETPLACE_URL":       mp.URL,
+		"IDBRIDGE_MARKETPLACE_VENDOR_ID": "1234",
+		"IDBRIDGE_MARKETPLACE_USER":      "vendor@example.com",
+		"IDBRIDGE_MARKETPLACE_TOKEN":     "vendor-token",
+		"IDBRIDGE_LOG_LEVEL":             "debug",
+	}
+	cfg, err := config.Load(func(k string) string { return env[k] }, os.ReadFile)
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	tmpl, err := os.ReadFile("../atlassian-connect.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &http.Transport{ResponseHeaderTimeout: 300 * time.Millisecond}
+	t.Cleanup(tr.CloseIdleConnections)
+	e.app, err = app.Open(context.Background(), cfg, app.Options{
+		Log: slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Now: e.clock.Now, DescriptorTemplate: tmpl, HTTPTransport: tr,
+	})
+	if err != nil {
+		t.Fatalf("app.Open: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := e.app.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+		logs := e.logs.String()
+		for _, s := range []string{admGoodToken, "revoked-token-", string(e.secret)} {
+			if strings.Contains(logs, s) {
+				t.Errorf("the logs contain a secret: %.12s…", s)
+			}
+		}
+	})
+	secretBytes := make([]byte, 24)
+	_, _ = rand.Read(secretBytes)
+	e.secret = []byte(hex.EncodeToString(secretBytes))
+	err = e.app.Store().InTx(context.Background(), func(tx *store.Tx) error {
+		e.site, err = tx.SaveInstall(&models.Site{ClientKey: "adm-client-" + hex.EncodeToString(secretBytes[:4]), SharedSecret: e.secret,
+			BaseURL: e.jira.URL, ProductType: "jira", EntitlementNumber: "E-777"})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// token is a context JWT of the site for sub, as AP.context.getToken()
+// gives the admin page.
+func (e *admEnv) token(sub string) string {
+	now := e.clock.Now()
+	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+		"iss": e.site.ClientKey, "sub": sub, "qsh": "context-qsh", "iat": now.Unix(), "exp": now.Add(3 * time.Minute).Unix(),
+	})
+	s, err := tok.SignedString(e.secret)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return s
+}
+
+// call sends method target with a context token of sub (none when sub is
+// "") and a JSON body, and decodes the JSON answer into a map.
+func (e *admEnv) call(method, target, sub, body string) (int, map[string]any, string) {
+	e.t.Helper()
+	var r *http.Request
+	if body != "" {
+		r = httptest.NewRequest(method, admBaseURL+target, strings.NewReader(body))
+		r.Header.Set("Content-Type", "application/json")
+	} else {
+		r = httptest.NewRequest(method, admBaseURL+target, nil)
+	}
+	if sub != "" {
+		r.Header.Set("Authorization", "JWT "+e.token(sub))
+	}
+	w := httptest.NewRecorder()
+	e.app.Handler().ServeHTTP(w, r)
+	var out map[string]any
+	if err := json.Unmarshal(w.Body.Bytes(), &out); err != nil {
+		e.t.Fatalf("%s %s: %d, body is not a JSON object: %s", method, target, w.Code, w.Body)
+	}
+	return w.Code, out, w.Body.String()
+}
+
+func (e *admEnv) audit() []models.AuditEvent {
+	e.t.Helper()
+	evs, err := e.app.Store().View(context.Background()).FindAuditEvents(e.site.ID, store.AuditQuery{Limit: 100})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return evs
+}
+
+func TestAdminServiceAccountEndToEnd(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		e := newAdmEnv(t, b)
+		code, got, _ := e.call("GET", "/api/admin/service-account", admAdmin, "")
+		if code != 200 || got["configured"] != false {
+			t.Fatalf("GET before any save: %d %v", code, got)
+		}
+
+		exp := e.clock.Now().Add(10 * 24 * time.Hour).Format("2006-01-02")
+		code, got, raw := e.call("PUT", "/api/admin/service-account", admAdmin,
+			`{"kind":"api_token","email":"bot@example.com","token":"`+admGoodToken+`","expiresAt":"`+exp+`"}`)
+		if code != 200 || got["tokenHint"] != "••••1a2b" || got["status"] != "untested" || got["expiresSoon"] != true || strings.Contains(raw, admGoodToken) {
+			t.Fatalf("PUT: %d %s", code, raw)
+		}
+		evs := e.audit()
+		if len(evs) != 1 || evs[0].Event != models.AuditConfigChanged || evs[0].ActorAccountID != admAdmin || evs[0].Section != "service_account" {
+			t.Fatalf("audit after save: %+v", evs)
+		}
+
+		code, got, raw = e.call("POST", "/api/admin/service-account/test", admAdmin, "{}")
+		if code != 200 || got["ok"] != true || strings.Contains(raw, admGoodToken) {
+			t.Fatalf("test: %d %s", code, raw)
+		}
+		if sa, _ := got["serviceAccount"].(map[string]any); sa["status"] != "ok" {
+			t.Errorf("after a good test: %v", got["serviceAccount"])
+		}
+
+		// Jira times out: 503 in words, nothing changed.
+		e.clock.Advance(time.Minute)
+		_, before, _ := e.call("GET", "/api/admin/service-account", admAdmin, "")
+		e.jira.hang.Store(true)
+		code, got, _ = e.call("POST", "/api/admin/service-account/test", admAdmin, "{}")
+		e.jira.hang.Store(false)
+		if msg, _ := got["error"].(string); code != http.StatusServiceUnavailable || !strings.Contains(msg, "did not answer") || !strings.Contains(msg, "Nothing was changed") {
+			t.Fatalf("hanging Jira: %d %v", code, got)
+		}
+		_, after, _ := e.call("GET", "/api/admin/service-account", admAdmin, "")
+		if after["status"] != before["status"] || after["checkedAt"] != before["checkedAt"] {
+			t.Errorf("a timed-out test changed the account: %v → %v", before, after)
+		}
+
+		// Jira rejects the token (revoked): invalid, and the overview says so.
+		e.jira.reject.Store(true)
+		code, got, _ = e.call("POST", "/api/admin/service-account/test", admAdmin, "{}")
+		if code != 200 || got["ok"] != false {
+			t.Fatalf("rejected token: %d %v", code, got)
+		}
+		checks, _ := got["checks"].([]any)
+		rejected := false
+		for _, c := range checks {
+			c := c.(map[string]any)
+			if c["name"] == "Credentials" && c["ok"] == false && strings.Contains(c["message"].(string), "rejected the email and API token (401)") {
+				rejected = true
+			}
+		}
+		if !rejected {
+			t.Errorf("checks = %v, want the credentials check to say the token was rejected", checks)
+		}
+		_, got, _ = e.call("GET", "/api/admin/service-account", admAdmin, "")
+		warnings, _ := got["warnings"].([]any)
+		if got["status"] != "invalid" || len(warnings) == 0 || !strings.Contains(warnings[0].(string), "rejected") {
+			t.Errorf("GET after a 401: %v", got)
+		}
+		if len(e.audit()) != 1 {
+			t.Errorf("a connection test wrote audit events: %+v", e.audit())
+		}
+
+		// Not an admin: 403, and no token: 401, on every new route.
+		for _, r := range []struct{ method, target, body string }{
+			{"GET", "/api/admin/service-account", ""}, {"PUT", "/api/admin/service-account", `{"kind":"api_token"}`},
+			{"POST", "/api/admin/service-account/test", "{}"}, {"GET", "/api/admin/profile", ""},
+			{"PUT", "/api/admin/profile", `{"name":"x"}`}, {"POST", "/api/admin/profile/sync", "{}"},
+		} {
+			if code, _, _ := e.call(r.method, r.target, admNotAdmin, r.body); code != http.StatusForbidden {
+				t.Errorf("%s %s as a non-admin: %d, want 403", r.method, r.target, code)
+			}
+			if code, _, _ := e.call(r.method, r.target, "", r.body); code != http.StatusUnauthorized {
+				t.Errorf("%s %s without a token: %d, want 401", r.method, r.target, code)
+			}
+		}
+	})
+}
+
+// TestAdminServiceAccountBadInput: every kind of bad input is a 400 that
+// names the field, and nothing is half-saved.
+func TestAdminServiceAccountBadInput(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		e := newAdmEnv(t, b)
+		long := strings.Repeat("x", 300)
+		for _, c := range []struct{ name, body, field string }{
+			{"malformed email", `{"kind":"api_token","email":"bot@@example","token":"` + admGoodToken + `"}`, "email"},
+			{"empty token", `{"kind":"api_token","email":"bot@example.com","token":""}`, "token"},
+			{"unknown kind", `{"kind":"password","email":"bot@example.com","token":"x"}`, "kind"},
+			{"overlong email", `{"kind":"api_token","email":"` + long + `@example.com","token":"x"}`, "email"},
+			{"overlong token", `{"kind":"api_token","email":"bot@example.com","token":"` + strings.Repeat("t", 5000) + `"}`, "token"},
+			{"overlong client ID", `{"kind":"oauth_client","clientId":"` + long + `","clientSecret":"s3cret-0123456789","cloudId":"c-1"}`, "clientId"},
+			{"bad cloud ID", `{"kind":"scoped_token","email":"bot@example.com","token":"x","cloudId":"a/b"}`, "cloudId"},
+			{"bad date", `{"kind":"api_token","email":"bot@example.com","token":"x","expiresAt":"soon"}`, "expiresAt"},
+			{"wrong type", `{"kind":["api_token"]}`, "kind"},
+		} {
+			code, got, _ := e.call("PUT", "/api/admin/service-account", admAdmin, c.body)
+			msg, _ := got["error"].(string)
+			if code != http.StatusBadRequest || got["field"] != c.field || len(msg) < 10 {
+				t.Errorf("%s: %d %v, want 400 naming %q with a sentence", c.name, code, got, c.field)
+			}
+		}
+		if code, got, _ := e.call("PUT", "/api/admin/service-account", admAdmin, `{"kind":`); code != 400 || got["error"] == "" {
+			t.Errorf("broken JSON: %d %v", code, got)
+		}
+		if _, got, _ := e.call("GET", "/api/admin/service-account", admAdmin, ""); got["configured"] != false {
+			t.Errorf("bad input was saved: %v", got)
+		}
+		if evs := e.audit(); len(evs) != 0 {
+			t.Errorf("bad input wrote audit events: %+v", evs)
+		}
+		// Testing before anything is saved says what to do.
+		code, got, _ := e.call("POST", "/api/admin/service-account/test", admAdmin, "{}")
+		if code != http.StatusPreconditionFailed || !strings.Contains(got["error"].(string), "Save a service account first") {
+			t.Errorf("test before save: %d %v", code, got)
+		}
+		if e.jira.basic.Load() != 0 {
+			t.Errorf("Jira was called %d times for bad input", e.jira.basic.Load())
+		}
+	})
+}
+
+func TestAdminProfileEndToEnd(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		e := newAdmEnv(t, b)
+		code, got, _ := e.call("GET", "/api/admin/profile", admAdmin, "")
+		if code != 200 || got["name"] != "" || got["updatedAt"] != nil || got["syncConfigured"] != true {
+			t.Fatalf("empty profile: %d %v", code, got)
+		}
+
+		code, got, raw := e.call("PUT", "/api/admin/profile", admAdmin, `{"company":"ACME GmbH","email":"jane@acme.example"}`)
+		if code != 200 || got["company"] != "ACME GmbH" || got["sources"].(map[string]any)["company"] != "admin" {
+			t.Fatalf("correction: %d %s", code, raw)
+		}
+		evs := e.audit()
+		if len(evs) != 1 || evs[0].Event != models.AuditRecordCorrected || evs[0].ActorAccountID != admAdmin ||
+			strings.Join(evs[0].Fields, ",") != "company,email" {
+			t.Fatalf("audit: %+v", evs)
+		}
+
+		// Sync now: the licence fills the rest; corrections still win.
+		code, got, raw = e.call("POST", "/api/admin/profile/sync", admAdmin, "")
+		if code != 200 || got["name"] != "Ann Tech" || got["purchaser"] != "Bob Buyer" || got["location"] != "Germany, EMEA" ||
+			got["company"] != "ACME GmbH" || got["email"] != "jane@acme.example" || got["sources"].(map[string]any)["name"] != "marketplace" {
+			t.Fatalf("sync: %d %s", code, raw)
+		}
+		// Clearing the correction: the Marketplace value applies at once.
+		code, got, _ = e.call("PUT", "/api/admin/profile", admAdmin, `{"company":null}`)
+		if code != 200 || got["company"] != "Acme" || got["sources"].(map[string]any)["company"] != "marketplace" {
+			t.Fatalf("clear: %d %v", code, got)
+		}
+		if n := len(e.audit()); n != 2 {
+			t.Errorf("%d audit events, want 2 (sync writes none)", n)
+		}
+
+		for _, c := range []struct{ body, field string }{
+			{`{"email":"jane@"}`, "email"},
+			{`{"name":"` + strings.Repeat("n", 201) + `"}`, "name"},
+			{`{"location":"a\nb"}`, "location"},
+			{`{"phone":"123"}`, "phone"},
+			{`{"purchaser":7}`, "purchaser"},
+		} {
+			code, got, _ := e.call("PUT", "/api/admin/profile", admAdmin, c.body)
+			if code != 400 || got["field"] != c.field {
+				t.Errorf("%s: %d %v, want 400 naming %s", c.body, code, got, c.field)
+			}
+		}
+		if n := len(e.audit()); n != 2 {
+			t.Errorf("bad input wrote audit events: %d", n)
+		}
+	})
+}
+
+func TestPrivacyAndOpenAPIArePublic(t *testing.T) {
+	t.Parallel()
+	e := newAdmEnv(t, storetest.Backends(t)[0])
+	for _, target := range []string{"/privacy", "/api/admin/openapi.json"} {
+		r := httptest.NewRequest("GET", admBaseURL+target, nil)
+		w := httptest.NewRecorder()
+		e.app.Handler().ServeHTTP(w, r)
+		if w.Code != 200 {
+			t.Errorf("GET %s: %d", target, w.Code)
+		}
+	}
+}

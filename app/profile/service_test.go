@@ -1,0 +1,477 @@
+package profile_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"idbridge/app/atlassian"
+	"idbridge/app/profile"
+	"idbridge/app/store"
+	"idbridge/app/store/storetest"
+	"idbridge/models"
+)
+
+var epoch = time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
+
+const actor = "557058:admin"
+
+// fakeMarketplace is the vendor reporting API v2: Basic auth, paged by
+// offset and limit (at most 50) with relative _links.next, the text
+// filter matching licence IDs and entitlement numbers. It can be told to
+// refuse the vendor credentials, to hang, or to wait for a gate.
+type fakeMarketplace struct {
+	*httptest.Server
+	mu       sync.Mutex
+	licenses []map[string]any
+	requests []string
+	refuse   atomic.Bool
+	hang     atomic.Bool
+	gate     chan struct{} // when not nil, each request waits for it
+	release  chan struct{}
+}
+
+func newFakeMarketplace(t *testing.T, licenses ...map[string]any) *fakeMarketplace {
+	f := &fakeMarketplace{licenses: licenses, release: make(chan struct{})}
+	f.Server = httptest.NewServer(http.HandlerFunc(f.serve))
+	t.Cleanup(func() { close(f.release); f.Close() })
+	return f
+}
+
+func (f *fakeMarketplace) serve(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	f.requests = append(f.requests, r.URL.RequestURI())
+	gate := f.gate
+	f.mu.Unlock()
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-r.Context().Done():
+			return
+		}
+	}
+	if f.hang.Load() {
+		select {
+		case <-f.release:
+		case <-r.Context().Done():
+		}
+		return
+	}
+	if u, p, ok := r.BasicAuth(); f.refuse.Load() || !ok || u != "vendor@example.com" || p != "vendor-token" {
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	q := r.URL.Query()
+	offset, _ := strconv.Atoi(q.Get("offset"))
+	limit, _ := strconv.Atoi(q.Get("limit"))
+	limit = min(limit, 50)
+	f.mu.Lock()
+	var all []map[string]any
+	for _, l := range f.licenses {
+		if text := q.Get("text"); text != "" {
+			hit := false
+			for _, k := range []string{"addonLicenseId", "licenseId", "appEntitlementNumber", "cloudId"} {
+				if s, _ := l[k].(string); strings.EqualFold(s, text) || strings.EqualFold("SEN-"+s, text) {
+					hit = true
+				}
+			}
+			if !hit {
+				continue
+			}
+		}
+		all = append(all, l)
+	}
+	f.mu.Unlock()
+	end := min(offset+limit, len(all))
+	page := []map[string]any{}
+	if offset < end {
+		page = all[offset:end]
+	}
+	body := map[string]any{"licenses": page, "_links": map[string]any{}}
+	if end < len(all) {
+		q.Set("offset", strconv.Itoa(end))
+		body["_links"] = map[string]any{"next": map[string]any{"href": r.URL.Path + "?" + q.Encode()}}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(body)
+}
+
+func license(addonLicenseID, entitlementNumber, cloudID, tech, email, billing, company, country, region string) map[string]any {
+	return map[string]any{
+		"addonLicenseId": addonLicenseID, "licenseId": "SEN-L" + addonLicenseID, "appEntitlementNumber": entitlementNumber,
+		"cloudId": cloudID, "addonKey": "idbridge", "hosting": "Cloud", "status": "active", "lastUpdated": "2026-10-01",
+		"contactDetails": map[string]any{"company": company, "country": country, "region": region,
+			"technicalContact": map[string]any{"name": tech, "email": email},
+			"billingContact":   map[string]any{"name": billing, "email": "billing@example.com"}},
+	}
+}
+
+type env struct {
+	st    *store.Store
+	svc   *profile.Service
+	mp    *fakeMarketplace
+	clock *storetest.Clock
+}
+
+func newService(t *testing.T, st *store.Store, mp *fakeMarketplace, clock *storetest.Clock, configured bool) *profile.Service {
+	u, _ := url.Parse(mp.URL)
+	clients := atlassian.New(atlassian.Options{AppKey: "idbridge", MaxAttempts: 1, Base: &http.Transport{ResponseHeaderTimeout: 300 * time.Millisecond}})
+	cfg := atlassian.MarketplaceConfig{URL: u, VendorID: "1234", User: "vendor@example.com", Token: "vendor-token", AppKey: "idbridge"}
+	if !configured {
+		cfg = atlassian.MarketplaceConfig{URL: u}
+	}
+	return profile.New(st, clients.Marketplace(cfg), clock.Now, nil)
+}
+
+func newEnv(t *testing.T, b storetest.Backend, licenses ...map[string]any) *env {
+	clock := storetest.NewClock(epoch)
+	st := b.Open(t, storetest.WithNow(clock.Now))
+	mp := newFakeMarketplace(t, licenses...)
+	return &env{st: st, svc: newService(t, st, mp, clock, true), mp: mp, clock: clock}
+}
+
+var siteSeq atomic.Int64
+
+func (e *env) install(t *testing.T, mod func(s *models.Site)) *models.Site {
+	n := siteSeq.Add(1)
+	in := &models.Site{ClientKey: "client-" + strconv.FormatInt(n, 10), SharedSecret: []byte("0123456789abcdef0123456789abcdef"),
+		BaseURL: "https://s" + strconv.FormatInt(n, 10) + ".atlassian.net", ProductType: "jira"}
+	if mod != nil {
+		mod(in)
+	}
+	var site *models.Site
+	if err := e.st.InTx(context.Background(), func(tx *store.Tx) error {
+		var err error
+		site, err = tx.SaveInstall(in)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return site
+}
+
+func (e *env) get(t *testing.T, siteID string) *models.CustomerProfile {
+	p, err := e.svc.Get(context.Background(), siteID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func value(p *models.CustomerProfile, f models.ProfileField) string { return p.Field(f).Value() }
+
+func TestSyncAllMatchesEachSiteAndKeepsCorrections(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		var lics []map[string]any
+		for i := range 120 { // more than two pages of 50
+			lics = append(lics, license(strconv.Itoa(5000+i), "E-X"+strconv.Itoa(i), "cloud-x"+strconv.Itoa(i), "T", "t@example.com", "B", "C", "France", ""))
+		}
+		lics = append(lics,
+			license("1001", "E-1", "cloud-1", "Ann Tech", "ann@acme.example", "Bob Buyer", "Acme", "Germany", "EMEA"),
+			license("1002", "E-2", "cloud-2", "RTBF", "RTBF", "Carol", "Globex", "RTBF", "RTBF"),
+			license("1003", "", "cloud-3", "Dan", "dan@initech.example", "Dan", "Initech", "Japan", "APAC"),
+		)
+		e := newEnv(t, b, lics...)
+		byNumber := e.install(t, func(s *models.Site) { s.EntitlementNumber = "E-1"; s.CloudID = "cloud-other" })
+		bySEN := e.install(t, func(s *models.Site) { s.ServiceEntitlementNumber = "SEN-1002" })
+		byCloud := e.install(t, func(s *models.Site) { s.CloudID = "cloud-3" })
+		unmatched := e.install(t, func(s *models.Site) { s.EntitlementNumber = "E-404" })
+		gone := e.install(t, func(s *models.Site) { s.CloudID = "cloud-1" })
+		ctx := context.Background()
+		if err := e.st.InTx(ctx, func(tx *store.Tx) error { return tx.MarkSiteUninstalled(gone.ID, epoch.Add(time.Hour)) }); err != nil {
+			t.Fatal(err)
+		}
+		// bySEN had its name erased at Atlassian after we learned it.
+		if err := e.st.InTx(ctx, func(tx *store.Tx) error {
+			_, err := tx.ApplyProfileSync(bySEN.ID, map[models.ProfileField]string{models.ProfileName: "Old Name", models.ProfileEmail: "old@globex.example"}, models.SourceMarketplace, "")
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		// An admin corrected byNumber's company before the sync.
+		if _, err := e.svc.Correct(ctx, byNumber, actor, []models.ProfileChange{{Field: models.ProfileCompany, Value: strp("ACME GmbH")}}); err != nil {
+			t.Fatal(err)
+		}
+
+		res, ran, err := e.svc.SyncAll(ctx)
+		if err != nil || !ran {
+			t.Fatalf("SyncAll = %+v, %v, %v", res, ran, err)
+		}
+		if res.Licenses != 123 || res.Sites != 4 || res.Matched != 3 {
+			t.Errorf("result %+v, want 123 licences, 4 active sites, 3 matched", res)
+		}
+
+		p := e.get(t, byNumber.ID)
+		want := map[models.ProfileField]string{models.ProfileName: "Ann Tech", models.ProfileEmail: "ann@acme.example",
+			models.ProfilePurchaser: "Bob Buyer", models.ProfileCompany: "ACME GmbH", models.ProfileLocation: "Germany, EMEA"}
+		for f, v := range want {
+			if value(p, f) != v {
+				t.Errorf("by entitlement number: %s = %q, want %q", f, value(p, f), v)
+			}
+		}
+		if p.Field(models.ProfileCompany).Source() != models.SourceAdmin || p.Field(models.ProfileCompany).Synced != "Acme" ||
+			p.Field(models.ProfileName).Source() != models.SourceMarketplace {
+			t.Errorf("sources: company %+v, name %+v", p.Field(models.ProfileCompany), p.Field(models.ProfileName))
+		}
+		if !strings.Contains(p.SyncStatus, "E-1") || p.LastSyncAt == nil {
+			t.Errorf("sync status %q at %v", p.SyncStatus, p.LastSyncAt)
+		}
+
+		p = e.get(t, bySEN.ID)
+		if value(p, models.ProfileName) != "" || value(p, models.ProfileEmail) != "" || value(p, models.ProfileLocation) != "" ||
+			value(p, models.ProfilePurchaser) != "Carol" {
+			t.Errorf("RTBF values were not erased: %+v", p.Fields)
+		}
+		if p = e.get(t, byCloud.ID); value(p, models.ProfileEmail) != "dan@initech.example" {
+			t.Errorf("by cloud ID: %+v", p.Fields)
+		}
+		if p = e.get(t, unmatched.ID); value(p, models.ProfileName) != "" || !strings.Contains(p.SyncStatus, "No Marketplace licence") {
+			t.Errorf("unmatched: %+v %q", p.Fields, p.SyncStatus)
+		}
+		if _, err := e.st.View(ctx).FindCustomerProfile(gone.ID); !models.IsNotFound(err) {
+			t.Errorf("an uninstalled site was synced: %v", err)
+		}
+		run, err := e.st.View(ctx).FindJobRun(profile.JobName)
+		if err != nil || run.LastStatus != "ok" || !strings.Contains(run.LastMessage, "3 of 4") {
+			t.Errorf("job run = %+v, %v", run, err)
+		}
+
+		// Clearing the correction shows the synced value at once.
+		p, err = e.svc.Correct(ctx, byNumber, actor, []models.ProfileChange{{Field: models.ProfileCompany}})
+		if err != nil || value(p, models.ProfileCompany) != "Acme" || p.Field(models.ProfileCompany).Source() != models.SourceMarketplace {
+			t.Errorf("after clearing: %+v, %v", p.Field(models.ProfileCompany), err)
+		}
+	})
+}
+
+func TestRunDueRunsOncePerInterval(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		e := newEnv(t, b, license("1", "E-1", "c-1", "A", "a@example.com", "B", "C", "", ""))
+		e.install(t, func(s *models.Site) { s.EntitlementNumber = "E-1" })
+		ctx := context.Background()
+		if _, ran, err := e.svc.RunDue(ctx); err != nil || !ran {
+			t.Fatalf("first RunDue: ran %v, %v", ran, err)
+		}
+		e.clock.Advance(23 * time.Hour)
+		if _, ran, err := e.svc.RunDue(ctx); err != nil || ran {
+			t.Fatalf("RunDue 23 h later: ran %v, %v; want not due", ran, err)
+		}
+		// Another replica (another service on the same database) agrees.
+		other := newService(t, b.Open(t, storetest.SameDatabase(e.st)), e.mp, e.clock, true)
+		if _, ran, err := other.RunDue(ctx); err != nil || ran {
+			t.Fatalf("another replica's RunDue: ran %v, %v; want not due", ran, err)
+		}
+		e.clock.Advance(time.Hour)
+		if _, ran, err := other.RunDue(ctx); err != nil || !ran {
+			t.Fatalf("RunDue 24 h later: ran %v, %v", ran, err)
+		}
+	})
+}
+
+// TestOneSyncAcrossReplicas: two replicas start the sync at once; only
+// one runs it (PostgreSQL advisory lock; on SQLite, one process).
+func TestOneSyncAcrossReplicas(t *testing.T) {
+	t.Parallel()
+	for _, b := range storetest.Backends(t) {
+		if b.Name != store.Postgres {
+			continue
+		}
+		e := newEnv(t, b, license("1", "E-1", "c-1", "A", "a@example.com", "B", "C", "", ""))
+		gate := make(chan struct{})
+		e.mp.mu.Lock()
+		e.mp.gate = gate
+		e.mp.mu.Unlock()
+		other := newService(t, b.Open(t, storetest.SameDatabase(e.st)), e.mp, e.clock, true)
+		ctx := context.Background()
+		done := make(chan bool, 1)
+		go func() {
+			_, ran, err := e.svc.SyncAll(ctx)
+			if err != nil {
+				t.Error(err)
+			}
+			done <- ran
+		}()
+		// Wait until the first holds the lock and is reading licences.
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			e.mp.mu.Lock()
+			n := len(e.mp.requests)
+			e.mp.mu.Unlock()
+			if n > 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the first sync never reached the Marketplace")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		_, ran, err := other.SyncAll(ctx)
+		if err != nil || ran {
+			t.Errorf("the second replica ran the sync too: ran %v, %v", ran, err)
+		}
+		close(gate)
+		if !<-done {
+			t.Error("the first replica did not run")
+		}
+	}
+}
+
+func TestSyncSite(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		e := newEnv(t, b, license("2001", "E-21", "cloud-21", "Eve", "eve@example.com", "Frank", "Hooli", "USA", "Americas"),
+			license("2002", "", "cloud-22", "Gil", "gil@example.com", "Gil", "Pied Piper", "", ""))
+		ctx := context.Background()
+		site := e.install(t, func(s *models.Site) { s.EntitlementNumber = "E-21" })
+		p, err := e.svc.SyncSite(ctx, site)
+		if err != nil || value(p, models.ProfileEmail) != "eve@example.com" || value(p, models.ProfileLocation) != "USA, Americas" {
+			t.Fatalf("SyncSite = %+v, %v", p, err)
+		}
+		e.mp.mu.Lock()
+		if !strings.Contains(e.mp.requests[0], "text=E-21") {
+			t.Errorf("first request %s does not search by the entitlement number", e.mp.requests[0])
+		}
+		e.mp.mu.Unlock()
+
+		// Not found by text: the full listing is read and matched exactly.
+		bySEN := e.install(t, func(s *models.Site) { s.ServiceEntitlementNumber = "2002-unlisted"; s.CloudID = "cloud-22" })
+		if p, err := e.svc.SyncSite(ctx, bySEN); err != nil || value(p, models.ProfileName) != "Gil" {
+			t.Fatalf("fallback: %+v, %v", p, err)
+		}
+
+		// Vendor credentials refused: a 503 in words, never a 401 of ours.
+		e.mp.refuse.Store(true)
+		_, err = e.svc.SyncSite(ctx, site)
+		if models.ErrorCode(err) != models.CodeUnavailable || !strings.Contains(models.ErrorMessage(err), "vendor credentials") {
+			t.Errorf("refused vendor credentials: %v", err)
+		}
+		e.mp.refuse.Store(false)
+
+		// A Marketplace that does not answer: nothing changes.
+		before := e.get(t, site.ID)
+		e.mp.hang.Store(true)
+		_, err = e.svc.SyncSite(ctx, site)
+		e.mp.hang.Store(false)
+		if models.ErrorCode(err) != models.CodeUnavailable || !strings.Contains(models.ErrorMessage(err), "did not answer in time") {
+			t.Errorf("hanging Marketplace: %v", err)
+		}
+		if after := e.get(t, site.ID); !after.LastSyncAt.Equal(*before.LastSyncAt) {
+			t.Error("a failed sync changed the record")
+		}
+
+		// Without vendor credentials: a precondition, said in words.
+		off := newService(t, e.st, e.mp, e.clock, false)
+		if _, err := off.SyncSite(ctx, site); models.ErrorCode(err) != models.CodePrecondition || !strings.Contains(models.ErrorMessage(err), "not set up") {
+			t.Errorf("unconfigured: %v", err)
+		}
+		if off.SyncConfigured() {
+			t.Error("SyncConfigured without credentials")
+		}
+		if err := off.Run(ctx); err != nil {
+			t.Errorf("Run without credentials: %v", err)
+		}
+	})
+}
+
+func strp(s string) *string { return &s }
+
+func TestCorrectValidatesAndAudits(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		e := newEnv(t, b)
+		site := e.install(t, nil)
+		ctx := context.Background()
+		bad := []struct {
+			change models.ProfileChange
+			says   string
+		}{
+			{models.ProfileChange{Field: models.ProfileEmail, Value: strp("not-an-email")}, "not an email address"},
+			{models.ProfileChange{Field: models.ProfileEmail, Value: strp("a@b")}, "not an email address"},
+			{models.ProfileChange{Field: models.ProfileName, Value: strp(strings.Repeat("n", 201))}, "at most 200"},
+			{models.ProfileChange{Field: models.ProfileCompany, Value: strp("Acme\nEvil")}, "line breaks"},
+			{models.ProfileChange{Field: "phone", Value: strp("1")}, "not a field"},
+		}
+		for _, c := range bad {
+			// A valid change beside the bad one is not saved either.
+			_, err := e.svc.Correct(ctx, site, actor, []models.ProfileChange{{Field: models.ProfileName, Value: strp("Fine")}, c.change})
+			if models.ErrorCode(err) != models.CodeInvalid || !strings.Contains(models.ErrorMessage(err), c.says) {
+				t.Errorf("%s=%v: %v, want invalid saying %q", c.change.Field, c.change.Value, err, c.says)
+			}
+			var me *models.Error
+			if ok := asModelError(err, &me); !ok || me.Field != string(c.change.Field) {
+				t.Errorf("%s: error field %+v", c.change.Field, me)
+			}
+		}
+		if _, err := e.svc.Correct(ctx, site, actor, nil); models.ErrorCode(err) != models.CodeInvalid {
+			t.Errorf("no changes: %v", err)
+		}
+		if p := e.get(t, site.ID); value(p, models.ProfileName) != "" {
+			t.Errorf("refused input was saved: %+v", p.Fields)
+		}
+		if evs, _ := e.st.View(ctx).FindAuditEvents(site.ID, store.AuditQuery{}); len(evs) != 0 {
+			t.Errorf("refused input wrote %d audit events", len(evs))
+		}
+
+		p, err := e.svc.Correct(ctx, site, actor, []models.ProfileChange{
+			{Field: models.ProfileName, Value: strp("  Jane Doe ")}, {Field: models.ProfileEmail, Value: strp("jane@example.com")}})
+		if err != nil || value(p, models.ProfileName) != "Jane Doe" || p.Field(models.ProfileName).Source() != models.SourceAdmin {
+			t.Fatalf("Correct = %+v, %v", p, err)
+		}
+		evs, _ := e.st.View(ctx).FindAuditEvents(site.ID, store.AuditQuery{})
+		if len(evs) != 1 || evs[0].Event != models.AuditRecordCorrected || evs[0].ActorAccountID != actor ||
+			!slices.Equal(evs[0].Fields, []string{"email", "name"}) {
+			t.Fatalf("audit = %+v", evs)
+		}
+		raw, _ := json.Marshal(evs)
+		if strings.Contains(string(raw), "Jane") || strings.Contains(string(raw), "jane@") {
+			t.Errorf("the audit event holds a value: %s", raw)
+		}
+	})
+}
+
+func asModelError(err error, target **models.Error) bool {
+	for err != nil {
+		if me, ok := err.(*models.Error); ok {
+			*target = me
+			return true
+		}
+		u, ok := err.(interface{ Unwrap() error })
+		if !ok {
+			return false
+		}
+		err = u.Unwrap()
+	}
+	return false
+}
+
+func TestContactOf(t *testing.T) {
+	l := atlassian.License{ContactDetails: atlassian.ContactDetails{
+		Company: " Acme\tInc ", Country: "Germany",
+		TechnicalContact: atlassian.Contact{Name: "RTBF", Email: "rtbf"},
+		BillingContact:   atlassian.Contact{Name: ""},
+	}}
+	got := profile.ContactOf(l).Values
+	want := map[models.ProfileField]string{models.ProfileName: "", models.ProfileEmail: "", models.ProfileCompany: "Acme Inc", models.ProfileLocation: "Germany"}
+	if len(got) != len(want) {
+		t.Fatalf("ContactOf = %v, want %v", got, want)
+	}
+	for f, v := range want {
+		if got[f] != v {
+			t.Errorf("%s = %q, want %q", f, got[f], v)
+		}
+	}
+	if _, ok := got[models.ProfilePurchaser]; ok {
+		t.Error("a missing purchaser was set (it must stay unknown)")
+	}
+}

@@ -1,0 +1,159 @@
+package app_test
+
+// End to end: the admin page's User provisioning section (context JWT,
+// site admin) makes the SCIM token, and the identity provider uses it on
+// the whole App, on SQLite and PostgreSQL.
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"idbridge/app/store"
+	"idbridge/app/store/storetest"
+)
+
+// scimCall sends a SCIM request with a bearer token.
+func (e *admEnv) scimCall(method, target, token, body string) (int, map[string]any) {
+	e.t.Helper()
+	r := httptest.NewRequest(method, admBaseURL+target, strings.NewReader(body))
+	if body != "" {
+		r.Header.Set("Content-Type", "application/scim+json")
+	}
+	if token != "" {
+		r.Header.Set("Authorization", "Bearer "+token)
+	}
+	w := httptest.NewRecorder()
+	e.app.Handler().ServeHTTP(w, r)
+	var out map[string]any
+	if w.Body.Len() > 0 {
+		if err := json.Unmarshal(w.Body.Bytes(), &out); err != nil {
+			e.t.Fatalf("%s %s: %d, not JSON: %s", method, target, w.Code, w.Body)
+		}
+		if ct := w.Header().Get("Content-Type"); ct != "application/scim+json" {
+			e.t.Errorf("%s %s: Content-Type %q", method, target, ct)
+		}
+	}
+	return w.Code, out
+}
+
+func TestProvisioningEndToEnd(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		e := newAdmEnv(t, b)
+		base := "/scim/v2/" + e.site.ID
+
+		code, got, _ := e.call("GET", "/api/admin/provisioning", admAdmin, "")
+		if code != 200 || got["enabled"] != false || got["baseUrl"] != admBaseURL+base || got["deactivation"] != "remove_groups" {
+			t.Fatalf("GET before a token: %d %v", code, got)
+		}
+		if opts, _ := got["deactivationOptions"].([]any); len(opts) != 3 {
+			t.Errorf("deactivation options: %v", got["deactivationOptions"])
+		}
+		// Nothing answers SCIM before a token exists.
+		if code, body := e.scimCall("GET", base+"/Users", "", ""); code != 401 || body["status"] != "401" {
+			t.Fatalf("SCIM before a token: %d %v", code, body)
+		}
+
+		// Generate: answered once, with the base URL.
+		code, got, raw := e.call("POST", "/api/admin/provisioning/token", admAdmin, "{}")
+		token, _ := got["token"].(string)
+		if code != 201 || len(token) < 40 || got["baseUrl"] != admBaseURL+base {
+			t.Fatalf("token: %d %s", code, raw)
+		}
+		_, got, raw = e.call("GET", "/api/admin/provisioning", admAdmin, "")
+		if got["enabled"] != true || got["tokenCreatedAt"] == nil || strings.Contains(raw, token) {
+			t.Fatalf("GET after a token: %s", raw)
+		}
+		code, body := e.scimCall("POST", base+"/Users", token, `{"userName":"e2e@example.com","active":true}`)
+		if code != 201 {
+			t.Fatalf("create user: %d %v", code, body)
+		}
+		if _, got, _ = e.call("GET", "/api/admin/provisioning", admAdmin, ""); got["directory"].(map[string]any)["users"] != float64(1) {
+			t.Errorf("directory counts: %v", got["directory"])
+		}
+
+		// Settings, validated field by field, audited by name.
+		code, got, _ = e.call("PUT", "/api/admin/provisioning", admAdmin, `{"deactivation":"explode"}`)
+		if code != 400 || got["field"] != "deactivation" {
+			t.Errorf("bad deactivation: %d %v", code, got)
+		}
+		code, got, _ = e.call("PUT", "/api/admin/provisioning", admAdmin, `{"products":["jira-software","nope"]}`)
+		if code != 400 || got["field"] != "products" {
+			t.Errorf("bad product: %d %v", code, got)
+		}
+		code, got, raw = e.call("PUT", "/api/admin/provisioning", admAdmin, `{"deactivation":"suspend","provisionAs":"customer","products":["jira-servicedesk"]}`)
+		if code != 200 || got["deactivation"] != "suspend" || got["provisionAs"] != "customer" || got["enabled"] != true {
+			t.Fatalf("PUT settings: %d %s", code, raw)
+		}
+
+		// Rotate: the old token stops at once.
+		_, got, _ = e.call("POST", "/api/admin/provisioning/token", admAdmin, "{}")
+		newToken, _ := got["token"].(string)
+		if code, _ := e.scimCall("GET", base+"/Users", token, ""); code != 401 {
+			t.Errorf("old token after rotation: %d", code)
+		}
+		if code, _ := e.scimCall("GET", base+"/Users", newToken, ""); code != 200 {
+			t.Errorf("new token: %d", code)
+		}
+
+		// Off: SCIM answers 401 and the directory stays.
+		code, got, _ = e.call("PUT", "/api/admin/provisioning", admAdmin, `{"enabled":false}`)
+		if code != 200 || got["enabled"] != false || got["directory"].(map[string]any)["users"] != float64(1) {
+			t.Fatalf("turn off: %d %v", code, got)
+		}
+		if code, _ := e.scimCall("GET", base+"/Users", newToken, ""); code != 401 {
+			t.Errorf("token after turning off: %d", code)
+		}
+		code, got, _ = e.call("PUT", "/api/admin/provisioning", admAdmin, `{"enabled":true}`)
+		if code != 400 || got["field"] != "enabled" {
+			t.Errorf("turn on without a token: %d %v", code, got)
+		}
+
+		var kinds []string
+		for _, ev := range e.audit() {
+			if ev.ActorAccountID != admAdmin || ev.Section != "provisioning" {
+				t.Errorf("audit event %+v", ev)
+			}
+			kinds = append(kinds, string(ev.Event))
+		}
+		if len(kinds) != 4 {
+			t.Errorf("audit events %v, want two token_rotated and two config_changed", kinds)
+		}
+
+		// Site admins only; a context token is required.
+		for _, r := range []struct{ method, target, body string }{
+			{"GET", "/api/admin/provisioning", ""}, {"PUT", "/api/admin/provisioning", `{}`}, {"POST", "/api/admin/provisioning/token", "{}"},
+		} {
+			if code, _, _ := e.call(r.method, r.target, admNotAdmin, r.body); code != http.StatusForbidden {
+				t.Errorf("%s %s as a non-admin: %d", r.method, r.target, code)
+			}
+			if code, _, _ := e.call(r.method, r.target, "", r.body); code != http.StatusUnauthorized {
+				t.Errorf("%s %s without a token: %d", r.method, r.target, code)
+			}
+		}
+
+		// Uninstall revokes it too.
+		_, got, _ = e.call("POST", "/api/admin/provisioning/token", admAdmin, "{}")
+		last, _ := got["token"].(string)
+		if code, _ := e.scimCall("GET", base+"/Users", last, ""); code != 200 {
+			t.Fatalf("token before uninstall: %d", code)
+		}
+		err := e.app.Store().InTx(context.Background(), func(tx *store.Tx) error {
+			return tx.MarkSiteUninstalled(e.site.ID, time.Now().Add(time.Hour))
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code, _ := e.scimCall("GET", base+"/Users", last, ""); code != 401 {
+			t.Errorf("token after uninstall: %d", code)
+		}
+		if strings.Contains(e.logs.String(), last) || strings.Contains(e.logs.String(), "e2e@example.com") {
+			t.Error("the logs contain a SCIM token or a provisioned email")
+		}
+	})
+}

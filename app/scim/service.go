@@ -1,0 +1,789 @@
+package scim
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"idbridge/app/store"
+	"idbridge/models"
+)
+
+// Paging defaults. DefaultMaxResults (schema.go) caps count and is what
+// /ServiceProviderConfig advertises as filter.maxResults.
+const defaultCount = 100
+
+// ServiceConfig is what the SCIM service needs from configuration.
+type ServiceConfig struct {
+	// BaseURL is idbridge's public base URL; a site's SCIM base is
+	// BaseURL/scim/v2/{siteID}.
+	BaseURL *url.URL
+	// MaxResults caps a list's count; DefaultMaxResults when zero.
+	MaxResults int
+}
+
+// Service is idbridge's SCIM 2.0 provisioning server without HTTP: it
+// authenticates a site's identity provider, answers queries from the
+// database, and applies changes in one transaction each, together with the
+// outbox items the sync worker applies to the Atlassian site. It also owns
+// the provisioning settings and the token that the admin page manages.
+type Service struct {
+	cfg     ServiceConfig
+	store   *store.Store
+	now     func() time.Time
+	log     *slog.Logger
+	tokens  tokenCache
+	filters filterCache
+}
+
+// NewService builds the service. It starts nothing; Run keeps the token
+// cache true across replicas.
+func NewService(cfg ServiceConfig, st *store.Store, now func() time.Time, log *slog.Logger) *Service {
+	if now == nil {
+		now = time.Now
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MaxResults <= 0 {
+		cfg.MaxResults = DefaultMaxResults
+	}
+	return &Service{cfg: cfg, store: st, now: now, log: log,
+		tokens: tokenCache{entries: map[string]tokenEntry{}, now: now}}
+}
+
+// BaseURL is the site's SCIM base URL, what an identity provider is given.
+func (s *Service) BaseURL(siteID string) string {
+	base := ""
+	if s.cfg.BaseURL != nil {
+		base = strings.TrimSuffix(s.cfg.BaseURL.String(), "/")
+	}
+	return base + "/scim/v2/" + url.PathEscape(siteID)
+}
+
+func resourceType(endpoint string) (ResourceType, error) {
+	rt, ok := ResourceTypeByEndpoint(endpoint)
+	if !ok {
+		return ResourceType{}, NotFound("no resource type %q", endpoint)
+	}
+	return rt, nil
+}
+
+// --- discovery ----------------------------------------------------------
+
+// ServiceProviderConfig answers GET /ServiceProviderConfig.
+func (s *Service) ServiceProviderConfig(siteID string) map[string]any {
+	return ServiceProviderConfigDocument(s.BaseURL(siteID), ServiceProviderOptions{
+		MaxResults: s.cfg.MaxResults, ETag: true, Sort: true,
+	})
+}
+
+// ResourceTypes answers GET /ResourceTypes (a ListResponse) or, with a
+// name, GET /ResourceTypes/{name}.
+func (s *Service) ResourceTypes(siteID, name string) (map[string]any, error) {
+	if name != "" {
+		return ResourceTypeDocument(s.BaseURL(siteID), name)
+	}
+	docs := ResourceTypeDocuments(s.BaseURL(siteID))
+	return ListResponse(docs, len(docs), 1), nil
+}
+
+// Schemas answers GET /Schemas (a ListResponse) or, with an id, GET
+// /Schemas/{id}.
+func (s *Service) Schemas(siteID, id string) (map[string]any, error) {
+	if id != "" {
+		return SchemaDocument(s.BaseURL(siteID), id)
+	}
+	docs := SchemaDocuments(s.BaseURL(siteID))
+	return ListResponse(docs, len(docs), 1), nil
+}
+
+// --- query parameters -----------------------------------------------------
+
+// projection is attributes / excludedAttributes.
+type projection struct {
+	attrs, excluded []string
+}
+
+func (p projection) none() bool { return len(p.attrs) == 0 && len(p.excluded) == 0 }
+
+// wants reports whether the answer includes the core attribute name, so
+// that members and groups are only loaded when they will be shown.
+func (p projection) wants(rt ResourceType, name string) bool {
+	if len(p.attrs) > 0 {
+		for _, a := range p.attrs {
+			if ref, err := rt.Resolve(a); err == nil && !ref.Extension() && ref.Attr.Name == name {
+				return true
+			}
+		}
+		return false
+	}
+	for _, a := range p.excluded {
+		if ref, err := rt.Resolve(a); err == nil && !ref.Extension() && ref.Attr.Name == name && ref.Sub == nil {
+			return false
+		}
+	}
+	return true
+}
+
+// listParams is a parsed list or search request.
+type listParams struct {
+	filter     string
+	sortBy     string
+	descending bool
+	startIndex int // 1-based
+	count      int
+	projection
+}
+
+// param returns the query parameter named name, matched
+// case-insensitively (some clients send "Filter").
+func param(q url.Values, name string) (string, bool) {
+	if v, ok := q[name]; ok && len(v) > 0 {
+		return v[0], true
+	}
+	for k, v := range q {
+		if strings.EqualFold(k, name) && len(v) > 0 {
+			return v[0], true
+		}
+	}
+	return "", false
+}
+
+func projectionFrom(q url.Values) projection {
+	a, _ := param(q, "attributes")
+	e, _ := param(q, "excludedAttributes")
+	return projection{attrs: ParseAttributeList(a), excluded: ParseAttributeList(e)}
+}
+
+func (s *Service) listParamsFrom(q url.Values) (listParams, error) {
+	lp := listParams{startIndex: 1, count: defaultCount, projection: projectionFrom(q)}
+	lp.filter, _ = param(q, "filter")
+	lp.sortBy, _ = param(q, "sortBy")
+	order, _ := param(q, "sortOrder")
+	var err error
+	if lp.descending, err = sortOrder(order); err != nil {
+		return lp, err
+	}
+	if v, ok := param(q, "startIndex"); ok {
+		if lp.startIndex, err = pagingInt("startIndex", v); err != nil {
+			return lp, err
+		}
+	}
+	if v, ok := param(q, "count"); ok {
+		if lp.count, err = pagingInt("count", v); err != nil {
+			return lp, err
+		}
+	}
+	s.clampPaging(&lp)
+	return lp, nil
+}
+
+// clampPaging applies RFC 7644 3.4.2.4: startIndex below 1 means 1, count
+// below 0 means 0, and the server maximum caps count.
+func (s *Service) clampPaging(lp *listParams) {
+	lp.startIndex = max(lp.startIndex, 1)
+	lp.count = min(max(lp.count, 0), s.cfg.MaxResults)
+}
+
+func pagingInt(name, v string) (int, error) {
+	v = strings.TrimSpace(v)
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		f, ferr := strconv.ParseFloat(v, 64)
+		if ferr != nil || f != float64(int64(f)) {
+			return 0, InvalidValue("%s must be an integer", name)
+		}
+		n = int64(f)
+	}
+	const limit = 1 << 30
+	return int(max(min(n, limit), -limit)), nil
+}
+
+func sortOrder(v string) (bool, error) {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "", "ascending", "asc":
+		return false, nil
+	case "descending", "desc":
+		return true, nil
+	}
+	return false, InvalidValue("sortOrder must be ascending or descending")
+}
+
+// sortColumn maps sortBy to a column the store sorts by. Only the core
+// string attributes stored in their own columns are sortable, which is
+// what /ServiceProviderConfig's sort.supported promises.
+func sortColumn(rt ResourceType, sortBy string) (string, error) {
+	if strings.TrimSpace(sortBy) == "" {
+		return "", nil
+	}
+	ref, err := rt.Resolve(strings.TrimSpace(sortBy))
+	if err != nil {
+		return "", InvalidValue("sortBy %q is not an attribute of %s", sortBy, rt.Name)
+	}
+	if col := sortableColumn(rt, ref.Canonical); col != "" {
+		return col, nil
+	}
+	return "", InvalidValue("sorting by %q is not supported", ref.Canonical)
+}
+
+// sortableColumn is the column a canonical attribute sorts by, "" when it
+// is not sortable.
+func sortableColumn(rt ResourceType, canonical string) string {
+	switch canonical {
+	case "externalId":
+		return "external_id"
+	case "id":
+		return "id"
+	case "meta.created":
+		return "created_at"
+	case "meta.lastModified":
+		return "updated_at"
+	}
+	if rt.Name == Groups.Name {
+		if canonical == "displayName" {
+			return "display_name_lower"
+		}
+		return ""
+	}
+	switch canonical {
+	case "userName":
+		return "user_name_lower"
+	case "displayName":
+		return "lower(display_name)"
+	case "name.givenName":
+		return "lower(given_name)"
+	case "name.familyName":
+		return "lower(family_name)"
+	case "emails", "emails.value":
+		return "lower(email)"
+	case "active":
+		return "active"
+	}
+	return ""
+}
+
+// --- lists and reads ---------------------------------------------------------
+
+// List answers GET /Users and GET /Groups: always a ListResponse, also
+// when nothing matches.
+func (s *Service) List(ctx context.Context, siteID, endpoint string, q url.Values) (any, error) {
+	rt, err := resourceType(endpoint)
+	if err != nil {
+		return nil, err
+	}
+	lp, err := s.listParamsFrom(q)
+	if err != nil {
+		return nil, err
+	}
+	return s.list(ctx, siteID, rt, lp)
+}
+
+// searchRequest is the body of POST .search (RFC 7644 3.4.3).
+type searchRequest struct {
+	Schemas            []string        `json:"schemas"`
+	Attributes         json.RawMessage `json:"attributes"`
+	ExcludedAttributes json.RawMessage `json:"excludedAttributes"`
+	Filter             string          `json:"filter"`
+	SortBy             string          `json:"sortBy"`
+	SortOrder          string          `json:"sortOrder"`
+	StartIndex         *json.Number    `json:"startIndex"`
+	Count              *json.Number    `json:"count"`
+}
+
+// attributeList reads attributes given as an array of names or as one
+// comma-separated string.
+func attributeList(raw json.RawMessage) ([]string, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	var list []string
+	if err := json.Unmarshal(raw, &list); err == nil {
+		var out []string
+		for _, a := range list {
+			out = append(out, ParseAttributeList(a)...)
+		}
+		return out, nil
+	}
+	var one string
+	if err := json.Unmarshal(raw, &one); err != nil {
+		return nil, InvalidSyntax("attributes must be a list of attribute names")
+	}
+	return ParseAttributeList(one), nil
+}
+
+// Search answers POST /.search (endpoint "") and POST /Users/.search,
+// /Groups/.search. A search at the root covers users, then groups.
+func (s *Service) Search(ctx context.Context, siteID, endpoint string, body []byte) (any, error) {
+	var req searchRequest
+	if err := decodeStrict(body, &req); err != nil {
+		return nil, err
+	}
+	lp := listParams{startIndex: 1, count: defaultCount, filter: req.Filter, sortBy: req.SortBy}
+	var err error
+	if lp.attrs, err = attributeList(req.Attributes); err != nil {
+		return nil, err
+	}
+	if lp.excluded, err = attributeList(req.ExcludedAttributes); err != nil {
+		return nil, err
+	}
+	if lp.descending, err = sortOrder(req.SortOrder); err != nil {
+		return nil, err
+	}
+	if req.StartIndex != nil {
+		if lp.startIndex, err = pagingInt("startIndex", req.StartIndex.String()); err != nil {
+			return nil, err
+		}
+	}
+	if req.Count != nil {
+		if lp.count, err = pagingInt("count", req.Count.String()); err != nil {
+			return nil, err
+		}
+	}
+	s.clampPaging(&lp)
+	if endpoint != "" {
+		rt, err := resourceType(endpoint)
+		if err != nil {
+			return nil, err
+		}
+		return s.list(ctx, siteID, rt, lp)
+	}
+	return s.searchAll(ctx, siteID, lp)
+}
+
+// searchAll pages over users followed by groups.
+func (s *Service) searchAll(ctx context.Context, siteID string, lp listParams) (any, error) {
+	if lp.sortBy != "" {
+		return nil, InvalidValue("a search across resource types cannot be sorted")
+	}
+	var resources []any
+	total := 0
+	offset, count := lp.startIndex-1, lp.count
+	for _, rt := range ResourceTypes() {
+		part := lp
+		part.startIndex, part.count = offset+1, count
+		res, n, err := s.query(ctx, siteID, rt, part)
+		if err != nil {
+			return nil, err
+		}
+		total += n
+		resources = append(resources, res...)
+		count -= len(res)
+		offset = max(offset-n, 0)
+	}
+	return listResponse(resources, total, lp.startIndex), nil
+}
+
+func (s *Service) list(ctx context.Context, siteID string, rt ResourceType, lp listParams) (any, error) {
+	res, total, err := s.query(ctx, siteID, rt, lp)
+	if err != nil {
+		return nil, err
+	}
+	return listResponse(res, total, lp.startIndex), nil
+}
+
+// listResponse is ListResponse for rendered resources (maps or raw JSON).
+// When every resource is raw JSON (no projection), the whole answer is
+// written out directly.
+func listResponse(resources []any, total, startIndex int) any {
+	raw := true
+	size := 128
+	for _, r := range resources {
+		m, ok := r.(json.RawMessage)
+		raw = raw && ok
+		size += len(m) + 1
+	}
+	if !raw {
+		return map[string]any{
+			"schemas":      []string{ListResponseSchema},
+			"totalResults": total,
+			"startIndex":   startIndex,
+			"itemsPerPage": len(resources),
+			"Resources":    resources,
+		}
+	}
+	b := make([]byte, 0, size)
+	b = append(b, `{"schemas":["`+ListResponseSchema+`"],"totalResults":`...)
+	b = strconv.AppendInt(b, int64(total), 10)
+	b = append(b, `,"startIndex":`...)
+	b = strconv.AppendInt(b, int64(startIndex), 10)
+	b = append(b, `,"itemsPerPage":`...)
+	b = strconv.AppendInt(b, int64(len(resources)), 10)
+	b = append(b, `,"Resources":[`...)
+	for i, r := range resources {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, r.(json.RawMessage)...)
+	}
+	return json.RawMessage(append(b, ']', '}'))
+}
+
+// directoryQuery compiles the filter, sort and paging of lp for rt.
+func (s *Service) directoryQuery(rt ResourceType, lp listParams) (store.DirectoryQuery, error) {
+	dq := store.DirectoryQuery{Offset: lp.startIndex - 1, Limit: lp.count, Desc: lp.descending}
+	if strings.TrimSpace(lp.filter) != "" {
+		expr, err := s.filters.parse(rt, lp.filter)
+		if err != nil {
+			return dq, err
+		}
+		f, err := compileFilter(rt, s.store.Dialect(), expr)
+		if err != nil {
+			return dq, err
+		}
+		dq.Where, dq.Args = f.Where, f.Args
+	}
+	col, err := sortColumn(rt, lp.sortBy)
+	if err != nil {
+		return dq, err
+	}
+	dq.OrderBy = col
+	return dq, nil
+}
+
+// query runs one list and renders its page.
+func (s *Service) query(ctx context.Context, siteID string, rt ResourceType, lp listParams) ([]any, int, error) {
+	dq, err := s.directoryQuery(rt, lp)
+	if err != nil {
+		return nil, 0, err
+	}
+	view := s.store.View(ctx)
+	base := s.BaseURL(siteID)
+	if rt.Name == Users.Name {
+		dq.WithGroups = lp.wants(rt, "groups")
+		users, total, err := view.ListDirectoryUsers(siteID, dq)
+		if err != nil {
+			return nil, 0, err
+		}
+		out := make([]any, 0, len(users))
+		for i := range users {
+			r, err := renderUser(base, &users[i], lp.projection)
+			if err != nil {
+				return nil, 0, err
+			}
+			out = append(out, r)
+		}
+		return out, total, nil
+	}
+	groups, total, err := view.ListDirectoryGroups(siteID, dq)
+	if err != nil {
+		return nil, 0, err
+	}
+	var members map[string][]models.GroupMember
+	if lp.wants(rt, "members") && len(groups) > 0 {
+		ids := make([]string, len(groups))
+		for i := range groups {
+			ids[i] = groups[i].ID
+		}
+		if members, err = view.FindGroupMembers(siteID, ids); err != nil {
+			return nil, 0, err
+		}
+	}
+	out := make([]any, 0, len(groups))
+	for i := range groups {
+		var m []models.GroupMember
+		if members != nil {
+			m = members[groups[i].ID]
+			if m == nil {
+				m = []models.GroupMember{}
+			}
+		}
+		r, err := renderGroup(base, &groups[i], m, lp.projection)
+		if err != nil {
+			return nil, 0, err
+		}
+		out = append(out, r)
+	}
+	return out, total, nil
+}
+
+// Get answers GET /Users/{id} and GET /Groups/{id}.
+func (s *Service) Get(ctx context.Context, siteID, endpoint, id string, q url.Values) (*models.SCIMDocument, error) {
+	rt, err := resourceType(endpoint)
+	if err != nil {
+		return nil, err
+	}
+	p := projectionFrom(q)
+	view := s.store.View(ctx)
+	base := s.BaseURL(siteID)
+	if rt.Name == Users.Name {
+		users, _, err := view.ListDirectoryUsers(siteID, store.DirectoryQuery{Where: "id = ?", Args: []any{id}, Limit: 1, WithGroups: p.wants(rt, "groups")})
+		if err != nil {
+			return nil, err
+		}
+		if len(users) == 0 {
+			return nil, NotFound("User %s not found", id)
+		}
+		body, err := renderUser(base, &users[0], p)
+		if err != nil {
+			return nil, err
+		}
+		return &models.SCIMDocument{Body: body, Version: etag(users[0].Version), Location: base + "/Users/" + users[0].ID}, nil
+	}
+	g, err := view.FindDirectoryGroup(siteID, id, false)
+	if models.IsNotFound(err) {
+		return nil, NotFound("Group %s not found", id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var members []models.GroupMember
+	if p.wants(rt, "members") {
+		m, err := view.FindGroupMembers(siteID, []string{g.ID})
+		if err != nil {
+			return nil, err
+		}
+		members = m[g.ID]
+		if members == nil {
+			members = []models.GroupMember{}
+		}
+	}
+	body, err := renderGroup(base, g, members, p)
+	if err != nil {
+		return nil, err
+	}
+	return &models.SCIMDocument{Body: body, Version: etag(g.Version), Location: base + "/Groups/" + g.ID}, nil
+}
+
+// --- rendering ----------------------------------------------------------------
+
+// etag is the weak ETag (and meta.version) of a resource version.
+func etag(version int64) string { return `W/"` + strconv.FormatInt(version, 10) + `"` }
+
+func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+func metaJSON(resourceType, location string, created, updated time.Time, version int64) map[string]any {
+	return map[string]any{
+		"resourceType": resourceType,
+		"created":      formatTime(created),
+		"lastModified": formatTime(updated),
+		"location":     location,
+		"version":      etag(version),
+	}
+}
+
+// renderUser renders a stored user. Without projection the stored JSON is
+// spliced as is (the hot path of an identity provider's lookups); with
+// one, the document is decoded and projected.
+func renderUser(base string, u *models.DirectoryUser, p projection) (any, error) {
+	location := base + "/Users/" + u.ID
+	if p.none() {
+		b := make([]byte, 0, len(u.Doc)+256+len(u.Groups)*160)
+		b = appendHead(b, u.ID, "User", location, u.CreatedAt, u.UpdatedAt, u.Version)
+		if len(u.Groups) > 0 {
+			b = append(b, `,"groups":[`...)
+			for i, g := range u.Groups {
+				if i > 0 {
+					b = append(b, ',')
+				}
+				b = appendRef(b, g.ID, g.DisplayName, base+"/Groups/"+g.ID, "direct")
+			}
+			b = append(b, ']')
+		}
+		return spliceDoc(b, u.Doc), nil
+	}
+	extra := map[string]any{
+		"id":   u.ID,
+		"meta": metaJSON("User", location, u.CreatedAt, u.UpdatedAt, u.Version),
+	}
+	if len(u.Groups) > 0 {
+		groups := make([]any, len(u.Groups))
+		for i, g := range u.Groups {
+			groups[i] = map[string]any{"value": g.ID, "display": g.DisplayName, "$ref": base + "/Groups/" + g.ID, "type": "direct"}
+		}
+		extra["groups"] = groups
+	}
+	return project(Users, u.Doc, extra, p)
+}
+
+// renderGroup renders a stored group; members nil leaves them out.
+func renderGroup(base string, g *models.DirectoryGroup, members []models.GroupMember, p projection) (any, error) {
+	location := base + "/Groups/" + g.ID
+	if p.none() {
+		b := make([]byte, 0, len(g.Doc)+256+len(members)*160)
+		b = appendHead(b, g.ID, "Group", location, g.CreatedAt, g.UpdatedAt, g.Version)
+		if members != nil {
+			b = append(b, `,"members":[`...)
+			for i, m := range members {
+				if i > 0 {
+					b = append(b, ',')
+				}
+				b = appendRef(b, m.UserID, m.Display, base+"/Users/"+m.UserID, "User")
+			}
+			b = append(b, ']')
+		}
+		return spliceDoc(b, g.Doc), nil
+	}
+	extra := map[string]any{
+		"id":   g.ID,
+		"meta": metaJSON("Group", location, g.CreatedAt, g.UpdatedAt, g.Version),
+	}
+	if members != nil {
+		list := make([]any, len(members))
+		for i, m := range members {
+			list[i] = map[string]any{"value": m.UserID, "display": m.Display, "$ref": base + "/Users/" + m.UserID, "type": "User"}
+		}
+		extra["members"] = list
+	}
+	return project(Groups, g.Doc, extra, p)
+}
+
+// appendHead starts a resource's JSON with the server's attributes: id and
+// meta (same members as metaJSON).
+func appendHead(b []byte, id, resourceType, location string, created, updated time.Time, version int64) []byte {
+	b = append(b, `{"id":`...)
+	b = appendJSONString(b, id)
+	b = append(b, `,"meta":{"resourceType":`...)
+	b = appendJSONString(b, resourceType)
+	b = append(b, `,"created":"`...)
+	b = created.UTC().AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","lastModified":"`...)
+	b = updated.UTC().AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","location":`...)
+	b = appendJSONString(b, location)
+	b = append(b, `,"version":"W/\"`...)
+	b = strconv.AppendInt(b, version, 10)
+	b = append(b, `\""}`...)
+	return b
+}
+
+// appendRef appends a member or group reference.
+func appendRef(b []byte, value, display, ref, typ string) []byte {
+	b = append(b, `{"value":`...)
+	b = appendJSONString(b, value)
+	b = append(b, `,"display":`...)
+	b = appendJSONString(b, display)
+	b = append(b, `,"$ref":`...)
+	b = appendJSONString(b, ref)
+	b = append(b, `,"type":`...)
+	b = appendJSONString(b, typ)
+	return append(b, '}')
+}
+
+// spliceDoc closes a head built by appendHead with the members of the
+// stored document (a JSON object).
+func spliceDoc(head, doc []byte) json.RawMessage {
+	doc = bytes.TrimSpace(doc)
+	if len(doc) >= 2 && doc[0] == '{' {
+		if inner := bytes.TrimSpace(doc[1 : len(doc)-1]); len(inner) > 0 {
+			head = append(head, ',')
+			head = append(head, inner...)
+		}
+	}
+	return json.RawMessage(append(head, '}'))
+}
+
+// appendJSONString appends s as a JSON string (no HTML escaping).
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' {
+			continue
+		}
+		b = append(b, s[start:i]...)
+		switch c {
+		case '"':
+			b = append(b, '\\', '"')
+		case '\\':
+			b = append(b, '\\', '\\')
+		case '\n':
+			b = append(b, '\\', 'n')
+		case '\r':
+			b = append(b, '\\', 'r')
+		case '\t':
+			b = append(b, '\\', 't')
+		default:
+			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		}
+		start = i + 1
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+// project decodes a stored document, adds the server's attributes and
+// applies attributes / excludedAttributes.
+func project(rt ResourceType, doc []byte, extra map[string]any, p projection) (any, error) {
+	m, err := decodeDoc(doc)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range extra {
+		m[k] = v
+	}
+	return Project(rt, m, p.attrs, p.excluded), nil
+}
+
+// marshal is json.Marshal without HTML escaping: values are stored and
+// answered as sent ("R&D", not "R\u0026D").
+func marshal(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimRight(b.Bytes(), "\n"), nil
+}
+
+// decodeDoc decodes a stored document, keeping numbers exact.
+func decodeDoc(doc []byte) (map[string]any, error) {
+	m := map[string]any{}
+	if len(bytes.TrimSpace(doc)) == 0 {
+		return m, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(doc))
+	dec.UseNumber()
+	if err := dec.Decode(&m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// decodeStrict decodes one JSON value from body into v: malformed JSON or
+// trailing data is 400 invalidSyntax.
+func decodeStrict(body []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
+		return InvalidSyntax("the body is not valid JSON for this request")
+	}
+	if dec.More() {
+		return InvalidSyntax("the body has data after the JSON value")
+	}
+	return nil
+}
+
+// dropNulls removes null values at every depth of v, in place: no answer
+// ever carries a null (Entra sends "$ref": null; unknown attributes are
+// kept as sent).
+func dropNulls(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, e := range v {
+			if e == nil {
+				delete(v, k)
+				continue
+			}
+			v[k] = dropNulls(e)
+		}
+		return v
+	case []any:
+		out := v[:0]
+		for _, e := range v {
+			if e != nil {
+				out = append(out, dropNulls(e))
+			}
+		}
+		return out
+	}
+	return v
+}

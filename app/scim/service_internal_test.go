@@ -1,0 +1,246 @@
+package scim
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"idbridge/app/store"
+	"idbridge/app/store/storetest"
+	"idbridge/models"
+)
+
+// TestServerFiltersUseIndexes checks that the identity providers' hot
+// filters compile to SQL the database answers from the per-site indexes:
+// lower(userName), externalId, group displayName (shared/SCIM.md, "Filters
+// run in the database, with indexes").
+func TestServerFiltersUseIndexes(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		rt     ResourceType
+		filter string
+		index  string
+	}{
+		{Users, `userName eq "Alice@Example.com"`, "scim_users_user_name"},
+		{Users, `externalId eq "00ujl29u0le5T6Aj10h7"`, "scim_users_external_id"},
+		{Users, `id eq "u_x"`, "PRIMARY KEY|scim_users_pkey|sqlite_autoindex_scim_users"},
+		{Groups, `displayName eq "Admins"`, "scim_groups_display_name"},
+		{Groups, `externalId eq "8aa1a0c0"`, "scim_groups_external_id"},
+	}
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		st := b.Open(t)
+		ctx := context.Background()
+		// Enough rows in two sites for the planner to prefer a selective
+		// index, and fresh statistics.
+		var siteID string
+		err := st.InTx(ctx, func(tx *store.Tx) error {
+			for s := range 2 {
+				site, err := tx.SaveInstall(&models.Site{ClientKey: fmt.Sprintf("c%d", s), SharedSecret: []byte("0123456789abcdef0123456789abcdef"), BaseURL: "https://a.atlassian.net"})
+				if err != nil {
+					return err
+				}
+				siteID = site.ID
+				for i := range 1500 {
+					u := &models.DirectoryUser{SiteID: site.ID, UserName: fmt.Sprintf("user%d@example.com", i), ExternalID: fmt.Sprintf("ext%d", i), Active: true, Doc: []byte(`{}`)}
+					if err := tx.CreateDirectoryUser(u); err != nil {
+						return err
+					}
+					if i%10 == 0 {
+						if err := tx.CreateDirectoryGroup(&models.DirectoryGroup{SiteID: site.ID, DisplayName: fmt.Sprintf("g%d", i), ExternalID: fmt.Sprintf("gx%d", i), Doc: []byte(`{}`)}); err != nil {
+							return err
+						}
+					}
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.SQLDB().ExecContext(ctx, "ANALYZE"); err != nil {
+			t.Fatal(err)
+		}
+		conn, err := st.SQLDB().Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		explain := "EXPLAIN QUERY PLAN "
+		if st.Dialect() == store.Postgres {
+			// Small tables: forbid sequential scans so that the plan shows
+			// which index answers.
+			if _, err := conn.ExecContext(ctx, "SET enable_seqscan = off"); err != nil {
+				t.Fatal(err)
+			}
+			explain = "EXPLAIN "
+		}
+		for _, tc := range cases {
+			expr, err := ParseFilter(tc.rt, tc.filter)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f, err := compileFilter(tc.rt, st.Dialect(), expr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			query := "SELECT id FROM " + tableOf(tc.rt) + " WHERE site_id = ? AND (" + f.Where + ")"
+			args := append([]any{siteID}, f.Args...)
+			if st.Dialect() == store.Postgres {
+				query = dollarPlaceholders(query)
+			}
+			rows, err := conn.QueryContext(ctx, explain+query, args...)
+			if err != nil {
+				t.Fatalf("%s: %v", query, err)
+			}
+			var plan []string
+			for rows.Next() {
+				cols, _ := rows.Columns()
+				vals := make([]any, len(cols))
+				ptrs := make([]any, len(cols))
+				for i := range vals {
+					ptrs[i] = &vals[i]
+				}
+				if err := rows.Scan(ptrs...); err != nil {
+					t.Fatal(err)
+				}
+				plan = append(plan, fmt.Sprint(vals...))
+			}
+			rows.Close()
+			text := strings.Join(plan, "\n")
+			ok := false
+			for _, idx := range strings.Split(tc.index, "|") {
+				ok = ok || strings.Contains(text, idx)
+			}
+			if !ok || strings.Contains(text, "Seq Scan") || strings.Contains(text, "SCAN "+tableOf(tc.rt)) {
+				t.Errorf("%s: plan does not use %s:\n%s", tc.filter, tc.index, text)
+			}
+		}
+	})
+}
+
+func dollarPlaceholders(q string) string {
+	var b strings.Builder
+	n := 0
+	for _, c := range q {
+		if c == '?' {
+			n++
+			fmt.Fprintf(&b, "$%d", n)
+			continue
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+// TestServerTokenCacheAcrossReplicas: on PostgreSQL a replica caches the
+// token hash only while it hears change notifications, and a rotation on
+// another replica revokes the old token there too.
+func TestServerTokenCacheAcrossReplicas(t *testing.T) {
+	t.Parallel()
+	b := storetest.Backend{}
+	for _, be := range storetest.Backends(t) {
+		if be.Name == store.Postgres {
+			b = be
+		}
+	}
+	if b.Open == nil {
+		t.Skip(storetest.EnvDatabaseURL + " is not set: the token cache exists on PostgreSQL only")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	st1 := b.Open(t)
+	st2 := b.Open(t, storetest.SameDatabase(st1))
+	one := NewService(ServiceConfig{}, st1, nil, nil)
+	two := NewService(ServiceConfig{}, st2, nil, nil)
+	done := make(chan error, 1)
+	go func() { done <- two.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitFor(t, "replica two listens", func() bool { return two.tokens.listening.Load() })
+
+	var site *models.Site
+	err := st1.InTx(ctx, func(tx *store.Tx) error {
+		var err error
+		site, err = tx.SaveInstall(&models.Site{ClientKey: "c", SharedSecret: []byte("0123456789abcdef0123456789abcdef"), BaseURL: "https://a.atlassian.net"})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	caller := &models.Caller{Site: site, AccountID: "admin"}
+	oldToken, err := one.RotateToken(ctx, caller)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := two.Authenticate(ctx, site.ID, oldToken); err != nil {
+		t.Fatalf("replica two refuses the token: %v", err)
+	}
+	// The rotation's own notification may still be on its way; once it is
+	// in, the hash stays cached.
+	waitFor(t, "replica two caches the hash", func() bool {
+		_ = two.Authenticate(ctx, site.ID, oldToken)
+		_, ok := two.tokens.get(site.ID)
+		return ok
+	})
+	newToken, err := one.RotateToken(ctx, caller)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "replica two drops the old hash", func() bool {
+		_, ok := two.tokens.get(site.ID)
+		return !ok
+	})
+	if err := two.Authenticate(ctx, site.ID, oldToken); err == nil {
+		t.Fatal("replica two still accepts the rotated token")
+	}
+	if err := two.Authenticate(ctx, site.ID, newToken); err != nil {
+		t.Fatalf("replica two refuses the new token: %v", err)
+	}
+	// An uninstall on replica one revokes it on replica two too.
+	if err := st1.InTx(ctx, func(tx *store.Tx) error { return tx.MarkSiteUninstalled(site.ID, time.Now().Add(time.Hour)) }); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "replica two refuses after uninstall", func() bool { return two.Authenticate(ctx, site.ID, newToken) != nil })
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestServerFilterCacheMatchesParseFilter: the shape cache gives exactly
+// what ParseFilter gives, for every value, and errors alike.
+func TestServerFilterCacheMatchesParseFilter(t *testing.T) {
+	t.Parallel()
+	var c filterCache
+	filters := []string{
+		`userName eq "a@example.com"`, `userName eq "b@example.com"`, `USERNAME Eq "C@Example.com"`,
+		`userName eq "quo\"te" and displayName co "x\\y"`, `emails[type eq "work"].value eq "x@y"`,
+		`emails[type eq "home" and value co "@z"] or not (title pr)`, `externalId eq jyoung`, `externalId eq "jyoung"`,
+		`active eq "true"`, `active eq true`, `meta.created gt "2011-05-13T04:42:34Z"`, `meta.created gt "not a date"`,
+		`userName eq "` + placeholderPrefix + `0"`, `title eq "\u00e9"`, `userName eq "unterminated`, `nope eq "x"`,
+		`members[value eq "u1"]`, `displayName eq "Admins"`,
+	}
+	for _, rt := range []ResourceType{Users, Groups} {
+		for round := range 2 { // the second round hits the cache
+			for _, f := range filters {
+				want, wantErr := ParseFilter(rt, f)
+				got, gotErr := c.parse(rt, f)
+				if (wantErr == nil) != (gotErr == nil) || (wantErr != nil && wantErr.Error() != gotErr.Error()) {
+					t.Errorf("round %d, %s %s: error %v, want %v", round, rt.Name, f, gotErr, wantErr)
+					continue
+				}
+				if wantErr == nil && filterString(got) != filterString(want) {
+					t.Errorf("round %d, %s %s:\n got %s\nwant %s", round, rt.Name, f, filterString(got), filterString(want))
+				}
+			}
+		}
+	}
+}

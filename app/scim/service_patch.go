@@ -1,0 +1,352 @@
+package scim
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+
+	filter "github.com/scim2/filter-parser/v2"
+
+	"idbridge/app/store"
+	"idbridge/models"
+)
+
+// Patch answers PATCH /Users/{id} (200 with the user) and PATCH
+// /Groups/{id} (204, as Entra expects, unless attributes or
+// excludedAttributes ask for the group: then 200 with it). Operations apply
+// in order and atomically, in one transaction with their outbox items.
+func (s *Service) Patch(ctx context.Context, siteID, endpoint, id string, body []byte, ifMatch string, q url.Values) (*models.SCIMDocument, error) {
+	rt, err := resourceType(endpoint)
+	if err != nil {
+		return nil, err
+	}
+	req, err := DecodePatchRequest(body)
+	if err != nil {
+		return nil, err
+	}
+	if rt.Name == Users.Name {
+		return s.updateUser(ctx, siteID, id, ifMatch, projectionFrom(q), func(_ *models.DirectoryUser, doc map[string]any) (map[string]any, bool, error) {
+			res, err := ApplyPatch(Users, doc, req)
+			if err != nil {
+				return nil, false, err
+			}
+			return res.Resource, res.Changed, nil
+		})
+	}
+	doc, err := s.updateGroup(ctx, siteID, id, ifMatch, q, func(tx *store.Tx, g *models.DirectoryGroup, stored map[string]any, mt *memberTracker) (map[string]any, error) {
+		return patchGroup(tx, g, stored, req, mt)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := param(q, "attributes"); !ok {
+		if _, ok := param(q, "excludedAttributes"); !ok {
+			doc.Body = nil // 204 No Content
+		}
+	}
+	return doc, nil
+}
+
+// memberOp is a PATCH operation on a group's members that maps directly to
+// the membership table, without loading the group's members: what Entra
+// and Okta send (add and remove with value lists, remove of
+// members[value eq "id"], replace of the whole list).
+type memberOp struct {
+	kind string // add, remove, replace, clear
+	ids  []string
+}
+
+// patchGroup applies a PATCH to a group. Member operations of the shapes
+// identity providers send go straight to the membership table in order
+// (a group may have many thousands of members); anything else about
+// members falls back to applying the whole PATCH to the group with its
+// members loaded, and writing the difference.
+func patchGroup(tx *store.Tx, g *models.DirectoryGroup, stored map[string]any, req *PatchRequest, mt *memberTracker) (map[string]any, error) {
+	var (
+		rest    PatchRequest
+		restIdx []int
+		ops     []memberOp
+		opIdx   []int
+	)
+	simple := true
+	for i, op := range req.Operations {
+		mo, other, ok, err := splitMemberOp(op)
+		if err != nil {
+			return nil, operationError(i, op, err)
+		}
+		if !ok {
+			simple = false
+			break
+		}
+		if mo != nil {
+			ops = append(ops, *mo)
+			opIdx = append(opIdx, i)
+		}
+		if other != nil {
+			rest.Operations = append(rest.Operations, *other)
+			restIdx = append(restIdx, i)
+		}
+	}
+	if !simple {
+		return patchGroupLoaded(tx, g, stored, req, mt)
+	}
+	doc := stored
+	if len(rest.Operations) > 0 {
+		res, err := ApplyPatch(Groups, stored, &rest)
+		if err != nil {
+			return nil, renumber(err, restIdx)
+		}
+		doc = res.Resource
+	}
+	// Every member added must be a user of the site: check them all before
+	// changing anything.
+	var toAdd []string
+	for _, op := range ops {
+		if op.kind == "add" || op.kind == "replace" {
+			toAdd = append(toAdd, op.ids...)
+		}
+	}
+	if err := checkMembers(tx, g.SiteID, toAdd); err != nil {
+		return nil, err
+	}
+	for _, op := range ops {
+		var err error
+		switch op.kind {
+		case "add":
+			err = mt.add(tx, op.ids)
+		case "remove":
+			err = mt.remove(tx, op.ids)
+		case "clear":
+			err = mt.removeAll(tx)
+		case "replace":
+			err = mt.replace(tx, op.ids)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return doc, nil
+}
+
+// patchGroupLoaded applies the PATCH to the group document with all its
+// members and writes the membership difference.
+func patchGroupLoaded(tx *store.Tx, g *models.DirectoryGroup, stored map[string]any, req *PatchRequest, mt *memberTracker) (map[string]any, error) {
+	current, err := tx.FindGroupMembers(g.SiteID, []string{g.ID})
+	if err != nil {
+		return nil, err
+	}
+	doc := make(map[string]any, len(stored)+1)
+	for k, v := range stored {
+		doc[k] = v
+	}
+	if list := current[g.ID]; len(list) > 0 {
+		members := make([]any, len(list))
+		for i, m := range list {
+			members[i] = map[string]any{"value": m.UserID, "display": m.Display, "type": "User"}
+		}
+		doc["members"] = members
+	}
+	res, err := ApplyPatch(Groups, doc, req)
+	if err != nil {
+		return nil, err
+	}
+	for _, el := range asList(lookupCI(res.Resource, "members")) {
+		if em, ok := el.(map[string]any); ok {
+			if t, ok := lookupCI(em, "type").(string); ok && t != "" && !strings.EqualFold(t, "User") {
+				return nil, InvalidValue("members must be users of this site: nested groups are not supported")
+			}
+		}
+	}
+	if err := checkMembers(tx, g.SiteID, res.MembersAdded); err != nil {
+		return nil, err
+	}
+	if len(res.MembersRemoved) > 0 {
+		if err := mt.remove(tx, res.MembersRemoved); err != nil {
+			return nil, err
+		}
+	}
+	if len(res.MembersAdded) > 0 {
+		if err := mt.add(tx, res.MembersAdded); err != nil {
+			return nil, err
+		}
+	}
+	return res.Resource, nil
+}
+
+// splitMemberOp classifies one operation: a direct member operation (mo),
+// an operation for the rest of the group (other), both (a no-path value
+// object with members and other attributes), or ok false when it touches
+// members in a way that needs the members loaded.
+func splitMemberOp(op PatchOperation) (mo *memberOp, other *PatchOperation, ok bool, err error) {
+	kind := strings.ToLower(strings.TrimSpace(op.Op))
+	path := strings.TrimSpace(op.Path)
+	if path == "" {
+		obj, isObj := op.Value.(map[string]any)
+		if !isObj || kind == "remove" {
+			return nil, &op, true, nil // ApplyPatch answers these
+		}
+		var membersKey string
+		for k := range obj {
+			if strings.EqualFold(k, "members") || strings.EqualFold(k, GroupSchema+":members") {
+				if membersKey != "" {
+					return nil, nil, false, nil
+				}
+				membersKey = k
+			}
+		}
+		if membersKey == "" {
+			return nil, &op, true, nil
+		}
+		ids, simple, err := memberValues(obj[membersKey])
+		if err != nil || !simple {
+			return nil, nil, simple, err
+		}
+		mo = &memberOp{kind: kind, ids: ids}
+		if kind == "replace" && ids == nil {
+			mo.kind = "clear"
+		}
+		if len(obj) > 1 {
+			restObj := make(map[string]any, len(obj)-1)
+			for k, v := range obj {
+				if k != membersKey {
+					restObj[k] = v
+				}
+			}
+			other = &PatchOperation{Op: op.Op, Value: restObj}
+		}
+		return mo, other, true, nil
+	}
+	lower := strings.ToLower(path)
+	lower = strings.TrimPrefix(lower, strings.ToLower(GroupSchema)+":")
+	switch {
+	case lower == "members":
+		switch kind {
+		case "remove":
+			if op.Value == nil {
+				return &memberOp{kind: "clear"}, nil, true, nil
+			}
+			ids, simple, err := memberValues(op.Value)
+			if err != nil || !simple {
+				return nil, nil, simple, err
+			}
+			return &memberOp{kind: "remove", ids: ids}, nil, true, nil
+		case "add", "replace":
+			ids, simple, err := memberValues(op.Value)
+			if err != nil || !simple {
+				return nil, nil, simple, err
+			}
+			if kind == "replace" && len(ids) == 0 {
+				return &memberOp{kind: "clear"}, nil, true, nil
+			}
+			return &memberOp{kind: kind, ids: ids}, nil, true, nil
+		}
+		return nil, &op, true, nil // an unknown op: ApplyPatch names it
+	case strings.HasPrefix(lower, "members[") && kind == "remove":
+		p, err := ParsePath(Groups, path)
+		if err != nil {
+			return nil, nil, false, err
+		}
+		if p.Sub != nil {
+			return nil, nil, false, nil
+		}
+		ids, ok := valueEqualities(p.Filter)
+		if !ok {
+			return nil, nil, false, nil
+		}
+		return &memberOp{kind: "remove", ids: ids}, nil, true, nil
+	case strings.HasPrefix(lower, "members"):
+		return nil, nil, false, nil
+	}
+	return nil, &op, true, nil
+}
+
+// memberValues reads a list of members ([{"value": id, …}], one such
+// object, or null) as IDs. simple is false for shapes the direct path does
+// not take (no value, a bare string): the loaded path handles those.
+func memberValues(v any) (ids []string, simple bool, err error) {
+	var list []any
+	switch v := v.(type) {
+	case nil:
+		return nil, true, nil
+	case []any:
+		list = v
+	case map[string]any:
+		list = []any{v}
+	default:
+		return nil, false, nil
+	}
+	ids = make([]string, 0, len(list))
+	for _, el := range list {
+		if el == nil {
+			continue
+		}
+		m, ok := el.(map[string]any)
+		if !ok {
+			return nil, false, nil
+		}
+		id, ok := lookupCI(m, "value").(string)
+		if !ok || strings.TrimSpace(id) == "" {
+			return nil, false, nil
+		}
+		if t, ok := lookupCI(m, "type").(string); ok && t != "" && !strings.EqualFold(t, "User") {
+			return nil, true, InvalidValue("members must be users of this site: nested groups are not supported")
+		}
+		ids = append(ids, id)
+	}
+	return ids, true, nil
+}
+
+// valueEqualities reads `value eq "a"` or an or-chain of such as IDs.
+func valueEqualities(e filter.Expression) ([]string, bool) {
+	switch e := e.(type) {
+	case *filter.AttributeExpression:
+		id, isString := e.CompareValue.(string)
+		if e.Operator != filter.EQ || !isString || e.AttributePath.URIPrefix != nil || e.AttributePath.SubAttribute != nil ||
+			!strings.EqualFold(e.AttributePath.AttributeName, "value") {
+			return nil, false
+		}
+		return []string{id}, true
+	case *filter.LogicalExpression:
+		if !strings.EqualFold(string(e.Operator), "or") {
+			return nil, false
+		}
+		l, ok := valueEqualities(e.Left)
+		if !ok {
+			return nil, false
+		}
+		r, ok := valueEqualities(e.Right)
+		if !ok {
+			return nil, false
+		}
+		return append(l, r...), true
+	}
+	return nil, false
+}
+
+var operationNumber = regexp.MustCompile(`^operation (\d+) `)
+
+// renumber rewrites "operation N" in an ApplyPatch error of a subset of the
+// operations to the operation's number in the whole request.
+func renumber(err error, idx []int) error {
+	e, ok := errorsAs(err)
+	if !ok {
+		return err
+	}
+	m := operationNumber.FindStringSubmatch(e.Detail)
+	if m == nil {
+		return err
+	}
+	n, convErr := strconv.Atoi(m[1])
+	if convErr != nil || n < 1 || n > len(idx) {
+		return err
+	}
+	return &Error{Status: e.Status, ScimType: e.ScimType, Detail: fmt.Sprintf("operation %d ", idx[n-1]+1) + e.Detail[len(m[0]):]}
+}
+
+func operationError(i int, op PatchOperation, err error) error {
+	e := AsError(err)
+	return &Error{Status: e.Status, ScimType: e.ScimType, Detail: fmt.Sprintf("operation %d (%s): %s", i+1, strings.ToLower(op.Op), e.Detail)}
+}

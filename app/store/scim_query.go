@@ -1,0 +1,96 @@
+package store
+
+import (
+	"database/sql"
+	"fmt"
+	"strings"
+)
+
+var errNoRows = sql.ErrNoRows
+
+// DirectoryQuery is a compiled list query over scim_users or scim_groups:
+// a WHERE fragment with "?" placeholders built by app/scim from a SCIM
+// filter (never from raw client text: values travel only in Args), a sort
+// column, and paging. The site condition is added by the store.
+type DirectoryQuery struct {
+	Where   string // "" matches everything
+	Args    []any
+	OrderBy string // a column the table allows sorting by; "" is creation order
+	Desc    bool
+	Offset  int // rows to skip (SCIM startIndex-1)
+	Limit   int // rows to return; 0 answers only the total
+	// WithGroups fills DirectoryUser.Groups (users only), in the same
+	// statement.
+	WithGroups bool
+}
+
+// sortable reports whether a list of table may be ordered by col. Nothing
+// else is allowed: OrderBy is spliced into SQL.
+func sortable(table, col string) bool {
+	switch table {
+	case "scim_users":
+		switch col {
+		case "user_name_lower", "lower(display_name)", "lower(given_name)", "lower(family_name)",
+			"lower(email)", "external_id", "created_at", "updated_at", "id", "active":
+			return true
+		}
+	case "scim_groups":
+		switch col {
+		case "display_name_lower", "external_id", "created_at", "updated_at", "id":
+			return true
+		}
+	}
+	return false
+}
+
+// orderClause is ORDER BY for q: the sort column with missing values last
+// when ascending and first when descending (RFC 7644 3.4.2.3), then
+// creation time and id, so that paging is stable.
+func orderClause(table string, q DirectoryQuery) (string, error) {
+	stable := "created_at, id"
+	if q.OrderBy == "" || q.OrderBy == "created_at" {
+		if q.Desc {
+			return " ORDER BY created_at DESC, id DESC", nil
+		}
+		return " ORDER BY " + stable, nil
+	}
+	if !sortable(table, q.OrderBy) {
+		return "", fmt.Errorf("list %s: cannot sort by %q", table, q.OrderBy)
+	}
+	col := q.OrderBy
+	if q.Desc {
+		return fmt.Sprintf(" ORDER BY (%s IS NULL) DESC, %s DESC, %s", col, col, stable), nil
+	}
+	return fmt.Sprintf(" ORDER BY (%s IS NULL), %s, %s", col, col, stable), nil
+}
+
+// whereClause joins the site condition and the compiled filter.
+func whereClause(siteID string, q DirectoryQuery) (string, []any) {
+	args := make([]any, 0, len(q.Args)+1)
+	args = append(args, siteID)
+	if strings.TrimSpace(q.Where) == "" {
+		return " WHERE site_id = ?", args
+	}
+	return " WHERE site_id = ? AND (" + q.Where + ")", append(args, q.Args...)
+}
+
+// chunks splits ids into runs of at most n, so that IN lists stay well
+// under both dialects' limits on bound parameters.
+func chunks(ids []string, n int) [][]string {
+	var out [][]string
+	for len(ids) > n {
+		out = append(out, ids[:n])
+		ids = ids[n:]
+	}
+	if len(ids) > 0 {
+		out = append(out, ids)
+	}
+	return out
+}
+
+func nullString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}

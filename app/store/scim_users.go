@@ -1,0 +1,299 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"idbridge/models"
+)
+
+const userColumns = `site_id, id, user_name, external_id, display_name, given_name, family_name, email, active, doc, version, created_at, updated_at`
+
+type rowScanner interface{ Scan(dest ...any) error }
+
+func scanUser(r rowScanner, extra ...any) (models.DirectoryUser, error) {
+	var u models.DirectoryUser
+	var ext, disp, given, family, email sql.NullString
+	dest := append([]any{&u.SiteID, &u.ID, &u.UserName, &ext, &disp, &given, &family, &email,
+		&u.Active, &u.Doc, &u.Version, &u.CreatedAt, &u.UpdatedAt}, extra...)
+	if err := r.Scan(dest...); err != nil {
+		return u, err
+	}
+	u.ExternalID, u.DisplayName, u.GivenName, u.FamilyName, u.Email = ext.String, disp.String, given.String, family.String, email.String
+	u.CreatedAt, u.UpdatedAt = u.CreatedAt.UTC(), u.UpdatedAt.UTC()
+	return u, nil
+}
+
+// LowerUserName is the case-folded userName the uniqueness index holds.
+func LowerUserName(s string) string { return strings.ToLower(s) }
+
+// CreateDirectoryUser inserts a user; ID, Version and the timestamps are
+// set here. A userName taken in the site (case-insensitively) is a conflict.
+func (tx *Tx) CreateDirectoryUser(u *models.DirectoryUser) error {
+	if u.SiteID == "" || u.UserName == "" {
+		return &models.Error{Code: models.CodeInvalid, Message: "a directory user needs a site and a userName"}
+	}
+	now := tx.s.Now()
+	u.ID = NewID("u")
+	u.Version = 1
+	u.CreatedAt, u.UpdatedAt = now, now
+	err := tx.db.Exec(`INSERT INTO scim_users (`+userColumns+`, user_name_lower) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		u.SiteID, u.ID, u.UserName, nullString(u.ExternalID), nullString(u.DisplayName), nullString(u.GivenName),
+		nullString(u.FamilyName), nullString(u.Email), u.Active, string(u.Doc), u.Version, now, now, LowerUserName(u.UserName)).Error
+	if err != nil {
+		return fmt.Errorf("create directory user: %w", translate(err))
+	}
+	return nil
+}
+
+// CreateDirectoryUserWithOutbox creates u (as CreateDirectoryUser) and its
+// outbox item atomically: on PostgreSQL in one statement, committed on its
+// own (one round trip: the identity providers' create path), on SQLite in
+// one transaction. The item's resource is the new user.
+func (s *Store) CreateDirectoryUserWithOutbox(ctx context.Context, u *models.DirectoryUser, item *models.OutboxItem) error {
+	if s.dialect != Postgres {
+		return s.InTx(ctx, func(tx *Tx) error {
+			if err := tx.CreateDirectoryUser(u); err != nil {
+				return err
+			}
+			item.ResourceID = u.ID
+			return tx.AddOutboxItems(item)
+		})
+	}
+	if u.SiteID == "" || u.UserName == "" {
+		return &models.Error{Code: models.CodeInvalid, Message: "a directory user needs a site and a userName"}
+	}
+	now := s.Now()
+	u.ID = NewID("u")
+	u.Version = 1
+	u.CreatedAt, u.UpdatedAt = now, now
+	payload := item.Payload
+	if len(payload) == 0 {
+		payload = []byte("{}")
+	}
+	item.SiteID, item.ResourceID = u.SiteID, u.ID
+	item.Status, item.NextAttemptAt, item.CreatedAt, item.UpdatedAt = models.OutboxStatusPending, now, now, now
+	_, err := s.View(ctx).execStmt(`WITH u AS (INSERT INTO scim_users (`+userColumns+`, user_name_lower)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING site_id, id)
+		INSERT INTO outbox (site_id, resource_type, resource_id, op, payload, status, attempts, next_attempt_at, last_error, created_at, updated_at)
+		SELECT u.site_id, ?, u.id, ?, ?, ?, 0, ?, '', ?, ? FROM u`,
+		u.SiteID, u.ID, u.UserName, nullString(u.ExternalID), nullString(u.DisplayName), nullString(u.GivenName),
+		nullString(u.FamilyName), nullString(u.Email), u.Active, string(u.Doc), u.Version, now, now, LowerUserName(u.UserName),
+		item.ResourceType, string(item.Op), string(payload), item.Status, now, now, now)
+	if err != nil {
+		return fmt.Errorf("create directory user: %w", err)
+	}
+	return nil
+}
+
+// FindDirectoryUser returns one user of the site. With forUpdate the row is
+// locked until the transaction ends (PostgreSQL; SQLite's write
+// transactions are serialised anyway).
+func (tx *Tx) FindDirectoryUser(siteID, id string, forUpdate bool) (*models.DirectoryUser, error) {
+	q := `SELECT ` + userColumns + ` FROM scim_users WHERE site_id = ? AND id = ?`
+	if forUpdate && tx.s.dialect == Postgres {
+		q += ` FOR UPDATE`
+	}
+	u, err := scanUser(tx.db.Raw(q, siteID, id).Row())
+	if err != nil {
+		if errors.Is(err, errNoRows) {
+			return nil, &models.Error{Code: models.CodeNotFound, Message: fmt.Sprintf("no user %s", id)}
+		}
+		return nil, fmt.Errorf("find directory user: %w", translate(err))
+	}
+	return &u, nil
+}
+
+// UpdateDirectoryUser replaces the stored user (found by site and ID) with
+// u, increments its version and sets UpdatedAt. A userName taken by another
+// user of the site is a conflict.
+func (tx *Tx) UpdateDirectoryUser(u *models.DirectoryUser) error {
+	now := tx.s.Now()
+	res := tx.db.Exec(`UPDATE scim_users SET user_name = ?, user_name_lower = ?, external_id = ?, display_name = ?,
+		given_name = ?, family_name = ?, email = ?, active = ?, doc = ?, version = version + 1, updated_at = ?
+		WHERE site_id = ? AND id = ?`,
+		u.UserName, LowerUserName(u.UserName), nullString(u.ExternalID), nullString(u.DisplayName), nullString(u.GivenName),
+		nullString(u.FamilyName), nullString(u.Email), u.Active, string(u.Doc), now, u.SiteID, u.ID)
+	if res.Error != nil {
+		return fmt.Errorf("update directory user: %w", translate(res.Error))
+	}
+	if res.RowsAffected == 0 {
+		return &models.Error{Code: models.CodeNotFound, Message: fmt.Sprintf("no user %s", u.ID)}
+	}
+	u.Version++
+	u.UpdatedAt = now
+	return nil
+}
+
+// DeleteDirectoryUser deletes a user of the site for good, with its group
+// memberships.
+func (tx *Tx) DeleteDirectoryUser(siteID, id string) error {
+	res := tx.db.Exec(`DELETE FROM scim_users WHERE site_id = ? AND id = ?`, siteID, id)
+	if res.Error != nil {
+		return fmt.Errorf("delete directory user: %w", translate(res.Error))
+	}
+	if res.RowsAffected == 0 {
+		return &models.Error{Code: models.CodeNotFound, Message: fmt.Sprintf("no user %s", id)}
+	}
+	return nil
+}
+
+// ListDirectoryUsers runs a compiled query over the site's users and
+// returns one page and the total number of matches.
+func (tx *Tx) ListDirectoryUsers(siteID string, q DirectoryQuery) ([]models.DirectoryUser, int, error) {
+	where, args := whereClause(siteID, q)
+	if q.Limit <= 0 {
+		n, err := tx.count("scim_users", where, args)
+		return []models.DirectoryUser{}, n, err
+	}
+	order, err := orderClause("scim_users", q)
+	if err != nil {
+		return nil, 0, err
+	}
+	cols := userColumns
+	if q.WithGroups {
+		cols += `, ` + tx.userGroupsColumn()
+	}
+	rows, err := tx.queryRows(`SELECT `+cols+` FROM scim_users`+where+order+` LIMIT ? OFFSET ?`,
+		append(args, q.Limit, max(q.Offset, 0))...)
+	if err != nil {
+		return nil, 0, fmt.Errorf("list directory users: %w", translate(err))
+	}
+	defer rows.Close()
+	users := make([]models.DirectoryUser, 0, min(q.Limit, 16))
+	var groups sql.NullString
+	for rows.Next() {
+		var extra []any
+		if q.WithGroups {
+			extra = append(extra, &groups)
+		}
+		u, err := scanUser(rows, extra...)
+		if err != nil {
+			return nil, 0, fmt.Errorf("list directory users: %w", err)
+		}
+		if q.WithGroups {
+			if u.Groups, err = parseUserGroups(groups.String); err != nil {
+				return nil, 0, fmt.Errorf("list directory users: %w", err)
+			}
+		}
+		users = append(users, u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, fmt.Errorf("list directory users: %w", translate(err))
+	}
+	total, err := tx.total("scim_users", where, args, q, len(users))
+	return users, total, err
+}
+
+// total is the number of matches of a list that returned n rows: known
+// without counting when the page is not full (the identity providers'
+// lookups by userName), counted otherwise.
+func (tx *Tx) total(table, where string, args []any, q DirectoryQuery, n int) (int, error) {
+	offset := max(q.Offset, 0)
+	switch {
+	case n > 0 && n < q.Limit:
+		return offset + n, nil
+	case n == 0 && offset == 0:
+		return 0, nil
+	}
+	return tx.count(table, where, args)
+}
+
+func (tx *Tx) count(table, where string, args []any) (int, error) {
+	var n int
+	if err := tx.db.Raw(`SELECT count(*) FROM `+table+where, args...).Row().Scan(&n); err != nil {
+		return 0, fmt.Errorf("count %s: %w", table, translate(err))
+	}
+	return n, nil
+}
+
+// ExistingDirectoryUsers returns which of ids are users of the site.
+func (tx *Tx) ExistingDirectoryUsers(siteID string, ids []string) (map[string]bool, error) {
+	found := make(map[string]bool, len(ids))
+	for _, part := range chunks(ids, 1000) {
+		var got []string
+		if err := tx.db.Raw(`SELECT id FROM scim_users WHERE site_id = ? AND id IN ?`, siteID, part).Scan(&got).Error; err != nil {
+			return nil, fmt.Errorf("find directory users: %w", translate(err))
+		}
+		for _, id := range got {
+			found[id] = true
+		}
+	}
+	return found, nil
+}
+
+// DirectoryUserGroup is a group a user belongs to.
+type DirectoryUserGroup struct {
+	GroupID     string
+	DisplayName string
+}
+
+// FindDirectoryUserGroups returns the groups each of the users belongs to,
+// by user ID, ordered by group display name.
+func (tx *Tx) FindDirectoryUserGroups(siteID string, userIDs []string) (map[string][]DirectoryUserGroup, error) {
+	out := make(map[string][]DirectoryUserGroup, len(userIDs))
+	for _, part := range chunks(userIDs, 1000) {
+		rows, err := tx.db.Raw(`SELECT m.user_id, g.id, g.display_name FROM scim_group_members m
+			JOIN scim_groups g ON g.site_id = m.site_id AND g.id = m.group_id
+			WHERE m.site_id = ? AND m.user_id IN ? ORDER BY g.display_name_lower, g.id`, siteID, part).Rows()
+		if err != nil {
+			return nil, fmt.Errorf("find groups of users: %w", translate(err))
+		}
+		for rows.Next() {
+			var uid string
+			var g DirectoryUserGroup
+			if err := rows.Scan(&uid, &g.GroupID, &g.DisplayName); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("find groups of users: %w", err)
+			}
+			out[uid] = append(out[uid], g)
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("find groups of users: %w", translate(err))
+		}
+	}
+	return out, nil
+}
+
+// timeArg is t as the store writes times, for comparisons in filters.
+func timeArg(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
+
+// TimeArg converts a filter's date value the way the store writes times,
+// so that app/scim can compare meta.created and meta.lastModified.
+func TimeArg(t time.Time) any { return timeArg(t) }
+
+// userGroupsColumn aggregates a user's groups as a JSON array of
+// [id, displayName] pairs, ordered by name, in a correlated subquery on the
+// (site_id, user_id) index.
+func (tx *Tx) userGroupsColumn() string {
+	if tx.s.dialect == Postgres {
+		return `(SELECT json_agg(json_build_array(g.id, g.display_name) ORDER BY g.display_name_lower, g.id)::text
+			FROM scim_group_members m JOIN scim_groups g ON g.site_id = m.site_id AND g.id = m.group_id
+			WHERE m.site_id = scim_users.site_id AND m.user_id = scim_users.id)`
+	}
+	return `(SELECT json_group_array(json_array(x.id, x.display_name)) FROM (SELECT g.id, g.display_name
+			FROM scim_group_members m JOIN scim_groups g ON g.site_id = m.site_id AND g.id = m.group_id
+			WHERE m.site_id = scim_users.site_id AND m.user_id = scim_users.id ORDER BY g.display_name_lower, g.id) x)`
+}
+
+func parseUserGroups(s string) ([]models.DirectoryGroupRef, error) {
+	if s == "" || s == "[]" {
+		return nil, nil
+	}
+	var pairs [][2]string
+	if err := json.Unmarshal([]byte(s), &pairs); err != nil {
+		return nil, fmt.Errorf("groups of a user: %w", err)
+	}
+	out := make([]models.DirectoryGroupRef, len(pairs))
+	for i, p := range pairs {
+		out[i] = models.DirectoryGroupRef{ID: p[0], DisplayName: p[1]}
+	}
+	return out, nil
+}

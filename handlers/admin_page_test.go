@@ -1,0 +1,141 @@
+package handlers
+
+import (
+	"io/fs"
+	"net/http"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"idbridge/models"
+)
+
+func adminPageBody(t *testing.T) (string, http.Header) {
+	t.Helper()
+	h, _ := newTestServer(t, Deps{Connect: &recordingConnect{auth: true}, TrustedHosts: []string{"*.atlassian.net", "127.0.0.1:8081"}})
+	w := do(t, h, http.MethodGet, "/admin?jwt=x", "", nil)
+	if w.Code != http.StatusOK {
+		t.Fatalf("GET /admin: %d %s", w.Code, w.Body)
+	}
+	return w.Body.String(), w.Header()
+}
+
+// The page is the shell with every section of the navigation, runs under
+// a CSP without inline scripts or styles, and loads only versioned assets
+// and Atlassian's all.js.
+func TestAdminPageShell(t *testing.T) {
+	body, header := adminPageBody(t)
+	csp := header.Get("Content-Security-Policy")
+	for _, want := range []string{"script-src 'self' https://connect-cdn.atl-paas.net;", "style-src 'self';", "connect-src 'self';",
+		"frame-ancestors 'self' https://*.atlassian.net https://127.0.0.1:8081 http://127.0.0.1:8081"} {
+		if !strings.Contains(csp, want) {
+			t.Errorf("CSP %q lacks %q", csp, want)
+		}
+	}
+	if header.Get("X-Frame-Options") != "" || header.Get("Cache-Control") != "no-store" {
+		t.Errorf("X-Frame-Options %q, Cache-Control %q", header.Get("X-Frame-Options"), header.Get("Cache-Control"))
+	}
+	for _, sec := range adminSections {
+		for _, want := range []string{`href="#` + sec.ID + `"`, `id="section-` + sec.ID + `"`, `id="heading-` + sec.ID + `"`} {
+			if !strings.Contains(body, want) {
+				t.Errorf("the page lacks %s", want)
+			}
+		}
+	}
+	scripts := regexp.MustCompile(`<script[^>]*>`).FindAllString(body, -1)
+	want := []string{
+		`<script src="https://connect-cdn.atl-paas.net/all.js" data-options="sizeToParent:true">`,
+		`<script type="module" src="/assets/` + assetVersion + `/admin.js">`,
+	}
+	if !slices.Equal(scripts, want) {
+		t.Errorf("scripts %q, want %q", scripts, want)
+	}
+	if strings.Contains(body, "<style") || regexp.MustCompile(`\sstyle=`).MatchString(body) || regexp.MustCompile(`\son[a-z]+=`).MatchString(body) {
+		t.Error("the page has inline styles or event handlers, which its CSP refuses")
+	}
+}
+
+// Every form control of the page has a label (or is inside a fieldset
+// with a legend, for radios), and every aria-describedby names an element
+// of the page.
+func TestAdminPageLabels(t *testing.T) {
+	body, _ := adminPageBody(t)
+	ids := map[string]bool{}
+	for _, m := range regexp.MustCompile(`\sid="([^"]+)"`).FindAllStringSubmatch(body, -1) {
+		if ids[m[1]] {
+			t.Errorf("duplicate id %q", m[1])
+		}
+		ids[m[1]] = true
+	}
+	labelled := map[string]bool{}
+	for _, m := range regexp.MustCompile(`<label[^>]*\sfor="([^"]+)"[^>]*>([^<]*)`).FindAllStringSubmatch(body, -1) {
+		if strings.TrimSpace(m[2]) != "" {
+			labelled[m[1]] = true
+		}
+	}
+	inputs := regexp.MustCompile(`<(input|select|textarea)\s[^>]*>`).FindAllString(body, -1)
+	if len(inputs) < 10 {
+		t.Fatalf("only %d form controls on the page", len(inputs))
+	}
+	for _, in := range inputs {
+		id := regexp.MustCompile(`\sid="([^"]+)"`).FindStringSubmatch(in)
+		if id == nil || !labelled[id[1]] {
+			t.Errorf("control without a label: %s", in)
+		}
+		if d := regexp.MustCompile(`aria-describedby="([^"]+)"`).FindStringSubmatch(in); d != nil {
+			for _, ref := range strings.Fields(d[1]) {
+				if !ids[ref] {
+					t.Errorf("%s is described by a missing #%s", in, ref)
+				}
+			}
+		}
+	}
+	for _, f := range models.ProfileFields() {
+		if recordLabels[f] == "" {
+			t.Errorf("customer record field %q has no label", f)
+		}
+		if !labelled["cr-"+string(f)] {
+			t.Errorf("customer record field %q is not on the page", f)
+		}
+	}
+}
+
+// Assets under the current version are immutable; anything else is served
+// but revalidated; templates and directories are never served.
+func TestAdminAssets(t *testing.T) {
+	h, _ := newTestServer(t, Deps{})
+	for _, tc := range []struct {
+		path, cache string
+		status      int
+	}{
+		{"/assets/" + assetVersion + "/admin.js", "public, max-age=31536000, immutable", 200},
+		{"/assets/" + assetVersion + "/admin.css", "public, max-age=31536000, immutable", 200},
+		{"/assets/admin.js", "no-cache", 200},
+		{"/assets/000000000000/admin.js", "no-cache", 200},
+		{"/assets/admin.html", "", 404},
+		{"/assets/" + assetVersion + "/section-overview.html", "", 404},
+		{"/assets/", "", 404},
+		{"/assets/" + assetVersion + "/", "", 404},
+		{"/assets/nope.js", "no-cache", 404},
+	} {
+		w := do(t, h, http.MethodGet, tc.path, "", nil)
+		if w.Code != tc.status || tc.status == 200 && w.Header().Get("Cache-Control") != tc.cache {
+			t.Errorf("GET %s: %d, Cache-Control %q; want %d, %q", tc.path, w.Code, w.Header().Get("Cache-Control"), tc.status, tc.cache)
+		}
+	}
+	if ct := do(t, h, http.MethodGet, "/assets/"+assetVersion+"/admin.js", "", nil).Header().Get("Content-Type"); !strings.Contains(ct, "javascript") {
+		t.Errorf("admin.js served as %q", ct)
+	}
+
+	// Every module a script imports is an asset.
+	scripts, _ := fs.Glob(assetFS, "assets/*.js")
+	for _, name := range scripts {
+		src, _ := assetFS.ReadFile(name)
+		for _, m := range regexp.MustCompile(`from "\./([^"]+)"`).FindAllStringSubmatch(string(src), -1) {
+			if w := do(t, h, http.MethodGet, "/assets/"+assetVersion+"/"+m[1], "", nil); w.Code != 200 {
+				t.Errorf("%s imports %s, which is not served (%d)", name, m[1], w.Code)
+			}
+		}
+	}
+}

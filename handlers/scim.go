@@ -1,0 +1,425 @@
+package handlers
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"idbridge/models"
+)
+
+// SCIMServer is the SCIM 2.0 behaviour behind /scim/v2/{siteID}/…
+// (SPEC section 6, shared/SCIM.md). endpoint is "Users" or "Groups" as the
+// dispatcher resolved it; bodies are the raw request bytes; errors carry
+// their SCIM status and scimType (see writeSCIMError).
+type SCIMServer interface {
+	Authenticate(ctx context.Context, siteID, token string) error
+	// List and Search answer a ListResponse as any JSON-marshalable value.
+	List(ctx context.Context, siteID, endpoint string, q url.Values) (any, error)
+	Search(ctx context.Context, siteID, endpoint string, body []byte) (any, error)
+	Get(ctx context.Context, siteID, endpoint, id string, q url.Values) (*models.SCIMDocument, error)
+	Create(ctx context.Context, siteID, endpoint string, body []byte, q url.Values) (*models.SCIMDocument, error)
+	Replace(ctx context.Context, siteID, endpoint, id string, body []byte, ifMatch string, q url.Values) (*models.SCIMDocument, error)
+	Patch(ctx context.Context, siteID, endpoint, id string, body []byte, ifMatch string, q url.Values) (*models.SCIMDocument, error)
+	Delete(ctx context.Context, siteID, endpoint, id, ifMatch string) error
+	ServiceProviderConfig(siteID string) map[string]any
+	ResourceTypes(siteID, name string) (map[string]any, error)
+	Schemas(siteID, id string) (map[string]any, error)
+}
+
+// scimContentType is the media type of every SCIM answer (RFC 7644 3.1).
+// Requests in application/json are accepted as well.
+const scimContentType = "application/scim+json"
+
+// scimErrorSchema is the URN of SCIM error bodies.
+const scimErrorSchema = "urn:ietf:params:scim:api:messages:2.0:Error"
+
+// scimPrefix is where the SCIM server lives; every answer under it, even a
+// 404 for an unknown route or a 413, is a SCIM message.
+const scimPrefix = "/scim/"
+
+func isSCIMPath(p string) bool { return strings.HasPrefix(p, scimPrefix) || p == "/scim" }
+
+// scimDocumenter is an error that renders itself as an RFC 7644 error body
+// (app/scim's *Error).
+type scimDocumenter interface {
+	error
+	Document() map[string]any
+}
+
+// writeSCIMError renders err as a SCIM error: the error's own document
+// when it has one, else one built from its models.Error code. Internal
+// errors are logged and answered without detail.
+func (s *server) writeSCIMError(c *gin.Context, err error) {
+	var body map[string]any
+	status := http.StatusInternalServerError
+	var d scimDocumenter
+	if errors.As(err, &d) {
+		body = d.Document()
+		if st, ok := body["status"].(string); ok {
+			if n, convErr := strconv.Atoi(st); convErr == nil && n >= 400 && n < 600 {
+				status = n
+			}
+		}
+	} else {
+		status = statusOf(err)
+		scimType := ""
+		switch models.ErrorCode(err) {
+		case models.CodeConflict:
+			scimType = "uniqueness"
+		case models.CodeInvalid:
+			scimType = "invalidValue"
+		}
+		body = scimErrorBody(status, scimType, models.ErrorMessage(err))
+	}
+	if status >= 500 {
+		s.Log.ErrorContext(c, "internal error", "request_id", requestID(c), "route", c.FullPath(), "error", err.Error())
+		body = scimErrorBody(status, "", "internal error")
+	}
+	writeSCIMStatus(c, status, body)
+}
+
+func scimErrorBody(status int, scimType, detail string) map[string]any {
+	body := map[string]any{"schemas": []string{scimErrorSchema}, "status": strconv.Itoa(status)}
+	if scimType != "" {
+		body["scimType"] = scimType
+	}
+	if detail != "" {
+		body["detail"] = detail
+	}
+	return body
+}
+
+// writeSCIMStatus answers a SCIM error with status and body and stops the
+// chain.
+func writeSCIMStatus(c *gin.Context, status int, body map[string]any) {
+	if status == http.StatusUnauthorized {
+		c.Header("WWW-Authenticate", `Bearer realm="idbridge SCIM"`)
+	}
+	b, _ := json.Marshal(body)
+	c.Header("Cache-Control", "no-store")
+	c.Data(status, scimContentType, b)
+	c.Abort()
+}
+
+// writeSCIMPlain answers a SCIM error from the HTTP layer itself (unknown
+// route, wrong method, body too large).
+func writeSCIMPlain(c *gin.Context, status int, scimType, detail string) {
+	writeSCIMStatus(c, status, scimErrorBody(status, scimType, detail))
+}
+
+// writeSCIM answers a SCIM body, without HTML escaping: values read as
+// they were sent.
+func (s *server) writeSCIM(c *gin.Context, status int, body any) {
+	if raw, ok := body.(json.RawMessage); ok {
+		// Already JSON, built by the service from stored documents.
+		c.Header("Cache-Control", "no-store")
+		c.Data(status, scimContentType, raw)
+		return
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(body); err != nil {
+		s.writeSCIMError(c, err)
+		return
+	}
+	c.Header("Cache-Control", "no-store")
+	c.Data(status, scimContentType, bytes.TrimRight(buf.Bytes(), "\n"))
+}
+
+// bearerToken reads "Authorization: Bearer <token>" (scheme
+// case-insensitive).
+func bearerToken(h string) string {
+	scheme, token, ok := strings.Cut(strings.TrimSpace(h), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	return strings.TrimSpace(token)
+}
+
+// requireSCIMToken authenticates the site's identity provider.
+func (s *server) requireSCIMToken(c *gin.Context) {
+	if err := s.SCIM.Authenticate(c.Request.Context(), c.Param("siteID"), bearerToken(c.GetHeader("Authorization"))); err != nil {
+		s.writeSCIMError(c, err)
+		return
+	}
+	c.Next()
+}
+
+// scimRoute is a request path under a site's SCIM base, resolved: the
+// dispatcher matches resource names case-insensitively and ignores a
+// trailing slash, which gin's router does not.
+type scimRoute struct {
+	segments []string
+}
+
+func parseSCIMRoute(p string) scimRoute {
+	var segs []string
+	for seg := range strings.SplitSeq(p, "/") {
+		if seg != "" {
+			segs = append(segs, seg)
+		}
+	}
+	return scimRoute{segments: segs}
+}
+
+func (r scimRoute) first() string {
+	if len(r.segments) == 0 {
+		return ""
+	}
+	return strings.ToLower(r.segments[0])
+}
+
+// handleSCIM dispatches every request under /scim/v2/{siteID}.
+func (s *server) handleSCIM(c *gin.Context) {
+	siteID := c.Param("siteID")
+	r := parseSCIMRoute(c.Param("path"))
+	switch r.first() {
+	case "users", "groups":
+		endpoint := "Users"
+		if r.first() == "groups" {
+			endpoint = "Groups"
+		}
+		s.handleSCIMResource(c, siteID, endpoint, r.segments[1:])
+	case ".search":
+		if len(r.segments) != 1 {
+			writeSCIMPlain(c, http.StatusNotFound, "", "no such SCIM endpoint")
+			return
+		}
+		s.handleSCIMSearch(c, siteID, "")
+	case "serviceproviderconfig", "serviceproviderconfigs":
+		if !s.scimDiscovery(c, len(r.segments) == 1) {
+			return
+		}
+		s.writeSCIM(c, http.StatusOK, s.SCIM.ServiceProviderConfig(siteID))
+	case "resourcetypes":
+		if !s.scimDiscovery(c, len(r.segments) <= 2) {
+			return
+		}
+		doc, err := s.SCIM.ResourceTypes(siteID, segment(r.segments, 1))
+		if err != nil {
+			s.writeSCIMError(c, err)
+			return
+		}
+		s.writeSCIM(c, http.StatusOK, doc)
+	case "schemas":
+		if !s.scimDiscovery(c, len(r.segments) <= 2) {
+			return
+		}
+		doc, err := s.SCIM.Schemas(siteID, segment(r.segments, 1))
+		if err != nil {
+			s.writeSCIMError(c, err)
+			return
+		}
+		s.writeSCIM(c, http.StatusOK, doc)
+	case "me":
+		writeSCIMPlain(c, http.StatusNotImplemented, "", "/Me is not supported: identity providers act on /Users")
+	case "bulk":
+		writeSCIMPlain(c, http.StatusNotImplemented, "", "bulk operations are not supported (bulk.supported is false)")
+	default:
+		writeSCIMPlain(c, http.StatusNotFound, "", "no such SCIM endpoint")
+	}
+}
+
+func segment(segs []string, i int) string {
+	if i < len(segs) {
+		return segs[i]
+	}
+	return ""
+}
+
+// scimDiscovery checks a request to /ServiceProviderConfig, /ResourceTypes
+// or /Schemas: GET only, no filter (RFC 7644 4: 403).
+func (s *server) scimDiscovery(c *gin.Context, pathOK bool) bool {
+	if !pathOK {
+		writeSCIMPlain(c, http.StatusNotFound, "", "no such SCIM endpoint")
+		return false
+	}
+	if c.Request.Method != http.MethodGet && c.Request.Method != http.MethodHead {
+		c.Header("Allow", "GET")
+		writeSCIMPlain(c, http.StatusMethodNotAllowed, "", "this SCIM endpoint answers GET only")
+		return false
+	}
+	for k := range c.Request.URL.Query() {
+		if strings.EqualFold(k, "filter") {
+			writeSCIMPlain(c, http.StatusForbidden, "", "filtering is not supported on this endpoint")
+			return false
+		}
+	}
+	return true
+}
+
+// handleSCIMResource handles /Users… and /Groups…; rest is the path after
+// the resource name.
+func (s *server) handleSCIMResource(c *gin.Context, siteID, endpoint string, rest []string) {
+	method := c.Request.Method
+	switch {
+	case len(rest) == 0:
+		switch method {
+		case http.MethodGet, http.MethodHead:
+			doc, err := s.SCIM.List(c.Request.Context(), siteID, endpoint, c.Request.URL.Query())
+			if err != nil {
+				s.writeSCIMError(c, err)
+				return
+			}
+			s.writeSCIM(c, http.StatusOK, doc)
+		case http.MethodPost:
+			body, ok := s.readSCIMBody(c)
+			if !ok {
+				return
+			}
+			doc, err := s.SCIM.Create(c.Request.Context(), siteID, endpoint, body, c.Request.URL.Query())
+			if err != nil {
+				s.writeSCIMError(c, err)
+				return
+			}
+			s.writeSCIMDocument(c, http.StatusCreated, doc)
+		default:
+			c.Header("Allow", "GET, POST")
+			writeSCIMPlain(c, http.StatusMethodNotAllowed, "", "use GET to list or POST to create")
+		}
+	case len(rest) == 1 && strings.EqualFold(rest[0], ".search"):
+		s.handleSCIMSearch(c, siteID, endpoint)
+	case len(rest) == 1:
+		s.handleSCIMOne(c, siteID, endpoint, rest[0])
+	default:
+		writeSCIMPlain(c, http.StatusNotFound, "", "no such SCIM endpoint")
+	}
+}
+
+func (s *server) handleSCIMSearch(c *gin.Context, siteID, endpoint string) {
+	if c.Request.Method != http.MethodPost {
+		c.Header("Allow", "POST")
+		writeSCIMPlain(c, http.StatusMethodNotAllowed, "", ".search takes POST")
+		return
+	}
+	body, ok := s.readSCIMBody(c)
+	if !ok {
+		return
+	}
+	doc, err := s.SCIM.Search(c.Request.Context(), siteID, endpoint, body)
+	if err != nil {
+		s.writeSCIMError(c, err)
+		return
+	}
+	s.writeSCIM(c, http.StatusOK, doc)
+}
+
+func (s *server) handleSCIMOne(c *gin.Context, siteID, endpoint, id string) {
+	q := c.Request.URL.Query()
+	ifMatch := c.GetHeader("If-Match")
+	switch c.Request.Method {
+	case http.MethodGet, http.MethodHead:
+		doc, err := s.SCIM.Get(c.Request.Context(), siteID, endpoint, id, q)
+		if err != nil {
+			s.writeSCIMError(c, err)
+			return
+		}
+		if inm := c.GetHeader("If-None-Match"); inm != "" && etagListMatches(inm, doc.Version) {
+			c.Header("ETag", doc.Version)
+			c.Status(http.StatusNotModified)
+			return
+		}
+		s.writeSCIMDocument(c, http.StatusOK, doc)
+	case http.MethodPut:
+		body, ok := s.readSCIMBody(c)
+		if !ok {
+			return
+		}
+		doc, err := s.SCIM.Replace(c.Request.Context(), siteID, endpoint, id, body, ifMatch, q)
+		if err != nil {
+			s.writeSCIMError(c, err)
+			return
+		}
+		s.writeSCIMDocument(c, http.StatusOK, doc)
+	case http.MethodPatch:
+		body, ok := s.readSCIMBody(c)
+		if !ok {
+			return
+		}
+		doc, err := s.SCIM.Patch(c.Request.Context(), siteID, endpoint, id, body, ifMatch, q)
+		if err != nil {
+			s.writeSCIMError(c, err)
+			return
+		}
+		if doc.Body == nil {
+			if doc.Version != "" {
+				c.Header("ETag", doc.Version)
+			}
+			c.Status(http.StatusNoContent)
+			return
+		}
+		s.writeSCIMDocument(c, http.StatusOK, doc)
+	case http.MethodDelete:
+		if err := s.SCIM.Delete(c.Request.Context(), siteID, endpoint, id, ifMatch); err != nil {
+			s.writeSCIMError(c, err)
+			return
+		}
+		c.Status(http.StatusNoContent)
+	default:
+		c.Header("Allow", "GET, PUT, PATCH, DELETE")
+		writeSCIMPlain(c, http.StatusMethodNotAllowed, "", "use GET, PUT, PATCH or DELETE on a resource")
+	}
+}
+
+// writeSCIMDocument answers a resource with its ETag (and Location when it
+// was created).
+func (s *server) writeSCIMDocument(c *gin.Context, status int, doc *models.SCIMDocument) {
+	if doc.Version != "" {
+		c.Header("ETag", doc.Version)
+	}
+	if status == http.StatusCreated && doc.Location != "" {
+		c.Header("Location", doc.Location)
+	}
+	s.writeSCIM(c, status, doc.Body)
+}
+
+// etagListMatches implements If-None-Match's weak comparison: "*" or any
+// listed tag equal to etag once W/ and quotes are set aside.
+func etagListMatches(header, etag string) bool {
+	header = strings.TrimSpace(header)
+	if header == "*" {
+		return etag != ""
+	}
+	want := opaqueTag(etag)
+	for tag := range strings.SplitSeq(header, ",") {
+		if opaqueTag(tag) == want && want != "" {
+			return true
+		}
+	}
+	return false
+}
+
+func opaqueTag(t string) string {
+	t = strings.TrimSpace(t)
+	t = strings.TrimPrefix(strings.TrimPrefix(t, "W/"), "w/")
+	return strings.Trim(t, `"`)
+}
+
+// readSCIMBody reads the whole request body; too large is 413, unreadable
+// 400, both as SCIM errors.
+func (s *server) readSCIMBody(c *gin.Context) ([]byte, bool) {
+	if c.Request.Body == nil {
+		return nil, true
+	}
+	body, err := io.ReadAll(c.Request.Body)
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeSCIMPlain(c, http.StatusRequestEntityTooLarge, "", "the request body is larger than "+strconv.FormatInt(s.MaxBodyBytes, 10)+" bytes")
+			return nil, false
+		}
+		writeSCIMPlain(c, http.StatusBadRequest, "invalidSyntax", "the request body could not be read")
+		return nil, false
+	}
+	return body, true
+}
