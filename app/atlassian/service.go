@@ -1,14 +1,11 @@
 package atlassian
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -261,53 +258,13 @@ func (c *ServiceClient) Do(ctx context.Context, method, pathAndQuery string, bod
 	if ref.RawQuery != "" {
 		joined += "?" + ref.RawQuery
 	}
-	var reader io.Reader
-	if body != nil {
-		data, err := json.Marshal(body)
-		if err != nil {
-			return fmt.Errorf("atlassian %s %s: encode body: %w", method, ref.Path, err)
-		}
-		reader = bytes.NewReader(data)
+	call := jsonCall{
+		hc: c.hc, siteID: c.siteID, now: c.now, auth: c.auth, onUnauthorized: c.onUnauthorized,
+		allowed: func(u *url.URL) bool {
+			return origin(u) == origin(c.baseURL) && strings.HasPrefix(u.EscapedPath(), c.baseURL.EscapedPath())
+		},
 	}
-	req, err := http.NewRequestWithContext(WithSiteID(ctx, c.siteID), method, joined, reader)
-	if err != nil {
-		return fmt.Errorf("atlassian %s %s: %w", method, ref.Path, err)
-	}
-	if origin(req.URL) != origin(c.baseURL) || !strings.HasPrefix(req.URL.EscapedPath(), c.baseURL.EscapedPath()) {
-		return fmt.Errorf("atlassian %s %s: %w", method, req.URL.Path, ErrForeignOrigin)
-	}
-	if err := c.auth(ctx, req); err != nil {
-		return err
-	}
-	req.Header.Set("Accept", "application/json")
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return requestError(ctx, method, req.URL.Path, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes+1))
-	if err != nil {
-		return requestError(ctx, method, req.URL.Path, err)
-	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		if resp.StatusCode == http.StatusUnauthorized && c.onUnauthorized != nil {
-			c.onUnauthorized()
-		}
-		return statusError(method, req.URL.Path, resp, data, c.now())
-	}
-	if len(data) > MaxResponseBytes {
-		return fmt.Errorf("atlassian %s %s: answer larger than %d bytes", method, req.URL.Path, MaxResponseBytes)
-	}
-	if out == nil || len(bytes.TrimSpace(data)) == 0 {
-		return nil
-	}
-	if err := json.Unmarshal(data, out); err != nil {
-		return fmt.Errorf("atlassian %s %s: decode answer: %w", method, req.URL.Path, err)
-	}
-	return nil
+	return call.do(ctx, method, joined, ref.Path, body, out)
 }
 
 // IsTimeout reports whether err means Atlassian did not answer in time (as

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -124,54 +123,18 @@ func (c *SiteClient) Do(ctx context.Context, method, pathAndQuery string, body, 
 	if err != nil {
 		return err
 	}
-	var reader io.Reader
-	if body != nil {
-		data, err := json.Marshal(body)
-		if err != nil {
-			return fmt.Errorf("atlassian %s %s: encode body: %w", method, target.Path, err)
-		}
-		reader = bytes.NewReader(data)
+	call := jsonCall{
+		hc: c.hc, siteID: c.siteID, now: c.now, allowed: c.onSite,
+		auth: func(_ context.Context, req *http.Request) error {
+			token, err := connect.SignAppToken(c.appKey, c.secret, req.Method, req.URL, c.baseURL.String(), c.now())
+			if err != nil {
+				return fmt.Errorf("atlassian %s %s: sign: %w", req.Method, req.URL.Path, err)
+			}
+			req.Header.Set("Authorization", "JWT "+token)
+			return nil
+		},
 	}
-	req, err := http.NewRequestWithContext(WithSiteID(ctx, c.siteID), method, target.String(), reader)
-	if err != nil {
-		return fmt.Errorf("atlassian %s %s: %w", method, target.Path, err)
-	}
-	// What is signed and checked is the URL that is sent.
-	if !c.onSite(req.URL) {
-		return fmt.Errorf("atlassian %s %s: %w", method, req.URL.Path, ErrForeignOrigin)
-	}
-	token, err := connect.SignAppToken(c.appKey, c.secret, req.Method, req.URL, c.baseURL.String(), c.now())
-	if err != nil {
-		return fmt.Errorf("atlassian %s %s: sign: %w", method, req.URL.Path, err)
-	}
-	req.Header.Set("Authorization", "JWT "+token)
-	req.Header.Set("Accept", "application/json")
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return requestError(ctx, method, req.URL.Path, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes+1))
-	if err != nil {
-		return requestError(ctx, method, req.URL.Path, err)
-	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return statusError(method, req.URL.Path, resp, data, c.now())
-	}
-	if len(data) > MaxResponseBytes {
-		return fmt.Errorf("atlassian %s %s: answer larger than %d bytes", method, req.URL.Path, MaxResponseBytes)
-	}
-	if out == nil || len(bytes.TrimSpace(data)) == 0 {
-		return nil
-	}
-	if err := json.Unmarshal(data, out); err != nil {
-		return fmt.Errorf("atlassian %s %s: decode answer: %w", method, req.URL.Path, err)
-	}
-	return nil
+	return call.do(ctx, method, target.String(), target.Path, body, out)
 }
 
 // resolve turns pathAndQuery into the URL to call, refusing anything that
