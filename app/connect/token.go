@@ -155,38 +155,107 @@ type tokenHeader struct {
 // splitToken checks the size and shape of a compact JWS and decodes its
 // header and payload, without verifying anything.
 func splitToken(token string) (tokenHeader, []byte, *AuthError) {
+	h, payload, _, aerr := splitTokenAt(token)
+	return h, payload, aerr
+}
+
+// splitTokenAt is splitToken that also returns the index of the second dot,
+// which ends the signing input.
+func splitTokenAt(token string) (tokenHeader, []byte, int, *AuthError) {
 	var h tokenHeader
 	if len(token) > MaxTokenSize {
-		return h, nil, authErr(ReasonMalformed, "token too large")
+		return h, nil, 0, authErr(ReasonMalformed, "token too large")
 	}
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 {
-		return h, nil, authErr(ReasonMalformed, "token is not three dot-separated parts")
-	}
-	hb, err := decodeSegment(parts[0])
-	if err != nil {
-		return h, nil, authErr(ReasonMalformed, "token header is not base64url")
-	}
-	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(hb, &raw); err != nil || raw == nil {
-		return h, nil, authErr(ReasonMalformed, "token header is not a JSON object")
-	}
-	if a, ok := raw["alg"]; ok {
-		if err := json.Unmarshal(a, &h.alg); err != nil {
-			return h, nil, authErr(ReasonBadAlg, "token alg is not a string")
+	i := strings.IndexByte(token, '.')
+	j := -1
+	if i >= 0 {
+		if k := strings.IndexByte(token[i+1:], '.'); k >= 0 {
+			j = i + 1 + k
 		}
 	}
-	if k, ok := raw["kid"]; ok {
-		if err := json.Unmarshal(k, &h.kid); err != nil {
-			return h, nil, authErr(ReasonBadKid, "token kid is not a string")
+	if i < 0 || j < 0 || strings.IndexByte(token[j+1:], '.') >= 0 {
+		return h, nil, 0, authErr(ReasonMalformed, "token is not three dot-separated parts")
+	}
+	hb, err := decodeSegment(token[:i])
+	if err != nil {
+		return h, nil, 0, authErr(ReasonMalformed, "token header is not base64url")
+	}
+	if aerr := decodeHeader(hb, &h); aerr != nil {
+		return h, nil, 0, aerr
+	}
+	payload, err := decodeSegment(token[i+1 : j])
+	if err != nil {
+		return h, nil, 0, authErr(ReasonMalformed, "token payload is not base64url")
+	}
+	return h, payload, j, nil
+}
+
+// rawHeader is the decoding shape of the header fields read here.
+type rawHeader struct {
+	Alg json.RawMessage `json:"alg"`
+	Kid json.RawMessage `json:"kid"`
+}
+
+// decodeHeader reads alg and kid. Keys are matched exactly, as in a map
+// (and as the JWT library does): encoding/json matches struct fields
+// case-insensitively, so a header that could hold a key equal to "alg" or
+// "kid" only under case folding ("ALG", "\u0041lg", the Kelvin sign) takes
+// the map path; every other header takes the cheaper struct path, which then
+// reads exactly what the map would.
+func decodeHeader(hb []byte, h *tokenHeader) *AuthError {
+	var alg, kid json.RawMessage
+	if headerMayFold(hb) {
+		var raw map[string]json.RawMessage
+		if err := json.Unmarshal(hb, &raw); err != nil || raw == nil {
+			return authErr(ReasonMalformed, "token header is not a JSON object")
+		}
+		alg, kid = raw["alg"], raw["kid"]
+	} else {
+		var raw rawHeader
+		if err := json.Unmarshal(hb, &raw); err != nil || !isJSONObject(hb) {
+			return authErr(ReasonMalformed, "token header is not a JSON object")
+		}
+		alg, kid = raw.Alg, raw.Kid
+	}
+	if alg != nil {
+		if string(alg) == `"HS256"` {
+			h.alg = "HS256"
+		} else if err := json.Unmarshal(alg, &h.alg); err != nil {
+			return authErr(ReasonBadAlg, "token alg is not a string")
+		}
+	}
+	if kid != nil {
+		if err := json.Unmarshal(kid, &h.kid); err != nil {
+			return authErr(ReasonBadKid, "token kid is not a string")
 		}
 		h.hasKid = true
 	}
-	payload, err := decodeSegment(parts[1])
-	if err != nil {
-		return h, nil, authErr(ReasonMalformed, "token payload is not base64url")
+	return nil
+}
+
+// headerMayFold reports whether hb holds a byte through which a key could
+// match "alg" or "kid" case-insensitively without being equal to it: an
+// upper-case A, L, G, K, I or D, a backslash (escapes), or a non-ASCII byte.
+func headerMayFold(hb []byte) bool {
+	for _, c := range hb {
+		switch {
+		case c >= 0x80, c == '\\', c == 'A', c == 'L', c == 'G', c == 'K', c == 'I', c == 'D':
+			return true
+		}
 	}
-	return h, payload, nil
+	return false
+}
+
+// isJSONObject reports whether valid JSON b is an object (not null).
+func isJSONObject(b []byte) bool {
+	for _, c := range b {
+		switch c {
+		case ' ', '\t', '\n', '\r':
+			continue
+		}
+		return c == '{'
+	}
+	return false
 }
 
 // decodeSegment decodes unpadded base64url, strictly (the parser does too).
@@ -194,29 +263,92 @@ func decodeSegment(s string) ([]byte, error) {
 	return base64.RawURLEncoding.Strict().DecodeString(s)
 }
 
+// Unverified is a token split and decoded once, before its site is known:
+// its issuer, to look the site up by, and what [Unverified.VerifySite] needs
+// so as not to decode anything again. Nothing in it is verified.
+type Unverified struct {
+	// Issuer is the unverified iss. Never trust it before VerifySite.
+	Issuer string
+
+	token   string
+	sigAt   int // index of the dot before the signature
+	header  tokenHeader
+	claims  tokenClaims
+	badJSON bool // the payload does not decode into the claims
+}
+
+// payloadClaims decodes the claims and keeps iss raw, so that the issuer is
+// read as UnverifiedIssuer always read it (a JSON string, null being no
+// iss). Iss is shallower than the embedded Issuer, so it takes "iss".
+type payloadClaims struct {
+	tokenClaims
+	Iss json.RawMessage `json:"iss"`
+}
+
+// parseToken splits and decodes token once. It fails only on what every
+// verification refuses first (size, shape, base64, header); an issuer that
+// UnverifiedIssuer would refuse is returned as issErr.
+func parseToken(token string) (u *Unverified, issErr, aerr *AuthError) {
+	h, payload, sigAt, aerr := splitTokenAt(token)
+	if aerr != nil {
+		return nil, nil, aerr
+	}
+	u = &Unverified{token: token, sigAt: sigAt, header: h}
+	var pc payloadClaims
+	rawIss := json.RawMessage(nil)
+	if err := json.Unmarshal(payload, &pc); err == nil {
+		u.claims = pc.tokenClaims
+		rawIss = pc.Iss
+		if rawIss != nil && json.Unmarshal(rawIss, &u.claims.Issuer) != nil {
+			// The JWT library would not have decoded these claims.
+			u.badJSON = true
+		}
+	} else {
+		u.badJSON = true
+		var c struct {
+			Iss json.RawMessage `json:"iss"`
+		}
+		if err := json.Unmarshal(payload, &c); err != nil {
+			return u, authErr(ReasonMalformed, "token payload is not a JSON object"), nil
+		}
+		rawIss = c.Iss
+	}
+	var iss string
+	if rawIss == nil || json.Unmarshal(rawIss, &iss) != nil || iss == "" {
+		return u, authErr(ReasonBadIss, "token has no iss"), nil
+	}
+	if len(iss) > maxIssuerLen {
+		return u, authErr(ReasonBadIss, "token iss is too long"), nil
+	}
+	u.Issuer = iss
+	return u, nil, nil
+}
+
+// ParseUnverified splits and decodes a token once, without verifying it,
+// and reads its iss as [UnverifiedIssuer] does (same refusals), so the
+// caller can find the site whose secret verifies it with
+// [Unverified.VerifySite].
+func ParseUnverified(token string) (*Unverified, error) {
+	u, issErr, aerr := parseToken(token)
+	if aerr != nil {
+		return nil, aerr
+	}
+	if issErr != nil {
+		return nil, issErr
+	}
+	return u, nil
+}
+
 // UnverifiedIssuer reads the iss claim without verifying the token, so the
 // caller can find the site (clientKey) whose secret verifies it. It refuses
 // oversized and malformed tokens and an iss that is not a non-empty string
 // of at most 256 bytes. Never trust the result before VerifySiteToken.
 func UnverifiedIssuer(token string) (string, error) {
-	_, payload, aerr := splitToken(token)
-	if aerr != nil {
-		return "", aerr
+	u, err := ParseUnverified(token)
+	if err != nil {
+		return "", err
 	}
-	var c struct {
-		Iss json.RawMessage `json:"iss"`
-	}
-	if err := json.Unmarshal(payload, &c); err != nil {
-		return "", authErr(ReasonMalformed, "token payload is not a JSON object")
-	}
-	var iss string
-	if c.Iss == nil || json.Unmarshal(c.Iss, &iss) != nil || iss == "" {
-		return "", authErr(ReasonBadIss, "token has no iss")
-	}
-	if len(iss) > maxIssuerLen {
-		return "", authErr(ReasonBadIss, "token iss is too long")
-	}
-	return iss, nil
+	return u.Issuer, nil
 }
 
 // errWrongKeyAlg is returned by key functions when the parsed method is not
@@ -234,43 +366,73 @@ var errWrongKeyAlg = errors.New("signing method does not match the key")
 //
 // now is the verification time; the zero time means time.Now.
 func VerifySiteToken(token string, clientKey string, secret []byte, kind RouteKind, r *http.Request, basePath string, now time.Time) (*Claims, error) {
-	if clientKey == "" {
-		return nil, errors.New("verify site token: empty client key")
+	if err := checkVerifyArgs(clientKey, secret, kind, r); err != nil {
+		return nil, err
 	}
-	if len(secret) == 0 {
-		// HMAC with an empty key is computable by anyone.
-		return nil, errors.New("verify site token: empty shared secret")
-	}
-	if kind != URLBound && kind != ContextBound {
-		return nil, fmt.Errorf("verify site token: unknown route kind %v", kind)
-	}
-	if kind == URLBound && (r == nil || r.URL == nil) {
-		return nil, errors.New("verify site token: URL-bound route without a request")
-	}
-	if now.IsZero() {
-		now = time.Now()
-	}
-	h, _, aerr := splitToken(token)
+	u, _, aerr := parseToken(token)
 	if aerr != nil {
 		return nil, aerr
 	}
-	if h.alg != jwt.SigningMethodHS256.Alg() {
+	return u.verifySite(clientKey, secret, kind, r, basePath, now)
+}
+
+// VerifySite is [VerifySiteToken] for a token already parsed: the same
+// checks, in the same order, without decoding the token again.
+func (u *Unverified) VerifySite(clientKey string, secret []byte, kind RouteKind, r *http.Request, basePath string, now time.Time) (*Claims, error) {
+	if u == nil {
+		return nil, errors.New("verify site token: no token")
+	}
+	if err := checkVerifyArgs(clientKey, secret, kind, r); err != nil {
+		return nil, err
+	}
+	return u.verifySite(clientKey, secret, kind, r, basePath, now)
+}
+
+func checkVerifyArgs(clientKey string, secret []byte, kind RouteKind, r *http.Request) error {
+	if clientKey == "" {
+		return errors.New("verify site token: empty client key")
+	}
+	if len(secret) == 0 {
+		// HMAC with an empty key is computable by anyone.
+		return errors.New("verify site token: empty shared secret")
+	}
+	if kind != URLBound && kind != ContextBound {
+		return fmt.Errorf("verify site token: unknown route kind %v", kind)
+	}
+	if kind == URLBound && (r == nil || r.URL == nil) {
+		return errors.New("verify site token: URL-bound route without a request")
+	}
+	return nil
+}
+
+// verifySite runs the checks of the JWT parser (in its order: claims JSON,
+// signature encoding, signature, then exp/nbf/iat), with alg pinned to
+// HS256 before the key is used, then iss and qsh.
+func (u *Unverified) verifySite(clientKey string, secret []byte, kind RouteKind, r *http.Request, basePath string, now time.Time) (*Claims, error) {
+	if now.IsZero() {
+		now = time.Now()
+	}
+	if u.header.alg != jwt.SigningMethodHS256.Alg() {
 		return nil, authErr(ReasonBadAlg, "token alg must be HS256")
 	}
-	var tc tokenClaims
-	_, err := newParser(jwt.SigningMethodHS256.Alg(), now).ParseWithClaims(token, &tc, func(t *jwt.Token) (any, error) {
-		if t.Method != jwt.SigningMethodHS256 {
-			return nil, errWrongKeyAlg
-		}
-		return secret, nil
-	})
+	if u.badJSON {
+		return nil, authErr(ReasonMalformed, "token is malformed")
+	}
+	sig, err := decodeSegment(u.token[u.sigAt+1:])
 	if err != nil {
+		return nil, authErr(ReasonMalformed, "token is malformed")
+	}
+	if err := jwt.SigningMethodHS256.Verify(u.token[:u.sigAt], sig, secret); err != nil {
+		return nil, authErr(ReasonBadSignature, "token signature is invalid")
+	}
+	tc := u.claims
+	if err := newValidator(now).Validate(&tc); err != nil {
 		return nil, classifyParseError(err)
 	}
 	if subtle.ConstantTimeCompare([]byte(tc.Issuer), []byte(clientKey)) != 1 {
 		return nil, authErr(ReasonBadIss, "token iss is not the site's client key")
 	}
-	claims := tc.claims(h.kid)
+	claims := tc.claims(u.header.kid)
 	if kind == ContextBound {
 		if err := checkContextQSH(claims); err != nil {
 			return nil, err
@@ -281,6 +443,15 @@ func VerifySiteToken(token string, clientKey string, secret []byte, kind RouteKi
 		return nil, err
 	}
 	return claims, nil
+}
+
+// newValidator checks the time claims exactly as newParser's parser does.
+func newValidator(now time.Time) *jwt.Validator {
+	return jwt.NewValidator(
+		jwt.WithExpirationRequired(),
+		jwt.WithLeeway(Leeway),
+		jwt.WithTimeFunc(func() time.Time { return now }),
+	)
 }
 
 func newParser(alg string, now time.Time) *jwt.Parser {

@@ -31,6 +31,7 @@ const (
 	maxFieldLength = 2048
 
 	adminCheckTimeout = 10 * time.Second
+	siteLoadTimeout   = 10 * time.Second
 )
 
 // Config is what the service needs from configuration.
@@ -52,6 +53,10 @@ type Service struct {
 	log      *slog.Logger
 	sites    *ttlCache[string, *models.Site]
 	admins   *ttlCache[adminKey, bool]
+	// siteLoads and adminChecks make concurrent misses for one key share
+	// a single load or site call.
+	siteLoads   flightGroup[siteFlight, *models.Site]
+	adminChecks flightGroup[adminFlight, bool]
 	// OnAuthFailure, when set, is told the reason of every refused token
 	// (for metrics). It must not block.
 	OnAuthFailure func(reason string)
@@ -60,6 +65,20 @@ type Service struct {
 // adminKey is keyed by clientKey, which forget is given, so that a site's
 // answers go with it even when the site itself is no longer cached.
 type adminKey struct{ clientKey, accountID string }
+
+// siteFlight and adminFlight key the single-flights by the cache generation
+// read before the miss: a request that starts after a removal (reinstall,
+// uninstall) reads a newer generation and so never shares a load begun
+// before it, and that load is not cached either (putIfCurrent).
+type siteFlight struct {
+	clientKey string
+	gen       uint64
+}
+
+type adminFlight struct {
+	key adminKey
+	gen uint64
+}
 
 // New builds the service. It starts nothing; Run listens for changes made
 // by other replicas.
@@ -111,13 +130,23 @@ func (s *Service) siteByClientKey(ctx context.Context, clientKey string) (*model
 	if site, ok := s.sites.get(clientKey); ok {
 		return site, nil
 	}
+	// One load per (clientKey, generation) at a time; waiters share it.
 	gen := s.sites.generation()
-	site, err := s.store.View(ctx).FindSiteByClientKey(clientKey)
-	if err != nil {
-		return nil, err
-	}
-	s.sites.putIfCurrent(gen, clientKey, site)
-	return site, nil
+	return s.siteLoads.do(ctx, siteFlight{clientKey, gen}, func() (*models.Site, error) {
+		if site, ok := s.sites.get(clientKey); ok {
+			return site, nil
+		}
+		// Shared by every waiter: not cancelled by the first caller
+		// leaving, but bounded.
+		loadCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), siteLoadTimeout)
+		defer cancel()
+		site, err := s.store.View(loadCtx).FindSiteByClientKey(clientKey)
+		if err != nil {
+			return nil, err
+		}
+		s.sites.putIfCurrent(gen, clientKey, site)
+		return site, nil
+	})
 }
 
 // authFail records the reason and returns err as a 401.
@@ -150,11 +179,11 @@ func (s *Service) Authenticate(r *http.Request, kind connect.RouteKind) (*models
 	if err != nil {
 		return nil, s.authFail(err)
 	}
-	iss, err := connect.UnverifiedIssuer(token)
+	parsed, err := connect.ParseUnverified(token)
 	if err != nil {
 		return nil, s.authFail(err)
 	}
-	site, err := s.siteByClientKey(r.Context(), iss)
+	site, err := s.siteByClientKey(r.Context(), parsed.Issuer)
 	if err != nil {
 		if models.IsNotFound(err) {
 			return nil, s.authFail(&connect.AuthError{Reason: "unknown_site", Message: "the token's issuer is not an installed site"})
@@ -164,7 +193,7 @@ func (s *Service) Authenticate(r *http.Request, kind connect.RouteKind) (*models
 	if !site.Active() || len(site.SharedSecret) == 0 {
 		return nil, s.authFail(&connect.AuthError{Reason: "uninstalled_site", Message: "the app is not installed on this site"})
 	}
-	claims, err := connect.VerifySiteToken(token, site.ClientKey, site.SharedSecret, kind, r, s.cfg.BaseURL.Path, s.now())
+	claims, err := parsed.VerifySite(site.ClientKey, site.SharedSecret, kind, r, s.cfg.BaseURL.Path, s.now())
 	if err != nil {
 		return nil, s.authFail(err)
 	}
@@ -181,23 +210,38 @@ func (s *Service) RequireAdmin(ctx context.Context, caller *models.Caller) error
 	k := adminKey{caller.Site.ClientKey, caller.AccountID}
 	isAdmin, ok := s.admins.get(k)
 	if !ok {
+		var err error
 		gen := s.admins.generation()
-		client, err := s.clients.Site(caller.Site)
-		if err != nil {
-			return fmt.Errorf("admin check: %w", err)
-		}
-		// An admin waits for this page: answer within seconds, not after
-		// the client's full retry budget.
-		checkCtx, cancel := context.WithTimeout(ctx, adminCheckTimeout)
-		isAdmin, err = client.IsSiteAdmin(checkCtx, productOf(caller.Site), caller.AccountID)
-		cancel()
-		if err != nil {
-			if models.ErrorCode(err) == models.CodeInternal {
-				return fmt.Errorf("admin check: %w", err)
+		isAdmin, err = s.adminChecks.do(ctx, adminFlight{k, gen}, func() (bool, error) {
+			if isAdmin, ok := s.admins.get(k); ok {
+				return isAdmin, nil
 			}
-			return &models.Error{Code: models.CodeUnavailable, Message: "could not confirm with the site that you are an administrator; try again shortly"}
+			client, err := s.clients.Site(caller.Site)
+			if err != nil {
+				return false, fmt.Errorf("admin check: %w", err)
+			}
+			// An admin waits for this page: answer within seconds, not
+			// after the client's full retry budget. Shared by every
+			// waiter, so not cancelled by the first caller leaving.
+			checkCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), adminCheckTimeout)
+			isAdmin, err := client.IsSiteAdmin(checkCtx, productOf(caller.Site), caller.AccountID)
+			cancel()
+			if err != nil {
+				if models.ErrorCode(err) == models.CodeInternal {
+					return false, fmt.Errorf("admin check: %w", err)
+				}
+				return false, &models.Error{Code: models.CodeUnavailable, Message: "could not confirm with the site that you are an administrator; try again shortly"}
+			}
+			s.admins.putIfCurrent(gen, k, isAdmin)
+			return isAdmin, nil
+		})
+		if err != nil {
+			if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+				// This caller left while waiting for a shared check.
+				return &models.Error{Code: models.CodeUnavailable, Message: "could not confirm with the site that you are an administrator; try again shortly"}
+			}
+			return err
 		}
-		s.admins.putIfCurrent(gen, k, isAdmin)
 	}
 	if !isAdmin {
 		return &models.Error{Code: models.CodeForbidden, Message: "this page is for site administrators"}
