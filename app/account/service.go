@@ -578,6 +578,23 @@ func httpStatusOf(err error) string {
 	return "an error"
 }
 
+// daysUntil says in words how many calendar days (UTC, as the admin page
+// counts them) lie between now and t: "today", "tomorrow", "in 10 days".
+func daysUntil(now, t time.Time) string {
+	day := func(x time.Time) time.Time {
+		y, m, d := x.UTC().Date()
+		return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+	}
+	switch n := int(day(t).Sub(day(now)).Hours() / 24); n {
+	case 0:
+		return "today"
+	case 1:
+		return "tomorrow"
+	default:
+		return fmt.Sprintf("in %d days", n)
+	}
+}
+
 // expiryCheck is the check of the credential's expiry date, when known.
 func expiryCheck(acc *models.ServiceAccount, now time.Time) (models.ConnectionCheck, bool) {
 	if acc.ExpiresAt == nil {
@@ -589,8 +606,7 @@ func expiryCheck(acc *models.ServiceAccount, now time.Time) (models.ConnectionCh
 	case left <= 0:
 		return models.ConnectionCheck{Name: CheckExpiry, OK: false, Message: fmt.Sprintf("The %s expired on %s. Create a new one and enter it.", strings.ToLower(credentialNoun(acc.Kind)), day)}, true
 	case left <= models.ExpiryWarning:
-		days := int(left.Hours()/24) + 1
-		return models.ConnectionCheck{Name: CheckExpiry, OK: true, Message: fmt.Sprintf("The %s expires on %s, in %d days: create a new one and enter it before then.", strings.ToLower(credentialNoun(acc.Kind)), day, days)}, true
+		return models.ConnectionCheck{Name: CheckExpiry, OK: true, Message: fmt.Sprintf("The %s expires on %s, %s: create a new one and enter it before then.", strings.ToLower(credentialNoun(acc.Kind)), day, daysUntil(now, *acc.ExpiresAt))}, true
 	}
 	return models.ConnectionCheck{Name: CheckExpiry, OK: true, Message: fmt.Sprintf("The %s expires on %s.", strings.ToLower(credentialNoun(acc.Kind)), day)}, true
 }
