@@ -7,7 +7,6 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -27,8 +26,7 @@ import (
 
 	"idbridge/app"
 	"idbridge/app/connect"
-	"idbridge/app/secret"
-	"idbridge/app/store"
+	"idbridge/bench/benchenv"
 	"idbridge/config"
 )
 
@@ -97,7 +95,7 @@ func startHarness(ctx context.Context, o harnessOptions) (h *harness, err error)
 	if o.Log == nil {
 		o.Log = io.Discard
 	}
-	h = &harness{DB: o.DB, ClientKey: "bench-" + randomHex(8), AccountID: "5b10ac8d82e05b22cc7d4ef5"}
+	h = &harness{DB: o.DB, ClientKey: "bench-" + benchenv.RandomHex(8), AccountID: "5b10ac8d82e05b22cc7d4ef5"}
 	defer func() {
 		if err != nil {
 			_ = h.Close()
@@ -145,7 +143,7 @@ func startHarness(ctx context.Context, o harnessOptions) (h *harness, err error)
 	h.JiraURL = h.jira.URL
 	jiraHost := strings.TrimPrefix(h.jira.URL, "http://")
 
-	addr, err := freeAddr(o.Addr)
+	addr, err := benchenv.FreeAddr(o.Addr)
 	if err != nil {
 		return h, err
 	}
@@ -175,7 +173,7 @@ func startHarness(ctx context.Context, o harnessOptions) (h *harness, err error)
 		env["IDBRIDGE_DATA_DIR"] = dir
 		env["IDBRIDGE_DATABASE_URL"] = "sqlite:" + filepath.Join(dir, "idbridge.db")
 	case dbPostgres:
-		dsn, drop, err := createDatabase(ctx, o.PGURL)
+		dsn, drop, err := benchenv.CreateDatabase(ctx, o.PGURL, "idbridge_bench")
 		if err != nil {
 			return h, err
 		}
@@ -206,7 +204,7 @@ func startHarness(ctx context.Context, o harnessOptions) (h *harness, err error)
 	if err := h.waitReady(ctx, 10*time.Second); err != nil {
 		return h, err
 	}
-	h.sharedSecret = []byte(randomHex(32)) // 64 characters, as Atlassian's are long
+	h.sharedSecret = []byte(benchenv.RandomHex(32)) // 64 characters, as Atlassian's are long
 	if err := h.install(ctx, installKey, kid); err != nil {
 		return h, err
 	}
@@ -234,80 +232,6 @@ func newLoopbackServer(handler http.Handler) *httptest.Server {
 	}
 	s.Start()
 	return s
-}
-
-// freeAddr returns addr, with port 0 replaced by a port that was free a
-// moment ago (the base URL must name the port before app.Open binds it).
-func freeAddr(addr string) (string, error) {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return "", fmt.Errorf("listen address %q: %w", addr, err)
-	}
-	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
-		return "", fmt.Errorf("listen address %q: only a loopback IP address is allowed", addr)
-	}
-	if port != "0" {
-		return addr, nil
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
-
-// createDatabase creates a fresh database on the server of adminURL and
-// returns its URL and a function that drops it.
-func createDatabase(ctx context.Context, adminURL string) (string, func() error, error) {
-	u, err := url.Parse(adminURL)
-	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		return "", nil, errors.New("-pg: want a postgres:// URL")
-	}
-	name := "idbridge_bench_" + randomHex(6)
-	admin, err := openAdmin(ctx, adminURL)
-	if err != nil {
-		return "", nil, err
-	}
-	_, err = admin.SQLDB().ExecContext(ctx, "CREATE DATABASE "+name)
-	_ = admin.Close()
-	if err != nil {
-		return "", nil, fmt.Errorf("create database %s: %w", name, err)
-	}
-	db := *u
-	db.Path = "/" + name
-	drop := func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		admin, err := openAdmin(ctx, adminURL)
-		if err != nil {
-			return err
-		}
-		defer admin.Close()
-		if _, err := admin.SQLDB().ExecContext(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			return fmt.Errorf("drop database %s: %w", name, err)
-		}
-		return nil
-	}
-	return db.String(), drop, nil
-}
-
-// openAdmin opens the administrative connection through app/store, so that
-// bench imports no database driver of its own.
-func openAdmin(ctx context.Context, adminURL string) (*store.Store, error) {
-	k, err := secret.GenerateKey("admin")
-	if err != nil {
-		return nil, err
-	}
-	ring, err := secret.NewRing([]secret.Key{k})
-	if err != nil {
-		return nil, err
-	}
-	st, err := store.Open(ctx, store.Options{Driver: store.Postgres, DSN: adminURL, Ring: ring, MaxOpenConns: 1})
-	if err != nil {
-		return nil, fmt.Errorf("connect to PostgreSQL (-pg): %w", err)
-	}
-	return st, nil
 }
 
 // waitReady polls /readyz until it answers 200.
@@ -343,7 +267,7 @@ func (h *harness) install(ctx context.Context, key *rsa.PrivateKey, kid string) 
 		"productType":  "jira",
 		"description":  "idbridge benchmark site",
 		"eventType":    "installed",
-		"cloudId":      "00000000-0000-4000-8000-" + randomHex(6),
+		"cloudId":      "00000000-0000-4000-8000-" + benchenv.RandomHex(6),
 	})
 	if err != nil {
 		return err
@@ -453,10 +377,4 @@ func (h *harness) Close() error {
 	}
 	h.cleanups = nil
 	return errors.Join(errs...)
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }

@@ -19,7 +19,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -39,8 +38,8 @@ import (
 
 	"idbridge/app"
 	"idbridge/app/scim"
-	"idbridge/app/secret"
 	"idbridge/app/store"
+	"idbridge/bench/benchenv"
 	"idbridge/config"
 	"idbridge/models"
 )
@@ -158,7 +157,7 @@ func start(ctx context.Context, db, pgURL, addr string) (b *bench, err error) {
 			_ = b.close()
 		}
 	}()
-	addr, err = freeAddr(addr)
+	addr, err = benchenv.FreeAddr(addr)
 	if err != nil {
 		return b, err
 	}
@@ -184,7 +183,7 @@ func start(ctx context.Context, db, pgURL, addr string) (b *bench, err error) {
 		env["IDBRIDGE_DATA_DIR"] = dir
 		env["IDBRIDGE_DATABASE_URL"] = "sqlite:" + filepath.Join(dir, "idbridge.db")
 	case dbPostgres:
-		dsn, drop, err := createDatabase(ctx, pgURL)
+		dsn, drop, err := benchenv.CreateDatabase(ctx, pgURL, "idbridge_scim_bench")
 		if err != nil {
 			return b, err
 		}
@@ -264,8 +263,8 @@ func (b *bench) seed(ctx context.Context, sites, n int) (*benchSite, []string, e
 		err := st.InTx(ctx, func(tx *store.Tx) error {
 			var err error
 			site, err = tx.SaveInstall(&models.Site{
-				ClientKey:    fmt.Sprintf("bench-%03d-%s", s, randomHex(4)),
-				SharedSecret: []byte(randomHex(32)),
+				ClientKey:    fmt.Sprintf("bench-%03d-%s", s, benchenv.RandomHex(4)),
+				SharedSecret: []byte(benchenv.RandomHex(32)),
 				BaseURL:      fmt.Sprintf("https://bench-%03d.atlassian.net", s),
 				ProductType:  "jira",
 			})
@@ -342,7 +341,7 @@ func timePatches(ctx context.Context, base, token string, ids []string, patches,
 	}
 	var out []time.Duration
 	for p := range patches {
-		code, body, err := do("POST", base+"/Groups", fmt.Sprintf(`{"displayName":"bench-group-%d-%s"}`, p, randomHex(4)))
+		code, body, err := do("POST", base+"/Groups", fmt.Sprintf(`{"displayName":"bench-group-%d-%s"}`, p, benchenv.RandomHex(4)))
 		if err != nil || code != http.StatusCreated {
 			return nil, fmt.Errorf("create group: %d %s %v", code, body, err)
 		}
@@ -372,80 +371,6 @@ func timePatches(ctx context.Context, base, token string, ids []string, patches,
 	return out, nil
 }
 
-// createDatabase creates a fresh database on the server of adminURL and
-// returns its URL and a function that drops it.
-func createDatabase(ctx context.Context, adminURL string) (string, func() error, error) {
-	u, err := url.Parse(adminURL)
-	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		return "", nil, errors.New("-pg: want a postgres:// URL")
-	}
-	name := "idbridge_scim_bench_" + randomHex(6)
-	admin, err := openAdmin(ctx, adminURL)
-	if err != nil {
-		return "", nil, err
-	}
-	_, err = admin.SQLDB().ExecContext(ctx, "CREATE DATABASE "+name)
-	_ = admin.Close()
-	if err != nil {
-		return "", nil, fmt.Errorf("create database %s: %w", name, err)
-	}
-	db := *u
-	db.Path = "/" + name
-	drop := func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		admin, err := openAdmin(ctx, adminURL)
-		if err != nil {
-			return err
-		}
-		defer admin.Close()
-		if _, err := admin.SQLDB().ExecContext(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			return fmt.Errorf("drop database %s: %w", name, err)
-		}
-		return nil
-	}
-	return db.String(), drop, nil
-}
-
-// openAdmin opens the administrative connection through app/store, so that
-// bench imports no database driver of its own.
-func openAdmin(ctx context.Context, adminURL string) (*store.Store, error) {
-	k, err := secret.GenerateKey("admin")
-	if err != nil {
-		return nil, err
-	}
-	ring, err := secret.NewRing([]secret.Key{k})
-	if err != nil {
-		return nil, err
-	}
-	st, err := store.Open(ctx, store.Options{Driver: store.Postgres, DSN: adminURL, Ring: ring, MaxOpenConns: 1})
-	if err != nil {
-		return nil, fmt.Errorf("connect to PostgreSQL (-pg): %w", err)
-	}
-	return st, nil
-}
-
-// freeAddr returns addr with port 0 replaced by a port that was free a
-// moment ago (the base URL must name the port before app.Open binds it).
-func freeAddr(addr string) (string, error) {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return "", fmt.Errorf("listen address %q: %w", addr, err)
-	}
-	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
-		return "", fmt.Errorf("listen address %q: only a loopback IP address is allowed", addr)
-	}
-	if port != "0" {
-		return addr, nil
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
-
 // servePprof serves the profiler on a loopback address.
 func servePprof(addr string) error {
 	host, _, err := net.SplitHostPort(addr)
@@ -461,10 +386,4 @@ func servePprof(addr string) error {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	go func() { _ = http.Serve(ln, mux) }()
 	return nil
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }
