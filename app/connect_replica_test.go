@@ -54,7 +54,7 @@ func TestConnectCrossReplicaInvalidation(t *testing.T) {
 	calls := h.jira.calls.Load()
 
 	old := h.reinstall(h.app, s)
-	connectWaitFor(t, 5*time.Second, "replica refuses the old secret", func() bool {
+	connectWaitFor(t, 20*time.Second, "replica refuses the old secret", func() bool {
 		w := h.adminSite(replica, s, "admin-1", old)
 		if w.Code != http.StatusOK && w.Code != http.StatusUnauthorized {
 			t.Fatalf("old secret on the replica: %d %s", w.Code, w.Body)
@@ -69,7 +69,7 @@ func TestConnectCrossReplicaInvalidation(t *testing.T) {
 
 	// An uninstall through the first replica also reaches the second.
 	connectWantStatus(t, h.uninstall(s), http.StatusNoContent, "uninstall")
-	connectWaitFor(t, 5*time.Second, "replica refuses an uninstalled site", func() bool {
+	connectWaitFor(t, 20*time.Second, "replica refuses an uninstalled site", func() bool {
 		return h.adminSite(replica, s, "admin-1", s.secret).Code == http.StatusUnauthorized
 	})
 
