@@ -228,7 +228,11 @@ func (s *Service) RequireAdmin(ctx context.Context, caller *models.Caller) error
 			cancel()
 			if err != nil {
 				if models.ErrorCode(err) == models.CodeInternal {
-					return false, fmt.Errorf("admin check: %w", err)
+					// The site answered something we cannot read (a
+					// redirect, a body of another shape): its fault, not
+					// the caller's, so a 503 like any other failure, and
+					// the detail for the operator in the log.
+					s.log.Warn("admin check: unreadable answer from the site", "site_id", caller.Site.ID, "error", err.Error())
 				}
 				return false, &models.Error{Code: models.CodeUnavailable, Message: "could not confirm with the site that you are an administrator; try again shortly"}
 			}
