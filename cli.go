@@ -156,6 +156,7 @@ func runServe(env *cliEnv, args []string) int {
 		return exitUsage
 	}
 	log := app.NewLogger(env.stderr, cfg)
+	app.TuneGC(env.getenv)
 	start := time.Now()
 	a, err := app.Open(env.ctx, cfg, app.Options{Log: log, DescriptorTemplate: descriptorTemplate})
 	if err != nil {

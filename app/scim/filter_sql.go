@@ -31,6 +31,10 @@ import (
 type sqlFilter struct {
 	Where string
 	Args  []any
+	// Key is set when the filter is one equality on a user's unique key
+	// (userName, id): it selects at most one user, and the store may
+	// answer it through its coalesced lookup.
+	Key *store.DirectoryKey
 }
 
 type sqlCompiler struct {
@@ -48,7 +52,30 @@ func compileFilter(rt ResourceType, dialect string, expr filter.Expression) (sql
 	if err != nil {
 		return sqlFilter{}, err
 	}
-	return sqlFilter{Where: where, Args: c.args}, nil
+	return sqlFilter{Where: where, Args: c.args, Key: c.uniqueKey(expr)}, nil
+}
+
+// uniqueKey is the user key an expression compiled to "key = value" asks
+// for, or nil. The value is the one the compiled WHERE binds.
+func (c *sqlCompiler) uniqueKey(expr filter.Expression) *store.DirectoryKey {
+	e, ok := expr.(*filter.AttributeExpression)
+	if !ok || c.table != "scim_users" || !strings.EqualFold(string(e.Operator), string(filter.EQ)) {
+		return nil
+	}
+	v, ok := e.CompareValue.(string)
+	if !ok {
+		return nil
+	}
+	col, ok := c.column(e.AttributePath)
+	switch {
+	case !ok:
+		return nil
+	case col.sql == store.KeyUserName && col.lowered:
+		return &store.DirectoryKey{Column: store.KeyUserName, Value: strings.ToLower(v)}
+	case col.sql == store.KeyID && col.attr.CaseExact:
+		return &store.DirectoryKey{Column: store.KeyID, Value: v}
+	}
+	return nil
 }
 
 func tableOf(rt ResourceType) string {

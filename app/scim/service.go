@@ -436,7 +436,7 @@ func (s *Service) directoryQuery(rt ResourceType, lp listParams) (store.Director
 		if err != nil {
 			return dq, err
 		}
-		dq.Where, dq.Args = f.Where, f.Args
+		dq.Where, dq.Args, dq.Key = f.Where, f.Args, f.Key
 	}
 	col, err := sortColumn(rt, lp.sortBy)
 	if err != nil {
@@ -512,7 +512,10 @@ func (s *Service) Get(ctx context.Context, siteID, endpoint, id string, q url.Va
 	view := s.store.View(ctx)
 	base := s.BaseURL(siteID)
 	if rt.Name == Users.Name {
-		users, _, err := view.ListDirectoryUsers(siteID, store.DirectoryQuery{Where: "id = ?", Args: []any{id}, Limit: 1, WithGroups: p.wants(rt, "groups")})
+		users, _, err := view.ListDirectoryUsers(siteID, store.DirectoryQuery{
+			Where: "id = ?", Args: []any{id}, Key: &store.DirectoryKey{Column: store.KeyID, Value: id},
+			Limit: 1, WithGroups: p.wants(rt, "groups"),
+		})
 		if err != nil {
 			return nil, err
 		}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"testing"
+
+	"idbridge/models"
 )
 
 // Test hooks for the external store_test package, which needs them to look
@@ -79,3 +81,53 @@ func MigrationLockWaiters(ctx context.Context, s *Store) (int, error) {
 // SetAfterPlan makes Migrate call fn after it has read which migrations are
 // applied and before it applies the others.
 func SetAfterPlan(st *Store, fn func()) { st.afterPlan = fn }
+
+// LookupRequest is one request of a batched user lookup.
+type LookupRequest struct {
+	SiteID, Value string
+	Groups        bool
+}
+
+// RunLookupBatch runs one batched lookup statement (PostgreSQL) by column
+// for the requests, as the coalescer would, and returns each request's user
+// (nil: none) and error.
+func RunLookupBatch(ctx context.Context, s *Store, column string, reqs []LookupRequest) ([]*models.DirectoryUser, []error) {
+	batch := make([]*userLookup, len(reqs))
+	for i, r := range reqs {
+		batch[i] = &userLookup{siteID: r.SiteID, value: r.Value, groups: r.Groups}
+		batch[i].init()
+	}
+	s.lookupUsers(column)(ctx, batch)
+	users := make([]*models.DirectoryUser, len(reqs))
+	errs := make([]error, len(reqs))
+	for i, it := range batch {
+		users[i], errs[i] = it.user, it.wait(ctx)
+	}
+	return users, errs
+}
+
+// RunCreateBatch runs one batched create statement (PostgreSQL) for the
+// users and their outbox items, as the coalescer would, and returns each
+// create's error.
+func RunCreateBatch(ctx context.Context, s *Store, users []*models.DirectoryUser, items []*models.OutboxItem) []error {
+	batch := make([]*userCreate, 0, len(users))
+	errs := make([]error, len(users))
+	for i := range users {
+		c, err := s.newUserCreate(users[i], items[i])
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		c.init()
+		batch = append(batch, c)
+	}
+	s.createUsers(ctx, batch)
+	k := 0
+	for i := range users {
+		if errs[i] == nil {
+			errs[i] = translate(batch[k].wait(ctx))
+			k++
+		}
+	}
+	return errs
+}

@@ -22,6 +22,11 @@ type DirectoryQuery struct {
 	// WithGroups fills DirectoryUser.Groups (users only), in the same
 	// statement.
 	WithGroups bool
+	// Key, when set, says that Where and Args select exactly the user
+	// with this unique key (users only): such a list may be answered by
+	// the coalesced lookup (scim_batch.go). Where and Args must still be
+	// set: they answer it otherwise.
+	Key *DirectoryKey
 }
 
 // sortable reports whether a list of table may be ordered by col. Nothing

@@ -52,41 +52,25 @@ func (tx *Tx) CreateDirectoryUser(u *models.DirectoryUser) error {
 }
 
 // CreateDirectoryUserWithOutbox creates u (as CreateDirectoryUser) and its
-// outbox item atomically: on PostgreSQL in one statement, committed on its
-// own (one round trip: the identity providers' create path), on SQLite in
-// one transaction. The item's resource is the new user.
+// outbox item atomically: on PostgreSQL in one statement committed on its
+// own, together with the creates that arrive meanwhile (scim_batch.go), on
+// SQLite in one transaction. The item's resource is the new user.
 func (s *Store) CreateDirectoryUserWithOutbox(ctx context.Context, u *models.DirectoryUser, item *models.OutboxItem) error {
 	if s.dialect != Postgres {
 		return s.InTx(ctx, func(tx *Tx) error {
 			if err := tx.CreateDirectoryUser(u); err != nil {
 				return err
 			}
-			item.ResourceID = u.ID
+			item.SiteID, item.ResourceID = u.SiteID, u.ID
 			return tx.AddOutboxItems(item)
 		})
 	}
-	if u.SiteID == "" || u.UserName == "" {
-		return &models.Error{Code: models.CodeInvalid, Message: "a directory user needs a site and a userName"}
-	}
-	now := s.Now()
-	u.ID = NewID("u")
-	u.Version = 1
-	u.CreatedAt, u.UpdatedAt = now, now
-	payload := item.Payload
-	if len(payload) == 0 {
-		payload = []byte("{}")
-	}
-	item.SiteID, item.ResourceID = u.SiteID, u.ID
-	item.Status, item.NextAttemptAt, item.CreatedAt, item.UpdatedAt = models.OutboxStatusPending, now, now, now
-	_, err := s.View(ctx).execStmt(`WITH u AS (INSERT INTO scim_users (`+userColumns+`, user_name_lower)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING site_id, id)
-		INSERT INTO outbox (site_id, resource_type, resource_id, op, payload, status, attempts, next_attempt_at, last_error, created_at, updated_at)
-		SELECT u.site_id, ?, u.id, ?, ?, ?, 0, ?, '', ?, ? FROM u`,
-		u.SiteID, u.ID, u.UserName, nullString(u.ExternalID), nullString(u.DisplayName), nullString(u.GivenName),
-		nullString(u.FamilyName), nullString(u.Email), u.Active, string(u.Doc), u.Version, now, now, LowerUserName(u.UserName),
-		item.ResourceType, string(item.Op), string(payload), item.Status, now, now, now)
+	c, err := s.newUserCreate(u, item)
 	if err != nil {
-		return fmt.Errorf("create directory user: %w", err)
+		return err
+	}
+	if err := s.batches.creates.do(ctx, c); err != nil {
+		return fmt.Errorf("create directory user: %w", translate(err))
 	}
 	return nil
 }
@@ -146,6 +130,9 @@ func (tx *Tx) DeleteDirectoryUser(siteID, id string) error {
 // ListDirectoryUsers runs a compiled query over the site's users and
 // returns one page and the total number of matches.
 func (tx *Tx) ListDirectoryUsers(siteID string, q DirectoryQuery) ([]models.DirectoryUser, int, error) {
+	if users, total, ok, err := tx.lookupUser(siteID, q); ok {
+		return users, total, err
+	}
 	where, args := whereClause(siteID, q)
 	if q.Limit <= 0 {
 		n, err := tx.count("scim_users", where, args)
@@ -274,14 +261,16 @@ func TimeArg(t time.Time) any { return timeArg(t) }
 // (site_id, user_id) index.
 func (tx *Tx) userGroupsColumn() string {
 	if tx.s.dialect == Postgres {
-		return `(SELECT json_agg(json_build_array(g.id, g.display_name) ORDER BY g.display_name_lower, g.id)::text
-			FROM scim_group_members m JOIN scim_groups g ON g.site_id = m.site_id AND g.id = m.group_id
-			WHERE m.site_id = scim_users.site_id AND m.user_id = scim_users.id)`
+		return pgUserGroups
 	}
 	return `(SELECT json_group_array(json_array(x.id, x.display_name)) FROM (SELECT g.id, g.display_name
 			FROM scim_group_members m JOIN scim_groups g ON g.site_id = m.site_id AND g.id = m.group_id
 			WHERE m.site_id = scim_users.site_id AND m.user_id = scim_users.id ORDER BY g.display_name_lower, g.id) x)`
 }
+
+const pgUserGroups = `(SELECT json_agg(json_build_array(g.id, g.display_name) ORDER BY g.display_name_lower, g.id)::text
+			FROM scim_group_members m JOIN scim_groups g ON g.site_id = m.site_id AND g.id = m.group_id
+			WHERE m.site_id = scim_users.site_id AND m.user_id = scim_users.id)`
 
 func parseUserGroups(s string) ([]models.DirectoryGroupRef, error) {
 	if s == "" || s == "[]" {

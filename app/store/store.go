@@ -61,6 +61,10 @@ type Store struct {
 
 	// stmts caches prepared statements of hot read queries (stmts.go).
 	stmts stmtCache
+
+	// batches coalesces the SCIM hot paths on PostgreSQL (scim_batch.go);
+	// nil on SQLite.
+	batches *scimBatches
 }
 
 // Open connects to the database and checks that it answers. It does not
@@ -121,6 +125,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		sqlDB.SetMaxIdleConns(orDefault(opts.MaxIdleConns, 8))
 	}
 	s := &Store{db: db, sqlDB: sqlDB, dialect: opts.Driver, dsn: opts.DSN, ring: opts.Ring, now: now, log: log}
+	s.initBatches()
 	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := s.Ping(pingCtx); err != nil {

@@ -188,6 +188,7 @@ func startHarness(ctx context.Context, o harnessOptions) (h *harness, err error)
 	if err != nil {
 		return h, fmt.Errorf("configuration: %w", err)
 	}
+	app.TuneGC(os.Getenv) // as `idbridge serve` does
 	a, err := app.Open(ctx, cfg, app.Options{Log: app.NewLogger(o.Log, cfg), DescriptorTemplate: o.Descriptor})
 	if err != nil {
 		return h, fmt.Errorf("open idbridge: %w", err)

@@ -195,6 +195,7 @@ func start(ctx context.Context, db, pgURL, addr string) (b *bench, err error) {
 	if err != nil {
 		return b, fmt.Errorf("configuration: %w", err)
 	}
+	app.TuneGC(os.Getenv) // as `idbridge serve` does
 	a, err := app.Open(ctx, cfg, app.Options{Log: app.NewLogger(io.Discard, cfg)})
 	if err != nil {
 		return b, fmt.Errorf("open idbridge: %w", err)

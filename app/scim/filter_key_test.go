@@ -1,0 +1,50 @@
+package scim
+
+import (
+	"testing"
+
+	"idbridge/app/store"
+)
+
+// A filter that is one equality on a user's unique key carries the key, so
+// that the store may answer it through its coalesced lookup; nothing else
+// does.
+func TestCompileFilterUniqueKey(t *testing.T) {
+	cases := []struct {
+		rt     ResourceType
+		filter string
+		want   *store.DirectoryKey
+	}{
+		{Users, `userName eq "Alice@Example.COM"`, &store.DirectoryKey{Column: store.KeyUserName, Value: "alice@example.com"}},
+		{Users, `USERNAME EQ "bob"`, &store.DirectoryKey{Column: store.KeyUserName, Value: "bob"}},
+		{Users, `id eq "u_Abc"`, &store.DirectoryKey{Column: store.KeyID, Value: "u_Abc"}},
+		{Users, `userName ne "bob"`, nil},
+		{Users, `userName sw "bob"`, nil},
+		{Users, `userName eq "bob" and active eq true`, nil},
+		{Users, `not (userName eq "bob")`, nil},
+		{Users, `externalId eq "00u1"`, nil},
+		{Users, `emails[value eq "bob@example.com"]`, nil},
+		{Groups, `displayName eq "Admins"`, nil},
+		{Groups, `id eq "g_1"`, nil},
+	}
+	for _, dialect := range []string{store.SQLite, store.Postgres} {
+		for _, tc := range cases {
+			expr, err := ParseFilter(tc.rt, tc.filter)
+			if err != nil {
+				t.Fatalf("%s: %v", tc.filter, err)
+			}
+			f, err := compileFilter(tc.rt, dialect, expr)
+			if err != nil {
+				t.Fatalf("%s: %v", tc.filter, err)
+			}
+			switch {
+			case tc.want == nil && f.Key != nil:
+				t.Errorf("%s %s: key %+v, want none", dialect, tc.filter, *f.Key)
+			case tc.want != nil && (f.Key == nil || *f.Key != *tc.want):
+				t.Errorf("%s %s: key %+v, want %+v", dialect, tc.filter, f.Key, *tc.want)
+			case tc.want != nil && (len(f.Args) != 1 || f.Args[0] != tc.want.Value):
+				t.Errorf("%s %s: the WHERE binds %v, the key %q", dialect, tc.filter, f.Args, tc.want.Value)
+			}
+		}
+	}
+}
