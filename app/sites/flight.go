@@ -19,9 +19,10 @@ type flightGroup[K comparable, V any] struct {
 }
 
 type flightCall[V any] struct {
-	done chan struct{}
-	v    V
-	err  error
+	done    chan struct{}
+	v       V
+	err     error
+	waiters int // callers sharing the call, besides the one running it (under the group's mu)
 }
 
 // errFlightPanicked is what waiters get when the shared call panicked.
@@ -33,6 +34,7 @@ var errFlightPanicked = errors.New("shared call panicked")
 func (g *flightGroup[K, V]) do(ctx context.Context, key K, fn func() (V, error)) (V, error) {
 	g.mu.Lock()
 	if c, ok := g.calls[key]; ok {
+		c.waiters++
 		g.mu.Unlock()
 		select {
 		case <-c.done:

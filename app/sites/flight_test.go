@@ -71,7 +71,13 @@ func TestRequireAdminSingleFlight(t *testing.T) {
 	}
 	started.Wait()
 	<-fake.first
-	time.Sleep(100 * time.Millisecond) // let the others reach the flight
+	// Every other caller joins the running check before it is answered.
+	for deadline := time.Now().Add(10 * time.Second); s.adminChecks.waiting() < n-1; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d callers joined the running check", s.adminChecks.waiting(), n-1)
+		}
+		time.Sleep(time.Millisecond)
+	}
 	close(fake.release)
 	for range n {
 		if err := <-errs; err != nil {
@@ -119,4 +125,15 @@ func TestFlightKeyedByGeneration(t *testing.T) {
 	if v := <-done; v != 1 {
 		t.Fatalf("leader got %d", v)
 	}
+}
+
+// waiting is how many callers wait for a running call, over all keys.
+func (g *flightGroup[K, V]) waiting() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	n := 0
+	for _, c := range g.calls {
+		n += c.waiters
+	}
+	return n
 }
