@@ -108,8 +108,8 @@ func RunLookupBatch(ctx context.Context, s *Store, column string, reqs []LookupR
 
 // RunCreateBatch runs one batched create statement (PostgreSQL) for the
 // users and their outbox items, as the coalescer would, and returns each
-// create's error.
-func RunCreateBatch(ctx context.Context, s *Store, users []*models.DirectoryUser, items []*models.OutboxItem) []error {
+// create's error. callers, when given, are the requests' contexts.
+func RunCreateBatch(ctx context.Context, s *Store, users []*models.DirectoryUser, items []*models.OutboxItem, callers ...context.Context) []error {
 	batch := make([]*userCreate, 0, len(users))
 	errs := make([]error, len(users))
 	for i := range users {
@@ -117,6 +117,9 @@ func RunCreateBatch(ctx context.Context, s *Store, users []*models.DirectoryUser
 		if err != nil {
 			errs[i] = err
 			continue
+		}
+		if i < len(callers) {
+			c.ctx = callers[i]
 		}
 		c.init()
 		batch = append(batch, c)

@@ -39,6 +39,7 @@ type userLookup struct {
 // userCreate is one request to create a user and its outbox item.
 type userCreate struct {
 	batchItem
+	ctx  context.Context // the request's: a create whose caller left before its batch started is not written
 	u    *models.DirectoryUser
 	item *models.OutboxItem
 }
@@ -208,6 +209,18 @@ func errUserNameTaken() error {
 // fails as a whole (a site removed meanwhile, say) is retried one by one
 // for the same reason.
 func (s *Store) createUsers(ctx context.Context, batch []*userCreate) {
+	live := batch[:0:0]
+	for _, c := range batch {
+		if c.ctx != nil && c.ctx.Err() != nil {
+			c.finish(c.ctx.Err())
+			continue
+		}
+		live = append(live, c)
+	}
+	batch = live
+	if len(batch) == 0 {
+		return
+	}
 	if len(batch) == 1 {
 		batch[0].finish(s.createUser(ctx, batch[0]))
 		return

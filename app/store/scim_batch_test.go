@@ -203,6 +203,22 @@ func TestBatchedUserCreate(t *testing.T) {
 		if n := count(t, st, `SELECT count(*) FROM scim_users WHERE user_name_lower IN ('frank', 'heidi')`); n != 2 {
 			t.Errorf("%d of the good creates stored", n)
 		}
+
+		// A create whose caller left before its batch started is not
+		// written; the others are.
+		gone, cancel := context.WithCancel(ctx)
+		cancel()
+		users = []*models.DirectoryUser{newDirectoryUser(a.ID, "ivan"), newDirectoryUser(a.ID, "judy"), newDirectoryUser(a.ID, "mallory")}
+		errs = store.RunCreateBatch(ctx, st, users, []*models.OutboxItem{createItem(), createItem(), createItem()}, ctx, gone, ctx)
+		if errs[0] != nil || errs[2] != nil || !errors.Is(errs[1], context.Canceled) {
+			t.Fatalf("a batch with an abandoned create: %v", errs)
+		}
+		if n := count(t, st, `SELECT count(*) FROM scim_users WHERE user_name_lower IN ('ivan', 'judy', 'mallory')`); n != 2 {
+			t.Errorf("%d of the batch stored, want the 2 whose callers waited", n)
+		}
+		if n := count(t, st, `SELECT count(*) FROM outbox WHERE resource_id = ?`, users[1].ID); n != 0 {
+			t.Errorf("the abandoned create has an outbox item")
+		}
 	})
 }
 

@@ -69,6 +69,7 @@ func (s *Store) CreateDirectoryUserWithOutbox(ctx context.Context, u *models.Dir
 	if err != nil {
 		return err
 	}
+	c.ctx = ctx
 	if err := s.batches.creates.do(ctx, c); err != nil {
 		return fmt.Errorf("create directory user: %w", translate(err))
 	}
