@@ -98,12 +98,9 @@ func (s *server) provisioningBody(c *gin.Context, p *models.Provisioning) (provi
 	return b, nil
 }
 
-func (s *server) handleAdminProvisioningGet(c *gin.Context) {
-	p, err := s.Provisioning.Provisioning(c.Request.Context(), callerOf(c).Site.ID)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
+// writeProvisioning answers GET and PUT /api/admin/provisioning: 200 with p
+// as the admin page shows it, not to be cached.
+func (s *server) writeProvisioning(c *gin.Context, p *models.Provisioning) {
 	body, err := s.provisioningBody(c, p)
 	if err != nil {
 		s.fail(c, err)
@@ -111,6 +108,15 @@ func (s *server) handleAdminProvisioningGet(c *gin.Context) {
 	}
 	c.Header("Cache-Control", "no-store")
 	c.JSON(http.StatusOK, body)
+}
+
+func (s *server) handleAdminProvisioningGet(c *gin.Context) {
+	p, err := s.Provisioning.Provisioning(c.Request.Context(), callerOf(c).Site.ID)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.writeProvisioning(c, p)
 }
 
 // provisioningInput is PUT /api/admin/provisioning: every member optional.
@@ -174,13 +180,7 @@ func (s *server) handleAdminProvisioningPut(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	body, err := s.provisioningBody(c, p)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	c.Header("Cache-Control", "no-store")
-	c.JSON(http.StatusOK, body)
+	s.writeProvisioning(c, p)
 }
 
 // tokenBody answers POST /api/admin/provisioning/token: the token, shown

@@ -321,6 +321,32 @@ func (s *Service) Replace(ctx context.Context, siteID, endpoint, id string, body
 	})
 }
 
+// lockForChange begins the read-modify-write of one user or group (kind
+// "User" or "Group") in tx: find reads it FOR UPDATE, so that concurrent
+// changes take turns; a missing resource is a 404 and an If-Match naming
+// another version a 412. It returns the resource and its stored document,
+// decoded; state tells it the version and document of an R.
+func lockForChange[R any](tx *store.Tx, kind, siteID, id, ifMatch string,
+	find func(tx *store.Tx, siteID, id string, forUpdate bool) (*R, error),
+	state func(*R) (version int64, doc []byte)) (*R, map[string]any, error) {
+	r, err := find(tx, siteID, id, true)
+	if models.IsNotFound(err) {
+		return nil, nil, NotFound("%s %s not found", kind, id)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	version, doc := state(r)
+	if err := checkIfMatch(ifMatch, version); err != nil {
+		return nil, nil, err
+	}
+	stored, err := decodeDoc(doc)
+	if err != nil {
+		return nil, nil, err
+	}
+	return r, stored, nil
+}
+
 // updateUser runs a read-modify-write of one user in a transaction: change
 // gets the stored user and its document and returns the new document
 // (normalised) and whether it may differ. Unchanged users are not written.
@@ -329,17 +355,8 @@ func (s *Service) updateUser(ctx context.Context, siteID, id, ifMatch string, p 
 	base := s.BaseURL(siteID)
 	var after *models.DirectoryUser
 	err := s.store.InTx(ctx, func(tx *store.Tx) error {
-		before, err := tx.FindDirectoryUser(siteID, id, true)
-		if models.IsNotFound(err) {
-			return NotFound("User %s not found", id)
-		}
-		if err != nil {
-			return err
-		}
-		if err := checkIfMatch(ifMatch, before.Version); err != nil {
-			return err
-		}
-		stored, err := decodeDoc(before.Doc)
+		before, stored, err := lockForChange(tx, "User", siteID, id, ifMatch, (*store.Tx).FindDirectoryUser,
+			func(u *models.DirectoryUser) (int64, []byte) { return u.Version, u.Doc })
 		if err != nil {
 			return err
 		}
@@ -500,17 +517,8 @@ func (s *Service) updateGroup(ctx context.Context, siteID, id, ifMatch string, q
 	var after *models.DirectoryGroup
 	var members []models.GroupMember
 	err := s.store.InTx(ctx, func(tx *store.Tx) error {
-		before, err := tx.FindDirectoryGroup(siteID, id, true)
-		if models.IsNotFound(err) {
-			return NotFound("Group %s not found", id)
-		}
-		if err != nil {
-			return err
-		}
-		if err := checkIfMatch(ifMatch, before.Version); err != nil {
-			return err
-		}
-		stored, err := decodeDoc(before.Doc)
+		before, stored, err := lockForChange(tx, "Group", siteID, id, ifMatch, (*store.Tx).FindDirectoryGroup,
+			func(g *models.DirectoryGroup) (int64, []byte) { return g.Version, g.Doc })
 		if err != nil {
 			return err
 		}
