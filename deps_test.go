@@ -24,7 +24,13 @@ var allowedInternal = map[string][]string{
 	"idbridge/app/store/storetest": {
 		"idbridge/app/store", "idbridge/app/secret", "idbridge/models",
 	},
+	// Test doubles for app's and e2e's tests; independent of the code under
+	// test, so nothing from idbridge.
+	"idbridge/app/apptest": {},
 }
+
+// testOnly packages are test support: only _test.go files may import them.
+var testOnly = []string{"idbridge/app/apptest"}
 
 // featureRule is what app/<feature> packages (sites, scim, sso, …) may
 // import; they never import each other, except the audit log.
@@ -49,6 +55,7 @@ var stdlibOnly = map[string]string{
 	"idbridge/config":      "",
 	"idbridge/app/secret":  "",
 	"idbridge/app/connect": "github.com/golang-jwt/jwt/v5",
+	"idbridge/app/apptest": "github.com/golang-jwt/jwt/v5",
 }
 
 func goList(t *testing.T, args ...string) []string {
@@ -89,6 +96,9 @@ func TestDependencyDirection(t *testing.T) {
 			}
 			if strings.HasPrefix(imp, "idbridge") && !slices.Contains(rule, "*") && !slices.Contains(rule, imp) && imp != pkg {
 				t.Errorf("%s imports %s, which the dependency rule forbids", pkg, imp)
+			}
+			if slices.Contains(testOnly, imp) {
+				t.Errorf("%s imports %s, which is test support: import it only from _test.go files", pkg, imp)
 			}
 			for prefix, owners := range onlyImporter {
 				if strings.HasPrefix(imp, prefix) && !slices.Contains(owners, pkg) {

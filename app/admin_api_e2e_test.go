@@ -6,11 +6,9 @@ package app_test
 // /myself, /mypermissions), and of the Marketplace reporting API.
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -18,7 +16,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -26,6 +23,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"idbridge/app"
+	"idbridge/app/apptest"
 	"idbridge/app/store"
 	"idbridge/app/store/storetest"
 	"idbridge/config"
@@ -117,23 +115,6 @@ func admMarketplace(t *testing.T) *httptest.Server {
 	return srv
 }
 
-type admLogs struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *admLogs) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *admLogs) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 type admEnv struct {
 	t      *testing.T
 	app    *app.App
@@ -141,12 +122,12 @@ type admEnv struct {
 	jira   *admJira
 	site   *models.Site
 	secret []byte
-	logs   *admLogs
+	logs   *apptest.LockedBuffer
 }
 
 func newAdmEnv(t *testing.T, b storetest.Backend) *admEnv {
 	t.Helper()
-	e := &admEnv{t: t, clock: storetest.NewClock(time.Now().UTC().Truncate(time.Second)), jira: newAdmJira(t), logs: &admLogs{}}
+	e := &admEnv{t: t, clock: storetest.NewClock(time.Now().UTC().Truncate(time.Second)), jira: newAdmJira(t), logs: &apptest.LockedBuffer{}}
 	mp := admMarketplace(t)
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
@@ -194,11 +175,9 @@ func newAdmEnv(t *testing.T, b storetest.Backend) *admEnv {
 			}
 		}
 	})
-	secretBytes := make([]byte, 24)
-	_, _ = rand.Read(secretBytes)
-	e.secret = []byte(hex.EncodeToString(secretBytes))
+	e.secret = []byte(apptest.RandomHex(t, 24))
 	err = e.app.Store().InTx(context.Background(), func(tx *store.Tx) error {
-		e.site, err = tx.SaveInstall(&models.Site{ClientKey: "adm-client-" + hex.EncodeToString(secretBytes[:4]), SharedSecret: e.secret,
+		e.site, err = tx.SaveInstall(&models.Site{ClientKey: "adm-client-" + apptest.RandomHex(t, 4), SharedSecret: e.secret,
 			BaseURL: e.jira.URL, ProductType: "jira", EntitlementNumber: "E-777"})
 		return err
 	})
@@ -211,15 +190,11 @@ func newAdmEnv(t *testing.T, b storetest.Backend) *admEnv {
 // token is a context JWT of the site for sub, as AP.context.getToken()
 // gives the admin page.
 func (e *admEnv) token(sub string) string {
+	e.t.Helper()
 	now := e.clock.Now()
-	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+	return apptest.SignJWT(e.t, jwt.SigningMethodHS256, jwt.MapClaims{
 		"iss": e.site.ClientKey, "sub": sub, "qsh": "context-qsh", "iat": now.Unix(), "exp": now.Add(3 * time.Minute).Unix(),
-	})
-	s, err := tok.SignedString(e.secret)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return s
+	}, "", e.secret)
 }
 
 // call sends method target with a context token of sub (none when sub is

@@ -15,6 +15,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"idbridge/app"
+	"idbridge/app/apptest"
 	"idbridge/app/connect"
 	"idbridge/app/store/storetest"
 	"idbridge/models"
@@ -203,7 +204,7 @@ func connectHS256(h *connectHarness, claims jwt.MapClaims, secret string) string
 func connectAttacks() []connectAttack {
 	rs := func(kid string) func(h *connectHarness, f *connectAttackFixture, c jwt.MapClaims) string {
 		return func(h *connectHarness, f *connectAttackFixture, c jwt.MapClaims) string {
-			atl, _ := connectRSAKeys(h.t)
+			atl, _ := apptest.RSAKeys(h.t)
 			return h.signRS256(c, kid, atl)
 		}
 	}
@@ -232,7 +233,7 @@ func connectAttacks() []connectAttack {
 			return connectRequest(http.MethodPost, "/lifecycle/uninstalled", connectLifecycleBody(f.a, "uninstalled"), ""), ""
 		}},
 		{name: "install token in the query", reason: connect.ReasonMissingToken, build: func(h *connectHarness, f *connectAttackFixture) (*http.Request, string) {
-			atl, _ := connectRSAKeys(h.t)
+			atl, _ := apptest.RSAKeys(h.t)
 			evil := *f.a
 			evil.secret = "attacker-chosen-secret-0123456789abcdef"
 			token := h.signRS256(h.installClaims(f.a.clientKey, http.MethodPost, "/lifecycle/installed"), connectKid, atl)
@@ -250,18 +251,18 @@ func connectAttacks() []connectAttack {
 			return h.signHMAC(h.contextClaims(f.a, "admin-1"), jwt.SigningMethodHS512, []byte(f.a.secret), "")
 		}),
 		connectContextAttack("RS256 on a shared-secret route", connect.ReasonBadAlg, func(h *connectHarness, f *connectAttackFixture) string {
-			atl, _ := connectRSAKeys(h.t)
+			atl, _ := apptest.RSAKeys(h.t)
 			return h.signRS256(h.contextClaims(f.a, "admin-1"), connectKid, atl)
 		}),
 		connectInstallAttack("HS256 install signed with the public key's PEM", connect.ReasonBadAlg, func(h *connectHarness, f *connectAttackFixture, c jwt.MapClaims) string {
-			atl, _ := connectRSAKeys(h.t)
-			return h.signHMAC(c, jwt.SigningMethodHS256, connectPublicPEM(h.t, &atl.PublicKey), connectKid)
+			atl, _ := apptest.RSAKeys(h.t)
+			return h.signHMAC(c, jwt.SigningMethodHS256, apptest.PublicPEM(h.t, &atl.PublicKey), connectKid)
 		}),
 		connectInstallAttack("HS256 install signed with the shared secret", connect.ReasonBadAlg, func(h *connectHarness, f *connectAttackFixture, c jwt.MapClaims) string {
 			return h.signHMAC(c, jwt.SigningMethodHS256, []byte(f.a.secret), connectKid)
 		}),
 		connectInstallAttack("install signed by another RSA key", connect.ReasonBadSignature, func(h *connectHarness, f *connectAttackFixture, c jwt.MapClaims) string {
-			_, evil := connectRSAKeys(h.t)
+			_, evil := apptest.RSAKeys(h.t)
 			return h.signRS256(c, connectKid, evil)
 		}),
 
@@ -283,10 +284,10 @@ func connectAttacks() []connectAttack {
 		connectInstallAttack("aud missing", connect.ReasonBadAud, withClaims(func(_ *connectHarness, c jwt.MapClaims) { delete(c, "aud") })),
 		connectInstallAttack("iss not the body's clientKey", connect.ReasonBadIss, withClaims(func(_ *connectHarness, c jwt.MapClaims) { c["iss"] = "another-client" })),
 		connectInstallAttack("install qsh of another method", connect.ReasonBadQSH, withClaims(func(_ *connectHarness, c jwt.MapClaims) {
-			c["qsh"] = connectQSHOf(http.MethodGet, "/lifecycle/installed")
+			c["qsh"] = apptest.QSHOf(http.MethodGet, "/lifecycle/installed")
 		})),
 		connectInstallAttack("install qsh of another path", connect.ReasonBadQSH, withClaims(func(_ *connectHarness, c jwt.MapClaims) {
-			c["qsh"] = connectQSHOf(http.MethodPost, "/lifecycle/uninstalled")
+			c["qsh"] = apptest.QSHOf(http.MethodPost, "/lifecycle/uninstalled")
 		})),
 		connectInstallAttack("install with context-qsh", connect.ReasonContextQSHOnURLRoute, withClaims(func(_ *connectHarness, c jwt.MapClaims) { c["qsh"] = "context-qsh" })),
 		connectInstallAttack("install expired beyond the leeway", connect.ReasonExpired, withClaims(func(h *connectHarness, c jwt.MapClaims) {
@@ -411,7 +412,7 @@ func connectUntrustedInstall(h *connectHarness, f *connectAttackFixture, baseURL
 	evil := *f.a
 	evil.clientKey = "evil-client"
 	evil.baseURL = baseURL
-	atl, _ := connectRSAKeys(h.t)
+	atl, _ := apptest.RSAKeys(h.t)
 	token := h.signRS256(h.installClaims(evil.clientKey, http.MethodPost, target), connectKid, atl)
 	return connectRequest(http.MethodPost, target, connectLifecycleBody(&evil, "installed"), token), token
 }
@@ -423,10 +424,8 @@ func connectUntrustedInstall(h *connectHarness, f *connectAttackFixture, baseURL
 func TestConnectAttacks(t *testing.T) {
 	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
 		h := newConnectHarness(t, b)
-		h.keys.mu.Lock()
-		h.keys.status["boom"] = http.StatusInternalServerError
-		h.keys.hang["hang"] = true
-		h.keys.mu.Unlock()
+		h.keys.FailWith("boom", http.StatusInternalServerError)
+		h.keys.Hang("hang")
 		h.jira.addAdmin("admin-1")
 		h.wiki.addAdmin("admin-1")
 
@@ -470,7 +469,7 @@ func TestConnectAttacks(t *testing.T) {
 
 		// Nothing but the known kids reached the key server: a kid with
 		// "/", ".." or "%" never becomes part of a URL.
-		for _, path := range h.keys.requested() {
+		for _, path := range h.keys.Requested() {
 			if !slices.Contains([]string{"/" + connectKid, "/unknown", "/boom", "/hang"}, path) {
 				t.Errorf("key server was asked for %q", path)
 			}
@@ -483,7 +482,7 @@ func TestConnectAttacks(t *testing.T) {
 		connectWantStatus(t, w, http.StatusOK, "context token 29 s past exp")
 		ic := h.installClaims(f.a.clientKey, http.MethodPost, "/lifecycle/installed")
 		ic["exp"] = h.clock.Now().Add(-29 * time.Second).Unix()
-		atl, _ := connectRSAKeys(t)
+		atl, _ := apptest.RSAKeys(t)
 		w = h.serve(nil, connectRequest(http.MethodPost, "/lifecycle/installed", connectLifecycleBody(f.a, "installed"), h.signRS256(ic, connectKid, atl)))
 		connectWantStatus(t, w, http.StatusNoContent, "install token 29 s past exp")
 		// An aud array holding ours is accepted too.
@@ -513,7 +512,7 @@ func TestConnectLifecycleBadBodies(t *testing.T) {
 		h := newConnectHarness(t, b)
 		s := h.newSite(h.jira)
 		h.mustInstall(s)
-		atl, _ := connectRSAKeys(t)
+		atl, _ := apptest.RSAKeys(t)
 		signed := func(path string) string {
 			return h.signRS256(h.installClaims(s.clientKey, http.MethodPost, path), connectKid, atl)
 		}

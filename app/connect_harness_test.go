@@ -11,18 +11,14 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha256"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -35,6 +31,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"idbridge/app"
+	"idbridge/app/apptest"
 	"idbridge/app/store/storetest"
 	"idbridge/config"
 	"idbridge/models"
@@ -43,128 +40,13 @@ import (
 const (
 	connectBaseURL = "https://idbridge.test"
 	connectAppKey  = "idbridge-e2e"
-	// goodKid names the key the fake key server serves for Atlassian's
-	// signing key.
+	// connectKid names the key the fake key server serves for Atlassian's
+	// signing key (apptest.RSAKeys).
 	connectKid = "k1"
 	// fakeTimeout is how long the test transport waits for an answer's
 	// headers: the fakes answer at once unless told to hang.
 	connectFakeTimeout = time.Second
 )
-
-var connectRSAKeyPair struct {
-	once            sync.Once
-	atlassian, evil *rsa.PrivateKey
-}
-
-// testRSAKeys returns Atlassian's install-signing key (served by the fake
-// key server) and another key nobody trusts; generated once per binary.
-func connectRSAKeys(tb testing.TB) (atlassianKey, otherKey *rsa.PrivateKey) {
-	tb.Helper()
-	connectRSAKeyPair.once.Do(func() {
-		var err error
-		if connectRSAKeyPair.atlassian, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
-			panic(err)
-		}
-		if connectRSAKeyPair.evil, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
-			panic(err)
-		}
-	})
-	return connectRSAKeyPair.atlassian, connectRSAKeyPair.evil
-}
-
-func connectPublicPEM(tb testing.TB, k *rsa.PublicKey) []byte {
-	tb.Helper()
-	der, err := x509.MarshalPKIXPublicKey(k)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
-}
-
-func connectRandomHex(tb testing.TB, n int) string {
-	tb.Helper()
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		tb.Fatal(err)
-	}
-	return hex.EncodeToString(b)
-}
-
-// lockedBuffer collects the App's log lines from concurrent goroutines.
-type connectLogBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *connectLogBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *connectLogBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// keyServer is Atlassian's install-key server: PEM at /<kid>; kids it does
-// not know answer 404; some can be told to answer a status or to hang.
-type fakeKeyServer struct {
-	*httptest.Server
-	mu       sync.Mutex
-	keys     map[string][]byte
-	status   map[string]int
-	hang     map[string]bool
-	requests []string // raw request paths, in order
-	release  chan struct{}
-}
-
-func newFakeKeyServer(tb testing.TB) *fakeKeyServer {
-	tb.Helper()
-	atl, _ := connectRSAKeys(tb)
-	ks := &fakeKeyServer{
-		keys:    map[string][]byte{connectKid: connectPublicPEM(tb, &atl.PublicKey)},
-		status:  map[string]int{},
-		hang:    map[string]bool{},
-		release: make(chan struct{}),
-	}
-	ks.Server = httptest.NewServer(http.HandlerFunc(ks.serve))
-	tb.Cleanup(func() {
-		close(ks.release)
-		ks.Close()
-	})
-	return ks
-}
-
-func (ks *fakeKeyServer) serve(w http.ResponseWriter, r *http.Request) {
-	path := r.URL.EscapedPath()
-	kid := strings.TrimPrefix(path, "/")
-	ks.mu.Lock()
-	ks.requests = append(ks.requests, path)
-	key, status, hang := ks.keys[kid], ks.status[kid], ks.hang[kid]
-	ks.mu.Unlock()
-	switch {
-	case hang:
-		select {
-		case <-r.Context().Done():
-		case <-ks.release:
-		}
-	case status != 0:
-		http.Error(w, http.StatusText(status), status)
-	case key != nil:
-		w.Header().Set("Content-Type", "application/x-pem-file")
-		_, _ = w.Write(key)
-	default:
-		http.NotFound(w, r)
-	}
-}
-
-func (ks *fakeKeyServer) requested() []string {
-	ks.mu.Lock()
-	defer ks.mu.Unlock()
-	return slices.Clone(ks.requests)
-}
 
 // fakeMode is how a fake site answers.
 type fakeSiteMode int32
@@ -319,7 +201,7 @@ func (f *fakeSite) checkToken(r *http.Request) error {
 	if !ok {
 		return fmt.Errorf("path %s is not under %q", r.URL.EscapedPath(), f.basePath)
 	}
-	want := connectQSH(r.Method, path, r.URL.RawQuery)
+	want := apptest.QSH(r.Method, path, r.URL.RawQuery)
 	var lastErr error
 	for _, secret := range secrets {
 		claims := jwt.MapClaims{}
@@ -331,81 +213,11 @@ func (f *fakeSite) checkToken(r *http.Request) error {
 			continue
 		}
 		if claims["qsh"] != want {
-			return fmt.Errorf("qsh %v, want %s (%s)", claims["qsh"], want, connectCanonical(r.Method, path, r.URL.RawQuery))
+			return fmt.Errorf("qsh %v, want %s (%s)", claims["qsh"], want, apptest.CanonicalRequest(r.Method, path, r.URL.RawQuery))
 		}
 		return nil
 	}
 	return fmt.Errorf("token does not verify with any current shared secret: %v", lastErr)
-}
-
-// testCanonical is Atlassian's canonical request for the simple paths and
-// queries these tests use, written here independently of app/connect:
-// METHOD&path&sorted RFC 3986 query without jwt, repeated values joined
-// with ",".
-func connectCanonical(method, escapedPath, rawQuery string) string {
-	path := escapedPath
-	if path == "" {
-		path = "/"
-	}
-	if len(path) > 1 {
-		path = strings.TrimSuffix(path, "/")
-	}
-	path = strings.ReplaceAll(path, "&", "%26")
-	values := map[string][]string{}
-	for pair := range strings.SplitSeq(rawQuery, "&") {
-		if pair == "" {
-			continue
-		}
-		k, v, _ := strings.Cut(pair, "=")
-		k, _ = url.QueryUnescape(k)
-		v, _ = url.QueryUnescape(v)
-		if k != "jwt" {
-			values[k] = append(values[k], v)
-		}
-	}
-	keys := make([]string, 0, len(values))
-	for k := range values {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	parts := make([]string, 0, len(keys))
-	for _, k := range keys {
-		vs := values[k]
-		enc := make([]string, len(vs))
-		for i, v := range vs {
-			enc[i] = connectRFC3986(v)
-		}
-		slices.Sort(enc)
-		parts = append(parts, connectRFC3986(k)+"="+strings.Join(enc, ","))
-	}
-	return strings.ToUpper(method) + "&" + path + "&" + strings.Join(parts, "&")
-}
-
-func connectRFC3986(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-._~", c) >= 0 {
-			b.WriteByte(c)
-		} else {
-			fmt.Fprintf(&b, "%%%02X", c)
-		}
-	}
-	return b.String()
-}
-
-func connectQSH(method, escapedPath, rawQuery string) string {
-	sum := sha256.Sum256([]byte(connectCanonical(method, escapedPath, rawQuery)))
-	return hex.EncodeToString(sum[:])
-}
-
-// qshOf is the qsh of a request target such as "/admin?x=1".
-func connectQSHOf(method, target string) string {
-	u, err := url.Parse(target)
-	if err != nil {
-		panic(err)
-	}
-	return connectQSH(method, u.EscapedPath(), u.RawQuery)
 }
 
 // site is one Jira or Confluence site as the tests know it.
@@ -427,10 +239,10 @@ type connectHarness struct {
 	env     map[string]string
 	cfg     config.Config
 	app     *app.App
-	keys    *fakeKeyServer
+	keys    *apptest.KeyServer
 	jira    *fakeSite
 	wiki    *fakeSite
-	logs    *connectLogBuffer
+	logs    *apptest.LockedBuffer
 	tr      *http.Transport
 	tmpl    []byte
 
@@ -442,11 +254,12 @@ type connectHarness struct {
 // entries override the defaults.
 func newConnectHarness(t testing.TB, b storetest.Backend, extraEnv ...string) *connectHarness {
 	t.Helper()
-	h := &connectHarness{t: t, backend: b, logs: &connectLogBuffer{}}
+	h := &connectHarness{t: t, backend: b, logs: &apptest.LockedBuffer{}}
 	// Registered first, so it runs last: after every App has stopped.
 	t.Cleanup(h.checkLogs)
 	h.clock = storetest.NewClock(time.Now().UTC().Truncate(time.Second))
-	h.keys = newFakeKeyServer(t)
+	atl, _ := apptest.RSAKeys(t)
+	h.keys = apptest.NewKeyServer(t, connectKid, &atl.PublicKey)
 	h.jira = newFakeSite(t, "jira", "", h.clock.Now)
 	h.wiki = newFakeSite(t, "confluence", "/wiki", h.clock.Now)
 	h.tr = &http.Transport{ResponseHeaderTimeout: connectFakeTimeout, DisableKeepAlives: true}
@@ -536,12 +349,12 @@ func (h *connectHarness) newSite(f *fakeSite) *connectSite {
 	h.t.Helper()
 	n := connectSiteSeq.Add(1)
 	s := &connectSite{
-		clientKey:      fmt.Sprintf("client-%d-%s", n, connectRandomHex(h.t, 4)),
+		clientKey:      fmt.Sprintf("client-%d-%s", n, apptest.RandomHex(h.t, 4)),
 		fake:           f,
 		baseURL:        f.baseURL(),
 		product:        f.product,
-		installationID: "ari:cloud:ecosystem::installation/" + connectRandomHex(h.t, 8),
-		cloudID:        connectRandomHex(h.t, 8),
+		installationID: "ari:cloud:ecosystem::installation/" + apptest.RandomHex(h.t, 8),
+		cloudID:        apptest.RandomHex(h.t, 8),
 	}
 	h.newSecret(s)
 	return s
@@ -549,7 +362,7 @@ func (h *connectHarness) newSite(f *fakeSite) *connectSite {
 
 // newSecret gives s a fresh shared secret (not yet sent).
 func (h *connectHarness) newSecret(s *connectSite) {
-	s.secret = connectRandomHex(h.t, 24)
+	s.secret = apptest.RandomHex(h.t, 24)
 	h.remember(s.secret)
 }
 
@@ -583,7 +396,7 @@ func (h *connectHarness) installClaims(clientKey, method, target string) jwt.Map
 		"iss": clientKey,
 		"sub": "557058:atlassian-user",
 		"aud": connectBaseURL,
-		"qsh": connectQSHOf(method, target),
+		"qsh": apptest.QSHOf(method, target),
 		"iat": now.Unix(),
 		"exp": now.Add(3 * time.Minute).Unix(),
 	}
@@ -595,7 +408,7 @@ func (h *connectHarness) siteClaims(s *connectSite, method, target string) jwt.M
 	return jwt.MapClaims{
 		"iss": s.clientKey,
 		"sub": "557058:user",
-		"qsh": connectQSHOf(method, target),
+		"qsh": apptest.QSHOf(method, target),
 		"iat": now.Unix(),
 		"exp": now.Add(3 * time.Minute).Unix(),
 	}
@@ -617,14 +430,7 @@ func (h *connectHarness) contextClaims(s *connectSite, sub string) jwt.MapClaims
 // signRS256 signs claims with key; kid "" leaves the header without one.
 func (h *connectHarness) signRS256(claims jwt.MapClaims, kid string, key *rsa.PrivateKey) string {
 	h.t.Helper()
-	tok := jwt.NewWithClaims(jwt.SigningMethodRS256, claims)
-	if kid != "" {
-		tok.Header["kid"] = kid
-	}
-	s, err := tok.SignedString(key)
-	if err != nil {
-		h.t.Fatal(err)
-	}
+	s := apptest.SignJWT(h.t, jwt.SigningMethodRS256, claims, kid, key)
 	h.remember(s)
 	return s
 }
@@ -633,14 +439,7 @@ func (h *connectHarness) signRS256(claims jwt.MapClaims, kid string, key *rsa.Pr
 // says otherwise); kid, when not empty, goes into the header.
 func (h *connectHarness) signHMAC(claims jwt.MapClaims, method jwt.SigningMethod, secret []byte, kid string) string {
 	h.t.Helper()
-	tok := jwt.NewWithClaims(method, claims)
-	if kid != "" {
-		tok.Header["kid"] = kid
-	}
-	s, err := tok.SignedString(secret)
-	if err != nil {
-		h.t.Fatal(err)
-	}
+	s := apptest.SignJWT(h.t, method, claims, kid, secret)
 	h.remember(s)
 	return s
 }
@@ -648,15 +447,7 @@ func (h *connectHarness) signHMAC(claims jwt.MapClaims, method jwt.SigningMethod
 // signNone is an unsigned token (alg "none").
 func (h *connectHarness) signNone(claims jwt.MapClaims, kid string) string {
 	h.t.Helper()
-	tok := jwt.NewWithClaims(jwt.SigningMethodNone, claims)
-	if kid != "" {
-		tok.Header["kid"] = kid
-	}
-	s, err := tok.SignedString(jwt.UnsafeAllowNoneSignatureType)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	return s
+	return apptest.SignJWT(h.t, jwt.SigningMethodNone, claims, kid, jwt.UnsafeAllowNoneSignatureType)
 }
 
 // request builds a request to target (a path with optional query) on our
@@ -691,7 +482,7 @@ func (h *connectHarness) serve(a *app.App, r *http.Request) *httptest.ResponseRe
 func (h *connectHarness) install(a *app.App, s *connectSite) *httptest.ResponseRecorder {
 	h.t.Helper()
 	const target = "/lifecycle/installed"
-	atl, _ := connectRSAKeys(h.t)
+	atl, _ := apptest.RSAKeys(h.t)
 	token := h.signRS256(h.installClaims(s.clientKey, http.MethodPost, target), connectKid, atl)
 	w := h.serve(a, connectRequest(http.MethodPost, target, connectLifecycleBody(s, "installed"), token))
 	if w.Code == http.StatusNoContent {
@@ -723,7 +514,7 @@ func (h *connectHarness) reinstall(a *app.App, s *connectSite) (oldSecret string
 func (h *connectHarness) uninstall(s *connectSite) *httptest.ResponseRecorder {
 	h.t.Helper()
 	const target = "/lifecycle/uninstalled"
-	atl, _ := connectRSAKeys(h.t)
+	atl, _ := apptest.RSAKeys(h.t)
 	token := h.signRS256(h.installClaims(s.clientKey, http.MethodPost, target), connectKid, atl)
 	return h.serve(nil, connectRequest(http.MethodPost, target, connectLifecycleBody(s, "uninstalled"), token))
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
+	"idbridge/app/apptest"
 	"idbridge/app/store/storetest"
 )
 
@@ -379,7 +380,7 @@ func (tb *tab) serviceAccount() {
 	tb.step("bad input: half a save")
 	_, savedBefore, _ := tb.savedAccount()
 	tb.typeInto("#sa-email", "svc@"+strings.Repeat("x", 260)+".example.com")
-	tb.typeInto("#sa-token", "ATATT3x-other-"+randomHex(t, 12))
+	tb.typeInto("#sa-token", "ATATT3x-other-"+apptest.RandomHex(t, 12))
 	tb.submit("#sa-save")
 	tb.waitError("sa-email", 10*time.Second)
 	if _, after, body := tb.savedAccount(); after != savedBefore {
@@ -391,7 +392,7 @@ func (tb *tab) serviceAccount() {
 	// A token Jira rejects: saved, but the test says so in words, and the
 	// overview shows the credentials as invalid.
 	tb.step("bad input: rejected token")
-	badToken := "ATATT3x-bad-" + randomHex(t, 12)
+	badToken := "ATATT3x-bad-" + apptest.RandomHex(t, 12)
 	tb.typeInto("#sa-token", badToken)
 	tb.submit("#sa-save")
 	tb.waitText("#sa-status", "Saved", 10*time.Second)

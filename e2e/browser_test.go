@@ -23,6 +23,8 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
+
+	"idbridge/app/apptest"
 )
 
 // allJSURL is Atlassian's Connect JavaScript API, which the admin page
@@ -31,7 +33,7 @@ import (
 // bridge (see that file).
 const allJSURL = "https://connect-cdn.atl-paas.net/all.js"
 
-func newLogger(w *lockedBuffer) *slog.Logger {
+func newLogger(w *apptest.LockedBuffer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
@@ -63,7 +65,7 @@ func newBrowser(t *testing.T) context.Context {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out lockedBuffer
+	var out apptest.LockedBuffer
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(path),
 		chromedp.Headless,

@@ -14,12 +14,8 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha256"
-	"crypto/x509"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"html/template"
 	"io"
@@ -36,6 +32,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"idbridge/app"
+	"idbridge/app/apptest"
 	"idbridge/app/store/storetest"
 	"idbridge/config"
 )
@@ -54,79 +51,6 @@ const (
 	marketplaceBuyer  = "Ada Byron"
 	marketplaceCompay = "Analytical Engines Ltd"
 )
-
-// lockedBuffer collects the App's logs from concurrent goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func randomHex(tb testing.TB, n int) string {
-	tb.Helper()
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		tb.Fatal(err)
-	}
-	return hex.EncodeToString(b)
-}
-
-// qsh is Atlassian's query string hash of a request relative to the app's
-// base URL, written here from the spec, independently of app/connect:
-// METHOD&path&sorted, RFC 3986-encoded query without jwt.
-func qsh(method, target string) string {
-	u, err := url.Parse(target)
-	if err != nil {
-		panic(err)
-	}
-	path := u.EscapedPath()
-	if path == "" {
-		path = "/"
-	}
-	path = strings.ReplaceAll(path, "&", "%26")
-	q := u.Query()
-	q.Del("jwt")
-	keys := make([]string, 0, len(q))
-	for k := range q {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	parts := make([]string, 0, len(keys))
-	for _, k := range keys {
-		vs := slices.Clone(q[k])
-		for i, v := range vs {
-			vs[i] = rfc3986(v)
-		}
-		slices.Sort(vs)
-		parts = append(parts, rfc3986(k)+"="+strings.Join(vs, ","))
-	}
-	sum := sha256.Sum256([]byte(strings.ToUpper(method) + "&" + path + "&" + strings.Join(parts, "&")))
-	return hex.EncodeToString(sum[:])
-}
-
-func rfc3986(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-._~", c) >= 0 {
-			b.WriteByte(c)
-		} else {
-			fmt.Fprintf(&b, "%%%02X", c)
-		}
-	}
-	return b.String()
-}
 
 // jiraMode is how the fake Jira answers the service account's calls.
 type jiraMode int
@@ -161,11 +85,11 @@ func newFakeJira(t testing.TB) *fakeJira {
 	t.Helper()
 	f := &fakeJira{
 		t:         t,
-		clientKey: "e2e-client-" + randomHex(t, 4),
-		cloudID:   "e2e-cloud-" + randomHex(t, 4),
-		secret:    randomHex(t, 24),
-		vendorKey: "vendor-token-" + randomHex(t, 8),
-		goodToken: "ATATT3x-good-" + randomHex(t, 12),
+		clientKey: "e2e-client-" + apptest.RandomHex(t, 4),
+		cloudID:   "e2e-cloud-" + apptest.RandomHex(t, 4),
+		secret:    apptest.RandomHex(t, 24),
+		vendorKey: "vendor-token-" + apptest.RandomHex(t, 8),
+		goodToken: "ATATT3x-good-" + apptest.RandomHex(t, 12),
 		release:   make(chan struct{}),
 	}
 	f.Server = httptest.NewServer(http.HandlerFunc(f.serve))
@@ -225,7 +149,7 @@ func (f *fakeJira) serveAdminCheck(w http.ResponseWriter, r *http.Request) {
 	claims := jwt.MapClaims{}
 	_, err := jwt.ParseWithClaims(token, claims, func(*jwt.Token) (any, error) { return []byte(f.secret), nil },
 		jwt.WithValidMethods([]string{"HS256"}), jwt.WithExpirationRequired(), jwt.WithIssuer(appKey))
-	if scheme != "JWT" || err != nil || claims["qsh"] != qsh(r.Method, r.URL.RequestURI()) {
+	if scheme != "JWT" || err != nil || claims["qsh"] != apptest.QSH(r.Method, r.URL.EscapedPath(), r.URL.RawQuery) {
 		f.problem("admin check with a bad app JWT: %v", err)
 		http.Error(w, `{"message":"bad token"}`, http.StatusUnauthorized)
 		return
@@ -312,15 +236,11 @@ func (f *fakeJira) serveLicenses(w http.ResponseWriter, r *http.Request) {
 // with the shared secret, qsh "context-qsh", sub the admin.
 func (f *fakeJira) contextToken(sub string) string {
 	now := time.Now()
-	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+	return apptest.SignJWT(f.t, jwt.SigningMethodHS256, jwt.MapClaims{
 		"iss": f.clientKey, "sub": sub, "qsh": "context-qsh",
 		"iat": now.Unix(), "exp": now.Add(15 * time.Minute).Unix(),
 		"context": map[string]any{},
-	}).SignedString([]byte(f.secret))
-	if err != nil {
-		panic(err)
-	}
-	return tok
+	}, "", []byte(f.secret))
 }
 
 // adminURL is the iframe URL Jira builds for the admin page: the module's
@@ -333,13 +253,10 @@ func (f *fakeJira) adminURL() string {
 	}
 	target := "/admin?" + q.Encode()
 	now := time.Now()
-	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
-		"iss": f.clientKey, "sub": adminID, "qsh": qsh(http.MethodGet, target),
+	tok := apptest.SignJWT(f.t, jwt.SigningMethodHS256, jwt.MapClaims{
+		"iss": f.clientKey, "sub": adminID, "qsh": apptest.QSHOf(http.MethodGet, target),
 		"iat": now.Unix(), "exp": now.Add(3 * time.Minute).Unix(),
-	}).SignedString([]byte(f.secret))
-	if err != nil {
-		panic(err)
-	}
+	}, "", []byte(f.secret))
 	return f.appURL + target + "&jwt=" + url.QueryEscape(tok)
 }
 
@@ -403,33 +320,13 @@ func (f *fakeJira) serveHostPage(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// keyServer is Atlassian's install-key server: the PEM of kid at /kid.
-func newKeyServer(t testing.TB, key *rsa.PrivateKey) *httptest.Server {
-	t.Helper()
-	der, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pemKey := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
-	ks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/"+kid {
-			http.NotFound(w, r)
-			return
-		}
-		w.Header().Set("Content-Type", "application/x-pem-file")
-		_, _ = w.Write(pemKey)
-	}))
-	t.Cleanup(ks.Close)
-	return ks
-}
-
 // stack is one idbridge with its fakes, installed on the fake Jira.
 type stack struct {
 	t      *testing.T
 	app    *app.App
 	appURL string
 	jira   *fakeJira
-	logs   *lockedBuffer
+	logs   *apptest.LockedBuffer
 }
 
 // serviceTimeout bounds how long idbridge waits for the fake Jira's
@@ -441,12 +338,9 @@ const serviceTimeout = 2 * time.Second
 // it with a signed install.
 func newStack(t *testing.T, b storetest.Backend) *stack {
 	t.Helper()
-	logs := &lockedBuffer{}
-	installKey, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys := newKeyServer(t, installKey)
+	logs := &apptest.LockedBuffer{}
+	installKey, _ := apptest.RSAKeys(t)
+	keys := apptest.NewKeyServer(t, kid, &installKey.PublicKey)
 	jira := newFakeJira(t)
 
 	// The listener first: its address is the base URL the App is
@@ -517,16 +411,11 @@ func (s *stack) install(key *rsa.PrivateKey) {
 		"cloudId": s.jira.cloudID,
 	})
 	now := time.Now()
-	tok := jwt.NewWithClaims(jwt.SigningMethodRS256, jwt.MapClaims{
+	signed := apptest.SignJWT(s.t, jwt.SigningMethodRS256, jwt.MapClaims{
 		"iss": s.jira.clientKey, "sub": "557058:installer", "aud": s.appURL,
-		"qsh": qsh(http.MethodPost, "/lifecycle/installed"),
+		"qsh": apptest.QSHOf(http.MethodPost, "/lifecycle/installed"),
 		"iat": now.Unix(), "exp": now.Add(3 * time.Minute).Unix(),
-	})
-	tok.Header["kid"] = kid
-	signed, err := tok.SignedString(key)
-	if err != nil {
-		s.t.Fatal(err)
-	}
+	}, kid, key)
 	req, _ := http.NewRequest(http.MethodPost, s.appURL+"/lifecycle/installed", strings.NewReader(string(body)))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "JWT "+signed)
