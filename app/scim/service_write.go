@@ -321,31 +321,48 @@ func (s *Service) Replace(ctx context.Context, siteID, endpoint, id string, body
 	})
 }
 
-// lockForChange begins the read-modify-write of one user or group (kind
-// "User" or "Group") in tx: find reads it FOR UPDATE, so that concurrent
-// changes take turns; a missing resource is a 404 and an If-Match naming
-// another version a 412. It returns the resource and its stored document,
-// decoded; state tells it the version and document of an R.
+// lockVersion reads one user or group (kind "User" or "Group") in tx FOR
+// UPDATE, so that concurrent changes take turns: a missing resource is a
+// 404, and an If-Match naming another version a 412. state tells it the
+// version and document of an R.
+func lockVersion[R any](tx *store.Tx, kind, siteID, id, ifMatch string,
+	find func(tx *store.Tx, siteID, id string, forUpdate bool) (*R, error),
+	state func(*R) (version int64, doc []byte)) (*R, error) {
+	r, err := find(tx, siteID, id, true)
+	if models.IsNotFound(err) {
+		return nil, NotFound("%s %s not found", kind, id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	version, _ := state(r)
+	if err := checkIfMatch(ifMatch, version); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// lockForChange begins the read-modify-write of one user or group: the
+// resource as lockVersion reads it, and its stored document, decoded.
 func lockForChange[R any](tx *store.Tx, kind, siteID, id, ifMatch string,
 	find func(tx *store.Tx, siteID, id string, forUpdate bool) (*R, error),
 	state func(*R) (version int64, doc []byte)) (*R, map[string]any, error) {
-	r, err := find(tx, siteID, id, true)
-	if models.IsNotFound(err) {
-		return nil, nil, NotFound("%s %s not found", kind, id)
-	}
+	r, err := lockVersion(tx, kind, siteID, id, ifMatch, find, state)
 	if err != nil {
 		return nil, nil, err
 	}
-	version, doc := state(r)
-	if err := checkIfMatch(ifMatch, version); err != nil {
-		return nil, nil, err
-	}
+	_, doc := state(r)
 	stored, err := decodeDoc(doc)
 	if err != nil {
 		return nil, nil, err
 	}
 	return r, stored, nil
 }
+
+// userState and groupState are the version and stored document of a
+// resource, for lockVersion and lockForChange.
+func userState(u *models.DirectoryUser) (int64, []byte)   { return u.Version, u.Doc }
+func groupState(g *models.DirectoryGroup) (int64, []byte) { return g.Version, g.Doc }
 
 // updateUser runs a read-modify-write of one user in a transaction: change
 // gets the stored user and its document and returns the new document
@@ -355,8 +372,7 @@ func (s *Service) updateUser(ctx context.Context, siteID, id, ifMatch string, p 
 	base := s.BaseURL(siteID)
 	var after *models.DirectoryUser
 	err := s.store.InTx(ctx, func(tx *store.Tx) error {
-		before, stored, err := lockForChange(tx, "User", siteID, id, ifMatch, (*store.Tx).FindDirectoryUser,
-			func(u *models.DirectoryUser) (int64, []byte) { return u.Version, u.Doc })
+		before, stored, err := lockForChange(tx, "User", siteID, id, ifMatch, (*store.Tx).FindDirectoryUser, userState)
 		if err != nil {
 			return err
 		}
@@ -517,8 +533,7 @@ func (s *Service) updateGroup(ctx context.Context, siteID, id, ifMatch string, q
 	var after *models.DirectoryGroup
 	var members []models.GroupMember
 	err := s.store.InTx(ctx, func(tx *store.Tx) error {
-		before, stored, err := lockForChange(tx, "Group", siteID, id, ifMatch, (*store.Tx).FindDirectoryGroup,
-			func(g *models.DirectoryGroup) (int64, []byte) { return g.Version, g.Doc })
+		before, stored, err := lockForChange(tx, "Group", siteID, id, ifMatch, (*store.Tx).FindDirectoryGroup, groupState)
 		if err != nil {
 			return err
 		}
@@ -599,14 +614,8 @@ func (s *Service) Delete(ctx context.Context, siteID, endpoint, id, ifMatch stri
 	}
 	return s.store.InTx(ctx, func(tx *store.Tx) error {
 		if rt.Name == Users.Name {
-			u, err := tx.FindDirectoryUser(siteID, id, true)
-			if models.IsNotFound(err) {
-				return NotFound("User %s not found", id)
-			}
+			u, err := lockVersion(tx, "User", siteID, id, ifMatch, (*store.Tx).FindDirectoryUser, userState)
 			if err != nil {
-				return err
-			}
-			if err := checkIfMatch(ifMatch, u.Version); err != nil {
 				return err
 			}
 			if err := tx.DeleteDirectoryUser(siteID, id); err != nil {
@@ -618,14 +627,8 @@ func (s *Service) Delete(ctx context.Context, siteID, endpoint, id, ifMatch stri
 			}
 			return tx.AddOutboxItems(it)
 		}
-		g, err := tx.FindDirectoryGroup(siteID, id, true)
-		if models.IsNotFound(err) {
-			return NotFound("Group %s not found", id)
-		}
+		g, err := lockVersion(tx, "Group", siteID, id, ifMatch, (*store.Tx).FindDirectoryGroup, groupState)
 		if err != nil {
-			return err
-		}
-		if err := checkIfMatch(ifMatch, g.Version); err != nil {
 			return err
 		}
 		if err := tx.DeleteDirectoryGroup(siteID, id); err != nil {
