@@ -161,6 +161,7 @@ func (a *App) init(ctx context.Context, opts Options) error {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewDBStatsCollector(a.store.SQLDB(), a.store.Dialect()),
 		buildInfo(),
+		newOutboxCollector(a.store, a.now, a.log),
 	)
 	var descriptor []byte
 	if opts.DescriptorTemplate != nil {

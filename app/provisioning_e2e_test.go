@@ -41,6 +41,17 @@ func (e *admEnv) scimCall(method, target, token, body string) (int, map[string]a
 	return w.Code, out
 }
 
+// metrics is what /metrics answers.
+func (e *admEnv) metrics() string {
+	e.t.Helper()
+	w := httptest.NewRecorder()
+	e.app.Handler().ServeHTTP(w, httptest.NewRequest("GET", admBaseURL+"/metrics", nil))
+	if w.Code != http.StatusOK {
+		e.t.Fatalf("/metrics: %d %s", w.Code, w.Body)
+	}
+	return w.Body.String()
+}
+
 func TestProvisioningEndToEnd(t *testing.T) {
 	t.Parallel()
 	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
@@ -75,6 +86,14 @@ func TestProvisioningEndToEnd(t *testing.T) {
 		}
 		if _, got, _ = e.call("GET", "/api/admin/provisioning", admAdmin, ""); got["directory"].(map[string]any)["users"] != float64(1) {
 			t.Errorf("directory counts: %v", got["directory"])
+		}
+		// The change waits in the outbox, and /metrics says so.
+		e.clock.Advance(90 * time.Second)
+		metrics := e.metrics()
+		for _, want := range []string{"\nidbridge_outbox_pending_items 1\n", "\nidbridge_outbox_oldest_pending_age_seconds 90\n"} {
+			if !strings.Contains(metrics, want) {
+				t.Errorf("/metrics lacks %q", strings.TrimSpace(want))
+			}
 		}
 
 		// Settings, validated field by field, audited by name.

@@ -185,6 +185,11 @@ var migrations = []migration{
 		)`,
 	)},
 	{Version: 3, Name: "scim directory and outbox", Up: migrateSCIM},
+	// The backlog metric (OutboxBacklog) counts pending items and reads the
+	// oldest one's age from this index alone, whatever the outbox's size.
+	{Version: 4, Name: "outbox pending index", Up: portable(
+		`CREATE INDEX outbox_pending ON outbox (created_at) WHERE status = 'pending'`,
+	)},
 }
 
 func (s *Store) ensureMigrationsTable(ctx context.Context, db *gorm.DB) error {

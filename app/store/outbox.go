@@ -1,8 +1,12 @@
 package store
 
 import (
+	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"idbridge/models"
 )
@@ -74,4 +78,37 @@ func (tx *Tx) FindOutboxItems(siteID string, after int64, limit int) ([]models.O
 // CountOutboxItems counts the site's outbox items.
 func (tx *Tx) CountOutboxItems(siteID string) (int, error) {
 	return tx.count("outbox", " WHERE site_id = ?", []any{siteID})
+}
+
+// OutboxBacklog is what the outbox has still to apply, over all sites: an
+// operator's figure (the /metrics backlog gauges), counts and a time only,
+// never a site's data. It is the one store read not scoped to a site.
+type OutboxBacklog struct {
+	Pending int
+	Oldest  time.Time // creation time of the oldest pending item; zero when none
+}
+
+// OutboxBacklog reads the backlog from the outbox_pending index.
+func (s *Store) OutboxBacklog(ctx context.Context) (OutboxBacklog, error) {
+	var b OutboxBacklog
+	err := s.sqlDB.QueryRowContext(ctx, s.native(`SELECT count(*) FROM outbox WHERE status = ?`),
+		models.OutboxStatusPending).Scan(&b.Pending)
+	if err != nil {
+		return b, fmt.Errorf("outbox backlog: %w", translate(err))
+	}
+	if b.Pending == 0 {
+		return b, nil
+	}
+	// The column itself, not min() of it: SQLite's driver reads a time
+	// only from a column declared as one.
+	err = s.sqlDB.QueryRowContext(ctx, s.native(`SELECT created_at FROM outbox WHERE status = ? ORDER BY created_at LIMIT 1`),
+		models.OutboxStatusPending).Scan(&b.Oldest)
+	if errors.Is(err, sql.ErrNoRows) { // applied meanwhile
+		return OutboxBacklog{}, nil
+	}
+	if err != nil {
+		return b, fmt.Errorf("outbox backlog: %w", translate(err))
+	}
+	b.Oldest = b.Oldest.UTC()
+	return b, nil
 }

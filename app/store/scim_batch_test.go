@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"sync"
 	"testing"
+	"time"
 
 	"idbridge/app/store"
 	"idbridge/app/store/storetest"
@@ -287,6 +288,36 @@ func TestCoalescedPathsUnderLoad(t *testing.T) {
 		}
 		if n := count(t, st, `SELECT count(*) FROM outbox`); n != workers*each+1 {
 			t.Errorf("%d outbox items, want %d", n, workers*each+1)
+		}
+	})
+}
+
+// The outbox backlog counts pending items over all sites and dates the
+// oldest; applied items leave it.
+func TestOutboxBacklog(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		start := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+		clock := storetest.NewClock(start)
+		st := b.Open(t, storetest.WithNow(clock.Now))
+		ctx := context.Background()
+		if got, err := st.OutboxBacklog(ctx); err != nil || got != (store.OutboxBacklog{}) {
+			t.Fatalf("empty outbox: %+v, %v", got, err)
+		}
+		a := install(t, st, newSite(1))
+		other := install(t, st, newSite(2))
+		first := createUser(t, st, newDirectoryUser(a.ID, "first"))
+		clock.Advance(time.Minute)
+		createUser(t, st, newDirectoryUser(other.ID, "second"))
+		createUser(t, st, newDirectoryUser(a.ID, "third"))
+		got, err := st.OutboxBacklog(ctx)
+		if err != nil || got.Pending != 3 || !got.Oldest.Equal(start) {
+			t.Fatalf("backlog: %+v, %v; want 3 pending since %s", got, err, start)
+		}
+		execRaw(t, st, `UPDATE outbox SET status = 'applied' WHERE resource_id = ?`, first.ID)
+		got, err = st.OutboxBacklog(ctx)
+		if err != nil || got.Pending != 2 || !got.Oldest.Equal(start.Add(time.Minute)) {
+			t.Fatalf("after one is applied: %+v, %v", got, err)
 		}
 	})
 }
