@@ -12,14 +12,10 @@ import "runtime/debug"
 // container memory limit, set GOMEMLIMIT to about 80% of it.
 const DefaultGCPercent = 300
 
-// TuneGC applies DefaultGCPercent unless GOGC is set, and returns the
-// percentage in force.
-func TuneGC(getenv func(string) string) int {
-	if getenv("GOGC") != "" {
-		old := debug.SetGCPercent(100)
-		debug.SetGCPercent(old)
-		return old
+// TuneGC applies DefaultGCPercent unless GOGC is set (the runtime has
+// then applied it already).
+func TuneGC(getenv func(string) string) {
+	if getenv("GOGC") == "" {
+		debug.SetGCPercent(DefaultGCPercent)
 	}
-	debug.SetGCPercent(DefaultGCPercent)
-	return DefaultGCPercent
 }
