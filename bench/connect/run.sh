@@ -23,6 +23,8 @@ set -euo pipefail
 
 cd "$(dirname "$0")/../.."
 root=$(pwd)
+# shellcheck source=bench/lib.sh
+. "$root/bench/lib.sh"
 
 WARMUP=${WARMUP:-3}
 DURATION=${DURATION:-15}
@@ -36,10 +38,7 @@ prio=()
 if [ -n "$NICE" ]; then prio=(nice -n "$NICE"); fi
 PG_URL=${PG_URL:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}
 
-if [ $# -gt 0 ]; then backends=("$@"); else backends=(sqlite postgres); fi
-for b in "${backends[@]}"; do
-	case $b in sqlite | postgres) ;; *) echo "run.sh: unknown backend $b (want sqlite or postgres)" >&2; exit 2 ;; esac
-done
+bench_backends "$@"
 
 if command -v wrk >/dev/null; then
 	tool=wrk
@@ -50,22 +49,8 @@ else
 	exit 2
 fi
 
-tmp=$(mktemp -d)
-server_pid=
-cleanup() {
-	if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
-		kill -TERM "$server_pid" 2>/dev/null || true
-		wait "$server_pid" 2>/dev/null || true
-	fi
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_tmp
 
-clk_tck=$(getconf CLK_TCK)
-cpu_ticks() { # utime+stime of a process, in clock ticks
-	awk '{ print $14 + $15 }' "/proc/$1/stat"
-}
 
 echo "# idbridge Connect load test"
 echo "machine: $(nproc) cores ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), $(uname -sr)"

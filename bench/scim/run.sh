@@ -18,6 +18,8 @@ set -euo pipefail
 
 cd "$(dirname "$0")/../.."
 root=$(pwd)
+# shellcheck source=bench/lib.sh
+. "$root/bench/lib.sh"
 
 WARMUP=${WARMUP:-3}
 DURATION=${DURATION:-15}
@@ -25,26 +27,13 @@ CONNECTIONS=${CONNECTIONS:-32}
 THREADS=${THREADS:-2}
 PG_URL=${PG_URL:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}
 
-if [ $# -gt 0 ]; then backends=("$@"); else backends=(sqlite postgres); fi
-for b in "${backends[@]}"; do
-	case $b in sqlite | postgres) ;; *) echo "run.sh: unknown backend $b (want sqlite or postgres)" >&2; exit 2 ;; esac
-done
+bench_backends "$@"
 if ! command -v wrk >/dev/null; then
 	echo "run.sh: wrk is not installed (apt-get install -y wrk)" >&2
 	exit 2
 fi
 
-tmp=$(mktemp -d)
-server_pid=
-cleanup() {
-	if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
-		kill -TERM "$server_pid" 2>/dev/null || true
-		wait "$server_pid" 2>/dev/null || true
-	fi
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_tmp
 
 echo "# idbridge SCIM load test"
 echo "machine: $(nproc) cores ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), $(uname -sr), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)"
@@ -55,8 +44,6 @@ echo
 
 go build -o "$tmp/scim" ./bench/scim
 
-clk_tck=$(getconf CLK_TCK)
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; } # utime+stime of a process
 machine() { awk '/^cpu / { print $2 + $3 + $4 + $6 + $7 + $8, $5 }' /proc/stat; } # busy idle
 
 field() { # field NAME "RESULT ..." prints the value of NAME=
