@@ -66,6 +66,9 @@ func ParseFilter(rt ResourceType, s string) (expr filter.Expression, err error) 
 	if strings.TrimSpace(s) == "" {
 		return nil, InvalidFilter("the filter is empty")
 	}
+	if hasNUL(s) {
+		return nil, InvalidFilter("the filter holds the NUL character, which no attribute may hold")
+	}
 	if len(s) > maxFilterLength {
 		return nil, InvalidFilter("the filter is longer than %d bytes", maxFilterLength)
 	}

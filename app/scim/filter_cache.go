@@ -33,6 +33,9 @@ type filterCache struct {
 
 // parse returns the canonical filter of s for rt, through the shape cache.
 func (c *filterCache) parse(rt ResourceType, s string) (filter.Expression, error) {
+	if hasNUL(s) {
+		return ParseFilter(rt, s) // which refuses it
+	}
 	shape, literals, ok := filterShape(s)
 	if !ok || len(literals) == 0 || len(s) > maxFilterLength {
 		return ParseFilter(rt, s)

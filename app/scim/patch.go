@@ -50,6 +50,9 @@ type PatchResult struct {
 // DecodePatchRequest decodes a PATCH body. Malformed JSON is 400
 // invalidSyntax; an empty Operations list is 400 invalidValue.
 func DecodePatchRequest(body []byte) (*PatchRequest, error) {
+	if hasNUL(string(body)) {
+		return nil, InvalidValue("the body holds the NUL character (\\u0000), which no attribute may hold")
+	}
 	var req PatchRequest
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()

@@ -754,6 +754,9 @@ func decodeDoc(doc []byte) (map[string]any, error) {
 // decodeStrict decodes one JSON value from body into v: malformed JSON or
 // trailing data is 400 invalidSyntax.
 func decodeStrict(body []byte, v any) error {
+	if hasNUL(string(body)) {
+		return InvalidValue("the body holds the NUL character (\\u0000), which no attribute may hold")
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	if err := dec.Decode(v); err != nil {

@@ -104,7 +104,8 @@ func (s *Store) lookupUsers(column string) func(ctx context.Context, batch []*us
 	query := `SELECT ` + userColumns + `, CASE WHEN k.want_groups THEN ` + pgUserGroups + ` END, k.ord
 		FROM unnest(?::text[], ?::text[], ?::boolean[]) WITH ORDINALITY AS k(key_site, key_value, want_groups, ord)
 		JOIN scim_users ON scim_users.site_id = k.key_site AND scim_users.` + column + ` = k.key_value`
-	return func(ctx context.Context, batch []*userLookup) {
+	var run func(ctx context.Context, batch []*userLookup)
+	run = func(ctx context.Context, batch []*userLookup) {
 		sites := make([]string, len(batch))
 		values := make([]string, len(batch))
 		groups := make([]bool, len(batch))
@@ -128,10 +129,20 @@ func (s *Store) lookupUsers(column string) func(ctx context.Context, batch []*us
 			it.user = &u
 			return nil
 		})
+		if err != nil && len(batch) > 1 {
+			// One request's bad value must not fail the others: each
+			// goes again on its own.
+			for _, it := range batch {
+				it.user = nil
+				run(ctx, []*userLookup{it})
+			}
+			return
+		}
 		for _, it := range batch {
 			it.finish(err)
 		}
 	}
+	return run
 }
 
 // queryEach runs a read statement (cached, prepared) on the pool and calls

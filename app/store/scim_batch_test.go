@@ -104,6 +104,14 @@ func TestBatchedUserLookup(t *testing.T) {
 			t.Errorf("groups filled for a request that did not ask: %+v", users[4].Groups)
 		}
 
+		// A value the database refuses fails its own request only.
+		users, errs = store.RunLookupBatch(ctx, st, store.KeyUserName, []store.LookupRequest{
+			{SiteID: a.ID, Value: "bob"}, {SiteID: a.ID, Value: "a\x00b"}, {SiteID: other.ID, Value: "alice@example.com"},
+		})
+		if errs[0] != nil || errs[2] != nil || errs[1] == nil || users[0] == nil || users[0].ID != bob.ID || users[2] == nil || users[2].ID != aliceB.ID {
+			t.Fatalf("a batch with a bad value: %+v, %v", users, errs)
+		}
+
 		users, errs = store.RunLookupBatch(ctx, st, store.KeyID, []store.LookupRequest{
 			{SiteID: a.ID, Value: aliceA.ID}, {SiteID: other.ID, Value: aliceA.ID}, {SiteID: other.ID, Value: aliceB.ID},
 		})
