@@ -27,10 +27,22 @@ var allowedInternal = map[string][]string{
 	// Test doubles for app's and e2e's tests; independent of the code under
 	// test, so nothing from idbridge.
 	"idbridge/app/apptest": {},
+	// The stateful fake of Atlassian; independent of the code under test too.
+	"idbridge/app/fakeatlassian": {},
 }
 
 // testOnly packages are test support: only _test.go files may import them.
 var testOnly = []string{"idbridge/app/apptest"}
+
+// fakeOnly packages are fakes of the outside world: tests may import them
+// (any _test.go file), and so may the packages named in fakeImporters (the
+// load harnesses under bench/ and the demo subcommand's package), but never
+// the code that serve runs.
+var fakeOnly = []string{"idbridge/app/fakeatlassian"}
+
+// fakeImporters are the non-test packages (by prefix) that may import a
+// fakeOnly package.
+var fakeImporters = []string{"idbridge/bench/", "idbridge/app/demo"}
 
 // featureRule is what app/<feature> packages (sites, scim, sso, …) may
 // import; they never import each other, except the audit log.
@@ -51,11 +63,12 @@ var onlyImporter = map[string][]string{
 // stdlibOnly packages may depend (transitively) on nothing outside the
 // standard library, except the one library named.
 var stdlibOnly = map[string]string{
-	"idbridge/models":      "",
-	"idbridge/config":      "",
-	"idbridge/app/secret":  "",
-	"idbridge/app/connect": "github.com/golang-jwt/jwt/v5",
-	"idbridge/app/apptest": "github.com/golang-jwt/jwt/v5",
+	"idbridge/models":            "",
+	"idbridge/config":            "",
+	"idbridge/app/secret":        "",
+	"idbridge/app/connect":       "github.com/golang-jwt/jwt/v5",
+	"idbridge/app/apptest":       "github.com/golang-jwt/jwt/v5",
+	"idbridge/app/fakeatlassian": "github.com/golang-jwt/jwt/v5",
 }
 
 func goList(t *testing.T, args ...string) []string {
@@ -96,6 +109,9 @@ func TestDependencyDirection(t *testing.T) {
 			}
 			if strings.HasPrefix(imp, "idbridge") && !slices.Contains(rule, "*") && !slices.Contains(rule, imp) && imp != pkg {
 				t.Errorf("%s imports %s, which the dependency rule forbids", pkg, imp)
+			}
+			if slices.Contains(fakeOnly, imp) && !slices.ContainsFunc(fakeImporters, func(p string) bool { return strings.HasPrefix(pkg, p) }) {
+				t.Errorf("%s imports %s, a fake of Atlassian: only tests, bench/ and the demo may import it", pkg, imp)
 			}
 			if slices.Contains(testOnly, imp) {
 				t.Errorf("%s imports %s, which is test support: import it only from _test.go files", pkg, imp)
