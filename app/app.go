@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/time/rate"
 
 	"idbridge/app/account"
 	"idbridge/app/atlassian"
@@ -34,6 +35,14 @@ import (
 var (
 	Version  = "dev"
 	Revision = "unknown"
+)
+
+// Outbound install-key fetches (docs/SECURITY.md): at most this many a
+// second, in bursts of this many; cached keys and remembered failures cost
+// no fetch.
+const (
+	installKeyFetchRate  rate.Limit = 2
+	installKeyFetchBurst            = 10
 )
 
 // Options are the parts of App that tests and the CLI choose.
@@ -185,6 +194,11 @@ func (a *App) init(ctx context.Context, opts Options) error {
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		}
 	}
+	keys := connect.NewKeyFetcher(keyClient, 0, 0, a.now)
+	// Atlassian signs installs with a handful of keys that change rarely:
+	// a few fetches a second is plenty, and bounds what a flood of installs
+	// with random kids can make this process ask of the key server.
+	keys.Limiter = rate.NewLimiter(installKeyFetchRate, installKeyFetchBurst)
 	clients := atlassian.New(atlassian.Options{AppKey: a.cfg.AppKey, Base: opts.HTTPTransport, Now: a.now})
 	a.sites = sites.New(sites.Config{
 		AppKey:             a.cfg.AppKey,
@@ -193,7 +207,7 @@ func (a *App) init(ctx context.Context, opts Options) error {
 		AllowsPlainHTTP:    a.cfg.AllowsPlainHTTP,
 		UninstallRetention: a.cfg.UninstallRetention,
 	}, a.store, &connect.InstallVerifier{
-		Keys:              connect.NewKeyFetcher(keyClient, 0, 0, a.now),
+		Keys:              keys,
 		AppBaseURL:        a.cfg.BaseURL.String(),
 		KeyServerOverride: a.cfg.InstallKeysURL,
 		Now:               a.now,
@@ -207,15 +221,14 @@ func (a *App) init(ctx context.Context, opts Options) error {
 	a.scim = scim.NewService(scim.ServiceConfig{BaseURL: a.cfg.BaseURL}, a.store, a.now, a.log)
 
 	a.handler = handlers.New(handlers.Deps{
-		Connect:      a.sites,
-		Descriptor:   descriptor,
-		Log:          a.log,
-		Registry:     a.registry,
-		Ready:        readiness{a.store},
-		BaseURL:      a.cfg.BaseURL,
-		TrustedHosts: a.cfg.TrustedProductHosts,
-		Version:      Version,
-		Now:          a.now,
+		Connect:    a.sites,
+		Descriptor: descriptor,
+		Log:        a.log,
+		Registry:   a.registry,
+		Ready:      readiness{a.store},
+		BaseURL:    a.cfg.BaseURL,
+		Version:    Version,
+		Now:        a.now,
 
 		ServiceAccounts: a.accounts,
 		Profiles:        a.profiles,

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -201,6 +202,19 @@ func connectHS256(h *connectHarness, claims jwt.MapClaims, secret string) string
 	return h.signHMAC(claims, jwt.SigningMethodHS256, []byte(secret), "")
 }
 
+// connectRawHS256 signs payload as it is (any bytes) under HS256.
+func connectRawHS256(h *connectHarness, payload []byte, secret string) string {
+	h.t.Helper()
+	input := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"HS256","typ":"JWT"}`)) + "." + base64.RawURLEncoding.EncodeToString(payload)
+	sig, err := jwt.SigningMethodHS256.Sign(input, []byte(secret))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	token := input + "." + base64.RawURLEncoding.EncodeToString(sig)
+	h.remember(token)
+	return token
+}
+
 func connectAttacks() []connectAttack {
 	rs := func(kid string) func(h *connectHarness, f *connectAttackFixture, c jwt.MapClaims) string {
 		return func(h *connectHarness, f *connectAttackFixture, c jwt.MapClaims) string {
@@ -348,6 +362,35 @@ func connectAttacks() []connectAttack {
 			delete(c, "exp")
 			return connectHS256(h, c, f.a.secret)
 		}),
+		connectContextAttack("context token living an hour", connect.ReasonTooLongLived, func(h *connectHarness, f *connectAttackFixture) string {
+			c := h.contextClaims(f.a, "admin-1")
+			c["exp"] = h.clock.Now().Add(time.Hour).Unix()
+			return connectHS256(h, c, f.a.secret)
+		}),
+		connectContextAttack("iat a year ahead, exp ten years ahead", connect.ReasonIssuedInFuture, func(h *connectHarness, f *connectAttackFixture) string {
+			c := h.contextClaims(f.a, "admin-1")
+			c["iat"] = h.clock.Now().AddDate(1, 0, 0).Unix()
+			c["exp"] = h.clock.Now().AddDate(10, 0, 0).Unix()
+			return connectHS256(h, c, f.a.secret)
+		}),
+		connectContextAttack("context token issued 16 minutes ago", connect.ReasonTooLongLived, func(h *connectHarness, f *connectAttackFixture) string {
+			c := h.contextClaims(f.a, "admin-1")
+			c["iat"] = h.clock.Now().Add(-16 * time.Minute).Unix()
+			return connectHS256(h, c, f.a.secret)
+		}),
+		{name: "page token living a day", reason: connect.ReasonTooLongLived, build: func(h *connectHarness, f *connectAttackFixture) (*http.Request, string) {
+			c := h.siteClaims(f.a, http.MethodGet, "/admin")
+			c["exp"] = h.clock.Now().Add(24 * time.Hour).Unix()
+			token := connectHS256(h, c, f.a.secret)
+			return connectRequest(http.MethodGet, "/admin", nil, token), token
+		}},
+		connectInstallAttack("install token living an hour", connect.ReasonTooLongLived, withClaims(func(h *connectHarness, c jwt.MapClaims) {
+			c["exp"] = h.clock.Now().Add(time.Hour).Unix()
+		})),
+		connectInstallAttack("install token issued in the future", connect.ReasonIssuedInFuture, withClaims(func(h *connectHarness, c jwt.MapClaims) {
+			c["iat"] = h.clock.Now().Add(time.Hour).Unix()
+			c["exp"] = h.clock.Now().Add(time.Hour + time.Minute).Unix()
+		})),
 		connectContextAttack("not valid yet", connect.ReasonNotYetValid, func(h *connectHarness, f *connectAttackFixture) string {
 			c := h.contextClaims(f.a, "admin-1")
 			c["nbf"] = h.clock.Now().Add(5 * time.Minute).Unix()
@@ -359,6 +402,24 @@ func connectAttacks() []connectAttack {
 			c := h.contextClaims(f.a, "admin-1")
 			c["iss"] = "no-such-client"
 			return connectHS256(h, c, f.a.secret)
+		}),
+		connectContextAttack("iss with a NUL", connect.ReasonBadIss, func(h *connectHarness, f *connectAttackFixture) string {
+			c := h.contextClaims(f.a, "admin-1")
+			c["iss"] = f.a.clientKey + "\x00"
+			return connectHS256(h, c, f.a.secret)
+		}),
+		connectContextAttack("iss with an invalid UTF-8 byte", connect.ReasonBadIss, func(h *connectHarness, f *connectAttackFixture) string {
+			// Written by hand: a JSON encoder would replace the byte.
+			return connectRawHS256(h, []byte(`{"iss":"`+f.a.clientKey+"\xff"+`","sub":"admin-1","qsh":"context-qsh","iat":`+
+				strconv.FormatInt(h.clock.Now().Unix(), 10)+`,"exp":`+strconv.FormatInt(h.clock.Now().Add(time.Minute).Unix(), 10)+`}`), f.a.secret)
+		}),
+		connectContextAttack("iss with a space", connect.ReasonBadIss, func(h *connectHarness, f *connectAttackFixture) string {
+			c := h.contextClaims(f.a, "admin-1")
+			c["iss"] = "no such client"
+			return connectHS256(h, c, f.a.secret)
+		}),
+		connectContextAttack("sub with a NUL", connect.ReasonBadSub, func(h *connectHarness, f *connectAttackFixture) string {
+			return connectHS256(h, h.contextClaims(f.a, "admin-1\x00"), f.a.secret)
 		}),
 		connectContextAttack("site A's iss signed with site B's secret", connect.ReasonBadSignature, func(h *connectHarness, f *connectAttackFixture) string {
 			return connectHS256(h, h.contextClaims(f.a, "admin-1"), f.b.secret)
@@ -539,6 +600,13 @@ func TestConnectLifecycleBadBodies(t *testing.T) {
 			{name: "another app's key", path: "/lifecycle/installed", body: strings.Replace(string(connectLifecycleBody(s, "installed")), connectAppKey, "other-app", 1), want: []int{400}},
 			{name: "field too long", path: "/lifecycle/installed", body: connectWithField(connectLifecycleBody(s, "installed"), "description", strings.Repeat("x", 3000)), want: []int{400}},
 			{name: "short shared secret", path: "/lifecycle/installed", body: string(connectLifecycleBody(&short, "installed")), want: []int{400}},
+			{name: "clientKey with a NUL", path: "/lifecycle/installed", body: connectWithField(connectLifecycleBody(s, "installed"), "clientKey", s.clientKey+"\x00"), want: []int{400}},
+			{name: "clientKey with a space", path: "/lifecycle/uninstalled", body: connectWithField(connectLifecycleBody(s, "uninstalled"), "clientKey", "a b"), want: []int{400}},
+			{name: "clientKey not ASCII", path: "/lifecycle/installed", body: connectWithField(connectLifecycleBody(s, "installed"), "clientKey", "clé"), want: []int{400}},
+			{name: "description with a NUL", path: "/lifecycle/installed", body: connectWithField(connectLifecycleBody(s, "installed"), "description", "a\x00b"), want: []int{400}},
+			{name: "displayUrl with a NUL", path: "/lifecycle/installed", body: connectWithField(connectLifecycleBody(s, "installed"), "displayUrl", s.baseURL+"\x00"), want: []int{400}},
+			{name: "invalid UTF-8 in a field", path: "/lifecycle/installed", body: strings.Replace(string(connectLifecycleBody(s, "installed")), "test site", "test \xff\xfe site", 1), want: []int{400}},
+			{name: "NUL in the baseUrl", path: "/lifecycle/uninstalled", body: connectWithField(connectLifecycleBody(s, "uninstalled"), "baseUrl", s.baseURL+"\x00"), want: []int{400, 401}},
 			{name: "over the body limit", path: "/lifecycle/installed", body: connectWithField(connectLifecycleBody(s, "installed"), "description", strings.Repeat("x", 2<<20)), want: []int{413}},
 			{name: "over the body limit, chunked", path: "/lifecycle/installed", body: connectWithField(connectLifecycleBody(s, "installed"), "description", strings.Repeat("x", 2<<20)), chunked: true, want: []int{413, 400}},
 		}
@@ -667,7 +735,8 @@ func TestConnectAdminCheck(t *testing.T) {
 }
 
 // TestConnectAdminPage: GET /admin with a URL-bound token renders the page
-// for an admin, framable by the trusted hosts only, and refuses others.
+// for an admin, framable only by the site that opened it, and refuses
+// others.
 func TestConnectAdminPage(t *testing.T) {
 	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
 		h := newConnectHarness(t, b)
@@ -692,18 +761,33 @@ func TestConnectAdminPage(t *testing.T) {
 		if xfo := w.Header().Values("X-Frame-Options"); len(xfo) != 0 {
 			t.Errorf("X-Frame-Options %q would stop Atlassian from framing the page", xfo)
 		}
-		csp := w.Header().Get("Content-Security-Policy")
-		var ancestors []string
-		for directive := range strings.SplitSeq(csp, ";") {
-			if rest, ok := strings.CutPrefix(strings.TrimSpace(directive), "frame-ancestors "); ok {
-				ancestors = strings.Fields(rest)
+		frameAncestors := func(csp string) []string {
+			var ancestors []string
+			for directive := range strings.SplitSeq(csp, ";") {
+				if rest, ok := strings.CutPrefix(strings.TrimSpace(directive), "frame-ancestors "); ok {
+					ancestors = strings.Fields(rest)
+				}
 			}
+			return ancestors
 		}
-		wantAncestors := []string{"'self'", "https://*.atlassian.net", "https://" + h.jira.host(), "http://" + h.jira.host(), "https://" + h.wiki.host(), "http://" + h.wiki.host()}
-		slices.Sort(ancestors)
-		slices.Sort(wantAncestors)
-		if !slices.Equal(ancestors, wantAncestors) {
+		csp := w.Header().Get("Content-Security-Policy")
+		ancestors := frameAncestors(csp)
+		// Only this site's origin: not 'self', not the other trusted hosts
+		// (the fake Confluence is one), not a wildcard.
+		if wantAncestors := []string{h.jira.URL}; !slices.Equal(ancestors, wantAncestors) {
 			t.Errorf("frame-ancestors %q, want %q (CSP %q)", ancestors, wantAncestors, csp)
+		}
+		// Another site's admin page names that site's origin instead.
+		wiki := h.newSite(h.wiki)
+		h.mustInstall(wiki)
+		h.wiki.addAdmin("admin-1")
+		const wikiTarget = "/admin?lic=active"
+		wc := h.siteClaims(wiki, http.MethodGet, wikiTarget)
+		wc["sub"] = "admin-1"
+		ww := h.serve(nil, connectRequest(http.MethodGet, wikiTarget+"&jwt="+connectHS256(h, wc, wiki.secret), nil, ""))
+		connectWantStatus(t, ww, http.StatusOK, "Confluence admin page")
+		if got := frameAncestors(ww.Header().Get("Content-Security-Policy")); !slices.Equal(got, []string{h.wiki.URL}) {
+			t.Errorf("Confluence site's frame-ancestors %q, want %s only", got, h.wiki.URL)
 		}
 		if !strings.Contains(csp, "script-src 'self' https://connect-cdn.atl-paas.net") {
 			t.Errorf("CSP %q does not allow all.js", csp)

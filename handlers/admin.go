@@ -8,6 +8,7 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"path"
 	"slices"
 	"strings"
@@ -122,9 +123,9 @@ func recordFields() []recordField {
 	return out
 }
 
-// adminCSP allows the admin page to be framed by the trusted product hosts
-// and to load only our own assets and all.js.
-func (s *server) adminCSP() string {
+// adminCSP allows the admin page to be framed only by the site whose token
+// opened it, and to load only our own assets and all.js.
+func (s *server) adminCSP(site *models.Site) string {
 	return strings.Join([]string{
 		"default-src 'none'",
 		"script-src 'self' " + allJS,
@@ -133,8 +134,69 @@ func (s *server) adminCSP() string {
 		"connect-src 'self'",
 		"base-uri 'none'",
 		"form-action 'none'",
-		"frame-ancestors " + s.frameAncestors(),
+		"frame-ancestors " + siteFrameAncestors(site),
 	}, "; ")
+}
+
+// siteFrameAncestors is the CSP source list of the one site a page is for:
+// the origin of its baseUrl (checked against the trusted product hosts at
+// install), and the origin of its displayUrl when that differs: a site with
+// a custom domain shows Jira or Confluence, and so our iframe, under the
+// displayUrl (Atlassian: "the URL through which users will access the
+// product"). Both come from the site's own verified install, so neither
+// lets another site frame the page. The displayUrl counts only when it is
+// https (or plain http beside a plain-http, loopback-only test baseUrl)
+// with a plain host name; otherwise only the baseUrl's origin is named.
+// Never 'self', never a wildcard (docs/SECURITY.md).
+func siteFrameAncestors(site *models.Site) string {
+	if site == nil {
+		return "'none'"
+	}
+	// A plain-http baseUrl passed the install check only for a trusted
+	// loopback test host.
+	base, ok := cspOrigin(site.BaseURL, true)
+	if !ok {
+		return "'none'"
+	}
+	out := base
+	if display, ok := cspOrigin(site.DisplayURL, strings.HasPrefix(base, "http://")); ok && display != base {
+		out += " " + display
+	}
+	return out
+}
+
+// cspOrigin is scheme://host[:port] of raw for a CSP source list, lower
+// case and without a default port, or false when raw is not an absolute
+// https URL (or, with allowHTTP, an http one) whose host is made only of
+// letters, digits, dots, dashes and colons (IPv6), so nothing from the URL
+// can end a directive or add a source.
+func cspOrigin(raw string, allowHTTP bool) (string, bool) {
+	u, err := url.Parse(raw)
+	if err != nil || u.User != nil || u.Host == "" {
+		return "", false
+	}
+	scheme := strings.ToLower(u.Scheme)
+	if scheme != "https" && (scheme != "http" || !allowHTTP) {
+		return "", false
+	}
+	host, port := strings.ToLower(u.Hostname()), u.Port()
+	for _, c := range host {
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '.' || c == '-' || c == ':') {
+			return "", false
+		}
+	}
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	for _, c := range port {
+		if c < '0' || c > '9' {
+			return "", false
+		}
+	}
+	if port == "" || scheme == "https" && port == "443" || scheme == "http" && port == "80" {
+		return scheme + "://" + host, true
+	}
+	return scheme + "://" + host + ":" + port, true
 }
 
 func productName(site *models.Site) string {
@@ -174,7 +236,7 @@ func (s *server) handleAdminPage(c *gin.Context) {
 		return
 	}
 	h := c.Writer.Header()
-	h.Set("Content-Security-Policy", s.adminCSP())
+	h.Set("Content-Security-Policy", s.adminCSP(caller.Site))
 	h.Del("X-Frame-Options")
 	h.Set("Cache-Control", "no-store")
 	c.Data(http.StatusOK, "text/html; charset=utf-8", page.Bytes())

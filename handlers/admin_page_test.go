@@ -13,7 +13,7 @@ import (
 
 func adminPageBody(t *testing.T) (string, http.Header) {
 	t.Helper()
-	h, _ := newTestServer(t, Deps{Connect: &recordingConnect{auth: true}, TrustedHosts: []string{"*.atlassian.net", "127.0.0.1:8081"}})
+	h, _ := newTestServer(t, Deps{Connect: &recordingConnect{auth: true}})
 	w := do(t, h, http.MethodGet, "/admin?jwt=x", "", nil)
 	if w.Code != http.StatusOK {
 		t.Fatalf("GET /admin: %d %s", w.Code, w.Body)
@@ -28,10 +28,13 @@ func TestAdminPageShell(t *testing.T) {
 	body, header := adminPageBody(t)
 	csp := header.Get("Content-Security-Policy")
 	for _, want := range []string{"script-src 'self' https://connect-cdn.atl-paas.net;", "style-src 'self';", "connect-src 'self';",
-		"frame-ancestors 'self' https://*.atlassian.net https://127.0.0.1:8081 http://127.0.0.1:8081"} {
+		"; frame-ancestors https://a.atlassian.net"} {
 		if !strings.Contains(csp, want) {
 			t.Errorf("CSP %q lacks %q", csp, want)
 		}
+	}
+	if !strings.HasSuffix(csp, "; frame-ancestors https://a.atlassian.net") {
+		t.Errorf("CSP %q: frame-ancestors is not exactly the site's origin", csp)
 	}
 	if header.Get("X-Frame-Options") != "" || header.Get("Cache-Control") != "no-store" {
 		t.Errorf("X-Frame-Options %q, Cache-Control %q", header.Get("X-Frame-Options"), header.Get("Cache-Control"))
@@ -53,6 +56,41 @@ func TestAdminPageShell(t *testing.T) {
 	}
 	if strings.Contains(body, "<style") || regexp.MustCompile(`\sstyle=`).MatchString(body) || regexp.MustCompile(`\son[a-z]+=`).MatchString(body) {
 		t.Error("the page has inline styles or event handlers, which its CSP refuses")
+	}
+}
+
+// The admin page may be framed only by the origins of the site whose token
+// opened it: its baseUrl's, and its displayUrl's when that is another
+// (custom) domain; nothing a stored URL holds can add a source.
+func TestSiteFrameAncestors(t *testing.T) {
+	tests := []struct {
+		name, base, display, want string
+	}{
+		{"Jira", "https://acme.atlassian.net", "https://acme.atlassian.net", "https://acme.atlassian.net"},
+		{"Confluence under /wiki", "https://acme.atlassian.net/wiki", "", "https://acme.atlassian.net"},
+		{"upper case and default port", "https://ACME.atlassian.net:443/wiki", "https://acme.atlassian.net/wiki", "https://acme.atlassian.net"},
+		{"custom domain", "https://acme.atlassian.net", "https://jira.acme.example", "https://acme.atlassian.net https://jira.acme.example"},
+		{"custom domain with a port", "https://acme.atlassian.net", "https://jira.acme.example:8443/x", "https://acme.atlassian.net https://jira.acme.example:8443"},
+		{"plain-http displayUrl", "https://acme.atlassian.net", "http://jira.acme.example", "https://acme.atlassian.net"},
+		{"displayUrl with a quote", "https://acme.atlassian.net", "https://a.example';script-src *", "https://acme.atlassian.net"},
+		{"displayUrl with a space", "https://acme.atlassian.net", "https://a.example b.example", "https://acme.atlassian.net"},
+		{"displayUrl with credentials", "https://acme.atlassian.net", "https://u:p@a.example", "https://acme.atlassian.net"},
+		{"displayUrl not a URL", "https://acme.atlassian.net", "not a url", "https://acme.atlassian.net"},
+		{"loopback test site", "http://127.0.0.1:8081", "http://127.0.0.1:8081", "http://127.0.0.1:8081"},
+		{"IPv6 loopback test site", "http://[::1]:8081", "", "http://[::1]:8081"},
+		{"no usable baseUrl", "ftp://x", "https://acme.atlassian.net", "'none'"},
+		{"empty", "", "", "'none'"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := siteFrameAncestors(&models.Site{BaseURL: tt.base, DisplayURL: tt.display})
+			if got != tt.want {
+				t.Errorf("siteFrameAncestors(%q, %q) = %q, want %q", tt.base, tt.display, got, tt.want)
+			}
+		})
+	}
+	if got := siteFrameAncestors(nil); got != "'none'" {
+		t.Errorf("no site: %q", got)
 	}
 }
 

@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 
@@ -61,17 +63,28 @@ func (b *lifecycleBody) toModel() *models.InstallEvent {
 }
 
 // decodeJSON reads one JSON object from the body into v. A body over the
-// limit, malformed JSON, or trailing data is a 4xx, never a 500.
+// limit, text that is not UTF-8 (JSON must be, RFC 8259; a decoder would
+// silently replace the bytes), malformed JSON, or trailing data is a 4xx,
+// never a 500.
 func decodeJSON(c *gin.Context, v any) error {
 	if ct := c.ContentType(); ct != "" && ct != "application/json" && !strings.HasSuffix(ct, "+json") {
 		return &models.Error{Code: models.CodeInvalid, Message: "the body must be JSON (Content-Type: application/json)"}
 	}
-	dec := json.NewDecoder(c.Request.Body)
-	if err := dec.Decode(v); err != nil {
+	// The body limit (limitBody) bounds what is read here.
+	data, err := io.ReadAll(c.Request.Body)
+	if err != nil {
 		var tooBig *http.MaxBytesError
-		switch {
-		case errors.As(err, &tooBig):
+		if errors.As(err, &tooBig) {
 			return &models.Error{Code: models.CodeInvalid, Message: "the body is too large"}
+		}
+		return &models.Error{Code: models.CodeInvalid, Message: "the body could not be read"}
+	}
+	if !utf8.Valid(data) {
+		return &models.Error{Code: models.CodeInvalid, Message: "the body is not valid UTF-8"}
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(v); err != nil {
+		switch {
 		case errors.Is(err, io.EOF):
 			return &models.Error{Code: models.CodeInvalid, Message: "the body is empty"}
 		}

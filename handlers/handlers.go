@@ -27,9 +27,6 @@ type Deps struct {
 	Registry *prometheus.Registry // /metrics; nil leaves it out
 	Ready    Readiness
 	BaseURL  *url.URL
-	// TrustedHosts are the Atlassian product host patterns ("*.atlassian.net")
-	// allowed to frame the admin page.
-	TrustedHosts []string
 	// MaxBodyBytes bounds request bodies; 1 MiB when zero.
 	MaxBodyBytes int64
 	Version      string

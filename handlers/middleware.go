@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"regexp"
 	"strconv"
-	"strings"
 
 	"github.com/gin-gonic/gin"
 )
@@ -78,8 +77,9 @@ func (s *server) recoverPanic(c *gin.Context) {
 }
 
 // setSecurityHeaders sets the headers of SPEC section 9. Pages that
-// Atlassian frames (the admin page) replace frame-ancestors with the trusted
-// product hosts; everything else may not be framed at all.
+// Atlassian frames (the admin page) replace frame-ancestors with the origin
+// of the site that opened them (siteFrameAncestors); everything else may
+// not be framed at all.
 func (s *server) setSecurityHeaders(c *gin.Context) {
 	h := c.Writer.Header()
 	h.Set("X-Content-Type-Options", "nosniff")
@@ -91,30 +91,6 @@ func (s *server) setSecurityHeaders(c *gin.Context) {
 		h.Set("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
 	}
 	c.Next()
-}
-
-// frameAncestors is the CSP source list of the trusted product hosts.
-func (s *server) frameAncestors() string {
-	parts := []string{"'self'"}
-	for _, h := range s.TrustedHosts {
-		h = strings.TrimSpace(h)
-		if h == "" {
-			continue
-		}
-		parts = append(parts, "https://"+h)
-		if isLoopbackPattern(h) {
-			parts = append(parts, "http://"+h)
-		}
-	}
-	return strings.Join(parts, " ")
-}
-
-func isLoopbackPattern(h string) bool {
-	host := h
-	if i := strings.LastIndex(h, ":"); i > 0 && !strings.Contains(h[i:], "]") {
-		host = h[:i]
-	}
-	return host == "localhost" || strings.HasPrefix(host, "127.") || host == "[::1]"
 }
 
 // limitBody bounds request bodies: a declared Content-Length over the limit

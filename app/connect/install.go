@@ -3,6 +3,7 @@ package connect
 import (
 	"context"
 	"crypto/subtle"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -113,7 +114,7 @@ func (v *InstallVerifier) Verify(ctx context.Context, r *http.Request, bodyClien
 	if !fromHeader {
 		return nil, authErr(ReasonMissingToken, "install callbacks must be signed in the Authorization header, not the query")
 	}
-	h, _, aerr := splitToken(token)
+	h, payload, aerr := splitToken(token)
 	if aerr != nil {
 		return nil, aerr
 	}
@@ -126,13 +127,30 @@ func (v *InstallVerifier) Verify(ctx context.Context, r *http.Request, bodyClien
 	if bodyClientKey == "" {
 		return nil, authErr(ReasonBadIss, "install payload has no clientKey")
 	}
+	if !ValidClientKey(bodyClientKey) {
+		return nil, authErr(ReasonBadIss, "install payload's clientKey is not a client key")
+	}
 	server, err := KeyServerFor(bodyBaseURL, v.KeyServerOverride)
 	if err != nil {
 		return nil, authErr(ReasonUntrustedSite, "no Atlassian install-key server for the site's baseUrl")
 	}
+	// Every check that needs no key runs first, on the unverified claims,
+	// so that junk (a random kid, an expired or foreign token) never
+	// costs a call to the key server. The same checks run again on the
+	// verified claims below.
+	var unverified tokenClaims
+	if err := json.Unmarshal(payload, &unverified); err != nil {
+		return nil, authErr(ReasonMalformed, "install token payload is not a JSON object of claims")
+	}
+	if _, err := v.checkClaims(&unverified, h.kid, bodyClientKey, r, appBase, now); err != nil {
+		return nil, err
+	}
 	key, err := v.Keys.PublicKey(ctx, server, h.kid)
 	if errors.Is(err, ErrUnknownKid) {
 		return nil, authErr(ReasonUnknownKid, "install token kid is unknown to Atlassian's key server")
+	}
+	if errors.Is(err, ErrKeyFetchLimited) {
+		return nil, authErr(ReasonKeyFetchLimited, "too many install-key lookups at once; retry later")
 	}
 	if err != nil {
 		return nil, authErr(ReasonKeyServerUnavailable, "Atlassian's install-key server could not be reached; retry later")
@@ -148,13 +166,25 @@ func (v *InstallVerifier) Verify(ctx context.Context, r *http.Request, bodyClien
 	if err != nil {
 		return nil, classifyParseError(err)
 	}
+	return v.checkClaims(&tc, h.kid, bodyClientKey, r, appBase, now)
+}
+
+// checkClaims runs the claim checks of an install token: exp (required,
+// with leeway), nbf, the lifetime bound, aud, iss and qsh.
+func (v *InstallVerifier) checkClaims(tc *tokenClaims, kid, bodyClientKey string, r *http.Request, appBase *url.URL, now time.Time) (*Claims, error) {
+	if err := newValidator(now).Validate(tc); err != nil {
+		return nil, classifyParseError(err)
+	}
+	if err := checkLifetime(tc, now); err != nil {
+		return nil, err
+	}
 	if !audienceHas(tc.Audience, v.AppBaseURL) {
 		return nil, authErr(ReasonBadAud, "install token aud is not this app's base URL")
 	}
 	if subtle.ConstantTimeCompare([]byte(tc.Issuer), []byte(bodyClientKey)) != 1 {
 		return nil, authErr(ReasonBadIss, "install token iss is not the payload's clientKey")
 	}
-	claims := tc.claims(h.kid)
+	claims := tc.claims(kid)
 	if err := checkURLQSH(claims, r, appBase.EscapedPath()); err != nil {
 		return nil, err
 	}

@@ -141,6 +141,20 @@ func TestInstallVerifierAttacks(t *testing.T) {
 		{name: "expired beyond leeway", token: sign(t, jwt.SigningMethodRS256, priv, good, kid), now: testNow.Add(3*time.Minute + Leeway + time.Second), reason: ReasonExpired},
 		{name: "no exp", token: sign(t, jwt.SigningMethodRS256, priv, with(good, "exp", nil), kid), reason: ReasonNoExp},
 		{name: "malformed", token: "a.b", reason: ReasonMalformed},
+		{name: "lifetime of 15 minutes", token: sign(t, jwt.SigningMethodRS256, priv, with(good, "exp", testNow.Add(MaxTokenLifetime).Unix()), kid)},
+		{name: "lifetime over 15 minutes", token: sign(t, jwt.SigningMethodRS256, priv, with(good, "exp", testNow.Add(MaxTokenLifetime+time.Second).Unix()), kid), reason: ReasonTooLongLived},
+		{name: "iat in the future", token: sign(t, jwt.SigningMethodRS256, priv, with(with(good, "iat", testNow.Add(time.Hour).Unix()), "exp", testNow.Add(time.Hour+time.Minute).Unix()), kid), reason: ReasonIssuedInFuture},
+		{name: "body clientKey with NUL", token: sign(t, jwt.SigningMethodRS256, priv, with(good, "iss", "a\x00b"), kid), clientKey: "a\x00b", reason: ReasonBadIss},
+		{name: "body clientKey with a space", token: sign(t, jwt.SigningMethodRS256, priv, with(good, "iss", "a b"), kid), clientKey: "a b", reason: ReasonBadIss},
+
+		// Junk that needs no key to refuse never reaches the key server
+		// (checked below): each names a kid of its own.
+		{name: "unasked: expired", token: sign(t, jwt.SigningMethodRS256, other, good, map[string]any{"kid": "unasked-expired"}), now: testNow.Add(time.Hour), reason: ReasonExpired},
+		{name: "unasked: aud not ours", token: sign(t, jwt.SigningMethodRS256, other, with(good, "aud", "https://evil.example"), map[string]any{"kid": "unasked-aud"}), reason: ReasonBadAud},
+		{name: "unasked: iss not the body's", token: sign(t, jwt.SigningMethodRS256, other, with(good, "iss", "someone-else"), map[string]any{"kid": "unasked-iss"}), reason: ReasonBadIss},
+		{name: "unasked: qsh of another request", token: sign(t, jwt.SigningMethodRS256, other, with(good, "qsh", urlQSH("GET", "/app/x")), map[string]any{"kid": "unasked-qsh"}), reason: ReasonBadQSH},
+		{name: "unasked: too long-lived", token: sign(t, jwt.SigningMethodRS256, other, with(good, "exp", testNow.AddDate(1, 0, 0).Unix()), map[string]any{"kid": "unasked-life"}), reason: ReasonTooLongLived},
+		{name: "unasked: payload not claims", token: sign(t, jwt.SigningMethodRS256, other, with(good, "exp", "soon"), map[string]any{"kid": "unasked-json"}), reason: ReasonMalformed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -189,7 +203,7 @@ func TestInstallVerifierAttacks(t *testing.T) {
 	if n := ks.hitCount(installKid); n != 1 {
 		t.Errorf("key fetched %d times, want 1 (cached by kid)", n)
 	}
-	for _, kid := range []string{"a", "..", "%2e%2e%2f"} {
+	for _, kid := range []string{"a", "..", "%2e%2e%2f", "unasked-expired", "unasked-aud", "unasked-iss", "unasked-qsh", "unasked-life", "unasked-json"} {
 		if n := ks.hitCount(kid); n != 0 {
 			t.Errorf("key server asked for %q", kid)
 		}

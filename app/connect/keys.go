@@ -20,6 +20,14 @@ import (
 // 404 or 410).
 var ErrUnknownKid = errors.New("install key server does not know this key id")
 
+// ErrKeyFetchLimited means the key was neither cached nor fetched because
+// outbound key fetches are at their rate or concurrency bound.
+var ErrKeyFetchLimited = errors.New("install key fetches are at their limit")
+
+// Allower is a rate limit that answers at once (golang.org/x/time/rate's
+// *rate.Limiter is one).
+type Allower interface{ Allow() bool }
+
 const (
 	// KeyFetchTimeout bounds one fetch of an install key, whatever the
 	// client: Atlassian retries a failed install, a stuck one helps no one.
@@ -30,6 +38,18 @@ const (
 	DefaultKeyTTL = time.Hour
 	// DefaultMaxKeys bounds the cache.
 	DefaultMaxKeys = 256
+	// DefaultUnknownKidTTL is how long a kid the key server does not know
+	// stays known as unknown, and DefaultFailureTTL how long any other
+	// failure is remembered: long enough that repeating a junk kid costs
+	// no fetch, short enough that a key published late or a key server
+	// back from an outage is seen soon.
+	DefaultUnknownKidTTL = time.Minute
+	DefaultFailureTTL    = 10 * time.Second
+	// DefaultMaxFailures bounds the cache of failures (separately from the
+	// keys, so failures never push a good key out).
+	DefaultMaxFailures = 4096
+	// DefaultMaxConcurrentFetches bounds key fetches in flight at once.
+	DefaultMaxConcurrentFetches = 4
 
 	maxKeyBody      = 16 << 10
 	minRSABits      = 2048
@@ -43,8 +63,25 @@ const (
 // KeyFetcher fetches the PEM public keys that sign install callbacks from
 // <server>/<kid>, and caches them by (server, kid) with a TTL and a bounded
 // size (the oldest entry goes first). Concurrent misses for the same key
-// share one fetch. Failures are not cached. It is safe for concurrent use.
+// share one fetch. Failures are cached briefly in a bounded cache of their
+// own, and fetches are bounded in rate (Limiter) and in number at once, so
+// that a flood of installs with random kids costs Atlassian's key server
+// (and this process) a bounded amount. It is safe for concurrent use; set
+// the exported fields before the first call.
 type KeyFetcher struct {
+	// Limiter, when set, bounds the rate of outbound fetches; a miss
+	// beyond it fails at once with ErrKeyFetchLimited.
+	Limiter Allower
+	// MaxConcurrent bounds fetches in flight (of different keys);
+	// DefaultMaxConcurrentFetches when zero. A miss beyond it fails at
+	// once with ErrKeyFetchLimited.
+	MaxConcurrent int
+	// UnknownKidTTL, FailureTTL and MaxFailures shape the failure cache;
+	// zero takes the defaults above.
+	UnknownKidTTL time.Duration
+	FailureTTL    time.Duration
+	MaxFailures   int
+
 	client     *http.Client
 	ttl        time.Duration
 	maxEntries int
@@ -53,13 +90,17 @@ type KeyFetcher struct {
 	mu       sync.Mutex
 	entries  map[string]*list.Element // values are *keyEntry
 	order    *list.List               // oldest first
+	failures map[string]*list.Element // values are *keyEntry with err set
+	failOrd  *list.List               // oldest first
 	inflight map[string]*keyFetch
+	fetching int // fetches in flight, bounded by MaxConcurrent
 }
 
 type keyEntry struct {
 	id      string
 	key     *rsa.PublicKey
-	fetched time.Time
+	err     error     // failures only
+	fetched time.Time // keys: when fetched; failures: until when remembered
 }
 
 type keyFetch struct {
@@ -93,6 +134,8 @@ func NewKeyFetcher(client *http.Client, ttl time.Duration, maxEntries int, now f
 		now:        now,
 		entries:    map[string]*list.Element{},
 		order:      list.New(),
+		failures:   map[string]*list.Element{},
+		failOrd:    list.New(),
 		inflight:   map[string]*keyFetch{},
 	}
 }
@@ -115,9 +158,12 @@ func sameOriginRedirects(req *http.Request, via []*http.Request) error {
 }
 
 // PublicKey returns the RSA public key with ID kid from server. It returns
-// ErrUnknownKid (wrapped) when the server does not know the kid, and another
-// error when the server cannot be reached, answers anything but 200, or
-// sends something that is not an RSA public key of 2048 to 8192 bits in PEM.
+// ErrUnknownKid (wrapped) when the server does not know the kid,
+// ErrKeyFetchLimited (wrapped) when the key is not cached and no fetch may
+// start now, and another error when the server cannot be reached, answers
+// anything but 200, or sends something that is not an RSA public key of 2048
+// to 8192 bits in PEM. A failure is answered from the failure cache, without
+// a fetch, for a short while.
 func (f *KeyFetcher) PublicKey(ctx context.Context, server, kid string) (*rsa.PublicKey, error) {
 	if !ValidKid(kid) {
 		return nil, errors.New("fetch install key: invalid key id")
@@ -139,8 +185,22 @@ func (f *KeyFetcher) PublicKey(ctx context.Context, server, kid string) (*rsa.Pu
 		f.order.Remove(el)
 		delete(f.entries, id)
 	}
+	if el, ok := f.failures[id]; ok {
+		e := el.Value.(*keyEntry)
+		if f.now().Before(e.fetched) {
+			f.mu.Unlock()
+			return nil, e.err
+		}
+		f.failOrd.Remove(el)
+		delete(f.failures, id)
+	}
 	call, ok := f.inflight[id]
 	if !ok {
+		if f.fetching >= f.maxConcurrent() || f.Limiter != nil && !f.Limiter.Allow() {
+			f.mu.Unlock()
+			return nil, fmt.Errorf("fetch install key: %w", ErrKeyFetchLimited)
+		}
+		f.fetching++
 		call = &keyFetch{done: make(chan struct{})}
 		f.inflight[id] = call
 		// The fetch runs on its own so that one caller giving up does not
@@ -163,6 +223,7 @@ func (f *KeyFetcher) fetchShared(ctx context.Context, id, server, kid string, ca
 	key, err := f.fetch(ctx, server, kid)
 	f.mu.Lock()
 	delete(f.inflight, id)
+	f.fetching--
 	if err == nil {
 		f.entries[id] = f.order.PushBack(&keyEntry{id: id, key: key, fetched: f.now()})
 		for f.order.Len() > f.maxEntries {
@@ -170,10 +231,46 @@ func (f *KeyFetcher) fetchShared(ctx context.Context, id, server, kid string, ca
 			f.order.Remove(oldest)
 			delete(f.entries, oldest.Value.(*keyEntry).id)
 		}
+	} else {
+		ttl := f.FailureTTL
+		if ttl <= 0 {
+			ttl = DefaultFailureTTL
+		}
+		if errors.Is(err, ErrUnknownKid) {
+			ttl = f.UnknownKidTTL
+			if ttl <= 0 {
+				ttl = DefaultUnknownKidTTL
+			}
+		}
+		f.failures[id] = f.failOrd.PushBack(&keyEntry{id: id, err: err, fetched: f.now().Add(ttl)})
+		maxFailures := f.MaxFailures
+		if maxFailures <= 0 {
+			maxFailures = DefaultMaxFailures
+		}
+		for f.failOrd.Len() > maxFailures {
+			oldest := f.failOrd.Front()
+			f.failOrd.Remove(oldest)
+			delete(f.failures, oldest.Value.(*keyEntry).id)
+		}
 	}
 	f.mu.Unlock()
 	call.key, call.err = key, err
 	close(call.done)
+}
+
+func (f *KeyFetcher) maxConcurrent() int {
+	if f.MaxConcurrent > 0 {
+		return f.MaxConcurrent
+	}
+	return DefaultMaxConcurrentFetches
+}
+
+// cached reports how many keys and failures the caches hold, for tests and
+// the flood benchmark's checks.
+func (f *KeyFetcher) cached() (keys, failures int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.order.Len(), f.failOrd.Len()
 }
 
 func (f *KeyFetcher) fetch(ctx context.Context, server, kid string) (*rsa.PublicKey, error) {

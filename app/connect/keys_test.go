@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -280,7 +281,9 @@ func TestKeyFetcherFailures(t *testing.T) {
 
 	client := ks.Client()
 	client.Timeout = 200 * time.Millisecond
-	f := NewKeyFetcher(client, time.Hour, 10, nil)
+	clock := &fakeClock{t: testNow}
+	f := NewKeyFetcher(client, time.Hour, 10, clock.Now)
+	f.MaxConcurrent = 100 // every kid below is fetched once; no limit here
 	tests := []struct {
 		kid     string
 		unknown bool // want ErrUnknownKid
@@ -317,13 +320,174 @@ func TestKeyFetcherFailures(t *testing.T) {
 		})
 	}
 
-	// Failures are not cached: once the server recovers, the key is served.
+	// Failures are cached briefly: asking again within the failure TTL
+	// answers the same error without a fetch; after it, a recovered server
+	// is asked again and its key served.
 	ks.mu.Lock()
 	delete(ks.status, "boom")
 	ks.keys["boom"] = publicPEM(t, &a.PublicKey)
+	ks.keys["missing"] = publicPEM(t, &a.PublicKey)
 	ks.mu.Unlock()
-	if _, err := f.PublicKey(context.Background(), ks.URL, "boom"); err != nil {
-		t.Fatalf("after recovery: %v", err)
+	for _, kid := range []string{"boom", "missing", "gone", "slow", "weak"} {
+		if _, err := f.PublicKey(context.Background(), ks.URL, kid); err == nil || ks.hitCount(kid) != 1 {
+			t.Fatalf("%s within the failure TTL: err %v, hits %d, want the cached failure and 1 hit", kid, err, ks.hitCount(kid))
+		}
+	}
+	if _, err := f.PublicKey(context.Background(), ks.URL, "missing"); !errors.Is(err, ErrUnknownKid) {
+		t.Fatalf("cached unknown kid: %v, want ErrUnknownKid", err)
+	}
+	clock.Advance(DefaultFailureTTL)
+	if _, err := f.PublicKey(context.Background(), ks.URL, "boom"); err != nil || ks.hitCount("boom") != 2 {
+		t.Fatalf("after the failure TTL and recovery: %v, hits %d", err, ks.hitCount("boom"))
+	}
+	// An unknown kid is remembered longer than other failures.
+	if _, err := f.PublicKey(context.Background(), ks.URL, "missing"); !errors.Is(err, ErrUnknownKid) || ks.hitCount("missing") != 1 {
+		t.Fatalf("unknown kid after %s: %v, hits %d, want still cached", DefaultFailureTTL, err, ks.hitCount("missing"))
+	}
+	clock.Advance(DefaultUnknownKidTTL - DefaultFailureTTL)
+	if _, err := f.PublicKey(context.Background(), ks.URL, "missing"); err != nil || ks.hitCount("missing") != 2 {
+		t.Fatalf("published kid after the unknown-kid TTL: %v, hits %d", err, ks.hitCount("missing"))
+	}
+}
+
+// TestKeyFetcherFailureCacheBounded shows that a flood of unknown kids
+// keeps at most MaxFailures failures and never pushes a good key out.
+func TestKeyFetcherFailureCacheBounded(t *testing.T) {
+	a, _ := rsaKeys(t)
+	ks := newKeyServer(t)
+	ks.set("good", publicPEM(t, &a.PublicKey))
+	f := NewKeyFetcher(ks.Client(), time.Hour, 2, nil)
+	f.MaxFailures = 8
+	ctx := context.Background()
+	if _, err := f.PublicKey(ctx, ks.URL, "good"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 50 {
+		if _, err := f.PublicKey(ctx, ks.URL, fmt.Sprintf("junk-%d", i)); !errors.Is(err, ErrUnknownKid) {
+			t.Fatalf("junk-%d: %v", i, err)
+		}
+	}
+	if keys, failures := f.cached(); keys != 1 || failures != 8 {
+		t.Fatalf("cache holds %d keys and %d failures, want 1 and 8", keys, failures)
+	}
+	if _, err := f.PublicKey(ctx, ks.URL, "good"); err != nil || ks.hitCount("good") != 1 {
+		t.Fatalf("good key after the flood: %v, hits %d", err, ks.hitCount("good"))
+	}
+	// The newest failures are the ones kept.
+	if _, err := f.PublicKey(ctx, ks.URL, "junk-49"); err == nil || ks.hitCount("junk-49") != 1 {
+		t.Fatalf("junk-49 refetched: hits %d", ks.hitCount("junk-49"))
+	}
+	if _, err := f.PublicKey(ctx, ks.URL, "junk-0"); err == nil || ks.hitCount("junk-0") != 2 {
+		t.Fatalf("junk-0 (evicted) not refetched: hits %d", ks.hitCount("junk-0"))
+	}
+}
+
+// countingLimiter allows n fetches, then none.
+type countingLimiter struct {
+	mu   sync.Mutex
+	left int
+}
+
+func (l *countingLimiter) Allow() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.left <= 0 {
+		return false
+	}
+	l.left--
+	return true
+}
+
+// TestKeyFetcherRateLimited shows that misses beyond the rate limit fail at
+// once without a fetch, while cached keys are still served.
+func TestKeyFetcherRateLimited(t *testing.T) {
+	a, _ := rsaKeys(t)
+	ks := newKeyServer(t)
+	ks.set("good", publicPEM(t, &a.PublicKey))
+	ks.set("late", publicPEM(t, &a.PublicKey))
+	f := NewKeyFetcher(ks.Client(), time.Hour, 10, nil)
+	f.Limiter = &countingLimiter{left: 3}
+	ctx := context.Background()
+	if _, err := f.PublicKey(ctx, ks.URL, "good"); err != nil {
+		t.Fatal(err)
+	}
+	for _, kid := range []string{"junk-1", "junk-2"} {
+		if _, err := f.PublicKey(ctx, ks.URL, kid); !errors.Is(err, ErrUnknownKid) {
+			t.Fatalf("%s: %v", kid, err)
+		}
+	}
+	if _, err := f.PublicKey(ctx, ks.URL, "late"); !errors.Is(err, ErrKeyFetchLimited) {
+		t.Fatalf("fetch beyond the limit: %v, want ErrKeyFetchLimited", err)
+	}
+	if ks.hitCount("late") != 0 {
+		t.Fatal("the key server was asked beyond the limit")
+	}
+	// Limited misses are not cached as failures: the kid may be real.
+	if _, failures := f.cached(); failures != 2 {
+		t.Fatalf("%d failures cached, want 2", failures)
+	}
+	for range 3 {
+		if _, err := f.PublicKey(ctx, ks.URL, "good"); err != nil {
+			t.Fatalf("cached key while limited: %v", err)
+		}
+	}
+	// A cached failure is answered too, without taking from the limit.
+	if _, err := f.PublicKey(ctx, ks.URL, "junk-1"); !errors.Is(err, ErrUnknownKid) {
+		t.Fatalf("cached failure while limited: %v", err)
+	}
+}
+
+// TestKeyFetcherConcurrencyBounded shows that at most MaxConcurrent fetches
+// run at once; a miss beyond them fails at once, while a caller asking for
+// a key already being fetched joins that fetch.
+func TestKeyFetcherConcurrencyBounded(t *testing.T) {
+	a, _ := rsaKeys(t)
+	ks := newKeyServer(t)
+	release := make(chan struct{})
+	for _, kid := range []string{"k1", "k2", "k3"} {
+		ks.set(kid, publicPEM(t, &a.PublicKey))
+		ks.block[kid] = release
+	}
+	f := NewKeyFetcher(ks.Client(), time.Hour, 10, nil)
+	f.MaxConcurrent = 2
+	var wg sync.WaitGroup
+	errs := make(chan error, 3)
+	for _, kid := range []string{"k1", "k2", "k1"} {
+		wg.Go(func() {
+			_, err := f.PublicKey(context.Background(), ks.URL, kid)
+			errs <- err
+		})
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		f.mu.Lock()
+		c := f.inflight[ks.URL+"\x00k1"]
+		ready := f.fetching == 2 && c != nil && c.waiters == 2
+		f.mu.Unlock()
+		if ready {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the fetches did not start")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if _, err := f.PublicKey(context.Background(), ks.URL, "k3"); !errors.Is(err, ErrKeyFetchLimited) {
+		t.Fatalf("third concurrent fetch: %v, want ErrKeyFetchLimited", err)
+	}
+	close(release)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := f.PublicKey(context.Background(), ks.URL, "k3"); err != nil {
+		t.Fatalf("k3 once the others finished: %v", err)
+	}
+	if ks.hitCount("k1") != 1 || ks.hitCount("k3") != 1 {
+		t.Fatalf("hits k1 %d, k3 %d, want 1 each", ks.hitCount("k1"), ks.hitCount("k3"))
 	}
 }
 

@@ -25,8 +25,46 @@ const AppTokenLifetime = 3 * time.Minute
 // are well under 2 KiB, context tokens included.
 const MaxTokenSize = 8 << 10
 
-// maxIssuerLen bounds the unverified iss that a caller looks a site up by.
-const maxIssuerLen = 256
+// MaxTokenLifetime is the longest life Atlassian gives a token it signs
+// for an app: context tokens from AP.context.getToken live 15 minutes
+// (atlassian-connect-express's maxTokenAge default, 15 × 60 s), iframe and
+// lifecycle tokens 3 minutes. A token whose exp is further than this from
+// its iat, or whose iat lies beyond the leeway in the future, was not
+// issued by Atlassian as documented and is refused (docs/SECURITY.md).
+const MaxTokenLifetime = 15 * time.Minute
+
+// maxIssuerLen bounds the unverified iss that a caller looks a site up by;
+// maxAccountIDLen bounds a sub (Atlassian account IDs are at most 128
+// characters).
+const (
+	maxIssuerLen    = 256
+	maxAccountIDLen = 128
+)
+
+// ValidClientKey reports whether s has the shape of a Connect clientKey: 1
+// to 256 printable ASCII characters, without spaces. Atlassian documents no
+// format; cloud sites send UUIDs, older ones "jira:…"-like keys. Anything
+// else (a NUL, invalid UTF-8, control or non-ASCII characters, which
+// PostgreSQL or the logs would choke on) cannot be a clientKey, so it is
+// refused before any lookup, cache or database round trip.
+func ValidClientKey(s string) bool { return printableASCII(s, maxIssuerLen) }
+
+// ValidAccountID reports whether s has the shape of an Atlassian account
+// ID ("5b10ac8d82e05b22cc7d4ef5", "557058:…", "qm:…"): 1 to 128 printable
+// ASCII characters, without spaces.
+func ValidAccountID(s string) bool { return printableASCII(s, maxAccountIDLen) }
+
+func printableASCII(s string, maxLen int) bool {
+	if s == "" || len(s) > maxLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
 
 // RouteKind says what a route's tokens are bound to.
 type RouteKind int
@@ -320,6 +358,9 @@ func parseToken(token string) (u *Unverified, issErr, aerr *AuthError) {
 	if len(iss) > maxIssuerLen {
 		return u, authErr(ReasonBadIss, "token iss is too long"), nil
 	}
+	if !ValidClientKey(iss) {
+		return u, authErr(ReasonBadIss, "token iss is not a client key"), nil
+	}
 	u.Issuer = iss
 	return u, nil, nil
 }
@@ -341,8 +382,9 @@ func ParseUnverified(token string) (*Unverified, error) {
 
 // UnverifiedIssuer reads the iss claim without verifying the token, so the
 // caller can find the site (clientKey) whose secret verifies it. It refuses
-// oversized and malformed tokens and an iss that is not a non-empty string
-// of at most 256 bytes. Never trust the result before VerifySiteToken.
+// oversized and malformed tokens and an iss that is not shaped like a
+// clientKey ([ValidClientKey]). Never trust the result before
+// VerifySiteToken.
 func UnverifiedIssuer(token string) (string, error) {
 	u, err := ParseUnverified(token)
 	if err != nil {
@@ -358,7 +400,9 @@ var errWrongKeyAlg = errors.New("signing method does not match the key")
 
 // VerifySiteToken verifies a token signed with a site's shared secret: alg
 // exactly HS256, a valid signature, exp present and not past (with [Leeway]),
-// nbf not in the future, iss equal to clientKey, then by kind:
+// nbf and iat not in the future, a lifetime of at most [MaxTokenLifetime],
+// iss equal to clientKey, a sub (when present) shaped like an account ID,
+// then by kind:
 //   - URLBound: qsh equal to the hash of r relative to basePath (the path of
 //     our base URL); "context-qsh" is refused;
 //   - ContextBound: qsh exactly "context-qsh" and a non-empty sub; r and
@@ -429,8 +473,14 @@ func (u *Unverified) verifySite(clientKey string, secret []byte, kind RouteKind,
 	if err := newValidator(now).Validate(&tc); err != nil {
 		return nil, classifyParseError(err)
 	}
+	if err := checkLifetime(&tc, now); err != nil {
+		return nil, err
+	}
 	if subtle.ConstantTimeCompare([]byte(tc.Issuer), []byte(clientKey)) != 1 {
 		return nil, authErr(ReasonBadIss, "token iss is not the site's client key")
+	}
+	if tc.Subject != "" && !ValidAccountID(tc.Subject) {
+		return nil, authErr(ReasonBadSub, "token sub is not an account ID")
 	}
 	claims := tc.claims(u.header.kid)
 	if kind == ContextBound {
@@ -443,6 +493,31 @@ func (u *Unverified) verifySite(clientKey string, secret []byte, kind RouteKind,
 		return nil, err
 	}
 	return claims, nil
+}
+
+// checkLifetime refuses what Atlassian never issues: an iat beyond the
+// leeway in the future, and a token that lives longer than
+// [MaxTokenLifetime] (exp - iat; without iat, exp - now). exp is present:
+// the validator requires it.
+func checkLifetime(c *tokenClaims, now time.Time) *AuthError {
+	if c.ExpiresAt == nil {
+		return authErr(ReasonNoExp, "token has no exp")
+	}
+	exp := c.ExpiresAt.Time
+	if c.IssuedAt == nil {
+		if exp.Sub(now) > MaxTokenLifetime+Leeway {
+			return authErr(ReasonTooLongLived, "token lives longer than Atlassian issues tokens (15 minutes)")
+		}
+		return nil
+	}
+	iat := c.IssuedAt.Time
+	if iat.After(now.Add(Leeway)) {
+		return authErr(ReasonIssuedInFuture, "token iat is in the future")
+	}
+	if exp.Sub(iat) > MaxTokenLifetime {
+		return authErr(ReasonTooLongLived, "token lives longer than Atlassian issues tokens (15 minutes)")
+	}
+	return nil
 }
 
 // newValidator checks the time claims exactly as newParser's parser does.

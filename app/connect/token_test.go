@@ -79,6 +79,16 @@ func TestUnverifiedIssuer(t *testing.T) {
 		{name: "empty iss", token: hdr + "." + enc([]byte(`{"iss":""}`)) + ".s", reason: ReasonBadIss},
 		{name: "numeric iss", token: hdr + "." + enc([]byte(`{"iss":5}`)) + ".s", reason: ReasonBadIss},
 		{name: "long iss", token: hdr + "." + enc([]byte(`{"iss":"`+strings.Repeat("a", 300)+`"}`)) + ".s", reason: ReasonBadIss},
+		{name: "iss of 256 characters", token: hdr + "." + enc([]byte(`{"iss":"`+strings.Repeat("a", 256)+`"}`)) + ".s", want: strings.Repeat("a", 256)},
+		{name: "uuid iss", token: hdr + "." + enc([]byte(`{"iss":"5a1e6a21-4d5e-3d8c-9f3d-2b3c4d5e6f70"}`)) + ".s", want: "5a1e6a21-4d5e-3d8c-9f3d-2b3c4d5e6f70"},
+		{name: "jira: iss", token: hdr + "." + enc([]byte(`{"iss":"jira:123456"}`)) + ".s", want: "jira:123456"},
+		{name: "NUL in iss", token: hdr + "." + enc([]byte(`{"iss":"site\u0000-1"}`)) + ".s", reason: ReasonBadIss},
+		{name: "invalid UTF-8 in iss", token: hdr + "." + enc([]byte("{\"iss\":\"site\xff-1\"}")) + ".s", reason: ReasonBadIss},
+		{name: "lone surrogate in iss", token: hdr + "." + enc([]byte(`{"iss":"site\ud800"}`)) + ".s", reason: ReasonBadIss},
+		{name: "space in iss", token: hdr + "." + enc([]byte(`{"iss":"site 1"}`)) + ".s", reason: ReasonBadIss},
+		{name: "newline in iss", token: hdr + "." + enc([]byte(`{"iss":"site\n1"}`)) + ".s", reason: ReasonBadIss},
+		{name: "non-ASCII iss", token: hdr + "." + enc([]byte(`{"iss":"sité"}`)) + ".s", reason: ReasonBadIss},
+		{name: "DEL in iss", token: hdr + "." + enc([]byte(`{"iss":"site\u007f"}`)) + ".s", reason: ReasonBadIss},
 		{name: "empty", token: "", reason: ReasonMalformed},
 	}
 	for _, tt := range tests {
@@ -207,6 +217,23 @@ func TestVerifySiteTokenAttacks(t *testing.T) {
 		{name: "context token without sub", kind: ContextBound, token: sign(t, jwt.SigningMethodHS256, siteSecret, with(ctxClaims, "sub", nil), nil), reason: ReasonNoSub},
 		{name: "context token empty sub", kind: ContextBound, token: sign(t, jwt.SigningMethodHS256, siteSecret, with(ctxClaims, "sub", ""), nil), reason: ReasonNoSub},
 		{name: "context not an object", kind: ContextBound, token: sign(t, jwt.SigningMethodHS256, siteSecret, with(ctxClaims, "context", "x"), nil), reason: ReasonMalformed},
+		{name: "context token sub with NUL", kind: ContextBound, token: sign(t, jwt.SigningMethodHS256, siteSecret, with(ctxClaims, "sub", "557058:a\x00b"), nil), reason: ReasonBadSub},
+		{name: "context token sub not ASCII", kind: ContextBound, token: sign(t, jwt.SigningMethodHS256, siteSecret, with(ctxClaims, "sub", "557058:é"), nil), reason: ReasonBadSub},
+		{name: "context token sub too long", kind: ContextBound, token: sign(t, jwt.SigningMethodHS256, siteSecret, with(ctxClaims, "sub", strings.Repeat("a", 129)), nil), reason: ReasonBadSub},
+		{name: "URL token sub with a space", token: sign(t, jwt.SigningMethodHS256, siteSecret, with(good, "sub", "557058 x"), nil), reason: ReasonBadSub},
+
+		// Lifetimes: Atlassian's tokens live at most 15 minutes (context
+		// tokens), from an iat that is not in the future.
+		{name: "context token of 15 minutes", kind: ContextBound, token: sign(t, jwt.SigningMethodHS256, siteSecret, with(ctxClaims, "exp", testNow.Add(MaxTokenLifetime).Unix()), nil)},
+		{name: "context token of 15 minutes and 1 s", kind: ContextBound, token: sign(t, jwt.SigningMethodHS256, siteSecret, with(ctxClaims, "exp", testNow.Add(MaxTokenLifetime+time.Second).Unix()), nil), reason: ReasonTooLongLived},
+		{name: "exp ten years ahead", kind: ContextBound, token: sign(t, jwt.SigningMethodHS256, siteSecret, with(ctxClaims, "exp", testNow.AddDate(10, 0, 0).Unix()), nil), reason: ReasonTooLongLived},
+		{name: "URL token of an hour", token: sign(t, jwt.SigningMethodHS256, siteSecret, with(good, "exp", testNow.Add(time.Hour).Unix()), nil), reason: ReasonTooLongLived},
+		{name: "iat a year ahead, exp after it", kind: ContextBound, token: sign(t, jwt.SigningMethodHS256, siteSecret, with(with(ctxClaims, "iat", testNow.AddDate(1, 0, 0).Unix()), "exp", testNow.AddDate(1, 0, 0).Add(time.Minute).Unix()), nil), reason: ReasonIssuedInFuture},
+		{name: "iat within the leeway ahead", kind: ContextBound, token: sign(t, jwt.SigningMethodHS256, siteSecret, with(ctxClaims, "iat", testNow.Add(Leeway).Unix()), nil)},
+		{name: "iat beyond the leeway ahead", kind: ContextBound, token: sign(t, jwt.SigningMethodHS256, siteSecret, with(ctxClaims, "iat", testNow.Add(Leeway+time.Second).Unix()), nil), reason: ReasonIssuedInFuture},
+		{name: "old iat, long exp", kind: ContextBound, token: sign(t, jwt.SigningMethodHS256, siteSecret, with(with(ctxClaims, "iat", testNow.Add(-time.Hour).Unix()), "exp", testNow.Add(time.Minute).Unix()), nil), reason: ReasonTooLongLived},
+		{name: "no iat, exp within 15 minutes", kind: ContextBound, token: sign(t, jwt.SigningMethodHS256, siteSecret, with(with(ctxClaims, "iat", nil), "exp", testNow.Add(MaxTokenLifetime).Unix()), nil)},
+		{name: "no iat, exp beyond 15 minutes and the leeway", kind: ContextBound, token: sign(t, jwt.SigningMethodHS256, siteSecret, with(with(ctxClaims, "iat", nil), "exp", testNow.Add(MaxTokenLifetime+Leeway+time.Second).Unix()), nil), reason: ReasonTooLongLived},
 		{name: "garbage", token: "not-a-token", reason: ReasonMalformed},
 		{name: "oversized", token: sign(t, jwt.SigningMethodHS256, siteSecret, with(good, "pad", strings.Repeat("a", MaxTokenSize)), nil), reason: ReasonMalformed},
 	}
@@ -448,7 +475,7 @@ func FuzzUnverifiedIssuer(f *testing.F) {
 			}
 			return
 		}
-		if iss == "" || len(iss) > maxIssuerLen || len(token) > MaxTokenSize {
+		if !ValidClientKey(iss) || len(token) > MaxTokenSize {
 			t.Fatalf("accepted iss %q from %q", iss, token)
 		}
 		// Whatever is accepted unverified never verifies with a wrong

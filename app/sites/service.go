@@ -300,6 +300,9 @@ func (s *Service) checkEvent(ev *models.InstallEvent, want Event) error {
 	if ev.ClientKey == "" {
 		return models.FieldError("clientKey", "clientKey is required")
 	}
+	if !connect.ValidClientKey(ev.ClientKey) {
+		return models.FieldError("clientKey", "clientKey must be 1 to 256 printable ASCII characters without spaces")
+	}
 	if ev.BaseURL == "" {
 		return models.FieldError("baseUrl", "baseUrl is required")
 	}
@@ -318,6 +321,11 @@ func (s *Service) checkEvent(ev *models.InstallEvent, want Event) error {
 	} {
 		if len(v) > maxFieldLength {
 			return models.FieldError(name, "%s is longer than %d characters", name, maxFieldLength)
+		}
+		// Neither database stores a NUL in text (PostgreSQL refuses it),
+		// and no Atlassian field holds one.
+		if strings.IndexByte(v, 0) >= 0 {
+			return models.FieldError(name, "%s contains a NUL character", name)
 		}
 	}
 	return nil

@@ -2,8 +2,16 @@ package sites
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"testing"
 	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 
 	"idbridge/app/store"
 	"idbridge/app/store/storetest"
@@ -103,4 +111,62 @@ func TestForgetDropsAdminAnswersOfUncachedSite(t *testing.T) {
 	if _, ok := s.admins.get(adminKey{"client-2", "acc"}); !ok {
 		t.Error("forget dropped another site's admin answer")
 	}
+}
+
+// TestUnknownIssuersLeaveNothingCached: a flood of tokens naming sites
+// that do not exist (well-shaped issuers that need a lookup, and junk ones
+// refused by shape) adds no entry to the site cache and no single-flight
+// call that outlives its request, on either database.
+func TestUnknownIssuersLeaveNothingCached(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		clock := storetest.NewClock(time.Unix(1_700_000_000, 0))
+		st := b.Open(t, storetest.WithNow(clock.Now))
+		saveSite(t, st, "client-1", "secret-one-0123456789abcdef0123456789", false)
+		var reasons []string
+		s := New(Config{BaseURL: &url.URL{Scheme: "https", Host: "idbridge.test"}}, st, nil, nil, clock.Now, nil)
+		s.OnAuthFailure = func(reason string) { reasons = append(reasons, reason) }
+		for i := range 500 {
+			iss := fmt.Sprintf("unknown-%d", i)
+			if i%2 == 1 {
+				iss = fmt.Sprintf("junk\x00%d\xff", i)
+			}
+			quoted, _ := json.Marshal(iss)
+			token := hs256(t, fmt.Sprintf(`{"iss":%s,"sub":"acc","qsh":"context-qsh","iat":%d,"exp":%d}`,
+				quoted, clock.Now().Unix(), clock.Now().Add(time.Minute).Unix()))
+			r := httptest.NewRequest(http.MethodGet, "https://idbridge.test/api/admin/site", nil)
+			r.Header.Set("Authorization", "JWT "+token)
+			if _, err := s.AuthenticateContext(r); models.ErrorCode(err) != models.CodeUnauthorized {
+				t.Fatalf("issuer %q: %v, want unauthorized", iss, err)
+			}
+		}
+		if n := s.sites.len(); n != 0 {
+			t.Errorf("the site cache holds %d entries after unknown issuers, want 0", n)
+		}
+		s.siteLoads.mu.Lock()
+		inflight := len(s.siteLoads.calls)
+		s.siteLoads.mu.Unlock()
+		if inflight != 0 {
+			t.Errorf("%d single-flight calls left behind", inflight)
+		}
+		counts := map[string]int{}
+		for _, r := range reasons {
+			counts[r]++
+		}
+		if counts["unknown_site"] != 250 || counts["bad_iss"] != 250 {
+			t.Errorf("failure reasons %v, want 250 unknown_site and 250 bad_iss", counts)
+		}
+	})
+}
+
+// hs256 signs payload with a secret no site has: enough for a token whose
+// issuer is looked up and that never verifies.
+func hs256(tb testing.TB, payload string) string {
+	tb.Helper()
+	enc := base64.RawURLEncoding.EncodeToString
+	input := enc([]byte(`{"alg":"HS256","typ":"JWT"}`)) + "." + enc([]byte(payload))
+	sig, err := jwt.SigningMethodHS256.Sign(input, []byte("not-any-site-secret"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return input + "." + enc(sig)
 }

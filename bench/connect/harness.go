@@ -84,7 +84,7 @@ type harness struct {
 // request. On error everything started is stopped again.
 func startHarness(ctx context.Context, o harnessOptions) (h *harness, err error) {
 	if o.TokenTTL <= 0 {
-		o.TokenTTL = time.Hour
+		o.TokenTTL = connect.MaxTokenLifetime
 	}
 	if o.Addr == "" {
 		o.Addr = "127.0.0.1:0"

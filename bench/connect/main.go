@@ -28,6 +28,8 @@ import (
 	"runtime/pprof"
 	"syscall"
 	"time"
+
+	"idbridge/app/connect"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
@@ -40,7 +42,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	addr := fs.String("addr", "127.0.0.1:0", "listen address (loopback only; port 0 picks a free one)")
 	descriptor := fs.String("descriptor", "", "path of atlassian-connect.json (default: found in the working directory or its parents)")
 	duration := fs.Duration("duration", 0, "stop after this long (0: until SIGINT/SIGTERM)")
-	tokenTTL := fs.Duration("token-ttl", time.Hour, "lifetime of the printed context JWT")
+	tokenTTL := fs.Duration("token-ttl", connect.MaxTokenLifetime, "lifetime of the printed context JWT (at most 15m: idbridge refuses longer-lived tokens, as Atlassian issues none)")
+	tokenFile := fs.String("token-file", "", "keep a fresh context JWT in this file, rewritten every third of -token-ttl, for load runs longer than one token's life")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole process, from READY to exit, to this file")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: connect [-db sqlite|postgres] [-pg URL] [-addr 127.0.0.1:PORT] [-duration D]")
@@ -54,6 +57,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "connect: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	if *tokenTTL <= 0 || *tokenTTL > connect.MaxTokenLifetime {
+		fmt.Fprintf(stderr, "connect: -token-ttl %s: want more than 0 and at most %s\n", *tokenTTL, connect.MaxTokenLifetime)
 		return 2
 	}
 	if *db != dbSQLite && *db != dbPostgres {
@@ -93,6 +100,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "CLIENT_KEY=%s\n", h.ClientKey)
 	fmt.Fprintf(stdout, "ACCOUNT_ID=%s\n", h.AccountID)
 	fmt.Fprintf(stdout, "TOKEN=%s\n", h.Token)
+	if *tokenFile != "" {
+		if err := writeTokenFile(*tokenFile, h.Token); err != nil {
+			fmt.Fprintln(stderr, "connect: -token-file:", err)
+			_ = h.Close()
+			return 1
+		}
+		go refreshTokenFile(ctx, h, *tokenFile, *tokenTTL, stderr)
+		fmt.Fprintf(stdout, "TOKEN_FILE=%s\n", *tokenFile)
+	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err == nil {
@@ -123,6 +139,37 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "# stopped; admin checks that reached the fake Jira: %d\n", calls)
 	return code
+}
+
+// refreshTokenFile rewrites path with a new token every third of ttl until
+// ctx is done, so a reader always finds one with at least two thirds of
+// its life left.
+func refreshTokenFile(ctx context.Context, h *harness, path string, ttl time.Duration, stderr io.Writer) {
+	tick := time.NewTicker(ttl / 3)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		token, err := h.ContextToken(time.Now(), ttl)
+		if err == nil {
+			err = writeTokenFile(path, token)
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, "connect: refresh token file:", err)
+		}
+	}
+}
+
+// writeTokenFile replaces path's content with token, atomically.
+func writeTokenFile(path, token string) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(token+"\n"), 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }
 
 // readDescriptor reads the template from path, or when path is empty from

@@ -159,7 +159,10 @@ for db in "${backends[@]}"; do
 	else
 		bound=$((4 * (WARMUP + DURATION) * REPEAT + 60))
 	fi
-	"${prio[@]}" "$tmp/connect" -db "$db" -pg "$PG_URL" -duration "${bound}s" >"$out" 2>"$tmp/$db.err" &
+	# Context tokens live at most 15 minutes (as Atlassian issues them), so
+	# the server keeps a fresh one in a file, read before every round.
+	token_file=$tmp/$db.token
+	"${prio[@]}" "$tmp/connect" -db "$db" -pg "$PG_URL" -duration "${bound}s" -token-file "$token_file" >"$out" 2>"$tmp/$db.err" &
 	server_pid=$!
 	for _ in $(seq 600); do
 		grep -q '^READY' "$out" 2>/dev/null && break
@@ -192,6 +195,7 @@ for db in "${backends[@]}"; do
 		for try in 1 2 3 4 5; do
 			wait_quiet
 			r_open=$(load "$healthz")
+			token=$(cat "$token_file")
 			r_jwt=$(load "$site" "JWT $token")
 			quiet "$r_open" "$r_jwt" && break
 			if [ "$try" -lt 5 ]; then
