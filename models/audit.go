@@ -61,3 +61,27 @@ type AuditEvent struct {
 	Protocol        string // "oidc", "saml"
 	Reason          string // a reason code for failures and denials
 }
+
+// AuditQuery is what an admin asks of the audit log (GET /api/admin/audit).
+// Zero fields do not filter.
+type AuditQuery struct {
+	From, To  time.Time // From inclusive, To exclusive
+	AccountID string    // actor or target
+	Event     AuditEventType
+	Cursor    string // where the previous page ended
+	Limit     int
+}
+
+// AuditPage is one page of the audit log, newest first; Next is the cursor
+// of the following page, "" at the end.
+type AuditPage struct {
+	Events []AuditEvent
+	Next   string
+}
+
+// AuditDay is one day of the sign-in chart.
+type AuditDay struct {
+	Date      string // YYYY-MM-DD, UTC
+	Successes int64
+	Failures  int64
+}

@@ -14,11 +14,11 @@ package models
 // the privacy policy are announced.
 
 // InventoryVersion is the version of the inventory shown on /privacy.
-const InventoryVersion = "1"
+const InventoryVersion = "2"
 
 // InventoryLastChanged is the date (YYYY-MM-DD) the inventory last changed
 // in a way that matters to the people it describes.
-const InventoryLastChanged = "2026-11-29"
+const InventoryLastChanged = "2026-12-06"
 
 // InventoryEntry classifies one column. For personal data every field is
 // filled; for other columns Purpose says what the column is for and the rest
@@ -141,6 +141,7 @@ func Inventory() []InventoryEntry {
 	}
 	entries = append(entries, customerProfileInventory()...)
 	entries = append(entries, directoryInventory()...)
+	entries = append(entries, ssoInventory()...)
 	return entries
 }
 

@@ -62,6 +62,9 @@ func (tx *Tx) CreateAuditEvent(siteID string, ev models.AuditEvent) (*models.Aud
 	if err := tx.db.Create(&r).Error; err != nil {
 		return nil, fmt.Errorf("record audit event: %w", translate(err))
 	}
+	if err := tx.countAuditEvent(siteID, ev.Event, ev.OccurredAt); err != nil {
+		return nil, err
+	}
 	return &ev, nil
 }
 

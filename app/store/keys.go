@@ -27,6 +27,8 @@ var sealedColumns = []sealedColumn{
 	{Table: serviceAccountsTable, Keys: []string{"site_id"}, Column: accountTokenColumn},
 	{Table: serviceAccountsTable, Keys: []string{"site_id"}, Column: accountClientSecretColumn},
 	{Table: serviceAccountsTable, Keys: []string{"site_id"}, Column: accountOrgAdminKeyColumn},
+	{Table: ssoSettingsTable, Keys: []string{"site_id"}, Column: ssoSPKeyColumn},
+	{Table: identityProviderTable, Keys: []string{"site_id", "id"}, Column: idpClientSecretColumn},
 }
 
 const (

@@ -190,6 +190,7 @@ var migrations = []migration{
 	{Version: 4, Name: "outbox pending index", Up: portable(
 		`CREATE INDEX outbox_pending ON outbox (created_at) WHERE status = 'pending'`,
 	)},
+	{Version: 5, Name: "customer sso, portal sessions, audit day counts", Up: migrateSSO},
 }
 
 func (s *Store) ensureMigrationsTable(ctx context.Context, db *gorm.DB) error {

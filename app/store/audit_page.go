@@ -1,0 +1,120 @@
+package store
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"idbridge/models"
+)
+
+// countAuditEvent adds one to the site's count of ev on its UTC day, in the
+// caller's transaction (audit_daily feeds the admin page's chart).
+func (tx *Tx) countAuditEvent(siteID string, ev models.AuditEventType, at time.Time) error {
+	err := tx.db.Exec(`INSERT INTO audit_daily (site_id, day, event, count) VALUES (?, ?, ?, 1)
+		ON CONFLICT (site_id, day, event) DO UPDATE SET count = audit_daily.count + 1`,
+		siteID, at.UTC().Format(time.DateOnly), string(ev)).Error
+	if err != nil {
+		return fmt.Errorf("count audit event: %w", translate(err))
+	}
+	return nil
+}
+
+// AuditDayCount is how many events of one type a site had on one UTC day.
+type AuditDayCount struct {
+	Day   string // YYYY-MM-DD
+	Event models.AuditEventType
+	Count int64
+}
+
+// AuditDayCounts returns the site's per-day counts of the given events on
+// the UTC days from through to (inclusive, YYYY-MM-DD).
+func (tx *Tx) AuditDayCounts(siteID, from, to string, events []models.AuditEventType) ([]AuditDayCount, error) {
+	names := make([]string, len(events))
+	for i, e := range events {
+		names[i] = string(e)
+	}
+	var rows []struct {
+		Day   string
+		Event string
+		Count int64
+	}
+	err := tx.db.Raw(`SELECT day, event, count FROM audit_daily WHERE site_id = ? AND day >= ? AND day <= ? AND event IN ? ORDER BY day`,
+		siteID, from, to, names).Scan(&rows).Error
+	if err != nil {
+		return nil, fmt.Errorf("audit day counts: %w", translate(err))
+	}
+	out := make([]AuditDayCount, len(rows))
+	for i, r := range rows {
+		out[i] = AuditDayCount{Day: r.Day, Event: models.AuditEventType(r.Event), Count: r.Count}
+	}
+	return out, nil
+}
+
+// AuditCursor is where a page of audit events continues: after the event
+// at (OccurredAt, ID) in newest-first order.
+type AuditCursor struct {
+	OccurredAt time.Time
+	ID         string
+}
+
+// AuditPageQuery selects a page of a site's audit events, newest first.
+type AuditPageQuery struct {
+	From, To  time.Time // From inclusive, To exclusive; zero: unbounded
+	AccountID string    // actor or target
+	Event     models.AuditEventType
+	After     *AuditCursor
+	Limit     int // 1..MaxAuditPage
+}
+
+// MaxAuditPage bounds one page of audit events.
+const MaxAuditPage = 5000
+
+// FindAuditPage returns up to q.Limit of the site's events matching q,
+// newest first, after q.After. Keyset paging: every page costs the same,
+// however deep.
+func (tx *Tx) FindAuditPage(siteID string, q AuditPageQuery) ([]models.AuditEvent, error) {
+	limit := q.Limit
+	if limit <= 0 {
+		limit = 50
+	}
+	limit = min(limit, MaxAuditPage)
+	db := tx.db.Model(&auditEventRow{}).Where("site_id = ?", siteID)
+	if !q.From.IsZero() {
+		db = db.Where("occurred_at >= ?", q.From.UTC())
+	}
+	if !q.To.IsZero() {
+		db = db.Where("occurred_at < ?", q.To.UTC())
+	}
+	if q.AccountID != "" {
+		db = db.Where("(actor_account_id = ? OR target_account_id = ?)", q.AccountID, q.AccountID)
+	}
+	if q.Event != "" {
+		db = db.Where("event = ?", string(q.Event))
+	}
+	if q.After != nil {
+		at := q.After.OccurredAt.UTC()
+		db = db.Where("(occurred_at < ? OR (occurred_at = ? AND id < ?))", at, at, q.After.ID)
+	}
+	var rows []auditEventRow
+	if err := db.Order("occurred_at DESC, id DESC").Limit(limit).Find(&rows).Error; err != nil {
+		return nil, fmt.Errorf("find audit events: %w", translate(err))
+	}
+	out := make([]models.AuditEvent, 0, len(rows))
+	for i := range rows {
+		r := &rows[i]
+		ev := models.AuditEvent{
+			SiteID: r.SiteID, ID: r.ID, OccurredAt: r.OccurredAt.UTC(),
+			ActorAccountID: r.ActorAccountID, TargetAccountID: r.TargetAccountID,
+			Event: models.AuditEventType(r.Event), Section: r.Section,
+			IP: r.IP, UserAgent: r.UserAgent, IdP: r.IdP, Protocol: r.Protocol, Reason: r.Reason,
+		}
+		if r.Fields != "" && r.Fields != "[]" {
+			if err := json.Unmarshal([]byte(r.Fields), &ev.Fields); err != nil {
+				return nil, fmt.Errorf("decode audit fields of event %s: %w", r.ID, err)
+			}
+		}
+		out = append(out, ev)
+	}
+	return out, nil
+}
