@@ -29,6 +29,9 @@ var allowedInternal = map[string][]string{
 	"idbridge/app/apptest": {},
 	// The stateful fake of Atlassian; independent of the code under test too.
 	"idbridge/app/fakeatlassian": {},
+	// Identity providers (OIDC, SAML) for tests, bench and the demo;
+	// independent of the code under test too.
+	"idbridge/app/fakeidp": {},
 }
 
 // testOnly packages are test support: only _test.go files may import them.
@@ -38,7 +41,7 @@ var testOnly = []string{"idbridge/app/apptest"}
 // (any _test.go file), and so may the packages named in fakeImporters (the
 // load harnesses under bench/ and the demo subcommand's package), but never
 // the code that serve runs.
-var fakeOnly = []string{"idbridge/app/fakeatlassian"}
+var fakeOnly = []string{"idbridge/app/fakeatlassian", "idbridge/app/fakeidp"}
 
 // fakeImporters are the non-test packages (by prefix) that may import a
 // fakeOnly package.

@@ -260,6 +260,7 @@ func errorMessages(body []byte) (msg, field string) {
 		ErrorMessages []string        `json:"errorMessages"`
 		Errors        json.RawMessage `json:"errors"`
 		Message       string          `json:"message"`
+		ErrorMessage  string          `json:"errorMessage"` // servicedeskapi
 	}
 	if json.Unmarshal(body, &parsed) != nil {
 		return "", ""
@@ -281,6 +282,9 @@ func errorMessages(body []byte) (msg, field string) {
 	}
 	if len(parts) == 0 && parsed.Message != "" {
 		parts = append(parts, parsed.Message)
+	}
+	if len(parts) == 0 && parsed.ErrorMessage != "" {
+		parts = append(parts, parsed.ErrorMessage)
 	}
 	return truncate(strings.Join(parts, "; "), maxErrorMessage), field
 }

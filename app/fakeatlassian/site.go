@@ -85,6 +85,8 @@ type Site struct {
 	faults []*faultRule
 	rate   *rateLimit
 	rec    recorder
+
+	jsm jsmState // jsm.go
 }
 
 // via says how a request reached a site.
@@ -113,6 +115,7 @@ func (s *Site) routes() {
 	s.jiraRoutes(s.mux)
 	s.customerRoutes(s.mux)
 	s.confluenceRoutes(s.mux)
+	s.jsmRoutes(s.mux)
 }
 
 // Handle adds a route to the site (a test's own stand-in for something the

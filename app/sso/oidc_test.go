@@ -1,0 +1,264 @@
+package sso_test
+
+import (
+	"context"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"idbridge/app/fakeidp"
+	"idbridge/app/sso"
+	"idbridge/app/store/storetest"
+	"idbridge/models"
+)
+
+var alice = fakeidp.User{Email: "Alice@Customer.Example", Name: "Alice Example", EmailVerified: true}
+
+func TestOIDCSignIn(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		e := newEnv(t, b)
+		e.oidc.SignIn(&alice)
+		br := &browser{}
+		state, code := e.beginOIDC(br, "/portal/"+e.site.ID+"/requests")
+		res, err := e.finishOIDC(br, state, code)
+		if err != nil {
+			t.Fatalf("sign-in: %v", err)
+		}
+		if res.Session == nil || !sso.ValidToken(res.SessionToken) || res.ReturnTo != "/portal/"+e.site.ID+"/requests" {
+			t.Fatalf("result = %+v", res)
+		}
+		acct, ok := e.jira.Account(alice.Email)
+		if !ok || acct.Type != "customer" || res.Session.AccountID != acct.AccountID {
+			t.Fatalf("customer %+v (found %v); session account %s", acct, ok, res.Session.AccountID)
+		}
+		if got := e.jira.DeskCustomers(e.desk); !contains(got, acct.AccountID) {
+			t.Errorf("desk customers %v lack %s", got, acct.AccountID)
+		}
+		if got := e.jira.OrganizationMembers(e.org); !contains(got, acct.AccountID) {
+			t.Errorf("organization members %v lack %s", got, acct.AccountID)
+		}
+		for _, kind := range []models.AuditEventType{models.AuditLoginSuccess, models.AuditCustomerCreated, models.AuditAddedToServiceDesk, models.AuditAddedToOrganization} {
+			evs := e.events(kind)
+			if len(evs) != 1 || evs[0].ActorAccountID != acct.AccountID || evs[0].IdP != e.oidcID || evs[0].Protocol != "oidc" || evs[0].IP != "203.0.113.9" {
+				t.Errorf("%s events = %+v", kind, evs)
+			}
+		}
+		// The session works, and the login state is gone.
+		sess, err := e.svc.Session(context.Background(), e.site.ID, res.SessionToken)
+		if err != nil || sess.AccountID != acct.AccountID || sess.Email != alice.Email {
+			t.Fatalf("session: %+v, %v", sess, err)
+		}
+		if _, err := e.finishOIDC(br, state, code); err == nil {
+			t.Fatal("the same callback worked twice")
+		}
+
+		// A second sign-in finds the customer (no second creation) and
+		// replaces the browser's old session with a new ID.
+		state, code = e.beginOIDC(br, "")
+		res2, err := e.svc.FinishOIDC(context.Background(), models.LoginCallback{SiteID: e.site.ID, State: state, Code: code,
+			BrowserToken: br.binding, OldSessionToken: res.SessionToken})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res2.SessionToken == res.SessionToken || len(e.events(models.AuditCustomerCreated)) != 1 {
+			t.Errorf("second sign-in: same token or another customer")
+		}
+		if _, err := e.svc.Session(context.Background(), e.site.ID, res.SessionToken); err == nil {
+			t.Error("the old session still works after a new sign-in")
+		}
+		if res2.ReturnTo != "/portal/"+e.site.ID+"/" {
+			t.Errorf("return to %q", res2.ReturnTo)
+		}
+		// Logout ends it; the event is recorded.
+		if err := e.svc.Logout(context.Background(), e.site.ID, res2.SessionToken, "203.0.113.9", "ua"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.svc.Session(context.Background(), e.site.ID, res2.SessionToken); err == nil {
+			t.Error("the session works after logout")
+		}
+		if evs := e.events(models.AuditLogout); len(evs) != 1 || evs[0].ActorAccountID != acct.AccountID {
+			t.Errorf("logout events %+v", evs)
+		}
+	})
+}
+
+func TestOIDCSignInReadsUserinfo(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		e := newEnv(t, b)
+		e.oidc.SignIn(&alice)
+		e.oidc.IDTokenWithoutEmail(true)
+		br := &browser{}
+		state, code := e.beginOIDC(br, "")
+		res, err := e.finishOIDC(br, state, code)
+		if err != nil {
+			t.Fatalf("sign-in: %v", err)
+		}
+		if res.Session.Email != alice.Email {
+			t.Errorf("email %q", res.Session.Email)
+		}
+		if !contains(e.oidc.Calls(), "GET /userinfo") {
+			t.Error("userinfo was not read")
+		}
+	})
+}
+
+// TestOIDCAttacks refuses every attack of SPEC 7 / issue 14 against a real
+// OpenID provider, each audited as login_failure with its reason.
+func TestOIDCAttacks(t *testing.T) {
+	t.Parallel()
+	type attack struct {
+		name   string
+		reason string
+		// setup changes the provider before the sign-in; run finishes it.
+		setup func(e *env)
+		run   func(e *env, br *browser, state, code string) (*models.LoginResult, error)
+	}
+	finish := func(e *env, br *browser, state, code string) (*models.LoginResult, error) {
+		return e.finishOIDC(br, state, code)
+	}
+	tamper := func(fn func(c jwt.MapClaims, h map[string]any)) func(e *env) {
+		return func(e *env) { e.oidc.Tamper(fn) }
+	}
+	attacks := []attack{
+		{name: "missing state", reason: "state_missing", run: func(e *env, br *browser, _, code string) (*models.LoginResult, error) {
+			return e.finishOIDC(br, "", code)
+		}},
+		{name: "wrong state", reason: "state_unknown", run: func(e *env, br *browser, _, code string) (*models.LoginResult, error) {
+			return e.finishOIDC(br, strings.Repeat("A", 43), code)
+		}},
+		{name: "malformed state", reason: "state_unknown", run: func(e *env, br *browser, _, code string) (*models.LoginResult, error) {
+			return e.finishOIDC(br, "<script>", code)
+		}},
+		{name: "replayed callback", reason: "state_unknown", run: func(e *env, br *browser, state, code string) (*models.LoginResult, error) {
+			if _, err := e.finishOIDC(br, state, code); err != nil {
+				return nil, err
+			}
+			return e.finishOIDC(br, state, code)
+		}},
+		{name: "replayed authorization code", reason: "code_rejected", run: func(e *env, br *browser, state, code string) (*models.LoginResult, error) {
+			if _, err := e.finishOIDC(br, state, code); err != nil {
+				return nil, err
+			}
+			state2, _ := e.beginOIDC(br, "")
+			return e.finishOIDC(br, state2, code)
+		}},
+		{name: "code of another sign-in (PKCE)", reason: "code_rejected", run: func(e *env, br *browser, _, code string) (*models.LoginResult, error) {
+			state2, _ := e.beginOIDC(br, "")
+			return e.finishOIDC(br, state2, code)
+		}},
+		{name: "replayed nonce", reason: "nonce_mismatch", run: func(e *env, br *browser, state, code string) (*models.LoginResult, error) {
+			// The provider puts the first sign-in's nonce into the second's
+			// ID token.
+			old := nonceOf(e, br)
+			e.oidc.Tamper(func(c jwt.MapClaims, _ map[string]any) { c["nonce"] = old })
+			state2, code2 := e.beginOIDC(br, "")
+			return e.finishOIDC(br, state2, code2)
+		}},
+		{name: "no nonce", reason: "nonce_mismatch", setup: tamper(func(c jwt.MapClaims, _ map[string]any) { delete(c, "nonce") }), run: finish},
+		{name: "another audience", reason: "token_audience", setup: tamper(func(c jwt.MapClaims, _ map[string]any) { c["aud"] = "someone-else" }), run: finish},
+		{name: "another issuer", reason: "token_issuer", setup: tamper(func(c jwt.MapClaims, _ map[string]any) { c["iss"] = "https://evil.example" }), run: finish},
+		{name: "expired", reason: "token_expired", setup: tamper(func(c jwt.MapClaims, _ map[string]any) {
+			c["exp"] = time.Now().Add(-time.Hour).Unix()
+		}), run: finish},
+		{name: "alg none", reason: "token_signature", setup: tamper(func(_ jwt.MapClaims, h map[string]any) { h["alg"] = "none" }), run: finish},
+		{name: "extra audience without azp", reason: "azp_missing", setup: func(e *env) {
+			e.oidc.Tamper(func(c jwt.MapClaims, _ map[string]any) { c["aud"] = []string{e.oidc.ClientID, "other-client"} })
+		}, run: finish},
+		{name: "azp of another client", reason: "azp_mismatch", setup: func(e *env) {
+			e.oidc.Tamper(func(c jwt.MapClaims, _ map[string]any) {
+				c["aud"] = []string{e.oidc.ClientID, "other"}
+				c["azp"] = "other"
+			})
+		}, run: finish},
+		{name: "email not verified", reason: "email_unverified", setup: tamper(func(c jwt.MapClaims, _ map[string]any) { c["email_verified"] = false }), run: finish},
+		{name: "email outside the allowed domains", reason: "domain_not_allowed", setup: tamper(func(c jwt.MapClaims, _ map[string]any) {
+			c["email"] = "mallory@evil.example"
+		}), run: finish},
+		{name: "allowed domain as a suffix", reason: "domain_not_allowed", setup: tamper(func(c jwt.MapClaims, _ map[string]any) {
+			c["email"] = "mallory@notcustomer.example"
+		}), run: finish},
+		{name: "allowed domain before the last @", reason: "domain_not_allowed", setup: tamper(func(c jwt.MapClaims, _ map[string]any) {
+			c["email"] = "mallory@customer.example@evil.example"
+		}), run: finish},
+		{name: "allowed domain as a subdomain", reason: "domain_not_allowed", setup: tamper(func(c jwt.MapClaims, _ map[string]any) {
+			c["email"] = "mallory@customer.example.evil.example"
+		}), run: finish},
+		{name: "no email, in the token or userinfo", reason: "email_missing", setup: func(e *env) {
+			e.oidc.SignIn(&fakeidp.User{Name: "No Mail", EmailVerified: true})
+		}, run: finish},
+		{name: "login finished in another browser", reason: "browser_mismatch", run: func(e *env, _ *browser, state, code string) (*models.LoginResult, error) {
+			return e.finishOIDC(&browser{binding: strings.Repeat("B", 43)}, state, code)
+		}},
+		{name: "login finished without the binding cookie", reason: "browser_mismatch", run: func(e *env, _ *browser, state, code string) (*models.LoginResult, error) {
+			return e.finishOIDC(&browser{}, state, code)
+		}},
+		{name: "error from the provider", reason: "idp_error", run: func(e *env, br *browser, state, _ string) (*models.LoginResult, error) {
+			return e.svc.FinishOIDC(context.Background(), models.LoginCallback{SiteID: e.site.ID, State: state, Error: "access_denied",
+				BrowserToken: br.binding, IP: "203.0.113.9", UserAgent: "test-browser/1.0"})
+		}},
+		{name: "state older than ten minutes", reason: "state_unknown", run: func(e *env, br *browser, state, code string) (*models.LoginResult, error) {
+			e.clock.Advance(models.LoginStateTTL + time.Second)
+			return e.finishOIDC(br, state, code)
+		}},
+	}
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		for _, a := range attacks {
+			t.Run(a.name, func(t *testing.T) {
+				t.Parallel()
+				e := newEnv(t, b)
+				e.oidc.SignIn(&alice)
+				if a.setup != nil {
+					a.setup(e)
+				}
+				br := &browser{}
+				state, code := e.beginOIDC(br, "")
+				res, err := a.run(e, br, state, code)
+				e.expectRefused(res, err, a.reason)
+			})
+		}
+	})
+}
+
+// nonceOf starts a sign-in and returns the nonce idbridge sent the
+// provider (as an eavesdropper on the first sign-in would have it).
+func nonceOf(e *env, br *browser) string {
+	e.t.Helper()
+	start, err := e.svc.BeginLogin(context.Background(), models.LoginRequest{SiteID: e.site.ID, IdPID: e.oidcID, BrowserToken: br.binding})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	u, _ := url.Parse(start.RedirectURL)
+	if u.Query().Get("code_challenge_method") != "S256" || u.Query().Get("code_challenge") == "" {
+		e.t.Errorf("authorization request without PKCE S256: %s", u.RawQuery)
+	}
+	return u.Query().Get("nonce")
+}
+
+func TestReturnToStaysInThePortal(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		e := newEnv(t, b)
+		e.oidc.SignIn(&alice)
+		home := "/portal/" + e.site.ID + "/"
+		for _, rt := range []string{
+			"https://evil.example/", "//evil.example/portal/" + e.site.ID + "/", "/\\evil.example", "/portal/other/",
+			home + "../../admin", home + "%2f%2fevil.example", "javascript:alert(1)", home + "x?next=https://evil.example",
+			"/portal/" + e.site.ID + "evil/", home + "requests#frag", " " + home,
+		} {
+			br := &browser{}
+			state, code := e.beginOIDC(br, rt)
+			res, err := e.finishOIDC(br, state, code)
+			if err != nil {
+				t.Fatalf("returnTo %q: %v", rt, err)
+			}
+			if res.ReturnTo != home {
+				t.Errorf("returnTo %q led to %q; want %q", rt, res.ReturnTo, home)
+			}
+		}
+	})
+}
