@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"sync"
 	"time"
 
@@ -21,11 +22,13 @@ import (
 
 	"idbridge/app/account"
 	"idbridge/app/atlassian"
+	"idbridge/app/audit"
 	"idbridge/app/connect"
 	"idbridge/app/profile"
 	"idbridge/app/scim"
 	"idbridge/app/secret"
 	"idbridge/app/sites"
+	"idbridge/app/sso"
 	"idbridge/app/store"
 	"idbridge/config"
 	"idbridge/handlers"
@@ -54,6 +57,9 @@ type Options struct {
 	// HTTPClient, when set, is the base transport for every call to
 	// Atlassian (install keys, site REST); tests point it at fakes.
 	HTTPTransport http.RoundTripper
+	// IdPTransport, when set, is the base transport for calls to customer
+	// identity providers.
+	IdPTransport http.RoundTripper
 }
 
 // App is one running idbridge.
@@ -72,6 +78,7 @@ type App struct {
 	accounts *account.Service
 	profiles *profile.Service
 	scim     *scim.Service
+	sso      *sso.Service
 
 	workers      sync.WaitGroup
 	stop         context.CancelFunc
@@ -213,12 +220,20 @@ func (a *App) init(ctx context.Context, opts Options) error {
 		Now:               a.now,
 	}, clients, a.now, a.log)
 	a.sites.OnAuthFailure = func(reason string) { jwtFailures.WithLabelValues(reason).Inc() }
-	a.accounts = account.New(a.store, atlassian.NewServiceAccounts(clients, a.cfg.AtlassianAPIURL, a.cfg.AtlassianAuthURL), a.now, a.log)
+	serviceAccounts := atlassian.NewServiceAccounts(clients, a.cfg.AtlassianAPIURL, a.cfg.AtlassianAuthURL)
+	a.accounts = account.New(a.store, serviceAccounts, a.now, a.log)
 	a.profiles = profile.New(a.store, clients.Marketplace(atlassian.MarketplaceConfig{
 		URL: a.cfg.MarketplaceURL, VendorID: a.cfg.MarketplaceVendorID, DeveloperID: a.cfg.MarketplaceDeveloperID,
 		APIURL: a.cfg.AtlassianAPIURL, User: a.cfg.MarketplaceUser, Token: a.cfg.MarketplaceToken, AppKey: a.cfg.AppKey,
 	}), a.now, a.log)
 	a.scim = scim.NewService(scim.ServiceConfig{BaseURL: a.cfg.BaseURL}, a.store, a.now, a.log)
+	// Processing restrictions (GDPR Art. 18) are not wired yet: the
+	// privacy feature provides the guard; sso.Config.Restricted is its seam.
+	a.sso = sso.New(sso.Config{
+		BaseURL:           a.cfg.BaseURL,
+		AllowLoopbackIdPs: plainLoopback(a.cfg.BaseURL),
+		IdPTransport:      opts.IdPTransport,
+	}, a.store, serviceAccounts, a.now, a.log)
 
 	a.handler = handlers.New(handlers.Deps{
 		Connect:    a.sites,
@@ -235,6 +250,8 @@ func (a *App) init(ctx context.Context, opts Options) error {
 		PrivacyContact:  a.cfg.PrivacyContact,
 		SCIM:            a.scim,
 		Provisioning:    a.scim,
+		SSO:             a.sso,
+		Audit:           audit.NewLog(a.store, a.now),
 	})
 	ln, err := net.Listen("tcp", a.cfg.Addr)
 	if err != nil {
@@ -324,6 +341,7 @@ func (a *App) startWorkers(ctx context.Context) {
 	a.goWorker(ctx, "site cache invalidation", func(ctx context.Context) error { return a.sites.Run(ctx, a.workersReady) })
 	a.goWorker(ctx, "marketplace licence sync", a.profiles.Run)
 	a.goWorker(ctx, "scim token cache invalidation", a.scim.Run)
+	a.goWorker(ctx, "sso state purge", a.sso.Run)
 }
 
 // goWorker runs one background worker; Run and Close wait for it.
@@ -347,6 +365,21 @@ func (a *App) Close() error {
 		_ = a.listener.Close()
 	}
 	return a.store.Close()
+}
+
+// plainLoopback reports whether the base URL is plain http on a loopback
+// host (tests, the demo): only then may identity providers live on
+// loopback or private addresses.
+func plainLoopback(u *url.URL) bool {
+	if u == nil || u.Scheme != "http" {
+		return false
+	}
+	h := u.Hostname()
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
 }
 
 // readiness is /readyz: the database answers and the schema is current.

@@ -379,6 +379,8 @@ func everyRouteDeps(t *testing.T) Deps {
 		Profiles:        &stubProfiles{},
 		SCIM:            struct{ SCIMServer }{},
 		Provisioning:    struct{ provisioningService }{},
+		SSO:             struct{ SSO }{},
+		Audit:           struct{ AuditLog }{},
 		Descriptor:      []byte(`{}`),
 	}
 	v := reflect.ValueOf(d)

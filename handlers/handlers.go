@@ -45,6 +45,10 @@ type Deps struct {
 	// provisioning settings; nil leaves their routes out.
 	SCIM         SCIMServer
 	Provisioning Provisioning
+	// SSO serves customer SSO (admin API and portal sign-in) and Audit the
+	// admin API's audit log; nil leaves their routes out.
+	SSO   SSO
+	Audit AuditLog
 }
 
 type server struct {
@@ -125,6 +129,34 @@ func New(d Deps) *gin.Engine {
 			api.PUT("/provisioning", s.handleAdminProvisioningPut)
 			api.POST("/provisioning/token", s.handleAdminProvisioningToken)
 		}
+		if d.SSO != nil {
+			api.GET("/sso", s.handleAdminSSOGet)
+			api.PUT("/sso", s.handleAdminSSOPut)
+			api.GET("/idps", s.handleAdminIdPList)
+			api.POST("/idps", s.handleAdminIdPCreate)
+			api.GET("/idps/:id", s.handleAdminIdPGet)
+			api.PUT("/idps/:id", s.handleAdminIdPUpdate)
+			api.DELETE("/idps/:id", s.handleAdminIdPDelete)
+		}
+		if d.Audit != nil {
+			api.GET("/audit", s.handleAdminAudit)
+			api.GET("/audit.csv", s.handleAdminAuditCSV)
+			api.GET("/audit/stats", s.handleAdminAuditStats)
+		}
+	}
+	if d.SSO != nil {
+		// The customer portal: sign-in routes are public on purpose (the
+		// identity provider's answer is what authenticates them); the rest
+		// need a portal session.
+		e.GET("/portal/:siteID", s.handlePortalRedirect)
+		p := e.Group("/portal/:siteID")
+		p.GET("/login", s.handlePortalLogin)
+		p.GET("/oidc/callback", s.handlePortalOIDCCallback)
+		p.POST("/saml/acs", s.handlePortalSAMLACS)
+		p.GET("/saml/metadata", s.handlePortalSAMLMetadata)
+		p.GET("/logout", s.handlePortalLogoutPage)
+		p.POST("/logout", s.requireSameOrigin, s.handlePortalLogout)
+		p.GET("/", s.requirePortalSession, s.handlePortalHome)
 	}
 	if d.SCIM != nil {
 		// One catch-all per site: handleSCIM matches resource names

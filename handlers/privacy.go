@@ -88,7 +88,10 @@ particular in the country where you live or work or where you think your rights 
 <h2>Cookies</h2>
 <p>The customer portal sets one strictly necessary session cookie, which keeps you signed in. It is
 <code>HttpOnly</code>, <code>Secure</code> and <code>SameSite=Lax</code>, holds a random session
-identifier and nothing else, and ends when you sign out or the session times out. idbridge sets no
+identifier and nothing else, and ends when you sign out or the session times out. While you sign in,
+and only then, a second strictly necessary cookie ties the sign-in to your browser, so that nobody can
+finish it in another one: it holds a random value, lasts ten minutes at most and is deleted when the
+sign-in completes. So the portal keeps one cookie at a time. idbridge sets no
 analytics, advertising or tracking cookies, and the admin pages inside Jira and Confluence set no
 cookies at all. Because the cookie is strictly necessary it needs no consent; you can block it in
 your browser, but you then cannot sign in to the portal.</p>
@@ -109,6 +112,9 @@ var tableTitles = map[string][2]string{
 	"audit_events":       {"The audit log", "Who did what: sign-ins to the customer portal and administrators' changes, which the site's administrators read."},
 	"scim_users":         {"The user directory (user provisioning)", "The users the site's identity provider sends, mirrored into the Atlassian site."},
 	"scim_group_members": {"Group memberships (user provisioning)", "Which provisioned users belong to which groups."},
+	"portal_sessions":    {"Customer portal sessions", "Who is signed in to a site's customer portal, while they are signed in."},
+	"sso_settings":       {"Customer sign-in settings", "Which administrator last changed the customer sign-in settings."},
+	"identity_providers": {"Customer identity providers", "Which administrator last changed an identity provider."},
 	"outbox":             {"Changes on their way to the site (user provisioning)", "What the site's identity provider changed and idbridge has still to apply, or has applied, in the Atlassian site."},
 }
 

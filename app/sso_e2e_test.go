@@ -1,0 +1,410 @@
+package app_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/csv"
+	"encoding/json"
+	"html"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"idbridge/app"
+	"idbridge/app/apptest"
+	"idbridge/app/fakeatlassian"
+	"idbridge/app/fakeidp"
+	"idbridge/app/store"
+	"idbridge/app/store/storetest"
+	"idbridge/config"
+	"idbridge/models"
+)
+
+const (
+	ssoAppKey   = "idbridge-sso"
+	ssoAdmin    = "557058:sso-admin"
+	ssoSvcEmail = "svc-sso@example.com"
+	ssoSvcToken = "ATATT3x-sso-service-token"
+)
+
+// ssoEnv is the whole App on a real listener (its URL is the base URL, so
+// the SAML IdP can fetch the SP metadata), installed on a fake Atlassian
+// site with JSM, with an in-test OpenID provider and SAML IdP.
+type ssoEnv struct {
+	t      *testing.T
+	app    *app.App
+	base   string
+	site   *models.Site
+	secret []byte
+	jira   *fakeatlassian.Site
+	oidc   *fakeidp.OIDC
+	saml   *fakeidp.SAML
+	logs   *apptest.LockedBuffer
+	desk   string
+	org    string
+}
+
+func newSSOEnv(t *testing.T, b storetest.Backend) *ssoEnv {
+	t.Helper()
+	e := &ssoEnv{t: t, logs: &apptest.LockedBuffer{}}
+	fake := fakeatlassian.New(fakeatlassian.Options{})
+	t.Cleanup(fake.Close)
+	e.jira = fake.NewSite(fakeatlassian.SiteOptions{})
+	e.jira.AddServiceAccount(fakeatlassian.ServiceAccount{Email: ssoSvcEmail, APIToken: ssoSvcToken, Admin: true})
+	e.desk = e.jira.AddServiceDesk("HELP", "Help desk")
+	e.org = e.jira.AddOrganization("Customer Inc")
+	e.oidc = fakeidp.NewOIDC()
+	t.Cleanup(e.oidc.Close)
+	e.saml = fakeidp.NewSAML()
+	t.Cleanup(e.saml.Close)
+
+	srv := httptest.NewUnstartedServer(nil)
+	t.Cleanup(srv.Close)
+	e.base = "http://" + srv.Listener.Addr().String()
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	env := map[string]string{
+		"IDBRIDGE_BASE_URL":              e.base,
+		"IDBRIDGE_APP_KEY":               ssoAppKey,
+		"IDBRIDGE_ADDR":                  "127.0.0.1:0",
+		"IDBRIDGE_DATA_DIR":              t.TempDir(),
+		"IDBRIDGE_DATABASE_URL":          b.DatabaseURL(t),
+		"IDBRIDGE_ENCRYPTION_KEYS":       "sso1:" + base64.StdEncoding.EncodeToString(key),
+		"IDBRIDGE_TRUSTED_PRODUCT_HOSTS": "*.atlassian.net," + e.jira.Host(),
+		"IDBRIDGE_ATLASSIAN_API_URL":     fake.APIURL(),
+		"IDBRIDGE_ATLASSIAN_AUTH_URL":    fake.APIURL(),
+		"IDBRIDGE_LOG_LEVEL":             "debug",
+	}
+	cfg, err := config.Load(func(k string) string { return env[k] }, os.ReadFile)
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	e.app, err = app.Open(context.Background(), cfg, app.Options{
+		Log: slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	})
+	if err != nil {
+		t.Fatalf("app.Open: %v", err)
+	}
+	srv.Config.Handler = e.app.Handler()
+	srv.Start()
+	t.Cleanup(func() {
+		if err := e.app.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+		logs := e.logs.String()
+		for _, s := range []string{ssoSvcToken, e.oidc.ClientSecret, string(e.secret)} {
+			if strings.Contains(logs, s) {
+				t.Errorf("the logs contain a secret: %.12s…", s)
+			}
+		}
+		if strings.Contains(logs, "@customer.example") {
+			t.Errorf("the logs contain a customer's email address")
+		}
+	})
+	e.secret = []byte(apptest.RandomHex(t, 24))
+	e.jira.InstallApp(ssoAppKey, string(e.secret), ssoAdmin)
+	err = e.app.Store().InTx(context.Background(), func(tx *store.Tx) error {
+		e.site, err = tx.SaveInstall(&models.Site{ClientKey: "sso-client-" + apptest.RandomHex(t, 4), SharedSecret: e.secret,
+			BaseURL: e.jira.BaseURL(), ProductType: "jira"})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.oidc.AllowRedirectURI(e.base + "/portal/" + e.site.ID + "/oidc/callback")
+	return e
+}
+
+// admin calls the admin API with a context token of the site's admin.
+func (e *ssoEnv) admin(method, target string, body any) (int, []byte) {
+	e.t.Helper()
+	var r io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		r = strings.NewReader(string(b))
+	}
+	req, _ := http.NewRequest(method, e.base+"/api/admin"+target, r)
+	now := time.Now()
+	req.Header.Set("Authorization", "JWT "+apptest.SignJWT(e.t, jwt.SigningMethodHS256, jwt.MapClaims{
+		"iss": e.site.ClientKey, "sub": ssoAdmin, "qsh": "context-qsh", "iat": now.Unix(), "exp": now.Add(3 * time.Minute).Unix(),
+	}, "", e.secret))
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	data, _ := io.ReadAll(res.Body)
+	return res.StatusCode, data
+}
+
+func (e *ssoEnv) mustAdmin(method, target string, body any, want int, out any) {
+	e.t.Helper()
+	st, data := e.admin(method, target, body)
+	if st != want {
+		e.t.Fatalf("%s %s: %d %s; want %d", method, target, st, data, want)
+	}
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			e.t.Fatalf("%s %s: %v: %s", method, target, err, data)
+		}
+	}
+}
+
+// customer is a browser: a cookie jar, redirects followed, except that
+// every hop is recorded.
+type customer struct {
+	t      *testing.T
+	client *http.Client
+	hops   []*http.Response
+}
+
+func newCustomer(t *testing.T) *customer {
+	jar, _ := cookiejar.New(nil)
+	c := &customer{t: t}
+	c.client = &http.Client{Jar: jar, CheckRedirect: func(req *http.Request, via []*http.Request) error {
+		c.hops = append(c.hops, req.Response)
+		if len(via) > 10 {
+			return http.ErrUseLastResponse
+		}
+		return nil
+	}}
+	return c
+}
+
+func (c *customer) get(u string) (*http.Response, string) {
+	c.t.Helper()
+	c.hops = nil
+	res, err := c.client.Get(u)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res, string(b)
+}
+
+func (c *customer) post(u string, form url.Values) (*http.Response, string) {
+	c.t.Helper()
+	c.hops = nil
+	res, err := c.client.PostForm(u, form)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res, string(b)
+}
+
+// setCookie finds the Set-Cookie of name among the hops.
+func (c *customer) setCookie(name string) *http.Cookie {
+	for _, h := range c.hops {
+		for _, ck := range h.Cookies() {
+			if ck.Name == name && ck.MaxAge >= 0 && ck.Value != "" {
+				return ck
+			}
+		}
+	}
+	return nil
+}
+
+var formField = regexp.MustCompile(`name="(SAMLResponse|RelayState)" value="([^"]*)"`)
+
+const strictCSP = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+
+func TestSSOEndToEnd(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		e := newSSOEnv(t, b)
+		portal := e.base + "/portal/" + e.site.ID + "/"
+
+		// The admin sets up the service account, SSO and two IdPs.
+		e.mustAdmin(http.MethodPut, "/service-account", map[string]any{"kind": "api_token", "email": ssoSvcEmail, "token": ssoSvcToken}, 200, nil)
+		var settings map[string]any
+		e.mustAdmin(http.MethodPut, "/sso", map[string]any{"enabled": true, "allowedDomains": []string{"customer.example"},
+			"autoCreateCustomers": true, "serviceDeskIds": []string{e.desk}, "organizationsByDomain": map[string]string{"customer.example": e.org}}, 200, &settings)
+		if settings["portalUrl"] != portal || settings["acsUrl"] != portal+"saml/acs" || settings["spEntityId"] != portal+"saml/metadata" {
+			t.Errorf("settings %v", settings)
+		}
+		st, body := e.admin(http.MethodPost, "/idps", map[string]any{"name": "Broken", "protocol": "saml", "saml": map[string]any{"metadataXml": "<EntityDescriptor"}})
+		if st != 400 || !strings.Contains(string(body), `"field":"saml.metadataXml"`) {
+			t.Errorf("malformed metadata: %d %s", st, body)
+		}
+		st, body = e.admin(http.MethodPost, "/idps", map[string]any{"name": "Broken", "protocol": "oidc",
+			"oidc": map[string]any{"issuer": "http://127.0.0.1:1", "clientId": "c", "clientSecret": "s"}})
+		if st != 400 || !strings.Contains(string(body), `"field":"oidc.issuer"`) {
+			t.Errorf("unreachable discovery: %d %s", st, body)
+		}
+		var oidcIdP, samlIdP map[string]any
+		e.mustAdmin(http.MethodPost, "/idps", map[string]any{"name": "Customer staff", "protocol": "oidc", "enabled": true,
+			"oidc": map[string]any{"issuer": e.oidc.URL, "clientId": e.oidc.ClientID, "clientSecret": e.oidc.ClientSecret}}, 201, &oidcIdP)
+		if strings.Contains(mustJSON(oidcIdP), e.oidc.ClientSecret) || oidcIdP["redirectUri"] != portal+"oidc/callback" {
+			t.Errorf("created OIDC IdP %v", oidcIdP)
+		}
+		e.mustAdmin(http.MethodPost, "/idps", map[string]any{"name": "Customer SAML", "protocol": "saml",
+			"saml": map[string]any{"metadataUrl": e.saml.MetadataURL()}}, 201, &samlIdP)
+
+		// The customer opens the portal: sent to sign in, then chooses.
+		c := newCustomer(t)
+		res, page := c.get(portal)
+		if res.Request.URL.Path != "/portal/"+e.site.ID+"/login" || !strings.Contains(page, "Customer staff") || !strings.Contains(page, "Customer SAML") {
+			t.Fatalf("portal without a session: %s %s", res.Request.URL, page)
+		}
+		if got := res.Header.Get("Content-Security-Policy"); got != strictCSP {
+			t.Errorf("chooser CSP %q", got)
+		}
+		e.oidc.SignIn(&fakeidp.User{Email: "carol@customer.example", Name: "Carol Customer", EmailVerified: true})
+		res, page = c.get(portal + "login?idp=" + oidcIdP["id"].(string) + "&returnTo=" + url.QueryEscape("/portal/"+e.site.ID+"/"))
+		if res.StatusCode != 200 || !strings.Contains(page, "Carol Customer") {
+			t.Fatalf("after OIDC sign-in: %d %s", res.StatusCode, page)
+		}
+		login := c.setCookie("idbridge_login")
+		if login == nil || !login.HttpOnly || login.SameSite != http.SameSiteLaxMode || login.MaxAge != 600 || login.Path != "/" {
+			t.Errorf("login cookie %+v", login)
+		}
+		session := c.setCookie("idbridge_portal")
+		if session == nil || !session.HttpOnly || session.SameSite != http.SameSiteLaxMode || session.Path != "/" {
+			t.Errorf("session cookie %+v", session)
+		}
+		if got := res.Header.Get("Content-Security-Policy"); got != strictCSP {
+			t.Errorf("home CSP %q", got)
+		}
+		// Sign out (with the form's CSRF token), and the session is gone.
+		csrf := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(page)
+		if csrf == nil {
+			t.Fatal("no CSRF token on the page")
+		}
+		res, _ = c.post(portal+"logout", url.Values{"csrf": {"forged"}})
+		if res.StatusCode != http.StatusForbidden {
+			t.Errorf("logout with a forged token: %d", res.StatusCode)
+		}
+		res, page = c.post(portal+"logout", url.Values{"csrf": {html.UnescapeString(csrf[1])}})
+		if res.StatusCode != 200 || !strings.Contains(page, "signed out") {
+			t.Errorf("logout: %d %s", res.StatusCode, page)
+		}
+		res, _ = c.get(portal)
+		if res.Request.URL.Path != "/portal/"+e.site.ID+"/login" {
+			t.Errorf("after logout the portal is at %s", res.Request.URL)
+		}
+
+		// SAML: the IdP's auto-posting page, then the POST back.
+		e.saml.SignIn(&fakeidp.User{Email: "dave@customer.example", Name: "Dave Customer"})
+		res, page = c.get(portal + "login?idp=" + samlIdP["id"].(string))
+		fields := map[string]string{}
+		for _, m := range formField.FindAllStringSubmatch(page, -1) {
+			fields[m[1]] = html.UnescapeString(m[2])
+		}
+		if fields["SAMLResponse"] == "" || fields["RelayState"] == "" {
+			t.Fatalf("the IdP page has no form: %s", page)
+		}
+		res, page = c.post(portal+"saml/acs", url.Values{"SAMLResponse": {fields["SAMLResponse"]}, "RelayState": {fields["RelayState"]}})
+		if res.StatusCode != 200 || !strings.Contains(page, "Dave Customer") {
+			t.Fatalf("after SAML sign-in: %d %s", res.StatusCode, page)
+		}
+		// The same POST again is refused.
+		res, page = c.post(portal+"saml/acs", url.Values{"SAMLResponse": {fields["SAMLResponse"]}, "RelayState": {fields["RelayState"]}})
+		if res.StatusCode != http.StatusUnauthorized || !strings.Contains(page, "Start again") {
+			t.Errorf("replayed POST: %d %s", res.StatusCode, page)
+		}
+		// An oversized response is refused before it is read.
+		big := strings.Repeat("A", 300<<10)
+		res, page = c.post(portal+"saml/acs", url.Values{"SAMLResponse": {big}, "RelayState": {fields["RelayState"]}})
+		if res.StatusCode != http.StatusBadRequest || !strings.Contains(page, "too large") {
+			t.Errorf("oversized: %d %s", res.StatusCode, page)
+		}
+
+		// Unknown site, SSO turned off: plain pages in words.
+		res, page = c.get(e.base + "/portal/s_nosuchsite/login")
+		if res.StatusCode != 404 || !strings.Contains(page, "There is no help center at this address.") {
+			t.Errorf("unknown site: %d %s", res.StatusCode, page)
+		}
+		e.mustAdmin(http.MethodPut, "/sso", map[string]any{"enabled": false}, 200, nil)
+		res, page = c.get(portal + "login")
+		if res.StatusCode != 404 || !strings.Contains(page, "Single sign-on is not turned on") {
+			t.Errorf("SSO off: %d %s", res.StatusCode, page)
+		}
+		res, _ = c.get(portal)
+		if res.StatusCode != 404 {
+			t.Errorf("the portal with SSO off: %d", res.StatusCode)
+		}
+		// The SP metadata is public.
+		res, page = c.get(portal + "saml/metadata")
+		if res.StatusCode != 200 || !strings.Contains(page, portal+"saml/acs") {
+			t.Errorf("SP metadata: %d", res.StatusCode)
+		}
+
+		// The audit log: pages, filters, CSV, chart.
+		var audit struct {
+			Events []map[string]any `json:"events"`
+			Next   *string          `json:"next"`
+		}
+		e.mustAdmin(http.MethodGet, "/audit?event=login_success", nil, 200, &audit)
+		if len(audit.Events) != 2 || audit.Events[0]["protocol"] != "saml" || audit.Events[1]["protocol"] != "oidc" {
+			t.Errorf("login_success events %v", audit.Events)
+		}
+		var all []map[string]any
+		cursor := ""
+		for pages := 0; ; pages++ {
+			audit.Events, audit.Next = nil, nil
+			e.mustAdmin(http.MethodGet, "/audit?limit=3&cursor="+url.QueryEscape(cursor), nil, 200, &audit)
+			all = append(all, audit.Events...)
+			if audit.Next == nil {
+				break
+			}
+			cursor = *audit.Next
+			if pages > 50 {
+				t.Fatal("paging does not end")
+			}
+		}
+		stored, _ := e.app.Store().View(context.Background()).FindAuditEvents(e.site.ID, store.AuditQuery{Limit: 1000})
+		if len(all) != len(stored) || len(all) < 10 {
+			t.Errorf("paged %d events; %d stored", len(all), len(stored))
+		}
+		for i := 1; i < len(all); i++ {
+			if all[i]["at"].(string) > all[i-1]["at"].(string) {
+				t.Errorf("events not newest first at %d", i)
+			}
+		}
+		if st, body := e.admin(http.MethodGet, "/audit?event=bogus", nil); st != 400 || !strings.Contains(string(body), `"field":"event"`) {
+			t.Errorf("bad filter: %d %s", st, body)
+		}
+		if st, body := e.admin(http.MethodGet, "/audit?cursor=zzz", nil); st != 400 {
+			t.Errorf("bad cursor: %d %s", st, body)
+		}
+		st, body = e.admin(http.MethodGet, "/audit.csv?event=login_failure", nil)
+		rows, err := csv.NewReader(strings.NewReader(string(body))).ReadAll()
+		if st != 200 || err != nil || len(rows) != 2 || rows[0][0] != "id" || rows[1][2] != "login_failure" || rows[1][8] != "state_unknown" {
+			t.Errorf("CSV: %d %v %q", st, err, rows)
+		}
+		var stats struct {
+			Days []struct {
+				Date      string `json:"date"`
+				Successes int64  `json:"successes"`
+				Failures  int64  `json:"failures"`
+			} `json:"days"`
+		}
+		e.mustAdmin(http.MethodGet, "/audit/stats?days=30", nil, 200, &stats)
+		today := stats.Days[len(stats.Days)-1]
+		if len(stats.Days) != 30 || today.Date != time.Now().UTC().Format(time.DateOnly) || today.Successes != 2 || today.Failures != 1 {
+			t.Errorf("stats %+v", stats.Days[len(stats.Days)-1])
+		}
+	})
+}
+
+func mustJSON(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
