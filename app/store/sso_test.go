@@ -70,9 +70,9 @@ func TestSSOSecretsSealedRotatedAndDeletedAtUninstall(t *testing.T) {
 		}
 		for q, want := range map[string]int{
 			`SELECT count(*) FROM identity_providers WHERE oidc_client_secret IS NOT NULL`: 0,
-			`SELECT count(*) FROM sso_settings WHERE sp_key IS NOT NULL OR enabled`:       0,
-			`SELECT count(*) FROM login_states`:                                           0,
-			`SELECT count(*) FROM portal_sessions`:                                        0,
+			`SELECT count(*) FROM sso_settings WHERE sp_key IS NOT NULL OR enabled`:        0,
+			`SELECT count(*) FROM login_states`:                                            0,
+			`SELECT count(*) FROM portal_sessions`:                                         0,
 		} {
 			if n := count(t, only, q); n != want {
 				t.Errorf("after uninstall %s = %d", q, n)
