@@ -524,11 +524,14 @@ func (tb *tab) customerRecord() {
 		t.Errorf("after the correction the record is %+v", p)
 	}
 
-	// A later sync does not undo the correction.
+	// Pressed again within the minute: the cooldown, said in words, and
+	// the correction stands. (That a later sync never undoes a correction
+	// is profile.TestSyncAllMatchesEachSiteAndKeepsCorrections.)
+	tb.step("bad input: refresh within the cooldown")
 	tb.submit("#cr-refresh")
-	tb.waitText("#cr-refresh-status", "Refreshed", 30*time.Second)
+	tb.waitText("#cr-refresh-status", "try again in", 30*time.Second)
 	if v, p := tb.value("#cr-name"), tb.profile(); v != "Ada Lovelace" || p.Name != "Ada Lovelace" || p.Sources["name"] != "admin" {
-		t.Errorf("after a sync the corrected name shows %q and the record is %+v; want the correction to win", v, p)
+		t.Errorf("after a second press the corrected name shows %q and the record is %+v; want the correction to stand", v, p)
 	}
 
 	tb.step("bad input: customer record")

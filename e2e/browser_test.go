@@ -183,10 +183,10 @@ func (tb *tab) step(name string) {
 }
 
 // rejected matches Chrome's console line for an admin API call that
-// answered 400 (invalid), 412 (precondition) or 503 (Jira did not
-// answer): Chrome logs every failed fetch, and the bad input steps make
-// some fail on purpose.
-var rejected = regexp.MustCompile(`status of (400|412|503)\b`)
+// answered 400 (invalid), 412 (precondition), 429 (a refresh within its
+// cooldown) or 503 (Jira did not answer): Chrome logs every failed fetch,
+// and the bad input steps make some fail on purpose.
+var rejected = regexp.MustCompile(`status of (400|412|429|503)\b`)
 
 // consoleErrors returns the console's errors and exceptions, except the
 // rejections of admin API calls during the bad input steps.

@@ -432,3 +432,17 @@ func TestOpenAPIIsServedPublicly(t *testing.T) {
 		t.Fatalf("GET /api/admin/openapi.json: %d %s", w.Code, w.Header().Get("Content-Type"))
 	}
 }
+
+// A sync pressed within its cooldown is a 429 whose Retry-After is the
+// cooldown's rest, rounded up to whole seconds, with the sentence.
+func TestProfileSyncCooldownIsA429WithRetryAfter(t *testing.T) {
+	msg := "This record was refreshed from the Marketplace moments ago; try again in 43 seconds."
+	h := adminServer(t, &stubAccounts{}, &stubProfiles{err: &models.Error{Code: models.CodeTooMany, Message: msg, RetryAfter: 42*time.Second + time.Millisecond}})
+	w := jsonReq(t, h, http.MethodPost, "/api/admin/profile/sync", "")
+	if w.Code != http.StatusTooManyRequests || w.Header().Get("Retry-After") != "43" {
+		t.Fatalf("status %d, Retry-After %q; want 429 and 43", w.Code, w.Header().Get("Retry-After"))
+	}
+	if got, _ := errorOf(t, w); got != msg {
+		t.Errorf("error %q", got)
+	}
+}

@@ -3,6 +3,8 @@ package handlers
 import (
 	"errors"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -24,6 +26,7 @@ var statusByCode = map[models.Code]int{
 	models.CodePrecondition: http.StatusPreconditionFailed,
 	models.CodeUnavailable:  http.StatusServiceUnavailable,
 	models.CodeInternal:     http.StatusInternalServerError,
+	models.CodeTooMany:      http.StatusTooManyRequests,
 }
 
 // statusOf is the one place where error codes become HTTP statuses.
@@ -45,6 +48,9 @@ func (s *server) fail(c *gin.Context, err error) {
 	var me *models.Error
 	if errors.As(err, &me) {
 		body.Field = me.Field
+		if me.RetryAfter > 0 {
+			c.Header("Retry-After", strconv.FormatInt(int64((me.RetryAfter+time.Second-1)/time.Second), 10))
+		}
 	}
 	c.Header("Cache-Control", "no-store")
 	c.AbortWithStatusJSON(st, body)

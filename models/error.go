@@ -5,6 +5,7 @@ package models
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Code classifies an Error; handlers map each code to one HTTP status.
@@ -20,6 +21,9 @@ const (
 	CodePrecondition Code = "precondition"
 	CodeUnavailable  Code = "unavailable"
 	CodeInternal     Code = "internal"
+	// CodeTooMany is a caller that has more requests in flight than its
+	// share allows; it may try again shortly (HTTP 429 with Retry-After).
+	CodeTooMany Code = "too_many_requests"
 )
 
 // Error is the one error type that crosses package boundaries with a
@@ -29,6 +33,9 @@ type Error struct {
 	Code    Code
 	Message string
 	Field   string
+	// RetryAfter, when set, is how long the caller should wait before
+	// trying again (a cooldown); the HTTP layer sends it as Retry-After.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {

@@ -134,3 +134,36 @@ func TestTransportDoesNotPauseSiteForRefusedWait(t *testing.T) {
 		t.Errorf("slept %v, want the site not paused for a wait nobody honours", clock.Sleeps())
 	}
 }
+
+// TestBudgetsDoNotShareABucket: requests made under a named budget draw on
+// a bucket of their own, neither their host's nor a site's, and a
+// Retry-After pauses only that budget.
+func TestBudgetsDoNotShareABucket(t *testing.T) {
+	clock := newFakeClock()
+	l := newTestLimiter(clock, LimiterOptions{Rate: 1, Burst: 1})
+	tr := newTestTransport(clock, 0)
+	tr.Limiter = l
+	srv := newScriptedServer(t, status(http.StatusTooManyRequests, "Retry-After", "20"), ok)
+	busy := WithBudget(context.Background(), "on-demand")
+	if resp, err := send(t, tr, busy, http.MethodGet, srv.URL, ""); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("on-demand request: %v", err)
+	}
+	// The busy budget waited out its Retry-After (and its bucket).
+	if got := clock.Sleeps(); len(got) == 0 || got[0] != 20*time.Second {
+		t.Fatalf("sleeps %v, want the 20 s Retry-After first", got)
+	}
+	slept := len(clock.Sleeps())
+	l.pause("budget:on-demand", clock.Now().Add(time.Hour))
+	// Another budget, the same host and a site are none of them held.
+	for _, ctx := range []context.Context{WithBudget(context.Background(), "scheduled"), context.Background(), WithSiteID(context.Background(), "s_1")} {
+		if resp, err := send(t, tr, ctx, http.MethodGet, srv.URL, ""); err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("request beside the paused budget: %v", err)
+		}
+	}
+	if got := clock.Sleeps(); len(got) != slept {
+		t.Errorf("other budgets slept %v, want no wait", got[slept:])
+	}
+	if l.len() != 4 {
+		t.Errorf("limiter holds %d buckets, want 4 (two budgets, the host, the site)", l.len())
+	}
+}

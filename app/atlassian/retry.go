@@ -33,6 +33,7 @@ type contextKey int
 const (
 	idempotentKey contextKey = iota
 	siteIDKey
+	budgetKey
 )
 
 // WithIdempotent marks the requests made with ctx as safe to send twice (a
@@ -46,6 +47,15 @@ func WithIdempotent(ctx context.Context) context.Context {
 // the per-site rate limiter. Without it the limiter keys by the URL's host.
 func WithSiteID(ctx context.Context, siteID string) context.Context {
 	return context.WithValue(ctx, siteIDKey, siteID)
+}
+
+// WithBudget makes the requests made with ctx draw on the named budget of
+// the rate limiter instead of their site's or host's: work that must not
+// starve other work calling the same host (the scheduled Marketplace sync,
+// and admins' on-demand syncs) gets a bucket of its own, and a Retry-After
+// pauses only that bucket.
+func WithBudget(ctx context.Context, name string) context.Context {
+	return context.WithValue(ctx, budgetKey, name)
 }
 
 // RetryLaterError reports that Atlassian asked for a wait longer than the
@@ -245,6 +255,10 @@ func isIdempotent(req *http.Request) bool {
 }
 
 func limiterKey(req *http.Request) string {
+	if name, ok := req.Context().Value(budgetKey).(string); ok && name != "" {
+		// Not a valid site ID (those are "s_…"), so never a site's bucket.
+		return "budget:" + name
+	}
 	if id, ok := req.Context().Value(siteIDKey).(string); ok && id != "" {
 		return id
 	}

@@ -35,6 +35,25 @@ const (
 	DefaultPoll     = 15 * time.Minute
 	// siteSyncTimeout bounds an on-demand sync, which an admin waits for.
 	siteSyncTimeout = 45 * time.Second
+	// SiteSyncCooldown is how soon after an on-demand sync of a site
+	// (successful or not) the next one may start: one admin, or twenty
+	// pressing at once, cost the Marketplace one sync per site a minute.
+	SiteSyncCooldown = time.Minute
+	// licenceListTTL is how long one reading of the whole licence list
+	// serves the on-demand syncs that need it (a site whose licence the
+	// text search did not find); they share one reading in flight too.
+	licenceListTTL = 2 * time.Minute
+	// maxCooldowns bounds the cooldown table (site IDs of admins who
+	// pressed the button; expired entries are swept when it is full).
+	maxCooldowns = 100_000
+)
+
+// Rate budgets (atlassian.WithBudget) of the Marketplace calls: the
+// scheduled sync has its own, so admins pressing "sync now" can never
+// starve it, nor it them.
+const (
+	budgetScheduled = "marketplace-scheduled"
+	budgetOnDemand  = "marketplace-on-demand"
 )
 
 // Bounds of what an admin may enter, in characters.
@@ -59,6 +78,28 @@ type Service struct {
 	Poll     time.Duration
 
 	running sync.Mutex // one full sync at a time in this process
+
+	cooldownMu sync.Mutex
+	cooldowns  map[string]time.Time // site ID → when its on-demand sync may run again
+
+	listMu   sync.Mutex
+	list     *licenceList // the last whole listing read, nil when none
+	listCall *listCall    // the reading in flight, nil when none
+}
+
+// licenceList is one reading of every licence, indexed.
+type licenceList struct {
+	ix     *index
+	count  int
+	readAt time.Time
+}
+
+// listCall is a reading of the whole list that concurrent on-demand syncs
+// share.
+type listCall struct {
+	done chan struct{}
+	list *licenceList
+	err  error
 }
 
 // New builds the service; it starts nothing (Run is the worker).
@@ -69,7 +110,8 @@ func New(st *store.Store, market *atlassian.Marketplace, now func() time.Time, l
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{store: st, market: market, now: now, log: log, Interval: DefaultInterval, Poll: DefaultPoll}
+	return &Service{store: st, market: market, now: now, log: log, Interval: DefaultInterval, Poll: DefaultPoll,
+		cooldowns: map[string]time.Time{}}
 }
 
 // SyncConfigured reports whether the Marketplace sync can run.
@@ -160,12 +202,20 @@ func truncate(s string, n int) string {
 
 // SyncSite refreshes one site's record from its Marketplace licence now,
 // for the admin's "sync now". It looks the licence up by the site's own
-// identifiers and falls back to the full listing.
+// identifiers and falls back to the whole listing, which concurrent calls
+// share (one reading, kept for licenceListTTL). A site may sync on demand
+// once per SiteSyncCooldown: sooner is a too_many_requests error that says
+// when to try again. Its Marketplace calls draw on the on-demand budget.
 func (s *Service) SyncSite(ctx context.Context, site *models.Site) (*models.CustomerProfile, error) {
 	if !s.SyncConfigured() {
 		return nil, &models.Error{Code: models.CodePrecondition, Message: "The Marketplace licence sync is not set up on this idbridge server, so the record cannot be refreshed from your licence. You can still correct it here."}
 	}
-	ctx, cancel := context.WithTimeout(ctx, siteSyncTimeout)
+	if wait := s.startCooldown(site.ID); wait > 0 {
+		secs := int((wait + time.Second - 1) / time.Second)
+		return nil, &models.Error{Code: models.CodeTooMany, RetryAfter: wait,
+			Message: fmt.Sprintf("This record was refreshed from the Marketplace moments ago; try again in %d seconds.", secs)}
+	}
+	ctx, cancel := context.WithTimeout(atlassian.WithBudget(ctx, budgetOnDemand), siteSyncTimeout)
 	defer cancel()
 	var best *candidate
 	consider := func(l atlassian.License) error {
@@ -183,14 +233,92 @@ func (s *Service) SyncSite(ctx context.Context, site *models.Site) (*models.Cust
 		}
 	}
 	if best == nil {
-		if err := s.market.Licenses(ctx, "", consider); err != nil {
+		list, err := s.sharedList(ctx)
+		if err != nil {
 			return nil, marketplaceError(err)
 		}
+		best = list.ix.find(site)
 	}
 	if err := s.apply(ctx, site.ID, best); err != nil {
 		return nil, err
 	}
 	return s.Get(ctx, site.ID)
+}
+
+// startCooldown starts the site's cooldown and returns 0, or returns how
+// long the cooldown it is in still lasts.
+func (s *Service) startCooldown(siteID string) time.Duration {
+	now := s.now()
+	s.cooldownMu.Lock()
+	defer s.cooldownMu.Unlock()
+	if until, ok := s.cooldowns[siteID]; ok && now.Before(until) {
+		return until.Sub(now)
+	}
+	if len(s.cooldowns) >= maxCooldowns {
+		for id, until := range s.cooldowns {
+			if !now.Before(until) {
+				delete(s.cooldowns, id)
+			}
+		}
+		if len(s.cooldowns) >= maxCooldowns {
+			// Every entry is live: more sites synced within a minute
+			// than the table holds. Refusing is safe; forgetting a
+			// cooldown would not be.
+			return SiteSyncCooldown
+		}
+	}
+	s.cooldowns[siteID] = now.Add(SiteSyncCooldown)
+	return 0
+}
+
+// sharedList returns the whole licence listing: the last reading when it is
+// younger than licenceListTTL, else the reading in flight, else a new one
+// that later callers join. The reading runs for every caller waiting on
+// it, so one caller leaving does not cancel it; siteSyncTimeout bounds it.
+func (s *Service) sharedList(ctx context.Context) (*licenceList, error) {
+	s.listMu.Lock()
+	if l := s.list; l != nil && s.now().Sub(l.readAt) < licenceListTTL {
+		s.listMu.Unlock()
+		return l, nil
+	}
+	call := s.listCall
+	if call == nil {
+		call = &listCall{done: make(chan struct{})}
+		s.listCall = call
+		readCtx, cancel := context.WithTimeout(atlassian.WithBudget(context.WithoutCancel(ctx), budgetOnDemand), siteSyncTimeout)
+		go func() {
+			defer cancel()
+			list, err := s.readList(readCtx)
+			s.listMu.Lock()
+			s.listCall = nil
+			if err == nil {
+				s.list = list
+			}
+			s.listMu.Unlock()
+			call.list, call.err = list, err
+			close(call.done)
+		}()
+	}
+	s.listMu.Unlock()
+	select {
+	case <-call.done:
+		return call.list, call.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// readList reads every licence once and indexes them.
+func (s *Service) readList(ctx context.Context) (*licenceList, error) {
+	var licenses []atlassian.License
+	err := s.market.Licenses(ctx, "", func(l atlassian.License) error {
+		licenses = append(licenses, l)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &licenceList{ix: newIndex(licenses), count: len(licenses), readAt: s.now()}, nil
 }
 
 // SyncResult counts what a full sync did.
@@ -265,20 +393,20 @@ func (s *Service) interval() time.Duration {
 	return DefaultInterval
 }
 
-// syncAll reads every licence once and matches each active site to its
-// best licence.
+// syncAll reads every licence once, under the scheduled sync's own rate
+// budget, and matches each active site to its best licence. The reading
+// also serves on-demand syncs for a while.
 func (s *Service) syncAll(ctx context.Context) (SyncResult, error) {
 	var res SyncResult
-	var licenses []atlassian.License
-	err := s.market.Licenses(ctx, "", func(l atlassian.License) error {
-		res.Licenses++
-		licenses = append(licenses, l)
-		return nil
-	})
+	list, err := s.readList(atlassian.WithBudget(ctx, budgetScheduled))
 	if err != nil {
 		return res, marketplaceError(err)
 	}
-	idx := newIndex(licenses)
+	res.Licenses = list.count
+	s.listMu.Lock()
+	s.list = list
+	s.listMu.Unlock()
+	idx := list.ix
 	ids, err := s.store.View(ctx).ActiveSiteIDs()
 	if err != nil {
 		return res, err

@@ -351,6 +351,8 @@ func TestSyncSite(t *testing.T) {
 		}
 
 		// Vendor credentials refused: a 503 in words, never a 401 of ours.
+		// (Each press below comes after the site's cooldown.)
+		e.clock.Advance(profile.SiteSyncCooldown)
 		e.mp.refuse.Store(true)
 		_, err = e.svc.SyncSite(ctx, site)
 		if models.ErrorCode(err) != models.CodeUnavailable || !strings.Contains(models.ErrorMessage(err), "vendor credentials") {
@@ -360,6 +362,7 @@ func TestSyncSite(t *testing.T) {
 
 		// A Marketplace that does not answer: nothing changes.
 		before := e.get(t, site.ID)
+		e.clock.Advance(profile.SiteSyncCooldown)
 		e.mp.hang.Store(true)
 		_, err = e.svc.SyncSite(ctx, site)
 		e.mp.hang.Store(false)
