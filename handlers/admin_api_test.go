@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -444,5 +445,31 @@ func TestProfileSyncCooldownIsA429WithRetryAfter(t *testing.T) {
 	}
 	if got, _ := errorOf(t, w); got != msg {
 		t.Errorf("error %q", got)
+	}
+}
+
+// A database outage (the store's CodeUnavailable) is a 503 with Retry-After
+// and the JSON error body on the admin API, logged as a warning, never a
+// 500; a site over its share of requests is a 429 with Retry-After.
+func TestAdminAPIUnavailableIs503WithRetryAfter(t *testing.T) {
+	for _, tc := range []struct {
+		code   models.Code
+		status int
+	}{{models.CodeUnavailable, 503}, {models.CodeTooMany, 429}} {
+		stub := &stubProfiles{err: fmt.Errorf("find profile: %w", &models.Error{Code: tc.code, Message: "the database is not available right now; try again shortly"})}
+		h := adminServer(t, &stubAccounts{}, stub)
+		for _, m := range []string{"PUT", "POST"} {
+			body, target := `{"name":"x"}`, "/api/admin/profile"
+			if m == "POST" {
+				body, target = "", "/api/admin/profile/sync"
+			}
+			w := jsonReq(t, h, m, target, body)
+			if w.Code != tc.status || w.Header().Get("Retry-After") == "" {
+				t.Fatalf("%s profile: %d, Retry-After %q; want %d with Retry-After", m, w.Code, w.Header().Get("Retry-After"), tc.status)
+			}
+			if msg, _ := errorOf(t, w); !strings.Contains(msg, "try again") {
+				t.Errorf("%s profile: error %q", m, msg)
+			}
+		}
 	}
 }

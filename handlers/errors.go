@@ -29,6 +29,20 @@ var statusByCode = map[models.Code]int{
 	models.CodeTooMany:      http.StatusTooManyRequests,
 }
 
+// retryAfterSeconds is the Retry-After of a 503 (the database restarting,
+// a statement past its deadline) and of a 429 (a site over its share of
+// concurrent requests): long enough for a restart or a burst to pass, short
+// enough that identity providers do not fall behind.
+const retryAfterSeconds = "2"
+
+// setRetryAfter adds Retry-After to answers that ask the caller to come
+// back: 503 and 429.
+func setRetryAfter(c *gin.Context, status int) {
+	if status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests {
+		c.Header("Retry-After", retryAfterSeconds)
+	}
+}
+
 // statusOf is the one place where error codes become HTTP statuses.
 func statusOf(err error) int {
 	if st, ok := statusByCode[models.ErrorCode(err)]; ok {
@@ -41,9 +55,8 @@ func statusOf(err error) int {
 // and answered with a generic sentence; all others carry their message.
 func (s *server) fail(c *gin.Context, err error) {
 	st := statusOf(err)
-	if st == http.StatusInternalServerError {
-		s.Log.ErrorContext(c, "internal error", "request_id", requestID(c), "route", c.FullPath(), "error", err.Error())
-	}
+	s.logFailure(c, st, err)
+	setRetryAfter(c, st)
 	body := errorBody{Error: models.ErrorMessage(err)}
 	var me *models.Error
 	if errors.As(err, &me) {
@@ -54,6 +67,18 @@ func (s *server) fail(c *gin.Context, err error) {
 	}
 	c.Header("Cache-Control", "no-store")
 	c.AbortWithStatusJSON(st, body)
+}
+
+// logFailure logs internal errors (500) with their detail, and 503s (a
+// database outage: the operator wants to know) as warnings; the rest are
+// the client's and only counted in the access log.
+func (s *server) logFailure(c *gin.Context, status int, err error) {
+	switch status {
+	case http.StatusInternalServerError:
+		s.Log.ErrorContext(c, "internal error", "request_id", requestID(c), "route", c.FullPath(), "error", err.Error())
+	case http.StatusServiceUnavailable:
+		s.Log.WarnContext(c, "unavailable", "request_id", requestID(c), "route", c.FullPath(), "error", err.Error())
+	}
 }
 
 func writeError(c *gin.Context, status int, msg string) {

@@ -21,7 +21,10 @@ import (
 // dispatcher resolved it; bodies are the raw request bytes; errors carry
 // their SCIM status and scimType (see writeSCIMError).
 type SCIMServer interface {
-	Authenticate(ctx context.Context, siteID, token string) error
+	// Admit authenticates a request with the site's bearer token and
+	// admits it under the site's share of capacity; write says whether it
+	// changes the directory. done is called when the request ends.
+	Admit(ctx context.Context, siteID, token string, write bool) (done func(), err error)
 	// List and Search answer a ListResponse as any JSON-marshalable value.
 	List(ctx context.Context, siteID, endpoint string, q url.Values) (any, error)
 	Search(ctx context.Context, siteID, endpoint string, body []byte) (any, error)
@@ -80,10 +83,11 @@ func (s *server) writeSCIMError(c *gin.Context, err error) {
 		}
 		body = scimErrorBody(status, scimType, models.ErrorMessage(err))
 	}
-	if status >= 500 {
-		s.Log.ErrorContext(c, "internal error", "request_id", requestID(c), "route", c.FullPath(), "error", err.Error())
+	s.logFailure(c, status, err)
+	if status >= 500 && status != http.StatusServiceUnavailable {
 		body = scimErrorBody(status, "", "internal error")
 	}
+	setRetryAfter(c, status)
 	writeSCIMStatus(c, status, body)
 }
 
@@ -146,13 +150,29 @@ func bearerToken(h string) string {
 	return strings.TrimSpace(token)
 }
 
-// requireSCIMToken authenticates the site's identity provider.
+// requireSCIMToken authenticates the site's identity provider and admits
+// the request under the site's share of capacity until it ends.
 func (s *server) requireSCIMToken(c *gin.Context) {
-	if err := s.SCIM.Authenticate(c.Request.Context(), c.Param("siteID"), bearerToken(c.GetHeader("Authorization"))); err != nil {
+	write := isSCIMWrite(c.Request.Method, c.Param("path"))
+	done, err := s.SCIM.Admit(c.Request.Context(), c.Param("siteID"), bearerToken(c.GetHeader("Authorization")), write)
+	if err != nil {
 		s.writeSCIMError(c, err)
 		return
 	}
+	defer done()
 	c.Next()
+}
+
+// isSCIMWrite reports whether a request may change the directory: POST
+// (other than a .search), PUT, PATCH and DELETE.
+func isSCIMWrite(method, path string) bool {
+	switch method {
+	case http.MethodPut, http.MethodPatch, http.MethodDelete:
+		return true
+	case http.MethodPost:
+		return !strings.HasSuffix(strings.ToLower(strings.TrimRight(path, "/")), "/.search")
+	}
+	return false
 }
 
 // scimRoute is a request path under a site's SCIM base, resolved: the

@@ -68,6 +68,8 @@ func codeForStatus(status int) models.Code {
 		return models.CodePrecondition
 	case http.StatusServiceUnavailable:
 		return models.CodeUnavailable
+	case http.StatusTooManyRequests:
+		return models.CodeTooMany
 	}
 	if status >= 500 && status != http.StatusNotImplemented {
 		return models.CodeInternal
@@ -215,6 +217,8 @@ func AsError(err error) *Error {
 		return &Error{Status: http.StatusPreconditionFailed, Detail: msg}
 	case models.CodeUnavailable:
 		return &Error{Status: http.StatusServiceUnavailable, Detail: msg}
+	case models.CodeTooMany:
+		return &Error{Status: http.StatusTooManyRequests, Detail: msg}
 	}
 	return &Error{Status: http.StatusInternalServerError, Detail: "internal error"}
 }

@@ -74,6 +74,33 @@ func resourceType(endpoint string) (ResourceType, error) {
 	return rt, nil
 }
 
+// resource resolves the endpoint and checks the resource ID's shape: an ID
+// idbridge cannot have issued is a 404 at once, without a lookup (and its
+// bytes, which may be NUL or invalid UTF-8, never reach the database).
+func resource(endpoint, id string) (ResourceType, error) {
+	rt, err := resourceType(endpoint)
+	if err != nil {
+		return rt, err
+	}
+	prefix, kind := "u", "User"
+	if rt.Name == Groups.Name {
+		prefix, kind = "g", "Group"
+	}
+	if !store.ValidID(prefix, id) {
+		return rt, NotFound("%s %s not found", kind, shown(id))
+	}
+	return rt, nil
+}
+
+// shown quotes a client-sent value for an error message, cut short.
+func shown(v string) string {
+	const most = 64
+	if len(v) > most {
+		v = v[:most] + "…"
+	}
+	return strconv.Quote(strings.ToValidUTF8(v, "\uFFFD"))
+}
+
 // --- discovery ----------------------------------------------------------
 
 // ServiceProviderConfig answers GET /ServiceProviderConfig.
@@ -504,7 +531,7 @@ func (s *Service) query(ctx context.Context, siteID string, rt ResourceType, lp 
 
 // Get answers GET /Users/{id} and GET /Groups/{id}.
 func (s *Service) Get(ctx context.Context, siteID, endpoint, id string, q url.Values) (*models.SCIMDocument, error) {
-	rt, err := resourceType(endpoint)
+	rt, err := resource(endpoint, id)
 	if err != nil {
 		return nil, err
 	}

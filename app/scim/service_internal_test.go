@@ -197,6 +197,32 @@ func TestServerTokenCacheAcrossReplicas(t *testing.T) {
 	if err := two.Authenticate(ctx, site.ID, newToken); err != nil {
 		t.Fatalf("replica two refuses the new token: %v", err)
 	}
+	// A site disabled on replica one has its writes refused on replica two,
+	// which had its credentials cached; reads go on; enabled, it writes.
+	setState := func(state models.SiteState) {
+		t.Helper()
+		if err := st1.InTx(ctx, func(tx *store.Tx) error { return tx.SetSiteState(site.ID, state) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "replica two caches the new hash", func() bool {
+		_ = two.Authenticate(ctx, site.ID, newToken)
+		_, ok := two.tokens.get(site.ID)
+		return ok
+	})
+	setState(models.SiteDisabled)
+	waitFor(t, "replica two refuses writes of the disabled site", func() bool {
+		_, err := two.Admit(ctx, site.ID, newToken, true)
+		return models.ErrorCode(err) == models.CodeForbidden
+	})
+	if _, err := two.Admit(ctx, site.ID, newToken, false); err != nil {
+		t.Fatalf("replica two refuses reads of the disabled site: %v", err)
+	}
+	setState(models.SiteInstalled)
+	waitFor(t, "replica two takes writes again", func() bool {
+		_, err := two.Admit(ctx, site.ID, newToken, true)
+		return err == nil
+	})
 	// An uninstall on replica one revokes it on replica two too.
 	if err := st1.InTx(ctx, func(tx *store.Tx) error { return tx.MarkSiteUninstalled(site.ID, time.Now().Add(time.Hour)) }); err != nil {
 		t.Fatal(err)

@@ -19,7 +19,7 @@ import (
 // excludedAttributes ask for the group: then 200 with it). Operations apply
 // in order and atomically, in one transaction with their outbox items.
 func (s *Service) Patch(ctx context.Context, siteID, endpoint, id string, body []byte, ifMatch string, q url.Values) (*models.SCIMDocument, error) {
-	rt, err := resourceType(endpoint)
+	rt, err := resource(endpoint, id)
 	if err != nil {
 		return nil, err
 	}

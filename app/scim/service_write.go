@@ -288,7 +288,7 @@ func (s *Service) Create(ctx context.Context, siteID, endpoint string, body []by
 // members attribute and kept when it has none (RFC 7644 3.5.1 leaves that
 // to the server; keeping them never loses a membership by accident).
 func (s *Service) Replace(ctx context.Context, siteID, endpoint, id string, body []byte, ifMatch string, q url.Values) (*models.SCIMDocument, error) {
-	rt, err := resourceType(endpoint)
+	rt, err := resource(endpoint, id)
 	if err != nil {
 		return nil, err
 	}
@@ -608,7 +608,7 @@ func (s *Service) updateGroup(ctx context.Context, siteID, id, ifMatch string, q
 // Delete answers DELETE /Users/{id} (a hard delete: Entra sends it 30 days
 // after a soft delete) and DELETE /Groups/{id}.
 func (s *Service) Delete(ctx context.Context, siteID, endpoint, id, ifMatch string) error {
-	rt, err := resourceType(endpoint)
+	rt, err := resource(endpoint, id)
 	if err != nil {
 		return err
 	}

@@ -33,10 +33,17 @@ func newToken() (string, []byte) {
 	return token, sum[:]
 }
 
-// tokenCache holds, per site, the token hash the database has (nil for
-// none), on PostgreSQL only and only while the change notifications are
-// being received: without them a cached hash could outlive a rotation on
-// another replica. On SQLite (one process) every check reads the database.
+// tokenCacheMax bounds the token cache by entries: one per site whose
+// identity provider called this replica within tokenCacheTTL. Misses are
+// never cached, so requests for sites that do not exist (or malformed IDs,
+// refused before any lookup) add nothing.
+const tokenCacheMax = 50_000
+
+// tokenCache holds, per site, the token hash the database has and whether
+// the site is disabled, on PostgreSQL only and only while the change
+// notifications are being received: without them a cached hash could
+// outlive a rotation on another replica. On SQLite (one process) every
+// check reads the database.
 type tokenCache struct {
 	listening atomic.Bool
 	mu        sync.RWMutex
@@ -48,21 +55,21 @@ type tokenCache struct {
 }
 
 type tokenEntry struct {
-	hash    []byte
+	cred    store.SCIMCredentials
 	expires time.Time
 }
 
-func (c *tokenCache) get(siteID string) ([]byte, bool) {
+func (c *tokenCache) get(siteID string) (store.SCIMCredentials, bool) {
 	if !c.listening.Load() {
-		return nil, false
+		return store.SCIMCredentials{}, false
 	}
 	c.mu.RLock()
 	e, ok := c.entries[siteID]
 	c.mu.RUnlock()
 	if !ok || !c.now().Before(e.expires) {
-		return nil, false
+		return store.SCIMCredentials{}, false
 	}
-	return e.hash, true
+	return e.cred, true
 }
 
 func (c *tokenCache) generation() uint64 {
@@ -71,7 +78,7 @@ func (c *tokenCache) generation() uint64 {
 	return c.gen
 }
 
-func (c *tokenCache) put(gen uint64, siteID string, hash []byte) {
+func (c *tokenCache) put(gen uint64, siteID string, cred store.SCIMCredentials) {
 	if !c.listening.Load() {
 		return
 	}
@@ -80,10 +87,33 @@ func (c *tokenCache) put(gen uint64, siteID string, hash []byte) {
 	if c.gen != gen {
 		return
 	}
-	if len(c.entries) > 100_000 {
-		clear(c.entries)
+	now := c.now()
+	if _, ok := c.entries[siteID]; !ok && len(c.entries) >= tokenCacheMax {
+		c.evictLocked(now)
 	}
-	c.entries[siteID] = tokenEntry{hash: hash, expires: c.now().Add(tokenCacheTTL)}
+	c.entries[siteID] = tokenEntry{cred: cred, expires: now.Add(tokenCacheTTL)}
+}
+
+// evictLocked makes room for one entry: expired entries go first; when
+// none has expired, an arbitrary one (map order) makes room.
+func (c *tokenCache) evictLocked(now time.Time) {
+	for k, e := range c.entries {
+		if !now.Before(e.expires) {
+			delete(c.entries, k)
+		}
+	}
+	for k := range c.entries {
+		if len(c.entries) < tokenCacheMax {
+			return
+		}
+		delete(c.entries, k)
+	}
+}
+
+func (c *tokenCache) len() int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return len(c.entries)
 }
 
 func (c *tokenCache) forget(siteID string) {
@@ -102,31 +132,60 @@ func (c *tokenCache) reset(listening bool) {
 }
 
 // Authenticate checks the bearer token of a SCIM request for the site. An
-// unknown site, a site without provisioning, an uninstalled site and a
-// wrong token all answer the same 401. The comparison of the SHA-256
-// hashes takes constant time.
+// unknown site, a malformed site ID, a site without provisioning, an
+// uninstalled site and a wrong token all answer the same 401. A malformed
+// site ID is refused by its shape alone (no lookup, no cache entry); the
+// comparison of the SHA-256 hashes takes constant time.
 func (s *Service) Authenticate(ctx context.Context, siteID, token string) error {
+	_, err := s.credentials(ctx, siteID, token)
+	return err
+}
+
+func (s *Service) credentials(ctx context.Context, siteID, token string) (store.SCIMCredentials, error) {
 	if token == "" {
-		return Unauthorized("a bearer token is required")
+		return store.SCIMCredentials{}, Unauthorized("a bearer token is required")
 	}
-	hash, ok := s.tokens.get(siteID)
+	invalid := Unauthorized("the bearer token is not valid for this site")
+	if !store.ValidID("s", siteID) || len(token) > maxTokenLength {
+		return store.SCIMCredentials{}, invalid
+	}
+	cred, ok := s.tokens.get(siteID)
 	if !ok {
 		gen := s.tokens.generation()
-		h, err := s.store.View(ctx).SCIMTokenHash(siteID)
+		c, err := s.store.View(ctx).FindSCIMCredentials(siteID)
 		switch {
 		case models.IsNotFound(err):
-			h = nil
+			return store.SCIMCredentials{}, invalid
 		case err != nil:
-			return err
+			return store.SCIMCredentials{}, err
 		}
-		s.tokens.put(gen, siteID, h)
-		hash = h
+		s.tokens.put(gen, siteID, *c)
+		cred = *c
 	}
 	sum := sha256.Sum256([]byte(token))
-	if len(hash) != len(sum) || subtle.ConstantTimeCompare(sum[:], hash) != 1 {
-		return Unauthorized("the bearer token is not valid for this site")
+	if len(cred.TokenHash) != len(sum) || subtle.ConstantTimeCompare(sum[:], cred.TokenHash) != 1 {
+		return store.SCIMCredentials{}, invalid
 	}
-	return nil
+	return cred, nil
+}
+
+// maxTokenLength bounds the bearer token hashed per request; idbridge's
+// tokens are 51 characters.
+const maxTokenLength = 512
+
+// Admit authenticates a SCIM request (see Authenticate) and admits it: a
+// disabled site's changes (write) are refused in words, its reads go on, so
+// that the identity provider's lookups keep answering and the admin page
+// can show why. done must be called when the request ends.
+func (s *Service) Admit(ctx context.Context, siteID, token string, write bool) (done func(), err error) {
+	cred, err := s.credentials(ctx, siteID, token)
+	if err != nil {
+		return nil, err
+	}
+	if write && cred.Disabled {
+		return nil, Forbidden("the idbridge app is disabled in this site: changes are refused until a site admin enables it again; reads still work")
+	}
+	return func() {}, nil
 }
 
 // Run keeps cached token hashes true across replicas until ctx is done: on

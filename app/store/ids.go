@@ -20,3 +20,25 @@ func NewID(prefix string) string {
 	}
 	return prefix + "_" + strings.ToLower(idEncoding.EncodeToString(b[:]))
 }
+
+// idRandomLen is the length of NewID's random part: 128 bits in unpadded
+// base32.
+const idRandomLen = 26
+
+// ValidID reports whether id has the shape NewID gives IDs of the kind
+// prefix: the prefix, "_", and 26 characters of lower-case base32. Checked
+// before any lookup, so that a malformed ID from a URL costs no database
+// round trip and no cache entry, and never reaches the database (which may
+// refuse its bytes: NUL or invalid UTF-8 on PostgreSQL).
+func ValidID(prefix, id string) bool {
+	if len(id) != len(prefix)+1+idRandomLen || id[:len(prefix)] != prefix || id[len(prefix)] != '_' {
+		return false
+	}
+	for i := len(prefix) + 1; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= '2' && c <= '7') {
+			return false
+		}
+	}
+	return true
+}

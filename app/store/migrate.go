@@ -231,6 +231,16 @@ func (s *Store) Migrate(ctx context.Context) (MigrationResult, error) {
 			return res, fmt.Errorf("migrate: %w", err)
 		}
 		defer conn.Close()
+		// Waiting for another replica's migrations, and migrating, may take
+		// longer than a request's statement: no deadline on this session.
+		if _, err := conn.ExecContext(ctx, `SET statement_timeout = 0`); err != nil {
+			return res, fmt.Errorf("migrate: %w", err)
+		}
+		defer func() {
+			rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_, _ = conn.ExecContext(rctx, `RESET statement_timeout`)
+		}()
 		if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, migrationLockKey); err != nil {
 			return res, fmt.Errorf("migrate: take advisory lock: %w", err)
 		}
@@ -265,6 +275,13 @@ func (s *Store) Migrate(ctx context.Context) (MigrationResult, error) {
 			// Re-check inside the transaction: on SQLite, where there is no
 			// advisory lock, BEGIN IMMEDIATE serialises two processes and the
 			// second finds the migration recorded by the first.
+			if s.dialect == Postgres {
+				// A migration (an index over a large table) may run longer
+				// than a request's statement.
+				if err := tx.Exec(`SET LOCAL statement_timeout = 0`).Error; err != nil {
+					return err
+				}
+			}
 			var n int64
 			if err := tx.Raw(`SELECT count(*) FROM schema_migrations WHERE version = ?`, m.Version).Scan(&n).Error; err != nil {
 				return err

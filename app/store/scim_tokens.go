@@ -149,10 +149,29 @@ func (tx *Tx) RevokeSCIMToken(siteID string) error {
 	return tx.Notify(SCIMNotifyChannel, siteID)
 }
 
+// SCIMCredentials is what a SCIM request is checked against: the SHA-256
+// of the site's token and whether the site is disabled (the app switched
+// off in the site: its directory may be read, not changed).
+type SCIMCredentials struct {
+	TokenHash []byte
+	Disabled  bool
+}
+
 // SCIMTokenHash returns the SHA-256 of the site's token when provisioning
 // is enabled and the site is installed (or disabled); otherwise not found.
 func (tx *Tx) SCIMTokenHash(siteID string) ([]byte, error) {
-	rows, err := tx.queryRows(`SELECT t.token_hash FROM scim_settings t JOIN sites s ON s.id = t.site_id
+	c, err := tx.FindSCIMCredentials(siteID)
+	if err != nil {
+		return nil, err
+	}
+	return c.TokenHash, nil
+}
+
+// FindSCIMCredentials returns the site's token hash and state in one
+// statement when provisioning is enabled and the site is installed or
+// disabled; otherwise not found.
+func (tx *Tx) FindSCIMCredentials(siteID string) (*SCIMCredentials, error) {
+	rows, err := tx.queryRows(`SELECT t.token_hash, s.state FROM scim_settings t JOIN sites s ON s.id = t.site_id
 		WHERE t.site_id = ? AND t.enabled AND t.token_hash IS NOT NULL AND s.state <> ?`,
 		siteID, string(models.SiteUninstalled))
 	if err != nil {
@@ -165,9 +184,11 @@ func (tx *Tx) SCIMTokenHash(siteID string) ([]byte, error) {
 		}
 		return nil, &models.Error{Code: models.CodeNotFound, Message: "no SCIM token"}
 	}
-	var hash []byte
-	if err := rows.Scan(&hash); err != nil {
-		return nil, fmt.Errorf("find scim token: %w", err)
+	var c SCIMCredentials
+	var state string
+	if err := rows.Scan(&c.TokenHash, &state); err != nil {
+		return nil, fmt.Errorf("find scim token: %w", translate(err))
 	}
-	return hash, nil
+	c.Disabled = state == string(models.SiteDisabled)
+	return &c, nil
 }

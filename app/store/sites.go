@@ -178,7 +178,9 @@ func (tx *Tx) SetSiteState(siteID string, state models.SiteState) error {
 	if res.RowsAffected == 0 {
 		return &models.Error{Code: models.CodeNotFound, Message: "site is not installed"}
 	}
-	return nil
+	// SCIM refuses a disabled site's changes: replicas drop what they
+	// cached of the site's SCIM credentials.
+	return tx.Notify(SCIMNotifyChannel, siteID)
 }
 
 // MarkSiteUninstalled deletes the site's secrets at once and schedules the

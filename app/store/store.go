@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -43,7 +44,22 @@ type Options struct {
 	MaxOpenConns    int
 	MaxIdleConns    int
 	ConnMaxLifetime time.Duration
+
+	// StatementTimeout bounds every statement (DefaultStatementTimeout
+	// when zero): on PostgreSQL it is each connection's statement_timeout
+	// (set when the connection opens: no round trip), on SQLite the busy
+	// timeout a writer waits for the lock. Every transaction must finish
+	// within twice this (the context is ended then, which interrupts a
+	// running SQLite statement). A statement past its deadline is
+	// CodeUnavailable: the HTTP layer answers 503 with Retry-After.
+	StatementTimeout time.Duration
 }
+
+// DefaultStatementTimeout is the deadline of one statement unless
+// configured: far above what any of idbridge's statements needs on a
+// healthy database (milliseconds), short enough that a connection is never
+// held long by one request.
+const DefaultStatementTimeout = 5 * time.Second
 
 // Store is the database handle. It is safe for concurrent use.
 type Store struct {
@@ -65,6 +81,10 @@ type Store struct {
 	// batches coalesces the SCIM hot paths on PostgreSQL (scim_batch.go);
 	// nil on SQLite.
 	batches *scimBatches
+
+	// stmtTimeout is Options.StatementTimeout; a transaction has twice it.
+	stmtTimeout time.Duration
+	maxOpen     int
 }
 
 // Open connects to the database and checks that it answers. It does not
@@ -81,16 +101,17 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	stmtTimeout := orDefaultDuration(opts.StatementTimeout, DefaultStatementTimeout)
 	var dialector gorm.Dialector
 	switch opts.Driver {
 	case SQLite:
-		dsn, err := sqliteDSN(opts.DSN)
+		dsn, err := sqliteDSN(opts.DSN, stmtTimeout)
 		if err != nil {
 			return nil, err
 		}
 		dialector = sqlite.Open(dsn)
 	case Postgres:
-		dialector = postgres.New(postgres.Config{DSN: opts.DSN})
+		dialector = postgres.New(postgres.Config{DSN: postgresDSN(opts.DSN, stmtTimeout)})
 	default:
 		return nil, fmt.Errorf("open store: unknown driver %q", opts.Driver)
 	}
@@ -108,12 +129,13 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s database: %w", opts.Driver, err)
 	}
+	var maxOpen int
 	if opts.Driver == Postgres {
 		// As many idle connections as open ones: under load, a pool that
 		// closes what it cannot keep idle reconnects all the time, and a
 		// new PostgreSQL backend costs milliseconds (SCIM load test,
 		// docs/PERFORMANCE.md).
-		maxOpen := orDefault(opts.MaxOpenConns, 20)
+		maxOpen = orDefault(opts.MaxOpenConns, 20)
 		sqlDB.SetMaxOpenConns(maxOpen)
 		sqlDB.SetMaxIdleConns(orDefault(opts.MaxIdleConns, maxOpen))
 		sqlDB.SetConnMaxLifetime(orDefaultDuration(opts.ConnMaxLifetime, 30*time.Minute))
@@ -121,10 +143,12 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	} else {
 		// SQLite serialises writers; a handful of connections lets readers
 		// proceed in WAL mode while a writer holds the lock.
-		sqlDB.SetMaxOpenConns(orDefault(opts.MaxOpenConns, 8))
+		maxOpen = orDefault(opts.MaxOpenConns, 8)
+		sqlDB.SetMaxOpenConns(maxOpen)
 		sqlDB.SetMaxIdleConns(orDefault(opts.MaxIdleConns, 8))
 	}
-	s := &Store{db: db, sqlDB: sqlDB, dialect: opts.Driver, dsn: opts.DSN, ring: opts.Ring, now: now, log: log}
+	s := &Store{db: db, sqlDB: sqlDB, dialect: opts.Driver, dsn: opts.DSN, ring: opts.Ring, now: now, log: log,
+		stmtTimeout: stmtTimeout, maxOpen: maxOpen}
 	s.initBatches()
 	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
@@ -139,7 +163,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 // on: WAL for concurrent readers, enforced foreign keys, a busy timeout
 // instead of immediate "database is locked" errors, and BEGIN IMMEDIATE so a
 // read that becomes a write cannot deadlock against another writer.
-func sqliteDSN(path string) (string, error) {
+func sqliteDSN(path string, busy time.Duration) (string, error) {
 	if path == "" {
 		return "", errors.New("open store: empty SQLite path")
 	}
@@ -152,7 +176,7 @@ func sqliteDSN(path string) (string, error) {
 		}
 	}
 	q := url.Values{}
-	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busy.Milliseconds()))
 	q.Add("_pragma", "foreign_keys(1)")
 	if !memory {
 		q.Add("_pragma", "journal_mode(WAL)")
@@ -167,6 +191,34 @@ func sqliteDSN(path string) (string, error) {
 		return path + sep + q.Encode(), nil
 	}
 	return "file:" + path + "?" + q.Encode(), nil
+}
+
+// postgresDSN adds the server-side deadlines to a PostgreSQL URL or
+// keyword/value DSN, as run-time parameters sent when each connection
+// opens, unless the operator set them: statement_timeout, and
+// idle_in_transaction_session_timeout so that a transaction left open by a
+// stuck caller cannot hold its locks.
+func postgresDSN(dsn string, stmt time.Duration) string {
+	params := [][2]string{
+		{"statement_timeout", strconv.FormatInt(stmt.Milliseconds(), 10)},
+		{"idle_in_transaction_session_timeout", strconv.FormatInt((6 * stmt).Milliseconds(), 10)},
+	}
+	if u, err := url.Parse(dsn); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
+		q := u.Query()
+		for _, p := range params {
+			if !q.Has(p[0]) {
+				q.Set(p[0], p[1])
+			}
+		}
+		u.RawQuery = q.Encode()
+		return u.String()
+	}
+	for _, p := range params {
+		if !strings.Contains(dsn, p[0]+"=") {
+			dsn += " " + p[0] + "=" + p[1]
+		}
+	}
+	return dsn
 }
 
 // scrubDSN removes the DSN (which may hold a password) from driver errors.
@@ -236,15 +288,30 @@ func (s *Store) View(ctx context.Context) *Tx {
 
 // InTx runs fn in one transaction, committed when fn returns nil and rolled
 // back otherwise. Nested calls are not supported: pass the *Tx down instead.
+//
+// The transaction must end within twice the statement timeout: its
+// context ends then, which rolls it back (and interrupts a SQLite
+// statement that is still running).
 func (s *Store) InTx(ctx context.Context, fn func(tx *Tx) error) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*s.stmtTimeout)
+	defer cancel()
 	return translate(s.db.WithContext(ctx).Transaction(func(db *gorm.DB) error {
 		return fn(&Tx{db: db, s: s})
 	}))
 }
 
+// StatementTimeout is the deadline of one statement (Options).
+func (s *Store) StatementTimeout() time.Duration { return s.stmtTimeout }
+
+// MaxOpenConns is the size of the connection pool.
+func (s *Store) MaxOpenConns() int { return s.maxOpen }
+
 // TranslateError maps database errors to models.Error codes: not found,
-// unique violations (conflict) and foreign-key violations (invalid). Other
-// errors pass through unchanged and are internal.
+// unique violations (conflict), foreign-key violations and values the
+// database cannot hold (invalid), and a database that is unreachable,
+// restarting, overloaded or past a statement's deadline (unavailable, which
+// the HTTP layer answers 503 with Retry-After). Other errors pass through
+// unchanged and are internal.
 func TranslateError(err error) error { return translate(err) }
 
 func translate(err error) error {
@@ -259,8 +326,9 @@ func translate(err error) error {
 		return &models.Error{Code: models.CodeConflict, Message: "already exists"}
 	case errors.Is(err, gorm.ErrForeignKeyViolated):
 		return &models.Error{Code: models.CodeInvalid, Message: "refers to something that does not exist"}
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return err
+	}
+	if c := classify(err); c != nil {
+		return c
 	}
 	return err
 }

@@ -53,10 +53,17 @@ type options struct {
 	migrate  bool
 	checkKey bool
 	same     *store.Store
+	tune     []func(*store.Options)
 }
 
 // WithNow injects the store's clock, for example (*Clock).Now.
 func WithNow(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// WithStoreOptions changes the store.Options the store is opened with
+// (pool size, timeouts) after the harness has set its own.
+func WithStoreOptions(fn func(*store.Options)) Option {
+	return func(o *options) { o.tune = append(o.tune, fn) }
+}
 
 // WithRing opens the store with ring instead of a fresh one from Ring.
 func WithRing(ring *secret.Ring) Option { return func(o *options) { o.ring = ring } }
@@ -227,7 +234,7 @@ func resolve(tb testing.TB, reg *opened, opts []Option) (options, openedStore) {
 func open(tb testing.TB, reg *opened, driver, dsn string, o options) *store.Store {
 	tb.Helper()
 	ctx := context.Background()
-	st, err := store.Open(ctx, store.Options{
+	so := store.Options{
 		Driver: driver,
 		DSN:    dsn,
 		Ring:   o.ring,
@@ -236,7 +243,11 @@ func open(tb testing.TB, reg *opened, driver, dsn string, o options) *store.Stor
 		// PostgreSQL server. Migrate needs two connections at once.
 		MaxOpenConns: 4,
 		MaxIdleConns: 2,
-	})
+	}
+	for _, fn := range o.tune {
+		fn(&so)
+	}
+	st, err := store.Open(ctx, so)
 	if err != nil {
 		tb.Fatalf("open %s store: %v", driver, err)
 	}
