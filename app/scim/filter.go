@@ -13,11 +13,11 @@ import (
 	filter "github.com/scim2/filter-parser/v2"
 )
 
-// Limits that keep a hostile filter from costing more than a real one.
+// Limits that keep a hostile filter from costing more than a real one
+// (and see MaxFilterTerms, MaxMultiValuedTerms).
 const (
 	maxFilterLength = 4096
 	maxFilterDepth  = 32
-	maxValuePaths   = 64
 )
 
 // placeholderURN prefixes the stand-in attribute paths the normaliser puts
@@ -82,7 +82,49 @@ func ParseFilter(rt ResourceType, s string) (expr filter.Expression, err error) 
 		return nil, err
 	}
 	v := validator{rt: rt}
-	return v.expr(expr, nil)
+	if expr, err = v.expr(expr, nil); err != nil {
+		return nil, err
+	}
+	if err := checkFilterCost(rt, expr); err != nil {
+		return nil, err
+	}
+	return expr, nil
+}
+
+// checkFilterCost bounds what one filter makes the database do per
+// resource it visits: at most MaxFilterTerms comparisons, of which at most
+// MaxMultiValuedTerms read a multi-valued attribute (every value of it).
+func checkFilterCost(rt ResourceType, e filter.Expression) error {
+	terms, multi := 0, 0
+	var walk func(e filter.Expression, inValuePath bool)
+	walk = func(e filter.Expression, inValuePath bool) {
+		switch e := e.(type) {
+		case *filter.LogicalExpression:
+			walk(e.Left, inValuePath)
+			walk(e.Right, inValuePath)
+		case *filter.NotExpression:
+			walk(e.Expression, inValuePath)
+		case *filter.ValuePath:
+			multi++
+			walk(e.ValueFilter, true)
+		case *filter.AttributeExpression:
+			terms++
+			if inValuePath {
+				return
+			}
+			if ref, err := rt.Resolve(e.AttributePath.String()); err == nil && ref.Attr.MultiValued {
+				multi++
+			}
+		}
+	}
+	walk(e, false)
+	switch {
+	case terms > MaxFilterTerms:
+		return InvalidFilter("the filter has more than %d comparisons, the most this server evaluates in one filter", MaxFilterTerms)
+	case multi > MaxMultiValuedTerms:
+		return InvalidFilter("the filter has more than %d terms over multi-valued attributes (value paths, emails, members, …), the most this server evaluates in one filter", MaxMultiValuedTerms)
+	}
+	return nil
 }
 
 // FilterAttribute returns the schema attribute a canonical filter path
@@ -232,8 +274,8 @@ func (n *normalizer) attrExp() (string, error) {
 	if n.inBracket {
 		return "", n.errorf("value paths do not nest")
 	}
-	if len(n.vps) >= maxValuePaths {
-		return "", n.errorf("more than %d value paths", maxValuePaths)
+	if len(n.vps) >= MaxMultiValuedTerms {
+		return "", InvalidFilter("the filter has more than %d terms over multi-valued attributes (value paths, emails, members, …), the most this server evaluates in one filter", MaxMultiValuedTerms)
 	}
 	n.pos++ // [
 	n.inBracket = true

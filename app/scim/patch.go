@@ -53,6 +53,9 @@ func DecodePatchRequest(body []byte) (*PatchRequest, error) {
 	if hasNUL(string(body)) {
 		return nil, InvalidValue("the body holds the NUL character (\\u0000), which no attribute may hold")
 	}
+	if err := checkBody(body); err != nil {
+		return nil, err
+	}
 	var req PatchRequest
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
@@ -64,6 +67,9 @@ func DecodePatchRequest(body []byte) (*PatchRequest, error) {
 	}
 	if len(req.Operations) == 0 {
 		return nil, InvalidValue("the PATCH body has no Operations")
+	}
+	if len(req.Operations) > MaxPatchOperations {
+		return nil, InvalidValue("the PATCH body has %d Operations; at most %d are taken in one request", len(req.Operations), MaxPatchOperations)
 	}
 	return &req, nil
 }
@@ -97,6 +103,7 @@ func ApplyPatch(rt ResourceType, resource map[string]any, req *PatchRequest) (*P
 		return nil, InvalidValue("the PATCH body has no Operations")
 	}
 	p := &patcher{rt: rt, doc: deepCopyMap(resource)}
+	defer p.ci.release()
 	for i := 0; i < len(req.Operations); {
 		if n := p.memberRun(req.Operations[i:]); n > 0 {
 			i += n
@@ -129,7 +136,14 @@ type patcher struct {
 	rt              ResourceType
 	doc             map[string]any
 	membersReplaced bool
+	// ci finds keys case-insensitively in constant time, whatever the
+	// size of the document (it may carry up to MaxAttributes).
+	ci ciIndex
 }
+
+func (p *patcher) get(m map[string]any, key string) any    { return p.ci.get(m, key) }
+func (p *patcher) set(m map[string]any, key string, v any) { p.ci.set(m, key, v) }
+func (p *patcher) del(m map[string]any, key string)        { p.ci.del(m, key) }
 
 func (p *patcher) apply(op PatchOperation) error {
 	kind := strings.ToLower(strings.TrimSpace(op.Op))
@@ -193,7 +207,7 @@ func (p *patcher) memberRun(ops []PatchOperation) int {
 		return 0
 	}
 	c := p.doc
-	cur := asList(lookupCI(c, a.Name))
+	cur := asList(p.get(c, a.Name))
 	var list []any
 	if kind == "add" {
 		list = addElements(a, cur, adds)
@@ -201,9 +215,9 @@ func (p *patcher) memberRun(ops []PatchOperation) int {
 		list = removeElements(a, cur, removes)
 	}
 	if len(list) == 0 {
-		deleteCI(c, a.Name)
+		p.del(c, a.Name)
 	} else {
-		setCI(c, a.Name, list)
+		p.set(c, a.Name, list)
 	}
 	return n
 }
@@ -293,8 +307,7 @@ func (p *patcher) applyObject(kind string, obj map[string]any, ext *Schema) erro
 
 func (p *patcher) applyExtension(kind string, ext *Schema, v any) error {
 	if kind == "remove" || v == nil {
-		delete(p.doc, ext.ID)
-		deleteCI(p.doc, ext.ID)
+		p.del(p.doc, ext.ID)
 		return nil
 	}
 	obj, ok := v.(map[string]any)
@@ -330,21 +343,21 @@ func (p *patcher) applyPath(kind string, path *Path, v any) error {
 	}
 	switch {
 	case a.Name == "manager" && path.Schema == EnterpriseUserSchema:
-		return setManager(c, kind, path, v)
+		return p.setManager(c, kind, path, v)
 	case a.MultiValued:
 		return p.applyMulti(c, kind, path, v)
 	case a.Type == TypeComplex:
-		return applyComplex(c, kind, path, v)
+		return p.applyComplex(c, kind, path, v)
 	}
 	if kind == "remove" || v == nil {
-		deleteCI(c, a.Name)
+		p.del(c, a.Name)
 		return nil
 	}
 	val, err := coerceScalar(a, v)
 	if err != nil {
 		return err
 	}
-	setCI(c, a.Name, val)
+	p.set(c, a.Name, val)
 	return nil
 }
 
@@ -354,21 +367,14 @@ func (p *patcher) container(schema string, create bool) map[string]any {
 	if schema == p.rt.Schema.ID {
 		return p.doc
 	}
-	key := schema
-	for k := range p.doc {
-		if strings.EqualFold(k, schema) {
-			key = k
-		}
-	}
-	if m, ok := p.doc[key].(map[string]any); ok {
+	if m, ok := p.get(p.doc, schema).(map[string]any); ok {
 		return m
 	}
 	if !create {
 		return nil
 	}
 	m := map[string]any{}
-	delete(p.doc, key)
-	p.doc[schema] = m
+	p.set(p.doc, schema, m)
 	return m
 }
 
@@ -376,20 +382,20 @@ func (p *patcher) container(schema string, create bool) map[string]any {
 // not know, as sent; add and replace merge its attributes.
 func (p *patcher) applyUnknownExtension(kind, urn string, v any) error {
 	obj, isObj := v.(map[string]any)
-	cur, _ := lookupCI(p.doc, urn).(map[string]any)
+	cur, _ := p.get(p.doc, urn).(map[string]any)
 	switch {
 	case kind == "remove" || v == nil:
-		deleteCI(p.doc, urn)
+		p.del(p.doc, urn)
 	case isObj && cur != nil:
 		for k, sv := range obj {
 			if sv == nil {
-				deleteCI(cur, k)
+				p.del(cur, k)
 			} else {
-				setCI(cur, k, sv)
+				p.set(cur, k, sv)
 			}
 		}
 	default:
-		setCI(p.doc, urn, v)
+		p.set(p.doc, urn, v)
 	}
 	return nil
 }
@@ -402,40 +408,40 @@ func (p *patcher) applyUnknown(kind string, path *Path, v any) error {
 	}
 	if path.SubName == "" {
 		if kind == "remove" || v == nil {
-			deleteCI(c, path.Name)
+			p.del(c, path.Name)
 		} else {
-			setCI(c, path.Name, v)
+			p.set(c, path.Name, v)
 		}
 		return nil
 	}
-	obj, _ := lookupCI(c, path.Name).(map[string]any)
+	obj, _ := p.get(c, path.Name).(map[string]any)
 	if obj == nil {
 		if kind == "remove" || v == nil {
 			return nil
 		}
 		obj = map[string]any{}
-		setCI(c, path.Name, obj)
+		p.set(c, path.Name, obj)
 	}
 	if kind == "remove" || v == nil {
-		deleteCI(obj, path.SubName)
+		p.del(obj, path.SubName)
 		if len(obj) == 0 {
-			deleteCI(c, path.Name)
+			p.del(c, path.Name)
 		}
 		return nil
 	}
-	setCI(obj, path.SubName, v)
+	p.set(obj, path.SubName, v)
 	return nil
 }
 
 // applyComplex handles a single-valued complex attribute such as name.
 // RFC 7644 3.5.2.3: replacing a complex attribute with an object replaces
 // the sub-attributes given and leaves the others.
-func applyComplex(c map[string]any, kind string, path *Path, v any) error {
+func (p *patcher) applyComplex(c map[string]any, kind string, path *Path, v any) error {
 	a := path.Attr
-	cur, _ := lookupCI(c, a.Name).(map[string]any)
+	cur, _ := p.get(c, a.Name).(map[string]any)
 	if path.Sub == nil {
 		if kind == "remove" || v == nil {
-			deleteCI(c, a.Name)
+			p.del(c, a.Name)
 			return nil
 		}
 		obj, ok := v.(map[string]any)
@@ -450,18 +456,18 @@ func applyComplex(c map[string]any, kind string, path *Path, v any) error {
 			cur = map[string]any{}
 		}
 		for k, sv := range val {
-			setCI(cur, k, sv)
+			p.set(cur, k, sv)
 		}
 		if len(cur) > 0 {
-			setCI(c, a.Name, cur)
+			p.set(c, a.Name, cur)
 		}
 		return nil
 	}
 	if kind == "remove" || v == nil {
 		if cur != nil {
-			deleteCI(cur, path.Sub.Name)
+			p.del(cur, path.Sub.Name)
 			if len(cur) == 0 {
-				deleteCI(c, a.Name)
+				p.del(c, a.Name)
 			}
 		}
 		return nil
@@ -472,18 +478,18 @@ func applyComplex(c map[string]any, kind string, path *Path, v any) error {
 	}
 	if cur == nil {
 		cur = map[string]any{}
-		setCI(c, a.Name, cur)
+		p.set(c, a.Name, cur)
 	}
-	setCI(cur, path.Sub.Name, val)
+	p.set(cur, path.Sub.Name, val)
 	return nil
 }
 
 // setManager stores the enterprise manager as {"value": id}, whichever of
 // the shapes identity providers use it arrives in.
-func setManager(c map[string]any, kind string, path *Path, v any) error {
+func (p *patcher) setManager(c map[string]any, kind string, path *Path, v any) error {
 	if kind == "remove" {
 		if path.Sub == nil || path.Sub.Name == "value" {
-			deleteCI(c, "manager")
+			p.del(c, "manager")
 		}
 		return nil
 	}
@@ -495,10 +501,10 @@ func setManager(c map[string]any, kind string, path *Path, v any) error {
 		return err
 	}
 	if id == "" {
-		deleteCI(c, "manager")
+		p.del(c, "manager")
 		return nil
 	}
-	setCI(c, "manager", map[string]any{"value": id})
+	p.set(c, "manager", map[string]any{"value": id})
 	return nil
 }
 
@@ -535,13 +541,13 @@ func managerID(v any) (string, error) {
 // applyMulti handles multi-valued complex attributes: emails, members, …
 func (p *patcher) applyMulti(c map[string]any, kind string, path *Path, v any) error {
 	a := path.Attr
-	cur := asList(lookupCI(c, a.Name))
+	cur := asList(p.get(c, a.Name))
 	isMembers := a.Name == "members"
 	set := func(list []any) {
 		if len(list) == 0 {
-			deleteCI(c, a.Name)
+			p.del(c, a.Name)
 		} else {
-			setCI(c, a.Name, list)
+			p.set(c, a.Name, list)
 		}
 	}
 
@@ -612,14 +618,14 @@ func (p *patcher) applyMulti(c map[string]any, kind string, path *Path, v any) e
 				continue // the value goes with its identity
 			}
 			em = cloneMap(em)
-			deleteCI(em, path.Sub.Name)
+			p.del(em, path.Sub.Name)
 		case path.Sub != nil:
 			val, err := coerceScalar(path.Sub, v)
 			if err != nil {
 				return err
 			}
 			em = cloneMap(em)
-			setCI(em, path.Sub.Name, val)
+			p.set(em, path.Sub.Name, val)
 		default:
 			val, err := singleElement(a, v)
 			if err != nil {
@@ -628,13 +634,13 @@ func (p *patcher) applyMulti(c map[string]any, kind string, path *Path, v any) e
 			if kind == "add" {
 				merged := cloneMap(em)
 				for k, sv := range val {
-					setCI(merged, k, sv)
+					p.set(merged, k, sv)
 				}
 				val = merged
 			} else {
 				// replace keeps what the filter pinned down (type "work").
 				for k, sv := range filterEquals(path.Filter) {
-					if lookupCI(val, k) == nil {
+					if p.get(val, k) == nil {
 						val[k] = sv
 					}
 				}

@@ -250,7 +250,7 @@ var commonAttributes = []Attribute{
 		Returned: ReturnedAlways, Uniqueness: UniquenessServer,
 		Description: "Unique identifier for the resource, assigned by the service provider."},
 	{Name: "externalId", Type: TypeString, CaseExact: true,
-		Description: "Identifier of the resource as defined by the provisioning client."},
+		Description: "Identifier of the resource as defined by the provisioning client; at most 1024 bytes (UTF-8)."},
 	{Name: "meta", Type: TypeComplex, Mutability: MutabilityReadOnly,
 		Description: "Resource metadata.",
 		SubAttributes: []Attribute{
@@ -290,7 +290,7 @@ var UserCore = Schema{
 	Description: "User Account",
 	Attributes: []Attribute{
 		{Name: "userName", Type: TypeString, Required: true, Uniqueness: UniquenessServer,
-			Description: "Unique identifier for the User, used to sign in; unique case-insensitively per site."},
+			Description: "Unique identifier for the User, used to sign in; unique case-insensitively per site; at most 1024 bytes (UTF-8)."},
 		{Name: "name", Type: TypeComplex, Description: "The components of the user's real name.",
 			SubAttributes: []Attribute{
 				{Name: "formatted", Type: TypeString, Description: "The full name, formatted for display."},
@@ -300,7 +300,7 @@ var UserCore = Schema{
 				{Name: "honorificPrefix", Type: TypeString, Description: "The honorific prefix(es) of the User."},
 				{Name: "honorificSuffix", Type: TypeString, Description: "The honorific suffix(es) of the User."},
 			}},
-		{Name: "displayName", Type: TypeString, Description: "The name of the User, suitable for display to end-users."},
+		{Name: "displayName", Type: TypeString, Description: "The name of the User, suitable for display to end-users; at most 1024 bytes (UTF-8)."},
 		{Name: "nickName", Type: TypeString, Description: "The casual way to address the user."},
 		{Name: "profileUrl", Type: TypeReference, ReferenceTypes: []string{"external"},
 			Description: "A fully qualified URL pointing to a page representing the User's online profile."},
@@ -385,9 +385,9 @@ var GroupCore = Schema{
 	Description: "Group",
 	Attributes: []Attribute{
 		{Name: "displayName", Type: TypeString, Required: true, Uniqueness: UniquenessServer,
-			Description: "A human-readable name for the Group; unique per site."},
+			Description: "A human-readable name for the Group; unique per site; at most 1024 bytes (UTF-8)."},
 		{Name: "members", Type: TypeComplex, MultiValued: true, Returned: ReturnedDefault,
-			Description: "A list of members of the Group.",
+			Description: "A list of members of the Group; a request may list at most 10000.",
 			SubAttributes: []Attribute{
 				{Name: "value", Type: TypeString, CaseExact: true, Mutability: MutabilityImmutable,
 					Description: "Identifier of the member of this Group."},
@@ -565,7 +565,23 @@ type ServiceProviderOptions struct {
 	Created, LastModified string
 	// Version is the document's meta.version; omitted when empty.
 	Version string
+	// MaxPayloadSize is the largest request body accepted, in bytes
+	// (DefaultMaxPayloadSize when zero).
+	MaxPayloadSize int
+	// Limits adds to (or overrides) the server's own limits in the
+	// LimitsSchema extension, such as the per-site concurrency.
+	Limits map[string]any
 }
+
+// DefaultMaxPayloadSize is the request body limit of the HTTP layer unless
+// configured otherwise (1 MiB).
+const DefaultMaxPayloadSize = 1 << 20
+
+// LimitsSchema is the URN under which /ServiceProviderConfig lists the
+// limits RFC 7643 has no attribute for: PATCH operations, attributes,
+// values, nesting, string lengths, filter cost, concurrency, answer size
+// (docs/SECURITY.md gives each with its reason).
+const LimitsSchema = "urn:idbridge:params:scim:schemas:extension:limits:2.0:ServiceProviderConfig"
 
 // DefaultMaxResults is the filter.maxResults this server advertises unless
 // configured otherwise.
@@ -599,10 +615,30 @@ func ServiceProviderConfigDocument(baseURL string, opts ServiceProviderOptions) 
 	if opts.Version != "" {
 		meta["version"] = opts.Version
 	}
+	maxPayload := opts.MaxPayloadSize
+	if maxPayload <= 0 {
+		maxPayload = DefaultMaxPayloadSize
+	}
+	limits := map[string]any{
+		"maxPayloadSize":            maxPayload,
+		"maxPatchOperations":        MaxPatchOperations,
+		"maxAttributes":             MaxAttributes,
+		"maxValuesPerAttribute":     MaxValues,
+		"maxMembersPerRequest":      MaxMembers,
+		"maxDepth":                  MaxDepth,
+		"maxStringBytes":            MaxStringBytes,
+		"maxIndexedStringBytes":     MaxIndexedBytes,
+		"maxFilterTerms":            MaxFilterTerms,
+		"maxFilterMultiValuedTerms": MaxMultiValuedTerms,
+	}
+	for k, v := range opts.Limits {
+		limits[k] = v
+	}
 	doc := map[string]any{
-		"schemas":               []string{ServiceProviderConfigSchema},
+		"schemas":               []string{ServiceProviderConfigSchema, LimitsSchema},
+		LimitsSchema:            limits,
 		"patch":                 map[string]any{"supported": true},
-		"bulk":                  map[string]any{"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
+		"bulk":                  map[string]any{"supported": false, "maxOperations": 0, "maxPayloadSize": maxPayload},
 		"filter":                map[string]any{"supported": true, "maxResults": maxResults},
 		"changePassword":        map[string]any{"supported": false},
 		"sort":                  map[string]any{"supported": opts.Sort},

@@ -187,7 +187,7 @@ func TestServiceProviderConfig(t *testing.T) {
 	assertNoEmpty(t, doc)
 	checks := map[string]any{
 		"patch":          map[string]any{"supported": true},
-		"bulk":           map[string]any{"supported": false, "maxOperations": 0.0, "maxPayloadSize": 0.0},
+		"bulk":           map[string]any{"supported": false, "maxOperations": 0.0, "maxPayloadSize": float64(1 << 20)},
 		"filter":         map[string]any{"supported": true, "maxResults": 200.0},
 		"changePassword": map[string]any{"supported": false},
 		"sort":           map[string]any{"supported": true},
@@ -196,6 +196,21 @@ func TestServiceProviderConfig(t *testing.T) {
 	for k, want := range checks {
 		if d := cmp.Diff(want, doc[k]); d != "" {
 			t.Errorf("%s (-want +got):\n%s", k, d)
+		}
+	}
+	// The limits RFC 7643 has no attribute for, under their own URN.
+	if d := cmp.Diff([]any{ServiceProviderConfigSchema, LimitsSchema}, doc["schemas"]); d != "" {
+		t.Errorf("schemas (-want +got):\n%s", d)
+	}
+	limits, _ := doc[LimitsSchema].(map[string]any)
+	for k, want := range map[string]float64{
+		"maxPayloadSize": 1 << 20, "maxPatchOperations": MaxPatchOperations, "maxAttributes": MaxAttributes,
+		"maxValuesPerAttribute": MaxValues, "maxMembersPerRequest": MaxMembers, "maxDepth": MaxDepth,
+		"maxStringBytes": MaxStringBytes, "maxIndexedStringBytes": MaxIndexedBytes,
+		"maxFilterTerms": MaxFilterTerms, "maxFilterMultiValuedTerms": MaxMultiValuedTerms,
+	} {
+		if limits[k] != want {
+			t.Errorf("%s.%s = %v, want %v", LimitsSchema, k, limits[k], want)
 		}
 	}
 	schemes := doc["authenticationSchemes"].([]any)

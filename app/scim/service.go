@@ -784,6 +784,9 @@ func decodeStrict(body []byte, v any) error {
 	if hasNUL(string(body)) {
 		return InvalidValue("the body holds the NUL character (\\u0000), which no attribute may hold")
 	}
+	if err := checkBody(body); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	if err := dec.Decode(v); err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -36,8 +37,8 @@ func (s *Service) Patch(ctx context.Context, siteID, endpoint, id string, body [
 			return res.Resource, res.Changed, nil
 		})
 	}
-	doc, err := s.updateGroup(ctx, siteID, id, ifMatch, q, func(tx *store.Tx, g *models.DirectoryGroup, stored map[string]any, mt *memberTracker) (map[string]any, error) {
-		return patchGroup(tx, g, stored, req, mt)
+	doc, err := s.updateGroup(ctx, siteID, id, ifMatch, q, func(view *store.Tx, g *models.DirectoryGroup, stored map[string]any) (map[string]any, []memberOp, error) {
+		return planGroupPatch(view, g, stored, req)
 	})
 	if err != nil {
 		return nil, err
@@ -59,84 +60,81 @@ type memberOp struct {
 	ids  []string
 }
 
-// patchGroup applies a PATCH to a group. Member operations of the shapes
-// identity providers send go straight to the membership table in order
-// (a group may have many thousands of members); anything else about
-// members falls back to applying the whole PATCH to the group with its
-// members loaded, and writing the difference.
-func patchGroup(tx *store.Tx, g *models.DirectoryGroup, stored map[string]any, req *PatchRequest, mt *memberTracker) (map[string]any, error) {
+// planGroupPatch plans a PATCH of a group, before the write transaction:
+// the new document and the membership changes in order. Member operations
+// of the shapes identity providers send become changes of the membership
+// table without loading the members (a group may have many thousands);
+// anything else about members falls back to applying the whole PATCH to the
+// group with its members loaded and planning the difference. Every member
+// added is checked to be a user of the site.
+func planGroupPatch(view *store.Tx, g *models.DirectoryGroup, stored map[string]any, req *PatchRequest) (map[string]any, []memberOp, error) {
 	var (
 		rest    PatchRequest
 		restIdx []int
 		ops     []memberOp
-		opIdx   []int
 	)
-	simple := true
 	for i, op := range req.Operations {
 		mo, other, ok, err := splitMemberOp(op)
 		if err != nil {
-			return nil, operationError(i, op, err)
+			return nil, nil, operationError(i, op, err)
 		}
 		if !ok {
-			simple = false
-			break
+			return planGroupPatchLoaded(view, g, stored, req)
 		}
 		if mo != nil {
 			ops = append(ops, *mo)
-			opIdx = append(opIdx, i)
 		}
 		if other != nil {
 			rest.Operations = append(rest.Operations, *other)
 			restIdx = append(restIdx, i)
 		}
 	}
-	if !simple {
-		return patchGroupLoaded(tx, g, stored, req, mt)
-	}
 	doc := stored
 	if len(rest.Operations) > 0 {
 		res, err := ApplyPatch(Groups, stored, &rest)
 		if err != nil {
-			return nil, renumber(err, restIdx)
+			return nil, nil, renumber(err, restIdx)
 		}
 		doc = res.Resource
 	}
-	// Every member added must be a user of the site: check them all before
-	// changing anything.
 	var toAdd []string
 	for _, op := range ops {
 		if op.kind == "add" || op.kind == "replace" {
 			toAdd = append(toAdd, op.ids...)
 		}
 	}
-	if err := checkMembers(tx, g.SiteID, toAdd); err != nil {
-		return nil, err
+	if len(toAdd) > MaxMembers {
+		return nil, nil, InvalidValue("the PATCH adds more than %d members; at most %d are taken in one request", MaxMembers, MaxMembers)
 	}
-	for _, op := range ops {
-		var err error
-		switch op.kind {
-		case "add":
-			err = mt.add(tx, op.ids)
-		case "remove":
-			err = mt.remove(tx, op.ids)
-		case "clear":
-			err = mt.removeAll(tx)
-		case "replace":
-			err = mt.replace(tx, op.ids)
-		}
-		if err != nil {
-			return nil, err
-		}
+	if err := checkMembers(view, g.SiteID, toAdd); err != nil {
+		return nil, nil, err
 	}
-	return doc, nil
+	return doc, mergeMemberOps(ops), nil
 }
 
-// patchGroupLoaded applies the PATCH to the group document with all its
-// members and writes the membership difference.
-func patchGroupLoaded(tx *store.Tx, g *models.DirectoryGroup, stored map[string]any, req *PatchRequest, mt *memberTracker) (map[string]any, error) {
-	current, err := tx.FindGroupMembers(g.SiteID, []string{g.ID})
+// mergeMemberOps joins neighbouring adds, and neighbouring removes, into
+// one change each (adds commute with adds, removes with removes): Entra
+// and Okta send one operation per member, and the write transaction then
+// runs one statement per thousand members instead of one per operation.
+func mergeMemberOps(ops []memberOp) []memberOp {
+	var out []memberOp
+	for _, op := range ops {
+		if n := len(out); n > 0 && op.kind == out[n-1].kind && (op.kind == "add" || op.kind == "remove") {
+			out[n-1].ids = append(out[n-1].ids, op.ids...)
+			continue
+		}
+		op.ids = slices.Clone(op.ids)
+		out = append(out, op)
+	}
+	return out
+}
+
+// planGroupPatchLoaded applies the PATCH to the group document with all its
+// members and plans the membership difference.
+func planGroupPatchLoaded(view *store.Tx, g *models.DirectoryGroup, stored map[string]any, req *PatchRequest) (map[string]any, []memberOp, error) {
+	current, err := view.FindGroupMembers(g.SiteID, []string{g.ID})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	doc := make(map[string]any, len(stored)+1)
 	for k, v := range stored {
@@ -151,29 +149,26 @@ func patchGroupLoaded(tx *store.Tx, g *models.DirectoryGroup, stored map[string]
 	}
 	res, err := ApplyPatch(Groups, doc, req)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for _, el := range asList(lookupCI(res.Resource, "members")) {
 		if em, ok := el.(map[string]any); ok {
 			if t, ok := lookupCI(em, "type").(string); ok && t != "" && !strings.EqualFold(t, "User") {
-				return nil, InvalidValue("members must be users of this site: nested groups are not supported")
+				return nil, nil, InvalidValue("members must be users of this site: nested groups are not supported")
 			}
 		}
 	}
-	if err := checkMembers(tx, g.SiteID, res.MembersAdded); err != nil {
-		return nil, err
+	if err := checkMembers(view, g.SiteID, res.MembersAdded); err != nil {
+		return nil, nil, err
 	}
+	var ops []memberOp
 	if len(res.MembersRemoved) > 0 {
-		if err := mt.remove(tx, res.MembersRemoved); err != nil {
-			return nil, err
-		}
+		ops = append(ops, memberOp{kind: "remove", ids: res.MembersRemoved})
 	}
 	if len(res.MembersAdded) > 0 {
-		if err := mt.add(tx, res.MembersAdded); err != nil {
-			return nil, err
-		}
+		ops = append(ops, memberOp{kind: "add", ids: res.MembersAdded})
 	}
-	return res.Resource, nil
+	return res.Resource, ops, nil
 }
 
 // splitMemberOp classifies one operation: a direct member operation (mo),

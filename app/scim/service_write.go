@@ -100,6 +100,9 @@ func decodeResource(body []byte) (map[string]any, error) {
 // userFromDoc fills the indexed columns of u from a normalised document.
 func userFromDoc(u *models.DirectoryUser, doc map[string]any) error {
 	dropNulls(doc)
+	if err := checkResource(Users, doc); err != nil {
+		return err
+	}
 	ix := IndexUser(doc)
 	b, err := marshal(doc)
 	if err != nil {
@@ -115,6 +118,9 @@ func userFromDoc(u *models.DirectoryUser, doc map[string]any) error {
 // returns the member IDs it lists; members are stored apart.
 func groupFromDoc(g *models.DirectoryGroup, doc map[string]any) ([]string, error) {
 	dropNulls(doc)
+	if err := checkResource(Groups, doc); err != nil {
+		return nil, err
+	}
 	ix := IndexGroup(doc)
 	for _, el := range asList(lookupCI(doc, "members")) {
 		if em, ok := el.(map[string]any); ok {
@@ -237,11 +243,13 @@ func (s *Service) Create(ctx context.Context, siteID, endpoint string, body []by
 	if err != nil {
 		return nil, err
 	}
+	// Checked before the write transaction, which holds only writes; a
+	// user deleted meanwhile is skipped by AddGroupMembers.
+	if err := checkMembers(s.store.View(ctx), siteID, memberIDs); err != nil {
+		return nil, err
+	}
 	var members []models.GroupMember
 	err = s.store.InTx(ctx, func(tx *store.Tx) error {
-		if err := checkMembers(tx, siteID, memberIDs); err != nil {
-			return err
-		}
 		if err := tx.CreateDirectoryGroup(g); err != nil {
 			return uniquenessGroup(err, g.DisplayName)
 		}
@@ -307,17 +315,18 @@ func (s *Service) Replace(ctx context.Context, siteID, endpoint, id string, body
 	}
 	// "members": null asserts nothing; "members": [] empties the group.
 	hasMembers := lookupCI(raw, "members") != nil
-	return s.updateGroup(ctx, siteID, id, ifMatch, q, func(tx *store.Tx, g *models.DirectoryGroup, stored map[string]any, mt *memberTracker) (map[string]any, error) {
-		if hasMembers {
-			ids := IndexGroup(doc).MemberIDs
-			if err := checkMembers(tx, siteID, ids); err != nil {
-				return nil, err
-			}
-			if err := mt.replace(tx, ids); err != nil {
-				return nil, err
-			}
+	var ids []string
+	if hasMembers {
+		ids = IndexGroup(doc).MemberIDs
+		if err := checkMembers(s.store.View(ctx), siteID, ids); err != nil {
+			return nil, err
 		}
-		return doc, nil
+	}
+	return s.updateGroup(ctx, siteID, id, ifMatch, q, func(*store.Tx, *models.DirectoryGroup, map[string]any) (map[string]any, []memberOp, error) {
+		if !hasMembers {
+			return doc, nil, nil
+		}
+		return doc, []memberOp{{kind: "replace", ids: ids}}, nil
 	})
 }
 
@@ -342,16 +351,34 @@ func lockVersion[R any](tx *store.Tx, kind, siteID, id, ifMatch string,
 	return r, nil
 }
 
-// lockForChange begins the read-modify-write of one user or group: the
-// resource as lockVersion reads it, and its stored document, decoded.
-func lockForChange[R any](tx *store.Tx, kind, siteID, id, ifMatch string,
+// userState and groupState are the version and stored document of a
+// resource, for lockVersion.
+func userState(u *models.DirectoryUser) (int64, []byte)   { return u.Version, u.Doc }
+func groupState(g *models.DirectoryGroup) (int64, []byte) { return g.Version, g.Doc }
+
+// maxWriteAttempts bounds how often a change is computed again because the
+// resource changed between reading it and writing (identity providers
+// rarely change one resource from two requests at once).
+const maxWriteAttempts = 5
+
+// readForChange reads one user or group for a change computed outside the
+// write transaction: a missing resource is a 404, an If-Match naming
+// another version a 412. It returns the resource and its stored document,
+// decoded.
+func readForChange[R any](view *store.Tx, kind, siteID, id, ifMatch string,
 	find func(tx *store.Tx, siteID, id string, forUpdate bool) (*R, error),
 	state func(*R) (version int64, doc []byte)) (*R, map[string]any, error) {
-	r, err := lockVersion(tx, kind, siteID, id, ifMatch, find, state)
+	r, err := find(view, siteID, id, false)
+	if models.IsNotFound(err) {
+		return nil, nil, NotFound("%s %s not found", kind, id)
+	}
 	if err != nil {
 		return nil, nil, err
 	}
-	_, doc := state(r)
+	version, doc := state(r)
+	if err := checkIfMatch(ifMatch, version); err != nil {
+		return nil, nil, err
+	}
 	stored, err := decodeDoc(doc)
 	if err != nil {
 		return nil, nil, err
@@ -359,57 +386,80 @@ func lockForChange[R any](tx *store.Tx, kind, siteID, id, ifMatch string,
 	return r, stored, nil
 }
 
-// userState and groupState are the version and stored document of a
-// resource, for lockVersion and lockForChange.
-func userState(u *models.DirectoryUser) (int64, []byte)   { return u.Version, u.Doc }
-func groupState(g *models.DirectoryGroup) (int64, []byte) { return g.Version, g.Doc }
+// changedMeanwhile reports whether a write found its resource changed since
+// the change was computed, and what to do: compute it again (retry), or
+// answer err: 412 when the client named the version it changes (If-Match),
+// 503 with Retry-After when the resource kept changing.
+func changedMeanwhile(err error, ifMatch string, attempt int, version int64) (retry bool, out error) {
+	if models.ErrorCode(err) != models.CodePrecondition {
+		return false, err
+	}
+	if ifMatch = strings.TrimSpace(ifMatch); ifMatch != "" && ifMatch != "*" {
+		return false, PreconditionFailed("the resource has changed: its version is no longer %s", etag(version))
+	}
+	if attempt+1 < maxWriteAttempts {
+		return true, nil
+	}
+	return false, &models.Error{Code: models.CodeUnavailable, Message: "the resource kept changing while this request was applied; try again"}
+}
 
-// updateUser runs a read-modify-write of one user in a transaction: change
-// gets the stored user and its document and returns the new document
-// (normalised) and whether it may differ. Unchanged users are not written.
+// updateUser runs a read-modify-write of one user: change gets the stored
+// user and its document and returns the new document (normalised) and
+// whether it may differ. Everything that costs (decoding, the PATCH,
+// normalising, rendering the document) happens before the write
+// transaction, which only checks that the user is still at the version the
+// change was computed from and writes it with its outbox items; when the
+// user changed meanwhile the change is computed again. Unchanged users are
+// not written.
 func (s *Service) updateUser(ctx context.Context, siteID, id, ifMatch string, p projection,
 	change func(u *models.DirectoryUser, doc map[string]any) (map[string]any, bool, error)) (*models.SCIMDocument, error) {
 	base := s.BaseURL(siteID)
+	view := s.store.View(ctx)
 	var after *models.DirectoryUser
-	err := s.store.InTx(ctx, func(tx *store.Tx) error {
-		before, stored, err := lockForChange(tx, "User", siteID, id, ifMatch, (*store.Tx).FindDirectoryUser, userState)
+	for attempt := 0; ; attempt++ {
+		before, stored, err := readForChange(view, "User", siteID, id, ifMatch, (*store.Tx).FindDirectoryUser, userState)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		doc, changed, err := change(before, stored)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		u := *before
 		if err := userFromDoc(&u, doc); err != nil {
-			return err
-		}
-		if changed && string(u.Doc) != string(before.Doc) {
-			if err := tx.UpdateDirectoryUser(&u); err != nil {
-				return uniquenessUser(err, u.UserName)
-			}
-			items, err := userChanges(before, &u)
-			if err != nil {
-				return err
-			}
-			if err := tx.AddOutboxItems(items...); err != nil {
-				return err
-			}
-		}
-		if p.wants(Users, "groups") {
-			groups, err := tx.FindDirectoryUserGroups(siteID, []string{u.ID})
-			if err != nil {
-				return err
-			}
-			for _, g := range groups[u.ID] {
-				u.Groups = append(u.Groups, models.DirectoryGroupRef{ID: g.GroupID, DisplayName: g.DisplayName})
-			}
+			return nil, err
 		}
 		after = &u
-		return nil
-	})
-	if err != nil {
-		return nil, err
+		if !changed || string(u.Doc) == string(before.Doc) {
+			break
+		}
+		items, err := userChanges(before, &u)
+		if err != nil {
+			return nil, err
+		}
+		err = s.store.InTx(ctx, func(tx *store.Tx) error {
+			if err := tx.UpdateDirectoryUserAt(&u, before.Version); err != nil {
+				return uniquenessUser(err, u.UserName)
+			}
+			return tx.AddOutboxItems(items...)
+		})
+		retry, err := changedMeanwhile(err, ifMatch, attempt, before.Version)
+		if retry {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		break
+	}
+	if p.wants(Users, "groups") {
+		groups, err := view.FindDirectoryUserGroups(siteID, []string{after.ID})
+		if err != nil {
+			return nil, err
+		}
+		for _, g := range groups[after.ID] {
+			after.Groups = append(after.Groups, models.DirectoryGroupRef{ID: g.GroupID, DisplayName: g.DisplayName})
+		}
 	}
 	body, err := renderUser(base, after, p)
 	if err != nil {
@@ -522,87 +572,137 @@ func (mt *memberTracker) net() (added, removed []string) {
 	return added, removed
 }
 
-// updateGroup runs a read-modify-write of one group in a transaction.
-// change gets the stored group, its document (without members) and a
-// member tracker through which it changes membership in the database, and
-// returns the new document (normalised; members in it are ignored).
-func (s *Service) updateGroup(ctx context.Context, siteID, id, ifMatch string, q url.Values,
-	change func(tx *store.Tx, g *models.DirectoryGroup, doc map[string]any, mt *memberTracker) (map[string]any, error)) (*models.SCIMDocument, error) {
-	base := s.BaseURL(siteID)
-	p := projectionFrom(q)
-	var after *models.DirectoryGroup
-	var members []models.GroupMember
-	err := s.store.InTx(ctx, func(tx *store.Tx) error {
-		before, stored, err := lockForChange(tx, "Group", siteID, id, ifMatch, (*store.Tx).FindDirectoryGroup, groupState)
+// apply runs a plan of membership changes in order.
+func (mt *memberTracker) apply(tx *store.Tx, ops []memberOp) error {
+	for _, op := range ops {
+		var err error
+		switch op.kind {
+		case "add":
+			err = mt.add(tx, op.ids)
+		case "remove":
+			err = mt.remove(tx, op.ids)
+		case "clear":
+			err = mt.removeAll(tx)
+		case "replace":
+			err = mt.replace(tx, op.ids)
+		}
 		if err != nil {
 			return err
 		}
-		mt := newMemberTracker(siteID, id)
-		doc, err := change(tx, before, stored, mt)
+	}
+	return nil
+}
+
+// updateGroup runs a read-modify-write of one group. plan gets the stored
+// group and its document (without members) and returns the new document
+// (normalised; members in it are ignored) and the membership changes, in
+// order, with every member to add already checked; it runs before the
+// write transaction, which checks that the group is still at the version
+// the plan was made from (else the plan is made again) and then only
+// writes: the membership rows, the group, the outbox items.
+func (s *Service) updateGroup(ctx context.Context, siteID, id, ifMatch string, q url.Values,
+	plan func(view *store.Tx, g *models.DirectoryGroup, doc map[string]any) (map[string]any, []memberOp, error)) (*models.SCIMDocument, error) {
+	base := s.BaseURL(siteID)
+	p := projectionFrom(q)
+	view := s.store.View(ctx)
+	var after *models.DirectoryGroup
+	for attempt := 0; ; attempt++ {
+		before, stored, err := readForChange(view, "Group", siteID, id, ifMatch, (*store.Tx).FindDirectoryGroup, groupState)
 		if err != nil {
-			return err
+			return nil, err
+		}
+		doc, ops, err := plan(view, before, stored)
+		if err != nil {
+			return nil, err
 		}
 		g := *before
 		if _, err := groupFromDoc(&g, doc); err != nil {
-			return err
+			return nil, err
 		}
-		added, removed := mt.net()
+		after = &g
 		docChanged := string(g.Doc) != string(before.Doc)
-		if docChanged || len(added) > 0 || len(removed) > 0 {
+		if !docChanged && len(ops) == 0 {
+			break
+		}
+		err = s.store.InTx(ctx, func(tx *store.Tx) error {
+			if err := tx.LockDirectoryGroupAt(siteID, id, before.Version); err != nil {
+				return err
+			}
+			mt := newMemberTracker(siteID, id)
+			if err := mt.apply(tx, ops); err != nil {
+				return err
+			}
+			added, removed := mt.net()
+			if !docChanged && len(added) == 0 && len(removed) == 0 {
+				return nil
+			}
 			if err := tx.UpdateDirectoryGroup(&g); err != nil {
 				return uniquenessGroup(err, g.DisplayName)
 			}
-		}
-		var items []*models.OutboxItem
-		if docChanged {
-			gp := groupPayload{DisplayName: g.DisplayName, ExternalID: g.ExternalID}
-			if g.DisplayName != before.DisplayName {
-				gp.PreviousDisplayName = before.DisplayName
-			}
-			it, err := outboxItem(siteID, "Group", id, models.OutboxGroupUpdated, gp)
+			items, err := groupChanges(before, &g, docChanged, added, removed)
 			if err != nil {
 				return err
 			}
-			items = append(items, it)
+			return tx.AddOutboxItems(items...)
+		})
+		retry, err := changedMeanwhile(err, ifMatch, attempt, before.Version)
+		if retry {
+			continue
 		}
-		if len(removed) > 0 {
-			it, err := outboxItem(siteID, "Group", id, models.OutboxMembersRemoved, membersPayload{GroupDisplayName: g.DisplayName, UserIDs: removed})
-			if err != nil {
-				return err
-			}
-			items = append(items, it)
+		if err != nil {
+			return nil, err
 		}
-		if len(added) > 0 {
-			it, err := outboxItem(siteID, "Group", id, models.OutboxMembersAdded, membersPayload{GroupDisplayName: g.DisplayName, UserIDs: added})
-			if err != nil {
-				return err
-			}
-			items = append(items, it)
+		break
+	}
+	var members []models.GroupMember
+	if p.wants(Groups, "members") {
+		m, err := view.FindGroupMembers(siteID, []string{id})
+		if err != nil {
+			return nil, err
 		}
-		if err := tx.AddOutboxItems(items...); err != nil {
-			return err
+		members = m[id]
+		if members == nil {
+			members = []models.GroupMember{}
 		}
-		after = &g
-		if p.wants(Groups, "members") {
-			m, err := tx.FindGroupMembers(siteID, []string{id})
-			if err != nil {
-				return err
-			}
-			members = m[id]
-			if members == nil {
-				members = []models.GroupMember{}
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
 	}
 	body, err := renderGroup(base, after, members, p)
 	if err != nil {
 		return nil, err
 	}
 	return &models.SCIMDocument{Body: body, Version: etag(after.Version), Location: base + "/Groups/" + after.ID}, nil
+}
+
+// groupChanges returns the outbox items of a group change: an update of
+// its attributes (with the previous name on a rename), then the members
+// removed, then those added.
+func groupChanges(before, g *models.DirectoryGroup, docChanged bool, added, removed []string) ([]*models.OutboxItem, error) {
+	var items []*models.OutboxItem
+	if docChanged {
+		gp := groupPayload{DisplayName: g.DisplayName, ExternalID: g.ExternalID}
+		if g.DisplayName != before.DisplayName {
+			gp.PreviousDisplayName = before.DisplayName
+		}
+		it, err := outboxItem(g.SiteID, "Group", g.ID, models.OutboxGroupUpdated, gp)
+		if err != nil {
+			return nil, err
+		}
+		items = append(items, it)
+	}
+	if len(removed) > 0 {
+		it, err := outboxItem(g.SiteID, "Group", g.ID, models.OutboxMembersRemoved, membersPayload{GroupDisplayName: g.DisplayName, UserIDs: removed})
+		if err != nil {
+			return nil, err
+		}
+		items = append(items, it)
+	}
+	if len(added) > 0 {
+		it, err := outboxItem(g.SiteID, "Group", g.ID, models.OutboxMembersAdded, membersPayload{GroupDisplayName: g.DisplayName, UserIDs: added})
+		if err != nil {
+			return nil, err
+		}
+		items = append(items, it)
+	}
+	return items, nil
 }
 
 // Delete answers DELETE /Users/{id} (a hard delete: Entra sends it 30 days

@@ -60,6 +60,28 @@ func (tx *Tx) FindDirectoryGroup(siteID, id string, forUpdate bool) (*models.Dir
 	return &g, nil
 }
 
+// LockDirectoryGroupAt locks the group's row for the rest of the
+// transaction (PostgreSQL; SQLite's write transaction excludes other
+// writers already) and checks that it is still at version: otherwise the
+// error is CodePrecondition (see UpdateDirectoryUserAt).
+func (tx *Tx) LockDirectoryGroupAt(siteID, id string, version int64) error {
+	q := `SELECT version FROM scim_groups WHERE site_id = ? AND id = ?`
+	if tx.s.dialect == Postgres {
+		q += ` FOR UPDATE`
+	}
+	var v int64
+	if err := tx.db.Raw(q, siteID, id).Row().Scan(&v); err != nil {
+		if errors.Is(err, errNoRows) {
+			return errChangedMeanwhile()
+		}
+		return fmt.Errorf("lock directory group: %w", translate(err))
+	}
+	if v != version {
+		return errChangedMeanwhile()
+	}
+	return nil
+}
+
 // UpdateDirectoryGroup stores g's attributes, increments its version and
 // sets UpdatedAt. Members are not touched.
 func (tx *Tx) UpdateDirectoryGroup(g *models.DirectoryGroup) error {

@@ -98,21 +98,49 @@ func (tx *Tx) FindDirectoryUser(siteID, id string, forUpdate bool) (*models.Dire
 // u, increments its version and sets UpdatedAt. A userName taken by another
 // user of the site is a conflict.
 func (tx *Tx) UpdateDirectoryUser(u *models.DirectoryUser) error {
+	return tx.updateDirectoryUser(u, 0)
+}
+
+// UpdateDirectoryUserAt is UpdateDirectoryUser for a change computed from
+// the user at version: when the stored user has another version (or is
+// gone) nothing is written and the error is CodePrecondition, so that the
+// caller computes the change again from what is stored now. The expensive
+// part of a change thus happens before the write transaction, which only
+// checks and writes (SQLite's write lock is held for milliseconds).
+func (tx *Tx) UpdateDirectoryUserAt(u *models.DirectoryUser, version int64) error {
+	return tx.updateDirectoryUser(u, version)
+}
+
+func (tx *Tx) updateDirectoryUser(u *models.DirectoryUser, version int64) error {
 	now := tx.s.Now()
-	res := tx.db.Exec(`UPDATE scim_users SET user_name = ?, user_name_lower = ?, external_id = ?, display_name = ?,
+	q := `UPDATE scim_users SET user_name = ?, user_name_lower = ?, external_id = ?, display_name = ?,
 		given_name = ?, family_name = ?, email = ?, active = ?, doc = ?, version = version + 1, updated_at = ?
-		WHERE site_id = ? AND id = ?`,
-		u.UserName, LowerUserName(u.UserName), nullString(u.ExternalID), nullString(u.DisplayName), nullString(u.GivenName),
-		nullString(u.FamilyName), nullString(u.Email), u.Active, string(u.Doc), now, u.SiteID, u.ID)
+		WHERE site_id = ? AND id = ?`
+	args := []any{u.UserName, LowerUserName(u.UserName), nullString(u.ExternalID), nullString(u.DisplayName), nullString(u.GivenName),
+		nullString(u.FamilyName), nullString(u.Email), u.Active, string(u.Doc), now, u.SiteID, u.ID}
+	if version > 0 {
+		q += ` AND version = ?`
+		args = append(args, version)
+	}
+	res := tx.db.Exec(q, args...)
 	if res.Error != nil {
 		return fmt.Errorf("update directory user: %w", translate(res.Error))
 	}
 	if res.RowsAffected == 0 {
+		if version > 0 {
+			return errChangedMeanwhile()
+		}
 		return &models.Error{Code: models.CodeNotFound, Message: fmt.Sprintf("no user %s", u.ID)}
 	}
 	u.Version++
 	u.UpdatedAt = now
 	return nil
+}
+
+// errChangedMeanwhile is the answer to a versioned write whose row changed
+// (or went) since the version was read.
+func errChangedMeanwhile() error {
+	return &models.Error{Code: models.CodePrecondition, Message: "the resource changed while the request was applied"}
 }
 
 // DeleteDirectoryUser deletes a user of the site for good, with its group
