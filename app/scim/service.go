@@ -25,6 +25,8 @@ type ServiceConfig struct {
 	BaseURL *url.URL
 	// MaxResults caps a list's count; DefaultMaxResults when zero.
 	MaxResults int
+	// Capacity sizes each site's share of the process (capacity.go).
+	Capacity CapacityConfig
 }
 
 // Service is idbridge's SCIM 2.0 provisioning server without HTTP: it
@@ -39,6 +41,7 @@ type Service struct {
 	log     *slog.Logger
 	tokens  tokenCache
 	filters filterCache
+	cap     *capacity
 }
 
 // NewService builds the service. It starts nothing; Run keeps the token
@@ -54,7 +57,28 @@ func NewService(cfg ServiceConfig, st *store.Store, now func() time.Time, log *s
 		cfg.MaxResults = DefaultMaxResults
 	}
 	return &Service{cfg: cfg, store: st, now: now, log: log,
-		tokens: tokenCache{entries: map[string]tokenEntry{}, now: now}}
+		tokens: tokenCache{entries: map[string]tokenEntry{}, now: now},
+		cap:    newCapacity(cfg.Capacity, st)}
+}
+
+// slot waits for a database work slot of the site (capacity.go); lookups
+// and creates the store coalesces (PostgreSQL) need none. The work gets a
+// deadline (the store's WorkTimeout) on the returned context: past it the
+// request's statements are cancelled, on SQLite too (interrupted), and the
+// request is answered 503.
+func (s *Service) slot(ctx context.Context, siteID string) (context.Context, func(), error) {
+	release, err := s.cap.slot(ctx, siteID)
+	if err != nil {
+		return ctx, nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.store.WorkTimeout())
+	return ctx, func() { cancel(); release() }, nil
+}
+
+// coalesced reports whether the store answers key lookups and user creates
+// in shared statements (PostgreSQL), which hold no connection per request.
+func (s *Service) coalesced() bool {
+	return s.store.Dialect() == store.Postgres
 }
 
 // BaseURL is the site's SCIM base URL, what an identity provider is given.
@@ -107,6 +131,10 @@ func shown(v string) string {
 func (s *Service) ServiceProviderConfig(siteID string) map[string]any {
 	return ServiceProviderConfigDocument(s.BaseURL(siteID), ServiceProviderOptions{
 		MaxResults: s.cfg.MaxResults, ETag: true, Sort: true,
+		Limits: map[string]any{
+			"maxConcurrentRequestsPerSite": s.cap.siteRequests,
+			"maxListResponseBytes":         MaxListBytes,
+		},
 	})
 }
 
@@ -383,72 +411,98 @@ func (s *Service) Search(ctx context.Context, siteID, endpoint string, body []by
 	return s.searchAll(ctx, siteID, lp)
 }
 
-// searchAll pages over users followed by groups.
+// searchAll pages over users followed by groups, within one answer's
+// byte budget.
 func (s *Service) searchAll(ctx context.Context, siteID string, lp listParams) (any, error) {
 	if lp.sortBy != "" {
 		return nil, InvalidValue("a search across resource types cannot be sorted")
 	}
-	var resources []any
+	page := newPage()
 	total := 0
 	offset, count := lp.startIndex-1, lp.count
 	for _, rt := range ResourceTypes() {
 		part := lp
 		part.startIndex, part.count = offset+1, count
-		res, n, err := s.query(ctx, siteID, rt, part)
+		if page.full {
+			part.count = 0 // only the total
+		}
+		before := page.n
+		n, err := s.query(ctx, siteID, rt, part, page)
 		if err != nil {
 			return nil, err
 		}
 		total += n
-		resources = append(resources, res...)
-		count -= len(res)
+		count -= page.n - before
 		offset = max(offset-n, 0)
 	}
-	return listResponse(resources, total, lp.startIndex), nil
+	return page.answer(total, lp.startIndex), nil
 }
 
 func (s *Service) list(ctx context.Context, siteID string, rt ResourceType, lp listParams) (any, error) {
-	res, total, err := s.query(ctx, siteID, rt, lp)
+	page := newPage()
+	total, err := s.query(ctx, siteID, rt, lp, page)
 	if err != nil {
 		return nil, err
 	}
-	return listResponse(res, total, lp.startIndex), nil
+	return page.answer(total, lp.startIndex), nil
 }
 
-// listResponse is ListResponse for rendered resources (maps or raw JSON).
-// When every resource is raw JSON (no projection), the whole answer is
-// written out directly.
-func listResponse(resources []any, total, startIndex int) any {
-	raw := true
-	size := 128
-	for _, r := range resources {
-		m, ok := r.(json.RawMessage)
-		raw = raw && ok
-		size += len(m) + 1
-	}
-	if !raw {
-		return map[string]any{
-			"schemas":      []string{ListResponseSchema},
-			"totalResults": total,
-			"startIndex":   startIndex,
-			"itemsPerPage": len(resources),
-			"Resources":    resources,
+// MaxListBytes is the byte budget of one list answer's resources: a page
+// ends early when the next resource would pass it (at least one resource
+// is always answered, so paging goes on), and itemsPerPage says how many
+// it holds. Okta's pages of 100 users take a few hundred kilobytes; 20
+// users of 1 MB made one 20 MB answer before.
+const MaxListBytes = 4 << 20
+
+// page assembles the Resources of a ListResponse as JSON, each resource
+// rendered once, straight into the answer: no list of documents, no list
+// of rendered resources, no second copy to join them. The store's rows are
+// read into it and closed before the answer is written, so a slow client
+// never holds a database connection.
+type page struct {
+	b    []byte
+	n    int
+	full bool
+}
+
+func newPage() *page {
+	p := &page{b: make([]byte, 0, 4096)}
+	p.b = append(p.b, `{"schemas":["`+ListResponseSchema+`"],"Resources":[`...)
+	return p
+}
+
+// add appends a rendered resource (raw JSON or a map); false when the page
+// is full and r was left out.
+func (p *page) add(r any) (bool, error) {
+	raw, ok := r.(json.RawMessage)
+	if !ok {
+		b, err := marshal(r)
+		if err != nil {
+			return false, err
 		}
+		raw = b
 	}
-	b := make([]byte, 0, size)
-	b = append(b, `{"schemas":["`+ListResponseSchema+`"],"totalResults":`...)
+	if p.full || p.n > 0 && len(p.b)+len(raw) > MaxListBytes {
+		p.full = true
+		return false, nil
+	}
+	if p.n > 0 {
+		p.b = append(p.b, ',')
+	}
+	p.b = append(p.b, raw...)
+	p.n++
+	return true, nil
+}
+
+// answer closes the ListResponse with its counts.
+func (p *page) answer(total, startIndex int) json.RawMessage {
+	b := append(p.b, `],"totalResults":`...)
 	b = strconv.AppendInt(b, int64(total), 10)
 	b = append(b, `,"startIndex":`...)
 	b = strconv.AppendInt(b, int64(startIndex), 10)
 	b = append(b, `,"itemsPerPage":`...)
-	b = strconv.AppendInt(b, int64(len(resources)), 10)
-	b = append(b, `,"Resources":[`...)
-	for i, r := range resources {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, r.(json.RawMessage)...)
-	}
-	return json.RawMessage(append(b, ']', '}'))
+	b = strconv.AppendInt(b, int64(p.n), 10)
+	return json.RawMessage(append(b, '}'))
 }
 
 // directoryQuery compiles the filter, sort and paging of lp for rt.
@@ -473,60 +527,99 @@ func (s *Service) directoryQuery(rt ResourceType, lp listParams) (store.Director
 	return dq, nil
 }
 
-// query runs one list and renders its page.
-func (s *Service) query(ctx context.Context, siteID string, rt ResourceType, lp listParams) ([]any, int, error) {
+// query runs one list and renders its page into pg, within its byte
+// budget, and returns the total number of matches.
+func (s *Service) query(ctx context.Context, siteID string, rt ResourceType, lp listParams, pg *page) (int, error) {
 	dq, err := s.directoryQuery(rt, lp)
 	if err != nil {
-		return nil, 0, err
+		return 0, err
+	}
+	if dq.Key == nil || !s.coalesced() {
+		var release func()
+		if ctx, release, err = s.slot(ctx, siteID); err != nil {
+			return 0, err
+		}
+		defer release()
 	}
 	view := s.store.View(ctx)
 	base := s.BaseURL(siteID)
 	if rt.Name == Users.Name {
 		dq.WithGroups = lp.wants(rt, "groups")
-		users, total, err := view.ListDirectoryUsers(siteID, dq)
-		if err != nil {
-			return nil, 0, err
-		}
-		out := make([]any, 0, len(users))
-		for i := range users {
-			r, err := renderUser(base, &users[i], lp.projection)
+		if dq.Key != nil {
+			users, total, err := view.ListDirectoryUsers(siteID, dq)
 			if err != nil {
-				return nil, 0, err
+				return 0, err
 			}
-			out = append(out, r)
+			for i := range users {
+				r, err := renderUser(base, &users[i], lp.projection)
+				if err != nil {
+					return 0, err
+				}
+				if _, err := pg.add(r); err != nil {
+					return 0, err
+				}
+			}
+			return total, nil
 		}
-		return out, total, nil
+		var renderErr error
+		total, err := view.EachDirectoryUser(siteID, dq, func(u *models.DirectoryUser) bool {
+			r, err := renderUser(base, u, lp.projection)
+			if err != nil {
+				renderErr = err
+				return false
+			}
+			added, err := pg.add(r)
+			if err != nil {
+				renderErr = err
+				return false
+			}
+			return added
+		})
+		if renderErr != nil {
+			return 0, renderErr
+		}
+		return total, err
 	}
 	groups, total, err := view.ListDirectoryGroups(siteID, dq)
 	if err != nil {
-		return nil, 0, err
+		return 0, err
 	}
-	var members map[string][]models.GroupMember
-	if lp.wants(rt, "members") && len(groups) > 0 {
-		ids := make([]string, len(groups))
-		for i := range groups {
-			ids[i] = groups[i].ID
-		}
-		if members, err = view.FindGroupMembers(siteID, ids); err != nil {
-			return nil, 0, err
-		}
-	}
-	out := make([]any, 0, len(groups))
-	for i := range groups {
-		var m []models.GroupMember
-		if members != nil {
-			m = members[groups[i].ID]
-			if m == nil {
-				m = []models.GroupMember{}
+	withMembers := lp.wants(rt, "members")
+	// Members are loaded a few groups at a time, so that a full page stops
+	// loading them too.
+	const membersChunk = 16
+	for start := 0; start < len(groups) && !pg.full; start += membersChunk {
+		chunk := groups[start:min(start+membersChunk, len(groups))]
+		var members map[string][]models.GroupMember
+		if withMembers {
+			ids := make([]string, len(chunk))
+			for i := range chunk {
+				ids[i] = chunk[i].ID
+			}
+			if members, err = view.FindGroupMembers(siteID, ids); err != nil {
+				return 0, err
 			}
 		}
-		r, err := renderGroup(base, &groups[i], m, lp.projection)
-		if err != nil {
-			return nil, 0, err
+		for i := range chunk {
+			var m []models.GroupMember
+			if withMembers {
+				if m = members[chunk[i].ID]; m == nil {
+					m = []models.GroupMember{}
+				}
+			}
+			r, err := renderGroup(base, &chunk[i], m, lp.projection)
+			if err != nil {
+				return 0, err
+			}
+			if added, err := pg.add(r); err != nil || !added {
+				if err != nil {
+					return 0, err
+				}
+				break
+			}
 		}
-		out = append(out, r)
 	}
-	return out, total, nil
+	return total, nil // counted over the whole page read, however much of it fits
 }
 
 // Get answers GET /Users/{id} and GET /Groups/{id}.
@@ -536,6 +629,13 @@ func (s *Service) Get(ctx context.Context, siteID, endpoint, id string, q url.Va
 		return nil, err
 	}
 	p := projectionFrom(q)
+	if rt.Name != Users.Name || !s.coalesced() {
+		var release func()
+		if ctx, release, err = s.slot(ctx, siteID); err != nil {
+			return nil, err
+		}
+		defer release()
+	}
 	view := s.store.View(ctx)
 	base := s.BaseURL(siteID)
 	if rt.Name == Users.Name {

@@ -219,6 +219,13 @@ func (s *Service) Create(ctx context.Context, siteID, endpoint string, body []by
 	}
 	base := s.BaseURL(siteID)
 	p := projectionFrom(q)
+	if rt.Name != Users.Name || !s.coalesced() {
+		var release func()
+		if ctx, release, err = s.slot(ctx, siteID); err != nil {
+			return nil, err
+		}
+		defer release()
+	}
 	if rt.Name == Users.Name {
 		u := &models.DirectoryUser{SiteID: siteID}
 		if err := userFromDoc(u, doc); err != nil {
@@ -413,6 +420,11 @@ func changedMeanwhile(err error, ifMatch string, attempt int, version int64) (re
 // not written.
 func (s *Service) updateUser(ctx context.Context, siteID, id, ifMatch string, p projection,
 	change func(u *models.DirectoryUser, doc map[string]any) (map[string]any, bool, error)) (*models.SCIMDocument, error) {
+	ctx, release, err := s.slot(ctx, siteID)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	base := s.BaseURL(siteID)
 	view := s.store.View(ctx)
 	var after *models.DirectoryUser
@@ -602,6 +614,11 @@ func (mt *memberTracker) apply(tx *store.Tx, ops []memberOp) error {
 // writes: the membership rows, the group, the outbox items.
 func (s *Service) updateGroup(ctx context.Context, siteID, id, ifMatch string, q url.Values,
 	plan func(view *store.Tx, g *models.DirectoryGroup, doc map[string]any) (map[string]any, []memberOp, error)) (*models.SCIMDocument, error) {
+	ctx, release, err := s.slot(ctx, siteID)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	base := s.BaseURL(siteID)
 	p := projectionFrom(q)
 	view := s.store.View(ctx)
@@ -712,6 +729,11 @@ func (s *Service) Delete(ctx context.Context, siteID, endpoint, id, ifMatch stri
 	if err != nil {
 		return err
 	}
+	ctx, release, err := s.slot(ctx, siteID)
+	if err != nil {
+		return err
+	}
+	defer release()
 	return s.store.InTx(ctx, func(tx *store.Tx) error {
 		if rt.Name == Users.Name {
 			u, err := lockVersion(tx, "User", siteID, id, ifMatch, (*store.Tx).FindDirectoryUser, userState)

@@ -176,7 +176,8 @@ const maxTokenLength = 512
 // Admit authenticates a SCIM request (see Authenticate) and admits it: a
 // disabled site's changes (write) are refused in words, its reads go on, so
 // that the identity provider's lookups keep answering and the admin page
-// can show why. done must be called when the request ends.
+// can show why. A site with its share of requests in flight already is
+// refused with 429 (capacity.go). done must be called when the request ends.
 func (s *Service) Admit(ctx context.Context, siteID, token string, write bool) (done func(), err error) {
 	cred, err := s.credentials(ctx, siteID, token)
 	if err != nil {
@@ -185,7 +186,7 @@ func (s *Service) Admit(ctx context.Context, siteID, token string, write bool) (
 	if write && cred.Disabled {
 		return nil, Forbidden("the idbridge app is disabled in this site: changes are refused until a site admin enables it again; reads still work")
 	}
-	return func() {}, nil
+	return s.cap.admit(siteID)
 }
 
 // Run keeps cached token hashes true across replicas until ctx is done: on

@@ -26,7 +26,8 @@ func TestWriteLockNotHeldWhileComputing(t *testing.T) {
 	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
 		st := b.Open(t)
 		ctx := context.Background()
-		svc := NewService(ServiceConfig{}, st, nil, nil)
+		// Room for the change made from inside another's computation.
+		svc := NewService(ServiceConfig{Capacity: CapacityConfig{Work: 4, SiteWork: 4}}, st, nil, nil)
 		var site *models.Site
 		if err := st.InTx(ctx, func(tx *store.Tx) error {
 			var err error

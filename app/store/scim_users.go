@@ -162,14 +162,30 @@ func (tx *Tx) ListDirectoryUsers(siteID string, q DirectoryQuery) ([]models.Dire
 	if users, total, ok, err := tx.lookupUser(siteID, q); ok {
 		return users, total, err
 	}
+	users := make([]models.DirectoryUser, 0, min(max(q.Limit, 0), 16))
+	total, err := tx.EachDirectoryUser(siteID, q, func(u *models.DirectoryUser) bool {
+		users = append(users, *u)
+		return true
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	return users, total, nil
+}
+
+// EachDirectoryUser runs a compiled query over the site's users and hands
+// each user of the page to fn as it is read, so that a caller can render
+// the page without holding all of it twice; fn returns false to end the
+// page early (an answer's byte budget reached). It returns the total number
+// of matches. Unlike ListDirectoryUsers it never takes the coalesced path.
+func (tx *Tx) EachDirectoryUser(siteID string, q DirectoryQuery, fn func(u *models.DirectoryUser) bool) (int, error) {
 	where, args := whereClause(siteID, q)
 	if q.Limit <= 0 {
-		n, err := tx.count("scim_users", where, args)
-		return []models.DirectoryUser{}, n, err
+		return tx.count("scim_users", where, args)
 	}
 	order, err := orderClause("scim_users", q)
 	if err != nil {
-		return nil, 0, err
+		return 0, err
 	}
 	cols := userColumns
 	if q.WithGroups {
@@ -178,10 +194,9 @@ func (tx *Tx) ListDirectoryUsers(siteID string, q DirectoryQuery) ([]models.Dire
 	rows, err := tx.queryRows(`SELECT `+cols+` FROM scim_users`+where+order+` LIMIT ? OFFSET ?`,
 		append(args, q.Limit, max(q.Offset, 0))...)
 	if err != nil {
-		return nil, 0, fmt.Errorf("list directory users: %w", translate(err))
+		return 0, fmt.Errorf("list directory users: %w", translate(err))
 	}
-	defer rows.Close()
-	users := make([]models.DirectoryUser, 0, min(q.Limit, 16))
+	n, stopped := 0, false
 	var groups sql.NullString
 	for rows.Next() {
 		var extra []any
@@ -190,20 +205,30 @@ func (tx *Tx) ListDirectoryUsers(siteID string, q DirectoryQuery) ([]models.Dire
 		}
 		u, err := scanUser(rows, extra...)
 		if err != nil {
-			return nil, 0, fmt.Errorf("list directory users: %w", err)
+			rows.Close()
+			return 0, fmt.Errorf("list directory users: %w", translate(err))
 		}
 		if q.WithGroups {
 			if u.Groups, err = parseUserGroups(groups.String); err != nil {
-				return nil, 0, fmt.Errorf("list directory users: %w", err)
+				rows.Close()
+				return 0, fmt.Errorf("list directory users: %w", err)
 			}
 		}
-		users = append(users, u)
+		n++
+		if !fn(&u) {
+			stopped = true
+			break
+		}
 	}
-	if err := rows.Err(); err != nil {
-		return nil, 0, fmt.Errorf("list directory users: %w", translate(err))
+	err = rows.Err()
+	rows.Close()
+	if err != nil {
+		return 0, fmt.Errorf("list directory users: %w", translate(err))
 	}
-	total, err := tx.total("scim_users", where, args, q, len(users))
-	return users, total, err
+	if stopped {
+		return tx.count("scim_users", where, args)
+	}
+	return tx.total("scim_users", where, args, q, n)
 }
 
 // total is the number of matches of a list that returned n rows: known

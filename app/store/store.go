@@ -48,9 +48,9 @@ type Options struct {
 	// StatementTimeout bounds every statement (DefaultStatementTimeout
 	// when zero): on PostgreSQL it is each connection's statement_timeout
 	// (set when the connection opens: no round trip), on SQLite the busy
-	// timeout a writer waits for the lock. Every transaction must finish
-	// within twice this (the context is ended then, which interrupts a
-	// running SQLite statement). A statement past its deadline is
+	// timeout a writer waits for the lock; callers that let clients choose
+	// what runs (SCIM) also end their context after WorkTimeout, which
+	// interrupts a SQLite statement. A statement past its deadline is
 	// CodeUnavailable: the HTTP layer answers 503 with Retry-After.
 	StatementTimeout time.Duration
 }
@@ -82,7 +82,7 @@ type Store struct {
 	// nil on SQLite.
 	batches *scimBatches
 
-	// stmtTimeout is Options.StatementTimeout; a transaction has twice it.
+	// stmtTimeout is Options.StatementTimeout.
 	stmtTimeout time.Duration
 	maxOpen     int
 }
@@ -288,13 +288,7 @@ func (s *Store) View(ctx context.Context) *Tx {
 
 // InTx runs fn in one transaction, committed when fn returns nil and rolled
 // back otherwise. Nested calls are not supported: pass the *Tx down instead.
-//
-// The transaction must end within twice the statement timeout: its
-// context ends then, which rolls it back (and interrupts a SQLite
-// statement that is still running).
 func (s *Store) InTx(ctx context.Context, fn func(tx *Tx) error) error {
-	ctx, cancel := context.WithTimeout(ctx, 2*s.stmtTimeout)
-	defer cancel()
 	return translate(s.db.WithContext(ctx).Transaction(func(db *gorm.DB) error {
 		return fn(&Tx{db: db, s: s})
 	}))
@@ -302,6 +296,10 @@ func (s *Store) InTx(ctx context.Context, fn func(tx *Tx) error) error {
 
 // StatementTimeout is the deadline of one statement (Options).
 func (s *Store) StatementTimeout() time.Duration { return s.stmtTimeout }
+
+// WorkTimeout is how long a request's database work may take in all
+// (twice the statement timeout): SCIM ends its context then.
+func (s *Store) WorkTimeout() time.Duration { return 2 * s.stmtTimeout }
 
 // MaxOpenConns is the size of the connection pool.
 func (s *Store) MaxOpenConns() int { return s.maxOpen }
