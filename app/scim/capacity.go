@@ -2,6 +2,7 @@ package scim
 
 import (
 	"context"
+	"runtime"
 	"strconv"
 	"sync"
 	"time"
@@ -64,8 +65,8 @@ func newCapacity(cfg CapacityConfig, st *store.Store) *capacity {
 	pool := st.MaxOpenConns()
 	if cfg.Work <= 0 {
 		// PostgreSQL: 20 connections, of which the coalesced lookups and
-		// creates take up to 3: 13 for SCIM work, 4 per site; SQLite: 8,
-		// 6 for SCIM work, 2 per site.
+		// creates take up to 3: 13 for SCIM work; SQLite: 8, 6 for SCIM
+		// work.
 		cfg.Work = pool - reservedConnsSQLite
 		if st.Dialect() == store.Postgres {
 			cfg.Work = pool - reservedConnsPostgres - 3
@@ -73,7 +74,12 @@ func newCapacity(cfg CapacityConfig, st *store.Store) *capacity {
 		cfg.Work = max(cfg.Work, 1)
 	}
 	if cfg.SiteWork <= 0 {
-		cfg.SiteWork = max(cfg.Work/3, 1)
+		// A third of the connections, and half of the cores: a site's
+		// most expensive requests (PATCHes of thousands of operations,
+		// filters over every email of every user) are CPU work in this
+		// process or in the database, and the other sites' lookups need
+		// cores to answer within milliseconds.
+		cfg.SiteWork = max(min(cfg.Work/3, runtime.NumCPU()/2), 1)
 	}
 	if cfg.SiteRequests <= 0 {
 		cfg.SiteRequests = DefaultSiteRequests
@@ -123,7 +129,11 @@ func tooManyRequests(n int) string {
 // slot waits for a work slot of the site and of the process; release gives
 // both back. A request that was not admitted (a direct call of the
 // service) is counted for the duration of the slot.
-func (c *capacity) slot(ctx context.Context, siteID string) (release func(), err error) {
+//
+// A light slot (a lookup by a unique key: an index probe, microseconds)
+// takes only the process's slot, so that a site's lookups are not queued
+// behind its own expensive requests.
+func (c *capacity) slot(ctx context.Context, siteID string, light bool) (release func(), err error) {
 	if c == nil {
 		return func() {}, nil
 	}
@@ -144,25 +154,36 @@ func (c *capacity) slot(ctx context.Context, siteID string) (release func(), err
 			done()
 		}
 	}
+	siteWork := sl.work
+	if light {
+		siteWork = nil
+	}
+	leaveSite := func() {
+		if siteWork != nil {
+			<-siteWork
+		}
+	}
 	timer := time.NewTimer(c.wait)
 	defer timer.Stop()
-	select {
-	case sl.work <- struct{}{}:
-	case <-timer.C:
-		giveUp()
-		return nil, &models.Error{Code: models.CodeTooMany, Message: "this site's SCIM requests are using all of its share of the database; try again shortly"}
-	case <-ctx.Done():
-		giveUp()
-		return nil, ctx.Err()
+	if siteWork != nil {
+		select {
+		case siteWork <- struct{}{}:
+		case <-timer.C:
+			giveUp()
+			return nil, &models.Error{Code: models.CodeTooMany, Message: "this site's SCIM requests are using all of its share of the server; try again shortly"}
+		case <-ctx.Done():
+			giveUp()
+			return nil, ctx.Err()
+		}
 	}
 	select {
 	case c.work <- struct{}{}:
 	case <-timer.C:
-		<-sl.work
+		leaveSite()
 		giveUp()
 		return nil, &models.Error{Code: models.CodeUnavailable, Message: "the server is busy with other sites' SCIM requests; try again shortly"}
 	case <-ctx.Done():
-		<-sl.work
+		leaveSite()
 		giveUp()
 		return nil, ctx.Err()
 	}
@@ -170,7 +191,7 @@ func (c *capacity) slot(ctx context.Context, siteID string) (release func(), err
 	return func() {
 		once.Do(func() {
 			<-c.work
-			<-sl.work
+			leaveSite()
 			giveUp()
 		})
 	}, nil

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"idbridge/app/store"
@@ -67,12 +68,26 @@ func NewService(cfg ServiceConfig, st *store.Store, now func() time.Time, log *s
 // request's statements are cancelled, on SQLite too (interrupted), and the
 // request is answered 503.
 func (s *Service) slot(ctx context.Context, siteID string) (context.Context, func(), error) {
-	release, err := s.cap.slot(ctx, siteID)
+	return s.slotOf(ctx, siteID, false)
+}
+
+// lookupSlot is the slot of a lookup by a unique key: none where the store
+// coalesces it, else only the process's (capacity.slot).
+func (s *Service) lookupSlot(ctx context.Context, siteID string) (context.Context, func(), error) {
+	if s.coalesced() {
+		return ctx, func() {}, nil
+	}
+	return s.slotOf(ctx, siteID, true)
+}
+
+func (s *Service) slotOf(ctx context.Context, siteID string, light bool) (context.Context, func(), error) {
+	release, err := s.cap.slot(ctx, siteID, light)
 	if err != nil {
 		return ctx, nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.store.WorkTimeout())
-	return ctx, func() { cancel(); release() }, nil
+	var once sync.Once
+	return ctx, func() { once.Do(func() { cancel(); release() }) }, nil
 }
 
 // coalesced reports whether the store answers key lookups and user creates
@@ -465,11 +480,9 @@ type page struct {
 	full bool
 }
 
-func newPage() *page {
-	p := &page{b: make([]byte, 0, 4096)}
-	p.b = append(p.b, `{"schemas":["`+ListResponseSchema+`"],"Resources":[`...)
-	return p
-}
+const pageHead = `{"schemas":["` + ListResponseSchema + `"],"Resources":[`
+
+func newPage() *page { return &page{} }
 
 // add appends a rendered resource (raw JSON or a map); false when the page
 // is full and r was left out.
@@ -486,6 +499,11 @@ func (p *page) add(r any) (bool, error) {
 		p.full = true
 		return false, nil
 	}
+	if p.b == nil {
+		// Sized for the first resource: a lookup's answer is one.
+		p.b = make([]byte, 0, len(pageHead)+len(raw)+96)
+		p.b = append(p.b, pageHead...)
+	}
 	if p.n > 0 {
 		p.b = append(p.b, ',')
 	}
@@ -496,7 +514,11 @@ func (p *page) add(r any) (bool, error) {
 
 // answer closes the ListResponse with its counts.
 func (p *page) answer(total, startIndex int) json.RawMessage {
-	b := append(p.b, `],"totalResults":`...)
+	b := p.b
+	if b == nil {
+		b = append(make([]byte, 0, len(pageHead)+96), pageHead...)
+	}
+	b = append(b, `],"totalResults":`...)
 	b = strconv.AppendInt(b, int64(total), 10)
 	b = append(b, `,"startIndex":`...)
 	b = strconv.AppendInt(b, int64(startIndex), 10)
@@ -534,13 +556,15 @@ func (s *Service) query(ctx context.Context, siteID string, rt ResourceType, lp 
 	if err != nil {
 		return 0, err
 	}
-	if dq.Key == nil || !s.coalesced() {
-		var release func()
-		if ctx, release, err = s.slot(ctx, siteID); err != nil {
-			return 0, err
-		}
-		defer release()
+	slot := s.slot
+	if dq.Key != nil {
+		slot = s.lookupSlot
 	}
+	ctx, release, err := slot(ctx, siteID)
+	if err != nil {
+		return 0, err
+	}
+	defer release()
 	view := s.store.View(ctx)
 	base := s.BaseURL(siteID)
 	if rt.Name == Users.Name {
@@ -629,13 +653,15 @@ func (s *Service) Get(ctx context.Context, siteID, endpoint, id string, q url.Va
 		return nil, err
 	}
 	p := projectionFrom(q)
-	if rt.Name != Users.Name || !s.coalesced() {
-		var release func()
-		if ctx, release, err = s.slot(ctx, siteID); err != nil {
-			return nil, err
-		}
-		defer release()
+	slot := s.slot
+	if rt.Name == Users.Name {
+		slot = s.lookupSlot
 	}
+	ctx, release, err := slot(ctx, siteID)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	view := s.store.View(ctx)
 	base := s.BaseURL(siteID)
 	if rt.Name == Users.Name {

@@ -24,6 +24,11 @@ func (s *Service) Patch(ctx context.Context, siteID, endpoint, id string, body [
 	if err != nil {
 		return nil, err
 	}
+	ctx, release, err := s.slot(ctx, siteID)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	req, err := DecodePatchRequest(body)
 	if err != nil {
 		return nil, err

@@ -209,6 +209,15 @@ func (s *Service) Create(ctx context.Context, siteID, endpoint string, body []by
 	if err != nil {
 		return nil, err
 	}
+	// The site's work slot covers decoding and normalising too; a user
+	// create that the store coalesces (PostgreSQL) gives it back before
+	// waiting for its batch, which holds no connection of its own.
+	reqCtx := ctx
+	ctx, release, err := s.slot(ctx, siteID)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	raw, err := decodeResource(body)
 	if err != nil {
 		return nil, err
@@ -219,13 +228,6 @@ func (s *Service) Create(ctx context.Context, siteID, endpoint string, body []by
 	}
 	base := s.BaseURL(siteID)
 	p := projectionFrom(q)
-	if rt.Name != Users.Name || !s.coalesced() {
-		var release func()
-		if ctx, release, err = s.slot(ctx, siteID); err != nil {
-			return nil, err
-		}
-		defer release()
-	}
 	if rt.Name == Users.Name {
 		u := &models.DirectoryUser{SiteID: siteID}
 		if err := userFromDoc(u, doc); err != nil {
@@ -235,6 +237,10 @@ func (s *Service) Create(ctx context.Context, siteID, endpoint string, body []by
 		it, err := outboxItem(siteID, "User", "pending", models.OutboxUserCreated, userPayloadOf(u))
 		if err != nil {
 			return nil, err
+		}
+		if s.coalesced() {
+			release()
+			ctx = reqCtx
 		}
 		if err := s.store.CreateDirectoryUserWithOutbox(ctx, u, it); err != nil {
 			return nil, uniquenessUser(err, u.UserName)
@@ -307,6 +313,11 @@ func (s *Service) Replace(ctx context.Context, siteID, endpoint, id string, body
 	if err != nil {
 		return nil, err
 	}
+	ctx, release, err := s.slot(ctx, siteID)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	raw, err := decodeResource(body)
 	if err != nil {
 		return nil, err
@@ -420,11 +431,6 @@ func changedMeanwhile(err error, ifMatch string, attempt int, version int64) (re
 // not written.
 func (s *Service) updateUser(ctx context.Context, siteID, id, ifMatch string, p projection,
 	change func(u *models.DirectoryUser, doc map[string]any) (map[string]any, bool, error)) (*models.SCIMDocument, error) {
-	ctx, release, err := s.slot(ctx, siteID)
-	if err != nil {
-		return nil, err
-	}
-	defer release()
 	base := s.BaseURL(siteID)
 	view := s.store.View(ctx)
 	var after *models.DirectoryUser
@@ -614,11 +620,6 @@ func (mt *memberTracker) apply(tx *store.Tx, ops []memberOp) error {
 // writes: the membership rows, the group, the outbox items.
 func (s *Service) updateGroup(ctx context.Context, siteID, id, ifMatch string, q url.Values,
 	plan func(view *store.Tx, g *models.DirectoryGroup, doc map[string]any) (map[string]any, []memberOp, error)) (*models.SCIMDocument, error) {
-	ctx, release, err := s.slot(ctx, siteID)
-	if err != nil {
-		return nil, err
-	}
-	defer release()
 	base := s.BaseURL(siteID)
 	p := projectionFrom(q)
 	view := s.store.View(ctx)
