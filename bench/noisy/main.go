@@ -21,6 +21,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -31,6 +32,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime"
@@ -59,6 +61,7 @@ type options struct {
 	noisyWorkers  int
 	quietWorkers  int
 	memoryWorkers int
+	serve         bool
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -73,6 +76,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.noisyWorkers, "noisy", 32, "concurrent connections of the noisy site")
 	fs.IntVar(&o.quietWorkers, "quiet", 4, "concurrent connections of the quiet site")
 	fs.IntVar(&o.memoryWorkers, "memory", 8, "concurrent largest requests of the memory check")
+	fs.BoolVar(&o.serve, "serve", false, "run idbridge and seed it only, print what the load needs, serve until stdin closes (the parent runs this)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -85,6 +89,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if o.serve {
+		if err := serve(ctx, o, stdout); err != nil {
+			fmt.Fprintln(stderr, "noisy -serve:", err)
+			return 1
+		}
+		return 0
+	}
 	if err := bench(ctx, o, stdout); err != nil {
 		fmt.Fprintln(stderr, "noisy:", err)
 		return 1
@@ -92,7 +103,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func bench(ctx context.Context, o options, out io.Writer) error {
+// serve is the server process: idbridge, seeded, until stdin closes.
+func serve(ctx context.Context, o options, out io.Writer) error {
 	a, base, cleanup, err := start(ctx, o)
 	if err != nil {
 		return err
@@ -105,6 +117,57 @@ func bench(ctx context.Context, o options, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "# idbridge on %s, %s, GOMAXPROCS=%d, %d cores; quiet site %d users, noisy site %d users with %d emails each; seeded in %s\n",
 		o.db, runtime.Version(), runtime.GOMAXPROCS(0), runtime.NumCPU(), o.quietUsers, o.noisyUsers, scim.MaxValues, time.Since(t0).Round(time.Millisecond))
+	fmt.Fprintf(out, "READY %s %s %s %s %s %s\n", base, noisy.id, noisy.token, quiet.id, quiet.token, fat)
+	done := make(chan struct{})
+	go func() { _, _ = io.Copy(io.Discard, os.Stdin); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	return nil
+}
+
+// bench runs the server in a child process (so that its RSS is its own),
+// then the load.
+func bench(ctx context.Context, o options, out io.Writer) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, exe, "-serve", "-db", o.db, "-pg", o.pg,
+		"-quiet-users", fmt.Sprint(o.quietUsers), "-noisy-users", fmt.Sprint(o.noisyUsers))
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	defer func() { _ = stdin.Close(); _ = cmd.Wait() }()
+	var base string
+	var noisy, quiet site
+	var fat string
+	lines := bufio.NewScanner(stdout)
+	for lines.Scan() {
+		line := lines.Text()
+		if f := strings.Fields(line); len(f) == 7 && f[0] == "READY" {
+			base, fat = f[1], f[6]
+			noisy = site{id: f[2], token: f[3]}
+			quiet = site{id: f[4], token: f[5]}
+			break
+		}
+		fmt.Fprintln(out, line)
+	}
+	if base == "" {
+		return errors.New("the server process did not get ready")
+	}
+	go func() { _, _ = io.Copy(io.Discard, stdout) }()
+	pid := cmd.Process.Pid
 	client := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 256, MaxConnsPerHost: 256}}
 
 	// The noisy site's most expensive requests.
@@ -143,7 +206,7 @@ func bench(ctx context.Context, o options, out io.Writer) error {
 			defer wg.Done()
 			for i := w; runCtx.Err() == nil; i += o.noisyWorkers {
 				method, path, body := noisyRequests[i%len(noisyRequests)](i)
-				code, _, _ := do(runCtx, client, method, base+"/scim/v2/"+noisy.site.ID+path, noisy.token, body)
+				code, _, _ := do(runCtx, client, method, base+"/scim/v2/"+noisy.id+path, noisy.token, body)
 				if runCtx.Err() != nil {
 					return
 				}
@@ -165,7 +228,7 @@ func bench(ctx context.Context, o options, out io.Writer) error {
 			for i := w; runCtx.Err() == nil; i += o.quietWorkers {
 				name := fmt.Sprintf("quiet%06d@example.com", i%o.quietUsers)
 				t := time.Now()
-				code, body, err := do(runCtx, client, "GET", base+"/scim/v2/"+quiet.site.ID+"/Users?filter="+queryEscape(`userName eq "`+name+`"`), quiet.token, nil)
+				code, body, err := do(runCtx, client, "GET", base+"/scim/v2/"+quiet.id+"/Users?filter="+queryEscape(`userName eq "`+name+`"`), quiet.token, nil)
 				d := time.Since(t)
 				if runCtx.Err() != nil {
 					return
@@ -202,10 +265,10 @@ func bench(ctx context.Context, o options, out io.Writer) error {
 	fmt.Fprintf(out, "noisy site: %d requests (%.0f/s) from %d connections: %s\n", noisyN.Load(), float64(noisyN.Load())/o.duration.Seconds(), o.noisyWorkers, strings.Join(statuses, ", "))
 
 	// Memory: the largest accepted request, many at once.
-	if err := resetPeakRSS(); err != nil {
+	if err := resetPeakRSS(pid); err != nil {
 		fmt.Fprintln(out, "memory: cannot reset the peak RSS:", err)
 	}
-	before := rssMB("VmRSS")
+	before := rssMB(pid, "VmRSS")
 	var mwg sync.WaitGroup
 	codes := make([]int, o.memoryWorkers)
 	for w := range o.memoryWorkers {
@@ -214,13 +277,13 @@ func bench(ctx context.Context, o options, out io.Writer) error {
 			defer mwg.Done()
 			for r := range 4 {
 				body := bytes.Replace(largest, []byte("USERNAME"), []byte(fmt.Sprintf("mem-%d-%d-%s", w, r, benchenv.RandomHex(4))), 1)
-				codes[w], _, _ = do(ctx, client, "POST", base+"/scim/v2/"+quiet.site.ID+"/Users", quiet.token, body)
+				codes[w], _, _ = do(ctx, client, "POST", base+"/scim/v2/"+quiet.id+"/Users", quiet.token, body)
 			}
 		}()
 	}
 	mwg.Wait()
 	fmt.Fprintf(out, "memory: %d × 4 creates of %d KB bodies, %d at once: RSS before %d MB, peak %d MB (statuses %v)\n",
-		o.memoryWorkers, len(largest)>>10, o.memoryWorkers, before, rssMB("VmHWM"), codes)
+		o.memoryWorkers, len(largest)>>10, o.memoryWorkers, before, rssMB(pid, "VmHWM"), codes)
 	return nil
 }
 
@@ -258,9 +321,9 @@ func largestUser() []byte {
 	return []byte(b.String())
 }
 
-// rssMB reads a VmRSS or VmHWM line of /proc/self/status, in MB.
-func rssMB(field string) int {
-	b, err := os.ReadFile("/proc/self/status")
+// rssMB reads a VmRSS or VmHWM line of /proc/PID/status, in MB.
+func rssMB(pid int, field string) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return -1
 	}
@@ -275,11 +338,12 @@ func rssMB(field string) int {
 }
 
 // resetPeakRSS sets VmHWM to the current RSS (Linux: clear_refs 5).
-func resetPeakRSS() error { return os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
+func resetPeakRSS(pid int) error {
+	return os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0)
+}
 
 type site struct {
-	site  *models.Site
-	token string
+	id, token string
 }
 
 func start(ctx context.Context, o options) (*app.App, string, func(), error) {
@@ -359,7 +423,7 @@ func seed(ctx context.Context, st *store.Store, base string, o options) (noisy, 
 			return site{}, err
 		}
 		token, err := svc.RotateToken(ctx, &models.Caller{Site: s, AccountID: "bench-admin"})
-		return site{site: s, token: token}, err
+		return site{id: s.ID, token: token}, err
 	}
 	if noisy, err = install("noisy"); err != nil {
 		return
@@ -386,14 +450,14 @@ func seed(ctx context.Context, st *store.Store, base string, o options) (noisy, 
 		}
 		return nil
 	}
-	err = insert(quiet.site.ID, o.quietUsers, func(i int) (string, []byte) {
+	err = insert(quiet.id, o.quietUsers, func(i int) (string, []byte) {
 		name := fmt.Sprintf("quiet%06d@example.com", i)
 		return name, fmt.Appendf(nil, `{"active":true,"emails":[{"primary":true,"type":"work","value":"%s"}],"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"%s"}`, name, name)
 	})
 	if err != nil {
 		return
 	}
-	err = insert(noisy.site.ID, o.noisyUsers, func(i int) (string, []byte) {
+	err = insert(noisy.id, o.noisyUsers, func(i int) (string, []byte) {
 		name := fmt.Sprintf("noisy%06d@example.com", i)
 		var b strings.Builder
 		fmt.Fprintf(&b, `{"active":true,"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"%s","emails":[`, name)
@@ -415,7 +479,7 @@ func seed(ctx context.Context, st *store.Store, base string, o options) (noisy, 
 		fmt.Fprintf(&attrs, `,"custom%04d":"v"`, i)
 	}
 	attrs.WriteString(`}`)
-	code, body, err := do(ctx, http.DefaultClient, "POST", base+"/scim/v2/"+noisy.site.ID+"/Users", noisy.token, []byte(attrs.String()))
+	code, body, err := do(ctx, http.DefaultClient, "POST", base+"/scim/v2/"+noisy.id+"/Users", noisy.token, []byte(attrs.String()))
 	if err != nil || code != http.StatusCreated {
 		return noisy, quiet, "", fmt.Errorf("create the fat user: %d %.200s %v", code, body, err)
 	}
