@@ -16,6 +16,7 @@ import (
 	"idbridge/app/store"
 	"idbridge/app/store/storetest"
 	"idbridge/handlers"
+	"idbridge/models"
 )
 
 // Fair sharing: a site whose requests are stuck in the database (here:
@@ -97,6 +98,13 @@ func TestServerFairSharing(t *testing.T) {
 			}
 			if _, err := st.PendingMigrations(ctx); err != nil {
 				t.Errorf("/readyz's migration check while one site is stuck: %v", err)
+			}
+			// A lifecycle change of another site is written meanwhile (on
+			// PostgreSQL; SQLite has one writer, held here by the lock).
+			if b.Name == store.Postgres {
+				if err := st.InTx(ctx, func(tx *store.Tx) error { return tx.SetSiteState(quiet.site.ID, models.SiteDisabled) }); err != nil {
+					t.Errorf("a lifecycle change while one site is stuck: %v", err)
+				}
 			}
 			cancel()
 			if inUse := st.Stats().InUse; inUse > siteWork+2 {

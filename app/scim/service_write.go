@@ -404,6 +404,23 @@ func readForChange[R any](view *store.Tx, kind, siteID, id, ifMatch string,
 	return r, stored, nil
 }
 
+// writeComputed runs attempt (read, compute, write) until it writes or
+// fails for good: an attempt whose write found the resource changed since
+// the version it computed from is run again (see changedMeanwhile). An
+// attempt returns version 0 when it failed before writing.
+func writeComputed(ifMatch string, attempt func() (version int64, err error)) error {
+	for n := 0; ; n++ {
+		version, err := attempt()
+		if version == 0 {
+			return err
+		}
+		retry, err := changedMeanwhile(err, ifMatch, n, version)
+		if !retry {
+			return err
+		}
+	}
+}
+
 // changedMeanwhile reports whether a write found its resource changed since
 // the change was computed, and what to do: compute it again (retry), or
 // answer err: 412 when the client named the version it changes (If-Match),
@@ -434,41 +451,36 @@ func (s *Service) updateUser(ctx context.Context, siteID, id, ifMatch string, p 
 	base := s.BaseURL(siteID)
 	view := s.store.View(ctx)
 	var after *models.DirectoryUser
-	for attempt := 0; ; attempt++ {
+	err := writeComputed(ifMatch, func() (int64, error) {
 		before, stored, err := readForChange(view, "User", siteID, id, ifMatch, (*store.Tx).FindDirectoryUser, userState)
 		if err != nil {
-			return nil, err
+			return 0, err
 		}
 		doc, changed, err := change(before, stored)
 		if err != nil {
-			return nil, err
+			return 0, err
 		}
 		u := *before
 		if err := userFromDoc(&u, doc); err != nil {
-			return nil, err
+			return 0, err
 		}
 		after = &u
 		if !changed || string(u.Doc) == string(before.Doc) {
-			break
+			return before.Version, nil
 		}
 		items, err := userChanges(before, &u)
 		if err != nil {
-			return nil, err
+			return 0, err
 		}
-		err = s.store.InTx(ctx, func(tx *store.Tx) error {
+		return before.Version, s.store.InTx(ctx, func(tx *store.Tx) error {
 			if err := tx.UpdateDirectoryUserAt(&u, before.Version); err != nil {
 				return uniquenessUser(err, u.UserName)
 			}
 			return tx.AddOutboxItems(items...)
 		})
-		retry, err := changedMeanwhile(err, ifMatch, attempt, before.Version)
-		if retry {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		break
+	})
+	if err != nil {
+		return nil, err
 	}
 	if p.wants(Users, "groups") {
 		groups, err := view.FindDirectoryUserGroups(siteID, []string{after.ID})
@@ -624,25 +636,25 @@ func (s *Service) updateGroup(ctx context.Context, siteID, id, ifMatch string, q
 	p := projectionFrom(q)
 	view := s.store.View(ctx)
 	var after *models.DirectoryGroup
-	for attempt := 0; ; attempt++ {
+	err := writeComputed(ifMatch, func() (int64, error) {
 		before, stored, err := readForChange(view, "Group", siteID, id, ifMatch, (*store.Tx).FindDirectoryGroup, groupState)
 		if err != nil {
-			return nil, err
+			return 0, err
 		}
 		doc, ops, err := plan(view, before, stored)
 		if err != nil {
-			return nil, err
+			return 0, err
 		}
 		g := *before
 		if _, err := groupFromDoc(&g, doc); err != nil {
-			return nil, err
+			return 0, err
 		}
 		after = &g
 		docChanged := string(g.Doc) != string(before.Doc)
 		if !docChanged && len(ops) == 0 {
-			break
+			return before.Version, nil
 		}
-		err = s.store.InTx(ctx, func(tx *store.Tx) error {
+		return before.Version, s.store.InTx(ctx, func(tx *store.Tx) error {
 			if err := tx.LockDirectoryGroupAt(siteID, id, before.Version); err != nil {
 				return err
 			}
@@ -663,14 +675,9 @@ func (s *Service) updateGroup(ctx context.Context, siteID, id, ifMatch string, q
 			}
 			return tx.AddOutboxItems(items...)
 		})
-		retry, err := changedMeanwhile(err, ifMatch, attempt, before.Version)
-		if retry {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		break
+	})
+	if err != nil {
+		return nil, err
 	}
 	var members []models.GroupMember
 	if p.wants(Groups, "members") {
