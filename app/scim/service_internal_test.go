@@ -210,19 +210,23 @@ func TestServerTokenCacheAcrossReplicas(t *testing.T) {
 		_, ok := two.tokens.get(site.ID)
 		return ok
 	})
+	// admit asks replica two to admit a request, which ends at once.
+	admit := func(write bool) error {
+		end, err := two.Admit(ctx, site.ID, newToken, write)
+		if err == nil {
+			end()
+		}
+		return err
+	}
 	setState(models.SiteDisabled)
 	waitFor(t, "replica two refuses writes of the disabled site", func() bool {
-		_, err := two.Admit(ctx, site.ID, newToken, true)
-		return models.ErrorCode(err) == models.CodeForbidden
+		return models.ErrorCode(admit(true)) == models.CodeForbidden
 	})
-	if _, err := two.Admit(ctx, site.ID, newToken, false); err != nil {
+	if err := admit(false); err != nil {
 		t.Fatalf("replica two refuses reads of the disabled site: %v", err)
 	}
 	setState(models.SiteInstalled)
-	waitFor(t, "replica two takes writes again", func() bool {
-		_, err := two.Admit(ctx, site.ID, newToken, true)
-		return err == nil
-	})
+	waitFor(t, "replica two takes writes again", func() bool { return admit(true) == nil })
 	// An uninstall on replica one revokes it on replica two too.
 	if err := st1.InTx(ctx, func(tx *store.Tx) error { return tx.MarkSiteUninstalled(site.ID, time.Now().Add(time.Hour)) }); err != nil {
 		t.Fatal(err)

@@ -56,12 +56,26 @@ func TestTokenCacheBoundedNoMisses(t *testing.T) {
 	if n := svc.tokens.len(); n != 0 {
 		t.Fatalf("%d cache entries after requests for sites that do not exist", n)
 	}
+	if n := svc.cap.inFlight(); n != 0 {
+		t.Fatalf("%d sites counted in flight after requests for sites that do not exist", n)
+	}
 	waitFor(t, "the site's credentials are cached", func() bool {
-		if _, err := svc.Admit(ctx, site.ID, token, true); err != nil {
+		end, err := svc.Admit(ctx, site.ID, token, true)
+		if err != nil {
 			t.Fatal(err)
 		}
+		end()
 		return svc.tokens.len() == 1
 	})
+	// A site's share is counted while its requests are in flight only.
+	end, err := svc.Admit(ctx, site.ID, token, false)
+	if err != nil || svc.cap.inFlight() != 1 {
+		t.Fatalf("admit: %v, %d sites in flight", err, svc.cap.inFlight())
+	}
+	end()
+	if n := svc.cap.inFlight(); n != 0 {
+		t.Fatalf("%d sites in flight after the request ended", n)
+	}
 
 	// The bound, on the cache itself: full of live entries, one more
 	// makes room; expired ones go first.

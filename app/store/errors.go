@@ -111,7 +111,3 @@ func classify(err error) error {
 	}
 	return nil
 }
-
-// IsUnavailable reports whether err says the database is unavailable (and
-// the request may be tried again), as translate classifies it.
-func IsUnavailable(err error) bool { return err != nil && unavailableError(err) != "" }

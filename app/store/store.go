@@ -294,9 +294,6 @@ func (s *Store) InTx(ctx context.Context, fn func(tx *Tx) error) error {
 	}))
 }
 
-// StatementTimeout is the deadline of one statement (Options).
-func (s *Store) StatementTimeout() time.Duration { return s.stmtTimeout }
-
 // WorkTimeout is how long a request's database work may take in all
 // (twice the statement timeout): SCIM ends its context then.
 func (s *Store) WorkTimeout() time.Duration { return 2 * s.stmtTimeout }
