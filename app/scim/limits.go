@@ -49,7 +49,20 @@ const (
 	// user the filter visits. Identity providers send one or two terms.
 	MaxFilterTerms      = 32
 	MaxMultiValuedTerms = 8
+	// MaxProjectionAttributes bounds the names in attributes and in
+	// excludedAttributes: each is applied to every resource answered.
+	// Entra sends one (excludedAttributes=members).
+	MaxProjectionAttributes = 100
 )
+
+// checkProjection refuses attributes or excludedAttributes lists longer
+// than MaxProjectionAttributes.
+func checkProjection(p projection) error {
+	if len(p.attrs) > MaxProjectionAttributes || len(p.excluded) > MaxProjectionAttributes {
+		return InvalidValue("attributes and excludedAttributes may name at most %d attributes each", MaxProjectionAttributes)
+	}
+	return nil
+}
 
 // checkBody scans a request body before it is decoded: nesting depth,
 // string and key lengths, values per array and members per object, and

@@ -181,6 +181,17 @@ func TestServerFilterCostIsBounded(t *testing.T) {
 		s.do("GET", "/Users?filter="+q(strings.Join(terms, " or ")), nil).wantLimit("invalidFilter", scim.MaxFilterTerms)
 		s.do("GET", "/Users?filter="+q(strings.Join(terms[:scim.MaxFilterTerms], " or ")), nil).want(200)
 		s.do("GET", "/Users?filter="+q(vps(scim.MaxMultiValuedTerms)), nil).want(200)
+		// attributes and excludedAttributes are applied to every resource:
+		// bounded too.
+		many := make([]string, scim.MaxProjectionAttributes+1)
+		for i := range many {
+			many[i] = fmt.Sprintf("a%d", i)
+		}
+		s.do("GET", "/Users?attributes="+strings.Join(many, ","), nil).wantLimit("invalidValue", scim.MaxProjectionAttributes)
+		s.do("GET", "/Groups?excludedAttributes="+strings.Join(many, ","), nil).wantLimit("invalidValue", scim.MaxProjectionAttributes)
+		s.do("POST", "/.search", map[string]any{"attributes": many}).wantLimit("invalidValue", scim.MaxProjectionAttributes)
+		s.do("POST", "/Users?attributes="+strings.Join(many, ","), map[string]any{"userName": "p"}).wantLimit("invalidValue", scim.MaxProjectionAttributes)
+		s.do("GET", "/Users?attributes="+strings.Join(many[:scim.MaxProjectionAttributes], ","), nil).want(200)
 		// What Entra and Okta send.
 		for _, f := range []string{`userName eq "alice"`, `emails[type eq "work"].value eq "alice@example.com"`,
 			`externalId eq "x" and emails[type eq "work" and primary eq true]`} {

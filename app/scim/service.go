@@ -233,6 +233,9 @@ func projectionFrom(q url.Values) projection {
 
 func (s *Service) listParamsFrom(q url.Values) (listParams, error) {
 	lp := listParams{startIndex: 1, count: defaultCount, projection: projectionFrom(q)}
+	if err := checkProjection(lp.projection); err != nil {
+		return lp, err
+	}
 	lp.filter, _ = param(q, "filter")
 	lp.sortBy, _ = param(q, "sortBy")
 	order, _ := param(q, "sortOrder")
@@ -400,6 +403,9 @@ func (s *Service) Search(ctx context.Context, siteID, endpoint string, body []by
 		return nil, err
 	}
 	if lp.excluded, err = attributeList(req.ExcludedAttributes); err != nil {
+		return nil, err
+	}
+	if err := checkProjection(lp.projection); err != nil {
 		return nil, err
 	}
 	if lp.descending, err = sortOrder(req.SortOrder); err != nil {
@@ -653,6 +659,9 @@ func (s *Service) Get(ctx context.Context, siteID, endpoint, id string, q url.Va
 		return nil, err
 	}
 	p := projectionFrom(q)
+	if err := checkProjection(p); err != nil {
+		return nil, err
+	}
 	slot := s.slot
 	if rt.Name == Users.Name {
 		slot = s.lookupSlot

@@ -24,6 +24,9 @@ func (s *Service) Patch(ctx context.Context, siteID, endpoint, id string, body [
 	if err != nil {
 		return nil, err
 	}
+	if err := checkProjection(projectionFrom(q)); err != nil {
+		return nil, err
+	}
 	ctx, release, err := s.slot(ctx, siteID)
 	if err != nil {
 		return nil, err

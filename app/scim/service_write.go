@@ -213,6 +213,9 @@ func (s *Service) Create(ctx context.Context, siteID, endpoint string, body []by
 	// create that the store coalesces (PostgreSQL) gives it back before
 	// waiting for its batch, which holds no connection of its own.
 	reqCtx := ctx
+	if err := checkProjection(projectionFrom(q)); err != nil {
+		return nil, err
+	}
 	ctx, release, err := s.slot(ctx, siteID)
 	if err != nil {
 		return nil, err
@@ -311,6 +314,9 @@ func (s *Service) Create(ctx context.Context, siteID, endpoint string, body []by
 func (s *Service) Replace(ctx context.Context, siteID, endpoint, id string, body []byte, ifMatch string, q url.Values) (*models.SCIMDocument, error) {
 	rt, err := resource(endpoint, id)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkProjection(projectionFrom(q)); err != nil {
 		return nil, err
 	}
 	ctx, release, err := s.slot(ctx, siteID)
