@@ -630,6 +630,7 @@ func ServiceProviderConfigDocument(baseURL string, opts ServiceProviderOptions) 
 		"maxIndexedStringBytes":     MaxIndexedBytes,
 		"maxFilterTerms":            MaxFilterTerms,
 		"maxFilterMultiValuedTerms": MaxMultiValuedTerms,
+		"maxProjectionAttributes":   MaxProjectionAttributes,
 	}
 	for k, v := range opts.Limits {
 		limits[k] = v
