@@ -30,6 +30,7 @@ import (
 	"idbridge/app/sites"
 	"idbridge/app/sso"
 	"idbridge/app/store"
+	syncworker "idbridge/app/sync"
 	"idbridge/config"
 	"idbridge/handlers"
 )
@@ -60,6 +61,11 @@ type Options struct {
 	// IdPTransport, when set, is the base transport for calls to customer
 	// identity providers.
 	IdPTransport http.RoundTripper
+	// AtlassianLimiter is the per-site request rate to Atlassian; zero
+	// fields take atlassian's defaults. Sync tunes the outbox worker.
+	// Benchmarks and tests set them.
+	AtlassianLimiter atlassian.LimiterOptions
+	Sync             syncworker.Config
 }
 
 // App is one running idbridge.
@@ -79,6 +85,7 @@ type App struct {
 	profiles *profile.Service
 	scim     *scim.Service
 	sso      *sso.Service
+	sync     *syncworker.Worker
 
 	workers      sync.WaitGroup
 	stop         context.CancelFunc
@@ -206,7 +213,7 @@ func (a *App) init(ctx context.Context, opts Options) error {
 	// a few fetches a second is plenty, and bounds what a flood of installs
 	// with random kids can make this process ask of the key server.
 	keys.Limiter = rate.NewLimiter(installKeyFetchRate, installKeyFetchBurst)
-	clients := atlassian.New(atlassian.Options{AppKey: a.cfg.AppKey, Base: opts.HTTPTransport, Now: a.now})
+	clients := atlassian.New(atlassian.Options{AppKey: a.cfg.AppKey, Base: opts.HTTPTransport, Now: a.now, Limiter: opts.AtlassianLimiter})
 	a.sites = sites.New(sites.Config{
 		AppKey:             a.cfg.AppKey,
 		BaseURL:            a.cfg.BaseURL,
@@ -235,6 +242,22 @@ func (a *App) init(ctx context.Context, opts Options) error {
 		IdPTransport:      opts.IdPTransport,
 	}, a.store, serviceAccounts, a.now, a.log)
 
+	syncResults := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "idbridge_sync_results_total",
+		Help: "Directory changes the sync finished with, by outcome (applied, failed, not_applicable, held), or put back (retry, waiting).",
+	}, []string{"outcome"})
+	syncRequests := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "idbridge_sync_requests_total",
+		Help: "Calls the sync made to Atlassian, by Atlassian's answer (HTTP status, or no_answer).",
+	}, []string{"answer"})
+	a.registry.MustRegister(syncResults, syncRequests)
+	syncCfg := opts.Sync
+	syncCfg.OnResult = func(outcome string) { syncResults.WithLabelValues(outcome).Inc() }
+	syncCfg.OnRequest = func(answer string) { syncRequests.WithLabelValues(answer).Inc() }
+	a.sync = syncworker.New(syncCfg, a.store, serviceAccounts, a.now, a.log)
+	a.store.OnOutbox(a.sync.Wake)
+	a.sites.OnSiteChanged = a.sync.SiteChanged
+
 	a.handler = handlers.New(handlers.Deps{
 		Connect:    a.sites,
 		Descriptor: descriptor,
@@ -252,6 +275,7 @@ func (a *App) init(ctx context.Context, opts Options) error {
 		Provisioning:    a.scim,
 		SSO:             a.sso,
 		Audit:           audit.NewLog(a.store, a.now),
+		Sync:            a.sync,
 	})
 	ln, err := net.Listen("tcp", a.cfg.Addr)
 	if err != nil {
@@ -342,6 +366,7 @@ func (a *App) startWorkers(ctx context.Context) {
 	a.goWorker(ctx, "marketplace licence sync", a.profiles.Run)
 	a.goWorker(ctx, "scim token cache invalidation", a.scim.Run)
 	a.goWorker(ctx, "sso state purge", a.sso.Run)
+	a.goWorker(ctx, "outbox sync", a.sync.Run)
 }
 
 // goWorker runs one background worker; Run and Close wait for it.

@@ -55,6 +55,7 @@ type serviceAccountBody struct {
 	ExpiresAt            *time.Time `json:"expiresAt"`
 	ExpiresSoon          bool       `json:"expiresSoon"`
 	OrgAdminKeyHint      string     `json:"orgAdminKeyHint,omitempty"`
+	OrgID                string     `json:"orgId,omitempty"`
 	OrgAdminKeyExpiresAt *time.Time `json:"orgAdminKeyExpiresAt"`
 	Status               string     `json:"status"`
 	StatusMessage        string     `json:"statusMessage,omitempty"`
@@ -80,6 +81,7 @@ func toServiceAccountBody(a *models.ServiceAccount, now time.Time) serviceAccoun
 		ExpiresAt:            a.ExpiresAt,
 		ExpiresSoon:          a.ExpiresSoon(now),
 		OrgAdminKeyHint:      maskHint(a.OrgAdminKeyHint, a.OrgAdminKey != ""),
+		OrgID:                a.OrgID,
 		OrgAdminKeyExpiresAt: a.OrgAdminKeyExpiresAt,
 		Status:               string(a.Status),
 		StatusMessage:        a.StatusMessage,
@@ -157,6 +159,7 @@ type serviceAccountInput struct {
 	OrgAdminKey          optional `json:"orgAdminKey"`
 	ClearOrgAdminKey     bool     `json:"clearOrgAdminKey"`
 	OrgAdminKeyExpiresAt optional `json:"orgAdminKeyExpiresAt"`
+	OrgID                optional `json:"orgId"`
 }
 
 func (in *serviceAccountInput) toModel() (models.ServiceAccountInput, error) {
@@ -174,6 +177,13 @@ func (in *serviceAccountInput) toModel() (models.ServiceAccountInput, error) {
 	}
 	if out.OrgAdminKey, err = in.OrgAdminKey.str("orgAdminKey"); err != nil {
 		return out, err
+	}
+	if out.OrgID, err = in.OrgID.str("orgId"); err != nil {
+		return out, err
+	}
+	if in.OrgID.null() {
+		empty := ""
+		out.OrgID = &empty
 	}
 	if out.ClearOrgAdminKey && out.OrgAdminKey != nil {
 		return out, models.FieldError("orgAdminKey", "Send either a new organization Admin API key or clearOrgAdminKey, not both.")

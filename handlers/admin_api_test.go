@@ -382,6 +382,7 @@ func everyRouteDeps(t *testing.T) Deps {
 		Provisioning:    struct{ provisioningService }{},
 		SSO:             struct{ SSO }{},
 		Audit:           struct{ AuditLog }{},
+		Sync:            struct{ Sync }{},
 		Descriptor:      []byte(`{}`),
 	}
 	v := reflect.ValueOf(d)

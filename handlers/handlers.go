@@ -49,6 +49,9 @@ type Deps struct {
 	// admin API's audit log; nil leaves their routes out.
 	SSO   SSO
 	Audit AuditLog
+	// Sync serves the admin API's sync status and actions; nil leaves
+	// their routes out.
+	Sync Sync
 }
 
 type server struct {
@@ -128,6 +131,13 @@ func New(d Deps) *gin.Engine {
 			api.GET("/provisioning", s.handleAdminProvisioningGet)
 			api.PUT("/provisioning", s.handleAdminProvisioningPut)
 			api.POST("/provisioning/token", s.handleAdminProvisioningToken)
+		}
+		if d.Sync != nil {
+			api.GET("/sync", s.handleAdminSyncGet)
+			api.POST("/sync/items/:id/retry", s.handleAdminSyncRetry)
+			api.POST("/sync/resume", s.handleAdminSyncResume)
+			api.POST("/sync/held/apply", s.handleAdminSyncHeldApply)
+			api.POST("/sync/held/discard", s.handleAdminSyncHeldDiscard)
 		}
 		if d.SSO != nil {
 			api.GET("/sso", s.handleAdminSSOGet)

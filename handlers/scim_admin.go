@@ -64,6 +64,7 @@ type provisioningBody struct {
 	ProvisionAsOptions  []choiceBody `json:"provisionAsOptions"`
 	Products            []string     `json:"products"`
 	AvailableProducts   []string     `json:"availableProducts"`
+	DeletionThreshold   int          `json:"deletionThreshold"`
 	Directory           struct {
 		Users  int `json:"users"`
 		Groups int `json:"groups"`
@@ -82,6 +83,7 @@ func (s *server) provisioningBody(c *gin.Context, p *models.Provisioning) (provi
 		ProvisionAsOptions:  provisionAsChoices(),
 		Products:            p.Products,
 		AvailableProducts:   models.ProvisioningProducts(),
+		DeletionThreshold:   p.DeletionThreshold,
 	}
 	if b.Products == nil {
 		b.Products = []string{}
@@ -125,6 +127,8 @@ type provisioningInput struct {
 	Deactivation optional `json:"deactivation"`
 	ProvisionAs  optional `json:"provisionAs"`
 	Products     optional `json:"products"`
+	// DeletionThreshold is the accidental-deletion brake's percentage.
+	DeletionThreshold optional `json:"deletionThreshold"`
 }
 
 func (in provisioningInput) toModel() (models.ProvisioningUpdate, error) {
@@ -160,6 +164,13 @@ func (in provisioningInput) toModel() (models.ProvisioningUpdate, error) {
 			}
 		}
 		upd.Products = &products
+	}
+	if in.DeletionThreshold.Set && !in.DeletionThreshold.null() {
+		var n int
+		if err := json.Unmarshal(in.DeletionThreshold.Raw, &n); err != nil {
+			return upd, models.FieldError("deletionThreshold", "deletionThreshold must be a whole percentage from 0 (no brake) to 100.")
+		}
+		upd.DeletionThreshold = &n
 	}
 	return upd, nil
 }

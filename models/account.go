@@ -66,8 +66,10 @@ type ServiceAccount struct {
 	// ExpiresAt is when the token or client secret expires, as the admin
 	// entered it (Atlassian shows it when the credential is created).
 	ExpiresAt *time.Time
-	// OrgAdminKey is an optional organization Admin API key (Bearer).
+	// OrgAdminKey is an optional organization Admin API key (Bearer), and
+	// OrgID the organization it belongs to (for suspending accounts).
 	OrgAdminKey          string // secret
+	OrgID                string
 	OrgAdminKeyHint      string
 	OrgAdminKeyExpiresAt *time.Time
 
@@ -108,6 +110,7 @@ type ServiceAccountInput struct {
 	ExpiresAtSet            bool
 	OrgAdminKey             *string
 	ClearOrgAdminKey        bool
+	OrgID                   *string // nil keeps the stored one
 	OrgAdminKeyExpiresAt    *time.Time
 	OrgAdminKeyExpiresAtSet bool
 }

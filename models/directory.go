@@ -148,7 +148,12 @@ type Provisioning struct {
 	Deactivation   DeactivationMode
 	ProvisionAs    ProvisionAs
 	Products       []string
-	UpdatedAt      time.Time
+	// DeletionThreshold is the accidental-deletion brake: the percentage of
+	// the site's provisioned users whose deactivation or deletion within an
+	// hour holds the rest back (at least MinDeletionThreshold users); 0
+	// turns the brake off.
+	DeletionThreshold int
+	UpdatedAt         time.Time
 }
 
 // ProvisioningUpdate is a site admin's change of the provisioning
@@ -159,6 +164,8 @@ type ProvisioningUpdate struct {
 	Deactivation *DeactivationMode
 	ProvisionAs  *ProvisionAs
 	Products     *[]string
+	// DeletionThreshold is a percentage, 0 to 100.
+	DeletionThreshold *int
 }
 
 // SCIMDocument is a SCIM answer for the HTTP layer: a JSON body (nil for

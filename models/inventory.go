@@ -101,6 +101,7 @@ func Inventory() []InventoryEntry {
 		{Table: "service_accounts", Column: "org_admin_key", Purpose: "calling the organization Admin API (an organization's key, not a person's; encrypted)"},
 		{Table: "service_accounts", Column: "org_admin_key_hint", Purpose: "showing which key is stored (its last four characters)"},
 		{Table: "service_accounts", Column: "org_admin_key_expires_at", Purpose: "warning before the key expires"},
+		{Table: "service_accounts", Column: "org_id", Purpose: "suspending and restoring managed accounts through the organization Admin API (an organization's ID)"},
 		{Table: "service_accounts", Column: "status", Purpose: "showing whether the credentials work"},
 		{Table: "service_accounts", Column: "status_message", Purpose: "showing whether the credentials work"},
 		{Table: "service_accounts", Column: "checked_at", Purpose: "showing whether the credentials work"},

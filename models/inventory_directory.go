@@ -28,6 +28,7 @@ func directoryInventory() []InventoryEntry {
 		other("scim_settings", "products", "which product access a new user gets"),
 		other("scim_settings", "created_at", "when provisioning was first configured"),
 		other("scim_settings", "updated_at", "when provisioning was last configured"),
+		other("scim_settings", "deletion_threshold", "holding back an unusual number of deactivations and deletions (the accidental-deletion brake)"),
 
 		other("scim_users", "site_id", "which site the user belongs to"),
 		other("scim_users", "id", "identifying the user in SCIM (our opaque ID)"),
@@ -70,5 +71,38 @@ func directoryInventory() []InventoryEntry {
 		other("outbox", "last_error", "showing why a change failed"),
 		other("outbox", "created_at", "when the change was accepted"),
 		other("outbox", "updated_at", "when the change was last tried"),
+		other("outbox", "lease_owner", "which replica is applying the change"),
+		other("outbox", "lease_until", "letting another replica take over when one stops"),
+		other("outbox", "recover", "looking the change up in the site before applying it again"),
+		other("outbox", "waiting_for", "applying a membership once its user exists in the site (our opaque user ID)"),
+
+		other("sync_users", "site_id", "which site the user belongs to"),
+		other("sync_users", "user_id", "which directory user (our opaque ID)"),
+		personal("sync_users", "account_id", "account identifier: the user's Atlassian account ID in the site"),
+		personal("sync_users", "state", "account status: what idbridge did to the user's access in the site (active, removed from groups or the site, suspended)"),
+		personal("sync_users", "name", "identity: the display name idbridge last gave or found for the user in the site"),
+		personal("sync_users", "keep_access", "account status: a site administrator chose to keep the user's access despite a deactivation"),
+		other("sync_users", "gen", "ordering changes of the user's access"),
+		other("sync_users", "updated_at", "when the user's Atlassian side last changed"),
+
+		other("sync_groups", "site_id", "which site the group belongs to"),
+		other("sync_groups", "group_id", "which directory group (our opaque ID)"),
+		other("sync_groups", "atlassian_id", "the group's ID in the site"),
+		other("sync_groups", "name", "the group's name in the site"),
+		other("sync_groups", "previous_id", "finishing a rename (Atlassian has none: a new group replaces the old)"),
+		other("sync_groups", "updated_at", "when the group's Atlassian side last changed"),
+
+		other("sync_members", "site_id", "which site the membership belongs to"),
+		other("sync_members", "group_id", "which group"),
+		personal("sync_members", "user_id", "group membership: which groups of the site idbridge put a user in"),
+		personal("sync_members", "account_id", "account identifier: the member's Atlassian account ID"),
+
+		other("sync_sites", "site_id", "which site"),
+		other("sync_sites", "paused", "pausing the site's sync while its credentials do not work"),
+		other("sync_sites", "paused_reason", "saying why the sync is paused"),
+		other("sync_sites", "paused_at", "saying since when the sync is paused"),
+		other("sync_sites", "account_updated_at", "resuming the sync when new credentials are saved"),
+		other("sync_sites", "brake_released_at", "the accidental-deletion brake: when an administrator last let held changes through"),
+		other("sync_sites", "updated_at", "when the site's sync state last changed"),
 	}
 }

@@ -150,6 +150,7 @@ func (s *Service) merge(site *models.Site, old *models.ServiceAccount, in models
 		SiteID: site.ID, Kind: kind,
 		Status: prev.Status, StatusMessage: prev.StatusMessage, CheckedAt: prev.CheckedAt,
 		OrgAdminKey: prev.OrgAdminKey, OrgAdminKeyHint: prev.OrgAdminKeyHint, OrgAdminKeyExpiresAt: prev.OrgAdminKeyExpiresAt,
+		OrgID: prev.OrgID,
 	}
 	if sameKind {
 		next.ExpiresAt = prev.ExpiresAt
@@ -238,6 +239,14 @@ func (s *Service) merge(site *models.Site, old *models.ServiceAccount, in models
 		if key != prev.OrgAdminKey {
 			next.OrgAdminKeyExpiresAt = nil
 		}
+	}
+	// The organization's ID, for suspending managed accounts (SPEC 6.1).
+	if in.OrgID != nil {
+		orgID := strings.TrimSpace(*in.OrgID)
+		if orgID != "" && !cloudIDPattern.MatchString(orgID) {
+			return nil, nil, models.FieldError("orgId", "The organization ID should look like 1a2b3c4d-…: letters, digits and dashes, at most 64 (Atlassian Administration shows it in the address of your organization).")
+		}
+		next.OrgID = orgID
 	}
 	if in.OrgAdminKeyExpiresAtSet {
 		if next.OrgAdminKey == "" && in.OrgAdminKeyExpiresAt != nil {
@@ -335,6 +344,7 @@ func diff(old, next *models.ServiceAccount) []string {
 	add("expiresAt", !sameTime(o.ExpiresAt, next.ExpiresAt))
 	add("orgAdminKey", o.OrgAdminKey != next.OrgAdminKey)
 	add("orgAdminKeyExpiresAt", !sameTime(o.OrgAdminKeyExpiresAt, next.OrgAdminKeyExpiresAt))
+	add("orgId", o.OrgID != next.OrgID)
 	return fields
 }
 

@@ -34,6 +34,7 @@ const (
 	idempotentKey contextKey = iota
 	siteIDKey
 	budgetKey
+	singleAttemptKey
 )
 
 // WithIdempotent marks the requests made with ctx as safe to send twice (a
@@ -41,6 +42,15 @@ const (
 // may retry them after a 503 or a transport error like a GET.
 func WithIdempotent(ctx context.Context) context.Context {
 	return context.WithValue(ctx, idempotentKey, true)
+}
+
+// WithSingleAttempt makes the requests made with ctx go out once: a 429 or
+// 503 comes back to the caller at once (with its RetryAt) instead of being
+// retried here, and pauses nobody else. For callers that schedule their own
+// retries, such as the sync worker, which never sleeps on an answer. The
+// per-site rate limiter still paces them.
+func WithSingleAttempt(ctx context.Context) context.Context {
+	return context.WithValue(ctx, singleAttemptKey, true)
 }
 
 // WithSiteID names the site the requests made with ctx are for, which keys
@@ -98,7 +108,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	replayable := req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
 	idempotent := isIdempotent(req)
 	maxAttempts := t.maxAttempts()
-	if !replayable {
+	if single, _ := ctx.Value(singleAttemptKey).(bool); !replayable || single {
 		maxAttempts = 1
 	}
 	var waited time.Duration

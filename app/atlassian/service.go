@@ -66,7 +66,13 @@ func NewServiceAccounts(c *Clients, apiURL, authURL *url.URL) *ServiceAccounts {
 // GatewayURL is the API gateway base of a Jira site for scoped tokens and
 // OAuth: {api}/ex/jira/{cloudId}.
 func (s *ServiceAccounts) GatewayURL(cloudID string) string {
-	return strings.TrimSuffix(s.apiURL.String(), "/") + "/ex/jira/" + url.PathEscape(cloudID)
+	return s.gatewayURL(ProductJira, cloudID)
+}
+
+// gatewayURL is the API gateway base of a site's product:
+// {api}/ex/{jira|confluence}/{cloudId}.
+func (s *ServiceAccounts) gatewayURL(product, cloudID string) string {
+	return strings.TrimSuffix(s.apiURL.String(), "/") + "/ex/" + product + "/" + url.PathEscape(cloudID)
 }
 
 // Client returns a client that calls the site's Jira REST API as the
@@ -74,6 +80,17 @@ func (s *ServiceAccounts) GatewayURL(cloudID string) string {
 // (classic token) or the API gateway (scoped token), or a Bearer token from
 // the OAuth client credentials against the gateway.
 func (s *ServiceAccounts) Client(site *models.Site, acc *models.ServiceAccount) (*ServiceClient, error) {
+	return s.client(site, acc, ProductJira)
+}
+
+// ConfluenceClient is Client for Confluence's REST API: the same origin
+// for a classic token (paths start with /wiki), {api}/ex/confluence/{cloudId}
+// through the gateway.
+func (s *ServiceAccounts) ConfluenceClient(site *models.Site, acc *models.ServiceAccount) (*ServiceClient, error) {
+	return s.client(site, acc, ProductConfluence)
+}
+
+func (s *ServiceAccounts) client(site *models.Site, acc *models.ServiceAccount, product string) (*ServiceClient, error) {
 	if site == nil || acc == nil {
 		return nil, errors.New("atlassian: service account client: no site or account")
 	}
@@ -90,10 +107,10 @@ func (s *ServiceAccounts) Client(site *models.Site, acc *models.ServiceAccount) 
 		base = u.Scheme + "://" + u.Host
 		c.auth = basicAuth(acc.Email, acc.Token)
 	case models.AccountScopedToken:
-		base = s.GatewayURL(acc.CloudID)
+		base = s.gatewayURL(product, acc.CloudID)
 		c.auth = basicAuth(acc.Email, acc.Token)
 	case models.AccountOAuthClient:
-		base = s.GatewayURL(acc.CloudID)
+		base = s.gatewayURL(product, acc.CloudID)
 		c.auth, c.onUnauthorized = s.oauthBearer(site.ID, acc.ClientID, acc.ClientSecret)
 	default:
 		return nil, models.FieldError("kind", "unknown service account kind %q", acc.Kind)

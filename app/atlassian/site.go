@@ -36,6 +36,12 @@ type StatusError struct {
 	Path       string
 	StatusCode int
 	Err        *models.Error
+	// RetryAt is when the answer (a 429 or 5xx) asked to be asked again
+	// (Retry-After or X-RateLimit-Reset); zero when it did not say.
+	RetryAt time.Time
+	// Body is the start of Atlassian's error text, for telling answers
+	// apart that share a status ("already a member").
+	Body string
 }
 
 func (e *StatusError) Error() string {
@@ -222,6 +228,10 @@ func requestError(ctx context.Context, method, path string, err error) error {
 func statusError(method, path string, resp *http.Response, body []byte, now time.Time) error {
 	status := resp.StatusCode
 	e := &models.Error{Message: fmt.Sprintf("Atlassian answered %d %s", status, http.StatusText(status))}
+	se := &StatusError{Method: method, Path: path, StatusCode: status, Err: e}
+	if msg, _ := errorMessages(body); msg != "" {
+		se.Body = msg
+	}
 	switch {
 	case status == http.StatusBadRequest:
 		e.Code = models.CodeInvalid
@@ -242,14 +252,15 @@ func statusError(method, path string, resp *http.Response, body []byte, now time
 	case status == http.StatusTooManyRequests || status >= 500:
 		e.Code = models.CodeUnavailable
 		if wait, ok := serverDelay(resp.Header, now); ok {
-			e.Message += "; try again after " + now.Add(wait).UTC().Format(time.RFC3339)
+			se.RetryAt = now.Add(wait)
+			e.Message += "; try again after " + se.RetryAt.UTC().Format(time.RFC3339)
 		}
 	default:
 		// 3xx (redirects are not followed) and other 4xx mean this client
 		// asked wrongly: ours to fix, so internal.
 		e.Code = models.CodeInternal
 	}
-	return &StatusError{Method: method, Path: path, StatusCode: status, Err: e}
+	return se
 }
 
 // errorMessages extracts the text of an Atlassian error body: Jira's

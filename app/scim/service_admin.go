@@ -41,6 +41,9 @@ func (s *Service) UpdateProvisioning(ctx context.Context, caller *models.Caller,
 	if upd.ProvisionAs != nil && *upd.ProvisionAs != models.ProvisionAccount && *upd.ProvisionAs != models.ProvisionCustomer {
 		return nil, models.FieldError("provisionAs", "provisionAs must be account or customer")
 	}
+	if upd.DeletionThreshold != nil && (*upd.DeletionThreshold < 0 || *upd.DeletionThreshold > 100) {
+		return nil, models.FieldError("deletionThreshold", "deletionThreshold is a percentage of the provisioned users, from 0 (no brake) to 100")
+	}
 	if upd.Products != nil {
 		for _, p := range *upd.Products {
 			if !slices.Contains(models.ProvisioningProducts(), p) {
@@ -64,6 +67,10 @@ func (s *Service) UpdateProvisioning(ctx context.Context, caller *models.Caller,
 		if upd.ProvisionAs != nil && *upd.ProvisionAs != cur.ProvisionAs {
 			next.ProvisionAs = *upd.ProvisionAs
 			fields = append(fields, "provisionAs")
+		}
+		if upd.DeletionThreshold != nil && *upd.DeletionThreshold != cur.DeletionThreshold {
+			next.DeletionThreshold = *upd.DeletionThreshold
+			fields = append(fields, "deletionThreshold")
 		}
 		if upd.Products != nil && !slices.Equal(dedupeStrings(*upd.Products), cur.Products) {
 			next.Products = dedupeStrings(*upd.Products)

@@ -60,6 +60,10 @@ type Service struct {
 	// OnAuthFailure, when set, is told the reason of every refused token
 	// (for metrics). It must not block.
 	OnAuthFailure func(reason string)
+	// OnSiteChanged, when set, is told the clientKey of every site whose
+	// lifecycle changed, on this replica or (PostgreSQL) another one: the
+	// sync stops an uninstalled site's work at once. It must not block.
+	OnSiteChanged func(clientKey string)
 }
 
 // adminKey is keyed by clientKey, which forget is given, so that a site's
@@ -123,6 +127,9 @@ func (s *Service) Run(ctx context.Context, ready chan<- struct{}) error {
 func (s *Service) forget(clientKey string) {
 	s.admins.deleteWhere(func(k adminKey) bool { return k.clientKey == clientKey })
 	s.sites.delete(clientKey)
+	if s.OnSiteChanged != nil {
+		s.OnSiteChanged(clientKey)
+	}
 }
 
 // siteByClientKey returns the site, from the cache when possible.

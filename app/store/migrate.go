@@ -191,6 +191,7 @@ var migrations = []migration{
 		`CREATE INDEX outbox_pending ON outbox (created_at) WHERE status = 'pending'`,
 	)},
 	{Version: 5, Name: "customer sso, portal sessions, audit day counts", Up: migrateSSO},
+	{Version: 6, Name: "sync state", Up: migrateSync},
 }
 
 func (s *Store) ensureMigrationsTable(ctx context.Context, db *gorm.DB) error {

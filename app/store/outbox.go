@@ -41,6 +41,9 @@ func (tx *Tx) AddOutboxItems(items ...*models.OutboxItem) error {
 	if err := tx.db.Exec(b.String(), args...).Error; err != nil {
 		return fmt.Errorf("add outbox items: %w", translate(err))
 	}
+	for _, it := range items {
+		tx.noteOutbox(it.SiteID)
+	}
 	return nil
 }
 

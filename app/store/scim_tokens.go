@@ -26,8 +26,10 @@ type scimSettingsRow struct {
 	Deactivation   string
 	ProvisionAs    string
 	Products       string
-	CreatedAt      time.Time
-	UpdatedAt      time.Time
+	// DeletionThreshold: the accidental-deletion brake's percentage.
+	DeletionThreshold int
+	CreatedAt         time.Time
+	UpdatedAt         time.Time
 }
 
 func (scimSettingsRow) TableName() string { return "scim_settings" }
@@ -40,6 +42,8 @@ func provisioningFromRow(r *scimSettingsRow) (*models.Provisioning, error) {
 		Deactivation:   models.DeactivationMode(r.Deactivation),
 		ProvisionAs:    models.ProvisionAs(r.ProvisionAs),
 		UpdatedAt:      r.UpdatedAt.UTC(),
+
+		DeletionThreshold: r.DeletionThreshold,
 	}
 	if err := json.Unmarshal([]byte(r.Products), &p.Products); err != nil {
 		return nil, fmt.Errorf("provisioning settings of site %s: products: %w", r.SiteID, err)
@@ -57,6 +61,8 @@ func defaultProvisioning(siteID string) *models.Provisioning {
 		Deactivation: models.DeactivateRemoveGroups,
 		ProvisionAs:  models.ProvisionAccount,
 		Products:     []string{},
+
+		DeletionThreshold: models.DefaultDeletionThreshold,
 	}
 }
 
@@ -92,6 +98,8 @@ func (tx *Tx) SaveProvisioning(p *models.Provisioning) error {
 		"provision_as": string(p.ProvisionAs),
 		"products":     string(b),
 		"updated_at":   now,
+
+		"deletion_threshold": p.DeletionThreshold,
 	})
 	if res.Error != nil {
 		return fmt.Errorf("save provisioning settings: %w", translate(res.Error))
@@ -101,7 +109,7 @@ func (tx *Tx) SaveProvisioning(p *models.Provisioning) error {
 	}
 	err = tx.db.Create(&scimSettingsRow{
 		SiteID: p.SiteID, Deactivation: string(p.Deactivation), ProvisionAs: string(p.ProvisionAs),
-		Products: string(b), CreatedAt: now, UpdatedAt: now,
+		Products: string(b), DeletionThreshold: p.DeletionThreshold, CreatedAt: now, UpdatedAt: now,
 	}).Error
 	if err != nil {
 		return fmt.Errorf("save provisioning settings: %w", translate(err))

@@ -73,6 +73,7 @@ func (s *Store) CreateDirectoryUserWithOutbox(ctx context.Context, u *models.Dir
 	if err := s.batches.creates.do(ctx, c); err != nil {
 		return fmt.Errorf("create directory user: %w", translate(err))
 	}
+	s.outboxAdded([]string{u.SiteID})
 	return nil
 }
 

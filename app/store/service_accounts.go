@@ -35,6 +35,7 @@ type serviceAccountRow struct {
 	OrgAdminKey          []byte
 	OrgAdminKeyHint      string
 	OrgAdminKeyExpiresAt *time.Time
+	OrgID                string
 	Status               string
 	StatusMessage        string
 	CheckedAt            *time.Time
@@ -83,6 +84,7 @@ func (tx *Tx) FindServiceAccount(siteID string) (*models.ServiceAccount, error) 
 		ExpiresAt:            utcPtr(r.ExpiresAt),
 		OrgAdminKeyHint:      r.OrgAdminKeyHint,
 		OrgAdminKeyExpiresAt: utcPtr(r.OrgAdminKeyExpiresAt),
+		OrgID:                r.OrgID,
 		Status:               models.AccountStatus(r.Status),
 		StatusMessage:        r.StatusMessage,
 		CheckedAt:            utcPtr(r.CheckedAt),
@@ -120,6 +122,7 @@ func (tx *Tx) SaveServiceAccount(siteID string, a *models.ServiceAccount) (*mode
 		ExpiresAt:            utcPtr(a.ExpiresAt),
 		OrgAdminKeyHint:      a.OrgAdminKeyHint,
 		OrgAdminKeyExpiresAt: utcPtr(a.OrgAdminKeyExpiresAt),
+		OrgID:                a.OrgID,
 		Status:               string(a.Status),
 		StatusMessage:        a.StatusMessage,
 		CheckedAt:            utcPtr(a.CheckedAt),

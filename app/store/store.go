@@ -85,6 +85,10 @@ type Store struct {
 	// stmtTimeout is Options.StatementTimeout.
 	stmtTimeout time.Duration
 	maxOpen     int
+
+	// outboxHook, set once by OnOutbox before use, hears of committed
+	// outbox items (sync_wake.go).
+	outboxHook func(siteIDs []string)
 }
 
 // Open connects to the database and checks that it answers. It does not
@@ -279,6 +283,11 @@ func (s *Store) Close() error {
 type Tx struct {
 	db *gorm.DB
 	s  *Store
+	// inTx says the handle is a transaction (InTx), not the pool (View).
+	inTx bool
+	// outboxSites are the sites this transaction added outbox items for,
+	// announced to the outbox hook once it commits.
+	outboxSites []string
 }
 
 // View returns a non-transactional handle bound to ctx.
@@ -289,9 +298,15 @@ func (s *Store) View(ctx context.Context) *Tx {
 // InTx runs fn in one transaction, committed when fn returns nil and rolled
 // back otherwise. Nested calls are not supported: pass the *Tx down instead.
 func (s *Store) InTx(ctx context.Context, fn func(tx *Tx) error) error {
-	return translate(s.db.WithContext(ctx).Transaction(func(db *gorm.DB) error {
-		return fn(&Tx{db: db, s: s})
+	var t *Tx
+	err := translate(s.db.WithContext(ctx).Transaction(func(db *gorm.DB) error {
+		t = &Tx{db: db, s: s, inTx: true}
+		return fn(t)
 	}))
+	if err == nil && t != nil {
+		s.outboxAdded(t.outboxSites)
+	}
+	return err
 }
 
 // WorkTimeout is how long a request's database work may take in all

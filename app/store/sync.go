@@ -1,0 +1,867 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"idbridge/models"
+)
+
+// MaxClaimItems bounds how many outbox items of one subject a claim takes;
+// the rest wait for the next claim, in order.
+const MaxClaimItems = 500
+
+// openStatuses are the statuses that keep a subject's later items waiting:
+// items of one user or group are applied in order.
+const openStatuses = `('pending', 'held')`
+
+// outboxColumns are the columns scanOutboxItem reads, in order.
+const outboxColumns = `site_id, id, resource_type, resource_id, op, payload, status, attempts,
+	next_attempt_at, last_error, created_at, updated_at, lease_owner, lease_until, recover, waiting_for`
+
+// SyncItem is an outbox item as the sync worker sees it.
+type SyncItem struct {
+	models.OutboxItem
+	LeaseOwner string // who held it before this claim ("" when nobody)
+	LeaseUntil *time.Time
+	Recover    bool
+	WaitingFor string
+}
+
+func scanSyncItem(rows *sql.Rows) (SyncItem, error) {
+	var it SyncItem
+	var op, payload string
+	var until sql.NullTime
+	err := rows.Scan(&it.SiteID, &it.ID, &it.ResourceType, &it.ResourceID, &op, &payload, &it.Status, &it.Attempts,
+		&it.NextAttemptAt, &it.LastError, &it.CreatedAt, &it.UpdatedAt, &it.LeaseOwner, &until, &it.Recover, &it.WaitingFor)
+	if err != nil {
+		return it, err
+	}
+	it.LeaseUntil = nullTime(until)
+	it.Op, it.Payload = models.OutboxOp(op), []byte(payload)
+	it.NextAttemptAt, it.CreatedAt, it.UpdatedAt = it.NextAttemptAt.UTC(), it.CreatedAt.UTC(), it.UpdatedAt.UTC()
+	return it, nil
+}
+
+// SitePending is a site with outbox items to apply and when the first of
+// them is due.
+type SitePending struct {
+	SiteID string
+	NextAt time.Time
+}
+
+// SitesWithPendingOutbox lists the sites with pending outbox items, over
+// all sites: the one sync read not scoped to a site (like the backlog
+// metric), since the worker serves every site. It skips through the
+// outbox_site_pending index one site at a time, so its cost follows the
+// number of sites, not of items. At most limit sites.
+func (s *Store) SitesWithPendingOutbox(ctx context.Context, limit int) ([]SitePending, error) {
+	rows, err := s.sqlDB.QueryContext(ctx, s.native(`WITH RECURSIVE s(site_id) AS (
+			SELECT min(site_id) FROM outbox WHERE status = 'pending'
+			UNION ALL
+			SELECT (SELECT min(o.site_id) FROM outbox o WHERE o.status = 'pending' AND o.site_id > s.site_id)
+			FROM s WHERE s.site_id IS NOT NULL
+		)
+		SELECT site_id FROM s WHERE site_id IS NOT NULL LIMIT ?`), limit)
+	if err != nil {
+		return nil, fmt.Errorf("sites with pending outbox: %w", translate(err))
+	}
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("sites with pending outbox: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sites with pending outbox: %w", translate(err))
+	}
+	out := make([]SitePending, 0, len(ids))
+	for _, id := range ids {
+		var at time.Time
+		// The column itself, not min(): SQLite's driver reads a time only
+		// from a column declared as one.
+		err := s.sqlDB.QueryRowContext(ctx, s.native(`SELECT next_attempt_at FROM outbox
+			WHERE site_id = ? AND status = 'pending' ORDER BY next_attempt_at LIMIT 1`), id).Scan(&at)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("sites with pending outbox: %w", translate(err))
+		}
+		out = append(out, SitePending{SiteID: id, NextAt: at.UTC()})
+	}
+	return out, nil
+}
+
+// SyncClaim is one subject (a user or a group) of a site leased to a
+// worker: its pending items in order.
+type SyncClaim struct {
+	SiteID       string
+	ResourceType string
+	ResourceID   string
+	Items        []SyncItem
+	// Recover says an earlier attempt may have been applied without being
+	// recorded (a worker died holding the lease, or an answer was lost).
+	Recover    bool
+	LeaseUntil time.Time
+}
+
+// IDs are the claimed items' IDs.
+func (c *SyncClaim) IDs() []int64 {
+	ids := make([]int64, len(c.Items))
+	for i, it := range c.Items {
+		ids[i] = it.ID
+	}
+	return ids
+}
+
+// ClaimSyncSubject leases the site's next due subject to owner until
+// now+lease: the subject whose oldest open item is due and not leased by a
+// live worker. On PostgreSQL, replicas skip each other's rows (FOR UPDATE
+// SKIP LOCKED); an expired lease is taken over. With nothing to claim it
+// returns nil and when the site has something due next (zero: nothing
+// scheduled).
+func (s *Store) ClaimSyncSubject(ctx context.Context, siteID, owner string, lease time.Duration) (*SyncClaim, time.Time, error) {
+	var claim *SyncClaim
+	var next time.Time
+	err := s.InTx(ctx, func(tx *Tx) error {
+		now := tx.s.Now()
+		lock := ""
+		if tx.s.dialect == Postgres {
+			lock = " FOR UPDATE SKIP LOCKED"
+		}
+		var head struct {
+			ResourceType string
+			ResourceID   string
+		}
+		res := tx.db.Raw(`SELECT o.resource_type, o.resource_id FROM outbox o
+			WHERE o.site_id = ? AND o.status = 'pending' AND o.next_attempt_at <= ?
+			  AND (o.lease_until IS NULL OR o.lease_until < ?)
+			  AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.site_id = o.site_id AND p.resource_id = o.resource_id
+			                  AND p.id < o.id AND p.status IN `+openStatuses+`)
+			ORDER BY o.next_attempt_at, o.id LIMIT 1`+lock, siteID, now, now).Scan(&head)
+		if res.Error != nil {
+			return fmt.Errorf("claim sync subject: %w", translate(res.Error))
+		}
+		if res.RowsAffected == 0 || head.ResourceID == "" {
+			var err error
+			next, err = tx.nextSyncDue(siteID, now)
+			return err
+		}
+		rows, err := tx.db.Raw(`SELECT `+outboxColumns+` FROM outbox
+			WHERE site_id = ? AND resource_id = ? AND status = 'pending' ORDER BY id LIMIT ?`,
+			siteID, head.ResourceID, MaxClaimItems).Rows()
+		if err != nil {
+			return fmt.Errorf("claim sync subject: %w", translate(err))
+		}
+		c := &SyncClaim{SiteID: siteID, ResourceType: head.ResourceType, ResourceID: head.ResourceID, LeaseUntil: now.Add(lease)}
+		for rows.Next() {
+			it, err := scanSyncItem(rows)
+			if err != nil {
+				rows.Close()
+				return fmt.Errorf("claim sync subject: %w", err)
+			}
+			if it.LeaseOwner != "" || it.Recover {
+				c.Recover = true
+			}
+			c.Items = append(c.Items, it)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("claim sync subject: %w", translate(err))
+		}
+		if len(c.Items) == 0 {
+			return nil
+		}
+		err = tx.db.Exec(`UPDATE outbox SET lease_owner = ?, lease_until = ? WHERE site_id = ? AND id IN ?`,
+			owner, c.LeaseUntil, siteID, c.IDs()).Error
+		if err != nil {
+			return fmt.Errorf("claim sync subject: %w", translate(err))
+		}
+		claim = c
+		return nil
+	})
+	return claim, next, err
+}
+
+// nextSyncDue is when the site's next pending item is due or its next
+// lease runs out, whichever is first; zero when neither.
+func (tx *Tx) nextSyncDue(siteID string, now time.Time) (time.Time, error) {
+	var next time.Time
+	for _, q := range []string{
+		`SELECT next_attempt_at FROM outbox WHERE site_id = ? AND status = 'pending' AND next_attempt_at > ? ORDER BY next_attempt_at LIMIT 1`,
+		`SELECT lease_until FROM outbox WHERE site_id = ? AND status = 'pending' AND lease_until > ? ORDER BY lease_until LIMIT 1`,
+	} {
+		var at time.Time
+		err := tx.db.Raw(q, siteID, now).Row().Scan(&at)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		}
+		if err != nil {
+			return time.Time{}, fmt.Errorf("next sync due: %w", translate(err))
+		}
+		if next.IsZero() || at.Before(next) {
+			next = at.UTC()
+		}
+	}
+	return next, nil
+}
+
+// RenewSyncLease extends owner's lease on the claimed items; false when
+// the lease was lost (another worker took the subject over).
+func (tx *Tx) RenewSyncLease(c *SyncClaim, owner string, until time.Time) (bool, error) {
+	res := tx.db.Exec(`UPDATE outbox SET lease_until = ? WHERE site_id = ? AND lease_owner = ? AND status = 'pending' AND id IN ?`,
+		until, c.SiteID, owner, c.IDs())
+	if res.Error != nil {
+		return false, fmt.Errorf("renew sync lease: %w", translate(res.Error))
+	}
+	c.LeaseUntil = until
+	return res.RowsAffected == int64(len(c.Items)), nil
+}
+
+// SyncResult is what became of one claimed item.
+type SyncResult struct {
+	ID     int64
+	Status string // an outbox status; pending to try again
+	Error  string // the reason, in words
+	// For pending: when to try again, whether to count an attempt, whether
+	// to look the change up first, and which user it waits for.
+	NextAttemptAt time.Time
+	CountAttempt  bool
+	Recover       bool
+	WaitingFor    string
+}
+
+// FinishSyncItems records the outcome of claimed items and releases their
+// lease. Only items still leased to owner change; lost is true when some
+// were not (another worker took over: it will look things up).
+func (tx *Tx) FinishSyncItems(siteID, owner string, results []SyncResult) (lost bool, err error) {
+	now := tx.s.Now()
+	for _, r := range results {
+		next := r.NextAttemptAt
+		if next.IsZero() {
+			next = now
+		}
+		inc := 0
+		if r.CountAttempt {
+			inc = 1
+		}
+		res := tx.db.Exec(`UPDATE outbox SET status = ?, last_error = ?, next_attempt_at = ?, attempts = attempts + ?,
+			recover = ?, waiting_for = ?, lease_owner = '', lease_until = NULL, updated_at = ?
+			WHERE site_id = ? AND id = ? AND lease_owner = ? AND status = 'pending'`,
+			r.Status, truncateText(r.Error, 1000), next.UTC(), inc, r.Recover, r.WaitingFor, now, siteID, r.ID, owner)
+		if res.Error != nil {
+			return lost, fmt.Errorf("finish sync items: %w", translate(res.Error))
+		}
+		if res.RowsAffected == 0 {
+			lost = true
+		}
+	}
+	return lost, nil
+}
+
+func truncateText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n
+	for cut > 0 && s[cut]&0xC0 == 0x80 {
+		cut--
+	}
+	return s[:cut] + "…"
+}
+
+// --- the Atlassian side of users, groups and memberships ------------------
+
+// FindSyncUser returns the Atlassian side of a directory user; none yet:
+// not found.
+func (tx *Tx) FindSyncUser(siteID, userID string, forUpdate bool) (*models.SyncUser, error) {
+	q := `SELECT site_id, user_id, account_id, state, name, keep_access, gen, updated_at FROM sync_users WHERE site_id = ? AND user_id = ?`
+	if forUpdate && tx.s.dialect == Postgres {
+		q += ` FOR UPDATE`
+	}
+	var u models.SyncUser
+	var state string
+	err := tx.db.Raw(q, siteID, userID).Row().Scan(&u.SiteID, &u.UserID, &u.AccountID, &state, &u.Name, &u.KeepAccess, &u.Gen, &u.UpdatedAt)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, &models.Error{Code: models.CodeNotFound, Message: "the user has no Atlassian side yet"}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("find sync user: %w", translate(err))
+	}
+	u.State, u.UpdatedAt = models.SyncUserState(state), u.UpdatedAt.UTC()
+	return &u, nil
+}
+
+// FindSyncUsers returns the Atlassian side of the listed users that have
+// one, by user ID.
+func (tx *Tx) FindSyncUsers(siteID string, userIDs []string) (map[string]models.SyncUser, error) {
+	out := make(map[string]models.SyncUser, len(userIDs))
+	for start := 0; start < len(userIDs); start += 500 {
+		chunk := userIDs[start:min(start+500, len(userIDs))]
+		rows, err := tx.db.Raw(`SELECT site_id, user_id, account_id, state, name, keep_access, gen, updated_at
+			FROM sync_users WHERE site_id = ? AND user_id IN ?`, siteID, chunk).Rows()
+		if err != nil {
+			return nil, fmt.Errorf("find sync users: %w", translate(err))
+		}
+		for rows.Next() {
+			var u models.SyncUser
+			var state string
+			if err := rows.Scan(&u.SiteID, &u.UserID, &u.AccountID, &state, &u.Name, &u.KeepAccess, &u.Gen, &u.UpdatedAt); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("find sync users: %w", err)
+			}
+			u.State, u.UpdatedAt = models.SyncUserState(state), u.UpdatedAt.UTC()
+			out[u.UserID] = u
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("find sync users: %w", translate(err))
+		}
+	}
+	return out, nil
+}
+
+// SaveSyncUser creates or replaces the Atlassian side of a user. A change
+// of state counts a new generation.
+func (tx *Tx) SaveSyncUser(u *models.SyncUser) error {
+	now := tx.s.Now()
+	err := tx.db.Exec(`INSERT INTO sync_users (site_id, user_id, account_id, state, name, keep_access, gen, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, 1, ?)
+		ON CONFLICT (site_id, user_id) DO UPDATE SET account_id = excluded.account_id, name = excluded.name,
+			keep_access = excluded.keep_access, updated_at = excluded.updated_at,
+			gen = CASE WHEN sync_users.state = excluded.state THEN sync_users.gen ELSE sync_users.gen + 1 END,
+			state = excluded.state`,
+		u.SiteID, u.UserID, u.AccountID, string(u.State), u.Name, u.KeepAccess, now).Error
+	if err != nil {
+		return fmt.Errorf("save sync user: %w", translate(err))
+	}
+	return nil
+}
+
+// DeleteSyncUser forgets the Atlassian side of a user (after its deletion
+// was applied), with the memberships recorded for it.
+func (tx *Tx) DeleteSyncUser(siteID, userID string) error {
+	if err := tx.db.Exec(`DELETE FROM sync_users WHERE site_id = ? AND user_id = ?`, siteID, userID).Error; err != nil {
+		return fmt.Errorf("delete sync user: %w", translate(err))
+	}
+	return nil
+}
+
+// FindSyncGroup returns the Atlassian side of a directory group; none yet:
+// not found.
+func (tx *Tx) FindSyncGroup(siteID, groupID string) (*models.SyncGroup, error) {
+	var g models.SyncGroup
+	err := tx.db.Raw(`SELECT site_id, group_id, atlassian_id, name, previous_id, updated_at FROM sync_groups
+		WHERE site_id = ? AND group_id = ?`, siteID, groupID).Row().Scan(&g.SiteID, &g.GroupID, &g.AtlassianID, &g.Name, &g.PreviousID, &g.UpdatedAt)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, &models.Error{Code: models.CodeNotFound, Message: "the group has no Atlassian side yet"}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("find sync group: %w", translate(err))
+	}
+	g.UpdatedAt = g.UpdatedAt.UTC()
+	return &g, nil
+}
+
+// SaveSyncGroup creates or replaces the Atlassian side of a group.
+func (tx *Tx) SaveSyncGroup(g *models.SyncGroup) error {
+	err := tx.db.Exec(`INSERT INTO sync_groups (site_id, group_id, atlassian_id, name, previous_id, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (site_id, group_id) DO UPDATE SET atlassian_id = excluded.atlassian_id, name = excluded.name,
+			previous_id = excluded.previous_id, updated_at = excluded.updated_at`,
+		g.SiteID, g.GroupID, g.AtlassianID, g.Name, g.PreviousID, tx.s.Now()).Error
+	if err != nil {
+		return fmt.Errorf("save sync group: %w", translate(err))
+	}
+	return nil
+}
+
+// DeleteSyncGroup forgets the Atlassian side of a group and its memberships.
+func (tx *Tx) DeleteSyncGroup(siteID, groupID string) error {
+	for _, q := range []string{`DELETE FROM sync_members WHERE site_id = ? AND group_id = ?`,
+		`DELETE FROM sync_groups WHERE site_id = ? AND group_id = ?`} {
+		if err := tx.db.Exec(q, siteID, groupID).Error; err != nil {
+			return fmt.Errorf("delete sync group: %w", translate(err))
+		}
+	}
+	return nil
+}
+
+// SyncMembers returns the memberships of the group recorded as applied in
+// the site, by user ID (the value is the account ID); only among userIDs
+// when it is not nil.
+func (tx *Tx) SyncMembers(siteID, groupID string, userIDs []string) (map[string]string, error) {
+	out := map[string]string{}
+	scan := func(q string, args ...any) error {
+		rows, err := tx.db.Raw(q, args...).Rows()
+		if err != nil {
+			return fmt.Errorf("sync members: %w", translate(err))
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var u, a string
+			if err := rows.Scan(&u, &a); err != nil {
+				return fmt.Errorf("sync members: %w", err)
+			}
+			out[u] = a
+		}
+		return rows.Err()
+	}
+	if userIDs == nil {
+		return out, scan(`SELECT user_id, account_id FROM sync_members WHERE site_id = ? AND group_id = ?`, siteID, groupID)
+	}
+	for start := 0; start < len(userIDs); start += 500 {
+		chunk := userIDs[start:min(start+500, len(userIDs))]
+		if err := scan(`SELECT user_id, account_id FROM sync_members WHERE site_id = ? AND group_id = ? AND user_id IN ?`, siteID, groupID, chunk); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// SyncGroupsOfUser lists the groups in which the user's membership is
+// recorded as applied.
+func (tx *Tx) SyncGroupsOfUser(siteID, userID string) ([]string, error) {
+	var ids []string
+	if err := tx.db.Raw(`SELECT group_id FROM sync_members WHERE site_id = ? AND user_id = ? ORDER BY group_id`, siteID, userID).Scan(&ids).Error; err != nil {
+		return nil, fmt.Errorf("sync groups of user: %w", translate(err))
+	}
+	return ids, nil
+}
+
+// SetSyncMember records (member true) or forgets a membership as applied.
+func (tx *Tx) SetSyncMember(siteID, groupID, userID, accountID string, member bool) error {
+	var err error
+	if member {
+		err = tx.db.Exec(`INSERT INTO sync_members (site_id, group_id, user_id, account_id) VALUES (?, ?, ?, ?)
+			ON CONFLICT (site_id, group_id, user_id) DO UPDATE SET account_id = excluded.account_id`, siteID, groupID, userID, accountID).Error
+	} else {
+		err = tx.db.Exec(`DELETE FROM sync_members WHERE site_id = ? AND group_id = ? AND user_id = ?`, siteID, groupID, userID).Error
+	}
+	if err != nil {
+		return fmt.Errorf("set sync member: %w", translate(err))
+	}
+	return nil
+}
+
+// DeleteSyncMembersOfUser forgets every membership of a user (the site
+// dropped them, or an admin chose to leave the site as it is).
+func (tx *Tx) DeleteSyncMembersOfUser(siteID, userID string) error {
+	if err := tx.db.Exec(`DELETE FROM sync_members WHERE site_id = ? AND user_id = ?`, siteID, userID).Error; err != nil {
+		return fmt.Errorf("delete sync members of user: %w", translate(err))
+	}
+	return nil
+}
+
+// DirectoryMembersAmong returns which of userIDs are members of the
+// directory group now.
+func (tx *Tx) DirectoryMembersAmong(siteID, groupID string, userIDs []string) (map[string]bool, error) {
+	out := map[string]bool{}
+	for start := 0; start < len(userIDs); start += 500 {
+		chunk := userIDs[start:min(start+500, len(userIDs))]
+		var ids []string
+		if err := tx.db.Raw(`SELECT user_id FROM scim_group_members WHERE site_id = ? AND group_id = ? AND user_id IN ?`,
+			siteID, groupID, chunk).Scan(&ids).Error; err != nil {
+			return nil, fmt.Errorf("directory members: %w", translate(err))
+		}
+		for _, id := range ids {
+			out[id] = true
+		}
+	}
+	return out, nil
+}
+
+// DirectoryGroupsOfUser lists the directory groups the user belongs to now.
+func (tx *Tx) DirectoryGroupsOfUser(siteID, userID string) ([]string, error) {
+	var ids []string
+	if err := tx.db.Raw(`SELECT group_id FROM scim_group_members WHERE site_id = ? AND user_id = ? ORDER BY group_id`, siteID, userID).Scan(&ids).Error; err != nil {
+		return nil, fmt.Errorf("directory groups of user: %w", translate(err))
+	}
+	return ids, nil
+}
+
+// DirectoryUsersActive returns, for the listed users that exist in the
+// directory, whether they are active.
+func (tx *Tx) DirectoryUsersActive(siteID string, userIDs []string) (map[string]bool, error) {
+	out := map[string]bool{}
+	for start := 0; start < len(userIDs); start += 500 {
+		chunk := userIDs[start:min(start+500, len(userIDs))]
+		rows, err := tx.db.Raw(`SELECT id, active FROM scim_users WHERE site_id = ? AND id IN ?`, siteID, chunk).Rows()
+		if err != nil {
+			return nil, fmt.Errorf("directory users active: %w", translate(err))
+		}
+		for rows.Next() {
+			var id string
+			var active bool
+			if err := rows.Scan(&id, &active); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("directory users active: %w", err)
+			}
+			out[id] = active
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("directory users active: %w", translate(err))
+		}
+	}
+	return out, nil
+}
+
+// HasOpenSyncItems reports whether the subject has items still to apply
+// (pending or held).
+func (tx *Tx) HasOpenSyncItems(siteID, resourceID string) (bool, error) {
+	var n int
+	if err := tx.db.Raw(`SELECT count(*) FROM outbox WHERE site_id = ? AND resource_id = ? AND status IN `+openStatuses,
+		siteID, resourceID).Row().Scan(&n); err != nil {
+		return false, fmt.Errorf("open sync items: %w", translate(err))
+	}
+	return n > 0, nil
+}
+
+// WakeSyncWaiting makes the items waiting for a user due now.
+func (tx *Tx) WakeSyncWaiting(siteID, userID string) error {
+	err := tx.db.Exec(`UPDATE outbox SET next_attempt_at = ?, waiting_for = '' WHERE site_id = ? AND waiting_for = ? AND status = 'pending'`,
+		tx.s.Now(), siteID, userID).Error
+	if err != nil {
+		return fmt.Errorf("wake waiting sync items: %w", translate(err))
+	}
+	return nil
+}
+
+// --- the site's sync state ---------------------------------------------------
+
+// SyncSite is a site's pause and brake state.
+type SyncSite struct {
+	Paused           bool
+	PausedReason     string
+	PausedAt         *time.Time
+	AccountUpdatedAt *time.Time
+	BrakeReleasedAt  *time.Time
+}
+
+// FindSyncSite returns the site's sync state (the zero state when none
+// was recorded).
+func (tx *Tx) FindSyncSite(siteID string) (SyncSite, error) {
+	var st SyncSite
+	var pausedAt, accountAt, releasedAt sql.NullTime
+	err := tx.db.Raw(`SELECT paused, paused_reason, paused_at, account_updated_at, brake_released_at FROM sync_sites WHERE site_id = ?`, siteID).
+		Row().Scan(&st.Paused, &st.PausedReason, &pausedAt, &accountAt, &releasedAt)
+	if errors.Is(err, sql.ErrNoRows) {
+		return st, nil
+	}
+	if err != nil {
+		return st, fmt.Errorf("find sync site: %w", translate(err))
+	}
+	st.PausedAt, st.AccountUpdatedAt, st.BrakeReleasedAt = nullTime(pausedAt), nullTime(accountAt), nullTime(releasedAt)
+	return st, nil
+}
+
+func nullTime(t sql.NullTime) *time.Time {
+	if !t.Valid {
+		return nil
+	}
+	u := t.Time.UTC()
+	return &u
+}
+
+func (tx *Tx) upsertSyncSite(siteID, set string, args ...any) error {
+	now := tx.s.Now()
+	if err := tx.db.Exec(`INSERT INTO sync_sites (site_id, updated_at) VALUES (?, ?) ON CONFLICT (site_id) DO NOTHING`, siteID, now).Error; err != nil {
+		return fmt.Errorf("sync site: %w", translate(err))
+	}
+	args = append(append([]any{}, args...), now, siteID)
+	if err := tx.db.Exec(`UPDATE sync_sites SET `+set+`, updated_at = ? WHERE site_id = ?`, args...).Error; err != nil {
+		return fmt.Errorf("sync site: %w", translate(err))
+	}
+	return nil
+}
+
+// PauseSync pauses the site's sync with a reason; accountUpdatedAt is when
+// the credentials that failed were saved (newer ones resume it).
+func (tx *Tx) PauseSync(siteID, reason string, accountUpdatedAt time.Time) error {
+	return tx.upsertSyncSite(siteID, `paused = TRUE, paused_reason = ?, paused_at = ?, account_updated_at = ?`,
+		reason, tx.s.Now(), accountUpdatedAt.UTC())
+}
+
+// ResumeSync lifts a pause.
+func (tx *Tx) ResumeSync(siteID string) error {
+	return tx.upsertSyncSite(siteID, `paused = FALSE, paused_reason = '', paused_at = NULL, account_updated_at = NULL`)
+}
+
+// --- the accidental-deletion brake ---------------------------------------------
+
+// CountSyncDeactivations counts the site's user deactivations and
+// deletions accepted since the given time (held and applied ones too,
+// discarded ones not), and when the first of them came.
+func (tx *Tx) CountSyncDeactivations(siteID string, since time.Time) (int, time.Time, error) {
+	var n int
+	if err := tx.db.Raw(`SELECT count(*) FROM outbox WHERE site_id = ? AND resource_type = 'User' AND op IN (?, ?)
+		AND created_at > ? AND status <> ?`, siteID, string(models.OutboxUserDeactivated), string(models.OutboxUserDeleted),
+		since, models.OutboxStatusDiscarded).Row().Scan(&n); err != nil {
+		return 0, time.Time{}, fmt.Errorf("count deactivations: %w", translate(err))
+	}
+	if n == 0 {
+		return 0, time.Time{}, nil
+	}
+	var first time.Time
+	if err := tx.db.Raw(`SELECT created_at FROM outbox WHERE site_id = ? AND resource_type = 'User' AND op IN (?, ?)
+		AND created_at > ? AND status <> ? ORDER BY created_at LIMIT 1`, siteID, string(models.OutboxUserDeactivated), string(models.OutboxUserDeleted),
+		since, models.OutboxStatusDiscarded).Row().Scan(&first); err != nil {
+		return 0, time.Time{}, fmt.Errorf("count deactivations: %w", translate(err))
+	}
+	return n, first.UTC(), nil
+}
+
+// CountProvisionedUsers is the size of the site's provisioned population:
+// the directory's users, or the users with an Atlassian account, whichever
+// is more (a mass deletion empties the directory first).
+func (tx *Tx) CountProvisionedUsers(siteID string) (int, error) {
+	dir, err := tx.count("scim_users", " WHERE site_id = ?", []any{siteID})
+	if err != nil {
+		return 0, err
+	}
+	synced, err := tx.count("sync_users", " WHERE site_id = ? AND account_id <> ''", []any{siteID})
+	if err != nil {
+		return 0, err
+	}
+	return max(dir, synced), nil
+}
+
+// HeldSyncItems lists the site's held items, oldest first (at most limit).
+func (tx *Tx) HeldSyncItems(siteID string, limit int) ([]SyncItem, error) {
+	return tx.syncItems(`WHERE site_id = ? AND status = ? ORDER BY id LIMIT ?`, siteID, models.OutboxStatusHeld, limit)
+}
+
+func (tx *Tx) syncItems(where string, args ...any) ([]SyncItem, error) {
+	rows, err := tx.db.Raw(`SELECT `+outboxColumns+` FROM outbox `+where, args...).Rows()
+	if err != nil {
+		return nil, fmt.Errorf("sync items: %w", translate(err))
+	}
+	defer rows.Close()
+	var out []SyncItem
+	for rows.Next() {
+		it, err := scanSyncItem(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sync items: %w", err)
+		}
+		out = append(out, it)
+	}
+	return out, rows.Err()
+}
+
+// ApplyHeldSync lets the site's held items through: they are due now, and
+// the brake counts only deactivations accepted from now on.
+func (tx *Tx) ApplyHeldSync(siteID string) (int, error) {
+	now := tx.s.Now()
+	res := tx.db.Exec(`UPDATE outbox SET status = 'pending', next_attempt_at = ?, last_error = '', updated_at = ? WHERE site_id = ? AND status = ?`,
+		now, now, siteID, models.OutboxStatusHeld)
+	if res.Error != nil {
+		return 0, fmt.Errorf("apply held sync items: %w", translate(res.Error))
+	}
+	if err := tx.upsertSyncSite(siteID, `brake_released_at = ?`, now); err != nil {
+		return 0, err
+	}
+	return int(res.RowsAffected), nil
+}
+
+// DiscardHeldSync discards the site's held items (the site keeps its
+// state): a deactivated user keeps its access until reactivated, a deleted
+// user is forgotten without touching its account. It returns how many.
+func (tx *Tx) DiscardHeldSync(siteID, reason string) (int, error) {
+	held, err := tx.syncItems(`WHERE site_id = ? AND status = ? ORDER BY id`, siteID, models.OutboxStatusHeld)
+	if err != nil {
+		return 0, err
+	}
+	users := map[string]bool{}
+	for _, it := range held {
+		if it.ResourceType == "User" {
+			users[it.ResourceID] = true
+		}
+	}
+	for id := range users {
+		exists, err := tx.ExistingDirectoryUsers(siteID, []string{id})
+		if err != nil {
+			return 0, err
+		}
+		if exists[id] {
+			err = tx.db.Exec(`UPDATE sync_users SET keep_access = TRUE, updated_at = ? WHERE site_id = ? AND user_id = ?`, tx.s.Now(), siteID, id).Error
+		} else {
+			// Deleted in the directory: idbridge lets go of the account.
+			if err = tx.DeleteSyncMembersOfUser(siteID, id); err == nil {
+				err = tx.DeleteSyncUser(siteID, id)
+			}
+		}
+		if err != nil {
+			return 0, fmt.Errorf("discard held sync items: %w", translate(err))
+		}
+	}
+	now := tx.s.Now()
+	res := tx.db.Exec(`UPDATE outbox SET status = ?, last_error = ?, updated_at = ? WHERE site_id = ? AND status = ?`,
+		models.OutboxStatusDiscarded, reason, now, siteID, models.OutboxStatusHeld)
+	if res.Error != nil {
+		return 0, fmt.Errorf("discard held sync items: %w", translate(res.Error))
+	}
+	if err := tx.upsertSyncSite(siteID, `brake_released_at = ?`, now); err != nil {
+		return 0, err
+	}
+	return int(res.RowsAffected), nil
+}
+
+// --- status and admin actions -------------------------------------------------
+
+// SyncStatusCounts is what the status needs from the outbox.
+type SyncStatusCounts struct {
+	Pending         int
+	OldestPendingAt *time.Time
+	Applied         int
+	Failed          int
+	NotApplicable   int
+}
+
+// CountSyncStatus counts the site's pending items and the outcomes since
+// the given time.
+func (tx *Tx) CountSyncStatus(siteID string, since time.Time) (SyncStatusCounts, error) {
+	var c SyncStatusCounts
+	var err error
+	if c.Pending, err = tx.count("outbox", " WHERE site_id = ? AND status = 'pending'", []any{siteID}); err != nil {
+		return c, err
+	}
+	if c.Pending > 0 {
+		var at time.Time
+		err := tx.db.Raw(`SELECT created_at FROM outbox WHERE site_id = ? AND status = 'pending' ORDER BY created_at LIMIT 1`, siteID).Row().Scan(&at)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return c, fmt.Errorf("sync status: %w", translate(err))
+		}
+		if err == nil {
+			at = at.UTC()
+			c.OldestPendingAt = &at
+		}
+	}
+	rows, err := tx.db.Raw(`SELECT status, count(*) FROM outbox WHERE site_id = ? AND status IN (?, ?, ?) AND updated_at > ? GROUP BY status`,
+		siteID, models.OutboxStatusApplied, models.OutboxStatusFailed, models.OutboxStatusNotApplicable, since).Rows()
+	if err != nil {
+		return c, fmt.Errorf("sync status: %w", translate(err))
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var status string
+		var n int
+		if err := rows.Scan(&status, &n); err != nil {
+			return c, fmt.Errorf("sync status: %w", err)
+		}
+		switch status {
+		case models.OutboxStatusApplied:
+			c.Applied = n
+		case models.OutboxStatusFailed:
+			c.Failed = n
+		case models.OutboxStatusNotApplicable:
+			c.NotApplicable = n
+		}
+	}
+	return c, rows.Err()
+}
+
+// FailedSyncItems lists the site's failed items, most recent first.
+func (tx *Tx) FailedSyncItems(siteID string, limit int) ([]SyncItem, error) {
+	return tx.syncItems(`WHERE site_id = ? AND status = ? ORDER BY updated_at DESC, id DESC LIMIT ?`, siteID, models.OutboxStatusFailed, limit)
+}
+
+// RecentSyncItems lists the site's latest outcomes, most recent first.
+func (tx *Tx) RecentSyncItems(siteID string, limit int) ([]SyncItem, error) {
+	return tx.syncItems(`WHERE site_id = ? AND status IN (?, ?, ?, ?) ORDER BY updated_at DESC, id DESC LIMIT ?`, siteID,
+		models.OutboxStatusApplied, models.OutboxStatusFailed, models.OutboxStatusNotApplicable, models.OutboxStatusDiscarded, limit)
+}
+
+// RetrySyncItem requeues a failed item of the site: due now, attempts
+// counted afresh. Unknown: not found; not failed: conflict.
+func (tx *Tx) RetrySyncItem(siteID string, id int64) error {
+	var status string
+	err := tx.db.Raw(`SELECT status FROM outbox WHERE site_id = ? AND id = ?`, siteID, id).Row().Scan(&status)
+	if errors.Is(err, sql.ErrNoRows) {
+		return &models.Error{Code: models.CodeNotFound, Message: "There is no such change in this site's sync.", Field: "id"}
+	}
+	if err != nil {
+		return fmt.Errorf("retry sync item: %w", translate(err))
+	}
+	if status != models.OutboxStatusFailed {
+		return &models.Error{Code: models.CodeConflict, Message: fmt.Sprintf("Only a failed change can be retried; this one is %s.", strings.ReplaceAll(status, "_", " ")), Field: "id"}
+	}
+	now := tx.s.Now()
+	err = tx.db.Exec(`UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = ?, last_error = '', updated_at = ?
+		WHERE site_id = ? AND id = ?`, now, now, siteID, id).Error
+	if err != nil {
+		return fmt.Errorf("retry sync item: %w", translate(err))
+	}
+	tx.noteOutbox(siteID)
+	return nil
+}
+
+// SyncAtlassianIDs returns the Atlassian account or group ID of the listed
+// subjects that have one, by resource ID.
+func (tx *Tx) SyncAtlassianIDs(siteID string, userIDs, groupIDs []string) (map[string]string, error) {
+	out := map[string]string{}
+	type row struct{ ID, AtlassianID string }
+	for _, q := range []struct {
+		sql string
+		ids []string
+	}{
+		{`SELECT user_id AS id, account_id AS atlassian_id FROM sync_users WHERE site_id = ? AND account_id <> '' AND user_id IN ?`, userIDs},
+		{`SELECT group_id AS id, atlassian_id FROM sync_groups WHERE site_id = ? AND atlassian_id <> '' AND group_id IN ?`, groupIDs},
+	} {
+		if len(q.ids) == 0 {
+			continue
+		}
+		var rows []row
+		if err := tx.db.Raw(q.sql, siteID, q.ids).Scan(&rows).Error; err != nil {
+			return nil, fmt.Errorf("sync atlassian ids: %w", translate(err))
+		}
+		for _, r := range rows {
+			out[r.ID] = r.AtlassianID
+		}
+	}
+	return out, nil
+}
+
+// PurgeSyncedItems deletes, over all sites, up to limit outbox items with
+// one of the statuses whose outcome is older than the given time: their
+// payload is personal data the site no longer needs from idbridge. It
+// returns how many.
+func (s *Store) PurgeSyncedItems(ctx context.Context, before time.Time, statuses []string, limit int) (int, error) {
+	res := s.db.WithContext(ctx).Exec(`DELETE FROM outbox WHERE id IN (SELECT id FROM outbox
+		WHERE status IN ? AND updated_at < ? LIMIT ?)`, statuses, before.UTC(), limit)
+	if res.Error != nil {
+		return 0, fmt.Errorf("purge synced items: %w", translate(res.Error))
+	}
+	return int(res.RowsAffected), nil
+}
+
+// Announce sends ids on channel (PostgreSQL NOTIFY) in its own statement,
+// outside any transaction; several at once are sent as one notification
+// (too many as "*"). On SQLite it does nothing.
+func (s *Store) Announce(ctx context.Context, channel string, ids []string) error {
+	if s.dialect != Postgres || len(ids) == 0 {
+		return nil
+	}
+	payload := strings.Join(ids, ",")
+	if len(payload) > 7000 {
+		payload = "*"
+	}
+	if _, err := s.sqlDB.ExecContext(ctx, `SELECT pg_notify($1, $2)`, channel, payload); err != nil {
+		return fmt.Errorf("announce on %s: %w", channel, err)
+	}
+	return nil
+}
+
+// ListSyncItems lists the site's outbox items in order, leases included
+// (for tests and diagnostics), at most limit.
+func (tx *Tx) ListSyncItems(siteID string, limit int) ([]SyncItem, error) {
+	return tx.syncItems(`WHERE site_id = ? ORDER BY id LIMIT ?`, siteID, limit)
+}

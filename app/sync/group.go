@@ -1,0 +1,419 @@
+package sync
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"strings"
+
+	"idbridge/app/atlassian"
+	"idbridge/app/store"
+	"idbridge/models"
+)
+
+// group brings a directory group to the site: created (found by name
+// first), renamed (a new group, the members moved, the old one deleted:
+// Atlassian has no rename), deleted; and its memberships, each once both
+// its user and the group exist in the site.
+func (j *job) group() []store.SyncResult {
+	siteID, gid := j.c.SiteID, j.c.ResourceID
+	view := j.w.store.View(j.ctx)
+	dir, err := view.FindDirectoryGroup(siteID, gid, false)
+	if models.IsNotFound(err) {
+		dir, err = nil, nil
+	}
+	if err != nil {
+		return j.all(j.classify(err, "read the group", false))
+	}
+	sg, err := view.FindSyncGroup(siteID, gid)
+	if models.IsNotFound(err) {
+		sg, err = &models.SyncGroup{SiteID: siteID, GroupID: gid}, nil
+	}
+	if err != nil {
+		return j.all(j.classify(err, "read the group", false))
+	}
+	if dir == nil {
+		return j.all(j.deleteGroup(sg))
+	}
+
+	considerAll := sg.PreviousID != ""
+	switch {
+	case sg.AtlassianID == "":
+		if o, ok := j.ensureGroup(dir, sg); !ok {
+			return j.all(o)
+		}
+		considerAll = true
+	case sg.PreviousID == "" && !strings.EqualFold(sg.Name, dir.DisplayName):
+		if o, ok := j.renameGroup(dir, sg); !ok {
+			return j.all(o)
+		}
+		considerAll = true
+	case sg.Name != dir.DisplayName:
+		// Only the case changed: Atlassian's group names ignore case, so
+		// the group in the site already has this name.
+		sg.Name = dir.DisplayName
+		if err := j.record(func(tx *store.Tx) error { return tx.SaveSyncGroup(sg) }); err != nil {
+			return j.all(j.classify(err, "record the group", false))
+		}
+	case j.recover:
+		var exists bool
+		err := j.call(func(ctx context.Context) error {
+			var err error
+			exists, err = j.g.prov.GroupExists(ctx, sg.AtlassianID)
+			return err
+		})
+		if err != nil {
+			return j.all(j.classify(err, "look the group up", false))
+		}
+		if !exists {
+			// Deleted in the site meanwhile: make it again.
+			sg.AtlassianID = ""
+			if err := j.record(func(tx *store.Tx) error { return tx.DeleteSyncGroup(siteID, gid) }); err != nil {
+				return j.all(j.classify(err, "record the group", false))
+			}
+			if o, ok := j.ensureGroup(dir, sg); !ok {
+				return j.all(o)
+			}
+			considerAll = true
+		}
+	}
+
+	users, verify, err := j.memberSubjects(considerAll)
+	if err != nil {
+		return j.all(j.classify(err, "read the group's members", false))
+	}
+	if o := j.members(sg, users, verify || j.recover); o.status != models.OutboxStatusApplied {
+		return j.all(o)
+	}
+	if sg.PreviousID != "" {
+		if err := j.call(func(ctx context.Context) error { return j.g.prov.DeleteGroup(ctx, sg.PreviousID) }); err != nil {
+			return j.all(j.classify(err, "delete the group's old name", true))
+		}
+		sg.PreviousID = ""
+		if err := j.record(func(tx *store.Tx) error { return tx.SaveSyncGroup(sg) }); err != nil {
+			return j.all(j.classify(err, "record the group", false))
+		}
+	}
+	return j.all(applied())
+}
+
+// ensureGroup finds the group in the site by name, or creates it.
+func (j *job) ensureGroup(dir *models.DirectoryGroup, sg *models.SyncGroup) (outcome, bool) {
+	g, o, ok := j.findOrCreateGroup(dir.DisplayName)
+	if !ok {
+		return o, false
+	}
+	sg.AtlassianID, sg.Name = g.ID, dir.DisplayName
+	if err := j.record(func(tx *store.Tx) error { return tx.SaveSyncGroup(sg) }); err != nil {
+		return j.classify(err, "record the group", false), false
+	}
+	return outcome{}, true
+}
+
+func (j *job) findOrCreateGroup(name string) (*atlassian.Group, outcome, bool) {
+	var g *atlassian.Group
+	find := func() error {
+		return j.call(func(ctx context.Context) error {
+			var err error
+			g, err = j.g.prov.FindGroup(ctx, name)
+			return err
+		})
+	}
+	err := find()
+	if models.IsNotFound(err) {
+		err = j.call(func(ctx context.Context) error {
+			var err error
+			g, err = j.g.prov.CreateGroup(ctx, name)
+			return err
+		})
+		if models.ErrorCode(err) == models.CodeInvalid {
+			// Made meanwhile by someone else ("already exists"): use it.
+			if ferr := find(); ferr == nil {
+				err = nil
+			}
+		}
+		if err != nil {
+			return nil, j.classify(err, "create the group", true), false
+		}
+	} else if err != nil {
+		return nil, j.classify(err, "look the group up by name", false), false
+	}
+	return g, outcome{}, true
+}
+
+// renameGroup makes the group under its new name; the members follow and
+// the old group goes once they did (PreviousID remembers it meanwhile).
+func (j *job) renameGroup(dir *models.DirectoryGroup, sg *models.SyncGroup) (outcome, bool) {
+	g, o, ok := j.findOrCreateGroup(dir.DisplayName)
+	if !ok {
+		return o, false
+	}
+	if g.ID == sg.AtlassianID {
+		sg.Name = dir.DisplayName
+	} else {
+		sg.PreviousID, sg.AtlassianID, sg.Name = sg.AtlassianID, g.ID, dir.DisplayName
+	}
+	err := j.record(func(tx *store.Tx) error {
+		if err := tx.SaveSyncGroup(sg); err != nil {
+			return err
+		}
+		if sg.PreviousID == "" {
+			return nil
+		}
+		// The memberships recorded are the old group's: the new one starts
+		// empty and gets every member.
+		members, err := tx.SyncMembers(sg.SiteID, sg.GroupID, nil)
+		if err != nil {
+			return err
+		}
+		for u := range members {
+			if err := tx.SetSyncMember(sg.SiteID, sg.GroupID, u, "", false); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return j.classify(err, "record the group", false), false
+	}
+	return outcome{}, true
+}
+
+// deleteGroup deletes the group from the site (and, mid-rename, its old
+// one) and forgets it.
+func (j *job) deleteGroup(sg *models.SyncGroup) outcome {
+	for _, id := range []string{sg.AtlassianID, sg.PreviousID} {
+		if id == "" {
+			continue
+		}
+		if err := j.call(func(ctx context.Context) error { return j.g.prov.DeleteGroup(ctx, id) }); err != nil {
+			return j.classify(err, "delete the group", true)
+		}
+	}
+	if err := j.record(func(tx *store.Tx) error { return tx.DeleteSyncGroup(sg.SiteID, sg.GroupID) }); err != nil {
+		return j.classify(err, "record the group's deletion", false)
+	}
+	return applied()
+}
+
+// memberSubjects are the users whose membership the claim is about: every
+// member (directory or site) when all is true, else those its items name.
+// verify says an item asks to look the memberships up first.
+func (j *job) memberSubjects(all bool) ([]string, bool, error) {
+	set := map[string]bool{}
+	verify := false
+	for _, it := range j.c.Items {
+		switch it.Op {
+		case models.OutboxMembersAdded, models.OutboxMembersRemoved, models.OutboxMembersRefresh:
+			var p memberPayload
+			if err := json.Unmarshal(it.Payload, &p); err != nil {
+				j.w.log.Warn("sync: unreadable membership change", "site_id", j.c.SiteID, "id", it.ID)
+				continue
+			}
+			verify = verify || p.Verify
+			for _, u := range p.UserIDs {
+				set[u] = true
+			}
+		}
+	}
+	if all {
+		view := j.w.store.View(j.ctx)
+		dir, err := view.GroupMemberIDs(j.c.SiteID, j.c.ResourceID)
+		if err != nil {
+			return nil, false, err
+		}
+		site, err := view.SyncMembers(j.c.SiteID, j.c.ResourceID, nil)
+		if err != nil {
+			return nil, false, err
+		}
+		for _, u := range dir {
+			set[u] = true
+		}
+		for u := range site {
+			set[u] = true
+		}
+	}
+	users := make([]string, 0, len(set))
+	for u := range set {
+		users = append(users, u)
+	}
+	slices.Sort(users)
+	return users, verify, nil
+}
+
+// members brings the memberships of users in the group to what the
+// directory says, for users whose account has access in the site. A
+// member whose user is not in the site yet waits for it.
+func (j *job) members(sg *models.SyncGroup, users []string, verify bool) outcome {
+	if len(users) == 0 {
+		return applied()
+	}
+	siteID, gid := sg.SiteID, sg.GroupID
+	view := j.w.store.View(j.ctx)
+	inDir, err := view.DirectoryMembersAmong(siteID, gid, users)
+	if err != nil {
+		return j.classify(err, "read the group's members", false)
+	}
+	done, err := view.SyncMembers(siteID, gid, users)
+	if err != nil {
+		return j.classify(err, "read the group's members", false)
+	}
+	synced, err := view.FindSyncUsers(siteID, users)
+	if err != nil {
+		return j.classify(err, "read the members' accounts", false)
+	}
+	active, err := view.DirectoryUsersActive(siteID, users)
+	if err != nil {
+		return j.classify(err, "read the members", false)
+	}
+	if verify {
+		if o, ok := j.verifyMembers(sg, users, synced, done); !ok {
+			return o
+		}
+	}
+	waitingFor := ""
+	for _, u := range users {
+		su, has := synced[u]
+		desired := inDir[u] && has && su.AccountID != "" && su.State.HasAccess()
+		account, isDone := done[u]
+		if inDir[u] && !desired && (!has || su.State == models.SyncUserNone) && active[u] {
+			// Its user is not in the site yet: wait while its creation is
+			// on its way; a user whose creation failed gets the
+			// membership when it is created (its own item says why not).
+			open, err := view.HasOpenSyncItems(siteID, u)
+			if err != nil {
+				return j.classify(err, "read the member's changes", false)
+			}
+			if open && waitingFor == "" {
+				waitingFor = u
+			}
+			continue
+		}
+		switch {
+		case desired && !isDone:
+			err := j.call(func(ctx context.Context) error { return j.g.prov.AddMember(ctx, sg.AtlassianID, su.AccountID) })
+			if models.IsNotFound(err) {
+				if o, handled := j.memberNotFound(sg); handled {
+					return o
+				}
+				continue // the account left the site: its own change follows
+			}
+			if err != nil {
+				return j.classify(err, "add a member to the group", true)
+			}
+			if err := j.recordMember(sg, u, su.AccountID, true, su, has); err != nil {
+				return j.classify(err, "record the membership", false)
+			}
+		case !desired && isDone:
+			if err := j.call(func(ctx context.Context) error { return j.g.prov.RemoveMember(ctx, sg.AtlassianID, account) }); err != nil {
+				return j.classify(err, "remove a member from the group", true)
+			}
+			if err := j.recordMember(sg, u, account, false, su, has); err != nil {
+				return j.classify(err, "record the membership", false)
+			}
+		}
+	}
+	if waitingFor != "" {
+		who := waitingFor
+		if u, err := view.FindDirectoryUser(siteID, waitingFor, false); err == nil {
+			who = u.UserName
+		}
+		return outcome{status: models.OutboxStatusPending, retryAt: j.w.now().Add(j.w.cfg.WaitRecheck), waitingFor: waitingFor,
+			msg: "Waiting for " + who + " to be created in the site; the membership follows at once."}
+	}
+	return applied()
+}
+
+// memberNotFound handles a 404 on adding a member: when the group itself
+// is gone from the site, it is forgotten and made again in the next
+// claim (handled); otherwise the account left the site.
+func (j *job) memberNotFound(sg *models.SyncGroup) (outcome, bool) {
+	var exists bool
+	err := j.call(func(ctx context.Context) error {
+		var err error
+		exists, err = j.g.prov.GroupExists(ctx, sg.AtlassianID)
+		return err
+	})
+	if err != nil {
+		return j.classify(err, "look the group up", false), true
+	}
+	if exists {
+		return outcome{}, false
+	}
+	if err := j.record(func(tx *store.Tx) error { return tx.DeleteSyncGroup(sg.SiteID, sg.GroupID) }); err != nil {
+		return j.classify(err, "record the group", false), true
+	}
+	return outcome{status: models.OutboxStatusPending, retryAt: j.w.now(), countAttempt: true,
+		msg: "The group was deleted in the site meanwhile; idbridge makes it again."}, true
+}
+
+// verifyMembers reads the group's members from the site and corrects what
+// was recorded (after a crash or a lost answer, or when a user's access
+// changed while its membership was being changed).
+func (j *job) verifyMembers(sg *models.SyncGroup, users []string, synced map[string]models.SyncUser, done map[string]string) (outcome, bool) {
+	var ids []string
+	err := j.call(func(ctx context.Context) error {
+		var err error
+		ids, err = j.g.prov.GroupMemberIDs(ctx, sg.AtlassianID)
+		return err
+	})
+	if err != nil {
+		return j.classify(err, "look the group's members up", false), false
+	}
+	inSite := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		inSite[id] = true
+	}
+	err = j.record(func(tx *store.Tx) error {
+		for _, u := range users {
+			account := done[u]
+			if su, ok := synced[u]; ok && su.AccountID != "" {
+				account = su.AccountID
+			}
+			if account == "" {
+				continue
+			}
+			_, recorded := done[u]
+			switch {
+			case inSite[account] && !recorded:
+				done[u] = account
+				if err := tx.SetSyncMember(sg.SiteID, sg.GroupID, u, account, true); err != nil {
+					return err
+				}
+			case !inSite[account] && recorded:
+				delete(done, u)
+				if err := tx.SetSyncMember(sg.SiteID, sg.GroupID, u, "", false); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return j.classify(err, "record the group's members", false), false
+	}
+	j.recover = false
+	return outcome{}, true
+}
+
+// recordMember records a membership change, unless the user's access
+// changed since it was read (another worker deactivated or reactivated
+// it meanwhile): then the membership is looked up again in a
+// members_refresh item instead of being recorded on a guess.
+func (j *job) recordMember(sg *models.SyncGroup, userID, account string, member bool, read models.SyncUser, had bool) error {
+	return j.record(func(tx *store.Tx) error {
+		cur, err := tx.FindSyncUser(sg.SiteID, userID, true)
+		if err != nil && !models.IsNotFound(err) {
+			return err
+		}
+		exists := err == nil
+		if exists == had && (!exists || cur.Gen == read.Gen) {
+			return tx.SetSyncMember(sg.SiteID, sg.GroupID, userID, account, member)
+		}
+		items, err := refreshItems(sg.SiteID, userID, map[string]string{sg.GroupID: sg.Name}, "user_changed", true)
+		if err != nil {
+			return err
+		}
+		return tx.AddOutboxItems(items...)
+	})
+}

@@ -1,0 +1,63 @@
+package sync_test
+
+import (
+	"testing"
+
+	"idbridge/app/store/storetest"
+	"idbridge/models"
+)
+
+// TestUsersGroupsAndMembershipsReachTheSite: what the identity provider
+// does in the directory, the sync makes true in the site.
+func TestUsersGroupsAndMembershipsReachTheSite(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		e := newEnv(t, b)
+		e.start()
+		ada := e.createUser("ada@example.com", true)
+		bob := e.createUser("bob@example.com", true)
+		eng := e.createGroup("Engineering", ada, bob)
+		e.drain()
+		e.checkState(models.DeactivateRemoveGroups)
+		if got := e.fs.Snapshot().Groups["Engineering"]; len(got) != 2 {
+			t.Fatalf("members: %v", got)
+		}
+		st := e.status()
+		if st.Pending != 0 || st.Applied < 3 || len(st.FailedItems) != 0 || st.Paused {
+			t.Errorf("status: %+v", st)
+		}
+
+		// Deactivation (remove from groups), then reactivation restores them.
+		e.setActive(bob, false)
+		e.drain()
+		if got := e.fs.Snapshot().Groups["Engineering"]; len(got) != 1 || got[0] != "ada@example.com" {
+			t.Fatalf("after deactivation: %v", got)
+		}
+		e.setActive(bob, true)
+		e.drain()
+		e.checkState(models.DeactivateRemoveGroups)
+
+		// Rename: a new group with the members, the old one gone.
+		e.rename(eng, "Platform")
+		e.drain()
+		e.checkState(models.DeactivateRemoveGroups)
+		if _, ok := e.fs.GroupByName("Engineering"); ok {
+			t.Error("the old group is still in the site")
+		}
+
+		// Membership removal, user deletion, group deletion.
+		e.removeMember(eng, ada)
+		e.delete("Users", bob)
+		e.drain()
+		e.checkState(models.DeactivateRemoveGroups)
+		e.delete("Groups", eng)
+		e.drain()
+		if _, ok := e.fs.GroupByName("Platform"); ok {
+			t.Error("the deleted group is still in the site")
+		}
+		e.checkClean()
+		if twice := e.fs.AppliedTwice(); len(twice) > 0 {
+			t.Errorf("%+v", twice)
+		}
+	})
+}
