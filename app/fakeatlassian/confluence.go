@@ -115,11 +115,12 @@ func (s *Site) handleConfluenceGroupDelete(w http.ResponseWriter, r *http.Reques
 	defer s.mu.Unlock()
 	g := s.groups[id]
 	if g == nil {
-		s.change("DELETE /wiki/rest/api/group/by-id", "group", "id:"+id, "-", false)
+		s.change("DELETE /wiki/rest/api/group/by-id", "group", s.deletedKey(id), "-", false)
 		writeJSON(w, http.StatusNotFound, confluenceError(404, "No group found"))
 		return
 	}
 	delete(s.groups, id)
+	s.deleted[id] = strings.ToLower(g.Name)
 	s.change("DELETE /wiki/rest/api/group/by-id", "group", strings.ToLower(g.Name), "-", true)
 	w.WriteHeader(http.StatusNoContent)
 }

@@ -278,6 +278,15 @@ func (s *Site) handleUserGroups(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
+// deletedKey names a group that is gone for the change log: its name when
+// it was deleted here, else its ID; s.mu is held.
+func (s *Site) deletedKey(id string) string {
+	if name, ok := s.deleted[id]; ok {
+		return name
+	}
+	return "id:" + id
+}
+
 func (s *Site) sortedGroups() []*Group {
 	gs := make([]*Group, 0, len(s.groups))
 	for _, g := range s.groups {
@@ -367,11 +376,12 @@ func (s *Site) handleGroupDelete(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if g == nil {
-		s.change("DELETE /rest/api/3/group", "group", "id:"+key, "-", false)
+		s.change("DELETE /rest/api/3/group", "group", s.deletedKey(key), "-", false)
 		writeJSON(w, http.StatusNotFound, jiraError("Specified group does not exist."))
 		return
 	}
 	delete(s.groups, g.ID)
+	s.deleted[g.ID] = strings.ToLower(g.Name)
 	s.change("DELETE /rest/api/3/group", "group", strings.ToLower(g.Name), "-", true)
 	w.WriteHeader(http.StatusOK)
 }

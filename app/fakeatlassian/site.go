@@ -74,6 +74,9 @@ type Site struct {
 	mu       sync.Mutex
 	accounts map[string]*Account // by account ID
 	groups   map[string]*Group   // by group ID
+	// deleted names the groups deleted, by ID, so that a repeated delete
+	// is logged against the same group.
+	deleted map[string]string
 	service  []ServiceAccount
 	orgKeys  map[string]bool
 	// Connect: the app's shared secret and key, and who administers the
@@ -100,7 +103,7 @@ const (
 func newSite(f *Fake, o SiteOptions) *Site {
 	s := &Site{
 		f: f, Product: o.Product, CloudID: o.CloudID, OrgID: o.OrgID,
-		accounts: map[string]*Account{}, groups: map[string]*Group{},
+		accounts: map[string]*Account{}, groups: map[string]*Group{}, deleted: map[string]string{},
 		orgKeys: map[string]bool{}, admins: map[string]bool{},
 	}
 	s.rec.init(f.seed ^ uint64(len(o.CloudID))*0x9e3779b97f4a7c15)

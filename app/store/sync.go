@@ -865,3 +865,20 @@ func (s *Store) Announce(ctx context.Context, channel string, ids []string) erro
 func (tx *Tx) ListSyncItems(siteID string, limit int) ([]SyncItem, error) {
 	return tx.syncItems(`WHERE site_id = ? ORDER BY id LIMIT ?`, siteID, limit)
 }
+
+// LockSyncUser serialises, until the transaction ends, the transactions
+// that change whether a user has access in the site and those that decide
+// a membership waits for it (PostgreSQL: an advisory transaction lock, as
+// the user's row may not exist yet; SQLite's writers are serialised
+// anyway).
+func (tx *Tx) LockSyncUser(siteID, userID string) error {
+	if tx.s.dialect != Postgres {
+		return nil
+	}
+	err := tx.db.Exec(`SELECT pg_advisory_xact_lock(hashtextextended('idbridge sync user: ' || current_schema() || '/' || ? || '/' || ?, 0))`,
+		siteID, userID).Error
+	if err != nil {
+		return fmt.Errorf("lock sync user: %w", translate(err))
+	}
+	return nil
+}

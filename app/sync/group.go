@@ -86,8 +86,9 @@ func (j *job) group() []store.SyncResult {
 		return j.all(o)
 	}
 	if sg.PreviousID != "" {
-		if err := j.call(func(ctx context.Context) error { return j.g.prov.DeleteGroup(ctx, sg.PreviousID) }); err != nil {
-			return j.all(j.classify(err, "delete the group's old name", true))
+		old := &models.SyncGroup{SiteID: siteID, GroupID: gid, PreviousID: sg.PreviousID}
+		if o := j.deleteGroupIDs(old); o.status != models.OutboxStatusApplied {
+			return j.all(o)
 		}
 		sg.PreviousID = ""
 		if err := j.record(func(tx *store.Tx) error { return tx.SaveSyncGroup(sg) }); err != nil {
@@ -182,16 +183,40 @@ func (j *job) renameGroup(dir *models.DirectoryGroup, sg *models.SyncGroup) (out
 // deleteGroup deletes the group from the site (and, mid-rename, its old
 // one) and forgets it.
 func (j *job) deleteGroup(sg *models.SyncGroup) outcome {
+	if o := j.deleteGroupIDs(sg); o.status != models.OutboxStatusApplied {
+		return o
+	}
+	if err := j.record(func(tx *store.Tx) error { return tx.DeleteSyncGroup(sg.SiteID, sg.GroupID) }); err != nil {
+		return j.classify(err, "record the group's deletion", false)
+	}
+	return applied()
+}
+
+// deleteGroupIDs deletes the group's IDs from the site; after a lost
+// answer it looks each up first.
+func (j *job) deleteGroupIDs(sg *models.SyncGroup) outcome {
 	for _, id := range []string{sg.AtlassianID, sg.PreviousID} {
 		if id == "" {
 			continue
 		}
+		if j.recover {
+			// The delete may have happened without its answer: look first.
+			var exists bool
+			err := j.call(func(ctx context.Context) error {
+				var err error
+				exists, err = j.g.prov.GroupExists(ctx, id)
+				return err
+			})
+			if err != nil {
+				return j.classify(err, "look the group up", false)
+			}
+			if !exists {
+				continue
+			}
+		}
 		if err := j.call(func(ctx context.Context) error { return j.g.prov.DeleteGroup(ctx, id) }); err != nil {
 			return j.classify(err, "delete the group", true)
 		}
-	}
-	if err := j.record(func(tx *store.Tx) error { return tx.DeleteSyncGroup(sg.SiteID, sg.GroupID) }); err != nil {
-		return j.classify(err, "record the group's deletion", false)
 	}
 	return applied()
 }

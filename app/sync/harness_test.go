@@ -49,6 +49,10 @@ type env struct {
 	cfg   syncw.Config
 	w     *syncw.Worker
 
+	noAccount bool
+	// others are more workers (replicas) on the same database.
+	others []*syncw.Worker
+
 	mu      gosync.Mutex
 	results map[string]int
 	answers map[string]int
@@ -60,6 +64,9 @@ type envOption func(*env)
 
 func withConfig(fn func(*syncw.Config)) envOption { return func(e *env) { fn(&e.cfg) } }
 
+// withoutServiceAccount leaves the site without a service account.
+func withoutServiceAccount() envOption { return func(e *env) { e.noAccount = true } }
+
 func newEnv(t *testing.T, b storetest.Backend, opts ...envOption) *env {
 	t.Helper()
 	clock := storetest.NewClock(epoch)
@@ -70,6 +77,14 @@ func newEnv(t *testing.T, b storetest.Backend, opts ...envOption) *env {
 	fs.AddServiceAccount(fakeatlassian.ServiceAccount{Email: svcEmail, APIToken: svcToken, Admin: true})
 	fs.AddOrgKey(orgKey)
 	e := &env{t: t, b: b, st: st, clock: clock, fake: fake, fs: fs, results: map[string]int{}, answers: map[string]int{}}
+	e.cfg = syncw.Config{
+		Owner: "test-" + b.Name, IdlePoll: time.Hour, BlockedRecheck: time.Hour,
+		RequestTimeout: 5 * time.Second,
+		Random:         func() float64 { return 0.5 },
+	}
+	for _, o := range opts {
+		o(e)
+	}
 	ctx := context.Background()
 	err := st.InTx(ctx, func(tx *store.Tx) error {
 		site, err := tx.SaveInstall(&models.Site{ClientKey: "ck-" + fs.CloudID[:8], SharedSecret: []byte("shared-secret-0123456789abcdef"),
@@ -78,6 +93,13 @@ func newEnv(t *testing.T, b storetest.Backend, opts ...envOption) *env {
 			return err
 		}
 		e.site = site
+		if e.noAccount {
+			p, err := tx.FindProvisioning(site.ID)
+			if err != nil {
+				return err
+			}
+			return tx.SaveProvisioning(p)
+		}
 		if _, err := tx.SaveServiceAccount(site.ID, &models.ServiceAccount{Kind: models.AccountAPIToken, Email: svcEmail, Token: svcToken,
 			OrgAdminKey: orgKey, OrgID: fs.OrgID}); err != nil {
 			return err
@@ -96,14 +118,6 @@ func newEnv(t *testing.T, b storetest.Backend, opts ...envOption) *env {
 	e.sa = atlassian.NewServiceAccounts(clients, api, api)
 	base, _ := url.Parse("https://idbridge.test")
 	e.scim = scim.NewService(scim.ServiceConfig{BaseURL: base}, st, clock.Now, nil)
-	e.cfg = syncw.Config{
-		Owner: "test-" + b.Name, IdlePoll: time.Hour, BlockedRecheck: time.Hour,
-		RequestTimeout: 5 * time.Second,
-		Random:         func() float64 { return 0.5 },
-	}
-	for _, o := range opts {
-		o(e)
-	}
 	e.w = e.newWorker(st, e.cfg)
 	st.OnOutbox(e.w.Wake)
 	return e
@@ -118,6 +132,9 @@ func (e *env) newWorker(st *store.Store, cfg syncw.Config) *syncw.Worker {
 // start runs the worker until the test ends (or stop).
 func (e *env) start() {
 	e.t.Helper()
+	if e.cancel != nil {
+		return
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	e.cancel, e.done = cancel, make(chan struct{})
 	go func() {
@@ -247,8 +264,17 @@ func (e *env) drain() {
 		now := e.clock.Now()
 		var next time.Time
 		pending, leased := 0, false
+		heads := map[string]bool{} // subjects whose oldest open item was seen
 		for _, it := range e.items() {
-			if it.Status != models.OutboxStatusPending {
+			open := it.Status == models.OutboxStatusPending || it.Status == models.OutboxStatusHeld
+			if !open || heads[it.ResourceID] {
+				if it.Status == models.OutboxStatusPending {
+					pending++
+				}
+				continue
+			}
+			heads[it.ResourceID] = true
+			if it.Status == models.OutboxStatusHeld {
 				continue
 			}
 			pending++
@@ -262,13 +288,25 @@ func (e *env) drain() {
 		if pending == 0 {
 			return
 		}
-		if !leased && next.After(now) {
-			e.clock.Advance(next.Sub(now))
+		if !leased && next.After(now) && e.idle() {
+			// Small steps, so that a claim that started meanwhile keeps
+			// its lease (2 minutes).
+			e.clock.Advance(min(next.Sub(now), 20*time.Second))
 			e.w.Wake(nil)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	e.t.Fatalf("the outbox did not drain: %s", e.describe())
+}
+
+// idle says no worker of the test is in the middle of a claim.
+func (e *env) idle() bool {
+	for _, w := range append([]*syncw.Worker{e.w}, e.others...) {
+		if !w.Idle() {
+			return false
+		}
+	}
+	return true
 }
 
 // waitFor waits until cond holds, with a deadline.
@@ -377,6 +415,12 @@ func (e *env) checkClean() {
 	e.t.Helper()
 	if twice := e.fs.AppliedTwice(); len(twice) > 0 {
 		e.t.Errorf("changes applied twice: %+v", twice)
+		for _, c := range e.fs.Changes() {
+			if c.Key == twice[0].Key {
+				e.t.Logf("  %s %s %s applied=%v", c.At.Format("15:04:05.000"), c.Route, c.Op, c.Applied)
+			}
+		}
+		e.t.Log(e.describe())
 	}
 	if early := e.fs.EarlyRetries(); len(early) > 0 {
 		e.t.Errorf("retries before Retry-After: %+v", early)

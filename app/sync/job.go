@@ -154,6 +154,16 @@ func (j *job) attempts() int {
 // call for people ("create the account", "add the member"); mutating says
 // the call may have changed the site even without an answer.
 func (j *job) classify(err error, what string, mutating bool) outcome {
+	o := j.classifyCall(err, what, mutating)
+	if o.status == models.OutboxStatusPending && j.recover {
+		// The claim had to look things up first and has not yet: the
+		// next one still must.
+		o.recover = true
+	}
+	return o
+}
+
+func (j *job) classifyCall(err error, what string, mutating bool) outcome {
 	now := j.w.now()
 	if errors.Is(err, errBudget) {
 		return outcome{status: models.OutboxStatusPending, retryAt: now}
@@ -284,6 +294,9 @@ func (w *Worker) process(g *gate, c *store.SyncClaim) {
 	defer cancel()
 	var lost bool
 	err := w.store.InTx(ctx, func(tx *store.Tx) error {
+		if err := w.stopWaitingForGranted(tx, c.SiteID, results); err != nil {
+			return err
+		}
 		var err error
 		lost, err = tx.FinishSyncItems(c.SiteID, w.cfg.Owner, results)
 		return err
@@ -364,4 +377,30 @@ func groupNames(tx *store.Tx, siteID string, ids []string) (map[string]string, e
 		out[id] = name
 	}
 	return out, nil
+}
+
+// stopWaitingForGranted turns a wait for a user that got access while the
+// claim ran into a retry at once. The user's grant takes the same lock,
+// so either it sees the wait (and wakes it) or the wait sees it.
+func (w *Worker) stopWaitingForGranted(tx *store.Tx, siteID string, results []store.SyncResult) error {
+	for i := range results {
+		r := &results[i]
+		if r.WaitingFor == "" {
+			continue
+		}
+		if err := tx.LockSyncUser(siteID, r.WaitingFor); err != nil {
+			return err
+		}
+		su, err := tx.FindSyncUser(siteID, r.WaitingFor, false)
+		if models.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if su.AccountID != "" && su.State.HasAccess() {
+			r.WaitingFor, r.NextAttemptAt = "", w.now()
+		}
+	}
+	return nil
 }

@@ -61,3 +61,39 @@ func TestUsersGroupsAndMembershipsReachTheSite(t *testing.T) {
 		}
 	})
 }
+
+// TestPendingChangesFoldIntoTheLeastWork: a subject's pending changes are
+// applied as one, from the directory's state: a user created and
+// deactivated before either was applied costs nothing, three renames one
+// group.
+func TestPendingChangesFoldIntoTheLeastWork(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		e := newEnv(t, b)
+		gone := e.createUser("gone@example.com", true)
+		e.setActive(gone, false)
+		g := e.createGroup("one")
+		e.rename(g, "two")
+		e.rename(g, "three")
+		e.rename(g, "four")
+		e.start()
+		e.drain()
+		if n := e.fs.RequestCount("", -2); n != 2 {
+			t.Errorf("%d requests, want 2 (look the group up, create it): %+v", n, e.fs.Requests())
+		}
+		if _, ok := e.fs.GroupByName("four"); !ok {
+			t.Error("the group is not in the site under its last name")
+		}
+		if _, ok := e.fs.Account("gone@example.com"); ok {
+			t.Error("the user created and deactivated before the sync ran is in the site")
+		}
+		for _, it := range e.items() {
+			if it.Status != models.OutboxStatusApplied {
+				t.Errorf("item %d %s: %s %q", it.ID, it.Op, it.Status, it.LastError)
+			}
+		}
+		if got, want := e.fs.RequestCount("", -2), e.fs.MinRequests(); got != want {
+			t.Errorf("requests %d, minimum %d", got, want)
+		}
+	})
+}

@@ -203,11 +203,22 @@ func (j *job) activate(dir *models.DirectoryUser, su *models.SyncUser) outcome {
 	}
 	var u *atlassian.User
 	if j.g.settings.ProvisionAs == models.ProvisionCustomer {
-		err := j.call(func(ctx context.Context) error {
-			var err error
-			u, err = j.g.prov.CreateCustomer(ctx, addr, displayName(dir))
-			return err
-		})
+		var err error = models.Errorf(models.CodeNotFound, "not looked up")
+		if j.recover {
+			// The create may have happened without its answer: look first.
+			err = j.call(func(ctx context.Context) error {
+				var err error
+				u, err = j.g.prov.FindUserByEmail(ctx, addr)
+				return err
+			})
+		}
+		if models.IsNotFound(err) {
+			err = j.call(func(ctx context.Context) error {
+				var err error
+				u, err = j.g.prov.CreateCustomer(ctx, addr, displayName(dir))
+				return err
+			})
+		}
 		if models.ErrorCode(err) == models.CodeConflict {
 			err = j.call(func(ctx context.Context) error {
 				var err error
@@ -255,6 +266,9 @@ func (j *job) activate(dir *models.DirectoryUser, su *models.SyncUser) outcome {
 func (j *job) granted(su *models.SyncUser, reason string) outcome {
 	su.State = models.SyncUserActive
 	err := j.record(func(tx *store.Tx) error {
+		if err := tx.LockSyncUser(su.SiteID, su.UserID); err != nil {
+			return err
+		}
 		if err := tx.SaveSyncUser(su); err != nil {
 			return err
 		}

@@ -161,6 +161,9 @@ type siteRun struct {
 	id        string
 	running   int
 	notBefore time.Time
+	// wakes counts the wake-ups for the site, so that a worker that found
+	// nothing to claim does not go to sleep over one that came meanwhile.
+	wakes uint64
 	// ctx ends when the site stops (uninstalled): its calls end at once.
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -195,6 +198,14 @@ func (w *Worker) Wake(siteIDs []string) {
 	for _, id := range siteIDs {
 		w.woken[id] = true
 		w.local[id] = true
+		if sr, ok := w.sites[id]; ok {
+			sr.wakes++
+		}
+	}
+	if siteIDs == nil {
+		for _, sr := range w.sites {
+			sr.wakes++
+		}
 	}
 	w.mu.Unlock()
 	w.poke()
@@ -396,9 +407,16 @@ func (w *Worker) spawnLocked(sr *siteRun) bool {
 // so a busy site ramps up.
 func (w *Worker) runSite(sr *siteRun) {
 	ctx := sr.ctx
+	w.mu.Lock()
+	wakes := sr.wakes
+	w.mu.Unlock()
 	g, retry := w.openGate(ctx, sr)
 	if g == nil {
-		w.setNotBefore(sr, w.now().Add(retry))
+		if !w.sleepUnlessWoken(sr, w.now().Add(retry), wakes) {
+			w.mu.Lock()
+			sr.notBefore = time.Time{}
+			w.mu.Unlock()
+		}
 		return
 	}
 	for ctx.Err() == nil {
@@ -411,6 +429,9 @@ func (w *Worker) runSite(sr *siteRun) {
 		if g.paused() {
 			return
 		}
+		w.mu.Lock()
+		wakes := sr.wakes
+		w.mu.Unlock()
 		claim, next, err := w.store.ClaimSyncSubject(ctx, sr.id, w.cfg.Owner, w.cfg.Lease)
 		if err != nil {
 			if ctx.Err() == nil {
@@ -423,7 +444,9 @@ func (w *Worker) runSite(sr *siteRun) {
 			if next.IsZero() {
 				next = w.now().Add(w.cfg.BlockedRecheck)
 			}
-			w.setNotBefore(sr, next)
+			if !w.sleepUnlessWoken(sr, next, wakes) {
+				continue // woken while it looked: look again
+			}
 			return
 		}
 		w.mu.Lock()
@@ -431,6 +454,20 @@ func (w *Worker) runSite(sr *siteRun) {
 		w.mu.Unlock()
 		w.process(g, claim)
 	}
+}
+
+// sleepUnlessWoken sets when the site is looked at next, unless it was
+// woken since the worker read wakes; false then.
+func (w *Worker) sleepUnlessWoken(sr *siteRun, t time.Time, wakes uint64) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if sr.wakes != wakes {
+		return false
+	}
+	if sr.running <= 1 || t.Before(sr.notBefore) || sr.notBefore.IsZero() {
+		sr.notBefore = t
+	}
+	return true
 }
 
 func (w *Worker) setNotBefore(sr *siteRun, t time.Time) {
@@ -474,4 +511,17 @@ func (w *Worker) backoff(n int) time.Duration {
 		ceiling = d
 	}
 	return time.Duration(ceiling/2 + w.cfg.Random()*ceiling/2)
+}
+
+// Idle reports whether no claim is being worked on in this process (for
+// tests and diagnostics).
+func (w *Worker) Idle() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, sr := range w.sites {
+		if sr.running > 0 {
+			return false
+		}
+	}
+	return true
 }

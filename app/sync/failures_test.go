@@ -1,0 +1,225 @@
+package sync_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"idbridge/app/fakeatlassian"
+	"idbridge/app/store"
+	"idbridge/app/store/storetest"
+	syncw "idbridge/app/sync"
+	"idbridge/models"
+)
+
+// TestStormOfFailuresEndsWithTheDirectorysState: with the site answering
+// 429 (Retry-After in seconds, as a date, or none), 503, and dropping the
+// connection after applying a change, at random, the site ends with the
+// directory's state, nothing applied twice, nothing retried before its
+// Retry-After.
+func TestStormOfFailuresEndsWithTheDirectorysState(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		e := newEnv(t, b)
+		for _, f := range []fakeatlassian.Fault{
+			{Status: 429, RetryAfterIn: 2 * time.Second, Probability: 0.08},
+			{Status: 429, RetryAfterIn: 3 * time.Second, AsDate: true, Probability: 0.05},
+			{Status: 429, Probability: 0.05},
+			{Status: 503, Probability: 0.05},
+			{Status: 502, RetryAfterIn: time.Second, Probability: 0.03},
+			{DropAfterApply: true, Probability: 0.06},
+		} {
+			e.fs.Inject(f)
+		}
+		e.start()
+		var users []string
+		for i := range 24 {
+			users = append(users, e.createUser(fmt.Sprintf("user%02d@example.com", i), true))
+		}
+		groups := []string{
+			e.createGroup("alpha", users[:10]...),
+			e.createGroup("beta", users[5:15]...),
+			e.createGroup("gamma", users[12:24]...),
+			e.createGroup("delta"),
+		}
+		e.drain()
+		e.checkState(models.DeactivateRemoveGroups)
+
+		// A second wave: deactivations, reactivations, renames, deletions.
+		for _, u := range users[:6] {
+			e.setActive(u, false)
+		}
+		e.setActive(users[2], true)
+		e.rename(groups[0], "alpha-renamed")
+		e.addMembers(groups[3], users[20:24]...)
+		e.removeMember(groups[1], users[7])
+		e.delete("Users", users[23])
+		e.delete("Groups", groups[2])
+		e.drain()
+		e.checkState(models.DeactivateRemoveGroups)
+		e.checkClean()
+		for _, it := range e.items() {
+			if it.Status != models.OutboxStatusApplied {
+				t.Errorf("item %d %s: %s %q", it.ID, it.Op, it.Status, it.LastError)
+			}
+		}
+		if e.fs.RequestCount("", 429) == 0 || e.fs.RequestCount("", fakeatlassian.StatusDropped) == 0 || e.fs.RequestCount("", 503) == 0 {
+			t.Errorf("the storm did not happen: %+v", e.fs.Requests())
+		}
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		if e.results["retry"] == 0 || e.answers["429"] == 0 || e.answers["no_answer"] == 0 {
+			t.Errorf("metrics: results %v answers %v", e.results, e.answers)
+		}
+	})
+}
+
+// TestSlowAnswersAreRetried: an answer slower than the request timeout is
+// a retry, looked up first when it was a change.
+func TestSlowAnswersAreRetried(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		e := newEnv(t, b, withConfig(func(c *syncw.Config) { c.RequestTimeout = 150 * time.Millisecond }))
+		e.fs.Inject(fakeatlassian.Fault{Route: "POST /rest/api/3/user", Delay: 600 * time.Millisecond, Times: 1})
+		e.start()
+		e.createUser("slow@example.com", true)
+		e.drain()
+		e.checkState(models.DeactivateRemoveGroups)
+		e.checkClean()
+		if n := e.fs.RequestCount("POST /rest/api/3/user", fakeatlassian.StatusGone); n != 1 {
+			t.Errorf("slow answers given up on: %d (%+v)", n, e.fs.Requests())
+		}
+	})
+}
+
+// Test401PausesTheSiteAndLosesNothing: Atlassian refusing the credentials
+// pauses the site's sync, marks the service account invalid and keeps
+// every change; new credentials resume it, as does Resume.
+func Test401PausesTheSiteAndLosesNothing(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		e := newEnv(t, b)
+		e.fs.RevokeCredentials()
+		e.start()
+		ada := e.createUser("ada@example.com", true)
+		e.createUser("bob@example.com", true)
+		e.waitFor("the pause", func() bool { return e.status().Paused && e.idle() })
+		st := e.status()
+		if st.Pending != 2 || !strings.Contains(st.PausedReason, "401") || !strings.Contains(st.PausedReason, "Service account") {
+			t.Fatalf("status: %+v", st)
+		}
+		acc, err := e.st.View(context.Background()).FindServiceAccount(e.site.ID)
+		if err != nil || acc.Status != models.AccountInvalid {
+			t.Fatalf("service account: %+v %v", acc, err)
+		}
+		// New changes wait too, without calls.
+		before := e.fs.TotalRequests()
+		e.createGroup("waiting", ada)
+		e.w.Wake(nil)
+		e.clock.Advance(time.Hour)
+		e.w.Wake(nil)
+		e.waitFor("the worker to settle", e.idle)
+		if n := e.fs.TotalRequests(); n != before {
+			t.Errorf("a paused site got %d more requests", n-before)
+		}
+
+		// The admin saves working credentials: the sync resumes by itself.
+		e.fs.AddServiceAccount(fakeatlassian.ServiceAccount{Email: svcEmail, APIToken: "ATATT-new-token-0123456789", Admin: true})
+		e.clock.Advance(time.Second)
+		err = e.st.InTx(context.Background(), func(tx *store.Tx) error {
+			acc.Token = "ATATT-new-token-0123456789"
+			_, err := tx.SaveServiceAccount(e.site.ID, acc)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.w.Wake(nil)
+		e.drain()
+		e.checkState(models.DeactivateRemoveGroups)
+		if st := e.status(); st.Paused {
+			t.Errorf("still paused: %+v", st)
+		}
+
+		// Paused again; Resume lifts it.
+		e.fs.RevokeCredentials()
+		e.createUser("cyd@example.com", true)
+		e.waitFor("the second pause", func() bool { return e.status().Paused })
+		e.fs.AddServiceAccount(fakeatlassian.ServiceAccount{Email: svcEmail, APIToken: "ATATT-new-token-0123456789", Admin: true})
+		st, err = e.w.Resume(context.Background(), &models.Caller{Site: e.site, AccountID: "557058:admin"})
+		if err != nil || st.Paused {
+			t.Fatalf("resume: %+v %v", st, err)
+		}
+		e.drain()
+		e.checkState(models.DeactivateRemoveGroups)
+		e.checkClean()
+	})
+}
+
+// Test403IsAFailedItemNotAPause: an account the organization may not
+// manage fails its item in words; the site goes on; an admin may retry.
+func Test403IsAFailedItemNotAPause(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		e := newEnv(t, b)
+		e.setProvisioning(func(p *models.Provisioning) { p.Deactivation = models.DeactivateSuspend })
+		e.fs.AddAccount(fakeatlassian.Account{Email: "guest@partner.example", DisplayName: "Guest"})
+		e.start()
+		guest := e.createUser("guest@partner.example", true)
+		other := e.createUser("other@example.com", true)
+		e.drain()
+		e.setActive(guest, false)
+		e.setActive(other, false)
+		e.drain()
+		st := e.status()
+		if st.Paused || len(st.FailedItems) != 1 {
+			t.Fatalf("status: %+v", st)
+		}
+		f := st.FailedItems[0]
+		if f.Subject != "guest@partner.example" || !strings.Contains(f.Error, "403") || !strings.Contains(f.Error, "not managed by your organization") {
+			t.Errorf("failed item: %+v", f)
+		}
+		if a, _ := e.fs.Account("other@example.com"); !a.Suspended {
+			t.Error("the other user was not suspended")
+		}
+		// The organization takes the account over; the admin retries.
+		e.fs.SetManaged("guest@partner.example", true)
+		if _, err := e.w.Retry(context.Background(), &models.Caller{Site: e.site, AccountID: "557058:admin"}, f.ID); err != nil {
+			t.Fatal(err)
+		}
+		e.drain()
+		if a, _ := e.fs.Account("guest@partner.example"); !a.Suspended {
+			t.Error("the retried suspension did not happen")
+		}
+		// Retrying what has not failed is a conflict; an unknown one not found.
+		caller := &models.Caller{Site: e.site, AccountID: "557058:admin"}
+		if _, err := e.w.Retry(context.Background(), caller, f.ID); models.ErrorCode(err) != models.CodeConflict {
+			t.Errorf("retry of an applied item: %v", err)
+		}
+		if _, err := e.w.Retry(context.Background(), caller, 999999); models.ErrorCode(err) != models.CodeNotFound {
+			t.Errorf("retry of an unknown item: %v", err)
+		}
+		e.checkClean()
+	})
+}
+
+// TestNoServiceAccountKeepsChangesPending: without a service account the
+// changes wait, and the status says why.
+func TestNoServiceAccountKeepsChangesPending(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		e := newEnv(t, b, withoutServiceAccount())
+		e.start()
+		e.createUser("ada@example.com", true)
+		e.w.Wake(nil)
+		st := e.status()
+		if !st.Paused || !strings.Contains(st.PausedReason, "No service account") || st.Pending != 1 {
+			t.Errorf("status: %+v", st)
+		}
+		if n := e.fs.TotalRequests(); n != 0 {
+			t.Errorf("%d requests without a service account", n)
+		}
+	})
+}
