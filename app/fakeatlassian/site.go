@@ -77,8 +77,8 @@ type Site struct {
 	// deleted names the groups deleted, by ID, so that a repeated delete
 	// is logged against the same group.
 	deleted map[string]string
-	service  []ServiceAccount
-	orgKeys  map[string]bool
+	service []ServiceAccount
+	orgKeys map[string]bool
 	// Connect: the app's shared secret and key, and who administers the
 	// site, for the admin check the app makes with its own JWT.
 	appKey       string

@@ -189,7 +189,7 @@ func (j *job) classifyCall(err error, what string, mutating bool) outcome {
 			}
 			o = outcome{status: models.OutboxStatusPending, retryAt: at, countAttempt: true,
 				recover: mutating && se.StatusCode >= 500,
-				msg: fmt.Sprintf("Atlassian answered %s when idbridge tried to %s; trying again at %s UTC.", status, what, at.UTC().Format("15:04:05"))}
+				msg:     fmt.Sprintf("Atlassian answered %s when idbridge tried to %s; trying again at %s UTC.", status, what, at.UTC().Format("15:04:05"))}
 		case se.StatusCode == http.StatusForbidden:
 			return failed("Atlassian refused to %s (%s): the service account may not do this for this account. %s", what, status, forbiddenHint(what))
 		case se.StatusCode == http.StatusBadRequest:
