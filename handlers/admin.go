@@ -263,6 +263,16 @@ func assetHandler() gin.HandlerFunc {
 			writeError(c, http.StatusNotFound, "no such asset")
 			return
 		}
+		// Only files that exist reach the file server, which answers 500
+		// to a name that is no valid path (invalid UTF-8, say) and plain
+		// text to one that is missing.
+		if rel := strings.TrimPrefix(name, "/"); !fs.ValidPath(rel) {
+			writeError(c, http.StatusNotFound, "no such asset")
+			return
+		} else if st, err := fs.Stat(sub, rel); err != nil || st.IsDir() {
+			writeError(c, http.StatusNotFound, "no such asset")
+			return
+		}
 		c.Header("Cache-Control", cache)
 		c.Request.URL.Path = name
 		files.ServeHTTP(c.Writer, c.Request)

@@ -3,6 +3,7 @@ package handlers
 import (
 	"io/fs"
 	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"slices"
 	"strings"
@@ -160,6 +161,17 @@ func TestAdminAssets(t *testing.T) {
 		w := do(t, h, http.MethodGet, tc.path, "", nil)
 		if w.Code != tc.status || tc.status == 200 && w.Header().Get("Cache-Control") != tc.cache {
 			t.Errorf("GET %s: %d, Cache-Control %q; want %d, %q", tc.path, w.Code, w.Header().Get("Cache-Control"), tc.status, tc.cache)
+		}
+	}
+	// Names that are no valid path are a JSON 404 too, never the file
+	// server's 500 or plain text.
+	for _, p := range []string{"/assets/a\xffb.js", "/assets/a\xed\xa0\x80", "/assets/a\x00b", "/assets/" + assetVersion + "/\xc3", "/assets/nope.js"} {
+		r := httptest.NewRequest(http.MethodGet, "/assets/x", nil)
+		r.URL.Path = p
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != http.StatusNotFound || !strings.HasPrefix(w.Header().Get("Content-Type"), "application/json") {
+			t.Errorf("GET %q: %d %q %s; want a JSON 404", p, w.Code, w.Header().Get("Content-Type"), w.Body)
 		}
 	}
 	if ct := do(t, h, http.MethodGet, "/assets/"+assetVersion+"/admin.js", "", nil).Header().Get("Content-Type"); !strings.Contains(ct, "javascript") {
