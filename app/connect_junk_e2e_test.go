@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -18,24 +19,45 @@ import (
 	"idbridge/app/store/storetest"
 )
 
-// connectJunkRoutes are the Connect routes an anonymous caller can reach
-// (every one answers before any admin check when the token is junk).
-var connectJunkRoutes = []struct{ method, path string }{
-	{http.MethodPost, "/lifecycle/installed"},
-	{http.MethodPost, "/lifecycle/uninstalled"},
-	{http.MethodPost, "/lifecycle/enabled"},
-	{http.MethodPost, "/lifecycle/disabled"},
-	{http.MethodGet, "/admin"},
-	{http.MethodGet, "/api/admin/site"},
-	{http.MethodGet, "/api/admin/profile"},
-	{http.MethodPut, "/api/admin/profile"},
-	{http.MethodPost, "/api/admin/profile/sync"},
-	{http.MethodGet, "/api/admin/service-account"},
-	{http.MethodPut, "/api/admin/service-account"},
-	{http.MethodPost, "/api/admin/service-account/test"},
-	{http.MethodGet, "/api/admin/provisioning"},
-	{http.MethodPut, "/api/admin/provisioning"},
-	{http.MethodPost, "/api/admin/provisioning/token"},
+// connectJunkRoutes are the Connect routes an anonymous caller can reach:
+// the lifecycle hooks, the admin page, and every admin API route the
+// OpenAPI document describes (so a route added later is covered), with
+// junk in place of path parameters. Every one answers before any admin
+// check when the token is junk.
+func connectJunkRoutes(t *testing.T, h *connectHarness) []struct{ method, path string } {
+	t.Helper()
+	routes := []struct{ method, path string }{
+		{http.MethodPost, "/lifecycle/installed"},
+		{http.MethodPost, "/lifecycle/uninstalled"},
+		{http.MethodPost, "/lifecycle/enabled"},
+		{http.MethodPost, "/lifecycle/disabled"},
+		{http.MethodGet, "/admin"},
+	}
+	w := h.serve(nil, connectRequest(http.MethodGet, "/api/admin/openapi.json", nil, ""))
+	var doc struct {
+		Paths map[string]map[string]json.RawMessage `json:"paths"`
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &doc); err != nil || len(doc.Paths) == 0 {
+		t.Fatalf("the OpenAPI document: %v (%d)", err, w.Code)
+	}
+	for path, ops := range doc.Paths {
+		if path == "/api/admin/openapi.json" {
+			continue // public on purpose
+		}
+		for method := range ops {
+			p := path
+			for strings.Contains(p, "{") {
+				i, j := strings.Index(p, "{"), strings.Index(p, "}")
+				p = p[:i] + "junk\x00\xff" + p[j+1:]
+			}
+			routes = append(routes, struct{ method, path string }{strings.ToUpper(method), p})
+		}
+	}
+	sort.Slice(routes, func(i, j int) bool { return routes[i].method+routes[i].path < routes[j].method+routes[j].path })
+	if len(routes) < 15 {
+		t.Fatalf("only %d routes", len(routes))
+	}
+	return routes
 }
 
 // junk makes the byte sequences of the junk test: random bytes, and the
@@ -141,8 +163,9 @@ func TestConnectJunkIsA4xx(t *testing.T) {
 		seed := rand.Uint64()
 		t.Logf("seed %d", seed)
 		j := junk{rand.New(rand.NewPCG(seed, 1))}
-		for i := range 600 {
-			route := connectJunkRoutes[i%len(connectJunkRoutes)]
+		routes := connectJunkRoutes(t, h)
+		for i := range 40 * len(routes) {
+			route := routes[i%len(routes)]
 			r := j.request(route.method, route.path)
 			w := httptest.NewRecorder()
 			h.app.Handler().ServeHTTP(w, r)
