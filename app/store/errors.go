@@ -69,14 +69,10 @@ func unavailableError(err error) string {
 	var netErr net.Error
 	switch {
 	case errors.As(err, &connect), pgconn.Timeout(err), pgconn.SafeToRetry(err),
-		errors.Is(err, driver.ErrBadConn), errors.Is(err, sql.ErrConnDone),
+		errors.Is(err, driver.ErrBadConn), errors.Is(err, sql.ErrConnDone), errors.Is(err, pgconn.ErrConnClosed),
 		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed),
 		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE),
 		errors.As(err, &netErr):
-		return msgUnavailable
-	}
-	// pgx reports a connection it closed after a failure as "conn closed".
-	if strings.Contains(err.Error(), "conn closed") {
 		return msgUnavailable
 	}
 	return ""
