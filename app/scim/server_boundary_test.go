@@ -3,6 +3,7 @@ package scim_test
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -233,3 +234,51 @@ func newSCIMEnvOn(t testing.TB, st *store.Store) *scimEnv {
 	h := handlers.New(handlers.Deps{BaseURL: u, SCIM: svc, Provisioning: svc, MaxBodyBytes: 4 << 20})
 	return &scimEnv{t: t, st: st, svc: svc, h: h}
 }
+
+// A statement past its deadline is a 503 with Retry-After, never a 500, on
+// both databases: here the costliest filter the limits allow, over users
+// with the most emails, with a statement timeout of 50 ms. On SQLite the
+// query is stopped while it steps through its rows (idbridge_alive), which
+// the driver's own interruption does not reach.
+func TestServerStatementDeadlineIs503(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		st := b.Open(t, storetest.WithStoreOptions(func(o *store.Options) { o.StatementTimeout = 50 * time.Millisecond }))
+		e := newSCIMEnvOn(t, st)
+		s := e.newSite()
+		var emails strings.Builder
+		for i := range scim.MaxValues {
+			if i > 0 {
+				emails.WriteByte(',')
+			}
+			emails.WriteString(`{"type":"work","value":"user.` + strings.Repeat("x", i%7) + `@example.com"}`)
+		}
+		doc := `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"emails":[` + emails.String() + `]}`
+		ctx := context.Background()
+		for from := 0; from < 3000; from += 500 {
+			err := st.InTx(ctx, func(tx *store.Tx) error {
+				for i := from; i < from+500; i++ {
+					name := "u" + strings.Repeat("0", 6-len(itoa(i))) + itoa(i)
+					if err := tx.CreateDirectoryUser(&models.DirectoryUser{SiteID: s.site.ID, UserName: name, Active: true, Doc: []byte(doc)}); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		var vps []string
+		for i := range scim.MaxMultiValuedTerms {
+			vps = append(vps, `emails[value co "nomatch`+itoa(i)+`" and type eq "work"]`)
+		}
+		r := s.do("GET", "/Users?filter="+q(strings.Join(vps, " or ")), nil).wantError(503, "")
+		if r.Header.Get("Retry-After") == "" {
+			t.Errorf("503 without Retry-After: %s", r.Raw)
+		}
+		s.do("GET", "/Users?filter="+q(`userName eq "u000001"`), nil).want(200)
+	})
+}
+
+func itoa(i int) string { return fmt.Sprint(i) }

@@ -115,10 +115,10 @@ func (tx *Tx) DeleteDirectoryGroup(siteID, id string) error {
 // ListDirectoryGroups runs a compiled query over the site's groups and
 // returns one page and the total number of matches.
 func (tx *Tx) ListDirectoryGroups(siteID string, q DirectoryQuery) ([]models.DirectoryGroup, int, error) {
-	where, args := whereClause(siteID, q)
+	where, args, deadline := tx.whereClause(siteID, q)
 	if q.Limit <= 0 {
 		n, err := tx.count("scim_groups", where, args)
-		return []models.DirectoryGroup{}, n, err
+		return []models.DirectoryGroup{}, n, translate(pastDeadline(err, deadline))
 	}
 	order, err := orderClause("scim_groups", q)
 	if err != nil {
@@ -127,7 +127,7 @@ func (tx *Tx) ListDirectoryGroups(siteID string, q DirectoryQuery) ([]models.Dir
 	rows, err := tx.queryRows(`SELECT `+groupColumns+` FROM scim_groups`+where+order+` LIMIT ? OFFSET ?`,
 		append(args, q.Limit, max(q.Offset, 0))...)
 	if err != nil {
-		return nil, 0, fmt.Errorf("list directory groups: %w", translate(err))
+		return nil, 0, fmt.Errorf("list directory groups: %w", translate(pastDeadline(err, deadline)))
 	}
 	defer rows.Close()
 	groups := make([]models.DirectoryGroup, 0, min(q.Limit, 16))
@@ -139,10 +139,10 @@ func (tx *Tx) ListDirectoryGroups(siteID string, q DirectoryQuery) ([]models.Dir
 		groups = append(groups, g)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, 0, fmt.Errorf("list directory groups: %w", translate(err))
+		return nil, 0, fmt.Errorf("list directory groups: %w", translate(pastDeadline(err, deadline)))
 	}
 	total, err := tx.total("scim_groups", where, args, q, len(groups))
-	return groups, total, err
+	return groups, total, translate(pastDeadline(err, deadline))
 }
 
 // FindGroupMembers returns the members of each group, by group ID, ordered

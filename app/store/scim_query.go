@@ -4,6 +4,7 @@ import (
 	"database/sql"
 	"fmt"
 	"strings"
+	"time"
 )
 
 var errNoRows = sql.ErrNoRows
@@ -69,14 +70,23 @@ func orderClause(table string, q DirectoryQuery) (string, error) {
 	return fmt.Sprintf(" ORDER BY (%s IS NULL), %s, %s", col, col, stable), nil
 }
 
-// whereClause joins the site condition and the compiled filter.
-func whereClause(siteID string, q DirectoryQuery) (string, []any) {
-	args := make([]any, 0, len(q.Args)+1)
+// whereClause joins the site condition and the compiled filter. On SQLite
+// it also carries the statement's deadline (sqlite_deadline.go), returned
+// for pastDeadline; on PostgreSQL statement_timeout ends the statement.
+func (tx *Tx) whereClause(siteID string, q DirectoryQuery) (string, []any, time.Time) {
+	args := make([]any, 0, len(q.Args)+2)
 	args = append(args, siteID)
-	if strings.TrimSpace(q.Where) == "" {
-		return " WHERE site_id = ?", args
+	where := " WHERE site_id = ?"
+	var deadline time.Time
+	if tx.s.dialect == SQLite {
+		deadline = tx.statementDeadline()
+		where += " AND idbridge_alive(?)"
+		args = append(args, deadline.UnixNano())
 	}
-	return " WHERE site_id = ? AND (" + q.Where + ")", append(args, q.Args...)
+	if strings.TrimSpace(q.Where) == "" {
+		return where, args, deadline
+	}
+	return where + " AND (" + q.Where + ")", append(args, q.Args...), deadline
 }
 
 // chunks splits ids into runs of at most n, so that IN lists stay well

@@ -180,9 +180,10 @@ func (tx *Tx) ListDirectoryUsers(siteID string, q DirectoryQuery) ([]models.Dire
 // page early (an answer's byte budget reached). It returns the total number
 // of matches. Unlike ListDirectoryUsers it never takes the coalesced path.
 func (tx *Tx) EachDirectoryUser(siteID string, q DirectoryQuery, fn func(u *models.DirectoryUser) bool) (int, error) {
-	where, args := whereClause(siteID, q)
+	where, args, deadline := tx.whereClause(siteID, q)
 	if q.Limit <= 0 {
-		return tx.count("scim_users", where, args)
+		n, err := tx.count("scim_users", where, args)
+		return n, translate(pastDeadline(err, deadline))
 	}
 	order, err := orderClause("scim_users", q)
 	if err != nil {
@@ -195,7 +196,7 @@ func (tx *Tx) EachDirectoryUser(siteID string, q DirectoryQuery, fn func(u *mode
 	rows, err := tx.queryRows(`SELECT `+cols+` FROM scim_users`+where+order+` LIMIT ? OFFSET ?`,
 		append(args, q.Limit, max(q.Offset, 0))...)
 	if err != nil {
-		return 0, fmt.Errorf("list directory users: %w", translate(err))
+		return 0, fmt.Errorf("list directory users: %w", translate(pastDeadline(err, deadline)))
 	}
 	n, stopped := 0, false
 	var groups sql.NullString
@@ -224,12 +225,15 @@ func (tx *Tx) EachDirectoryUser(siteID string, q DirectoryQuery, fn func(u *mode
 	err = rows.Err()
 	rows.Close()
 	if err != nil {
-		return 0, fmt.Errorf("list directory users: %w", translate(err))
+		return 0, fmt.Errorf("list directory users: %w", translate(pastDeadline(err, deadline)))
 	}
+	total := 0
 	if stopped {
-		return tx.count("scim_users", where, args)
+		total, err = tx.count("scim_users", where, args)
+	} else {
+		total, err = tx.total("scim_users", where, args, q, n)
 	}
-	return tx.total("scim_users", where, args, q, n)
+	return total, translate(pastDeadline(err, deadline))
 }
 
 // total is the number of matches of a list that returned n rows: known

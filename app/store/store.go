@@ -109,6 +109,9 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	var dialector gorm.Dialector
 	switch opts.Driver {
 	case SQLite:
+		if err := registerSQLiteFunctions(); err != nil {
+			return nil, err
+		}
 		dsn, err := sqliteDSN(opts.DSN, stmtTimeout)
 		if err != nil {
 			return nil, err

@@ -1,0 +1,63 @@
+package store
+
+import (
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	sqlite "github.com/glebarez/go-sqlite"
+
+	"idbridge/models"
+)
+
+// SQLite's driver interrupts a statement whose context ends only while it
+// is prepared and executed, not while a SELECT steps through its rows, and
+// those steps are where a directory query over every user of a site spends
+// its time. So directory queries on SQLite carry their deadline as an
+// argument of idbridge_alive(deadline), a function SQLite calls for every
+// row it considers: past the deadline it fails, and the statement with it.
+
+// sqliteAliveFunc is registered with the driver once per process (the
+// driver keeps its functions for every connection it opens afterwards).
+var sqliteAliveFunc sync.Once
+
+var errPastDeadline = errors.New("idbridge: the statement ran past its deadline")
+
+func registerSQLiteFunctions() error {
+	var err error
+	sqliteAliveFunc.Do(func() {
+		err = sqlite.RegisterScalarFunction("idbridge_alive", 1, func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
+			deadline, ok := args[0].(int64)
+			if !ok || time.Now().UnixNano() >= deadline {
+				return nil, errPastDeadline
+			}
+			return int64(1), nil
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("register SQLite functions: %w", err)
+	}
+	return nil
+}
+
+// statementDeadline is when a directory query started now must end: the
+// statement timeout, or the caller's deadline when that comes first.
+func (tx *Tx) statementDeadline() time.Time {
+	// Real time, not the store's clock (tests may fix that in the past).
+	d := time.Now().Add(tx.s.stmtTimeout)
+	if cd, ok := tx.ctx().Deadline(); ok && cd.Before(d) {
+		d = cd
+	}
+	return d
+}
+
+// pastDeadline turns the failure of a statement that carried deadline into
+// the timeout it is, once the deadline has passed.
+func pastDeadline(err error, deadline time.Time) error {
+	if err != nil && !deadline.IsZero() && !time.Now().Before(deadline) {
+		return fmt.Errorf("%w: %w", &models.Error{Code: models.CodeUnavailable, Message: msgTimeout}, err)
+	}
+	return err
+}
