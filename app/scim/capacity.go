@@ -2,6 +2,7 @@ package scim
 
 import (
 	"context"
+	"fmt"
 	"runtime"
 	"strconv"
 	"sync"
@@ -173,7 +174,7 @@ func (c *capacity) slot(ctx context.Context, siteID string, light bool) (release
 			return nil, &models.Error{Code: models.CodeTooMany, Message: "this site's SCIM requests are using all of its share of the server; try again shortly"}
 		case <-ctx.Done():
 			giveUp()
-			return nil, ctx.Err()
+			return nil, waitEnded(ctx)
 		}
 	}
 	select {
@@ -185,7 +186,7 @@ func (c *capacity) slot(ctx context.Context, siteID string, light bool) (release
 	case <-ctx.Done():
 		leaveSite()
 		giveUp()
-		return nil, ctx.Err()
+		return nil, waitEnded(ctx)
 	}
 	var once sync.Once
 	return func() {
@@ -202,4 +203,11 @@ func (c *capacity) inFlight() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.sites)
+}
+
+// waitEnded is the error of a request whose context ended while it waited
+// for its turn (its client left, or its deadline passed): unavailable, not
+// internal.
+func waitEnded(ctx context.Context) error {
+	return fmt.Errorf("%w: %w", &models.Error{Code: models.CodeUnavailable, Message: "the request ended while it waited for its turn; try again shortly"}, ctx.Err())
 }
