@@ -63,8 +63,8 @@ const (
 )
 
 func newCapacity(cfg CapacityConfig, st *store.Store) *capacity {
-	pool := st.MaxOpenConns()
 	if cfg.Work <= 0 {
+		pool := st.MaxOpenConns()
 		// PostgreSQL: 20 connections, of which the coalesced lookups and
 		// creates take up to 3: 13 for SCIM work; SQLite: 8, 6 for SCIM
 		// work.
