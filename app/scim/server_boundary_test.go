@@ -169,7 +169,7 @@ func TestServerDatabaseUnavailableIs503(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "idbridge.db")
 		st := storetest.Backends(t)[0].Open(t, storetest.WithStoreOptions(func(o *store.Options) {
 			o.DSN = path
-			o.StatementTimeout = 200 * time.Millisecond
+			o.StatementTimeout = 500 * time.Millisecond
 		}))
 		e := newSCIMEnvOn(t, st)
 		s := e.newSite()
@@ -243,9 +243,12 @@ func newSCIMEnvOn(t testing.TB, st *store.Store) *scimEnv {
 func TestServerStatementDeadlineIs503(t *testing.T) {
 	t.Parallel()
 	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
-		st := b.Open(t, storetest.WithStoreOptions(func(o *store.Options) { o.StatementTimeout = 50 * time.Millisecond }))
-		e := newSCIMEnvOn(t, st)
-		s := e.newSite()
+		// Seeded with the usual deadline; served by a second store on the
+		// same database whose statements have 50 ms.
+		st := b.Open(t)
+		s := newSCIMEnvOn(t, st).newSite()
+		short := b.Open(t, storetest.SameDatabase(st), storetest.WithStoreOptions(func(o *store.Options) { o.StatementTimeout = 50 * time.Millisecond }))
+		hurried := &scimSite{env: newSCIMEnvOn(t, short), site: s.site, token: s.token, base: s.base}
 		var emails strings.Builder
 		for i := range scim.MaxValues {
 			if i > 0 {
@@ -273,7 +276,7 @@ func TestServerStatementDeadlineIs503(t *testing.T) {
 		for i := range scim.MaxMultiValuedTerms {
 			vps = append(vps, `emails[value co "nomatch`+itoa(i)+`" and type eq "work"]`)
 		}
-		r := s.do("GET", "/Users?filter="+q(strings.Join(vps, " or ")), nil).wantError(503, "")
+		r := hurried.do("GET", "/Users?filter="+q(strings.Join(vps, " or ")), nil).wantError(503, "")
 		if r.Header.Get("Retry-After") == "" {
 			t.Errorf("503 without Retry-After: %s", r.Raw)
 		}
