@@ -24,6 +24,7 @@ import (
 	"idbridge/app/atlassian"
 	"idbridge/app/audit"
 	"idbridge/app/connect"
+	"idbridge/app/portal"
 	"idbridge/app/profile"
 	"idbridge/app/scim"
 	"idbridge/app/secret"
@@ -276,6 +277,7 @@ func (a *App) init(ctx context.Context, opts Options) error {
 		SSO:             a.sso,
 		Audit:           audit.NewLog(a.store, a.now),
 		Sync:            a.sync,
+		Portal:          portal.New(a.store, serviceAccounts, a.now, a.log),
 	})
 	ln, err := net.Listen("tcp", a.cfg.Addr)
 	if err != nil {

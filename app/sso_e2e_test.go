@@ -53,6 +53,7 @@ type ssoEnv struct {
 	logs   *apptest.LockedBuffer
 	desk   string
 	org    string
+	rtype  string
 }
 
 func newSSOEnv(t *testing.T, b storetest.Backend) *ssoEnv {
@@ -64,6 +65,11 @@ func newSSOEnv(t *testing.T, b storetest.Backend) *ssoEnv {
 	e.jira.AddServiceAccount(fakeatlassian.ServiceAccount{Email: ssoSvcEmail, APIToken: ssoSvcToken, Admin: true})
 	e.desk = e.jira.AddServiceDesk("HELP", "Help desk")
 	e.org = e.jira.AddOrganization("Customer Inc")
+	e.rtype = e.jira.AddRequestType(e.desk, fakeatlassian.RequestType{Name: "Get IT help", Description: "Something is broken.", Fields: []fakeatlassian.RequestTypeField{
+		{FieldID: "summary", Name: "Summary", Required: true},
+		{FieldID: "description", Name: "Description"},
+		{FieldID: "customfield_10010", Name: "Urgency", Type: "option", Values: []string{"Low", "High"}},
+	}})
 	e.oidc = fakeidp.NewOIDC()
 	t.Cleanup(e.oidc.Close)
 	e.saml = fakeidp.NewSAML()
@@ -282,6 +288,7 @@ func TestSSOEndToEnd(t *testing.T) {
 		if got := res.Header.Get("Content-Security-Policy"); got != strictCSP {
 			t.Errorf("home CSP %q", got)
 		}
+		e.portalJourney(c, portal, page)
 		// Sign out (with the form's CSRF token), and the session is gone.
 		csrf := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(page)
 		if csrf == nil {
@@ -407,4 +414,101 @@ func TestSSOEndToEnd(t *testing.T) {
 func mustJSON(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+// portalJourney raises a request with formatted text, reads it, comments,
+// and tries another customer's request.
+func (e *ssoEnv) portalJourney(c *customer, portal, home string) {
+	t := e.t
+	t.Helper()
+	if !strings.Contains(home, "Help desk") || !strings.Contains(home, "Get IT help") {
+		t.Fatalf("home lists no desk or request type: %s", home)
+	}
+	formURL := portal + "create/" + e.desk + "/" + e.rtype
+	res, page := c.get(formURL)
+	if res.StatusCode != 200 || !strings.Contains(page, `name="f.summary"`) || !strings.Contains(page, "Urgency") || !strings.Contains(page, "(required)") {
+		t.Fatalf("form: %d %s", res.StatusCode, page)
+	}
+	csrf := html.UnescapeString(csrfField.FindStringSubmatch(page)[1])
+	// Required fields are enforced, and the form comes back with the error.
+	res, page = c.post(formURL, url.Values{"csrf": {csrf}, "f.description": {"no summary"}})
+	if res.StatusCode != 400 || !strings.Contains(page, "Summary is required.") || !strings.Contains(page, "no summary") {
+		t.Errorf("missing summary: %d %s", res.StatusCode, page)
+	}
+	res, _ = c.post(formURL, url.Values{"csrf": {csrf}, "f.summary": {"VPN down"}, "f.customfield_10010": {"Urgent!"}})
+	if res.StatusCode != 400 {
+		t.Errorf("an option that is not offered: %d", res.StatusCode)
+	}
+	res, page = c.post(formURL, url.Values{"csrf": {csrf}, "f.summary": {"VPN down"}, "f.customfield_10010": {"High"},
+		"f.description": {"The **VPN** drops:\n\n- at *9:00*\n- see [status](https://status.example/vpn)\n\n<script>alert(1)</script>"}})
+	if res.StatusCode != 200 || !strings.Contains(page, "Your request was sent.") {
+		t.Fatalf("raise: %d %s", res.StatusCode, page)
+	}
+	for _, want := range []string{"<strong>VPN</strong>", "<em>9:00</em>", `<a href="https://status.example/vpn" rel="noopener noreferrer nofollow">status</a>`, "&lt;script&gt;"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("request page lacks %q", want)
+		}
+	}
+	reqs := e.jira.CustomerRequests()
+	acct, _ := e.jira.Account("carol@customer.example")
+	if len(reqs) != 1 || reqs[0].ReporterID != acct.AccountID || reqs[0].Fields["description"] != "The *VPN* drops:\n\n* at _9:00_\n* see [status|https://status.example/vpn]\n\n<script>alert(1)</script>" {
+		t.Fatalf("JSM has %+v", reqs)
+	}
+	key := reqs[0].Key
+	// A comment, with formatting; an agent's public and internal comments.
+	e.jira.AddComment(key, "712020:agent", "We are on it, *Carol*.", true)
+	e.jira.AddComment(key, "712020:agent", "internal note: reboot the concentrator", false)
+	res, page = c.post(portal+"requests/"+key+"/comment", url.Values{"csrf": {csrf}, "comment": {"Thanks, `ping` works now."}})
+	if res.StatusCode != 200 || !strings.Contains(page, "Your comment was added.") || !strings.Contains(page, "<strong>Carol</strong>") ||
+		!strings.Contains(page, "<code>ping</code>") || strings.Contains(page, "internal note") {
+		t.Errorf("after comment: %d %s", res.StatusCode, page)
+	}
+	res, page = c.post(portal+"requests/"+key+"/comment", url.Values{"csrf": {csrf}, "comment": {"  "}})
+	if res.StatusCode != 400 || !strings.Contains(page, "Write a comment first.") {
+		t.Errorf("empty comment: %d", res.StatusCode)
+	}
+	res, _ = c.post(portal+"requests/"+key+"/comment", url.Values{"comment": {"no token"}})
+	if res.StatusCode != 403 {
+		t.Errorf("comment without the CSRF token: %d", res.StatusCode)
+	}
+	res, page = c.get(portal + "requests")
+	if res.StatusCode != 200 || !strings.Contains(page, key) || !strings.Contains(page, "VPN down") {
+		t.Errorf("my requests: %d %s", res.StatusCode, page)
+	}
+	// Another customer's request: not listed, not readable, not commentable.
+	other := e.jira.AddAccount(fakeatlassian.Account{Email: "erin@customer.example", DisplayName: "Erin", Type: fakeatlassian.AccountCustomer})
+	otherKey := e.jira.AddRequest(e.desk, e.rtype, other, "Erin's secret")
+	res, page = c.get(portal + "requests")
+	if strings.Contains(page, otherKey) {
+		t.Errorf("my requests list another's request")
+	}
+	res, page = c.get(portal + "requests/" + otherKey)
+	if res.StatusCode != 404 || strings.Contains(page, "Erin") {
+		t.Errorf("another's request: %d %s", res.StatusCode, page)
+	}
+	res, _ = c.post(portal+"requests/"+otherKey+"/comment", url.Values{"csrf": {csrf}, "comment": {"hi"}})
+	if res.StatusCode != 404 {
+		t.Errorf("comment on another's request: %d", res.StatusCode)
+	}
+	// A participant may read it.
+	e.jira.AddParticipant(otherKey, acct.AccountID)
+	if res, _ = c.get(portal + "requests/" + otherKey); res.StatusCode != 200 {
+		t.Errorf("as a participant: %d", res.StatusCode)
+	}
+	denied := 0
+	created := 0
+	evs, _ := e.app.Store().View(context.Background()).FindAuditEvents(e.site.ID, store.AuditQuery{Limit: 1000})
+	for _, ev := range evs {
+		if ev.Event == models.AuditAccessDenied && ev.ActorAccountID == acct.AccountID && ev.Reason == "not_own_request" {
+			denied++
+		}
+		if ev.Event == models.AuditRequestCreated && ev.ActorAccountID == acct.AccountID {
+			created++
+		}
+	}
+	if denied != 2 || created != 1 {
+		t.Errorf("%d access_denied, %d request_created events", denied, created)
+	}
 }

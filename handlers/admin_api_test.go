@@ -383,6 +383,7 @@ func everyRouteDeps(t *testing.T) Deps {
 		SSO:             struct{ SSO }{},
 		Audit:           struct{ AuditLog }{},
 		Sync:            struct{ Sync }{},
+		Portal:          struct{ Portal }{},
 		Descriptor:      []byte(`{}`),
 	}
 	v := reflect.ValueOf(d)

@@ -52,6 +52,9 @@ type Deps struct {
 	// Sync serves the admin API's sync status and actions; nil leaves
 	// their routes out.
 	Sync Sync
+	// Portal serves the signed-in customer's portal pages; nil shows a
+	// home page without JSM.
+	Portal Portal
 }
 
 type server struct {
@@ -167,6 +170,13 @@ func New(d Deps) *gin.Engine {
 		p.GET("/logout", s.handlePortalLogoutPage)
 		p.POST("/logout", s.requireSameOrigin, s.handlePortalLogout)
 		p.GET("/", s.requirePortalSession, s.handlePortalHome)
+		if d.Portal != nil {
+			p.GET("/requests", s.requirePortalSession, s.handlePortalRequests)
+			p.GET("/requests/:key", s.requirePortalSession, s.handlePortalRequest)
+			p.POST("/requests/:key/comment", s.requirePortalSession, s.requireSameOrigin, s.handlePortalComment)
+			p.GET("/create/:deskID/:typeID", s.requirePortalSession, s.handlePortalForm)
+			p.POST("/create/:deskID/:typeID", s.requirePortalSession, s.requireSameOrigin, s.handlePortalRaise)
+		}
 	}
 	if d.SCIM != nil {
 		// One catch-all per site: handleSCIM matches resource names

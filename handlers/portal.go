@@ -22,8 +22,11 @@ var portalFS embed.FS
 // portalPages are the portal's pages, each the layout with its content.
 var portalPages = func() map[string]*template.Template {
 	m := map[string]*template.Template{}
-	for _, name := range []string{"message", "chooser", "steps", "home"} {
-		m[name] = template.Must(template.ParseFS(portalFS, "portal/layout.html", "portal/"+name+".html"))
+	// trusted marks HTML that app/portal built from JSM's markup (only a
+	// handful of safe elements, every text escaped) as safe to insert.
+	funcs := template.FuncMap{"trusted": func(s string) template.HTML { return template.HTML(s) }}
+	for _, name := range []string{"message", "chooser", "steps", "home", "form", "requests", "request"} {
+		m[name] = template.Must(template.New(name).Funcs(funcs).ParseFS(portalFS, "portal/layout.html", "portal/"+name+".html"))
 	}
 	return m
 }()
@@ -89,7 +92,15 @@ type portalData struct {
 	Choices      []portalChoice
 	Steps        []models.SignInStep
 	OK           bool
-	Extra        any
+
+	Desks      []models.PortalDesk
+	Form       *models.PortalForm
+	Requests   []models.PortalRequestSummary
+	Request    *models.PortalRequest
+	Values     map[string]string
+	Error      string
+	ErrorField string
+	Notice     string
 }
 
 type portalChoice struct {
@@ -311,7 +322,16 @@ func (s *server) requireSameOrigin(c *gin.Context) {
 
 func (s *server) handlePortalHome(c *gin.Context) {
 	sess := portalSession(c)
-	s.renderPortal(c, http.StatusOK, "home", portalData{Title: "Home", Session: sess, CSRF: s.csrfToken(c)})
+	d := portalData{Title: "Home", Session: sess, CSRF: s.csrfToken(c)}
+	if s.Portal != nil {
+		desks, err := s.Portal.Desks(c.Request.Context(), sess)
+		if err != nil {
+			s.portalFail(c, err)
+			return
+		}
+		d.Desks = desks
+	}
+	s.renderPortal(c, http.StatusOK, "home", d)
 }
 
 func (s *server) handlePortalLogoutPage(c *gin.Context) {
