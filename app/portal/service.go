@@ -83,7 +83,6 @@ func (s *Service) jsmError(ctx context.Context, what string, err error) error {
 	return errUnavailable
 }
 
-
 // allowedDesks is the site's configured service desks (empty: all).
 func (s *Service) allowedDesks(ctx context.Context, siteID string) ([]string, error) {
 	st, err := s.store.View(ctx).FindSSOSettings(siteID)
@@ -125,8 +124,6 @@ func (s *Service) Desks(ctx context.Context, sess *models.PortalSession) ([]mode
 	}
 	return out, nil
 }
-
-
 
 // Form reads the form of a request type of an offered service desk.
 func (s *Service) Form(ctx context.Context, sess *models.PortalSession, deskID, typeID string) (*models.PortalForm, error) {
@@ -251,7 +248,6 @@ func (s *Service) Raise(ctx context.Context, sess *models.PortalSession, deskID,
 	return req.IssueKey, nil
 }
 
-
 // MyRequests lists the customer's own requests (reporter or participant),
 // each checked again: the search's answer is not trusted on its own.
 func (s *Service) MyRequests(ctx context.Context, sess *models.PortalSession) ([]models.PortalRequestSummary, error) {
@@ -282,8 +278,6 @@ func (s *Service) MyRequests(ctx context.Context, sess *models.PortalSession) ([
 	}
 	return out, nil
 }
-
-
 
 // errNotYours is what a customer sees for a request that is not theirs:
 // the same as for one that does not exist.
