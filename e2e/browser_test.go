@@ -199,7 +199,7 @@ func (tb *tab) consoleErrors() []string {
 		if m.Type != chromedp.ConsoleError && m.Type != chromedp.ConsoleException {
 			continue
 		}
-		if m.Source == "network" && strings.Contains(m.URL, "/api/admin/") && strings.HasPrefix(e.phase, "bad input") && rejected.MatchString(m.Text) {
+		if m.Source == "network" && (strings.Contains(m.URL, "/api/admin/") || strings.Contains(m.URL, "/portal/")) && strings.HasPrefix(e.phase, "bad input") && rejected.MatchString(m.Text) {
 			continue
 		}
 		out = append(out, fmt.Sprintf("[%s] %s %s: %s (%s:%d)", e.phase, m.Type, m.Source, m.Text, m.URL, m.Line+1))

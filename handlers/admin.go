@@ -71,8 +71,8 @@ var adminSections = []adminSection{
 	{ID: "service-account", Title: "Service account", Template: "section-service-account.html"},
 	{ID: "customer-record", Title: "Customer record", Template: "section-customer-record.html"},
 	{ID: "provisioning", Title: "User provisioning", Template: "section-provisioning.html"},
-	{ID: "sso", Title: "Customer SSO"},
-	{ID: "audit", Title: "Audit log"},
+	{ID: "sso", Title: "Customer SSO", Template: "section-sso.html"},
+	{ID: "audit", Title: "Audit log", Template: "section-audit.html"},
 	{ID: "privacy", Title: "Privacy"},
 }
 

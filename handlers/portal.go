@@ -126,6 +126,10 @@ func (s *server) renderPortal(c *gin.Context, status int, page string, d portalD
 	}
 	h := c.Writer.Header()
 	h.Set("Content-Security-Policy", portalCSP)
+	// same-origin, not no-referrer: with no-referrer a browser sends
+	// "Origin: null" on the portal's own form posts, and the origin check
+	// of requireSameOrigin could not tell them from another site's.
+	h.Set("Referrer-Policy", "same-origin")
 	h.Set("Cache-Control", "no-store")
 	c.Data(status, "text/html; charset=utf-8", buf.Bytes())
 }

@@ -196,7 +196,7 @@ func (p *OIDC) serveJWKS(w http.ResponseWriter, r *http.Request) {
 }
 
 var signInForm = template.Must(template.New("f").Parse(`<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>Fake OpenID provider: sign in</title></head>
+<html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,"><title>Fake OpenID provider: sign in</title></head>
 <body><main><h1>Fake OpenID provider</h1>
 <form method="post" action="/authorize?{{.Query}}">
 <label for="email">Email</label> <input id="email" name="email" type="email" required>

@@ -219,7 +219,7 @@ func (s spProvider) GetServiceProvider(_ *http.Request, id string) (*saml.Entity
 }
 
 var samlSignInForm = template.Must(template.New("f").Parse(`<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>Fake SAML IdP: sign in</title></head>
+<html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,"><title>Fake SAML IdP: sign in</title></head>
 <body><main><h1>Fake SAML identity provider</h1>
 <form method="post" action="/sso?{{.Query}}">
 <label for="email">Email</label> <input id="email" name="email" type="email" required>
@@ -228,7 +228,7 @@ var samlSignInForm = template.Must(template.New("f").Parse(`<!DOCTYPE html>
 </form></main></body></html>`))
 
 var postForm = template.Must(template.New("p").Parse(`<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>Fake SAML IdP: continue</title></head>
+<html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,"><title>Fake SAML IdP: continue</title></head>
 <body><form method="post" action="{{.URL}}" id="f">
 <input type="hidden" name="SAMLResponse" value="{{.SAMLResponse}}">
 <input type="hidden" name="RelayState" value="{{.RelayState}}">

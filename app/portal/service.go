@@ -274,7 +274,7 @@ func (s *Service) MyRequests(ctx context.Context, sess *models.PortalSession) ([
 		if !mine {
 			continue
 		}
-		out = append(out, models.PortalRequestSummary{Key: is.Key, Summary: is.Fields.Summary, Status: is.Fields.Status.Name, Created: is.Fields.Created})
+		out = append(out, models.PortalRequestSummary{Key: is.Key, Summary: is.Fields.Summary, Status: is.Fields.Status.Name, Created: readableTime(is.Fields.Created)})
 	}
 	return out, nil
 }
@@ -331,12 +331,12 @@ func (s *Service) Request(ctx context.Context, sess *models.PortalSession, key, 
 		return nil, s.jsmError(ctx, "comments", err)
 	}
 	v := &models.PortalRequest{Key: req.IssueKey, Summary: req.Field("summary"), Status: req.CurrentStatus.Status,
-		Created: req.CreatedDate.ISO8601, Description: ToHTML(req.Field("description"))}
+		Created: readableTime(req.CreatedDate.ISO8601), Description: ToHTML(req.Field("description"))}
 	for _, cm := range comments {
 		if !cm.Public {
 			continue
 		}
-		v.Comments = append(v.Comments, models.PortalComment{Author: cm.Author.DisplayName, Created: cm.Created.ISO8601, Body: ToHTML(cm.Body)})
+		v.Comments = append(v.Comments, models.PortalComment{Author: cm.Author.DisplayName, Created: readableTime(cm.Created.ISO8601), Body: ToHTML(cm.Body)})
 	}
 	return v, nil
 }
@@ -384,4 +384,15 @@ func requestTypes(in []atlassian.RequestType) []models.PortalRequestType {
 		out[i] = models.PortalRequestType{ID: rt.ID, Name: rt.Name, Description: rt.Description}
 	}
 	return out
+}
+
+// readableTime shows an Atlassian timestamp as a person reads it, in UTC
+// (the portal has no time zone of the customer); unreadable ones as sent.
+func readableTime(iso string) string {
+	for _, layout := range []string{"2006-01-02T15:04:05.000-0700", "2006-01-02T15:04:05-0700", time.RFC3339} {
+		if t, err := time.Parse(layout, iso); err == nil {
+			return t.UTC().Format("2 Jan 2006, 15:04 UTC")
+		}
+	}
+	return iso
 }

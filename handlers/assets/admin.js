@@ -10,8 +10,10 @@ import overview from "./overview.js";
 import serviceAccount from "./service-account.js";
 import customerRecord from "./customer-record.js";
 import provisioning from "./provisioning.js";
+import sso from "./sso.js";
+import audit from "./audit.js";
 
-const modules = [overview, serviceAccount, customerRecord, provisioning];
+const modules = [overview, serviceAccount, customerRecord, provisioning, sso, audit];
 
 const appEl = document.getElementById("app");
 const bannerEl = document.getElementById("app-banner");

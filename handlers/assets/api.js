@@ -66,7 +66,8 @@ function statusSentence(status) {
 
 // request calls the admin API and resolves with the decoded JSON (null for
 // an empty answer), or rejects with an ApiError.
-export async function request(method, path, body, { timeout = 30000 } = {}) {
+// With raw, a successful answer resolves as its text (the CSV export).
+export async function request(method, path, body, { timeout = 30000, raw = false } = {}) {
   const token = await contextToken();
   const headers = { "Authorization": "JWT " + token, "Accept": "application/json" };
   const init = { method, headers, credentials: "omit", cache: "no-store", redirect: "error" };
@@ -90,6 +91,7 @@ export async function request(method, path, body, { timeout = 30000 } = {}) {
   }
   let data = null;
   const text = await res.text().catch(() => "");
+  if (raw && res.ok) return text;
   if (text !== "") {
     try { data = JSON.parse(text); } catch (err) { data = null; }
   }
