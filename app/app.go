@@ -275,7 +275,7 @@ func (a *App) init(ctx context.Context, opts Options) error {
 		SCIM:            a.scim,
 		Provisioning:    a.scim,
 		SSO:             a.sso,
-		Audit:           audit.NewLog(a.store, a.now),
+		Audit:           audit.NewLog(a.store, a.now).WithNames(serviceAccounts),
 		Sync:            a.sync,
 		Portal:          portal.New(a.store, serviceAccounts, a.now, a.log),
 	})

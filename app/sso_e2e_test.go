@@ -396,6 +396,14 @@ func TestSSOEndToEnd(t *testing.T) {
 		if st != 200 || err != nil || len(rows) != 2 || rows[0][0] != "id" || rows[1][2] != "login_failure" || rows[1][8] != "state_unknown" {
 			t.Errorf("CSV: %d %v %q", st, err, rows)
 		}
+		acct, _ := e.jira.Account("carol@customer.example")
+		var names struct {
+			Names map[string]string `json:"names"`
+		}
+		e.mustAdmin(http.MethodGet, "/accounts?accountId="+url.QueryEscape(acct.AccountID)+"&accountId=qm:nobody", nil, 200, &names)
+		if len(names.Names) != 1 || names.Names[acct.AccountID] != "Carol Customer" {
+			t.Errorf("names %v", names.Names)
+		}
 		var stats struct {
 			Days []struct {
 				Date      string `json:"date"`

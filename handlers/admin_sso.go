@@ -40,6 +40,8 @@ type AuditLog interface {
 	Page(ctx context.Context, siteID string, q models.AuditQuery) (*models.AuditPage, error)
 	Stream(ctx context.Context, siteID string, q models.AuditQuery, fn func(models.AuditEvent) error) error
 	Stats(ctx context.Context, siteID string, days int) ([]models.AuditDay, error)
+	// Names looks display names up live (they are never stored).
+	Names(ctx context.Context, site *models.Site, accountIDs []string) (map[string]string, error)
 }
 
 // ssoBody is GET /api/admin/sso.
@@ -478,4 +480,16 @@ func csvSafe(v string) string {
 		return "'" + v
 	}
 	return v
+}
+
+// handleAdminAccountNames answers the display names of up to 50 account
+// IDs, looked up live: GET /api/admin/accounts?accountId=…&accountId=….
+func (s *server) handleAdminAccountNames(c *gin.Context) {
+	names, err := s.Audit.Names(c.Request.Context(), callerOf(c).Site, c.QueryArray("accountId"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.Header("Cache-Control", "no-store")
+	c.JSON(http.StatusOK, gin.H{"names": names})
 }

@@ -155,6 +155,7 @@ func New(d Deps) *gin.Engine {
 			api.GET("/audit", s.handleAdminAudit)
 			api.GET("/audit.csv", s.handleAdminAuditCSV)
 			api.GET("/audit/stats", s.handleAdminAuditStats)
+			api.GET("/accounts", s.handleAdminAccountNames)
 		}
 	}
 	if d.SSO != nil {

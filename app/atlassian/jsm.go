@@ -299,3 +299,12 @@ func pages[T any](ctx context.Context, c *ServiceClient, path string, limit int)
 func jqlEscape(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s)
 }
+
+// User reads one account by ID; unknown: not found.
+func (c *ServiceClient) User(ctx context.Context, accountID string) (*User, error) {
+	var u User
+	if err := c.Do(ctx, http.MethodGet, "/rest/api/3/user?accountId="+url.QueryEscape(accountID), nil, &u); err != nil {
+		return nil, err
+	}
+	return &u, nil
+}

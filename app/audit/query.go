@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"idbridge/app/atlassian"
 	"idbridge/app/store"
 	"idbridge/models"
 )
@@ -25,8 +26,9 @@ var accountIDPattern = regexp.MustCompile(`^[A-Za-z0-9:_-]{1,128}$`)
 // Log reads a site's audit log for its admins: pages, the per-day sign-in
 // counts, and the whole filtered log as a stream.
 type Log struct {
-	store *store.Store
-	now   func() time.Time
+	store    *store.Store
+	now      func() time.Time
+	accounts *atlassian.ServiceAccounts // for Names; nil: none looked up
 }
 
 // NewLog builds the reader.

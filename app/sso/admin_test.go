@@ -332,3 +332,37 @@ func TestNoLoopbackIdPsInProduction(t *testing.T) {
 		}
 	})
 }
+
+// TestRestrictedPersonCannotSignIn: while processing of a person's data is
+// restricted (GDPR Art. 18, the privacy feature's guard), their sign-in is
+// refused and leaves only a marker: no session, no IP, no browser.
+func TestRestrictedPersonCannotSignIn(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		e := newEnv(t, b)
+		base, _ := url.Parse(e.base)
+		var asked []string
+		e.svc = sso.New(sso.Config{BaseURL: base, AllowLoopbackIdPs: true, Restricted: func(_ context.Context, siteID, accountID string) (bool, error) {
+			asked = append(asked, accountID)
+			return true, nil
+		}}, e.st, e.accounts, e.clock.Now, nil)
+		e.oidc.SignIn(&alice)
+		br := &browser{}
+		state, code := e.beginOIDC(br, "")
+		_, err := e.finishOIDC(br, state, code)
+		if models.ErrorCode(err) != models.CodeForbidden {
+			t.Fatalf("restricted sign-in: %v", err)
+		}
+		acct, _ := e.jira.Account(alice.Email)
+		if len(asked) != 1 || asked[0] != acct.AccountID {
+			t.Errorf("the guard was asked about %v", asked)
+		}
+		if e.sessions() != 0 || len(e.events(models.AuditLoginSuccess)) != 0 {
+			t.Error("a restricted person signed in")
+		}
+		marks := e.events(models.AuditAccessDenied)
+		if len(marks) != 1 || marks[0].Reason != "processing_restricted" || marks[0].IP != "" || marks[0].UserAgent != "" {
+			t.Errorf("markers %+v", marks)
+		}
+	})
+}

@@ -32,19 +32,20 @@ const (
 // tiny server for the SP metadata (the SAML IdP fetches it, as a real one
 // would).
 type env struct {
-	t      *testing.T
-	st     *store.Store
-	svc    *sso.Service
-	site   *models.Site
-	clock  *storetest.Clock
-	jira   *fakeatlassian.Site
-	oidc   *fakeidp.OIDC
-	saml   *fakeidp.SAML
-	oidcID string
-	samlID string
-	desk   string
-	org    string
-	base   string
+	t        *testing.T
+	accounts *atlassian.ServiceAccounts
+	st       *store.Store
+	svc      *sso.Service
+	site     *models.Site
+	clock    *storetest.Clock
+	jira     *fakeatlassian.Site
+	oidc     *fakeidp.OIDC
+	saml     *fakeidp.SAML
+	oidcID   string
+	samlID   string
+	desk     string
+	org      string
+	base     string
 }
 
 func newEnv(t *testing.T, b storetest.Backend) *env {
@@ -67,7 +68,8 @@ func newEnv(t *testing.T, b storetest.Backend) *env {
 	base, _ := url.Parse(meta.URL)
 	clients := atlassian.New(atlassian.Options{AppKey: "idbridge", MaxAttempts: 1, Now: clock.Now})
 	api, _ := url.Parse(fake.APIURL())
-	e.svc = sso.New(sso.Config{BaseURL: base, AllowLoopbackIdPs: true}, st, atlassian.NewServiceAccounts(clients, api, api), clock.Now, slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	e.accounts = atlassian.NewServiceAccounts(clients, api, api)
+	e.svc = sso.New(sso.Config{BaseURL: base, AllowLoopbackIdPs: true}, st, e.accounts, clock.Now, slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	mux.HandleFunc("GET /portal/{site}/saml/metadata", func(w http.ResponseWriter, r *http.Request) {
 		xml, err := e.svc.SPMetadata(r.Context(), r.PathValue("site"))
 		if err != nil {

@@ -82,8 +82,24 @@ export default {
       return ui.h("tr", {},
         ui.h("td", {}, ui.timeEl(e.at)),
         ui.h("td", {}, eventNames[e.event] || e.event),
-        ui.h("td", { class: "mono" }, e.accountId || "—"),
+        ui.h("td", {}, ui.h("span", { class: "account-name", "data-account": e.accountId || "" }), ui.h("span", { class: "mono" }, e.accountId || "—")),
         ui.h("td", {}, detail.join(" · ")));
+    }
+
+    // names shows display names beside account IDs, looked up live (the
+    // log keeps IDs only); without an answer the IDs stand alone.
+    async function names(ids) {
+      const unique = Array.from(new Set(ids)).slice(0, 50);
+      if (unique.length === 0) return;
+      try {
+        const q = new URLSearchParams();
+        for (const id of unique) q.append("accountId", id);
+        const res = await api.get("/accounts?" + q.toString());
+        for (const el of rows.querySelectorAll(".account-name")) {
+          const name = res.names && res.names[el.dataset.account];
+          if (name && el.textContent === "") { el.textContent = name; el.after(document.createElement("br")); }
+        }
+      } catch (err) { /* the IDs are enough */ }
     }
 
     async function load(append) {
@@ -104,6 +120,7 @@ export default {
         }
         next = page.next;
         more.hidden = !next;
+        names(page.events.map((e) => e.accountId).filter(Boolean));
       } catch (err) {
         const control = $("audit-" + err.field);
         if (!(control && ui.setFieldError(control, err.message))) ui.fill(status, ui.banner("error", "The events could not be loaded.", err.message));

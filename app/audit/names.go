@@ -1,0 +1,64 @@
+package audit
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	"idbridge/app/atlassian"
+	"idbridge/models"
+)
+
+// MaxNames bounds one lookup of names.
+const MaxNames = 50
+
+// Names looks up the display names of account IDs live, through the
+// site's service account, for the admin page: the audit log stores IDs
+// only, never names. An account that cannot be read is left out.
+func (l *Log) Names(ctx context.Context, site *models.Site, ids []string) (map[string]string, error) {
+	out := map[string]string{}
+	ids = slices.Compact(slices.Sorted(slices.Values(ids)))
+	if len(ids) > MaxNames {
+		return nil, models.FieldError("accountId", "Ask for at most %d names at a time.", MaxNames)
+	}
+	for _, id := range ids {
+		if !accountIDPattern.MatchString(id) {
+			return nil, models.FieldError("accountId", "An account ID is letters, digits, colons, dashes and underscores (at most 128).")
+		}
+	}
+	if l.accounts == nil || len(ids) == 0 {
+		return out, nil
+	}
+	acc, err := l.store.View(ctx).FindServiceAccount(site.ID)
+	if models.IsNotFound(err) {
+		return out, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	c, err := l.accounts.Client(site, acc)
+	if err != nil {
+		return out, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	for _, id := range ids {
+		u, err := c.User(ctx, id)
+		if err != nil {
+			if models.ErrorCode(err) == models.CodeNotFound {
+				continue
+			}
+			return out, nil // a partial answer: the page shows IDs for the rest
+		}
+		if u.DisplayName != "" {
+			out[id] = u.DisplayName
+		}
+	}
+	return out, nil
+}
+
+// WithNames lets the log look names up through the service accounts.
+func (l *Log) WithNames(accounts *atlassian.ServiceAccounts) *Log {
+	l.accounts = accounts
+	return l
+}
