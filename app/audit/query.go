@@ -18,7 +18,7 @@ const (
 	DefaultPageSize = 50
 	MaxPageSize     = 200
 	MaxStatsDays    = 90
-	streamBatch     = 2000
+	streamBatch     = 5000
 )
 
 var accountIDPattern = regexp.MustCompile(`^[A-Za-z0-9:_-]{1,128}$`)

@@ -382,6 +382,22 @@ func firstNonEmpty(a, b string) string {
 // the organization of its domain. It returns the audit events to record
 // with the sign-in.
 func (s *Service) provisionCustomer(ctx context.Context, site *models.Site, settings *models.SSOSettings, id *models.Identity, steps *stepLog) ([]models.AuditEvent, *atlassian.User, *refusal) {
+	// A customer provisioned a few minutes ago, under the same settings,
+	// needs no call to Atlassian: the site's request budget (a few per
+	// second) is not spent on every returning sign-in.
+	key := customerKey(site.ID, settings.UpdatedAt, id.Email)
+	if u, ok := s.customers.get(key); ok {
+		steps.ok("Customer", "The customer account was found (recently).")
+		return nil, u, nil
+	}
+	events, u, r := s.lookUpCustomer(ctx, site, settings, id, steps)
+	if r == nil {
+		s.customers.put(key, u)
+	}
+	return events, u, r
+}
+
+func (s *Service) lookUpCustomer(ctx context.Context, site *models.Site, settings *models.SSOSettings, id *models.Identity, steps *stepLog) ([]models.AuditEvent, *atlassian.User, *refusal) {
 	acc, err := s.store.View(ctx).FindServiceAccount(site.ID)
 	if err != nil {
 		return nil, nil, refuse("service_account_missing", "This help center's sign-in is not fully set up (no service account). Contact its administrators.")

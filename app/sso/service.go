@@ -66,6 +66,7 @@ type Service struct {
 	log       *slog.Logger
 	idpHTTP   *http.Client
 	providers *providerCache
+	customers *customerCache
 }
 
 // New builds the service; it starts nothing.
@@ -85,6 +86,7 @@ func New(cfg Config, st *store.Store, accounts *atlassian.ServiceAccounts, now f
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 	s.providers = newProviderCache(now)
+	s.customers = newCustomerCache(now)
 	return s
 }
 
