@@ -366,3 +366,31 @@ func TestRestrictedPersonCannotSignIn(t *testing.T) {
 		}
 	})
 }
+
+// TestSignInAcrossReplicas: a sign-in started on one replica finishes on
+// another (the login state is in the database, not in a process), and a
+// logout on one ends the session on the other at once.
+func TestSignInAcrossReplicas(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		e := newEnv(t, b)
+		base, _ := url.Parse(e.base)
+		other := sso.New(sso.Config{BaseURL: base, AllowLoopbackIdPs: true}, b.Open(t, storetest.SameDatabase(e.st)), e.accounts, e.clock.Now, nil)
+		e.oidc.SignIn(&alice)
+		br := &browser{}
+		state, code := e.beginOIDC(br, "")
+		res, err := other.FinishOIDC(context.Background(), models.LoginCallback{SiteID: e.site.ID, State: state, Code: code, BrowserToken: br.binding})
+		if err != nil {
+			t.Fatalf("finish on the other replica: %v", err)
+		}
+		if _, err := e.svc.Session(context.Background(), e.site.ID, res.SessionToken); err != nil {
+			t.Fatalf("the first replica does not know the session: %v", err)
+		}
+		if err := other.Logout(context.Background(), e.site.ID, res.SessionToken, "", ""); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.svc.Session(context.Background(), e.site.ID, res.SessionToken); models.ErrorCode(err) != models.CodeUnauthorized {
+			t.Errorf("after logout on the other replica: %v", err)
+		}
+	})
+}
