@@ -301,6 +301,13 @@ func TestTestSignIn(t *testing.T) {
 		if got := strings.Join(names, ","); got != "Discovery,Token,Email,Domain,Customer,Result" {
 			t.Errorf("steps %s", got)
 		}
+		// A test changes nothing: no customer, no sign-in recorded.
+		if _, ok := e.jira.Account(alice.Email); ok {
+			t.Error("a test sign-in created the customer")
+		}
+		if n := len(e.events(models.AuditLoginSuccess)) + len(e.events(models.AuditCustomerCreated)); n != 0 {
+			t.Errorf("a test sign-in recorded %d events", n)
+		}
 		// A failing step is reported as the last one.
 		e.mustSettings(models.SSOSettingsInput{AllowedDomains: &[]string{"other.example"}, OrganizationsByDomain: &map[string]string{}})
 		res, err = run()

@@ -299,6 +299,16 @@ func (s *Service) finish(ctx context.Context, cb models.LoginCallback, protocol 
 	}
 	steps.ok("Domain", "The email domain "+domain+" is allowed.")
 
+	if test {
+		// "Test sign-in" changes nothing: no customer is created or added
+		// anywhere, no session starts, no sign-in is recorded (a failure
+		// above is, like any other).
+		if r := s.checkCustomer(ctx, site, settings, id, steps); r != nil {
+			return fail(r, test)
+		}
+		steps.ok("Result", "The sign-in works. No session was started, because this was a test.")
+		return &models.LoginResult{Test: true, Steps: steps.steps}, nil
+	}
 	events, acct, r := s.provisionCustomer(ctx, site, settings, id, steps)
 	if r != nil {
 		return fail(r, test)
@@ -318,29 +328,23 @@ func (s *Service) finish(ctx context.Context, cb models.LoginCallback, protocol 
 		}
 	}
 
-	res := &models.LoginResult{ReturnTo: st.ReturnTo, Test: test}
+	res := &models.LoginResult{ReturnTo: st.ReturnTo, SessionToken: newToken()}
 	now := s.store.Now()
-	var sess *models.PortalSession
-	if !test {
-		res.SessionToken = newToken()
-		sess = &models.PortalSession{
-			SiteID: site.ID, ID: HashToken(res.SessionToken), AccountID: acct.AccountID,
-			Email: id.Email, DisplayName: firstNonEmpty(id.DisplayName, acct.DisplayName), IdPID: idp.ID,
-			CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(settings.MaxAge()),
-		}
-		res.Session = sess
+	sess := &models.PortalSession{
+		SiteID: site.ID, ID: HashToken(res.SessionToken), AccountID: acct.AccountID,
+		Email: id.Email, DisplayName: firstNonEmpty(id.DisplayName, acct.DisplayName), IdPID: idp.ID,
+		CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(settings.MaxAge()),
 	}
+	res.Session = sess
 	ev.ActorAccountID, ev.Event = acct.AccountID, models.AuditLoginSuccess
 	err = s.store.InTx(ctx, func(tx *store.Tx) error {
-		if sess != nil {
-			if ValidToken(cb.OldSessionToken) {
-				if err := tx.DeletePortalSession(site.ID, HashToken(cb.OldSessionToken)); err != nil {
-					return err
-				}
-			}
-			if err := tx.CreatePortalSession(site.ID, sess); err != nil {
+		if ValidToken(cb.OldSessionToken) {
+			if err := tx.DeletePortalSession(site.ID, HashToken(cb.OldSessionToken)); err != nil {
 				return err
 			}
+		}
+		if err := tx.CreatePortalSession(site.ID, sess); err != nil {
+			return err
 		}
 		for _, e := range events {
 			e.IdP, e.Protocol, e.IP, e.UserAgent = ev.IdP, ev.Protocol, ev.IP, ev.UserAgent
@@ -354,11 +358,34 @@ func (s *Service) finish(ctx context.Context, cb models.LoginCallback, protocol 
 	if err != nil {
 		return nil, err
 	}
-	if test {
-		steps.ok("Result", "The sign-in works. No session was started, because this was a test.")
-		res.Steps = steps.steps
-	}
 	return res, nil
+}
+
+// checkCustomer is "Test sign-in"'s look at the customer: found, or would
+// be created at the first real sign-in, or may not sign in.
+func (s *Service) checkCustomer(ctx context.Context, site *models.Site, settings *models.SSOSettings, id *models.Identity, steps *stepLog) *refusal {
+	acc, err := s.store.View(ctx).FindServiceAccount(site.ID)
+	if err != nil {
+		return refuse("service_account_missing", "No service account is configured: idbridge cannot look customers up. Set one up first.")
+	}
+	client, err := s.accounts.Client(site, acc)
+	if err != nil {
+		return refuse("service_account_unusable", "The service account is not usable: %s", models.ErrorMessage(err))
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	_, err = client.FindUserByEmail(ctx, id.Email)
+	switch {
+	case err == nil:
+		steps.ok("Customer", "The customer account was found.")
+	case models.IsNotFound(err) && settings.AutoCreateCustomers:
+		steps.ok("Customer", "There is no customer account yet; the first real sign-in creates it.")
+	case models.IsNotFound(err):
+		return refuse("customer_not_found", "There is no customer account for this email address, and customers are not created automatically.")
+	default:
+		return refuse("customer_unavailable", "Atlassian could not be asked about the customer: %s", models.ErrorMessage(err))
+	}
+	return nil
 }
 
 func containsExact(list []string, v string) bool {
