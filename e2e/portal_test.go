@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 	"github.com/golang-jwt/jwt/v5"
 
 	"idbridge/app"
@@ -140,6 +141,15 @@ func (p portalPage) waitBody(want string) {
 	}
 }
 
+func (p portalPage) evalString(expr string) string {
+	p.t.Helper()
+	v, err := chromedp.Run(p.ctx, chromedp.Evaluate[string](expr))
+	if err != nil {
+		p.t.Fatalf("eval %s: %v", expr, err)
+	}
+	return v
+}
+
 func (p portalPage) evalBool(expr string) bool {
 	p.t.Helper()
 	v, err := chromedp.Run(p.ctx, chromedp.Evaluate[bool](expr))
@@ -211,6 +221,18 @@ func TestPortalCustomerJourney(t *testing.T) {
 		p.fill("#name", "Carol Customer")
 		p.clickCSS("button[type=submit]")
 		p.waitBody("Welcome, Carol Customer")
+		// The keyboard: the first Tab reaches "Skip to content", which
+		// moves focus to the page's content.
+		p.step("keyboard")
+		p.press(kb.Tab)
+		if got := p.evalString(`document.activeElement ? document.activeElement.textContent : ""`); got != "Skip to content" {
+			t.Errorf("the first Tab focuses %q", got)
+		}
+		p.press(kb.Enter)
+		if got := p.evalString(`document.activeElement ? document.activeElement.id : ""`); got != "main" {
+			t.Errorf("skip to content focused %q", got)
+		}
+		p.step("sign in with OIDC")
 		p.shot("home", 1280)
 		p.shot("home", 800)
 
