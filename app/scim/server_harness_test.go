@@ -33,6 +33,9 @@ type scimEnv struct {
 	st  *store.Store
 	svc *scim.Service
 	h   http.Handler
+	// statements counts the statements the store ran (store.Options.
+	// OnStatement), so that a test can bound a request's work by count.
+	statements *atomic.Int64
 }
 
 // scimSite is an installed site with provisioning on.
@@ -47,11 +50,14 @@ var siteCounter atomic.Int64
 
 func newSCIMEnv(t testing.TB, b storetest.Backend) *scimEnv {
 	t.Helper()
-	st := b.Open(t)
+	statements := new(atomic.Int64)
+	st := b.Open(t, storetest.WithStoreOptions(func(o *store.Options) {
+		o.OnStatement = func(context.Context) { statements.Add(1) }
+	}))
 	u, _ := url.Parse(testBaseURL)
 	svc := scim.NewService(scim.ServiceConfig{BaseURL: u}, st, nil, nil)
 	h := handlers.New(handlers.Deps{BaseURL: u, SCIM: svc, Provisioning: svc, MaxBodyBytes: 4 << 20})
-	return &scimEnv{t: t, st: st, svc: svc, h: h}
+	return &scimEnv{t: t, st: st, svc: svc, h: h, statements: statements}
 }
 
 // newSite installs a site and generates its SCIM token.

@@ -33,8 +33,10 @@ func (tx *Tx) queryRows(query string, args ...any) (*sql.Rows, error) {
 	if stmt != nil {
 		switch pool := tx.db.Statement.ConnPool.(type) {
 		case *sql.DB:
+			defer tx.s.statementRan(ctx)
 			return stmt.QueryContext(ctx, args...)
 		case *sql.Tx:
+			defer tx.s.statementRan(ctx)
 			return pool.StmtContext(ctx, stmt).QueryContext(ctx, args...)
 		}
 	}
@@ -130,3 +132,10 @@ type rowsResult int64
 
 func (r rowsResult) LastInsertId() (int64, error) { return 0, nil }
 func (r rowsResult) RowsAffected() (int64, error) { return int64(r), nil }
+
+// statementRan tells Options.OnStatement of a statement run outside GORM.
+func (s *Store) statementRan(ctx context.Context) {
+	if s.onStatement != nil {
+		s.onStatement(ctx)
+	}
+}

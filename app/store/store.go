@@ -53,6 +53,13 @@ type Options struct {
 	// interrupts a SQLite statement. A statement past its deadline is
 	// CodeUnavailable: the HTTP layer answers 503 with Retry-After.
 	StatementTimeout time.Duration
+
+	// OnStatement, when set, is called after every statement a Tx runs
+	// (through GORM or a cached prepared statement), with the statement's
+	// context. Tests count the statements of a request with it, so that a
+	// change that makes one request run a statement per member or per
+	// operation fails, with no timing involved.
+	OnStatement func(ctx context.Context)
 }
 
 // DefaultStatementTimeout is the deadline of one statement unless
@@ -89,6 +96,32 @@ type Store struct {
 	// outboxHook, set once by OnOutbox before use, hears of committed
 	// outbox items (sync_wake.go).
 	outboxHook func(siteIDs []string)
+
+	// onStatement is Options.OnStatement.
+	onStatement func(ctx context.Context)
+}
+
+// registerStatementHook calls onStatement after each statement GORM runs
+// (queries, raw statements, creates, updates, deletes, row scans).
+func (s *Store) registerStatementHook() error {
+	if s.onStatement == nil {
+		return nil
+	}
+	after := func(db *gorm.DB) { s.onStatement(db.Statement.Context) }
+	cb := s.db.Callback()
+	for _, err := range []error{
+		cb.Create().After("*").Register("idbridge:statement", after),
+		cb.Query().After("*").Register("idbridge:statement", after),
+		cb.Update().After("*").Register("idbridge:statement", after),
+		cb.Delete().After("*").Register("idbridge:statement", after),
+		cb.Row().After("*").Register("idbridge:statement", after),
+		cb.Raw().After("*").Register("idbridge:statement", after),
+	} {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Open connects to the database and checks that it answers. It does not
@@ -155,7 +188,11 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		sqlDB.SetMaxIdleConns(orDefault(opts.MaxIdleConns, 8))
 	}
 	s := &Store{db: db, sqlDB: sqlDB, dialect: opts.Driver, dsn: opts.DSN, ring: opts.Ring, now: now, log: log,
-		stmtTimeout: stmtTimeout, maxOpen: maxOpen}
+		stmtTimeout: stmtTimeout, maxOpen: maxOpen, onStatement: opts.OnStatement}
+	if err := s.registerStatementHook(); err != nil {
+		_ = sqlDB.Close()
+		return nil, fmt.Errorf("open %s database: %w", opts.Driver, err)
+	}
 	s.initBatches()
 	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
