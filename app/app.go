@@ -34,6 +34,8 @@ import (
 	syncworker "idbridge/app/sync"
 	"idbridge/config"
 	"idbridge/handlers"
+
+	"idbridge/models"
 )
 
 // Build facts, set by the linker (-X idbridge/app.Version=…).
@@ -413,15 +415,17 @@ func plainLoopback(u *url.URL) bool {
 type readiness struct{ st *store.Store }
 
 func (r readiness) Ready(ctx context.Context) error {
+	// The message of the unavailable error is the public reason; the cause
+	// is logged only.
 	if err := r.st.Ping(ctx); err != nil {
-		return &handlers.ReadinessError{Reason: "database unreachable", Err: err}
+		return fmt.Errorf("%w: %w", models.Errorf(models.CodeUnavailable, "database unreachable"), err)
 	}
 	n, err := r.st.PendingMigrations(ctx)
 	if err != nil {
-		return &handlers.ReadinessError{Reason: "database unreachable", Err: err}
+		return fmt.Errorf("%w: %w", models.Errorf(models.CodeUnavailable, "database unreachable"), err)
 	}
 	if n > 0 {
-		return &handlers.ReadinessError{Reason: "migrations pending", Err: fmt.Errorf("%d migrations pending", n)}
+		return fmt.Errorf("%w: %d pending", models.Errorf(models.CodeUnavailable, "migrations pending"), n)
 	}
 	return nil
 }

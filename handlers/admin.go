@@ -260,17 +260,17 @@ func assetHandler() gin.HandlerFunc {
 			}
 		}
 		if strings.HasSuffix(name, ".html") || strings.HasSuffix(name, "/") || path.Clean(name) != name {
-			writeError(c, http.StatusNotFound, "no such asset")
+			refuseWith(c, models.CodeNotFound, "no such asset")
 			return
 		}
 		// Only files that exist reach the file server, which answers 500
 		// to a name that is no valid path (invalid UTF-8, say) and plain
 		// text to one that is missing.
 		if rel := strings.TrimPrefix(name, "/"); !fs.ValidPath(rel) {
-			writeError(c, http.StatusNotFound, "no such asset")
+			refuseWith(c, models.CodeNotFound, "no such asset")
 			return
 		} else if st, err := fs.Stat(sub, rel); err != nil || st.IsDir() {
-			writeError(c, http.StatusNotFound, "no such asset")
+			refuseWith(c, models.CodeNotFound, "no such asset")
 			return
 		}
 		c.Header("Cache-Control", cache)

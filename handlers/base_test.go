@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +16,8 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"idbridge/models"
 )
 
 type readyFunc func(ctx context.Context) error
@@ -164,7 +167,7 @@ func TestReadyz(t *testing.T) {
 	if w := do(t, h, "GET", "/readyz", "", nil); w.Code != 200 {
 		t.Fatalf("ready: status %d", w.Code)
 	}
-	down = &ReadinessError{Reason: "database unreachable", Err: errors.New("dial tcp 10.0.0.1:5432: password=hunter2")}
+	down = fmt.Errorf("%w: %w", models.Errorf(models.CodeUnavailable, "database unreachable"), errors.New("dial tcp 10.0.0.1:5432: password=hunter2"))
 	w := do(t, h, "GET", "/readyz", "", nil)
 	if w.Code != 503 {
 		t.Fatalf("down: status %d, want 503", w.Code)

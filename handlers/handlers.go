@@ -13,6 +13,8 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"idbridge/models"
 )
 
 // Readiness answers whether the service can take traffic.
@@ -94,8 +96,8 @@ func New(d Deps) *gin.Engine {
 	_ = e.SetTrustedProxies(nil)
 
 	e.Use(s.requireRequestID, s.logAccess, s.recoverPanic, s.setSecurityHeaders, s.limitBody)
-	e.NoRoute(func(c *gin.Context) { writeError(c, http.StatusNotFound, "no such route") })
-	e.NoMethod(func(c *gin.Context) { writeError(c, http.StatusMethodNotAllowed, "method not allowed on this route") })
+	e.NoRoute(func(c *gin.Context) { refuseWith(c, models.CodeNotFound, "no such route") })
+	e.NoMethod(func(c *gin.Context) { refuseWith(c, models.CodeMethodNotAllowed, "method not allowed on this route") })
 
 	e.GET("/healthz", s.handleHealthz)
 	e.GET("/readyz", s.handleReadyz)

@@ -10,6 +10,8 @@ import (
 	"strconv"
 
 	"github.com/gin-gonic/gin"
+
+	"idbridge/models"
 )
 
 const requestIDKey = "idbridge.request_id"
@@ -67,7 +69,7 @@ func (s *server) recoverPanic(c *gin.Context) {
 			}
 			s.Log.ErrorContext(c, "panic", "request_id", requestID(c), "route", c.FullPath(), "panic", fmt.Sprint(v))
 			if !c.Writer.Written() {
-				writeError(c, http.StatusInternalServerError, "internal error")
+				refuseWith(c, models.CodeInternal, "internal error")
 			} else {
 				c.Abort()
 			}
@@ -98,7 +100,7 @@ func (s *server) setSecurityHeaders(c *gin.Context) {
 // handler's read fail, which decodeJSON answers with 400 "too large".
 func (s *server) limitBody(c *gin.Context) {
 	if c.Request.ContentLength > s.MaxBodyBytes {
-		writeError(c, http.StatusRequestEntityTooLarge, "request body is larger than "+strconv.FormatInt(s.MaxBodyBytes, 10)+" bytes")
+		refuseWith(c, models.CodeTooLarge, "request body is larger than "+strconv.FormatInt(s.MaxBodyBytes, 10)+" bytes")
 		return
 	}
 	if c.Request.Body != nil {

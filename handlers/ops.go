@@ -9,6 +9,8 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"idbridge/models"
 )
 
 func (s *server) handleHealthz(c *gin.Context) {
@@ -33,19 +35,12 @@ func (s *server) handleReadyz(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"status": "ready"})
 }
 
-// ReadinessError carries a short public reason ("database unreachable",
-// "migrations pending"); the full error is logged only.
-type ReadinessError struct {
-	Reason string
-	Err    error
-}
-
-func (e *ReadinessError) Error() string { return e.Reason + ": " + e.Err.Error() }
-func (e *ReadinessError) Unwrap() error { return e.Err }
-
+// readinessReason is the short public reason of a failed readiness check:
+// the message of an unavailable models.Error in its chain ("database
+// unreachable", "migrations pending"); the full error is logged only.
 func readinessReason(err error) string {
-	if re, ok := err.(*ReadinessError); ok {
-		return re.Reason
+	if e, ok := models.AsError(err); ok && e.Code == models.CodeUnavailable {
+		return e.Message
 	}
 	return "unavailable"
 }

@@ -136,9 +136,11 @@ func (s *server) renderPortal(c *gin.Context, status int, page string, d portalD
 
 // portalFail renders err as a plain page in words.
 func (s *server) portalFail(c *gin.Context, err error) {
-	st := statusOf(err)
-	if st == http.StatusInternalServerError {
-		s.Log.ErrorContext(c, "internal error", "request_id", requestID(c), "route", c.FullPath(), "error", err.Error())
+	f := failureOf(err)
+	st := f.status
+	s.logFailure(c, st, err)
+	if f.retryAfter != "" {
+		c.Header("Retry-After", f.retryAfter)
 	}
 	title := "Something went wrong"
 	switch st {
@@ -153,7 +155,7 @@ func (s *server) portalFail(c *gin.Context, err error) {
 	case http.StatusServiceUnavailable:
 		title = "Try again later"
 	}
-	d := portalData{Title: title, Paragraphs: []string{models.ErrorMessage(err)}}
+	d := portalData{Title: title, Paragraphs: []string{f.message}}
 	if st == http.StatusUnauthorized || st == http.StatusServiceUnavailable {
 		d.Link, d.LinkText = s.portalHome(c.Param("siteID"))+"login", "Sign in again"
 	}

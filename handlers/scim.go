@@ -18,8 +18,8 @@ import (
 
 // SCIMServer is the SCIM 2.0 behaviour behind /scim/v2/{siteID}/…
 // (SPEC section 6, shared/SCIM.md). endpoint is "Users" or "Groups" as the
-// dispatcher resolved it; bodies are the raw request bytes; errors carry
-// their SCIM status and scimType (see writeSCIMError).
+// dispatcher resolved it; bodies are the raw request bytes; errors are
+// models.Errors, their scimType in SCIMType (see writeSCIMFailure).
 type SCIMServer interface {
 	// Admit authenticates a request with the site's bearer token and
 	// admits it under the site's share of capacity; write says whether it
@@ -51,73 +51,24 @@ const scimPrefix = "/scim/"
 
 func isSCIMPath(p string) bool { return strings.HasPrefix(p, scimPrefix) || p == "/scim" }
 
-// scimDocumenter is an error that renders itself as an RFC 7644 error body
-// (app/scim's *Error).
-type scimDocumenter interface {
-	error
-	Document() map[string]any
+// scimErrorBody is an RFC 7644 (3.12) error message: status as a JSON
+// string, scimType and detail only when non-empty (never an empty string or
+// null in an answer).
+type scimErrorBody struct {
+	Schemas  []string `json:"schemas"`
+	Status   string   `json:"status"`
+	SCIMType string   `json:"scimType,omitempty"`
+	Detail   string   `json:"detail,omitempty"`
 }
 
-// writeSCIMError renders err as a SCIM error: the error's own document
-// when it has one, else one built from its models.Error code. Internal
-// errors are logged and answered without detail.
-func (s *server) writeSCIMError(c *gin.Context, err error) {
-	var body map[string]any
-	status := http.StatusInternalServerError
-	var d scimDocumenter
-	if errors.As(err, &d) {
-		body = d.Document()
-		if st, ok := body["status"].(string); ok {
-			if n, convErr := strconv.Atoi(st); convErr == nil && n >= 400 && n < 600 {
-				status = n
-			}
-		}
-	} else {
-		status = statusOf(err)
-		scimType := ""
-		switch models.ErrorCode(err) {
-		case models.CodeConflict:
-			scimType = "uniqueness"
-		case models.CodeInvalid:
-			scimType = "invalidValue"
-		}
-		body = scimErrorBody(status, scimType, models.ErrorMessage(err))
-	}
-	s.logFailure(c, status, err)
-	if status >= 500 && status != http.StatusServiceUnavailable {
-		body = scimErrorBody(status, "", "internal error")
-	}
-	setRetryAfter(c, status)
-	writeSCIMStatus(c, status, body)
-}
-
-func scimErrorBody(status int, scimType, detail string) map[string]any {
-	body := map[string]any{"schemas": []string{scimErrorSchema}, "status": strconv.Itoa(status)}
-	if scimType != "" {
-		body["scimType"] = scimType
-	}
-	if detail != "" {
-		body["detail"] = detail
-	}
-	return body
-}
-
-// writeSCIMStatus answers a SCIM error with status and body and stops the
-// chain.
-func writeSCIMStatus(c *gin.Context, status int, body map[string]any) {
-	if status == http.StatusUnauthorized {
+// writeSCIMFailure answers f as a SCIM error message and stops the chain.
+func writeSCIMFailure(c *gin.Context, f failure) {
+	if f.status == http.StatusUnauthorized {
 		c.Header("WWW-Authenticate", `Bearer realm="idbridge SCIM"`)
 	}
-	b, _ := json.Marshal(body)
-	c.Header("Cache-Control", "no-store")
-	c.Data(status, scimContentType, b)
+	b, _ := json.Marshal(scimErrorBody{Schemas: []string{scimErrorSchema}, Status: strconv.Itoa(f.status), SCIMType: f.scimType, Detail: f.message})
+	c.Data(f.status, scimContentType, b)
 	c.Abort()
-}
-
-// writeSCIMPlain answers a SCIM error from the HTTP layer itself (unknown
-// route, wrong method, body too large).
-func writeSCIMPlain(c *gin.Context, status int, scimType, detail string) {
-	writeSCIMStatus(c, status, scimErrorBody(status, scimType, detail))
 }
 
 // writeSCIM answers a SCIM body, without HTML escaping: values read as
@@ -133,7 +84,7 @@ func (s *server) writeSCIM(c *gin.Context, status int, body any) {
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(body); err != nil {
-		s.writeSCIMError(c, err)
+		s.fail(c, err)
 		return
 	}
 	c.Header("Cache-Control", "no-store")
@@ -156,7 +107,7 @@ func (s *server) requireSCIMToken(c *gin.Context) {
 	write := isSCIMWrite(c.Request.Method, c.Param("path"))
 	done, err := s.SCIM.Admit(c.Request.Context(), c.Param("siteID"), bearerToken(c.GetHeader("Authorization")), write)
 	if err != nil {
-		s.writeSCIMError(c, err)
+		s.fail(c, err)
 		return
 	}
 	defer done()
@@ -212,7 +163,7 @@ func (s *server) handleSCIM(c *gin.Context) {
 		s.handleSCIMResource(c, siteID, endpoint, r.segments[1:])
 	case ".search":
 		if len(r.segments) != 1 {
-			writeSCIMPlain(c, http.StatusNotFound, "", "no such SCIM endpoint")
+			refuseWith(c, models.CodeNotFound, "no such SCIM endpoint")
 			return
 		}
 		s.handleSCIMSearch(c, siteID, "")
@@ -227,7 +178,7 @@ func (s *server) handleSCIM(c *gin.Context) {
 		}
 		doc, err := s.SCIM.ResourceTypes(siteID, segment(r.segments, 1))
 		if err != nil {
-			s.writeSCIMError(c, err)
+			s.fail(c, err)
 			return
 		}
 		s.writeSCIM(c, http.StatusOK, doc)
@@ -237,16 +188,16 @@ func (s *server) handleSCIM(c *gin.Context) {
 		}
 		doc, err := s.SCIM.Schemas(siteID, segment(r.segments, 1))
 		if err != nil {
-			s.writeSCIMError(c, err)
+			s.fail(c, err)
 			return
 		}
 		s.writeSCIM(c, http.StatusOK, doc)
 	case "me":
-		writeSCIMPlain(c, http.StatusNotImplemented, "", "/Me is not supported: identity providers act on /Users")
+		refuseWith(c, models.CodeNotImplemented, "/Me is not supported: identity providers act on /Users")
 	case "bulk":
-		writeSCIMPlain(c, http.StatusNotImplemented, "", "bulk operations are not supported (bulk.supported is false)")
+		refuseWith(c, models.CodeNotImplemented, "bulk operations are not supported (bulk.supported is false)")
 	default:
-		writeSCIMPlain(c, http.StatusNotFound, "", "no such SCIM endpoint")
+		refuseWith(c, models.CodeNotFound, "no such SCIM endpoint")
 	}
 }
 
@@ -261,17 +212,17 @@ func segment(segs []string, i int) string {
 // or /Schemas: GET only, no filter (RFC 7644 4: 403).
 func (s *server) scimDiscovery(c *gin.Context, pathOK bool) bool {
 	if !pathOK {
-		writeSCIMPlain(c, http.StatusNotFound, "", "no such SCIM endpoint")
+		refuseWith(c, models.CodeNotFound, "no such SCIM endpoint")
 		return false
 	}
 	if c.Request.Method != http.MethodGet && c.Request.Method != http.MethodHead {
 		c.Header("Allow", "GET")
-		writeSCIMPlain(c, http.StatusMethodNotAllowed, "", "this SCIM endpoint answers GET only")
+		refuseWith(c, models.CodeMethodNotAllowed, "this SCIM endpoint answers GET only")
 		return false
 	}
 	for k := range c.Request.URL.Query() {
 		if strings.EqualFold(k, "filter") {
-			writeSCIMPlain(c, http.StatusForbidden, "", "filtering is not supported on this endpoint")
+			refuseWith(c, models.CodeForbidden, "filtering is not supported on this endpoint")
 			return false
 		}
 	}
@@ -288,7 +239,7 @@ func (s *server) handleSCIMResource(c *gin.Context, siteID, endpoint string, res
 		case http.MethodGet, http.MethodHead:
 			doc, err := s.SCIM.List(c.Request.Context(), siteID, endpoint, c.Request.URL.Query())
 			if err != nil {
-				s.writeSCIMError(c, err)
+				s.fail(c, err)
 				return
 			}
 			s.writeSCIM(c, http.StatusOK, doc)
@@ -299,27 +250,27 @@ func (s *server) handleSCIMResource(c *gin.Context, siteID, endpoint string, res
 			}
 			doc, err := s.SCIM.Create(c.Request.Context(), siteID, endpoint, body, c.Request.URL.Query())
 			if err != nil {
-				s.writeSCIMError(c, err)
+				s.fail(c, err)
 				return
 			}
 			s.writeSCIMDocument(c, http.StatusCreated, doc)
 		default:
 			c.Header("Allow", "GET, POST")
-			writeSCIMPlain(c, http.StatusMethodNotAllowed, "", "use GET to list or POST to create")
+			refuseWith(c, models.CodeMethodNotAllowed, "use GET to list or POST to create")
 		}
 	case len(rest) == 1 && strings.EqualFold(rest[0], ".search"):
 		s.handleSCIMSearch(c, siteID, endpoint)
 	case len(rest) == 1:
 		s.handleSCIMOne(c, siteID, endpoint, rest[0])
 	default:
-		writeSCIMPlain(c, http.StatusNotFound, "", "no such SCIM endpoint")
+		refuseWith(c, models.CodeNotFound, "no such SCIM endpoint")
 	}
 }
 
 func (s *server) handleSCIMSearch(c *gin.Context, siteID, endpoint string) {
 	if c.Request.Method != http.MethodPost {
 		c.Header("Allow", "POST")
-		writeSCIMPlain(c, http.StatusMethodNotAllowed, "", ".search takes POST")
+		refuseWith(c, models.CodeMethodNotAllowed, ".search takes POST")
 		return
 	}
 	body, ok := s.readSCIMBody(c)
@@ -328,7 +279,7 @@ func (s *server) handleSCIMSearch(c *gin.Context, siteID, endpoint string) {
 	}
 	doc, err := s.SCIM.Search(c.Request.Context(), siteID, endpoint, body)
 	if err != nil {
-		s.writeSCIMError(c, err)
+		s.fail(c, err)
 		return
 	}
 	s.writeSCIM(c, http.StatusOK, doc)
@@ -341,7 +292,7 @@ func (s *server) handleSCIMOne(c *gin.Context, siteID, endpoint, id string) {
 	case http.MethodGet, http.MethodHead:
 		doc, err := s.SCIM.Get(c.Request.Context(), siteID, endpoint, id, q)
 		if err != nil {
-			s.writeSCIMError(c, err)
+			s.fail(c, err)
 			return
 		}
 		if inm := c.GetHeader("If-None-Match"); inm != "" && etagListMatches(inm, doc.Version) {
@@ -357,7 +308,7 @@ func (s *server) handleSCIMOne(c *gin.Context, siteID, endpoint, id string) {
 		}
 		doc, err := s.SCIM.Replace(c.Request.Context(), siteID, endpoint, id, body, ifMatch, q)
 		if err != nil {
-			s.writeSCIMError(c, err)
+			s.fail(c, err)
 			return
 		}
 		s.writeSCIMDocument(c, http.StatusOK, doc)
@@ -368,7 +319,7 @@ func (s *server) handleSCIMOne(c *gin.Context, siteID, endpoint, id string) {
 		}
 		doc, err := s.SCIM.Patch(c.Request.Context(), siteID, endpoint, id, body, ifMatch, q)
 		if err != nil {
-			s.writeSCIMError(c, err)
+			s.fail(c, err)
 			return
 		}
 		if doc.Body == nil {
@@ -381,13 +332,13 @@ func (s *server) handleSCIMOne(c *gin.Context, siteID, endpoint, id string) {
 		s.writeSCIMDocument(c, http.StatusOK, doc)
 	case http.MethodDelete:
 		if err := s.SCIM.Delete(c.Request.Context(), siteID, endpoint, id, ifMatch); err != nil {
-			s.writeSCIMError(c, err)
+			s.fail(c, err)
 			return
 		}
 		c.Status(http.StatusNoContent)
 	default:
 		c.Header("Allow", "GET, PUT, PATCH, DELETE")
-		writeSCIMPlain(c, http.StatusMethodNotAllowed, "", "use GET, PUT, PATCH or DELETE on a resource")
+		refuseWith(c, models.CodeMethodNotAllowed, "use GET, PUT, PATCH or DELETE on a resource")
 	}
 }
 
@@ -435,10 +386,10 @@ func (s *server) readSCIMBody(c *gin.Context) ([]byte, bool) {
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			writeSCIMPlain(c, http.StatusRequestEntityTooLarge, "", "the request body is larger than "+strconv.FormatInt(s.MaxBodyBytes, 10)+" bytes")
+			refuseWith(c, models.CodeTooLarge, "the request body is larger than "+strconv.FormatInt(s.MaxBodyBytes, 10)+" bytes")
 			return nil, false
 		}
-		writeSCIMPlain(c, http.StatusBadRequest, "invalidSyntax", "the request body could not be read")
+		refuse(c, failureOf(&models.Error{Code: models.CodeInvalid, SCIMType: "invalidSyntax", Message: "the request body could not be read"}))
 		return nil, false
 	}
 	return body, true

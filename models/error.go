@@ -24,25 +24,59 @@ const (
 	// CodeTooMany is a caller that has more requests in flight than its
 	// share allows; it may try again shortly (HTTP 429 with Retry-After).
 	CodeTooMany Code = "too_many_requests"
+	// CodeTooLarge is a request larger than the server takes (a body past
+	// its limit).
+	CodeTooLarge Code = "too_large"
+	// CodeNotImplemented is a request for an optional part of a protocol
+	// that idbridge does not offer (SCIM's /Me and /Bulk).
+	CodeNotImplemented Code = "not_implemented"
+	// CodeMethodNotAllowed is a method the route does not take.
+	CodeMethodNotAllowed Code = "method_not_allowed"
 )
 
 // Error is the one error type that crosses package boundaries with a
-// meaning for the caller. Message is safe to show to the client; Field
-// names the offending input field when there is one.
+// meaning for the caller: the HTTP layer picks the status from Code alone
+// and renders JSON, SCIM and HTML answers from the same value. Message is
+// safe to show to the client; Field names the offending input field when
+// there is one.
 type Error struct {
 	Code    Code
 	Message string
 	Field   string
+	// SCIMType is the RFC 7644 (3.12) scimType of a SCIM protocol error,
+	// empty when the RFC names none for the case.
+	SCIMType string
+	// Reason is a short, stable, snake_case cause for metrics and tests,
+	// such as the connect package's Reason constants; never shown as the
+	// answer.
+	Reason string
 	// RetryAfter, when set, is how long the caller should wait before
 	// trying again (a cooldown); the HTTP layer sends it as Retry-After.
 	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {
-	if e.Field != "" {
-		return fmt.Sprintf("%s: %s (%s)", e.Code, e.Message, e.Field)
+	s := string(e.Code)
+	if e.SCIMType != "" {
+		s += " " + e.SCIMType
 	}
-	return fmt.Sprintf("%s: %s", e.Code, e.Message)
+	if e.Reason != "" {
+		s += " (" + e.Reason + ")"
+	}
+	s += ": " + e.Message
+	if e.Field != "" {
+		s += " (" + e.Field + ")"
+	}
+	return s
+}
+
+// AsError returns the first *Error in err's chain.
+func AsError(err error) (*Error, bool) {
+	var e *Error
+	if errors.As(err, &e) {
+		return e, true
+	}
+	return nil, false
 }
 
 // Errorf builds an *Error with a formatted message.

@@ -21,10 +21,10 @@
 //     from a host named in the token, and only for a key ID that cannot
 //     change the URL's path.
 //
-// Every verification failure is an [*AuthError] whose Reason is a short,
+// Every verification failure is a *models.Error with code unauthorized (the
+// HTTP layer answers 401, see [Unauthorized]) whose Reason is a short,
 // stable, snake_case word for metrics and whose Message is one client-safe
-// line that never contains the token. It unwraps to a models.Error with code
-// unauthorized, so the HTTP layer answers 401.
+// line that never contains the token.
 //
 // # Canonical request
 //

@@ -4,8 +4,8 @@ import (
 	"idbridge/models"
 )
 
-// Reasons of an [AuthError]. They are stable: metrics count failures by them
-// and tests match them.
+// Reasons of a failed verification ([Unauthorized]). They are stable:
+// metrics count failures by them and tests match them.
 const (
 	ReasonMissingToken          = "missing_token"
 	ReasonTokenInQueryAndHeader = "token_in_query_and_header"
@@ -30,26 +30,28 @@ const (
 	ReasonUntrustedSite         = "untrusted_site"
 	ReasonBadAud                = "bad_aud"
 	ReasonBadIss                = "bad_iss"
+	// ReasonUnknownSite is a token whose issuer is no installed site, and
+	// ReasonUninstalledSite one whose site has uninstalled the app
+	// (app/sites decides both; they are counted with the others).
+	ReasonUnknownSite     = "unknown_site"
+	ReasonUninstalledSite = "uninstalled_site"
 )
 
-// AuthError is the error of every failed verification. Reason is one of the
-// Reason constants; Message is a single client-safe line and never contains
-// the token.
-type AuthError struct {
-	Reason  string
-	Message string
+// Unauthorized is the error of every failed verification: a models.Error
+// with code unauthorized (the HTTP layer answers 401), reason one of the
+// Reason constants, and message a single client-safe line that never
+// contains the token.
+func Unauthorized(reason, message string) *models.Error {
+	return &models.Error{Code: models.CodeUnauthorized, Reason: reason, Message: message}
 }
 
-func (e *AuthError) Error() string {
-	return "connect jwt " + e.Reason + ": " + e.Message
+// ReasonOf returns the reason of the failed verification in err's chain,
+// or "" when err is not one.
+func ReasonOf(err error) string {
+	if e, ok := models.AsError(err); ok {
+		return e.Reason
+	}
+	return ""
 }
 
-// Unwrap lets errors.As find a *models.Error with code unauthorized, which
-// the HTTP layer maps to 401 with Message as the answer.
-func (e *AuthError) Unwrap() error {
-	return &models.Error{Code: models.CodeUnauthorized, Message: e.Message}
-}
-
-func authErr(reason, message string) *AuthError {
-	return &AuthError{Reason: reason, Message: message}
-}
+func authErr(reason, message string) *models.Error { return Unauthorized(reason, message) }

@@ -7,7 +7,6 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
-	"errors"
 	"io"
 	"strings"
 	"sync"
@@ -19,26 +18,25 @@ import (
 	"idbridge/models"
 )
 
-// wantReason fails unless err is an *AuthError with the reason, which also
-// unwraps to an unauthorized *models.Error with the same one-line message.
+// wantReason fails unless err is an unauthorized *models.Error with the
+// reason and a one-line message.
 func wantReason(tb testing.TB, err error, reason string) {
 	tb.Helper()
 	if err == nil {
 		tb.Fatalf("err = nil, want reason %q", reason)
 	}
-	var ae *AuthError
-	if !errors.As(err, &ae) {
-		tb.Fatalf("err = %v (%T), want *AuthError %q", err, err, reason)
+	me, ok := models.AsError(err)
+	if !ok {
+		tb.Fatalf("err = %v (%T), want a *models.Error with reason %q", err, err, reason)
 	}
-	if ae.Reason != reason {
-		tb.Fatalf("reason = %q (%v), want %q", ae.Reason, err, reason)
+	if me.Reason != reason {
+		tb.Fatalf("reason = %q (%v), want %q", me.Reason, err, reason)
 	}
-	var me *models.Error
-	if !errors.As(err, &me) || me.Code != models.CodeUnauthorized || me.Message != ae.Message {
-		tb.Fatalf("err does not unwrap to an unauthorized models.Error: %v", me)
+	if me.Code != models.CodeUnauthorized {
+		tb.Fatalf("code = %q (%v), want unauthorized", me.Code, err)
 	}
-	if ae.Message == "" || strings.ContainsAny(ae.Message, "\r\n") {
-		tb.Fatalf("message %q is not one line", ae.Message)
+	if me.Message == "" || strings.ContainsAny(me.Message, "\r\n") {
+		tb.Fatalf("message %q is not one line", me.Message)
 	}
 }
 
@@ -109,7 +107,5 @@ func jsonMarshal(tb testing.TB, v any) []byte {
 	}
 	return b
 }
-
-func errorsAs(err error, target any) bool { return errors.As(err, target) }
 
 func bodyOf(b []byte) io.ReadCloser { return io.NopCloser(bytes.NewReader(b)) }

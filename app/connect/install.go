@@ -105,8 +105,7 @@ func (v *InstallVerifier) Verify(ctx context.Context, r *http.Request, bodyClien
 
 	token, fromHeader, err := tokenFromRequest(r)
 	if err != nil {
-		var ae *AuthError
-		if errors.As(err, &ae) && ae.Reason == ReasonMissingToken {
+		if ReasonOf(err) == ReasonMissingToken {
 			return nil, authErr(ReasonMissingToken, "install callbacks must be signed: no Authorization: JWT header")
 		}
 		return nil, err

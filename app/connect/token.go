@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"idbridge/models"
 )
 
 // Leeway is the clock skew allowed on exp (and nbf).
@@ -192,14 +194,14 @@ type tokenHeader struct {
 
 // splitToken checks the size and shape of a compact JWS and decodes its
 // header and payload, without verifying anything.
-func splitToken(token string) (tokenHeader, []byte, *AuthError) {
+func splitToken(token string) (tokenHeader, []byte, *models.Error) {
 	h, payload, _, aerr := splitTokenAt(token)
 	return h, payload, aerr
 }
 
 // splitTokenAt is splitToken that also returns the index of the second dot,
 // which ends the signing input.
-func splitTokenAt(token string) (tokenHeader, []byte, int, *AuthError) {
+func splitTokenAt(token string) (tokenHeader, []byte, int, *models.Error) {
 	var h tokenHeader
 	if len(token) > MaxTokenSize {
 		return h, nil, 0, authErr(ReasonMalformed, "token too large")
@@ -240,7 +242,7 @@ type rawHeader struct {
 // "kid" only under case folding ("ALG", "\u0041lg", the Kelvin sign) takes
 // the map path; every other header takes the cheaper struct path, which then
 // reads exactly what the map would.
-func decodeHeader(hb []byte, h *tokenHeader) *AuthError {
+func decodeHeader(hb []byte, h *tokenHeader) *models.Error {
 	var alg, kid json.RawMessage
 	if headerMayFold(hb) {
 		var raw map[string]json.RawMessage
@@ -326,7 +328,7 @@ type payloadClaims struct {
 // parseToken splits and decodes token once. It fails only on what every
 // verification refuses first (size, shape, base64, header); an issuer that
 // UnverifiedIssuer would refuse is returned as issErr.
-func parseToken(token string) (u *Unverified, issErr, aerr *AuthError) {
+func parseToken(token string) (u *Unverified, issErr, aerr *models.Error) {
 	h, payload, sigAt, aerr := splitTokenAt(token)
 	if aerr != nil {
 		return nil, nil, aerr
@@ -499,7 +501,7 @@ func (u *Unverified) verifySite(clientKey string, secret []byte, kind RouteKind,
 // leeway in the future, and a token that lives longer than
 // [MaxTokenLifetime] (exp - iat; without iat, exp - now). exp is present:
 // the validator requires it.
-func checkLifetime(c *tokenClaims, now time.Time) *AuthError {
+func checkLifetime(c *tokenClaims, now time.Time) *models.Error {
 	if c.ExpiresAt == nil {
 		return authErr(ReasonNoExp, "token has no exp")
 	}
@@ -541,7 +543,7 @@ func newParser(alg string, now time.Time) *jwt.Parser {
 
 // classifyParseError maps the parser's errors to reasons. Claims errors are
 // joined; the first matching reason in this order wins.
-func classifyParseError(err error) *AuthError {
+func classifyParseError(err error) *models.Error {
 	switch {
 	case errors.Is(err, errWrongKeyAlg):
 		return authErr(ReasonBadAlg, "token alg does not match the key")

@@ -1,111 +1,63 @@
 package scim
 
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
 	"testing"
-
-	"github.com/google/go-cmp/cmp"
 
 	"idbridge/models"
 )
 
 // "status a JSON string and scimType where RFC 7644 table 9 names one
-// (uniqueness → 409, invalidFilter, … tooMany → 400)".
+// (uniqueness → 409, invalidFilter, … tooMany → 400)": the code picks the
+// status (handlers.statusOf, tested with the SCIM body in handlers), the
+// error carries the scimType.
 func TestErrorConstructors(t *testing.T) {
 	tests := []struct {
-		err      *Error
-		status   int
-		scimType string
+		err      *models.Error
 		code     models.Code
+		scimType string
 	}{
-		{Uniqueness("x"), 409, "uniqueness", models.CodeConflict},
-		{InvalidFilter("x"), 400, "invalidFilter", models.CodeInvalid},
-		{InvalidValue("x"), 400, "invalidValue", models.CodeInvalid},
-		{InvalidPath("x"), 400, "invalidPath", models.CodeInvalid},
-		{NoTarget("x"), 400, "noTarget", models.CodeInvalid},
-		{Mutability("x"), 400, "mutability", models.CodeInvalid},
-		{InvalidSyntax("x"), 400, "invalidSyntax", models.CodeInvalid},
-		{TooMany("x"), 400, "tooMany", models.CodeInvalid},
-		{InvalidVersion("x"), 400, "invalidVers", models.CodeInvalid},
-		{NotFound("x"), 404, "", models.CodeNotFound},
-		{PreconditionFailed("x"), 412, "", models.CodePrecondition},
-		{NotImplemented("x"), 501, "", models.CodeInvalid},
-		{Unauthorized("x"), 401, "", models.CodeUnauthorized},
-		{Forbidden("x"), 403, "", models.CodeForbidden},
+		{Uniqueness("x"), models.CodeConflict, "uniqueness"},
+		{InvalidFilter("x"), models.CodeInvalid, "invalidFilter"},
+		{InvalidValue("x"), models.CodeInvalid, "invalidValue"},
+		{InvalidPath("x"), models.CodeInvalid, "invalidPath"},
+		{NoTarget("x"), models.CodeInvalid, "noTarget"},
+		{Mutability("x"), models.CodeInvalid, "mutability"},
+		{InvalidSyntax("x"), models.CodeInvalid, "invalidSyntax"},
+		{TooMany("x"), models.CodeInvalid, "tooMany"},
+		{InvalidVersion("x"), models.CodeInvalid, "invalidVers"},
+		{NotFound("x"), models.CodeNotFound, ""},
+		{PreconditionFailed("x"), models.CodePrecondition, ""},
+		{NotImplemented("x"), models.CodeNotImplemented, ""},
+		{Unauthorized("x"), models.CodeUnauthorized, ""},
+		{Forbidden("x"), models.CodeForbidden, ""},
 	}
 	for _, tt := range tests {
-		t.Run(fmt.Sprintf("%d %s", tt.status, tt.scimType), func(t *testing.T) {
-			if tt.err.Status != tt.status || tt.err.ScimType != tt.scimType {
-				t.Errorf("got %d %q, want %d %q", tt.err.Status, tt.err.ScimType, tt.status, tt.scimType)
+		t.Run(fmt.Sprintf("%s %s", tt.code, tt.scimType), func(t *testing.T) {
+			if tt.err.Code != tt.code || tt.err.SCIMType != tt.scimType || tt.err.Message != "x" {
+				t.Errorf("got %s %q %q, want %s %q x", tt.err.Code, tt.err.SCIMType, tt.err.Message, tt.code, tt.scimType)
 			}
 			var wrapped error = fmt.Errorf("handler: %w", tt.err)
 			if got := models.ErrorCode(wrapped); got != tt.code {
 				t.Errorf("models.ErrorCode = %q, want %q", got, tt.code)
 			}
-			if got := models.ErrorMessage(wrapped); got != "x" {
-				t.Errorf("models.ErrorMessage = %q, want x", got)
-			}
-			if AsError(wrapped) != tt.err {
-				t.Error("AsError did not return the *Error in the chain")
+			if got, _ := models.AsError(wrapped); got != tt.err {
+				t.Error("models.AsError did not return the error in the chain")
 			}
 		})
 	}
 }
 
-func TestErrorDocument(t *testing.T) {
-	b, err := json.Marshal(InvalidFilter("unknown attribute %q", "foo"))
-	if err != nil {
-		t.Fatal(err)
+// An error of a PATCH operation names the operation; the code and scimType
+// stay, and an error that is not a models.Error is left as it is.
+func TestOperationError(t *testing.T) {
+	err := operationError(2, PatchOperation{Op: "Add"}, fmt.Errorf("apply: %w", InvalidPath("no such attribute")))
+	e := testError(err)
+	if e.Code != models.CodeInvalid || e.SCIMType != SCIMTypeInvalidPath || e.Message != "operation 3 (add): no such attribute" {
+		t.Errorf("got %v", e)
 	}
-	var got map[string]any
-	if err := json.Unmarshal(b, &got); err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]any{
-		"schemas":  []any{ErrorSchema},
-		"status":   "400",
-		"scimType": "invalidFilter",
-		"detail":   `unknown attribute "foo"`,
-	}
-	if d := cmp.Diff(want, got); d != "" {
-		t.Errorf("error body (-want +got):\n%s", d)
-	}
-	// "Never an empty documentationUri or a null value": no scimType key
-	// when there is none.
-	doc := NotFound("no such user").Document()
-	if _, ok := doc["scimType"]; ok {
-		t.Errorf("404 body has a scimType: %v", doc)
-	}
-	if doc["status"] != "404" {
-		t.Errorf("status = %v, want the string 404", doc["status"])
-	}
-}
-
-func TestAsError(t *testing.T) {
-	tests := []struct {
-		err    error
-		status int
-		detail string
-	}{
-		{models.Errorf(models.CodeNotFound, "user not found"), 404, "user not found"},
-		{models.Errorf(models.CodeConflict, "taken"), 409, "taken"},
-		{models.Errorf(models.CodePrecondition, "version"), 412, "version"},
-		{models.Errorf(models.CodeUnauthorized, "token"), 401, "token"},
-		{models.Errorf(models.CodeInternal, "db password=hunter2"), 500, "internal error"},
-		{errors.New("connection refused to 10.0.0.1"), 500, "internal error"},
-	}
-	for _, tt := range tests {
-		got := AsError(tt.err)
-		if got.Status != tt.status || got.Detail != tt.detail {
-			t.Errorf("AsError(%v) = %d %q, want %d %q", tt.err, got.Status, got.Detail, tt.status, tt.detail)
-		}
-	}
-	if AsError(nil) != nil {
-		t.Error("AsError(nil) != nil")
-	}
-	if e := AsError(models.Errorf(models.CodeConflict, "taken")); e.ScimType != "uniqueness" {
-		t.Errorf("conflict scimType = %q, want uniqueness", e.ScimType)
+	plain := fmt.Errorf("disk on fire")
+	if got := operationError(0, PatchOperation{Op: "add"}, plain); got != plain {
+		t.Errorf("an internal error was rewritten: %v", got)
 	}
 }

@@ -2,7 +2,6 @@ package scim
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -1138,11 +1137,4 @@ func quoteString(s string) string {
 	}
 	b.WriteByte('"')
 	return b.String()
-}
-
-// errorsAs is errors.As for *Error, for brevity at call sites.
-func errorsAs(err error) (*Error, bool) {
-	var e *Error
-	ok := errors.As(err, &e)
-	return e, ok
 }

@@ -8,6 +8,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	filter "github.com/scim2/filter-parser/v2"
+
+	"idbridge/models"
 )
 
 type filterCase struct {
@@ -184,8 +186,8 @@ func TestFilterUnknownAttributeOrOperatorIsInvalidFilter(t *testing.T) {
 		strings.Repeat(`userName eq "x" or `, 300) + `title pr`,
 	} {
 		_, err := ParseFilter(Users, in)
-		e := AsError(err)
-		if e == nil || e.Status != 400 || e.ScimType != ScimTypeInvalidFilter {
+		e := testError(err)
+		if e == nil || e.Code != models.CodeInvalid || e.SCIMType != SCIMTypeInvalidFilter {
 			t.Errorf("ParseFilter(%q) = %v, want 400 invalidFilter", in, err)
 		}
 	}
@@ -346,7 +348,7 @@ func FuzzParseFilter(f *testing.F) {
 		for _, rt := range []ResourceType{Users, Groups} {
 			expr, err := ParseFilter(rt, s)
 			if err != nil {
-				if e := AsError(err); e.Status != 400 || e.ScimType != ScimTypeInvalidFilter {
+				if e := testError(err); e.Code != models.CodeInvalid || e.SCIMType != SCIMTypeInvalidFilter {
 					t.Fatalf("ParseFilter(%q) = %v, want 400 invalidFilter", s, err)
 				}
 				continue

@@ -3,7 +3,6 @@ package scim
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"reflect"
 	"slices"
 	"strings"
@@ -111,9 +110,7 @@ func ApplyPatch(rt ResourceType, resource map[string]any, req *PatchRequest) (*P
 		}
 		op := req.Operations[i]
 		if err := p.apply(op); err != nil {
-			e := AsError(err)
-			return nil, &Error{Status: e.Status, ScimType: e.ScimType,
-				Detail: fmt.Sprintf("operation %d (%s): %s", i+1, strings.ToLower(op.Op), e.Detail)}
+			return nil, operationError(i, op, err)
 		}
 		i++
 	}

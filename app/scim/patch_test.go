@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"idbridge/models"
 )
 
 func applyJSON(t testing.TB, rt ResourceType, doc map[string]any, body string) (*PatchResult, error) {
@@ -28,12 +30,24 @@ func mustPatch(t testing.TB, rt ResourceType, doc map[string]any, body string) *
 	return res
 }
 
-func wantStatus(t *testing.T, err error, status int, scimType string) {
+func wantError(t *testing.T, err error, code models.Code, scimType string) {
 	t.Helper()
-	e := AsError(err)
-	if e == nil || e.Status != status || e.ScimType != scimType {
-		t.Errorf("err = %v, want %d %s", err, status, scimType)
+	e := testError(err)
+	if e == nil || e.Code != code || e.SCIMType != scimType {
+		t.Errorf("err = %v, want %s %s", err, code, scimType)
 	}
+}
+
+// testError is the models.Error in err's chain: nil for nil, an internal
+// one for an error without it.
+func testError(err error) *models.Error {
+	if err == nil {
+		return nil
+	}
+	if e, ok := models.AsError(err); ok {
+		return e
+	}
+	return &models.Error{Code: models.CodeInternal, Message: err.Error()}
 }
 
 const (
@@ -84,7 +98,7 @@ func TestPatchOpCaseInsensitive(t *testing.T) {
 		t.Errorf("Remove: %v", res.Resource)
 	}
 	_, err := applyJSON(t, Users, jsonDoc(t, jane), op("move", "displayName", "x"))
-	wantStatus(t, err, 400, ScimTypeInvalidSyntax)
+	wantError(t, err, models.CodeInvalid, SCIMTypeInvalidSyntax)
 }
 
 // "Booleans may arrive as strings "True"/"False" (Entra without
@@ -110,7 +124,7 @@ func TestPatchBooleanStrings(t *testing.T) {
 		t.Errorf("emails primary = %#v", got)
 	}
 	_, err := applyJSON(t, Users, jsonDoc(t, jane), op("Replace", "active", "maybe"))
-	wantStatus(t, err, 400, ScimTypeInvalidValue)
+	wantError(t, err, models.CodeInvalid, SCIMTypeInvalidValue)
 }
 
 // "Paths: simple (active), sub-attributes (name.givenName), filtered
@@ -273,7 +287,7 @@ func TestPatchManagerShapes(t *testing.T) {
 		t.Errorf("empty manager kept: %v", res.Resource)
 	}
 	_, err := applyJSON(t, Users, jsonDoc(t, jane), op("Replace", path, []any{"a", "b"}))
-	wantStatus(t, err, 400, ScimTypeInvalidValue)
+	wantError(t, err, models.CodeInvalid, SCIMTypeInvalidValue)
 }
 
 // "Operations apply in order and atomically: all or nothing."
@@ -285,12 +299,12 @@ func TestPatchInOrderAndAtomic(t *testing.T) {
 		{"op":"remove","path":"emails[type eq \"work\"]"},
 		{"op":"replace","path":"id","value":"hijack"}
 	]}`)
-	wantStatus(t, err, 400, ScimTypeMutability)
+	wantError(t, err, models.CodeInvalid, SCIMTypeMutability)
 	if d := cmp.Diff(before, doc); d != "" {
 		t.Errorf("input modified (-want +got):\n%s", d)
 	}
-	if !strings.Contains(AsError(err).Detail, "operation 3") {
-		t.Errorf("detail does not name the operation: %q", AsError(err).Detail)
+	if !strings.Contains(testError(err).Message, "operation 3") {
+		t.Errorf("detail does not name the operation: %q", testError(err).Message)
 	}
 	res := mustPatch(t, Users, doc, `{"Operations":[
 		{"op":"add","path":"nickName","value":"a"},
@@ -375,30 +389,30 @@ func TestPatchErrors(t *testing.T) {
 	tests := []struct {
 		name     string
 		body     string
-		status   int
+		code     models.Code
 		scimType string
 	}{
-		{"remove without path", op("remove", "", nil), 400, ScimTypeNoTarget},
-		{"remove without path with value", op("Remove", "", map[string]any{"nickName": "x"}), 400, ScimTypeNoTarget},
-		{"unparsable path", op("replace", `emails[type eq "work"`, "x"), 400, ScimTypeInvalidPath},
-		{"unparsable filter", op("replace", `emails[type zz "work"].value`, "x"), 400, ScimTypeInvalidPath},
-		{"unknown sub-attribute", op("replace", "name.nick", "x"), 400, ScimTypeInvalidPath},
-		{"id with path", op("replace", "id", "x"), 400, ScimTypeMutability},
-		{"meta with path", op("replace", "meta.lastModified", "2020-01-01T00:00:00Z"), 400, ScimTypeMutability},
-		{"remove meta", op("remove", "meta", nil), 400, ScimTypeMutability},
-		{"empty operations", `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[]}`, 400, ScimTypeInvalidValue},
-		{"no operations", `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"]}`, 400, ScimTypeInvalidValue},
-		{"not json", `{"Operations":[`, 400, ScimTypeInvalidSyntax},
-		{"path not a string", `{"Operations":[{"op":"add","path":5,"value":1}]}`, 400, ScimTypeInvalidSyntax},
-		{"value not an object", op("replace", "", "x"), 400, ScimTypeInvalidValue},
-		{"wrong type", op("replace", "name", "x"), 400, ScimTypeInvalidValue},
-		{"remove required", op("remove", "userName", nil), 400, ScimTypeInvalidValue},
-		{"string gets object", op("replace", "displayName", map[string]any{"a": 1}), 400, ScimTypeInvalidValue},
+		{"remove without path", op("remove", "", nil), models.CodeInvalid, SCIMTypeNoTarget},
+		{"remove without path with value", op("Remove", "", map[string]any{"nickName": "x"}), models.CodeInvalid, SCIMTypeNoTarget},
+		{"unparsable path", op("replace", `emails[type eq "work"`, "x"), models.CodeInvalid, SCIMTypeInvalidPath},
+		{"unparsable filter", op("replace", `emails[type zz "work"].value`, "x"), models.CodeInvalid, SCIMTypeInvalidPath},
+		{"unknown sub-attribute", op("replace", "name.nick", "x"), models.CodeInvalid, SCIMTypeInvalidPath},
+		{"id with path", op("replace", "id", "x"), models.CodeInvalid, SCIMTypeMutability},
+		{"meta with path", op("replace", "meta.lastModified", "2020-01-01T00:00:00Z"), models.CodeInvalid, SCIMTypeMutability},
+		{"remove meta", op("remove", "meta", nil), models.CodeInvalid, SCIMTypeMutability},
+		{"empty operations", `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[]}`, models.CodeInvalid, SCIMTypeInvalidValue},
+		{"no operations", `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"]}`, models.CodeInvalid, SCIMTypeInvalidValue},
+		{"not json", `{"Operations":[`, models.CodeInvalid, SCIMTypeInvalidSyntax},
+		{"path not a string", `{"Operations":[{"op":"add","path":5,"value":1}]}`, models.CodeInvalid, SCIMTypeInvalidSyntax},
+		{"value not an object", op("replace", "", "x"), models.CodeInvalid, SCIMTypeInvalidValue},
+		{"wrong type", op("replace", "name", "x"), models.CodeInvalid, SCIMTypeInvalidValue},
+		{"remove required", op("remove", "userName", nil), models.CodeInvalid, SCIMTypeInvalidValue},
+		{"string gets object", op("replace", "displayName", map[string]any{"a": 1}), models.CodeInvalid, SCIMTypeInvalidValue},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := applyJSON(t, Users, jsonDoc(t, jane), tt.body)
-			wantStatus(t, err, tt.status, tt.scimType)
+			wantError(t, err, tt.code, tt.scimType)
 		})
 	}
 	res := mustPatch(t, Users, jsonDoc(t, jane), op("replace", "", map[string]any{
@@ -407,7 +421,7 @@ func TestPatchErrors(t *testing.T) {
 	if res.Resource["id"] != "u1" || res.Resource["meta"].(map[string]any)["version"] != `W/"1"` || res.Resource["displayName"] != "ok" {
 		t.Errorf("id/meta in a value object not ignored: %v", res.Resource)
 	}
-	if _, err := ApplyPatch(Users, jsonDoc(t, jane), nil); AsError(err).ScimType != ScimTypeInvalidValue {
+	if _, err := ApplyPatch(Users, jsonDoc(t, jane), nil); testError(err).SCIMType != SCIMTypeInvalidValue {
 		t.Errorf("nil request: %v", err)
 	}
 }
@@ -762,7 +776,7 @@ func TestPatchMemberRunsMatchOneByOne(t *testing.T) {
 		{"op":"add","path":"members","value":[{"value":"u5"}]},
 		{"op":"add","path":"members","value":[{"display":"no id"}]}
 	]}`)
-	if e := AsError(err); e == nil || e.ScimType != ScimTypeInvalidValue || !strings.Contains(e.Detail, "operation 3") {
+	if e := testError(err); e == nil || e.SCIMType != SCIMTypeInvalidValue || !strings.Contains(e.Message, "operation 3") {
 		t.Errorf("err = %v, want invalidValue naming operation 3", err)
 	}
 }
@@ -812,7 +826,7 @@ func TestPatchMultiValuedAddDeduplicatesAndPrimary(t *testing.T) {
 		t.Errorf("primary email = %q", got)
 	}
 	_, err := applyJSON(t, Groups, jsonDoc(t, ops), op("add", "members", []any{map[string]any{"display": "no value"}}))
-	wantStatus(t, err, 400, ScimTypeInvalidValue)
+	wantError(t, err, models.CodeInvalid, SCIMTypeInvalidValue)
 }
 
 func TestPatchUnknownAttributesKept(t *testing.T) {
@@ -876,7 +890,7 @@ func checkPatch(t *testing.T, rt ResourceType, doc map[string]any, body string) 
 		t.Fatalf("input modified by %s", body)
 	}
 	if err != nil {
-		if e := AsError(err); e.Status < 400 || e.Status > 499 {
+		if e := testError(err); e.Code == models.CodeInternal || e.Code == models.CodeUnavailable {
 			t.Fatalf("%s: %v, want a 4xx *Error", body, err)
 		}
 		return

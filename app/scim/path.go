@@ -4,6 +4,8 @@ import (
 	"strings"
 
 	filter "github.com/scim2/filter-parser/v2"
+
+	"idbridge/models"
 )
 
 const maxPathLength = 2048
@@ -218,8 +220,8 @@ func filterString(e filter.Expression) string { return FormatFilter(e) }
 
 // detail returns the client-safe detail of err.
 func detail(err error) string {
-	if e, ok := errorsAs(err); ok {
-		return e.Detail
+	if e, ok := models.AsError(err); ok {
+		return e.Message
 	}
 	return "invalid"
 }

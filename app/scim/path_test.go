@@ -4,6 +4,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"idbridge/models"
 )
 
 // "Paths: simple (active), sub-attributes (name.givenName), filtered
@@ -84,7 +86,7 @@ func TestParsePathUnparsableIsInvalidPath(t *testing.T) {
 		`nickname2[value eq "x"]`, "]", "a..b", `"userName"`,
 	} {
 		_, err := ParsePath(Users, in)
-		if e := AsError(err); e == nil || e.Status != 400 || e.ScimType != ScimTypeInvalidPath {
+		if e := testError(err); e == nil || e.Code != models.CodeInvalid || e.SCIMType != SCIMTypeInvalidPath {
 			t.Errorf("ParsePath(%q) = %v, want 400 invalidPath", in, err)
 		}
 	}
@@ -102,7 +104,7 @@ func FuzzParsePath(f *testing.F) {
 		for _, rt := range []ResourceType{Users, Groups} {
 			p, err := ParsePath(rt, s)
 			if err != nil {
-				if e := AsError(err); e.Status != 400 || e.ScimType != ScimTypeInvalidPath {
+				if e := testError(err); e.Code != models.CodeInvalid || e.SCIMType != SCIMTypeInvalidPath {
 					t.Fatalf("ParsePath(%q) = %v, want 400 invalidPath", s, err)
 				}
 				continue

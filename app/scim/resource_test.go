@@ -4,6 +4,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"idbridge/models"
 )
 
 // "Okta sends password and groups: [] on create: ignore both, never echo a
@@ -197,7 +199,7 @@ func TestNormalizeInvalid(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := Normalize(tt.rt, jsonDoc(t, tt.doc))
-			wantStatus(t, err, 400, ScimTypeInvalidValue)
+			wantError(t, err, models.CodeInvalid, SCIMTypeInvalidValue)
 		})
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"idbridge/models"
 )
 
 func TestResolve(t *testing.T) {
@@ -152,7 +154,7 @@ func TestDiscoveryDocuments(t *testing.T) {
 	if err != nil || one["id"] != GroupSchema {
 		t.Errorf("SchemaDocument(group) = %v, %v", one["id"], err)
 	}
-	if _, err := SchemaDocument(base, "urn:nope"); AsError(err).Status != 404 {
+	if _, err := SchemaDocument(base, "urn:nope"); testError(err).Code != models.CodeNotFound {
 		t.Errorf("unknown schema: %v", err)
 	}
 

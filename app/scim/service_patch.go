@@ -334,22 +334,23 @@ var operationNumber = regexp.MustCompile(`^operation (\d+) `)
 // renumber rewrites "operation N" in an ApplyPatch error of a subset of the
 // operations to the operation's number in the whole request.
 func renumber(err error, idx []int) error {
-	e, ok := errorsAs(err)
-	if !ok {
-		return err
-	}
-	m := operationNumber.FindStringSubmatch(e.Detail)
-	if m == nil {
-		return err
-	}
-	n, convErr := strconv.Atoi(m[1])
-	if convErr != nil || n < 1 || n > len(idx) {
-		return err
-	}
-	return &Error{Status: e.Status, ScimType: e.ScimType, Detail: fmt.Sprintf("operation %d ", idx[n-1]+1) + e.Detail[len(m[0]):]}
+	return withDetail(err, func(detail string) string {
+		m := operationNumber.FindStringSubmatch(detail)
+		if m == nil {
+			return detail
+		}
+		n, convErr := strconv.Atoi(m[1])
+		if convErr != nil || n < 1 || n > len(idx) {
+			return detail
+		}
+		return fmt.Sprintf("operation %d ", idx[n-1]+1) + detail[len(m[0]):]
+	})
 }
 
+// operationError names the operation (its 1-based number and op) in the
+// detail of err.
 func operationError(i int, op PatchOperation, err error) error {
-	e := AsError(err)
-	return &Error{Status: e.Status, ScimType: e.ScimType, Detail: fmt.Sprintf("operation %d (%s): %s", i+1, strings.ToLower(op.Op), e.Detail)}
+	return withDetail(err, func(detail string) string {
+		return fmt.Sprintf("operation %d (%s): %s", i+1, strings.ToLower(op.Op), detail)
+	})
 }

@@ -111,7 +111,7 @@ func TestWriteLockNotHeldWhileComputing(t *testing.T) {
 			out, err := Normalize(Users, doc)
 			return out, true, err
 		})
-		if e := AsError(err); e == nil || e.Status != 412 {
+		if e := testError(err); e == nil || e.Code != models.CodePrecondition {
 			t.Fatalf("If-Match over a change made meanwhile: %v, want 412", err)
 		}
 

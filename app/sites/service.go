@@ -158,10 +158,9 @@ func (s *Service) siteByClientKey(ctx context.Context, clientKey string) (*model
 
 // authFail records the reason and returns err as a 401.
 func (s *Service) authFail(err error) error {
-	reason := "other"
-	var ae *connect.AuthError
-	if errors.As(err, &ae) {
-		reason = ae.Reason
+	reason := connect.ReasonOf(err)
+	if reason == "" {
+		reason = "other"
 	}
 	if s.OnAuthFailure != nil {
 		s.OnAuthFailure(reason)
@@ -193,12 +192,12 @@ func (s *Service) Authenticate(r *http.Request, kind connect.RouteKind) (*models
 	site, err := s.siteByClientKey(r.Context(), parsed.Issuer)
 	if err != nil {
 		if models.IsNotFound(err) {
-			return nil, s.authFail(&connect.AuthError{Reason: "unknown_site", Message: "the token's issuer is not an installed site"})
+			return nil, s.authFail(connect.Unauthorized(connect.ReasonUnknownSite, "the token's issuer is not an installed site"))
 		}
 		return nil, err
 	}
 	if !site.Active() || len(site.SharedSecret) == 0 {
-		return nil, s.authFail(&connect.AuthError{Reason: "uninstalled_site", Message: "the app is not installed on this site"})
+		return nil, s.authFail(connect.Unauthorized(connect.ReasonUninstalledSite, "the app is not installed on this site"))
 	}
 	claims, err := parsed.VerifySite(site.ClientKey, site.SharedSecret, kind, r, s.cfg.BaseURL.Path, s.now())
 	if err != nil {
@@ -280,7 +279,7 @@ func productOf(site *models.Site) string {
 func (s *Service) checkSiteURL(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil || !u.IsAbs() || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return &connect.AuthError{Reason: connect.ReasonUntrustedSite, Message: "baseUrl is not an absolute URL"}
+		return connect.Unauthorized(connect.ReasonUntrustedSite, "baseUrl is not an absolute URL")
 	}
 	host := u.Host
 	hostname := u.Hostname()
@@ -288,16 +287,16 @@ func (s *Service) checkSiteURL(raw string) error {
 	case "https":
 	case "http":
 		if s.cfg.AllowsPlainHTTP == nil || !s.cfg.AllowsPlainHTTP(host) {
-			return &connect.AuthError{Reason: connect.ReasonUntrustedSite, Message: "baseUrl must use https"}
+			return connect.Unauthorized(connect.ReasonUntrustedSite, "baseUrl must use https")
 		}
 	default:
-		return &connect.AuthError{Reason: connect.ReasonUntrustedSite, Message: "baseUrl must use https"}
+		return connect.Unauthorized(connect.ReasonUntrustedSite, "baseUrl must use https")
 	}
 	if net.ParseIP(hostname) != nil && u.Scheme == "https" {
-		return &connect.AuthError{Reason: connect.ReasonUntrustedSite, Message: "baseUrl host is not a trusted Atlassian product host"}
+		return connect.Unauthorized(connect.ReasonUntrustedSite, "baseUrl host is not a trusted Atlassian product host")
 	}
 	if s.cfg.TrustedHost == nil || !s.cfg.TrustedHost(host) {
-		return &connect.AuthError{Reason: connect.ReasonUntrustedSite, Message: "baseUrl host is not a trusted Atlassian product host"}
+		return connect.Unauthorized(connect.ReasonUntrustedSite, "baseUrl host is not a trusted Atlassian product host")
 	}
 	return nil
 }
@@ -431,7 +430,7 @@ func (s *Service) Toggle(ctx context.Context, r *http.Request, ev *models.Instal
 		return err
 	}
 	if ev.ClientKey != caller.Site.ClientKey {
-		return s.authFail(&connect.AuthError{Reason: connect.ReasonBadIss, Message: "the token's issuer is not the body's clientKey"})
+		return s.authFail(connect.Unauthorized(connect.ReasonBadIss, "the token's issuer is not the body's clientKey"))
 	}
 	if ev.EventType != "" && ev.EventType != string(event) {
 		return models.FieldError("eventType", "eventType %q does not match this callback (%s)", ev.EventType, event)
