@@ -49,7 +49,7 @@ var (
 // no fetch.
 const (
 	installKeyFetchRate  rate.Limit = 2
-	installKeyFetchBurst            = 10
+	installKeyFetchBurst int        = 10
 )
 
 // Options are the parts of App that tests and the CLI choose.
@@ -58,7 +58,7 @@ type Options struct {
 	Now func() time.Time
 	// DescriptorTemplate is atlassian-connect.json, embedded by main.
 	DescriptorTemplate []byte
-	// HTTPClient, when set, is the base transport for every call to
+	// HTTPTransport, when set, is the base transport for every call to
 	// Atlassian (install keys, site REST); tests point it at fakes.
 	HTTPTransport http.RoundTripper
 	// IdPTransport, when set, is the base transport for calls to customer
@@ -342,7 +342,7 @@ func (a *App) Run(ctx context.Context) error {
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	a.log.Info("shutting down", "timeout", a.cfg.ShutdownTimeout.String())
+	a.log.Info("shutting down", "timeout", a.shutdownTimeout().String())
 	shutCtx, cancel := context.WithTimeout(context.Background(), a.shutdownTimeout())
 	defer cancel()
 	err := a.server.Shutdown(shutCtx)
@@ -360,7 +360,7 @@ func (a *App) shutdownTimeout() time.Duration {
 	if a.cfg.ShutdownTimeout > 0 {
 		return a.cfg.ShutdownTimeout
 	}
-	return 20 * time.Second
+	return config.DefaultShutdownTimeout
 }
 
 // startWorkers starts the background workers; each stops when ctx is done

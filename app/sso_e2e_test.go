@@ -309,7 +309,7 @@ func TestSSOEndToEnd(t *testing.T) {
 
 		// SAML: the IdP's auto-posting page, then the POST back.
 		e.saml.SignIn(&fakeidp.User{Email: "dave@customer.example", Name: "Dave Customer"})
-		res, page = c.get(portal + "login?idp=" + samlIdP["id"].(string))
+		_, page = c.get(portal + "login?idp=" + samlIdP["id"].(string))
 		fields := map[string]string{}
 		for _, m := range formField.FindAllStringSubmatch(page, -1) {
 			fields[m[1]] = html.UnescapeString(m[2])
@@ -488,7 +488,7 @@ func (e *ssoEnv) portalJourney(c *customer, portal, home string) {
 	// Another customer's request: not listed, not readable, not commentable.
 	other := e.jira.AddAccount(fakeatlassian.Account{Email: "erin@customer.example", DisplayName: "Erin", Type: fakeatlassian.AccountCustomer})
 	otherKey := e.jira.AddRequest(e.desk, e.rtype, other, "Erin's secret")
-	res, page = c.get(portal + "requests")
+	_, page = c.get(portal + "requests")
 	if strings.Contains(page, otherKey) {
 		t.Errorf("my requests list another's request")
 	}

@@ -42,9 +42,12 @@ const (
 	defaultAuditRetention      = "60d"
 	defaultLogLevel            = "info"
 	defaultLogFormat           = "json"
-	defaultShutdownTimeout     = "20s"
 	sqliteFileName             = "idbridge.db"
 )
+
+// DefaultShutdownTimeout is ShutdownTimeout unless configured; a Config
+// without one (built by hand) shuts down within it too.
+const DefaultShutdownTimeout = 20 * time.Second
 
 // Config is idbridge's whole configuration. Build it with Load; a Config
 // assembled by hand (in tests) should pass Validate before use.
@@ -268,7 +271,7 @@ func Load(getenv func(string) string, readFile func(string) ([]byte, error)) (Co
 	c.ForgeAppID = l.get("IDBRIDGE_FORGE_APP_ID")
 	c.PrivacyContact = l.get("IDBRIDGE_PRIVACY_CONTACT")
 
-	shutdown := l.str("IDBRIDGE_SHUTDOWN_TIMEOUT", defaultShutdownTimeout)
+	shutdown := l.str("IDBRIDGE_SHUTDOWN_TIMEOUT", DefaultShutdownTimeout.String())
 	if d, err := time.ParseDuration(shutdown); err != nil {
 		l.fail("IDBRIDGE_SHUTDOWN_TIMEOUT", "%q is not a duration such as \"20s\" or \"1m\"", shutdown)
 	} else {

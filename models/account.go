@@ -20,11 +20,6 @@ const (
 	AccountOAuthClient AccountKind = "oauth_client"
 )
 
-// AccountKinds lists the kinds in the order the admin page offers them.
-func AccountKinds() []AccountKind {
-	return []AccountKind{AccountAPIToken, AccountScopedToken, AccountOAuthClient}
-}
-
 // Valid reports whether k is a known kind.
 func (k AccountKind) Valid() bool {
 	switch k {

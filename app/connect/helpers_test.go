@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"io"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -109,3 +110,26 @@ func jsonMarshal(tb testing.TB, v any) []byte {
 }
 
 func bodyOf(b []byte) io.ReadCloser { return io.NopCloser(bytes.NewReader(b)) }
+
+// UnverifiedIssuer is ParseUnverified's issuer, as the tests read it.
+func UnverifiedIssuer(token string) (string, error) {
+	u, err := ParseUnverified(token)
+	if err != nil {
+		return "", err
+	}
+	return u.Issuer, nil
+}
+
+// VerifySiteToken parses and verifies a site token in one call, with the
+// arguments checked first: the checks of ParseUnverified's decoding and of
+// Unverified.VerifySite, in their order, whatever the issuer looks like.
+func VerifySiteToken(token string, clientKey string, secret []byte, kind RouteKind, r *http.Request, basePath string, now time.Time) (*Claims, error) {
+	if err := checkVerifyArgs(clientKey, secret, kind, r); err != nil {
+		return nil, err
+	}
+	u, _, aerr := parseToken(token)
+	if aerr != nil {
+		return nil, aerr
+	}
+	return u.verifySite(clientKey, secret, kind, r, basePath, now)
+}

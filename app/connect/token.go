@@ -318,7 +318,7 @@ type Unverified struct {
 }
 
 // payloadClaims decodes the claims and keeps iss raw, so that the issuer is
-// read as UnverifiedIssuer always read it (a JSON string, null being no
+// read as ParseUnverified always read it (a JSON string, null being no
 // iss). Iss is shallower than the embedded Issuer, so it takes "iss".
 type payloadClaims struct {
 	tokenClaims
@@ -327,7 +327,7 @@ type payloadClaims struct {
 
 // parseToken splits and decodes token once. It fails only on what every
 // verification refuses first (size, shape, base64, header); an issuer that
-// UnverifiedIssuer would refuse is returned as issErr.
+// ParseUnverified refuses is returned as issErr.
 func parseToken(token string) (u *Unverified, issErr, aerr *models.Error) {
 	h, payload, sigAt, aerr := splitTokenAt(token)
 	if aerr != nil {
@@ -368,9 +368,10 @@ func parseToken(token string) (u *Unverified, issErr, aerr *models.Error) {
 }
 
 // ParseUnverified splits and decodes a token once, without verifying it,
-// and reads its iss as [UnverifiedIssuer] does (same refusals), so the
-// caller can find the site whose secret verifies it with
-// [Unverified.VerifySite].
+// and reads its iss: oversized and malformed tokens, and an iss that is not
+// shaped like a clientKey ([ValidClientKey]), are refused. The caller finds
+// the site whose secret verifies it by the issuer, then verifies it with
+// [Unverified.VerifySite]; never trust the issuer before that.
 func ParseUnverified(token string) (*Unverified, error) {
 	u, issErr, aerr := parseToken(token)
 	if aerr != nil {
@@ -382,26 +383,13 @@ func ParseUnverified(token string) (*Unverified, error) {
 	return u, nil
 }
 
-// UnverifiedIssuer reads the iss claim without verifying the token, so the
-// caller can find the site (clientKey) whose secret verifies it. It refuses
-// oversized and malformed tokens and an iss that is not shaped like a
-// clientKey ([ValidClientKey]). Never trust the result before
-// VerifySiteToken.
-func UnverifiedIssuer(token string) (string, error) {
-	u, err := ParseUnverified(token)
-	if err != nil {
-		return "", err
-	}
-	return u.Issuer, nil
-}
-
 // errWrongKeyAlg is returned by key functions when the parsed method is not
 // the one pinned; the header check before parsing makes it unreachable, but
 // the key is never handed to a method it was not meant for.
 var errWrongKeyAlg = errors.New("signing method does not match the key")
 
-// VerifySiteToken verifies a token signed with a site's shared secret: alg
-// exactly HS256, a valid signature, exp present and not past (with [Leeway]),
+// VerifySite verifies a token parsed by [ParseUnverified] and signed with a
+// site's shared secret: alg exactly HS256, a valid signature, exp present and not past (with [Leeway]),
 // nbf and iat not in the future, a lifetime of at most [MaxTokenLifetime],
 // iss equal to clientKey, a sub (when present) shaped like an account ID,
 // then by kind:
@@ -411,19 +399,6 @@ var errWrongKeyAlg = errors.New("signing method does not match the key")
 //     basePath are not used.
 //
 // now is the verification time; the zero time means time.Now.
-func VerifySiteToken(token string, clientKey string, secret []byte, kind RouteKind, r *http.Request, basePath string, now time.Time) (*Claims, error) {
-	if err := checkVerifyArgs(clientKey, secret, kind, r); err != nil {
-		return nil, err
-	}
-	u, _, aerr := parseToken(token)
-	if aerr != nil {
-		return nil, aerr
-	}
-	return u.verifySite(clientKey, secret, kind, r, basePath, now)
-}
-
-// VerifySite is [VerifySiteToken] for a token already parsed: the same
-// checks, in the same order, without decoding the token again.
 func (u *Unverified) VerifySite(clientKey string, secret []byte, kind RouteKind, r *http.Request, basePath string, now time.Time) (*Claims, error) {
 	if u == nil {
 		return nil, errors.New("verify site token: no token")

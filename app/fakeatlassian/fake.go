@@ -73,9 +73,6 @@ func New(o Options) *Fake {
 // IDBRIDGE_ATLASSIAN_AUTH_URL both point here.
 func (f *Fake) APIURL() string { return f.api.URL }
 
-// APIHost is the API host's host:port, for IDBRIDGE_TRUSTED_PRODUCT_HOSTS.
-func (f *Fake) APIHost() string { return strings.TrimPrefix(f.api.URL, "http://") }
-
 // Close stops every listener. It blocks until outstanding requests finish,
 // so tests call it after the code under test stopped.
 func (f *Fake) Close() {
@@ -100,16 +97,6 @@ func (f *Fake) Sites() []*Site {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]*Site(nil), f.sites...)
-}
-
-// SiteByBaseURL finds a site by its base URL (any path under its origin).
-func (f *Fake) SiteByBaseURL(baseURL string) (*Site, bool) {
-	host := strings.TrimPrefix(strings.TrimPrefix(baseURL, "http://"), "https://")
-	host, _, _ = strings.Cut(host, "/")
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	s, ok := f.byHost[host]
-	return s, ok
 }
 
 func (f *Fake) siteByCloud(cloudID string) *Site {

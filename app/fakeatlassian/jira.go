@@ -174,7 +174,7 @@ func (s *Site) handleUserGet(w http.ResponseWriter, r *http.Request) {
 	defer s.mu.Unlock()
 	a := s.accounts[id]
 	if a == nil || !a.InSite {
-		writeJSON(w, http.StatusNotFound, jiraError(fmt.Sprintf("Specified user does not exist or you do not have required permissions")))
+		writeJSON(w, http.StatusNotFound, jiraError("Specified user does not exist or you do not have required permissions"))
 		return
 	}
 	writeJSON(w, http.StatusOK, s.userJSON(a))

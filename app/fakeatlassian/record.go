@@ -162,13 +162,6 @@ func (s *Site) EarlyRetries() []EarlyRetry {
 	return append([]EarlyRetry(nil), s.rec.early...)
 }
 
-// LastRequestAt is when the site last got a request (zero: never).
-func (s *Site) LastRequestAt() time.Time {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.rec.lastAt
-}
-
 // MarkBaseline takes the site's current state as the start from which
 // MinRequests counts, and resets the counters, the change log and the
 // early-retry list.

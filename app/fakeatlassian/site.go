@@ -121,13 +121,6 @@ func (s *Site) routes() {
 	s.jsmRoutes(s.mux)
 }
 
-// Handle adds a route to the site (a test's own stand-in for something the
-// fake does not model yet). The pattern is a net/http ServeMux pattern
-// relative to the site's origin; the route goes through the same pipeline
-// (faults, rate, counters) and is reached with any of the site's
-// credentials or the app's JWT.
-func (s *Site) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
-
 // BaseURL is the site's baseUrl as Connect's install payload carries it:
 // the origin, plus /wiki for a Confluence-only site.
 func (s *Site) BaseURL() string {
@@ -183,13 +176,6 @@ func (s *Site) AddOrgKey(key string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.orgKeys[key] = true
-}
-
-// RevokeOrgKeys makes the organization refuse every Admin API key.
-func (s *Site) RevokeOrgKeys() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	clear(s.orgKeys)
 }
 
 // InstallApp tells the site the Connect app's key and shared secret, so it

@@ -1,14 +1,12 @@
 package fakeidp
 
 import (
-	"bytes"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/xml"
-	"errors"
 	"fmt"
 	"html/template"
 	"io"
@@ -376,29 +374,4 @@ func Find(el *etree.Element, tag string) *etree.Element {
 		}
 	}
 	return nil
-}
-
-// DecodeResponse parses a base64 SAMLResponse into its Response element.
-func DecodeResponse(encoded string) (*etree.Element, error) {
-	raw, err := base64.StdEncoding.DecodeString(encoded)
-	if err != nil {
-		return nil, err
-	}
-	doc := etree.NewDocument()
-	if err := doc.ReadFromBytes(raw); err != nil {
-		return nil, err
-	}
-	if doc.Root() == nil {
-		return nil, errors.New("no root")
-	}
-	return doc.Root(), nil
-}
-
-// EncodeResponse serialises a Response element as a base64 SAMLResponse.
-func EncodeResponse(el *etree.Element) string {
-	doc := etree.NewDocument()
-	doc.SetRoot(el)
-	var b bytes.Buffer
-	_, _ = doc.WriteTo(&b)
-	return base64.StdEncoding.EncodeToString(b.Bytes())
 }

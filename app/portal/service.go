@@ -9,7 +9,6 @@ package portal
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -374,9 +373,6 @@ func (s *Service) Comment(ctx context.Context, sess *models.PortalSession, key, 
 	}
 	return nil
 }
-
-// IsNotYours reports whether err is the portal's "not found or not yours".
-func IsNotYours(err error) bool { return errors.Is(err, errNotYours) }
 
 func requestTypes(in []atlassian.RequestType) []models.PortalRequestType {
 	out := make([]models.PortalRequestType, len(in))

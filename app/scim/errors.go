@@ -79,17 +79,6 @@ func InvalidSyntax(format string, args ...any) *models.Error {
 	return newError(models.CodeInvalid, SCIMTypeInvalidSyntax, format, args)
 }
 
-// TooMany is 400 tooMany: the request would answer more resources than the
-// server is willing to process.
-func TooMany(format string, args ...any) *models.Error {
-	return newError(models.CodeInvalid, SCIMTypeTooMany, format, args)
-}
-
-// InvalidVersion is 400 invalidVers: a malformed version in If-Match.
-func InvalidVersion(format string, args ...any) *models.Error {
-	return newError(models.CodeInvalid, SCIMTypeInvalidVers, format, args)
-}
-
 // NotFound is 404 without scimType: no such resource or route.
 func NotFound(format string, args ...any) *models.Error {
 	return newError(models.CodeNotFound, "", format, args)
@@ -99,12 +88,6 @@ func NotFound(format string, args ...any) *models.Error {
 // resource's version.
 func PreconditionFailed(format string, args ...any) *models.Error {
 	return newError(models.CodePrecondition, "", format, args)
-}
-
-// NotImplemented is 501 without scimType: /Me, /Bulk and other optional
-// parts of RFC 7644 this server does not offer.
-func NotImplemented(format string, args ...any) *models.Error {
-	return newError(models.CodeNotImplemented, "", format, args)
 }
 
 // Unauthorized is 401 without scimType: no, an unknown or a revoked token.

@@ -24,11 +24,8 @@ func TestErrorConstructors(t *testing.T) {
 		{NoTarget("x"), models.CodeInvalid, "noTarget"},
 		{Mutability("x"), models.CodeInvalid, "mutability"},
 		{InvalidSyntax("x"), models.CodeInvalid, "invalidSyntax"},
-		{TooMany("x"), models.CodeInvalid, "tooMany"},
-		{InvalidVersion("x"), models.CodeInvalid, "invalidVers"},
 		{NotFound("x"), models.CodeNotFound, ""},
 		{PreconditionFailed("x"), models.CodePrecondition, ""},
-		{NotImplemented("x"), models.CodeNotImplemented, ""},
 		{Unauthorized("x"), models.CodeUnauthorized, ""},
 		{Forbidden("x"), models.CodeForbidden, ""},
 	}

@@ -104,7 +104,7 @@ func TestServerFairSharing(t *testing.T) {
 				}
 			}
 			cancel()
-			if inUse := st.Stats().InUse; inUse > siteWork+2 {
+			if inUse := st.SQLDB().Stats().InUse; inUse > siteWork+2 {
 				t.Errorf("%d connections in use with one site stuck, want at most its share %d (and the lock holder's)", inUse, siteWork)
 			}
 			unlock()

@@ -456,11 +456,6 @@ func (s *Service) Toggle(ctx context.Context, r *http.Request, ev *models.Instal
 	return nil
 }
 
-// Site returns the site with our opaque ID.
-func (s *Service) Site(ctx context.Context, siteID string) (*models.Site, error) {
-	return s.store.View(ctx).FindSiteByID(siteID)
-}
-
 // AuthenticateURL verifies a URL-bound token (iframe pages, webhooks).
 func (s *Service) AuthenticateURL(r *http.Request) (*models.Caller, error) {
 	return s.Authenticate(r, connect.URLBound)

@@ -1,5 +1,7 @@
 package sso
 
+//lint:file-ignore ST1005 the errors of this file are sentences that the admin page shows as they are
+
 import (
 	"context"
 	"crypto/x509"

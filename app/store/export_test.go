@@ -12,6 +12,9 @@ import (
 // under the API: raw SQL on the store's own connection (so PostgreSQL's
 // search_path applies), the migration list, and the migration lock.
 
+// TranslateError is the store's classification of database errors.
+func TranslateError(err error) error { return translate(err) }
+
 // ExecRaw runs one statement; placeholders are "?" on both dialects.
 func ExecRaw(ctx context.Context, s *Store, query string, args ...any) error {
 	return s.db.WithContext(ctx).Exec(query, args...).Error

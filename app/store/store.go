@@ -308,7 +308,6 @@ func (s *Store) Ping(ctx context.Context) error {
 }
 
 // Stats reports connection pool statistics for metrics.
-func (s *Store) Stats() sql.DBStats { return s.sqlDB.Stats() }
 
 // Close closes the connection pool.
 func (s *Store) Close() error {
@@ -356,14 +355,12 @@ func (s *Store) WorkTimeout() time.Duration { return 2 * s.stmtTimeout }
 // MaxOpenConns is the size of the connection pool.
 func (s *Store) MaxOpenConns() int { return s.maxOpen }
 
-// TranslateError maps database errors to models.Error codes: not found,
-// unique violations (conflict), foreign-key violations and values the
-// database cannot hold (invalid), and a database that is unreachable,
-// restarting, overloaded or past a statement's deadline (unavailable, which
-// the HTTP layer answers 503 with Retry-After). Other errors pass through
-// unchanged and are internal.
-func TranslateError(err error) error { return translate(err) }
-
+// translate maps database errors to models.Error codes: not found, unique
+// violations (conflict), foreign-key violations and values the database
+// cannot hold (invalid), and a database that is unreachable, restarting,
+// overloaded or past a statement's deadline (unavailable, which the HTTP
+// layer answers 503 with Retry-After). Other errors pass through unchanged
+// and are internal.
 func translate(err error) error {
 	switch {
 	case err == nil:
