@@ -5,6 +5,7 @@ package scim_test
 // names quote the bullet they check.
 
 import (
+	"bytes"
 	"fmt"
 	"slices"
 	"strings"
@@ -459,7 +460,8 @@ var userBullets = []bullet{
 		s.do("DELETE", "/Users/"+u, nil).want(204)
 		s.do("GET", "/Users/"+u, nil).wantError(404, "")
 		s.do("DELETE", "/Users/"+u, nil).wantError(404, "")
-		if r := s.do("GET", "/Groups/"+g, nil).want(200); len(r.get("members").([]any)) != 0 {
+		// An empty group answers no members at all (RFC 7643 2.4), not [].
+		if r := s.do("GET", "/Groups/"+g, nil).want(200); r.get("members") != nil {
 			t.Errorf("membership of a deleted user: %s", r.Raw)
 		}
 		s.createUser("hard") // the userName is free again
@@ -603,6 +605,46 @@ var patchBullets = []bullet{
 // --- Groups ---------------------------------------------------------------------------
 
 var groupBullets = []bullet{
+	{"groups: an empty multi-valued attribute is left out of the answer, not answered as []", func(t *testing.T, s *scimSite) {
+		u := s.createUser("empty-lists")
+		g := s.createGroup("emptied", u)
+		s.do("PATCH", "/Groups/"+g, patchOps(`{"op":"remove","path":"members"}`)).want(204)
+		for _, path := range []string{"/Groups/" + g, "/Groups/" + g + "?attributes=members", "/Groups?filter=displayName%20eq%20%22emptied%22"} {
+			r := s.do("GET", path, nil).want(200)
+			if bytes.Contains(r.Raw, []byte(`"members"`)) {
+				t.Errorf("GET %s answers members: %s", path, r.Raw)
+			}
+		}
+		r := s.do("PUT", "/Users/"+u, `{"userName":"empty-lists","emails":[],"phoneNumbers":[null]}`).want(200)
+		if r.get("emails") != nil || r.get("phoneNumbers") != nil {
+			t.Errorf("PUT with empty lists answers them: %s", r.Raw)
+		}
+		if r := s.do("GET", "/Users/"+u, nil).want(200); r.get("emails") != nil || r.get("groups") != nil {
+			t.Errorf("a user without emails or groups answers them: %s", r.Raw)
+		}
+	}},
+	{"groups: an error in a PATCH's member operation names that operation's own index", func(t *testing.T, s *scimSite) {
+		u := s.createUser("indexed")
+		g := s.createGroup("indexed-group")
+		r := s.do("PATCH", "/Groups/"+g, patchOps(
+			`{"op":"replace","path":"displayName","value":"indexed-2"}`,
+			`{"op":"add","path":"members","value":[{"value":"`+u+`"}]}`,
+			`{"op":"add","path":"members","value":[{"value":"`+g+`","type":"Group"}]}`,
+		)).wantError(400, "invalidValue")
+		if detail := r.str("detail"); !strings.HasPrefix(detail, "operation 3 (add): ") {
+			t.Errorf("detail %q does not name operation 3", detail)
+		}
+		r = s.do("PATCH", "/Groups/"+g, patchOps(
+			`{"op":"add","path":"members","value":[{"value":"`+u+`"}]}`,
+			`{"op":"replace","path":"displayName","value":{"not":"a string"}}`,
+		)).wantError(400, "invalidValue")
+		if detail := r.str("detail"); !strings.HasPrefix(detail, "operation 2 ") {
+			t.Errorf("detail %q does not name operation 2", detail)
+		}
+		if got := memberIDs(s, g); len(got) != 0 {
+			t.Errorf("a refused PATCH changed the members: %v", got)
+		}
+	}},
 	{"groups: displayName unique per site; Entra's extra schema URI accepted; members are {value, display?, $ref?, type?}", func(t *testing.T, s *scimSite) {
 		u := s.createUser("member")
 		r := s.do("POST", "/Groups", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group","http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group"],

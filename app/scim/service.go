@@ -631,13 +631,7 @@ func (s *Service) query(ctx context.Context, siteID string, rt ResourceType, lp 
 			}
 		}
 		for i := range chunk {
-			var m []models.GroupMember
-			if withMembers {
-				if m = members[chunk[i].ID]; m == nil {
-					m = []models.GroupMember{}
-				}
-			}
-			r, err := renderGroup(base, &chunk[i], m, lp.projection)
+			r, err := renderGroup(base, &chunk[i], members[chunk[i].ID], lp.projection)
 			if err != nil {
 				return 0, err
 			}
@@ -704,9 +698,6 @@ func (s *Service) Get(ctx context.Context, siteID, endpoint, id string, q url.Va
 			return nil, err
 		}
 		members = m[g.ID]
-		if members == nil {
-			members = []models.GroupMember{}
-		}
 	}
 	body, err := renderGroup(base, g, members, p)
 	if err != nil {
@@ -766,13 +757,15 @@ func renderUser(base string, u *models.DirectoryUser, p projection) (any, error)
 	return project(Users, u.Doc, extra, p)
 }
 
-// renderGroup renders a stored group; members nil leaves them out.
+// renderGroup renders a stored group with its members; a group without
+// members answers none (RFC 7643 2.4: an empty multi-valued attribute is
+// left out, not answered as []).
 func renderGroup(base string, g *models.DirectoryGroup, members []models.GroupMember, p projection) (any, error) {
 	location := base + "/Groups/" + g.ID
 	if p.none() {
 		b := make([]byte, 0, len(g.Doc)+256+len(members)*160)
 		b = appendHead(b, g.ID, "Group", location, g.CreatedAt, g.UpdatedAt, g.Version)
-		if members != nil {
+		if len(members) > 0 {
 			b = append(b, `,"members":[`...)
 			for i, m := range members {
 				if i > 0 {
@@ -788,7 +781,7 @@ func renderGroup(base string, g *models.DirectoryGroup, members []models.GroupMe
 		"id":   g.ID,
 		"meta": metaJSON("Group", location, g.CreatedAt, g.UpdatedAt, g.Version),
 	}
-	if members != nil {
+	if len(members) > 0 {
 		list := make([]any, len(members))
 		for i, m := range members {
 			list[i] = map[string]any{"value": m.UserID, "display": m.Display, "$ref": base + "/Users/" + m.UserID, "type": "User"}
@@ -933,9 +926,10 @@ func decodeStrict(body []byte, v any) error {
 	return nil
 }
 
-// dropNulls removes null values at every depth of v, in place: no answer
-// ever carries a null (Entra sends "$ref": null; unknown attributes are
-// kept as sent).
+// dropNulls removes null values and empty lists at every depth of v, in
+// place: no answer ever carries a null (Entra sends "$ref": null; unknown
+// attributes are kept as sent) or an empty multi-valued attribute (RFC 7643
+// 2.4 leaves it out; "emails": [] in a PUT clears the emails).
 func dropNulls(v any) any {
 	switch v := v.(type) {
 	case map[string]any:
@@ -944,7 +938,9 @@ func dropNulls(v any) any {
 				delete(v, k)
 				continue
 			}
-			v[k] = dropNulls(e)
+			if v[k] = dropNulls(e); isEmptyList(v[k]) {
+				delete(v, k)
+			}
 		}
 		return v
 	case []any:
@@ -957,4 +953,9 @@ func dropNulls(v any) any {
 		return out
 	}
 	return v
+}
+
+func isEmptyList(v any) bool {
+	l, ok := v.([]any)
+	return ok && len(l) == 0
 }

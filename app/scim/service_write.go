@@ -297,9 +297,6 @@ func (s *Service) Create(ctx context.Context, siteID, endpoint string, body []by
 	if err != nil {
 		return nil, err
 	}
-	if members == nil && p.wants(Groups, "members") {
-		members = []models.GroupMember{}
-	}
 	out, err := renderGroup(base, g, members, p)
 	if err != nil {
 		return nil, err
@@ -692,9 +689,6 @@ func (s *Service) updateGroup(ctx context.Context, siteID, id, ifMatch string, q
 			return nil, err
 		}
 		members = m[id]
-		if members == nil {
-			members = []models.GroupMember{}
-		}
 	}
 	body, err := renderGroup(base, after, members, p)
 	if err != nil {
