@@ -11,13 +11,16 @@ import (
 // (docs/ARCHITECTURE.md, "Dependency direction"). A package missing here
 // falls under its parent's rule: app/<feature> → featureRule.
 var allowedInternal = map[string][]string{
-	"idbridge":               {"idbridge/app", "idbridge/config"},
-	"idbridge/app":           {"*"}, // the composition root wires everything
-	"idbridge/config":        {},
-	"idbridge/models":        {},
-	"idbridge/handlers":      {"idbridge/models"},
-	"idbridge/app/secret":    {},
-	"idbridge/app/connect":   {"idbridge/models"},
+	"idbridge":             {"idbridge/app", "idbridge/config"},
+	"idbridge/app":         {"*"}, // the composition root wires everything
+	"idbridge/config":      {},
+	"idbridge/models":      {},
+	"idbridge/handlers":    {"idbridge/models"},
+	"idbridge/app/secret":  {},
+	"idbridge/app/connect": {"idbridge/models"},
+	// The SCIM protocol (schemas, filters, PATCH, projection, rendering),
+	// free of the database: the store-backed service is app/provisioning.
+	"idbridge/app/scim":      {"idbridge/models"},
 	"idbridge/app/atlassian": {"idbridge/app/connect", "idbridge/models"},
 	"idbridge/app/store":     {"idbridge/app/secret", "idbridge/models"},
 	"idbridge/e2e":           {}, // browser tests only; their imports are test imports
@@ -47,11 +50,12 @@ var fakeOnly = []string{"idbridge/app/fakeatlassian", "idbridge/app/fakeidp"}
 // fakeOnly package.
 var fakeImporters = []string{"idbridge/bench/", "idbridge/app/demo"}
 
-// featureRule is what app/<feature> packages (sites, scim, sso, …) may
-// import; they never import each other, except the audit log.
+// featureRule is what app/<feature> packages (sites, provisioning, sso, …)
+// may import; they never import each other, except the audit log, and
+// they may use the protocol packages (connect, scim).
 var featureRule = []string{
 	"idbridge/app/store", "idbridge/app/atlassian", "idbridge/app/connect",
-	"idbridge/app/audit", "idbridge/app/secret", "idbridge/models",
+	"idbridge/app/audit", "idbridge/app/secret", "idbridge/models", "idbridge/app/scim",
 }
 
 // onlyImporter names third-party modules that exactly one package may

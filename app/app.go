@@ -26,7 +26,7 @@ import (
 	"idbridge/app/connect"
 	"idbridge/app/portal"
 	"idbridge/app/profile"
-	"idbridge/app/scim"
+	"idbridge/app/provisioning"
 	"idbridge/app/secret"
 	"idbridge/app/sites"
 	"idbridge/app/sso"
@@ -86,7 +86,7 @@ type App struct {
 	sites    *sites.Service
 	accounts *account.Service
 	profiles *profile.Service
-	scim     *scim.Service
+	scim     *provisioning.Service
 	sso      *sso.Service
 	sync     *syncworker.Worker
 
@@ -236,7 +236,7 @@ func (a *App) init(ctx context.Context, opts Options) error {
 		URL: a.cfg.MarketplaceURL, VendorID: a.cfg.MarketplaceVendorID, DeveloperID: a.cfg.MarketplaceDeveloperID,
 		APIURL: a.cfg.AtlassianAPIURL, User: a.cfg.MarketplaceUser, Token: a.cfg.MarketplaceToken, AppKey: a.cfg.AppKey,
 	}), a.now, a.log)
-	a.scim = scim.NewService(scim.ServiceConfig{BaseURL: a.cfg.BaseURL}, a.store, a.now, a.log)
+	a.scim = provisioning.NewService(provisioning.ServiceConfig{BaseURL: a.cfg.BaseURL}, a.store, a.now, a.log)
 	// Processing restrictions (GDPR Art. 18) are not wired yet: the
 	// privacy feature provides the guard; sso.Config.Restricted is its seam.
 	a.sso = sso.New(sso.Config{

@@ -13,7 +13,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"idbridge/app/apptest"
-	"idbridge/app/scim"
+	"idbridge/app/provisioning"
 	"idbridge/app/store"
 	"idbridge/app/store/storetest"
 	"idbridge/models"
@@ -44,7 +44,7 @@ func TestDatabaseOutageIs503Everywhere(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	token, err := scim.NewService(scim.ServiceConfig{}, a.Store(), nil, nil).RotateToken(ctx, &models.Caller{Site: site, AccountID: "admin"})
+	token, err := provisioning.NewService(provisioning.ServiceConfig{}, a.Store(), nil, nil).RotateToken(ctx, &models.Caller{Site: site, AccountID: "admin"})
 	if err != nil {
 		t.Fatal(err)
 	}

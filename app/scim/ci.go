@@ -55,7 +55,7 @@ func (x *ciIndex) existing(m map[string]any) map[string][]string {
 	return x.folded[reflect.ValueOf(m).UnsafePointer()]
 }
 
-// get is lookupCI.
+// get is LookupCI.
 func (x *ciIndex) get(m map[string]any, key string) any {
 	if m == nil {
 		return nil
@@ -65,7 +65,7 @@ func (x *ciIndex) get(m map[string]any, key string) any {
 	}
 	f := x.index(m)
 	if f == nil {
-		return lookupCI(m, key)
+		return LookupCI(m, key)
 	}
 	for _, k := range f[foldKey(key)] {
 		if v, ok := m[k]; ok {

@@ -30,7 +30,7 @@ func TestCIIndexMatchesLinearHelpers(t *testing.T) {
 				x.del(indexed, st.key)
 				deleteCI(linear, st.key)
 			case "get":
-				if got, want := x.get(indexed, st.key), lookupCI(linear, st.key); got != want {
+				if got, want := x.get(indexed, st.key), LookupCI(linear, st.key); got != want {
 					t.Fatalf("size %d, step %d: get %q = %v, want %v", size, i, st.key, got, want)
 				}
 			}

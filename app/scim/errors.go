@@ -1,13 +1,10 @@
-// Package scim owns the SCIM 2.0 semantics of idbridge's provisioning
-// server, free of database and HTTP framework: the User, EnterpriseUser and
-// Group schemas, filter parsing and in-memory matching, PATCH paths and the
-// PATCH engine, attribute projection, and the normalisation of incoming
-// resources. It accepts the request shapes Okta and Microsoft Entra ID
-// really send (shared/SCIM.md), not only the RFC 7643/7644 ones.
 package scim
 
 import (
 	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
 
 	"idbridge/models"
 )
@@ -111,4 +108,30 @@ func withDetail(err error, edit func(detail string) string) error {
 	out := *e
 	out.Message = edit(e.Message)
 	return &out
+}
+
+var operationNumber = regexp.MustCompile(`^operation (\d+) `)
+
+// Renumber rewrites "operation N" in an ApplyPatch error of a subset of the
+// operations to the operation's number in the whole request.
+func Renumber(err error, idx []int) error {
+	return withDetail(err, func(detail string) string {
+		m := operationNumber.FindStringSubmatch(detail)
+		if m == nil {
+			return detail
+		}
+		n, convErr := strconv.Atoi(m[1])
+		if convErr != nil || n < 1 || n > len(idx) {
+			return detail
+		}
+		return fmt.Sprintf("operation %d ", idx[n-1]+1) + detail[len(m[0]):]
+	})
+}
+
+// OperationError names the operation (its 1-based number and op) in the
+// detail of err.
+func OperationError(i int, op PatchOperation, err error) error {
+	return withDetail(err, func(detail string) string {
+		return fmt.Sprintf("operation %d (%s): %s", i+1, strings.ToLower(op.Op), detail)
+	})
 }

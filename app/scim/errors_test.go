@@ -48,13 +48,13 @@ func TestErrorConstructors(t *testing.T) {
 // An error of a PATCH operation names the operation; the code and scimType
 // stay, and an error that is not a models.Error is left as it is.
 func TestOperationError(t *testing.T) {
-	err := operationError(2, PatchOperation{Op: "Add"}, fmt.Errorf("apply: %w", InvalidPath("no such attribute")))
+	err := OperationError(2, PatchOperation{Op: "Add"}, fmt.Errorf("apply: %w", InvalidPath("no such attribute")))
 	e := testError(err)
 	if e.Code != models.CodeInvalid || e.SCIMType != SCIMTypeInvalidPath || e.Message != "operation 3 (add): no such attribute" {
 		t.Errorf("got %v", e)
 	}
 	plain := fmt.Errorf("disk on fire")
-	if got := operationError(0, PatchOperation{Op: "add"}, plain); got != plain {
+	if got := OperationError(0, PatchOperation{Op: "add"}, plain); got != plain {
 		t.Errorf("an internal error was rewritten: %v", got)
 	}
 }

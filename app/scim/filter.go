@@ -743,7 +743,7 @@ func (m matcher) eval(e filter.Expression, obj map[string]any, parent *Attribute
 		if err != nil || ref.Sub != nil {
 			return false, InvalidFilter("unknown attribute %q", e.AttributePath.String())
 		}
-		for _, el := range asList(lookupCI(container(obj, ref), ref.Attr.Name)) {
+		for _, el := range AsList(LookupCI(container(obj, ref), ref.Attr.Name)) {
 			em, ok := el.(map[string]any)
 			if !ok {
 				continue
@@ -768,7 +768,7 @@ func (m matcher) eval(e filter.Expression, obj map[string]any, parent *Attribute
 			var subs []any
 			for _, v := range values {
 				if vm, ok := v.(map[string]any); ok {
-					subs = append(subs, asList(lookupCI(vm, "value"))...)
+					subs = append(subs, AsList(LookupCI(vm, "value"))...)
 				}
 			}
 			leaf, values = value, subs
@@ -777,7 +777,7 @@ func (m matcher) eval(e filter.Expression, obj map[string]any, parent *Attribute
 		if err != nil {
 			return false, err
 		}
-		return matchValues(leaf, op, values, want), nil
+		return MatchValues(leaf, op, values, want), nil
 	}
 	return false, InvalidFilter("the filter could not be parsed")
 }
@@ -790,26 +790,26 @@ func (m matcher) values(p filter.AttributePath, obj map[string]any, parent *Attr
 		if sub == nil || p.URIPrefix != nil || p.SubAttribute != nil {
 			return nil, nil, InvalidFilter("unknown attribute %q in the value filter of %q", p.String(), parent.Name)
 		}
-		return sub, asList(lookupCI(obj, sub.Name)), nil
+		return sub, AsList(LookupCI(obj, sub.Name)), nil
 	}
 	ref, err := m.rt.Resolve(p.String())
 	if err != nil {
 		return nil, nil, InvalidFilter("unknown attribute %q", p.String())
 	}
-	top := asList(lookupCI(container(obj, ref), ref.Attr.Name))
+	top := AsList(LookupCI(container(obj, ref), ref.Attr.Name))
 	if ref.Sub == nil {
 		return ref.Attr, top, nil
 	}
 	var out []any
 	for _, v := range top {
 		if vm, ok := v.(map[string]any); ok {
-			out = append(out, asList(lookupCI(vm, ref.Sub.Name))...)
+			out = append(out, AsList(LookupCI(vm, ref.Sub.Name))...)
 		}
 	}
 	return ref.Sub, out, nil
 }
 
-func matchValues(a *Attribute, op filter.CompareOperator, values []any, want any) bool {
+func MatchValues(a *Attribute, op filter.CompareOperator, values []any, want any) bool {
 	if op == filter.PR {
 		for _, v := range values {
 			if present(v) {
@@ -819,7 +819,7 @@ func matchValues(a *Attribute, op filter.CompareOperator, values []any, want any
 		return false
 	}
 	if op == filter.NE {
-		return !matchValues(a, filter.EQ, values, want)
+		return !MatchValues(a, filter.EQ, values, want)
 	}
 	for _, v := range values {
 		if v != nil && compareOne(a, op, v, want) {
@@ -897,13 +897,13 @@ func container(resource map[string]any, ref *AttrRef) map[string]any {
 	if !ref.Extension() {
 		return resource
 	}
-	m, _ := lookupCI(resource, ref.Schema).(map[string]any)
+	m, _ := LookupCI(resource, ref.Schema).(map[string]any)
 	return m
 }
 
-// lookupCI returns m[key], or the value of the first key equal to key
+// LookupCI returns m[key], or the value of the first key equal to key
 // case-insensitively.
-func lookupCI(m map[string]any, key string) any {
+func LookupCI(m map[string]any, key string) any {
 	if m == nil {
 		return nil
 	}
@@ -918,7 +918,7 @@ func lookupCI(m map[string]any, key string) any {
 	return nil
 }
 
-func asList(v any) []any {
+func AsList(v any) []any {
 	switch v := v.(type) {
 	case nil:
 		return nil

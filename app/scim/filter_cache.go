@@ -26,13 +26,15 @@ const (
 	placeholderPrefix = "\uE000idbridge-literal-"
 )
 
-type filterCache struct {
+// FilterCache parses filters once per shape (the filter with its literals
+// taken out) and keeps the canonical trees; its zero value is ready.
+type FilterCache struct {
 	mu      sync.RWMutex
 	entries map[string]filter.Expression
 }
 
-// parse returns the canonical filter of s for rt, through the shape cache.
-func (c *filterCache) parse(rt ResourceType, s string) (filter.Expression, error) {
+// Parse returns the canonical filter of s for rt, through the shape cache.
+func (c *FilterCache) Parse(rt ResourceType, s string) (filter.Expression, error) {
 	if hasNUL(s) {
 		return ParseFilter(rt, s) // which refuses it
 	}

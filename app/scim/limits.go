@@ -55,10 +55,10 @@ const (
 	MaxProjectionAttributes = 100
 )
 
-// checkProjection refuses attributes or excludedAttributes lists longer
+// CheckProjection refuses attributes or excludedAttributes lists longer
 // than MaxProjectionAttributes.
-func checkProjection(p projection) error {
-	if len(p.attrs) > MaxProjectionAttributes || len(p.excluded) > MaxProjectionAttributes {
+func CheckProjection(p Projection) error {
+	if len(p.Attrs) > MaxProjectionAttributes || len(p.Excluded) > MaxProjectionAttributes {
 		return InvalidValue("attributes and excludedAttributes may name at most %d attributes each", MaxProjectionAttributes)
 	}
 	return nil

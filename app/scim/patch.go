@@ -110,7 +110,7 @@ func ApplyPatch(rt ResourceType, resource map[string]any, req *PatchRequest) (*P
 		}
 		op := req.Operations[i]
 		if err := p.apply(op); err != nil {
-			return nil, operationError(i, op, err)
+			return nil, OperationError(i, op, err)
 		}
 		i++
 	}
@@ -204,7 +204,7 @@ func (p *patcher) memberRun(ops []PatchOperation) int {
 		return 0
 	}
 	c := p.doc
-	cur := asList(p.get(c, a.Name))
+	cur := AsList(p.get(c, a.Name))
 	var list []any
 	if kind == "add" {
 		list = addElements(a, cur, adds)
@@ -516,10 +516,10 @@ func managerID(v any) (string, error) {
 	case json.Number:
 		return v.String(), nil
 	case map[string]any:
-		if id := lookupCI(v, "value"); id != nil {
+		if id := LookupCI(v, "value"); id != nil {
 			return managerID(id)
 		}
-		if ref, ok := lookupCI(v, "$ref").(string); ok && ref != "" {
+		if ref, ok := LookupCI(v, "$ref").(string); ok && ref != "" {
 			// Only a $ref: its last segment is the id.
 			return ref[strings.LastIndexByte(ref, '/')+1:], nil
 		}
@@ -538,7 +538,7 @@ func managerID(v any) (string, error) {
 // applyMulti handles multi-valued complex attributes: emails, members, …
 func (p *patcher) applyMulti(c map[string]any, kind string, path *Path, v any) error {
 	a := path.Attr
-	cur := asList(p.get(c, a.Name))
+	cur := AsList(p.get(c, a.Name))
 	isMembers := a.Name == "members"
 	set := func(list []any) {
 		if len(list) == 0 {
@@ -701,7 +701,7 @@ func (p *patcher) elementMatcher(a *Attribute, f filter.Expression) func(map[str
 		want, isString := ae.CompareValue.(string)
 		if sub != nil && isString && (sub.Type == TypeString || sub.Type == TypeReference) {
 			return func(el map[string]any) (bool, error) {
-				have, ok := asString(lookupCI(el, sub.Name))
+				have, ok := asString(LookupCI(el, sub.Name))
 				if !ok {
 					return false, nil
 				}
@@ -846,7 +846,7 @@ func removeElements(a *Attribute, cur []any, targets []map[string]any) []any {
 	for _, el := range cur {
 		em, _ := el.(map[string]any)
 		if em != nil && valueSub != nil {
-			if s, ok := asString(lookupCI(em, "value")); ok && byValue[foldUnless(valueSub.CaseExact, s)] {
+			if s, ok := asString(LookupCI(em, "value")); ok && byValue[foldUnless(valueSub.CaseExact, s)] {
 				continue
 			}
 		}
@@ -863,7 +863,7 @@ func removeElements(a *Attribute, cur []any, targets []map[string]any) []any {
 func elementKey(a *Attribute, el any) string {
 	em, ok := el.(map[string]any)
 	if a.Name == "members" && ok {
-		if s, ok := asString(lookupCI(em, "value")); ok {
+		if s, ok := asString(LookupCI(em, "value")); ok {
 			return "v\x00" + s
 		}
 	}
@@ -999,9 +999,9 @@ func deepCopy(v any) any {
 // memberIDs returns the member values of a group document in order.
 func memberIDs(doc map[string]any) []string {
 	var ids []string
-	for _, el := range asList(lookupCI(doc, "members")) {
+	for _, el := range AsList(LookupCI(doc, "members")) {
 		if em, ok := el.(map[string]any); ok {
-			if s, ok := asString(lookupCI(em, "value")); ok && s != "" {
+			if s, ok := asString(LookupCI(em, "value")); ok && s != "" {
 				ids = append(ids, s)
 			}
 		}

@@ -44,7 +44,7 @@ func normalize(rt ResourceType, doc map[string]any, keepServer bool) (map[string
 	for _, k := range keys {
 		v := doc[k]
 		if strings.EqualFold(k, "schemas") {
-			for _, s := range asList(v) {
+			for _, s := range AsList(v) {
 				if str, ok := s.(string); ok && str != "" {
 					schemas = append(schemas, str)
 				}
@@ -181,7 +181,7 @@ func normalizeValue(schema *Schema, a *Attribute, v any) (any, error) {
 	}
 	if a.Type != TypeComplex {
 		var out []any
-		for _, e := range asList(v) {
+		for _, e := range AsList(v) {
 			if e == nil {
 				continue
 			}
@@ -275,28 +275,28 @@ type UserIndex struct {
 // IndexUser extracts the indexed fields of a (normalised) user document.
 func IndexUser(doc map[string]any) UserIndex {
 	ix := UserIndex{
-		UserName:    str(lookupCI(doc, "userName")),
-		ExternalID:  str(lookupCI(doc, "externalId")),
-		DisplayName: str(lookupCI(doc, "displayName")),
+		UserName:    str(LookupCI(doc, "userName")),
+		ExternalID:  str(LookupCI(doc, "externalId")),
+		DisplayName: str(LookupCI(doc, "displayName")),
 		Active:      true,
 	}
-	if b, ok := asBool(lookupCI(doc, "active")); ok {
+	if b, ok := asBool(LookupCI(doc, "active")); ok {
 		ix.Active = b
 	}
-	if name, ok := lookupCI(doc, "name").(map[string]any); ok {
-		ix.GivenName = str(lookupCI(name, "givenName"))
-		ix.FamilyName = str(lookupCI(name, "familyName"))
+	if name, ok := LookupCI(doc, "name").(map[string]any); ok {
+		ix.GivenName = str(LookupCI(name, "givenName"))
+		ix.FamilyName = str(LookupCI(name, "familyName"))
 	}
-	for _, el := range asList(lookupCI(doc, "emails")) {
+	for _, el := range AsList(LookupCI(doc, "emails")) {
 		em, ok := el.(map[string]any)
 		if !ok {
 			continue
 		}
-		value := str(lookupCI(em, "value"))
+		value := str(LookupCI(em, "value"))
 		if value == "" {
 			continue
 		}
-		if primary, _ := asBool(lookupCI(em, "primary")); primary {
+		if primary, _ := asBool(LookupCI(em, "primary")); primary {
 			ix.Email = value
 			break
 		}
@@ -318,8 +318,8 @@ type GroupIndex struct {
 // IndexGroup extracts the indexed fields of a (normalised) group document.
 func IndexGroup(doc map[string]any) GroupIndex {
 	ix := GroupIndex{
-		DisplayName: str(lookupCI(doc, "displayName")),
-		ExternalID:  str(lookupCI(doc, "externalId")),
+		DisplayName: str(LookupCI(doc, "displayName")),
+		ExternalID:  str(LookupCI(doc, "externalId")),
 	}
 	seen := map[string]bool{}
 	for _, id := range memberIDs(doc) {

@@ -162,7 +162,7 @@ func (r *AttrRef) Leaf() *Attribute {
 
 // ErrUnknownAttribute is wrapped by Resolve's errors. Resolve does not
 // choose the scimType: a filter maps it to invalidFilter, a PATCH path to
-// invalidPath, a projection ignores it.
+// invalidPath, a Projection ignores it.
 var ErrUnknownAttribute = errors.New("unknown attribute")
 
 // Resolve resolves an attribute path — "userName", "name.givenName",

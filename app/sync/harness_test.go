@@ -17,7 +17,7 @@ import (
 
 	"idbridge/app/atlassian"
 	"idbridge/app/fakeatlassian"
-	"idbridge/app/scim"
+	"idbridge/app/provisioning"
 	"idbridge/app/store"
 	"idbridge/app/store/storetest"
 	syncw "idbridge/app/sync"
@@ -44,7 +44,7 @@ type env struct {
 	fake  *fakeatlassian.Fake
 	fs    *fakeatlassian.Site
 	site  *models.Site
-	scim  *scim.Service
+	scim  *provisioning.Service
 	sa    *atlassian.ServiceAccounts
 	cfg   syncw.Config
 	w     *syncw.Worker
@@ -117,7 +117,7 @@ func newEnv(t *testing.T, b storetest.Backend, opts ...envOption) *env {
 	clients := atlassian.New(atlassian.Options{Now: clock.Now, Limiter: atlassian.LimiterOptions{Rate: 1e6, Burst: 1e6}})
 	e.sa = atlassian.NewServiceAccounts(clients, api, api)
 	base, _ := url.Parse("https://idbridge.test")
-	e.scim = scim.NewService(scim.ServiceConfig{BaseURL: base}, st, clock.Now, nil)
+	e.scim = provisioning.NewService(provisioning.ServiceConfig{BaseURL: base}, st, clock.Now, nil)
 	e.w = e.newWorker(st, e.cfg)
 	st.OnOutbox(e.w.Wake)
 	return e

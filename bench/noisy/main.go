@@ -44,6 +44,7 @@ import (
 	"time"
 
 	"idbridge/app"
+	"idbridge/app/provisioning"
 	"idbridge/app/scim"
 	"idbridge/app/store"
 	"idbridge/bench/benchenv"
@@ -410,7 +411,7 @@ func start(ctx context.Context, o options) (*app.App, string, func(), error) {
 // emails allowed each, and one user with nearly the most attributes (the
 // target of the noisy PATCHes), whose ID it returns.
 func seed(ctx context.Context, st *store.Store, base string, o options) (noisy, quiet site, fat string, err error) {
-	svc := scim.NewService(scim.ServiceConfig{}, st, nil, nil)
+	svc := provisioning.NewService(provisioning.ServiceConfig{}, st, nil, nil)
 	install := func(name string) (site, error) {
 		var s *models.Site
 		err := st.InTx(ctx, func(tx *store.Tx) error {

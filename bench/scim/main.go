@@ -37,7 +37,7 @@ import (
 	"time"
 
 	"idbridge/app"
-	"idbridge/app/scim"
+	"idbridge/app/provisioning"
 	"idbridge/app/store"
 	"idbridge/bench/benchenv"
 	"idbridge/config"
@@ -256,7 +256,7 @@ func userDoc(userName, given, family string, i int) []byte {
 // user IDs.
 func (b *bench) seed(ctx context.Context, sites, n int) (*benchSite, []string, error) {
 	st := b.app.Store()
-	svc := scim.NewService(scim.ServiceConfig{}, st, nil, nil)
+	svc := provisioning.NewService(provisioning.ServiceConfig{}, st, nil, nil)
 	var big *benchSite
 	var ids []string
 	for s := range sites {

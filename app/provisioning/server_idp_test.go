@@ -1,4 +1,4 @@
-package scim_test
+package provisioning_test
 
 // The request sequences Microsoft Entra ID and Okta document for SCIM
 // servers, replayed in order with their documented answers:

@@ -1,12 +1,12 @@
-package scim
+package provisioning
 
 import (
 	"context"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 
+	"idbridge/app/scim"
 	"idbridge/app/store"
 	"idbridge/models"
 )
@@ -37,7 +37,7 @@ type membersPayload struct {
 }
 
 func outboxItem(siteID, resourceType, id string, op models.OutboxOp, payload any) (*models.OutboxItem, error) {
-	b, err := marshal(payload)
+	b, err := scim.Marshal(payload)
 	if err != nil {
 		return nil, err
 	}
@@ -85,69 +85,16 @@ func userChanges(before, after *models.DirectoryUser) ([]*models.OutboxItem, err
 	return items, nil
 }
 
-// decodeResource decodes a POST or PUT body: one JSON object.
-func decodeResource(body []byte) (map[string]any, error) {
-	var doc map[string]any
-	if err := decodeStrict(body, &doc); err != nil {
-		return nil, err
-	}
-	if doc == nil {
-		return nil, InvalidSyntax("the body must be a JSON object")
-	}
-	return doc, nil
-}
-
-// userFromDoc fills the indexed columns of u from a normalised document.
-func userFromDoc(u *models.DirectoryUser, doc map[string]any) error {
-	dropNulls(doc)
-	if err := checkResource(Users, doc); err != nil {
-		return err
-	}
-	ix := IndexUser(doc)
-	b, err := marshal(doc)
-	if err != nil {
-		return InvalidValue("the user cannot be stored: %v", err)
-	}
-	u.UserName, u.ExternalID, u.DisplayName = ix.UserName, ix.ExternalID, ix.DisplayName
-	u.GivenName, u.FamilyName, u.Email, u.Active = ix.GivenName, ix.FamilyName, ix.Email, ix.Active
-	u.Doc = b
-	return nil
-}
-
-// groupFromDoc fills the columns of g from a normalised document and
-// returns the member IDs it lists; members are stored apart.
-func groupFromDoc(g *models.DirectoryGroup, doc map[string]any) ([]string, error) {
-	dropNulls(doc)
-	if err := checkResource(Groups, doc); err != nil {
-		return nil, err
-	}
-	ix := IndexGroup(doc)
-	for _, el := range asList(lookupCI(doc, "members")) {
-		if em, ok := el.(map[string]any); ok {
-			if t, ok := lookupCI(em, "type").(string); ok && t != "" && !strings.EqualFold(t, "User") {
-				return nil, InvalidValue("members must be users of this site: nested groups are not supported")
-			}
-		}
-	}
-	deleteCI(doc, "members")
-	b, err := marshal(doc)
-	if err != nil {
-		return nil, InvalidValue("the group cannot be stored: %v", err)
-	}
-	g.DisplayName, g.ExternalID, g.Doc = ix.DisplayName, ix.ExternalID, b
-	return ix.MemberIDs, nil
-}
-
 func uniquenessUser(err error, userName string) error {
 	if models.ErrorCode(err) == models.CodeConflict {
-		return Uniqueness("userName %q is already taken in this site", userName)
+		return scim.Uniqueness("userName %q is already taken in this site", userName)
 	}
 	return err
 }
 
 func uniquenessGroup(err error, displayName string) error {
 	if models.ErrorCode(err) == models.CodeConflict {
-		return Uniqueness("displayName %q is already taken in this site", displayName)
+		return scim.Uniqueness("displayName %q is already taken in this site", displayName)
 	}
 	return err
 }
@@ -175,32 +122,7 @@ func checkMembers(tx *store.Tx, siteID string, ids []string) error {
 	if len(shown) > 5 {
 		shown = shown[:5]
 	}
-	return InvalidValue("members must be users of this site; not found: %s", strings.Join(shown, ", "))
-}
-
-// checkIfMatch compares an If-Match header with the resource's version:
-// "*" matches any, otherwise one of the listed ETags must (weakly) equal
-// it. An empty header asks for nothing.
-func checkIfMatch(ifMatch string, version int64) error {
-	ifMatch = strings.TrimSpace(ifMatch)
-	if ifMatch == "" || ifMatch == "*" {
-		return nil
-	}
-	for tag := range strings.SplitSeq(ifMatch, ",") {
-		if ETagMatches(tag, version) {
-			return nil
-		}
-	}
-	return PreconditionFailed("the resource has changed: its version is %s", etag(version))
-}
-
-// ETagMatches reports whether an entity tag (weak or strong, quoted or not)
-// names the version.
-func ETagMatches(tag string, version int64) bool {
-	tag = strings.TrimSpace(tag)
-	tag = strings.TrimPrefix(strings.TrimPrefix(tag, "W/"), "w/")
-	tag = strings.Trim(tag, `"`)
-	return tag == strconv.FormatInt(version, 10)
+	return scim.InvalidValue("members must be users of this site; not found: %s", strings.Join(shown, ", "))
 }
 
 // Create answers POST /Users and POST /Groups.
@@ -213,7 +135,7 @@ func (s *Service) Create(ctx context.Context, siteID, endpoint string, body []by
 	// create that the store coalesces (PostgreSQL) gives it back before
 	// waiting for its batch, which holds no connection of its own.
 	reqCtx := ctx
-	if err := checkProjection(projectionFrom(q)); err != nil {
+	if err := scim.CheckProjection(projectionFrom(q)); err != nil {
 		return nil, err
 	}
 	ctx, release, err := s.slot(ctx, siteID)
@@ -221,19 +143,19 @@ func (s *Service) Create(ctx context.Context, siteID, endpoint string, body []by
 		return nil, err
 	}
 	defer release()
-	raw, err := decodeResource(body)
+	raw, err := scim.DecodeResource(body)
 	if err != nil {
 		return nil, err
 	}
-	doc, err := Normalize(rt, raw)
+	doc, err := scim.Normalize(rt, raw)
 	if err != nil {
 		return nil, err
 	}
 	base := s.BaseURL(siteID)
 	p := projectionFrom(q)
-	if rt.Name == Users.Name {
+	if rt.Name == scim.Users.Name {
 		u := &models.DirectoryUser{SiteID: siteID}
-		if err := userFromDoc(u, doc); err != nil {
+		if err := scim.UserFromDoc(u, doc); err != nil {
 			return nil, err
 		}
 		// The user ID is not known yet: the store sets the item's resource.
@@ -248,14 +170,14 @@ func (s *Service) Create(ctx context.Context, siteID, endpoint string, body []by
 		if err := s.store.CreateDirectoryUserWithOutbox(ctx, u, it); err != nil {
 			return nil, uniquenessUser(err, u.UserName)
 		}
-		body, err := renderUser(base, u, p)
+		body, err := scim.RenderUser(base, u, p)
 		if err != nil {
 			return nil, err
 		}
-		return &models.SCIMDocument{Body: body, Version: etag(u.Version), Location: base + "/Users/" + u.ID}, nil
+		return &models.SCIMDocument{Body: body, Version: scim.ETag(u.Version), Location: base + "/Users/" + u.ID}, nil
 	}
 	g := &models.DirectoryGroup{SiteID: siteID}
-	memberIDs, err := groupFromDoc(g, doc)
+	memberIDs, err := scim.GroupFromDoc(g, doc)
 	if err != nil {
 		return nil, err
 	}
@@ -284,7 +206,7 @@ func (s *Service) Create(ctx context.Context, siteID, endpoint string, body []by
 				return err
 			}
 			items = append(items, it)
-			if p.wants(Groups, "members") {
+			if p.Wants(scim.Groups, "members") {
 				m, err := tx.FindGroupMembers(siteID, []string{g.ID})
 				if err != nil {
 					return err
@@ -297,11 +219,11 @@ func (s *Service) Create(ctx context.Context, siteID, endpoint string, body []by
 	if err != nil {
 		return nil, err
 	}
-	out, err := renderGroup(base, g, members, p)
+	out, err := scim.RenderGroup(base, g, members, p)
 	if err != nil {
 		return nil, err
 	}
-	return &models.SCIMDocument{Body: out, Version: etag(g.Version), Location: base + "/Groups/" + g.ID}, nil
+	return &models.SCIMDocument{Body: out, Version: scim.ETag(g.Version), Location: base + "/Groups/" + g.ID}, nil
 }
 
 // Replace answers PUT /Users/{id} and PUT /Groups/{id} (Okta updates
@@ -313,7 +235,7 @@ func (s *Service) Replace(ctx context.Context, siteID, endpoint, id string, body
 	if err != nil {
 		return nil, err
 	}
-	if err := checkProjection(projectionFrom(q)); err != nil {
+	if err := scim.CheckProjection(projectionFrom(q)); err != nil {
 		return nil, err
 	}
 	ctx, release, err := s.slot(ctx, siteID)
@@ -321,24 +243,24 @@ func (s *Service) Replace(ctx context.Context, siteID, endpoint, id string, body
 		return nil, err
 	}
 	defer release()
-	raw, err := decodeResource(body)
+	raw, err := scim.DecodeResource(body)
 	if err != nil {
 		return nil, err
 	}
-	doc, err := Normalize(rt, raw)
+	doc, err := scim.Normalize(rt, raw)
 	if err != nil {
 		return nil, err
 	}
-	if rt.Name == Users.Name {
+	if rt.Name == scim.Users.Name {
 		return s.updateUser(ctx, siteID, id, ifMatch, projectionFrom(q), func(*models.DirectoryUser, map[string]any) (map[string]any, bool, error) {
 			return doc, true, nil
 		})
 	}
 	// "members": null asserts nothing; "members": [] empties the group.
-	hasMembers := lookupCI(raw, "members") != nil
+	hasMembers := scim.LookupCI(raw, "members") != nil
 	var ids []string
 	if hasMembers {
-		ids = IndexGroup(doc).MemberIDs
+		ids = scim.IndexGroup(doc).MemberIDs
 		if err := checkMembers(s.store.View(ctx), siteID, ids); err != nil {
 			return nil, err
 		}
@@ -360,13 +282,13 @@ func lockVersion[R any](tx *store.Tx, kind, siteID, id, ifMatch string,
 	state func(*R) (version int64, doc []byte)) (*R, error) {
 	r, err := find(tx, siteID, id, true)
 	if models.IsNotFound(err) {
-		return nil, NotFound("%s %s not found", kind, id)
+		return nil, scim.NotFound("%s %s not found", kind, id)
 	}
 	if err != nil {
 		return nil, err
 	}
 	version, _ := state(r)
-	if err := checkIfMatch(ifMatch, version); err != nil {
+	if err := scim.CheckIfMatch(ifMatch, version); err != nil {
 		return nil, err
 	}
 	return r, nil
@@ -391,16 +313,16 @@ func readForChange[R any](view *store.Tx, kind, siteID, id, ifMatch string,
 	state func(*R) (version int64, doc []byte)) (*R, map[string]any, error) {
 	r, err := find(view, siteID, id, false)
 	if models.IsNotFound(err) {
-		return nil, nil, NotFound("%s %s not found", kind, id)
+		return nil, nil, scim.NotFound("%s %s not found", kind, id)
 	}
 	if err != nil {
 		return nil, nil, err
 	}
 	version, doc := state(r)
-	if err := checkIfMatch(ifMatch, version); err != nil {
+	if err := scim.CheckIfMatch(ifMatch, version); err != nil {
 		return nil, nil, err
 	}
-	stored, err := decodeDoc(doc)
+	stored, err := scim.DecodeDoc(doc)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -433,7 +355,7 @@ func changedMeanwhile(err error, ifMatch string, attempt int, version int64) (re
 		return false, err
 	}
 	if ifMatch = strings.TrimSpace(ifMatch); ifMatch != "" && ifMatch != "*" {
-		return false, PreconditionFailed("the resource has changed: its version is no longer %s", etag(version))
+		return false, scim.PreconditionFailed("the resource has changed: its version is no longer %s", scim.ETag(version))
 	}
 	if attempt+1 < maxWriteAttempts {
 		return true, nil
@@ -449,7 +371,7 @@ func changedMeanwhile(err error, ifMatch string, attempt int, version int64) (re
 // change was computed from and writes it with its outbox items; when the
 // user changed meanwhile the change is computed again. Unchanged users are
 // not written.
-func (s *Service) updateUser(ctx context.Context, siteID, id, ifMatch string, p projection,
+func (s *Service) updateUser(ctx context.Context, siteID, id, ifMatch string, p scim.Projection,
 	change func(u *models.DirectoryUser, doc map[string]any) (map[string]any, bool, error)) (*models.SCIMDocument, error) {
 	base := s.BaseURL(siteID)
 	view := s.store.View(ctx)
@@ -464,7 +386,7 @@ func (s *Service) updateUser(ctx context.Context, siteID, id, ifMatch string, p 
 			return 0, err
 		}
 		u := *before
-		if err := userFromDoc(&u, doc); err != nil {
+		if err := scim.UserFromDoc(&u, doc); err != nil {
 			return 0, err
 		}
 		after = &u
@@ -485,7 +407,7 @@ func (s *Service) updateUser(ctx context.Context, siteID, id, ifMatch string, p 
 	if err != nil {
 		return nil, err
 	}
-	if p.wants(Users, "groups") {
+	if p.Wants(scim.Users, "groups") {
 		groups, err := view.FindDirectoryUserGroups(siteID, []string{after.ID})
 		if err != nil {
 			return nil, err
@@ -494,11 +416,11 @@ func (s *Service) updateUser(ctx context.Context, siteID, id, ifMatch string, p 
 			after.Groups = append(after.Groups, models.DirectoryGroupRef{ID: g.GroupID, DisplayName: g.DisplayName})
 		}
 	}
-	body, err := renderUser(base, after, p)
+	body, err := scim.RenderUser(base, after, p)
 	if err != nil {
 		return nil, err
 	}
-	return &models.SCIMDocument{Body: body, Version: etag(after.Version), Location: base + "/Users/" + after.ID}, nil
+	return &models.SCIMDocument{Body: body, Version: scim.ETag(after.Version), Location: base + "/Users/" + after.ID}, nil
 }
 
 // memberTracker applies membership changes to the database in order and
@@ -649,7 +571,7 @@ func (s *Service) updateGroup(ctx context.Context, siteID, id, ifMatch string, q
 			return 0, err
 		}
 		g := *before
-		if _, err := groupFromDoc(&g, doc); err != nil {
+		if _, err := scim.GroupFromDoc(&g, doc); err != nil {
 			return 0, err
 		}
 		after = &g
@@ -683,18 +605,18 @@ func (s *Service) updateGroup(ctx context.Context, siteID, id, ifMatch string, q
 		return nil, err
 	}
 	var members []models.GroupMember
-	if p.wants(Groups, "members") {
+	if p.Wants(scim.Groups, "members") {
 		m, err := view.FindGroupMembers(siteID, []string{id})
 		if err != nil {
 			return nil, err
 		}
 		members = m[id]
 	}
-	body, err := renderGroup(base, after, members, p)
+	body, err := scim.RenderGroup(base, after, members, p)
 	if err != nil {
 		return nil, err
 	}
-	return &models.SCIMDocument{Body: body, Version: etag(after.Version), Location: base + "/Groups/" + after.ID}, nil
+	return &models.SCIMDocument{Body: body, Version: scim.ETag(after.Version), Location: base + "/Groups/" + after.ID}, nil
 }
 
 // groupChanges returns the outbox items of a group change: an update of
@@ -743,7 +665,7 @@ func (s *Service) Delete(ctx context.Context, siteID, endpoint, id, ifMatch stri
 	}
 	defer release()
 	return s.store.InTx(ctx, func(tx *store.Tx) error {
-		if rt.Name == Users.Name {
+		if rt.Name == scim.Users.Name {
 			u, err := lockVersion(tx, "User", siteID, id, ifMatch, (*store.Tx).FindDirectoryUser, userState)
 			if err != nil {
 				return err

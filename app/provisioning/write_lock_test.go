@@ -1,4 +1,4 @@
-package scim
+package provisioning
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"idbridge/app/scim"
 	"idbridge/app/store"
 	"idbridge/app/store/storetest"
 	"idbridge/models"
@@ -80,7 +81,7 @@ func TestWriteLockNotHeldWhileComputing(t *testing.T) {
 		// changes the same user; the first is computed again and both
 		// changes are kept.
 		calls := 0
-		doc, err := svc.updateUser(ctx, site.ID, uid, "", projection{}, func(u *models.DirectoryUser, doc map[string]any) (map[string]any, bool, error) {
+		doc, err := svc.updateUser(ctx, site.ID, uid, "", scim.Projection{}, func(u *models.DirectoryUser, doc map[string]any) (map[string]any, bool, error) {
 			calls++
 			if calls == 1 {
 				if err := lockedOut("scim_users", uid); err != nil {
@@ -91,7 +92,7 @@ func TestWriteLockNotHeldWhileComputing(t *testing.T) {
 				}
 			}
 			doc["nickName"] = fmt.Sprintf("computed %d times", calls)
-			out, err := Normalize(Users, doc)
+			out, err := scim.Normalize(scim.Users, doc)
 			return out, true, err
 		})
 		if err != nil {
@@ -103,15 +104,15 @@ func TestWriteLockNotHeldWhileComputing(t *testing.T) {
 		}
 
 		// With If-Match, a change made meanwhile is a 412.
-		_, err = svc.updateUser(ctx, site.ID, uid, `W/"3"`, projection{}, func(u *models.DirectoryUser, doc map[string]any) (map[string]any, bool, error) {
+		_, err = svc.updateUser(ctx, site.ID, uid, `W/"3"`, scim.Projection{}, func(u *models.DirectoryUser, doc map[string]any) (map[string]any, bool, error) {
 			if _, err := svc.Patch(ctx, site.ID, "Users", uid, []byte(`{"Operations":[{"op":"add","path":"title","value":"Chief"}]}`), "", nil); err != nil {
 				t.Fatal(err)
 			}
 			doc["nickName"] = "lost"
-			out, err := Normalize(Users, doc)
+			out, err := scim.Normalize(scim.Users, doc)
 			return out, true, err
 		})
-		if e := testError(err); e == nil || e.Code != models.CodePrecondition {
+		if models.ErrorCode(err) != models.CodePrecondition {
 			t.Fatalf("If-Match over a change made meanwhile: %v, want 412", err)
 		}
 

@@ -1,8 +1,9 @@
-package scim
+package provisioning
 
 import (
 	"testing"
 
+	"idbridge/app/scim"
 	"idbridge/app/store"
 )
 
@@ -11,25 +12,25 @@ import (
 // does.
 func TestCompileFilterUniqueKey(t *testing.T) {
 	cases := []struct {
-		rt     ResourceType
+		rt     scim.ResourceType
 		filter string
 		want   *store.DirectoryKey
 	}{
-		{Users, `userName eq "Alice@Example.COM"`, &store.DirectoryKey{Column: store.KeyUserName, Value: "alice@example.com"}},
-		{Users, `USERNAME EQ "bob"`, &store.DirectoryKey{Column: store.KeyUserName, Value: "bob"}},
-		{Users, `id eq "u_Abc"`, &store.DirectoryKey{Column: store.KeyID, Value: "u_Abc"}},
-		{Users, `userName ne "bob"`, nil},
-		{Users, `userName sw "bob"`, nil},
-		{Users, `userName eq "bob" and active eq true`, nil},
-		{Users, `not (userName eq "bob")`, nil},
-		{Users, `externalId eq "00u1"`, nil},
-		{Users, `emails[value eq "bob@example.com"]`, nil},
-		{Groups, `displayName eq "Admins"`, nil},
-		{Groups, `id eq "g_1"`, nil},
+		{scim.Users, `userName eq "Alice@Example.COM"`, &store.DirectoryKey{Column: store.KeyUserName, Value: "alice@example.com"}},
+		{scim.Users, `USERNAME EQ "bob"`, &store.DirectoryKey{Column: store.KeyUserName, Value: "bob"}},
+		{scim.Users, `id eq "u_Abc"`, &store.DirectoryKey{Column: store.KeyID, Value: "u_Abc"}},
+		{scim.Users, `userName ne "bob"`, nil},
+		{scim.Users, `userName sw "bob"`, nil},
+		{scim.Users, `userName eq "bob" and active eq true`, nil},
+		{scim.Users, `not (userName eq "bob")`, nil},
+		{scim.Users, `externalId eq "00u1"`, nil},
+		{scim.Users, `emails[value eq "bob@example.com"]`, nil},
+		{scim.Groups, `displayName eq "Admins"`, nil},
+		{scim.Groups, `id eq "g_1"`, nil},
 	}
 	for _, dialect := range []string{store.SQLite, store.Postgres} {
 		for _, tc := range cases {
-			expr, err := ParseFilter(tc.rt, tc.filter)
+			expr, err := scim.ParseFilter(tc.rt, tc.filter)
 			if err != nil {
 				t.Fatalf("%s: %v", tc.filter, err)
 			}

@@ -1,4 +1,4 @@
-package scim_test
+package provisioning_test
 
 // The HTTP harness of the SCIM server tests: the real HTTP engine
 // (handlers.New) over the real service and store, on SQLite and on
@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"idbridge/app/provisioning"
 	"idbridge/app/scim"
 	"idbridge/app/store"
 	"idbridge/app/store/storetest"
@@ -31,7 +32,7 @@ const testBaseURL = "https://idbridge.test"
 type scimEnv struct {
 	t   testing.TB
 	st  *store.Store
-	svc *scim.Service
+	svc *provisioning.Service
 	h   http.Handler
 	// statements counts the statements the store ran (store.Options.
 	// OnStatement), so that a test can bound a request's work by count.
@@ -48,14 +49,20 @@ type scimSite struct {
 
 var siteCounter atomic.Int64
 
-func newSCIMEnv(t testing.TB, b storetest.Backend) *scimEnv {
+// tune, when given, changes the store's options (a test about answer
+// sizes, say, that must not meet the statement deadline under -race on a
+// loaded machine).
+func newSCIMEnv(t testing.TB, b storetest.Backend, tune ...func(*store.Options)) *scimEnv {
 	t.Helper()
 	statements := new(atomic.Int64)
 	st := b.Open(t, storetest.WithStoreOptions(func(o *store.Options) {
 		o.OnStatement = func(context.Context) { statements.Add(1) }
+		for _, fn := range tune {
+			fn(o)
+		}
 	}))
 	u, _ := url.Parse(testBaseURL)
-	svc := scim.NewService(scim.ServiceConfig{BaseURL: u}, st, nil, nil)
+	svc := provisioning.NewService(provisioning.ServiceConfig{BaseURL: u}, st, nil, nil)
 	h := handlers.New(handlers.Deps{BaseURL: u, SCIM: svc, Provisioning: svc, MaxBodyBytes: 4 << 20})
 	return &scimEnv{t: t, st: st, svc: svc, h: h, statements: statements}
 }

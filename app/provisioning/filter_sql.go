@@ -1,4 +1,4 @@
-package scim
+package provisioning
 
 import (
 	"fmt"
@@ -7,6 +7,7 @@ import (
 
 	filter "github.com/scim2/filter-parser/v2"
 
+	"idbridge/app/scim"
 	"idbridge/app/store"
 )
 
@@ -38,7 +39,7 @@ type sqlFilter struct {
 }
 
 type sqlCompiler struct {
-	rt      ResourceType
+	rt      scim.ResourceType
 	dialect string
 	table   string // scim_users or scim_groups
 	args    []any
@@ -46,7 +47,7 @@ type sqlCompiler struct {
 
 // compileFilter compiles expr (canonical, from ParseFilter(rt, …)) for the
 // dialect. A filter that cannot run in the database is 400 invalidFilter.
-func compileFilter(rt ResourceType, dialect string, expr filter.Expression) (sqlFilter, error) {
+func compileFilter(rt scim.ResourceType, dialect string, expr filter.Expression) (sqlFilter, error) {
 	c := &sqlCompiler{rt: rt, dialect: dialect, table: tableOf(rt)}
 	where, err := c.expr(expr)
 	if err != nil {
@@ -78,8 +79,8 @@ func (c *sqlCompiler) uniqueKey(expr filter.Expression) *store.DirectoryKey {
 	return nil
 }
 
-func tableOf(rt ResourceType) string {
-	if rt.Name == Groups.Name {
+func tableOf(rt scim.ResourceType) string {
+	if rt.Name == scim.Groups.Name {
 		return "scim_groups"
 	}
 	return "scim_users"
@@ -115,14 +116,14 @@ func (c *sqlCompiler) expr(e filter.Expression) (string, error) {
 	case *filter.AttributeExpression:
 		return c.attrExp(e)
 	}
-	return "", InvalidFilter("the filter could not be compiled")
+	return "", scim.InvalidFilter("the filter could not be compiled")
 }
 
 // operand is something a comparison reads: a SQL expression, its schema
 // attribute, and how to compare it.
 type operand struct {
 	sql  string
-	attr *Attribute
+	attr *scim.Attribute
 	// lowered: sql already holds a lower-cased copy (user_name_lower),
 	// compared with a value lower-cased in Go.
 	lowered bool
@@ -178,15 +179,15 @@ func (c *sqlCompiler) attrExp(e *filter.AttributeExpression) (string, error) {
 	op := filter.CompareOperator(strings.ToLower(string(e.Operator)))
 	ref, err := c.rt.Resolve(p.String())
 	if err != nil {
-		return "", InvalidFilter("unknown attribute %q", p.String())
+		return "", scim.InvalidFilter("unknown attribute %q", p.String())
 	}
 	if !ref.Extension() && ref.Attr.Name == "meta" {
 		switch {
 		case ref.Sub != nil && ref.Sub.Name == "resourceType":
 			// The same for every row of the table.
-			return boolSQL(matchValues(ref.Sub, op, []any{c.rt.Name}, e.CompareValue)), nil
+			return boolSQL(scim.MatchValues(ref.Sub, op, []any{c.rt.Name}, e.CompareValue)), nil
 		case ref.Sub == nil || ref.Sub.Name == "location" || ref.Sub.Name == "version":
-			return "", InvalidFilter("%q cannot be filtered on", p.String())
+			return "", scim.InvalidFilter("%q cannot be filtered on", p.String())
 		}
 	}
 	if col, ok := c.column(p); ok {
@@ -208,7 +209,7 @@ func (c *sqlCompiler) attrExp(e *filter.AttributeExpression) (string, error) {
 	if ref.Attr.MultiValued {
 		if ref.Sub == nil {
 			if op != filter.PR {
-				return "", InvalidFilter("%q is multi-valued: compare one of its sub-attributes", p.String())
+				return "", scim.InvalidFilter("%q is multi-valued: compare one of its sub-attributes", p.String())
 			}
 			return c.elementsExist(ref, nil)
 		}
@@ -228,7 +229,7 @@ func relative(sub string, op filter.CompareOperator, v any) *filter.AttributeExp
 // docKeys is the JSON key path of an attribute in the stored document. The
 // names come from the schema (Resolve spells them canonically), never from
 // the client, so they may be written into SQL as quoted literals.
-func docKeys(ref *AttrRef) []string {
+func docKeys(ref *scim.AttrRef) []string {
 	var keys []string
 	if ref.Extension() {
 		keys = append(keys, ref.Schema)
@@ -267,7 +268,7 @@ func pgKeys(keys []string) string {
 // jsonValue reads the scalar at keys of the JSON in expr (text, or jsonb on
 // PostgreSQL) for comparison: text on PostgreSQL, SQLite's json_extract
 // value (1/0 for booleans) on SQLite.
-func (c *sqlCompiler) jsonValue(expr string, keys []string, a *Attribute) operand {
+func (c *sqlCompiler) jsonValue(expr string, keys []string, a *scim.Attribute) operand {
 	if c.pg() {
 		return operand{sql: "jsonb_extract_path_text(" + c.jsonb(expr) + ", " + pgKeys(keys) + ")", attr: a, json: true}
 	}
@@ -302,7 +303,7 @@ func (c *sqlCompiler) jsonPresent(expr string, keys []string) string {
 // elementsExist is EXISTS over the values of a multi-valued complex
 // attribute in the document, with inner (relative paths) applied to each
 // value; a nil inner asks for any object value.
-func (c *sqlCompiler) elementsExist(ref *AttrRef, inner filter.Expression) (string, error) {
+func (c *sqlCompiler) elementsExist(ref *scim.AttrRef, inner filter.Expression) (string, error) {
 	keys := []string{ref.Attr.Name}
 	if ref.Extension() {
 		keys = []string{ref.Schema, ref.Attr.Name}
@@ -334,7 +335,7 @@ func (c *sqlCompiler) elementsExist(ref *AttrRef, inner filter.Expression) (stri
 func (c *sqlCompiler) valuePath(vp *filter.ValuePath) (string, error) {
 	ref, err := c.rt.Resolve(vp.AttributePath.String())
 	if err != nil {
-		return "", InvalidFilter("unknown attribute %q", vp.AttributePath.String())
+		return "", scim.InvalidFilter("unknown attribute %q", vp.AttributePath.String())
 	}
 	if !ref.Extension() && (ref.Attr.Name == "members" || ref.Attr.Name == "groups") {
 		return c.membership(ref.Attr, vp.ValueFilter)
@@ -356,7 +357,7 @@ func (c *sqlCompiler) valuePath(vp *filter.ValuePath) (string, error) {
 // membership compiles a filter on members (of a group) or groups (of a
 // user) as EXISTS over the membership table; inner is relative ("value",
 // "display", "type"); nil asks for any membership.
-func (c *sqlCompiler) membership(a *Attribute, inner filter.Expression) (string, error) {
+func (c *sqlCompiler) membership(a *scim.Attribute, inner filter.Expression) (string, error) {
 	var from, on string
 	var cols map[string]string
 	if c.table == "scim_groups" {
@@ -384,7 +385,7 @@ func (c *sqlCompiler) membership(a *Attribute, inner filter.Expression) (string,
 func (c *sqlCompiler) compare(o operand, op filter.CompareOperator, v any) (string, error) {
 	a := o.attr
 	if op == filter.PR {
-		if a.Type == TypeString || a.Type == TypeReference {
+		if a.Type == scim.TypeString || a.Type == scim.TypeReference {
 			return "(" + o.sql + " IS NOT NULL AND " + o.sql + " <> '')", nil
 		}
 		return "(" + o.sql + " IS NOT NULL)", nil
@@ -398,13 +399,13 @@ func (c *sqlCompiler) compare(o operand, op filter.CompareOperator, v any) (stri
 	}
 	notNull := o.sql + " IS NOT NULL AND "
 	switch a.Type {
-	case TypeBoolean:
+	case scim.TypeBoolean:
 		b, ok := v.(bool)
 		if !ok {
-			return "", InvalidFilter("%q is a boolean: compare it with true or false", a.Name)
+			return "", scim.InvalidFilter("%q is a boolean: compare it with true or false", a.Name)
 		}
 		if op != filter.EQ {
-			return "", InvalidFilter("%q is a boolean: only eq, ne and pr apply", a.Name)
+			return "", scim.InvalidFilter("%q is a boolean: only eq, ne and pr apply", a.Name)
 		}
 		switch {
 		case !o.json:
@@ -417,10 +418,10 @@ func (c *sqlCompiler) compare(o operand, op filter.CompareOperator, v any) (stri
 			n = 1
 		}
 		return "(" + notNull + o.sql + " = " + c.arg(n) + ")", nil
-	case TypeDateTime:
+	case scim.TypeDateTime:
 		t, ok := v.(time.Time)
 		if !ok {
-			return "", InvalidFilter("%q is a dateTime: compare it with an RFC 3339 date-time", a.Name)
+			return "", scim.InvalidFilter("%q is a dateTime: compare it with an RFC 3339 date-time", a.Name)
 		}
 		if o.json {
 			// A dateTime inside the document is RFC 3339 text: compared as
@@ -429,15 +430,15 @@ func (c *sqlCompiler) compare(o operand, op filter.CompareOperator, v any) (stri
 		}
 		switch op {
 		case filter.CO, filter.SW, filter.EW:
-			return "", InvalidFilter("%q is a dateTime: %s does not apply", a.Name, op)
+			return "", scim.InvalidFilter("%q is a dateTime: %s does not apply", a.Name, op)
 		}
 		return "(" + notNull + o.sql + " " + sqlOp(op) + " " + c.arg(store.TimeArg(t)) + ")", nil
-	case TypeInteger, TypeDecimal, TypeBinary, TypeComplex:
-		return "", InvalidFilter("%q cannot be filtered on", a.Name)
+	case scim.TypeInteger, scim.TypeDecimal, scim.TypeBinary, scim.TypeComplex:
+		return "", scim.InvalidFilter("%q cannot be filtered on", a.Name)
 	}
 	s, ok := v.(string)
 	if !ok {
-		return "", InvalidFilter("%q is a string: compare it with a string", a.Name)
+		return "", scim.InvalidFilter("%q is a string: compare it with a string", a.Name)
 	}
 	return c.stringCompare(o, op, s, a.CaseExact)
 }
@@ -469,7 +470,7 @@ func (c *sqlCompiler) stringCompare(o operand, op filter.CompareOperator, s stri
 		return "(" + notNull + left + " " + sqlOp(op) + " " + value(s) + ")", nil
 	case filter.CO, filter.SW, filter.EW:
 	default:
-		return "", InvalidFilter("unknown operator %q", op)
+		return "", scim.InvalidFilter("unknown operator %q", op)
 	}
 	if s == "" {
 		return "(" + o.sql + " IS NOT NULL)", nil
@@ -534,7 +535,7 @@ func logical(op filter.LogicalOperator) string {
 // that value: jsonb on PostgreSQL, JSON text on SQLite.
 type elementCompiler struct {
 	c    *sqlCompiler
-	attr *Attribute
+	attr *scim.Attribute
 	elem string
 }
 
@@ -559,7 +560,7 @@ func (ec *elementCompiler) expr(e filter.Expression) (string, error) {
 	case *filter.AttributeExpression:
 		sub := ec.attr.Sub(e.AttributePath.AttributeName)
 		if sub == nil || e.AttributePath.URIPrefix != nil || e.AttributePath.SubAttribute != nil {
-			return "", InvalidFilter("unknown attribute %q in a value filter of %q", e.AttributePath.String(), ec.attr.Name)
+			return "", scim.InvalidFilter("unknown attribute %q in a value filter of %q", e.AttributePath.String(), ec.attr.Name)
 		}
 		op := filter.CompareOperator(strings.ToLower(string(e.Operator)))
 		if op == filter.PR {
@@ -567,16 +568,16 @@ func (ec *elementCompiler) expr(e filter.Expression) (string, error) {
 		}
 		return ec.c.compare(ec.c.jsonValue(ec.elem, []string{sub.Name}, sub), op, e.CompareValue)
 	case *filter.ValuePath:
-		return "", InvalidFilter("value paths do not nest")
+		return "", scim.InvalidFilter("value paths do not nest")
 	}
-	return "", InvalidFilter("the value filter could not be compiled")
+	return "", scim.InvalidFilter("the value filter could not be compiled")
 }
 
 // memberCompiler compiles a filter on members or groups against the
 // membership table's columns.
 type memberCompiler struct {
 	c    *sqlCompiler
-	attr *Attribute
+	attr *scim.Attribute
 	cols map[string]string
 }
 
@@ -601,16 +602,16 @@ func (mc *memberCompiler) expr(e filter.Expression) (string, error) {
 	case *filter.AttributeExpression:
 		sub := mc.attr.Sub(e.AttributePath.AttributeName)
 		if sub == nil || e.AttributePath.URIPrefix != nil || e.AttributePath.SubAttribute != nil {
-			return "", InvalidFilter("unknown attribute %q of %q", e.AttributePath.String(), mc.attr.Name)
+			return "", scim.InvalidFilter("unknown attribute %q of %q", e.AttributePath.String(), mc.attr.Name)
 		}
 		col := mc.cols[sub.Name]
 		if col == "" {
-			return "", InvalidFilter("%s.%s cannot be filtered on", mc.attr.Name, sub.Name)
+			return "", scim.InvalidFilter("%s.%s cannot be filtered on", mc.attr.Name, sub.Name)
 		}
 		op := filter.CompareOperator(strings.ToLower(string(e.Operator)))
 		return mc.c.compare(operand{sql: col, attr: sub}, op, e.CompareValue)
 	case *filter.ValuePath:
-		return "", InvalidFilter("value paths do not nest")
+		return "", scim.InvalidFilter("value paths do not nest")
 	}
-	return "", InvalidFilter("the filter on %q could not be compiled", mc.attr.Name)
+	return "", scim.InvalidFilter("the filter on %q could not be compiled", mc.attr.Name)
 }

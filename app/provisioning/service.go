@@ -1,7 +1,6 @@
-package scim
+package provisioning
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
@@ -11,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"idbridge/app/scim"
 	"idbridge/app/store"
 	"idbridge/models"
 )
@@ -41,7 +41,7 @@ type Service struct {
 	now     func() time.Time
 	log     *slog.Logger
 	tokens  tokenCache
-	filters filterCache
+	filters scim.FilterCache
 	cap     *capacity
 }
 
@@ -55,7 +55,7 @@ func NewService(cfg ServiceConfig, st *store.Store, now func() time.Time, log *s
 		log = slog.New(slog.DiscardHandler)
 	}
 	if cfg.MaxResults <= 0 {
-		cfg.MaxResults = DefaultMaxResults
+		cfg.MaxResults = scim.DefaultMaxResults
 	}
 	return &Service{cfg: cfg, store: st, now: now, log: log,
 		tokens: tokenCache{entries: map[string]tokenEntry{}, now: now},
@@ -105,10 +105,10 @@ func (s *Service) BaseURL(siteID string) string {
 	return base + "/scim/v2/" + url.PathEscape(siteID)
 }
 
-func resourceType(endpoint string) (ResourceType, error) {
-	rt, ok := ResourceTypeByEndpoint(endpoint)
+func resourceType(endpoint string) (scim.ResourceType, error) {
+	rt, ok := scim.ResourceTypeByEndpoint(endpoint)
 	if !ok {
-		return ResourceType{}, NotFound("no resource type %q", endpoint)
+		return scim.ResourceType{}, scim.NotFound("no resource type %q", endpoint)
 	}
 	return rt, nil
 }
@@ -116,17 +116,17 @@ func resourceType(endpoint string) (ResourceType, error) {
 // resource resolves the endpoint and checks the resource ID's shape: an ID
 // idbridge cannot have issued is a 404 at once, without a lookup (and its
 // bytes, which may be NUL or invalid UTF-8, never reach the database).
-func resource(endpoint, id string) (ResourceType, error) {
+func resource(endpoint, id string) (scim.ResourceType, error) {
 	rt, err := resourceType(endpoint)
 	if err != nil {
 		return rt, err
 	}
 	prefix, kind := "u", "User"
-	if rt.Name == Groups.Name {
+	if rt.Name == scim.Groups.Name {
 		prefix, kind = "g", "Group"
 	}
 	if !store.ValidID(prefix, id) {
-		return rt, NotFound("%s %s not found", kind, shown(id))
+		return rt, scim.NotFound("%s %s not found", kind, shown(id))
 	}
 	return rt, nil
 }
@@ -144,11 +144,11 @@ func shown(v string) string {
 
 // ServiceProviderConfig answers GET /ServiceProviderConfig.
 func (s *Service) ServiceProviderConfig(siteID string) map[string]any {
-	return ServiceProviderConfigDocument(s.BaseURL(siteID), ServiceProviderOptions{
+	return scim.ServiceProviderConfigDocument(s.BaseURL(siteID), scim.ServiceProviderOptions{
 		MaxResults: s.cfg.MaxResults, ETag: true, Sort: true,
 		Limits: map[string]any{
 			"maxConcurrentRequestsPerSite": s.cap.siteRequests,
-			"maxListResponseBytes":         MaxListBytes,
+			"maxListResponseBytes":         scim.MaxListBytes,
 		},
 	})
 }
@@ -157,49 +157,23 @@ func (s *Service) ServiceProviderConfig(siteID string) map[string]any {
 // name, GET /ResourceTypes/{name}.
 func (s *Service) ResourceTypes(siteID, name string) (map[string]any, error) {
 	if name != "" {
-		return ResourceTypeDocument(s.BaseURL(siteID), name)
+		return scim.ResourceTypeDocument(s.BaseURL(siteID), name)
 	}
-	docs := ResourceTypeDocuments(s.BaseURL(siteID))
-	return ListResponse(docs, len(docs), 1), nil
+	docs := scim.ResourceTypeDocuments(s.BaseURL(siteID))
+	return scim.ListResponse(docs, len(docs), 1), nil
 }
 
 // Schemas answers GET /Schemas (a ListResponse) or, with an id, GET
 // /Schemas/{id}.
 func (s *Service) Schemas(siteID, id string) (map[string]any, error) {
 	if id != "" {
-		return SchemaDocument(s.BaseURL(siteID), id)
+		return scim.SchemaDocument(s.BaseURL(siteID), id)
 	}
-	docs := SchemaDocuments(s.BaseURL(siteID))
-	return ListResponse(docs, len(docs), 1), nil
+	docs := scim.SchemaDocuments(s.BaseURL(siteID))
+	return scim.ListResponse(docs, len(docs), 1), nil
 }
 
 // --- query parameters -----------------------------------------------------
-
-// projection is attributes / excludedAttributes.
-type projection struct {
-	attrs, excluded []string
-}
-
-func (p projection) none() bool { return len(p.attrs) == 0 && len(p.excluded) == 0 }
-
-// wants reports whether the answer includes the core attribute name, so
-// that members and groups are only loaded when they will be shown.
-func (p projection) wants(rt ResourceType, name string) bool {
-	if len(p.attrs) > 0 {
-		for _, a := range p.attrs {
-			if ref, err := rt.Resolve(a); err == nil && !ref.Extension() && ref.Attr.Name == name {
-				return true
-			}
-		}
-		return false
-	}
-	for _, a := range p.excluded {
-		if ref, err := rt.Resolve(a); err == nil && !ref.Extension() && ref.Attr.Name == name && ref.Sub == nil {
-			return false
-		}
-	}
-	return true
-}
 
 // listParams is a parsed list or search request.
 type listParams struct {
@@ -208,7 +182,7 @@ type listParams struct {
 	descending bool
 	startIndex int // 1-based
 	count      int
-	projection
+	scim.Projection
 }
 
 // param returns the query parameter named name, matched
@@ -225,15 +199,15 @@ func param(q url.Values, name string) (string, bool) {
 	return "", false
 }
 
-func projectionFrom(q url.Values) projection {
+func projectionFrom(q url.Values) scim.Projection {
 	a, _ := param(q, "attributes")
 	e, _ := param(q, "excludedAttributes")
-	return projection{attrs: ParseAttributeList(a), excluded: ParseAttributeList(e)}
+	return scim.Projection{Attrs: scim.ParseAttributeList(a), Excluded: scim.ParseAttributeList(e)}
 }
 
 func (s *Service) listParamsFrom(q url.Values) (listParams, error) {
-	lp := listParams{startIndex: 1, count: defaultCount, projection: projectionFrom(q)}
-	if err := checkProjection(lp.projection); err != nil {
+	lp := listParams{startIndex: 1, count: defaultCount, Projection: projectionFrom(q)}
+	if err := scim.CheckProjection(lp.Projection); err != nil {
 		return lp, err
 	}
 	lp.filter, _ = param(q, "filter")
@@ -270,7 +244,7 @@ func pagingInt(name, v string) (int, error) {
 	if err != nil {
 		f, ferr := strconv.ParseFloat(v, 64)
 		if ferr != nil || f != float64(int64(f)) {
-			return 0, InvalidValue("%s must be an integer", name)
+			return 0, scim.InvalidValue("%s must be an integer", name)
 		}
 		n = int64(f)
 	}
@@ -285,29 +259,29 @@ func sortOrder(v string) (bool, error) {
 	case "descending", "desc":
 		return true, nil
 	}
-	return false, InvalidValue("sortOrder must be ascending or descending")
+	return false, scim.InvalidValue("sortOrder must be ascending or descending")
 }
 
 // sortColumn maps sortBy to a column the store sorts by. Only the core
 // string attributes stored in their own columns are sortable, which is
 // what /ServiceProviderConfig's sort.supported promises.
-func sortColumn(rt ResourceType, sortBy string) (string, error) {
+func sortColumn(rt scim.ResourceType, sortBy string) (string, error) {
 	if strings.TrimSpace(sortBy) == "" {
 		return "", nil
 	}
 	ref, err := rt.Resolve(strings.TrimSpace(sortBy))
 	if err != nil {
-		return "", InvalidValue("sortBy %q is not an attribute of %s", sortBy, rt.Name)
+		return "", scim.InvalidValue("sortBy %q is not an attribute of %s", sortBy, rt.Name)
 	}
 	if col := sortableColumn(rt, ref.Canonical); col != "" {
 		return col, nil
 	}
-	return "", InvalidValue("sorting by %q is not supported", ref.Canonical)
+	return "", scim.InvalidValue("sorting by %q is not supported", ref.Canonical)
 }
 
 // sortableColumn is the column a canonical attribute sorts by, "" when it
 // is not sortable.
-func sortableColumn(rt ResourceType, canonical string) string {
+func sortableColumn(rt scim.ResourceType, canonical string) string {
 	switch canonical {
 	case "externalId":
 		return "external_id"
@@ -318,7 +292,7 @@ func sortableColumn(rt ResourceType, canonical string) string {
 	case "meta.lastModified":
 		return "updated_at"
 	}
-	if rt.Name == Groups.Name {
+	if rt.Name == scim.Groups.Name {
 		if canonical == "displayName" {
 			return "display_name_lower"
 		}
@@ -379,33 +353,33 @@ func attributeList(raw json.RawMessage) ([]string, error) {
 	if err := json.Unmarshal(raw, &list); err == nil {
 		var out []string
 		for _, a := range list {
-			out = append(out, ParseAttributeList(a)...)
+			out = append(out, scim.ParseAttributeList(a)...)
 		}
 		return out, nil
 	}
 	var one string
 	if err := json.Unmarshal(raw, &one); err != nil {
-		return nil, InvalidSyntax("attributes must be a list of attribute names")
+		return nil, scim.InvalidSyntax("attributes must be a list of attribute names")
 	}
-	return ParseAttributeList(one), nil
+	return scim.ParseAttributeList(one), nil
 }
 
 // Search answers POST /.search (endpoint "") and POST /Users/.search,
 // /Groups/.search. A search at the root covers users, then groups.
 func (s *Service) Search(ctx context.Context, siteID, endpoint string, body []byte) (any, error) {
 	var req searchRequest
-	if err := decodeStrict(body, &req); err != nil {
+	if err := scim.DecodeStrict(body, &req); err != nil {
 		return nil, err
 	}
 	lp := listParams{startIndex: 1, count: defaultCount, filter: req.Filter, sortBy: req.SortBy}
 	var err error
-	if lp.attrs, err = attributeList(req.Attributes); err != nil {
+	if lp.Attrs, err = attributeList(req.Attributes); err != nil {
 		return nil, err
 	}
-	if lp.excluded, err = attributeList(req.ExcludedAttributes); err != nil {
+	if lp.Excluded, err = attributeList(req.ExcludedAttributes); err != nil {
 		return nil, err
 	}
-	if err := checkProjection(lp.projection); err != nil {
+	if err := scim.CheckProjection(lp.Projection); err != nil {
 		return nil, err
 	}
 	if lp.descending, err = sortOrder(req.SortOrder); err != nil {
@@ -436,108 +410,43 @@ func (s *Service) Search(ctx context.Context, siteID, endpoint string, body []by
 // byte budget.
 func (s *Service) searchAll(ctx context.Context, siteID string, lp listParams) (any, error) {
 	if lp.sortBy != "" {
-		return nil, InvalidValue("a search across resource types cannot be sorted")
+		return nil, scim.InvalidValue("a search across resource types cannot be sorted")
 	}
-	page := newPage()
+	page := scim.NewPage()
 	total := 0
 	offset, count := lp.startIndex-1, lp.count
-	for _, rt := range ResourceTypes() {
+	for _, rt := range scim.ResourceTypes() {
 		part := lp
 		part.startIndex, part.count = offset+1, count
-		if page.full {
+		if page.Full() {
 			part.count = 0 // only the total
 		}
-		before := page.n
+		before := page.Len()
 		n, err := s.query(ctx, siteID, rt, part, page)
 		if err != nil {
 			return nil, err
 		}
 		total += n
-		count -= page.n - before
+		count -= page.Len() - before
 		offset = max(offset-n, 0)
 	}
-	return page.answer(total, lp.startIndex), nil
+	return page.Answer(total, lp.startIndex), nil
 }
 
-func (s *Service) list(ctx context.Context, siteID string, rt ResourceType, lp listParams) (any, error) {
-	page := newPage()
+func (s *Service) list(ctx context.Context, siteID string, rt scim.ResourceType, lp listParams) (any, error) {
+	page := scim.NewPage()
 	total, err := s.query(ctx, siteID, rt, lp, page)
 	if err != nil {
 		return nil, err
 	}
-	return page.answer(total, lp.startIndex), nil
-}
-
-// MaxListBytes is the byte budget of one list answer's resources: a page
-// ends early when the next resource would pass it (at least one resource
-// is always answered, so paging goes on), and itemsPerPage says how many
-// it holds. Okta's pages of 100 users take a few hundred kilobytes; 20
-// users of 1 MB made one 20 MB answer before.
-const MaxListBytes = 4 << 20
-
-// page assembles the Resources of a ListResponse as JSON, each resource
-// rendered once, straight into the answer: no list of documents, no list
-// of rendered resources, no second copy to join them. The store's rows are
-// read into it and closed before the answer is written, so a slow client
-// never holds a database connection.
-type page struct {
-	b    []byte
-	n    int
-	full bool
-}
-
-const pageHead = `{"schemas":["` + ListResponseSchema + `"],"Resources":[`
-
-func newPage() *page { return &page{} }
-
-// add appends a rendered resource (raw JSON or a map); false when the page
-// is full and r was left out.
-func (p *page) add(r any) (bool, error) {
-	raw, ok := r.(json.RawMessage)
-	if !ok {
-		b, err := marshal(r)
-		if err != nil {
-			return false, err
-		}
-		raw = b
-	}
-	if p.full || p.n > 0 && len(p.b)+len(raw) > MaxListBytes {
-		p.full = true
-		return false, nil
-	}
-	if p.b == nil {
-		// Sized for the first resource: a lookup's answer is one.
-		p.b = make([]byte, 0, len(pageHead)+len(raw)+96)
-		p.b = append(p.b, pageHead...)
-	}
-	if p.n > 0 {
-		p.b = append(p.b, ',')
-	}
-	p.b = append(p.b, raw...)
-	p.n++
-	return true, nil
-}
-
-// answer closes the ListResponse with its counts.
-func (p *page) answer(total, startIndex int) json.RawMessage {
-	b := p.b
-	if b == nil {
-		b = append(make([]byte, 0, len(pageHead)+96), pageHead...)
-	}
-	b = append(b, `],"totalResults":`...)
-	b = strconv.AppendInt(b, int64(total), 10)
-	b = append(b, `,"startIndex":`...)
-	b = strconv.AppendInt(b, int64(startIndex), 10)
-	b = append(b, `,"itemsPerPage":`...)
-	b = strconv.AppendInt(b, int64(p.n), 10)
-	return json.RawMessage(append(b, '}'))
+	return page.Answer(total, lp.startIndex), nil
 }
 
 // directoryQuery compiles the filter, sort and paging of lp for rt.
-func (s *Service) directoryQuery(rt ResourceType, lp listParams) (store.DirectoryQuery, error) {
+func (s *Service) directoryQuery(rt scim.ResourceType, lp listParams) (store.DirectoryQuery, error) {
 	dq := store.DirectoryQuery{Offset: lp.startIndex - 1, Limit: lp.count, Desc: lp.descending}
 	if strings.TrimSpace(lp.filter) != "" {
-		expr, err := s.filters.parse(rt, lp.filter)
+		expr, err := s.filters.Parse(rt, lp.filter)
 		if err != nil {
 			return dq, err
 		}
@@ -557,7 +466,7 @@ func (s *Service) directoryQuery(rt ResourceType, lp listParams) (store.Director
 
 // query runs one list and renders its page into pg, within its byte
 // budget, and returns the total number of matches.
-func (s *Service) query(ctx context.Context, siteID string, rt ResourceType, lp listParams, pg *page) (int, error) {
+func (s *Service) query(ctx context.Context, siteID string, rt scim.ResourceType, lp listParams, pg *scim.Page) (int, error) {
 	dq, err := s.directoryQuery(rt, lp)
 	if err != nil {
 		return 0, err
@@ -573,19 +482,19 @@ func (s *Service) query(ctx context.Context, siteID string, rt ResourceType, lp 
 	defer release()
 	view := s.store.View(ctx)
 	base := s.BaseURL(siteID)
-	if rt.Name == Users.Name {
-		dq.WithGroups = lp.wants(rt, "groups")
+	if rt.Name == scim.Users.Name {
+		dq.WithGroups = lp.Wants(rt, "groups")
 		if dq.Key != nil {
 			users, total, err := view.ListDirectoryUsers(siteID, dq)
 			if err != nil {
 				return 0, err
 			}
 			for i := range users {
-				r, err := renderUser(base, &users[i], lp.projection)
+				r, err := scim.RenderUser(base, &users[i], lp.Projection)
 				if err != nil {
 					return 0, err
 				}
-				if _, err := pg.add(r); err != nil {
+				if _, err := pg.Add(r); err != nil {
 					return 0, err
 				}
 			}
@@ -593,12 +502,12 @@ func (s *Service) query(ctx context.Context, siteID string, rt ResourceType, lp 
 		}
 		var renderErr error
 		total, err := view.EachDirectoryUser(siteID, dq, func(u *models.DirectoryUser) bool {
-			r, err := renderUser(base, u, lp.projection)
+			r, err := scim.RenderUser(base, u, lp.Projection)
 			if err != nil {
 				renderErr = err
 				return false
 			}
-			added, err := pg.add(r)
+			added, err := pg.Add(r)
 			if err != nil {
 				renderErr = err
 				return false
@@ -614,11 +523,11 @@ func (s *Service) query(ctx context.Context, siteID string, rt ResourceType, lp 
 	if err != nil {
 		return 0, err
 	}
-	withMembers := lp.wants(rt, "members")
+	withMembers := lp.Wants(rt, "members")
 	// Members are loaded a few groups at a time, so that a full page stops
 	// loading them too.
 	const membersChunk = 16
-	for start := 0; start < len(groups) && !pg.full; start += membersChunk {
+	for start := 0; start < len(groups) && !pg.Full(); start += membersChunk {
 		chunk := groups[start:min(start+membersChunk, len(groups))]
 		var members map[string][]models.GroupMember
 		if withMembers {
@@ -631,11 +540,11 @@ func (s *Service) query(ctx context.Context, siteID string, rt ResourceType, lp 
 			}
 		}
 		for i := range chunk {
-			r, err := renderGroup(base, &chunk[i], members[chunk[i].ID], lp.projection)
+			r, err := scim.RenderGroup(base, &chunk[i], members[chunk[i].ID], lp.Projection)
 			if err != nil {
 				return 0, err
 			}
-			if added, err := pg.add(r); err != nil || !added {
+			if added, err := pg.Add(r); err != nil || !added {
 				if err != nil {
 					return 0, err
 				}
@@ -653,11 +562,11 @@ func (s *Service) Get(ctx context.Context, siteID, endpoint, id string, q url.Va
 		return nil, err
 	}
 	p := projectionFrom(q)
-	if err := checkProjection(p); err != nil {
+	if err := scim.CheckProjection(p); err != nil {
 		return nil, err
 	}
 	slot := s.slot
-	if rt.Name == Users.Name {
+	if rt.Name == scim.Users.Name {
 		slot = s.lookupSlot
 	}
 	ctx, release, err := slot(ctx, siteID)
@@ -667,295 +576,43 @@ func (s *Service) Get(ctx context.Context, siteID, endpoint, id string, q url.Va
 	defer release()
 	view := s.store.View(ctx)
 	base := s.BaseURL(siteID)
-	if rt.Name == Users.Name {
+	if rt.Name == scim.Users.Name {
 		users, _, err := view.ListDirectoryUsers(siteID, store.DirectoryQuery{
 			Where: "id = ?", Args: []any{id}, Key: &store.DirectoryKey{Column: store.KeyID, Value: id},
-			Limit: 1, WithGroups: p.wants(rt, "groups"),
+			Limit: 1, WithGroups: p.Wants(rt, "groups"),
 		})
 		if err != nil {
 			return nil, err
 		}
 		if len(users) == 0 {
-			return nil, NotFound("User %s not found", id)
+			return nil, scim.NotFound("User %s not found", id)
 		}
-		body, err := renderUser(base, &users[0], p)
+		body, err := scim.RenderUser(base, &users[0], p)
 		if err != nil {
 			return nil, err
 		}
-		return &models.SCIMDocument{Body: body, Version: etag(users[0].Version), Location: base + "/Users/" + users[0].ID}, nil
+		return &models.SCIMDocument{Body: body, Version: scim.ETag(users[0].Version), Location: base + "/Users/" + users[0].ID}, nil
 	}
 	g, err := view.FindDirectoryGroup(siteID, id, false)
 	if models.IsNotFound(err) {
-		return nil, NotFound("Group %s not found", id)
+		return nil, scim.NotFound("Group %s not found", id)
 	}
 	if err != nil {
 		return nil, err
 	}
 	var members []models.GroupMember
-	if p.wants(rt, "members") {
+	if p.Wants(rt, "members") {
 		m, err := view.FindGroupMembers(siteID, []string{g.ID})
 		if err != nil {
 			return nil, err
 		}
 		members = m[g.ID]
 	}
-	body, err := renderGroup(base, g, members, p)
+	body, err := scim.RenderGroup(base, g, members, p)
 	if err != nil {
 		return nil, err
 	}
-	return &models.SCIMDocument{Body: body, Version: etag(g.Version), Location: base + "/Groups/" + g.ID}, nil
+	return &models.SCIMDocument{Body: body, Version: scim.ETag(g.Version), Location: base + "/Groups/" + g.ID}, nil
 }
 
 // --- rendering ----------------------------------------------------------------
-
-// etag is the weak ETag (and meta.version) of a resource version.
-func etag(version int64) string { return `W/"` + strconv.FormatInt(version, 10) + `"` }
-
-func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
-
-func metaJSON(resourceType, location string, created, updated time.Time, version int64) map[string]any {
-	return map[string]any{
-		"resourceType": resourceType,
-		"created":      formatTime(created),
-		"lastModified": formatTime(updated),
-		"location":     location,
-		"version":      etag(version),
-	}
-}
-
-// renderUser renders a stored user. Without projection the stored JSON is
-// spliced as is (the hot path of an identity provider's lookups); with
-// one, the document is decoded and projected.
-func renderUser(base string, u *models.DirectoryUser, p projection) (any, error) {
-	location := base + "/Users/" + u.ID
-	if p.none() {
-		b := make([]byte, 0, len(u.Doc)+256+len(u.Groups)*160)
-		b = appendHead(b, u.ID, "User", location, u.CreatedAt, u.UpdatedAt, u.Version)
-		if len(u.Groups) > 0 {
-			b = append(b, `,"groups":[`...)
-			for i, g := range u.Groups {
-				if i > 0 {
-					b = append(b, ',')
-				}
-				b = appendRef(b, g.ID, g.DisplayName, base+"/Groups/"+g.ID, "direct")
-			}
-			b = append(b, ']')
-		}
-		return spliceDoc(b, u.Doc), nil
-	}
-	extra := map[string]any{
-		"id":   u.ID,
-		"meta": metaJSON("User", location, u.CreatedAt, u.UpdatedAt, u.Version),
-	}
-	if len(u.Groups) > 0 {
-		groups := make([]any, len(u.Groups))
-		for i, g := range u.Groups {
-			groups[i] = map[string]any{"value": g.ID, "display": g.DisplayName, "$ref": base + "/Groups/" + g.ID, "type": "direct"}
-		}
-		extra["groups"] = groups
-	}
-	return project(Users, u.Doc, extra, p)
-}
-
-// renderGroup renders a stored group with its members; a group without
-// members answers none (RFC 7643 2.4: an empty multi-valued attribute is
-// left out, not answered as []).
-func renderGroup(base string, g *models.DirectoryGroup, members []models.GroupMember, p projection) (any, error) {
-	location := base + "/Groups/" + g.ID
-	if p.none() {
-		b := make([]byte, 0, len(g.Doc)+256+len(members)*160)
-		b = appendHead(b, g.ID, "Group", location, g.CreatedAt, g.UpdatedAt, g.Version)
-		if len(members) > 0 {
-			b = append(b, `,"members":[`...)
-			for i, m := range members {
-				if i > 0 {
-					b = append(b, ',')
-				}
-				b = appendRef(b, m.UserID, m.Display, base+"/Users/"+m.UserID, "User")
-			}
-			b = append(b, ']')
-		}
-		return spliceDoc(b, g.Doc), nil
-	}
-	extra := map[string]any{
-		"id":   g.ID,
-		"meta": metaJSON("Group", location, g.CreatedAt, g.UpdatedAt, g.Version),
-	}
-	if len(members) > 0 {
-		list := make([]any, len(members))
-		for i, m := range members {
-			list[i] = map[string]any{"value": m.UserID, "display": m.Display, "$ref": base + "/Users/" + m.UserID, "type": "User"}
-		}
-		extra["members"] = list
-	}
-	return project(Groups, g.Doc, extra, p)
-}
-
-// appendHead starts a resource's JSON with the server's attributes: id and
-// meta (same members as metaJSON).
-func appendHead(b []byte, id, resourceType, location string, created, updated time.Time, version int64) []byte {
-	b = append(b, `{"id":`...)
-	b = appendJSONString(b, id)
-	b = append(b, `,"meta":{"resourceType":`...)
-	b = appendJSONString(b, resourceType)
-	b = append(b, `,"created":"`...)
-	b = created.UTC().AppendFormat(b, time.RFC3339Nano)
-	b = append(b, `","lastModified":"`...)
-	b = updated.UTC().AppendFormat(b, time.RFC3339Nano)
-	b = append(b, `","location":`...)
-	b = appendJSONString(b, location)
-	b = append(b, `,"version":"W/\"`...)
-	b = strconv.AppendInt(b, version, 10)
-	b = append(b, `\""}`...)
-	return b
-}
-
-// appendRef appends a member or group reference.
-func appendRef(b []byte, value, display, ref, typ string) []byte {
-	b = append(b, `{"value":`...)
-	b = appendJSONString(b, value)
-	b = append(b, `,"display":`...)
-	b = appendJSONString(b, display)
-	b = append(b, `,"$ref":`...)
-	b = appendJSONString(b, ref)
-	b = append(b, `,"type":`...)
-	b = appendJSONString(b, typ)
-	return append(b, '}')
-}
-
-// spliceDoc closes a head built by appendHead with the members of the
-// stored document (a JSON object).
-func spliceDoc(head, doc []byte) json.RawMessage {
-	doc = bytes.TrimSpace(doc)
-	if len(doc) >= 2 && doc[0] == '{' {
-		if inner := bytes.TrimSpace(doc[1 : len(doc)-1]); len(inner) > 0 {
-			head = append(head, ',')
-			head = append(head, inner...)
-		}
-	}
-	return json.RawMessage(append(head, '}'))
-}
-
-// appendJSONString appends s as a JSON string (no HTML escaping).
-func appendJSONString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' {
-			continue
-		}
-		b = append(b, s[start:i]...)
-		switch c {
-		case '"':
-			b = append(b, '\\', '"')
-		case '\\':
-			b = append(b, '\\', '\\')
-		case '\n':
-			b = append(b, '\\', 'n')
-		case '\r':
-			b = append(b, '\\', 'r')
-		case '\t':
-			b = append(b, '\\', 't')
-		default:
-			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-		}
-		start = i + 1
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
-}
-
-// project decodes a stored document, adds the server's attributes and
-// applies attributes / excludedAttributes.
-func project(rt ResourceType, doc []byte, extra map[string]any, p projection) (any, error) {
-	m, err := decodeDoc(doc)
-	if err != nil {
-		return nil, err
-	}
-	for k, v := range extra {
-		m[k] = v
-	}
-	return Project(rt, m, p.attrs, p.excluded), nil
-}
-
-// marshal is json.Marshal without HTML escaping: values are stored and
-// answered as sent ("R&D", not "R\u0026D").
-func marshal(v any) ([]byte, error) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return bytes.TrimRight(b.Bytes(), "\n"), nil
-}
-
-// decodeDoc decodes a stored document, keeping numbers exact.
-func decodeDoc(doc []byte) (map[string]any, error) {
-	m := map[string]any{}
-	if len(bytes.TrimSpace(doc)) == 0 {
-		return m, nil
-	}
-	dec := json.NewDecoder(bytes.NewReader(doc))
-	dec.UseNumber()
-	if err := dec.Decode(&m); err != nil {
-		return nil, err
-	}
-	return m, nil
-}
-
-// decodeStrict decodes one JSON value from body into v: malformed JSON or
-// trailing data is 400 invalidSyntax.
-func decodeStrict(body []byte, v any) error {
-	if hasNUL(string(body)) {
-		return InvalidValue("the body holds the NUL character (\\u0000), which no attribute may hold")
-	}
-	if err := checkBody(body); err != nil {
-		return err
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	if err := dec.Decode(v); err != nil {
-		return InvalidSyntax("the body is not valid JSON for this request")
-	}
-	if dec.More() {
-		return InvalidSyntax("the body has data after the JSON value")
-	}
-	return nil
-}
-
-// dropNulls removes null values and empty lists at every depth of v, in
-// place: no answer ever carries a null (Entra sends "$ref": null; unknown
-// attributes are kept as sent) or an empty multi-valued attribute (RFC 7643
-// 2.4 leaves it out; "emails": [] in a PUT clears the emails).
-func dropNulls(v any) any {
-	switch v := v.(type) {
-	case map[string]any:
-		for k, e := range v {
-			if e == nil {
-				delete(v, k)
-				continue
-			}
-			if v[k] = dropNulls(e); isEmptyList(v[k]) {
-				delete(v, k)
-			}
-		}
-		return v
-	case []any:
-		out := v[:0]
-		for _, e := range v {
-			if e != nil {
-				out = append(out, dropNulls(e))
-			}
-		}
-		return out
-	}
-	return v
-}
-
-func isEmptyList(v any) bool {
-	l, ok := v.([]any)
-	return ok && len(l) == 0
-}

@@ -1,16 +1,14 @@
-package scim
+package provisioning
 
 import (
 	"context"
-	"fmt"
 	"net/url"
-	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 
 	filter "github.com/scim2/filter-parser/v2"
 
+	"idbridge/app/scim"
 	"idbridge/app/store"
 	"idbridge/models"
 )
@@ -24,7 +22,7 @@ func (s *Service) Patch(ctx context.Context, siteID, endpoint, id string, body [
 	if err != nil {
 		return nil, err
 	}
-	if err := checkProjection(projectionFrom(q)); err != nil {
+	if err := scim.CheckProjection(projectionFrom(q)); err != nil {
 		return nil, err
 	}
 	ctx, release, err := s.slot(ctx, siteID)
@@ -32,13 +30,13 @@ func (s *Service) Patch(ctx context.Context, siteID, endpoint, id string, body [
 		return nil, err
 	}
 	defer release()
-	req, err := DecodePatchRequest(body)
+	req, err := scim.DecodePatchRequest(body)
 	if err != nil {
 		return nil, err
 	}
-	if rt.Name == Users.Name {
+	if rt.Name == scim.Users.Name {
 		return s.updateUser(ctx, siteID, id, ifMatch, projectionFrom(q), func(_ *models.DirectoryUser, doc map[string]any) (map[string]any, bool, error) {
-			res, err := ApplyPatch(Users, doc, req)
+			res, err := scim.ApplyPatch(scim.Users, doc, req)
 			if err != nil {
 				return nil, false, err
 			}
@@ -75,16 +73,16 @@ type memberOp struct {
 // anything else about members falls back to applying the whole PATCH to the
 // group with its members loaded and planning the difference. Every member
 // added is checked to be a user of the site.
-func planGroupPatch(view *store.Tx, g *models.DirectoryGroup, stored map[string]any, req *PatchRequest) (map[string]any, []memberOp, error) {
+func planGroupPatch(view *store.Tx, g *models.DirectoryGroup, stored map[string]any, req *scim.PatchRequest) (map[string]any, []memberOp, error) {
 	var (
-		rest    PatchRequest
+		rest    scim.PatchRequest
 		restIdx []int
 		ops     []memberOp
 	)
 	for i, op := range req.Operations {
 		mo, other, ok, err := splitMemberOp(op)
 		if err != nil {
-			return nil, nil, operationError(i, op, err)
+			return nil, nil, scim.OperationError(i, op, err)
 		}
 		if !ok {
 			return planGroupPatchLoaded(view, g, stored, req)
@@ -99,9 +97,9 @@ func planGroupPatch(view *store.Tx, g *models.DirectoryGroup, stored map[string]
 	}
 	doc := stored
 	if len(rest.Operations) > 0 {
-		res, err := ApplyPatch(Groups, stored, &rest)
+		res, err := scim.ApplyPatch(scim.Groups, stored, &rest)
 		if err != nil {
-			return nil, nil, renumber(err, restIdx)
+			return nil, nil, scim.Renumber(err, restIdx)
 		}
 		doc = res.Resource
 	}
@@ -111,8 +109,8 @@ func planGroupPatch(view *store.Tx, g *models.DirectoryGroup, stored map[string]
 			toAdd = append(toAdd, op.ids...)
 		}
 	}
-	if len(toAdd) > MaxMembers {
-		return nil, nil, InvalidValue("the PATCH adds more than %d members; at most %d are taken in one request", MaxMembers, MaxMembers)
+	if len(toAdd) > scim.MaxMembers {
+		return nil, nil, scim.InvalidValue("the PATCH adds more than %d members; at most %d are taken in one request", scim.MaxMembers, scim.MaxMembers)
 	}
 	if err := checkMembers(view, g.SiteID, toAdd); err != nil {
 		return nil, nil, err
@@ -139,7 +137,7 @@ func mergeMemberOps(ops []memberOp) []memberOp {
 
 // planGroupPatchLoaded applies the PATCH to the group document with all its
 // members and plans the membership difference.
-func planGroupPatchLoaded(view *store.Tx, g *models.DirectoryGroup, stored map[string]any, req *PatchRequest) (map[string]any, []memberOp, error) {
+func planGroupPatchLoaded(view *store.Tx, g *models.DirectoryGroup, stored map[string]any, req *scim.PatchRequest) (map[string]any, []memberOp, error) {
 	current, err := view.FindGroupMembers(g.SiteID, []string{g.ID})
 	if err != nil {
 		return nil, nil, err
@@ -155,14 +153,14 @@ func planGroupPatchLoaded(view *store.Tx, g *models.DirectoryGroup, stored map[s
 		}
 		doc["members"] = members
 	}
-	res, err := ApplyPatch(Groups, doc, req)
+	res, err := scim.ApplyPatch(scim.Groups, doc, req)
 	if err != nil {
 		return nil, nil, err
 	}
-	for _, el := range asList(lookupCI(res.Resource, "members")) {
+	for _, el := range scim.AsList(scim.LookupCI(res.Resource, "members")) {
 		if em, ok := el.(map[string]any); ok {
-			if t, ok := lookupCI(em, "type").(string); ok && t != "" && !strings.EqualFold(t, "User") {
-				return nil, nil, InvalidValue("members must be users of this site: nested groups are not supported")
+			if t, ok := scim.LookupCI(em, "type").(string); ok && t != "" && !strings.EqualFold(t, "User") {
+				return nil, nil, scim.InvalidValue("members must be users of this site: nested groups are not supported")
 			}
 		}
 	}
@@ -183,7 +181,7 @@ func planGroupPatchLoaded(view *store.Tx, g *models.DirectoryGroup, stored map[s
 // an operation for the rest of the group (other), both (a no-path value
 // object with members and other attributes), or ok false when it touches
 // members in a way that needs the members loaded.
-func splitMemberOp(op PatchOperation) (mo *memberOp, other *PatchOperation, ok bool, err error) {
+func splitMemberOp(op scim.PatchOperation) (mo *memberOp, other *scim.PatchOperation, ok bool, err error) {
 	kind := strings.ToLower(strings.TrimSpace(op.Op))
 	path := strings.TrimSpace(op.Path)
 	if path == "" {
@@ -193,7 +191,7 @@ func splitMemberOp(op PatchOperation) (mo *memberOp, other *PatchOperation, ok b
 		}
 		var membersKey string
 		for k := range obj {
-			if strings.EqualFold(k, "members") || strings.EqualFold(k, GroupSchema+":members") {
+			if strings.EqualFold(k, "members") || strings.EqualFold(k, scim.GroupSchema+":members") {
 				if membersKey != "" {
 					return nil, nil, false, nil
 				}
@@ -218,12 +216,12 @@ func splitMemberOp(op PatchOperation) (mo *memberOp, other *PatchOperation, ok b
 					restObj[k] = v
 				}
 			}
-			other = &PatchOperation{Op: op.Op, Value: restObj}
+			other = &scim.PatchOperation{Op: op.Op, Value: restObj}
 		}
 		return mo, other, true, nil
 	}
 	lower := strings.ToLower(path)
-	lower = strings.TrimPrefix(lower, strings.ToLower(GroupSchema)+":")
+	lower = strings.TrimPrefix(lower, strings.ToLower(scim.GroupSchema)+":")
 	switch {
 	case lower == "members":
 		switch kind {
@@ -248,7 +246,7 @@ func splitMemberOp(op PatchOperation) (mo *memberOp, other *PatchOperation, ok b
 		}
 		return nil, &op, true, nil // an unknown op: ApplyPatch names it
 	case strings.HasPrefix(lower, "members[") && kind == "remove":
-		p, err := ParsePath(Groups, path)
+		p, err := scim.ParsePath(scim.Groups, path)
 		if err != nil {
 			return nil, nil, false, err
 		}
@@ -290,12 +288,12 @@ func memberValues(v any) (ids []string, simple bool, err error) {
 		if !ok {
 			return nil, false, nil
 		}
-		id, ok := lookupCI(m, "value").(string)
+		id, ok := scim.LookupCI(m, "value").(string)
 		if !ok || strings.TrimSpace(id) == "" {
 			return nil, false, nil
 		}
-		if t, ok := lookupCI(m, "type").(string); ok && t != "" && !strings.EqualFold(t, "User") {
-			return nil, true, InvalidValue("members must be users of this site: nested groups are not supported")
+		if t, ok := scim.LookupCI(m, "type").(string); ok && t != "" && !strings.EqualFold(t, "User") {
+			return nil, true, scim.InvalidValue("members must be users of this site: nested groups are not supported")
 		}
 		ids = append(ids, id)
 	}
@@ -327,30 +325,4 @@ func valueEqualities(e filter.Expression) ([]string, bool) {
 		return append(l, r...), true
 	}
 	return nil, false
-}
-
-var operationNumber = regexp.MustCompile(`^operation (\d+) `)
-
-// renumber rewrites "operation N" in an ApplyPatch error of a subset of the
-// operations to the operation's number in the whole request.
-func renumber(err error, idx []int) error {
-	return withDetail(err, func(detail string) string {
-		m := operationNumber.FindStringSubmatch(detail)
-		if m == nil {
-			return detail
-		}
-		n, convErr := strconv.Atoi(m[1])
-		if convErr != nil || n < 1 || n > len(idx) {
-			return detail
-		}
-		return fmt.Sprintf("operation %d ", idx[n-1]+1) + detail[len(m[0]):]
-	})
-}
-
-// operationError names the operation (its 1-based number and op) in the
-// detail of err.
-func operationError(i int, op PatchOperation, err error) error {
-	return withDetail(err, func(detail string) string {
-		return fmt.Sprintf("operation %d (%s): %s", i+1, strings.ToLower(op.Op), detail)
-	})
 }

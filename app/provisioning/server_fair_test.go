@@ -1,4 +1,4 @@
-package scim_test
+package provisioning_test
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"idbridge/app/provisioning"
 	"idbridge/app/scim"
 	"idbridge/app/store"
 	"idbridge/app/store/storetest"
@@ -46,7 +47,7 @@ func TestServerFairSharing(t *testing.T) {
 			st := b.Open(t, opts...)
 			const siteRequests, siteWork, work = 6, 2, 4
 			u, _ := url.Parse(testBaseURL)
-			svc := scim.NewService(scim.ServiceConfig{BaseURL: u, Capacity: scim.CapacityConfig{SiteRequests: siteRequests, SiteWork: siteWork, Work: work, Wait: time.Minute}}, st, nil, nil)
+			svc := provisioning.NewService(provisioning.ServiceConfig{BaseURL: u, Capacity: provisioning.CapacityConfig{SiteRequests: siteRequests, SiteWork: siteWork, Work: work, Wait: time.Minute}}, st, nil, nil)
 			e := &scimEnv{t: t, st: st, svc: svc, h: handlers.New(handlers.Deps{BaseURL: u, SCIM: svc, Provisioning: svc, MaxBodyBytes: 4 << 20})}
 			noisy, quiet := e.newSite(), e.newSite()
 			uid := noisy.createUser("victim")
@@ -180,7 +181,10 @@ func holdWriteLock(t *testing.T, st *store.Store, backend, path, siteID, uid str
 func TestServerListByteBudget(t *testing.T) {
 	t.Parallel()
 	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
-		e := newSCIMEnv(t, b)
+		// Megabytes of JSON per request, decoded and projected under -race
+		// on a shared machine: the budget is under test, not the deadline
+		// (TestServerStatementDeadlineIs503 is).
+		e := newSCIMEnv(t, b, func(o *store.Options) { o.StatementTimeout = time.Minute })
 		s := e.newSite()
 		const users = 7
 		big := func(i int) map[string]any {

@@ -1,4 +1,4 @@
-package scim
+package provisioning
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package scim
+package provisioning
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"idbridge/app/scim"
 	"idbridge/app/store"
 	"idbridge/models"
 )
@@ -143,9 +144,9 @@ func (s *Service) Authenticate(ctx context.Context, siteID, token string) error 
 
 func (s *Service) credentials(ctx context.Context, siteID, token string) (store.SCIMCredentials, error) {
 	if token == "" {
-		return store.SCIMCredentials{}, Unauthorized("a bearer token is required")
+		return store.SCIMCredentials{}, scim.Unauthorized("a bearer token is required")
 	}
-	invalid := Unauthorized("the bearer token is not valid for this site")
+	invalid := scim.Unauthorized("the bearer token is not valid for this site")
 	if !store.ValidID("s", siteID) || len(token) > maxTokenLength {
 		return store.SCIMCredentials{}, invalid
 	}
@@ -184,7 +185,7 @@ func (s *Service) Admit(ctx context.Context, siteID, token string, write bool) (
 		return nil, err
 	}
 	if write && cred.Disabled {
-		return nil, Forbidden("the idbridge app is disabled in this site: changes are refused until a site admin enables it again; reads still work")
+		return nil, scim.Forbidden("the idbridge app is disabled in this site: changes are refused until a site admin enables it again; reads still work")
 	}
 	return s.cap.admit(siteID)
 }

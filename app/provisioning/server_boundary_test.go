@@ -1,4 +1,4 @@
-package scim_test
+package provisioning_test
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 
 	_ "github.com/glebarez/go-sqlite" // the SQLite driver, for a second connection that holds the write lock
 
+	"idbridge/app/provisioning"
 	"idbridge/app/scim"
 	"idbridge/app/store"
 	"idbridge/app/store/storetest"
@@ -230,7 +231,7 @@ func unavailableRequests(s *scimSite, uid, gid string) []*resp {
 func newSCIMEnvOn(t testing.TB, st *store.Store) *scimEnv {
 	t.Helper()
 	u, _ := url.Parse(testBaseURL)
-	svc := scim.NewService(scim.ServiceConfig{BaseURL: u}, st, nil, nil)
+	svc := provisioning.NewService(provisioning.ServiceConfig{BaseURL: u}, st, nil, nil)
 	h := handlers.New(handlers.Deps{BaseURL: u, SCIM: svc, Provisioning: svc, MaxBodyBytes: 4 << 20})
 	return &scimEnv{t: t, st: st, svc: svc, h: h}
 }

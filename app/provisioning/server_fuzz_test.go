@@ -1,4 +1,4 @@
-package scim_test
+package provisioning_test
 
 // Fuzz targets over the HTTP handlers (go test -fuzz=FuzzServer…): whatever
 // an identity provider sends as a filter, a PATCH path or a PATCH body, the

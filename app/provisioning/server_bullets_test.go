@@ -1,4 +1,4 @@
-package scim_test
+package provisioning_test
 
 // One table entry per bullet of shared/SCIM.md, each driven through the
 // real HTTP engine with real tokens, on SQLite and PostgreSQL. The entry

@@ -1,4 +1,4 @@
-package scim_test
+package provisioning_test
 
 import (
 	"context"

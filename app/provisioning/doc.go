@@ -1,0 +1,9 @@
+// Package provisioning is idbridge's SCIM 2.0 service behind
+// /scim/v2/{siteID}, on the protocol of app/scim and the database of
+// app/store: it authenticates a site's identity provider by its bearer
+// token, admits each request under its site's share of the server,
+// compiles filters to SQL, answers lists and reads, and applies changes in
+// short versioned transactions together with the outbox items the sync
+// worker applies to the Atlassian site. It also owns the provisioning
+// settings and the token that the admin page manages.
+package provisioning
