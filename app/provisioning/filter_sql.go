@@ -93,30 +93,41 @@ func (c *sqlCompiler) arg(v any) string {
 	return "?"
 }
 
-func (c *sqlCompiler) expr(e filter.Expression) (string, error) {
+// walkSQL compiles the and/or/not structure of a filter, once for every
+// compiler: leaf compiles what is left (comparisons and value paths), and
+// what it does not know is refused by its caller's words.
+func walkSQL(e filter.Expression, leaf func(filter.Expression) (string, error)) (string, error) {
 	switch e := e.(type) {
 	case *filter.LogicalExpression:
-		l, err := c.expr(e.Left)
+		l, err := walkSQL(e.Left, leaf)
 		if err != nil {
 			return "", err
 		}
-		r, err := c.expr(e.Right)
+		r, err := walkSQL(e.Right, leaf)
 		if err != nil {
 			return "", err
 		}
 		return "(" + l + " " + logical(e.Operator) + " " + r + ")", nil
 	case *filter.NotExpression:
-		in, err := c.expr(e.Expression)
+		in, err := walkSQL(e.Expression, leaf)
 		if err != nil {
 			return "", err
 		}
 		return "NOT (" + in + ")", nil
-	case *filter.ValuePath:
-		return c.valuePath(e)
-	case *filter.AttributeExpression:
-		return c.attrExp(e)
 	}
-	return "", scim.InvalidFilter("the filter could not be compiled")
+	return leaf(e)
+}
+
+func (c *sqlCompiler) expr(e filter.Expression) (string, error) {
+	return walkSQL(e, func(e filter.Expression) (string, error) {
+		switch e := e.(type) {
+		case *filter.ValuePath:
+			return c.valuePath(e)
+		case *filter.AttributeExpression:
+			return c.attrExp(e)
+		}
+		return "", scim.InvalidFilter("the filter could not be compiled")
+	})
 }
 
 // operand is something a comparison reads: a SQL expression, its schema
@@ -540,37 +551,23 @@ type elementCompiler struct {
 }
 
 func (ec *elementCompiler) expr(e filter.Expression) (string, error) {
-	switch e := e.(type) {
-	case *filter.LogicalExpression:
-		l, err := ec.expr(e.Left)
-		if err != nil {
-			return "", err
+	return walkSQL(e, func(e filter.Expression) (string, error) {
+		switch e := e.(type) {
+		case *filter.AttributeExpression:
+			sub := ec.attr.Sub(e.AttributePath.AttributeName)
+			if sub == nil || e.AttributePath.URIPrefix != nil || e.AttributePath.SubAttribute != nil {
+				return "", scim.InvalidFilter("unknown attribute %q in a value filter of %q", e.AttributePath.String(), ec.attr.Name)
+			}
+			op := filter.CompareOperator(strings.ToLower(string(e.Operator)))
+			if op == filter.PR {
+				return ec.c.jsonPresent(ec.elem, []string{sub.Name}), nil
+			}
+			return ec.c.compare(ec.c.jsonValue(ec.elem, []string{sub.Name}, sub), op, e.CompareValue)
+		case *filter.ValuePath:
+			return "", scim.InvalidFilter("value paths do not nest")
 		}
-		r, err := ec.expr(e.Right)
-		if err != nil {
-			return "", err
-		}
-		return "(" + l + " " + logical(e.Operator) + " " + r + ")", nil
-	case *filter.NotExpression:
-		in, err := ec.expr(e.Expression)
-		if err != nil {
-			return "", err
-		}
-		return "NOT (" + in + ")", nil
-	case *filter.AttributeExpression:
-		sub := ec.attr.Sub(e.AttributePath.AttributeName)
-		if sub == nil || e.AttributePath.URIPrefix != nil || e.AttributePath.SubAttribute != nil {
-			return "", scim.InvalidFilter("unknown attribute %q in a value filter of %q", e.AttributePath.String(), ec.attr.Name)
-		}
-		op := filter.CompareOperator(strings.ToLower(string(e.Operator)))
-		if op == filter.PR {
-			return ec.c.jsonPresent(ec.elem, []string{sub.Name}), nil
-		}
-		return ec.c.compare(ec.c.jsonValue(ec.elem, []string{sub.Name}, sub), op, e.CompareValue)
-	case *filter.ValuePath:
-		return "", scim.InvalidFilter("value paths do not nest")
-	}
-	return "", scim.InvalidFilter("the value filter could not be compiled")
+		return "", scim.InvalidFilter("the value filter could not be compiled")
+	})
 }
 
 // memberCompiler compiles a filter on members or groups against the
@@ -582,36 +579,22 @@ type memberCompiler struct {
 }
 
 func (mc *memberCompiler) expr(e filter.Expression) (string, error) {
-	switch e := e.(type) {
-	case *filter.LogicalExpression:
-		l, err := mc.expr(e.Left)
-		if err != nil {
-			return "", err
+	return walkSQL(e, func(e filter.Expression) (string, error) {
+		switch e := e.(type) {
+		case *filter.AttributeExpression:
+			sub := mc.attr.Sub(e.AttributePath.AttributeName)
+			if sub == nil || e.AttributePath.URIPrefix != nil || e.AttributePath.SubAttribute != nil {
+				return "", scim.InvalidFilter("unknown attribute %q of %q", e.AttributePath.String(), mc.attr.Name)
+			}
+			col := mc.cols[sub.Name]
+			if col == "" {
+				return "", scim.InvalidFilter("%s.%s cannot be filtered on", mc.attr.Name, sub.Name)
+			}
+			op := filter.CompareOperator(strings.ToLower(string(e.Operator)))
+			return mc.c.compare(operand{sql: col, attr: sub}, op, e.CompareValue)
+		case *filter.ValuePath:
+			return "", scim.InvalidFilter("value paths do not nest")
 		}
-		r, err := mc.expr(e.Right)
-		if err != nil {
-			return "", err
-		}
-		return "(" + l + " " + logical(e.Operator) + " " + r + ")", nil
-	case *filter.NotExpression:
-		in, err := mc.expr(e.Expression)
-		if err != nil {
-			return "", err
-		}
-		return "NOT (" + in + ")", nil
-	case *filter.AttributeExpression:
-		sub := mc.attr.Sub(e.AttributePath.AttributeName)
-		if sub == nil || e.AttributePath.URIPrefix != nil || e.AttributePath.SubAttribute != nil {
-			return "", scim.InvalidFilter("unknown attribute %q of %q", e.AttributePath.String(), mc.attr.Name)
-		}
-		col := mc.cols[sub.Name]
-		if col == "" {
-			return "", scim.InvalidFilter("%s.%s cannot be filtered on", mc.attr.Name, sub.Name)
-		}
-		op := filter.CompareOperator(strings.ToLower(string(e.Operator)))
-		return mc.c.compare(operand{sql: col, attr: sub}, op, e.CompareValue)
-	case *filter.ValuePath:
-		return "", scim.InvalidFilter("value paths do not nest")
-	}
-	return "", scim.InvalidFilter("the filter on %q could not be compiled", mc.attr.Name)
+		return "", scim.InvalidFilter("the filter on %q could not be compiled", mc.attr.Name)
+	})
 }
