@@ -45,7 +45,7 @@ func (tx *Tx) CreateAuditEvent(siteID string, ev models.AuditEvent) (*models.Aud
 	if ev.OccurredAt.IsZero() {
 		ev.OccurredAt = tx.s.Now()
 	}
-	ev.OccurredAt = ev.OccurredAt.UTC().Truncate(time.Microsecond)
+	ev.OccurredAt = storedTime(ev.OccurredAt)
 	if ev.Fields == nil {
 		ev.Fields = []string{}
 	}

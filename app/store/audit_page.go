@@ -161,7 +161,7 @@ func (tx *Tx) CreateAuditEvents(siteID string, evs []models.AuditEvent) error {
 		if at.IsZero() {
 			at = tx.s.Now()
 		}
-		at = at.UTC().Truncate(time.Microsecond)
+		at = storedTime(at)
 		fields := "[]"
 		if len(ev.Fields) > 0 {
 			b, err := json.Marshal(ev.Fields)

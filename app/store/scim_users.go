@@ -308,12 +308,9 @@ func (tx *Tx) FindDirectoryUserGroups(siteID string, userIDs []string) (map[stri
 	return out, nil
 }
 
-// timeArg is t as the store writes times, for comparisons in filters.
-func timeArg(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
-
 // TimeArg converts a filter's date value the way the store writes times,
 // so that app/scim can compare meta.created and meta.lastModified.
-func TimeArg(t time.Time) any { return timeArg(t) }
+func TimeArg(t time.Time) any { return storedTime(t) }
 
 // userGroupsColumn aggregates a user's groups as a JSON array of
 // [id, displayName] pairs, ordered by name, in a correlated subquery on the

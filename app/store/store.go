@@ -156,7 +156,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open store: unknown driver %q", opts.Driver)
 	}
 	db, err := gorm.Open(dialector, &gorm.Config{
-		NowFunc:                func() time.Time { return now().UTC().Truncate(time.Microsecond) },
+		NowFunc:                func() time.Time { return storedTime(now()) },
 		TranslateError:         true,
 		Logger:                 logger.Discard,
 		SkipDefaultTransaction: true,
@@ -300,7 +300,12 @@ func (s *Store) Dialect() string { return s.dialect }
 // Now is the store's clock, in UTC and truncated to the microsecond that
 // PostgreSQL keeps, so that a time returned by a write equals what a later
 // read of the same row returns.
-func (s *Store) Now() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
+func (s *Store) Now() time.Time { return storedTime(s.now()) }
+
+// storedTime is t as both databases hold it: UTC, whole microseconds
+// (PostgreSQL's resolution), so that a time written and read back, or
+// compared in a filter, is the same time on SQLite too.
+func storedTime(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
 
 // Ping checks that the database answers.
 func (s *Store) Ping(ctx context.Context) error {
