@@ -9,6 +9,8 @@
 package fakeidp
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
@@ -46,6 +48,7 @@ type OIDC struct {
 
 	server *httptest.Server
 	key    *rsa.PrivateKey
+	ecKey  *ecdsa.PrivateKey // set by NewOIDCES256: ID tokens are ES256
 	kid    string
 
 	mu           sync.Mutex
@@ -80,9 +83,26 @@ func NewOIDC() *OIDC {
 	if err != nil {
 		panic(err)
 	}
+	return newOIDC(key, nil)
+}
+
+// NewOIDCES256 starts an OpenID provider that signs its ID tokens with an
+// ECDSA P-256 key (ES256, which discovery and the JWKS announce), as some
+// providers do. Benchmarks use it so that the provider's own signing, an
+// RSA private-key operation of about a millisecond per ID token, does not
+// count as the relying party's cost.
+func NewOIDCES256() *OIDC {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		panic(err)
+	}
+	return newOIDC(nil, key)
+}
+
+func newOIDC(key *rsa.PrivateKey, ecKey *ecdsa.PrivateKey) *OIDC {
 	p := &OIDC{
 		ClientID: "idbridge-" + randomHex(4), ClientSecret: "secret-" + randomHex(16),
-		key: key, kid: "k" + randomHex(4),
+		key: key, ecKey: ecKey, kid: "k" + randomHex(4),
 		redirectURIs: map[string]bool{}, codes: map[string]*grant{}, tokens: map[string]*grant{},
 	}
 	mux := http.NewServeMux()
@@ -175,7 +195,7 @@ func (p *OIDC) serveDiscovery(w http.ResponseWriter, r *http.Request) {
 		"jwks_uri":                              p.URL + "/jwks",
 		"response_types_supported":              []string{"code"},
 		"subject_types_supported":               []string{"public"},
-		"id_token_signing_alg_values_supported": []string{"RS256"},
+		"id_token_signing_alg_values_supported": []string{p.alg()},
 		"code_challenge_methods_supported":      []string{"S256"},
 		"token_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
 		"scopes_supported":                      []string{"openid", "email", "profile"},
@@ -187,12 +207,33 @@ func (p *OIDC) serveJWKS(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "down", http.StatusServiceUnavailable)
 		return
 	}
+	if p.ecKey != nil {
+		pub, err := p.ecKey.PublicKey.Bytes() // 0x04 || X || Y, 32 bytes each
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"keys": []map[string]any{{
+			"kty": "EC", "use": "sig", "alg": "ES256", "kid": p.kid, "crv": "P-256",
+			"x": base64.RawURLEncoding.EncodeToString(pub[1:33]),
+			"y": base64.RawURLEncoding.EncodeToString(pub[33:]),
+		}}})
+		return
+	}
 	pub := p.key.PublicKey
 	writeJSON(w, http.StatusOK, map[string]any{"keys": []map[string]any{{
 		"kty": "RSA", "use": "sig", "alg": "RS256", "kid": p.kid,
 		"n": base64.RawURLEncoding.EncodeToString(pub.N.Bytes()),
 		"e": base64.RawURLEncoding.EncodeToString(big.NewInt(int64(pub.E)).Bytes()),
 	}}})
+}
+
+// alg is the algorithm of the provider's ID tokens.
+func (p *OIDC) alg() string {
+	if p.ecKey != nil {
+		return "ES256"
+	}
+	return "RS256"
 }
 
 var signInForm = template.Must(template.New("f").Parse(`<!DOCTYPE html>
@@ -346,15 +387,16 @@ func (p *OIDC) idToken(g *grant, tamper func(jwt.MapClaims, map[string]any), noE
 		claims["email"] = g.user.Email
 		claims["email_verified"] = g.user.EmailVerified
 	}
-	header := map[string]any{"alg": "RS256", "kid": p.kid, "typ": "JWT"}
+	header := map[string]any{"alg": p.alg(), "kid": p.kid, "typ": "JWT"}
 	if tamper != nil {
 		tamper(claims, header)
 	}
 	return p.Sign(claims, header)
 }
 
-// Sign signs claims with the provider's key as RS256 (or, when header
-// says "none", not at all), for tests that forge tokens.
+// Sign signs claims with the provider's key as RS256 (ES256 for a provider
+// from NewOIDCES256; or, when header says "none", not at all), for tests
+// that forge tokens.
 func (p *OIDC) Sign(claims jwt.MapClaims, header map[string]any) (string, error) {
 	alg, _ := header["alg"].(string)
 	if alg == "none" {
@@ -364,13 +406,17 @@ func (p *OIDC) Sign(claims jwt.MapClaims, header map[string]any) (string, error)
 		}
 		return t.SignedString(jwt.UnsafeAllowNoneSignatureType)
 	}
-	t := jwt.NewWithClaims(jwt.SigningMethodRS256, claims)
+	method, key := jwt.SigningMethod(jwt.SigningMethodRS256), any(p.key)
+	if p.ecKey != nil {
+		method, key = jwt.SigningMethodES256, p.ecKey
+	}
+	t := jwt.NewWithClaims(method, claims)
 	for k, v := range header {
 		if k != "alg" {
 			t.Header[k] = v
 		}
 	}
-	return t.SignedString(p.key)
+	return t.SignedString(key)
 }
 
 func (p *OIDC) serveUserInfo(w http.ResponseWriter, r *http.Request) {

@@ -262,3 +262,32 @@ func TestReturnToStaysInThePortal(t *testing.T) {
 		}
 	})
 }
+
+// A provider that signs its ID tokens with ES256 (announced in discovery
+// and its JWKS) is accepted as well as RS256; the benchmark uses one so the
+// provider's RSA signing does not count as idbridge's cost.
+func TestOIDCSignInES256(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		e := newEnv(t, b)
+		es := fakeidp.NewOIDCES256()
+		es.Now = e.oidc.Now
+		t.Cleanup(es.Close)
+		es.AllowRedirectURI(e.svc.RedirectURI(e.site.ID))
+		e.oidc = es
+		e.oidcID = e.mustIdP(models.IdentityProviderInput{Name: sp("Customer OIDC (ES256)"), Protocol: sp("oidc"),
+			EmailDomains: &[]string{goodDomain},
+			OIDC:         &models.OIDCInput{Issuer: sp(es.URL), ClientID: sp(es.ClientID), ClientSecret: sp(es.ClientSecret)}}).ID
+		es.SignIn(&alice)
+		br := &browser{}
+		state, code := e.beginOIDC(br, "")
+		res, err := e.finishOIDC(br, state, code)
+		if err != nil {
+			t.Fatalf("sign-in with an ES256 provider: %v", err)
+		}
+		acct, ok := e.jira.Account(alice.Email)
+		if !ok || res.Session == nil || res.Session.AccountID != acct.AccountID {
+			t.Fatalf("result %+v; customer %+v (found %v)", res, acct, ok)
+		}
+	})
+}
