@@ -37,9 +37,15 @@ func TestLinters(t *testing.T) {
 		{"deadcode", []string{"run", deadcode, "-test", "./..."}},
 	} {
 		t.Run(tool.name, func(t *testing.T) {
-			out, err := exec.Command("go", tool.args...).CombinedOutput()
+			// Findings go to stdout; stderr carries the go command's own
+			// lines ("go: downloading …" on a fresh module cache), which
+			// are shown only when the tool fails.
+			var stderr strings.Builder
+			cmd := exec.Command("go", tool.args...)
+			cmd.Stderr = &stderr
+			out, err := cmd.Output()
 			if err != nil || strings.TrimSpace(string(out)) != "" {
-				t.Errorf("%s reports (%v):\n%s", tool.name, err, out)
+				t.Errorf("%s reports (%v):\n%s%s", tool.name, err, out, stderr.String())
 			}
 		})
 	}
