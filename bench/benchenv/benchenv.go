@@ -37,7 +37,9 @@ func CreateDatabase(ctx context.Context, adminURL, prefix string) (string, func(
 	db := *u
 	db.Path = "/" + name
 	drop := func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		// DROP DATABASE waits for a checkpoint, which on a machine busy
+		// with other databases' writes took over 30 s.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		admin, err := openAdmin(ctx, adminURL)
 		if err != nil {
