@@ -67,7 +67,7 @@ func openAdmin(ctx context.Context, adminURL string) (*store.Store, error) {
 	}
 	// CREATE and DROP DATABASE may wait on a busy server longer than a
 	// request's statement may.
-	st, err := store.Open(ctx, store.Options{Driver: store.Postgres, DSN: adminURL, Ring: ring, MaxOpenConns: 1, StatementTimeout: time.Minute})
+	st, err := store.Open(ctx, store.Options{Driver: store.Postgres, DSN: adminURL, Ring: ring, MaxOpenConns: 1, StatementTimeout: 2 * time.Minute})
 	if err != nil {
 		return nil, fmt.Errorf("connect to PostgreSQL (-pg): %w", err)
 	}
