@@ -139,6 +139,7 @@ func New(d Deps) *gin.Engine {
 		}
 		if d.Sync != nil {
 			api.GET("/sync", s.handleAdminSyncGet)
+			api.GET("/sync/directory", s.handleAdminSyncDirectory)
 			api.POST("/sync/items/:id/retry", s.handleAdminSyncRetry)
 			api.POST("/sync/resume", s.handleAdminSyncResume)
 			api.POST("/sync/held/apply", s.handleAdminSyncHeldApply)

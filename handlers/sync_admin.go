@@ -19,12 +19,14 @@ type Sync interface {
 	Resume(ctx context.Context, caller *models.Caller) (*models.SyncStatus, error)
 	ApplyHeld(ctx context.Context, caller *models.Caller) (*models.SyncStatus, error)
 	DiscardHeld(ctx context.Context, caller *models.Caller) (*models.SyncStatus, error)
+	Directory(ctx context.Context, siteID, kind, cursor, q string) (*models.SyncDirectoryPage, error)
 }
 
 // syncBody is GET /api/admin/sync.
 type syncBody struct {
 	Paused                  bool           `json:"paused"`
 	PausedReason            *string        `json:"pausedReason"`
+	Resumable               bool           `json:"resumable"`
 	Pending                 int            `json:"pending"`
 	OldestPendingAgeSeconds int64          `json:"oldestPendingAgeSeconds"`
 	Counts                  syncCountsBody `json:"counts"`
@@ -63,11 +65,12 @@ type syncHeldBody struct {
 
 func toSyncBody(st *models.SyncStatus, now time.Time) syncBody {
 	b := syncBody{
-		Paused:  st.Paused,
-		Pending: st.Pending,
-		Counts:  syncCountsBody{Applied: st.Applied, Failed: st.Failed, NotApplicable: st.NotApplicable},
-		Failed:  make([]syncItemBody, 0, len(st.FailedItems)),
-		Recent:  make([]syncItemBody, 0, len(st.Recent)),
+		Paused:    st.Paused,
+		Resumable: st.Resumable,
+		Pending:   st.Pending,
+		Counts:    syncCountsBody{Applied: st.Applied, Failed: st.Failed, NotApplicable: st.NotApplicable},
+		Failed:    make([]syncItemBody, 0, len(st.FailedItems)),
+		Recent:    make([]syncItemBody, 0, len(st.Recent)),
 	}
 	if st.PausedReason != "" {
 		r := st.PausedReason
@@ -138,4 +141,42 @@ func (s *server) handleAdminSyncHeldApply(c *gin.Context) {
 func (s *server) handleAdminSyncHeldDiscard(c *gin.Context) {
 	st, err := s.Sync.DiscardHeld(c.Request.Context(), callerOf(c))
 	s.writeSync(c, st, err)
+}
+
+// syncDirectoryBody is GET /api/admin/sync/directory: directory users or
+// groups with their IDs in the Atlassian site.
+type syncDirectoryBody struct {
+	Items []syncDirectoryItem `json:"items"`
+	Next  *string             `json:"next"`
+}
+
+type syncDirectoryItem struct {
+	ID          string  `json:"id"`
+	Name        string  `json:"name"`
+	Active      bool    `json:"active"`
+	AtlassianID *string `json:"atlassianId"`
+	State       string  `json:"state"`
+	Pending     bool    `json:"pending"`
+}
+
+func (s *server) handleAdminSyncDirectory(c *gin.Context) {
+	page, err := s.Sync.Directory(c.Request.Context(), callerOf(c).Site.ID, c.Query("type"), c.Query("cursor"), c.Query("q"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	b := syncDirectoryBody{Items: make([]syncDirectoryItem, 0, len(page.Items))}
+	for _, it := range page.Items {
+		item := syncDirectoryItem{ID: it.ID, Name: it.Name, Active: it.Active, State: string(it.State), Pending: it.Pending}
+		if it.AtlassianID != "" {
+			id := it.AtlassianID
+			item.AtlassianID = &id
+		}
+		b.Items = append(b.Items, item)
+	}
+	if page.Next != "" {
+		b.Next = &page.Next
+	}
+	c.Header("Cache-Control", "no-store")
+	c.JSON(http.StatusOK, b)
 }

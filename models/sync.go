@@ -67,8 +67,11 @@ type SyncGroup struct {
 
 // SyncStatus is GET /api/admin/sync (SPEC 6.1).
 type SyncStatus struct {
-	Paused          bool
-	PausedReason    string
+	Paused       bool
+	PausedReason string
+	// Resumable says Resume lifts the pause (Atlassian refused the
+	// credentials); other pauses end with what their reason names.
+	Resumable       bool
 	Pending         int
 	OldestPendingAt *time.Time
 	Applied         int // last 24 hours
@@ -111,3 +114,21 @@ const (
 	DefaultDeletionThreshold = 10
 	MinDeletionThreshold     = 20
 )
+
+// SyncDirectoryEntry is one directory user or group with its ID in the
+// Atlassian site, as the admin page lists them.
+type SyncDirectoryEntry struct {
+	ID          string // the SCIM id
+	Name        string // userName or displayName
+	Active      bool
+	AtlassianID string        // account or group ID in the site; "" while none
+	State       SyncUserState // users: what idbridge last did to the account
+	Pending     bool          // changes of it still wait to be applied
+}
+
+// SyncDirectoryPage is one page of GET /api/admin/sync/directory.
+type SyncDirectoryPage struct {
+	Items []SyncDirectoryEntry
+	// Next is the cursor of the next page; "" on the last one.
+	Next string
+}

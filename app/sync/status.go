@@ -24,7 +24,7 @@ func (w *Worker) Status(ctx context.Context, siteID string) (*models.SyncStatus,
 	now := w.now()
 	st := &models.SyncStatus{}
 	var err error
-	if st.Paused, st.PausedReason, err = w.blocked(view, siteID); err != nil {
+	if st.Paused, st.PausedReason, st.Resumable, err = w.blocked(view, siteID); err != nil {
 		return nil, err
 	}
 	counts, err := view.CountSyncStatus(siteID, now.Add(-24*time.Hour))
@@ -68,36 +68,38 @@ func (w *Worker) Status(ctx context.Context, siteID string) (*models.SyncStatus,
 	return st, nil
 }
 
-// blocked says whether the site's sync cannot run now, and why in words.
-func (w *Worker) blocked(view *store.Tx, siteID string) (bool, string, error) {
+// blocked says whether the site's sync cannot run now, why in words, and
+// whether Resume lifts it (a pause after Atlassian refused the
+// credentials; the other reasons go away only with what they name).
+func (w *Worker) blocked(view *store.Tx, siteID string) (paused bool, reason string, resumable bool, err error) {
 	site, err := view.FindSiteByID(siteID)
 	if err != nil {
-		return false, "", err
+		return false, "", false, err
 	}
 	if site.State == models.SiteUninstalled {
-		return true, "The app is uninstalled from this site: nothing is applied, and the pending changes go with the site's data when it is purged.", nil
+		return true, "The app is uninstalled from this site: nothing is applied, and the pending changes go with the site's data when it is purged.", false, nil
 	}
 	if site.State == models.SiteDisabled {
-		return true, "The app is disabled in this site: changes wait until it is enabled again.", nil
+		return true, "The app is disabled in this site: changes wait until it is enabled again.", false, nil
 	}
 	acc, err := view.FindServiceAccount(siteID)
 	if models.IsNotFound(err) {
-		return true, "No service account: changes wait until one is saved in the Service account section.", nil
+		return true, "No service account: changes wait until one is saved in the Service account section.", false, nil
 	}
 	if err != nil {
-		return false, "", err
+		return false, "", false, err
 	}
 	if !hasCredentials(acc) {
-		return true, "No service account credentials: changes wait until they are entered again in the Service account section.", nil
+		return true, "No service account credentials: changes wait until they are entered again in the Service account section.", false, nil
 	}
 	ss, err := view.FindSyncSite(siteID)
 	if err != nil {
-		return false, "", err
+		return false, "", false, err
 	}
 	if ss.Paused && (ss.AccountUpdatedAt == nil || !acc.UpdatedAt.After(*ss.AccountUpdatedAt)) {
-		return true, ss.PausedReason, nil
+		return true, ss.PausedReason, true, nil
 	}
-	return false, "", nil
+	return false, "", false, nil
 }
 
 func atlassianIDs(view *store.Tx, siteID string, lists ...[]store.SyncItem) (map[string]string, error) {

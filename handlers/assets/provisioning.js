@@ -4,6 +4,7 @@
 // the API never returns it again.
 
 import * as ui from "./ui.js";
+import { initSync, initDirectory } from "./provisioning-sync.js";
 
 const productNames = {
   "jira-software": "Jira Software",
@@ -82,10 +83,15 @@ export default {
         ? "The current token stops working at once: update your identity provider with the new one."
         : "Turns provisioning on.");
       disable.hidden = !settings.enabled;
-      if (first) renderChoices(settings);
+      if (first) {
+        renderChoices(settings);
+        document.getElementById("pv-deletionThreshold").value = String(settings.deletionThreshold ?? 10);
+      }
     }
 
     store.on("provisioning", render);
+    this.sync = initSync(ctx);
+    this.directory = initDirectory(ctx);
 
     baseURL.addEventListener("focus", () => baseURL.select());
     tokenValue.addEventListener("focus", () => tokenValue.select());
@@ -138,6 +144,17 @@ export default {
       const [provisionAs] = picked("provisionAs");
       if (deactivation) body.deactivation = deactivation;
       if (provisionAs) body.provisionAs = provisionAs;
+      const threshold = document.getElementById("pv-deletionThreshold");
+      if (threshold.value.trim() !== "") {
+        const n = Number(threshold.value);
+        if (!Number.isInteger(n) || n < 0 || n > 100) {
+          ui.setFieldError(threshold, "Enter a whole percentage from 0 (no brake) to 100.");
+          ui.fill(status, ui.banner("error", "Nothing was saved.", "Fix the problem marked above, then save again."));
+          ui.focusFirstError(form);
+          return;
+        }
+        body.deletionThreshold = n;
+      }
       const restore = ui.busy(saveBtn, "Saving…");
       try {
         store.set("provisioning", await api.put("/provisioning", body));
@@ -193,5 +210,7 @@ export default {
 
   show(ctx, first) {
     if (first) ctx.store.load("provisioning");
+    if (this.sync) this.sync.show();
+    if (first && this.directory) this.directory.load(false);
   },
 };

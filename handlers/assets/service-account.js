@@ -110,7 +110,7 @@ export default {
     const testBtn = document.getElementById("sa-test");
     const kindSet = document.getElementById("sa-kind");
     const input = (name) => document.getElementById("sa-" + name);
-    const textNames = ["email", "cloudId", "clientId"];
+    const textNames = ["email", "cloudId", "clientId", "orgId"];
     const secretNames = ["token", "clientSecret", "orgAdminKey"];
     const dateNames = ["expiresAt", "orgAdminKeyExpiresAt"];
     let saved = null; // the last answer of GET/PUT, null when none
@@ -161,6 +161,7 @@ export default {
       input("email").value = (saved && saved.email) || "";
       input("cloudId").value = (saved && saved.cloudId) || ctx.cloudID;
       input("clientId").value = (saved && saved.clientId) || "";
+      input("orgId").value = (saved && saved.orgId) || "";
       input("expiresAt").value = toDateInput(saved && saved.expiresAt);
       input("orgAdminKeyExpiresAt").value = toDateInput(saved && saved.orgAdminKeyExpiresAt);
       for (const n of secretNames) input(n).value = "";
@@ -196,6 +197,7 @@ export default {
       }
       if (usesCloudID(sa.kind) && sa.cloudId) fact("Cloud ID", ui.h("span", { class: "mono" }, sa.cloudId));
       fact("Organization admin API key", sa.orgAdminKeyHint ? hintEl(sa.orgAdminKeyHint) : "not set");
+      fact("Organization ID", sa.orgId ? ui.h("span", { class: "mono" }, sa.orgId) : "not set");
       // The banner above already says why invalid credentials fail.
       const outcome = sa.status === "invalid" ? "Atlassian refused the credentials." : sa.statusMessage;
       if (sa.checkedAt || outcome) fact("Last check", sa.checkedAt ? ui.timeEl(sa.checkedAt) : null, outcome ? [sa.checkedAt ? ": " : "", outcome] : null);
@@ -268,6 +270,7 @@ export default {
         if (input("clientSecret").value.trim() !== "") b.clientSecret = input("clientSecret").value.trim();
       }
       b.expiresAt = fromDateInput(input("expiresAt").value);
+      b.orgId = input("orgId").value.trim();
       if (input("orgAdminKey").value.trim() !== "") {
         b.orgAdminKey = input("orgAdminKey").value.trim();
         b.orgAdminKeyExpiresAt = fromDateInput(input("orgAdminKeyExpiresAt").value);
