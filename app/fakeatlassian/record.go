@@ -178,7 +178,8 @@ func (s *Site) MarkBaseline() {
 // MinRequests is the fewest requests that lead from the baseline (an empty
 // site, or MarkBaseline) to the site's current state with the calls SPEC
 // 6.1 names: an account created costs a lookup and a create (a customer
-// one create), a group a lookup and a create, a removal, deletion,
+// one create; an account named otherwise than Atlassian names a new one,
+// a profile change more), a group a lookup and a create, a removal, deletion,
 // suspension, restoration, profile change or membership change one each.
 // Work that left no trace (a user created and removed again) costs nothing.
 func (s *Site) MinRequests() int {
@@ -195,9 +196,19 @@ func minRequests(from, to State) int {
 		switch {
 		case u.InSite && !wasIn:
 			if u.Type == AccountCustomer {
+				n++ // a customer is made with its name
+				break
+			}
+			n += 2
+			// An account is made with a name of Atlassian's (the email's
+			// local part, or the one it had): another name costs a profile
+			// change.
+			before, _, _ := strings.Cut(email, "@")
+			if had {
+				before = b.DisplayName
+			}
+			if !strings.EqualFold(u.DisplayName, before) {
 				n++
-			} else {
-				n += 2
 			}
 		case !u.InSite && wasIn:
 			n++

@@ -50,6 +50,12 @@ type env struct {
 	w     *syncw.Worker
 
 	noAccount bool
+	// now is the clock everything uses: clock.Now, or time.Now with
+	// withRealTime (drain then waits instead of moving the clock).
+	now      func() time.Time
+	realTime bool
+	// openStore, when set, opens the store (withStore).
+	openStore func(now func() time.Time) *store.Store
 	// others are more workers (replicas) on the same database.
 	others []*syncw.Worker
 
@@ -64,19 +70,20 @@ type envOption func(*env)
 
 func withConfig(fn func(*syncw.Config)) envOption { return func(e *env) { fn(&e.cfg) } }
 
+// withRealTime runs on the real clock (for a worker in another process).
+func withRealTime() envOption { return func(e *env) { e.realTime = true } }
+
+// withStore opens the store with fn instead of the backend's Open.
+func withStore(fn func(now func() time.Time) *store.Store) envOption {
+	return func(e *env) { e.openStore = fn }
+}
+
 // withoutServiceAccount leaves the site without a service account.
 func withoutServiceAccount() envOption { return func(e *env) { e.noAccount = true } }
 
 func newEnv(t *testing.T, b storetest.Backend, opts ...envOption) *env {
 	t.Helper()
-	clock := storetest.NewClock(epoch)
-	st := b.Open(t, storetest.WithNow(clock.Now))
-	fake := fakeatlassian.New(fakeatlassian.Options{Now: clock.Now, Seed: 42})
-	t.Cleanup(fake.Close)
-	fs := fake.NewSite(fakeatlassian.SiteOptions{})
-	fs.AddServiceAccount(fakeatlassian.ServiceAccount{Email: svcEmail, APIToken: svcToken, Admin: true})
-	fs.AddOrgKey(orgKey)
-	e := &env{t: t, b: b, st: st, clock: clock, fake: fake, fs: fs, results: map[string]int{}, answers: map[string]int{}}
+	e := &env{t: t, b: b, results: map[string]int{}, answers: map[string]int{}}
 	e.cfg = syncw.Config{
 		Owner: "test-" + b.Name, IdlePoll: time.Hour, BlockedRecheck: time.Hour,
 		RequestTimeout: 5 * time.Second,
@@ -85,6 +92,22 @@ func newEnv(t *testing.T, b storetest.Backend, opts ...envOption) *env {
 	for _, o := range opts {
 		o(e)
 	}
+	e.clock = storetest.NewClock(epoch)
+	e.now = e.clock.Now
+	if e.realTime {
+		e.now = time.Now
+	}
+	if e.openStore != nil {
+		e.st = e.openStore(e.now)
+	} else {
+		e.st = b.Open(t, storetest.WithNow(e.now))
+	}
+	e.fake = fakeatlassian.New(fakeatlassian.Options{Now: e.now, Seed: 42})
+	t.Cleanup(e.fake.Close)
+	e.fs = e.fake.NewSite(fakeatlassian.SiteOptions{})
+	e.fs.AddServiceAccount(fakeatlassian.ServiceAccount{Email: svcEmail, APIToken: svcToken, Admin: true})
+	e.fs.AddOrgKey(orgKey)
+	st, fake, fs := e.st, e.fake, e.fs
 	ctx := context.Background()
 	err := st.InTx(ctx, func(tx *store.Tx) error {
 		site, err := tx.SaveInstall(&models.Site{ClientKey: "ck-" + fs.CloudID[:8], SharedSecret: []byte("shared-secret-0123456789abcdef"),
@@ -114,10 +137,10 @@ func newEnv(t *testing.T, b storetest.Backend, opts ...envOption) *env {
 		t.Fatal(err)
 	}
 	api, _ := url.Parse(fake.APIURL())
-	clients := atlassian.New(atlassian.Options{Now: clock.Now, Limiter: atlassian.LimiterOptions{Rate: 1e6, Burst: 1e6}})
+	clients := atlassian.New(atlassian.Options{Now: e.now, Limiter: atlassian.LimiterOptions{Rate: 1e6, Burst: 1e6}})
 	e.sa = atlassian.NewServiceAccounts(clients, api, api)
 	base, _ := url.Parse("https://idbridge.test")
-	e.scim = provisioning.NewService(provisioning.ServiceConfig{BaseURL: base}, st, clock.Now, nil)
+	e.scim = provisioning.NewService(provisioning.ServiceConfig{BaseURL: base}, st, e.now, nil)
 	e.w = e.newWorker(st, e.cfg)
 	st.OnOutbox(e.w.Wake)
 	return e
@@ -126,7 +149,7 @@ func newEnv(t *testing.T, b storetest.Backend, opts ...envOption) *env {
 func (e *env) newWorker(st *store.Store, cfg syncw.Config) *syncw.Worker {
 	cfg.OnResult = func(o string) { e.mu.Lock(); e.results[o]++; e.mu.Unlock() }
 	cfg.OnRequest = func(a string) { e.mu.Lock(); e.answers[a]++; e.mu.Unlock() }
-	return syncw.New(cfg, st, e.sa, e.clock.Now, slog.New(slog.DiscardHandler))
+	return syncw.New(cfg, st, e.sa, e.now, slog.New(slog.DiscardHandler))
 }
 
 // start runs the worker until the test ends (or stop).
@@ -260,8 +283,11 @@ func (e *env) items() []store.SyncItem {
 func (e *env) drain() {
 	e.t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
+	if e.realTime {
+		deadline = time.Now().Add(3 * time.Minute)
+	}
 	for time.Now().Before(deadline) {
-		now := e.clock.Now()
+		now := e.now()
 		var next time.Time
 		pending, leased := 0, false
 		heads := map[string]bool{} // subjects whose oldest open item was seen
@@ -288,7 +314,7 @@ func (e *env) drain() {
 		if pending == 0 {
 			return
 		}
-		if !leased && next.After(now) && e.idle() {
+		if !e.realTime && !leased && next.After(now) && e.idle() {
 			// Small steps, so that a claim that started meanwhile keeps
 			// its lease (2 minutes).
 			e.clock.Advance(min(next.Sub(now), 20*time.Second))
@@ -325,7 +351,7 @@ func (e *env) describe() string {
 	var b strings.Builder
 	for _, it := range e.items() {
 		fmt.Fprintf(&b, "\n  #%d %s %s %s attempts=%d next=%s lease=%q err=%q", it.ID, it.ResourceType, it.Op, it.Status,
-			it.Attempts, it.NextAttemptAt.Sub(e.clock.Now()), it.LeaseOwner, it.LastError)
+			it.Attempts, it.NextAttemptAt.Sub(e.now()), it.LeaseOwner, it.LastError)
 	}
 	return b.String()
 }

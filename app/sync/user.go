@@ -76,6 +76,11 @@ func (j *job) user() []store.SyncResult {
 	if access.status == models.OutboxStatusApplied && wantActive {
 		attr = j.attributes(dir, su)
 	}
+	if attr.status == models.OutboxStatusPending && access.status == models.OutboxStatusApplied {
+		// The name still has to reach the site: the whole claim comes
+		// back (its access is recorded, so only the name is left to do).
+		return j.all(attr)
+	}
 	out := make([]store.SyncResult, 0, len(j.c.Items))
 	for _, it := range j.c.Items {
 		if it.Op == models.OutboxUserUpdated {
@@ -110,7 +115,12 @@ func (j *job) verifyUser(su *models.SyncUser) (outcome, bool) {
 	case !u.Active && state == models.SyncUserActive && j.g.settings.Deactivation == models.DeactivateSuspend:
 		state = models.SyncUserSuspended
 	}
-	if state != su.State {
+	changed := state != su.State
+	if err == nil && u.DisplayName != "" && u.DisplayName != su.Name {
+		// A name change that happened without its answer.
+		su.Name, changed = u.DisplayName, true
+	}
+	if changed {
 		su.State = state
 		if err := j.record(func(tx *store.Tx) error { return tx.SaveSyncUser(su) }); err != nil {
 			return j.classify(err, "record the account", false), false
@@ -166,13 +176,20 @@ func email(u *models.DirectoryUser) string {
 
 // displayName is what the site should call the user.
 func displayName(u *models.DirectoryUser) string {
-	if u.DisplayName != "" {
-		return u.DisplayName
-	}
-	if n := strings.TrimSpace(u.GivenName + " " + u.FamilyName); n != "" {
+	if n := givenName(u); n != "" {
 		return n
 	}
 	return u.UserName
+}
+
+// givenName is the name the identity provider gave the user (displayName,
+// else given and family name); "" when it gave none, and the site's own
+// choice stands.
+func givenName(u *models.DirectoryUser) string {
+	if u.DisplayName != "" {
+		return u.DisplayName
+	}
+	return strings.TrimSpace(u.GivenName + " " + u.FamilyName)
 }
 
 // activate gives the user access: find or create the account, or undo
@@ -367,25 +384,41 @@ func (j *job) deactivate(su *models.SyncUser, forget bool) outcome {
 	return applied()
 }
 
-// attributes applies a name change where Atlassian allows it: a managed
-// account's profile through the organization's key.
+// attributes brings the account's name to the one the identity provider
+// gave, where Atlassian allows it: a managed account's profile through the
+// organization's key. Atlassian makes an account with a name of its own
+// (the email's local part), so a new account gets its name here too; when
+// that cannot be done the account still counts as created, and a later
+// name change says why it does not apply.
 func (j *job) attributes(dir *models.DirectoryUser, su *models.SyncUser) outcome {
-	want := displayName(dir)
+	want := givenName(dir)
 	changed := false
 	for _, it := range j.c.Items {
 		changed = changed || it.Op == models.OutboxUserUpdated
 	}
-	if !changed || want == su.Name || want == "" {
+	if want == su.Name || want == "" {
 		return applied()
 	}
-	if j.g.settings.ProvisionAs == models.ProvisionCustomer || strings.HasPrefix(su.AccountID, "qm:") {
-		return notApplicable("Atlassian does not let apps change a customer's name; the customer changes it in the help center.")
-	}
-	if !j.g.prov.CanManageAccounts() {
+	customer := j.g.settings.ProvisionAs == models.ProvisionCustomer || strings.HasPrefix(su.AccountID, "qm:")
+	if customer || !j.g.prov.CanManageAccounts() {
+		switch {
+		case !changed:
+			return applied()
+		case customer:
+			return notApplicable("Atlassian does not let apps change a customer's name; the customer changes it in the help center.")
+		}
 		return notApplicable("The name changed, but only the organization can change a managed account's name: add an organization Admin API key and organization ID in the Service account section to apply name changes.")
 	}
-	if err := j.call(func(ctx context.Context) error { return j.g.prov.UpdateProfile(ctx, su.AccountID, want) }); err != nil {
-		return j.classify(err, "change the account's name", true)
+	err := j.call(func(ctx context.Context) error { return j.g.prov.UpdateProfile(ctx, su.AccountID, want) })
+	if err != nil {
+		o := j.classify(err, "change the account's name", true)
+		if !changed && o.status != models.OutboxStatusPending {
+			// An account the organization does not manage (found by its
+			// email, 403): it keeps the name it has; a later name change
+			// says why it does not apply.
+			return applied()
+		}
+		return o
 	}
 	su.Name = want
 	if err := j.record(func(tx *store.Tx) error { return tx.SaveSyncUser(su) }); err != nil {

@@ -1,0 +1,200 @@
+//go:build linux
+
+package sync_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/signal"
+	"syscall"
+	"testing"
+	"time"
+
+	"idbridge/app/apptest"
+	"idbridge/app/atlassian"
+	"idbridge/app/fakeatlassian"
+	"idbridge/app/secret"
+	"idbridge/app/store"
+	"idbridge/app/store/storetest"
+	syncw "idbridge/app/sync"
+	"idbridge/models"
+)
+
+// crashChildEnv carries a crashChild to the test binary run as a child
+// process: then TestCrashChild runs a sync worker until it is killed.
+const crashChildEnv = "IDBRIDGE_SYNC_CRASH_CHILD"
+
+// crashChild is what the child process needs: the database, the key
+// ring, and where Atlassian is.
+type crashChild struct {
+	Driver, DSN, Keys, APIURL, Owner string
+}
+
+// crashConfig tunes a worker for the crash test: short leases, so that a
+// killed worker's claims are taken over within seconds.
+func crashConfig(owner string) syncw.Config {
+	return syncw.Config{
+		Owner: owner, Lease: 3 * time.Second, IdlePoll: 200 * time.Millisecond, BlockedRecheck: time.Second,
+		RequestTimeout: 2 * time.Second, BaseBackoff: 100 * time.Millisecond, MaxBackoff: time.Second,
+	}
+}
+
+// TestCrashChild is the worker process of TestCrashMidBatchLosesNothing;
+// run directly it does nothing.
+func TestCrashChild(t *testing.T) {
+	raw := os.Getenv(crashChildEnv)
+	if raw == "" {
+		t.Skip("runs only as the child process of TestCrashMidBatchLosesNothing")
+	}
+	var c crashChild
+	if err := json.Unmarshal([]byte(raw), &c); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := secret.ParseKeys(c.Keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ring, err := secret.NewRing(keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer stop()
+	st, err := store.Open(ctx, store.Options{Driver: c.Driver, DSN: c.DSN, Ring: ring, MaxOpenConns: 4, MaxIdleConns: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	api, _ := url.Parse(c.APIURL)
+	sa := atlassian.NewServiceAccounts(atlassian.New(atlassian.Options{Limiter: atlassian.LimiterOptions{Rate: 1e6, Burst: 1e6}}), api, api)
+	w := syncw.New(crashConfig(c.Owner), st, sa, nil, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	st.OnOutbox(w.Wake)
+	fmt.Fprintln(os.Stderr, "crash child: running as", c.Owner)
+	if err := w.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCrashMidBatchLosesNothing runs the sync worker in a child process,
+// kills it (SIGKILL) in the middle of its work, twice, with new changes
+// between, and lets a fresh worker finish: the site ends with the
+// directory's state, no change was applied twice, none was lost, none was
+// retried before its Retry-After. On SQLite and PostgreSQL.
+func TestCrashMidBatchLosesNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts worker processes")
+	}
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		key := storetest.NewKey(t, "crash1")
+		ring := storetest.NewRing(t, key)
+		driver, dsn := b.Database(t)
+		cfg := crashConfig("parent-" + b.Name)
+		e := newEnv(t, b, withRealTime(), withConfig(func(c *syncw.Config) { *c = crashConfig(c.Owner) }),
+			withStore(func(now func() time.Time) *store.Store {
+				st, err := store.Open(context.Background(), store.Options{Driver: driver, DSN: dsn, Ring: ring, Now: now, MaxOpenConns: 4, MaxIdleConns: 2})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _ = st.Close() })
+				if _, err := st.Migrate(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+				return st
+			}))
+		// Slow answers, so that a kill often lands while a call is out;
+		// answers lost after the change was applied; rate limiting.
+		for _, f := range []fakeatlassian.Fault{
+			{Delay: 40 * time.Millisecond, Probability: 0.3},
+			{DropAfterApply: true, Probability: 0.04},
+			{Status: 429, RetryAfterIn: time.Second, Probability: 0.04},
+			{Status: 503, Probability: 0.03},
+		} {
+			e.fs.Inject(f)
+		}
+
+		child := func(n int) *exec.Cmd {
+			t.Helper()
+			spec, _ := json.Marshal(crashChild{Driver: driver, DSN: dsn, Keys: secret.FormatKeys([]secret.Key{key}), APIURL: e.fake.APIURL(),
+				Owner: fmt.Sprintf("child-%d-%s", n, b.Name)})
+			cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1", "-test.timeout=5m")
+			cmd.Env = append(os.Environ(), crashChildEnv+"="+string(spec))
+			logs := &apptest.LockedBuffer{}
+			cmd.Stdout, cmd.Stderr = logs, logs
+			cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() {
+				_ = cmd.Process.Kill()
+				_ = cmd.Wait()
+				if t.Failed() {
+					t.Logf("child %d said:\n%s", n, logs.String())
+				}
+			})
+			return cmd
+		}
+		// killAfter lets the child make n more requests, then kills it,
+		// and counts the claims it held (its items still leased).
+		midBatch := 0
+		killAfter := func(cmd *exec.Cmd, n int) {
+			t.Helper()
+			start := e.fs.TotalRequests()
+			e.waitFor(fmt.Sprintf("%d requests from the child", n), func() bool { return e.fs.TotalRequests() >= start+n })
+			if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			_ = cmd.Wait()
+			for _, it := range e.items() {
+				if it.Status == models.OutboxStatusPending && it.LeaseOwner != "" && it.LeaseUntil != nil && it.LeaseUntil.After(time.Now()) {
+					midBatch++
+				}
+			}
+		}
+
+		// The identity provider's first wave: users, groups, memberships.
+		var users []string
+		for i := range 40 {
+			users = append(users, e.createUser(fmt.Sprintf("crash%02d@example.com", i), true))
+		}
+		groups := []string{
+			e.createGroup("red", users[:15]...),
+			e.createGroup("green", users[10:30]...),
+			e.createGroup("blue", users[25:40]...),
+		}
+		killAfter(child(1), 100)
+
+		// A second wave while no worker runs.
+		for _, u := range users[:5] {
+			e.setActive(u, false)
+		}
+		e.rename(groups[0], "crimson")
+		e.addMembers(groups[2], users[:3]...)
+		e.removeMember(groups[1], users[12])
+		e.delete("Users", users[39])
+		killAfter(child(2), 15)
+		if midBatch == 0 {
+			t.Error("neither kill found a claim in progress")
+		}
+
+		// A fresh worker in this process, as another replica: it takes
+		// the dead workers' claims over once their leases run out.
+		e.cfg, e.w = cfg, e.newWorker(e.st, cfg)
+		e.st.OnOutbox(e.w.Wake)
+		e.start()
+		e.drain()
+		e.checkState(models.DeactivateRemoveGroups)
+		e.checkClean()
+		for _, it := range e.items() {
+			if it.Status != models.OutboxStatusApplied {
+				t.Errorf("item %d %s %s: %s %q", it.ID, it.ResourceType, it.Op, it.Status, it.LastError)
+			}
+		}
+		t.Logf("%d items leased by the killed workers; %d requests, %d changes; %v", midBatch, e.fs.TotalRequests(), len(e.fs.Changes()), e.fs.Requests())
+	})
+}
