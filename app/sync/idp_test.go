@@ -337,6 +337,3 @@ func TestOktaDocumentedSequenceReachesTheSite(t *testing.T) {
 		}},
 	})
 }
-
-
-
