@@ -223,3 +223,48 @@ func TestNoServiceAccountKeepsChangesPending(t *testing.T) {
 		}
 	})
 }
+
+// TestUninstalledMidSyncStopsAtOnce: a site uninstalled while its changes
+// are being applied stops at once (the call in flight is abandoned, not
+// waited for), nothing more is sent, and its changes stay pending, lost to
+// nobody, until the site's data is purged; the status says why.
+func TestUninstalledMidSyncStopsAtOnce(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		e := newEnv(t, b)
+		// Every answer takes a minute: only an abandoned call ends sooner.
+		e.fs.Inject(fakeatlassian.Fault{Delay: time.Minute})
+		e.start()
+		for i := range 10 {
+			e.createUser(fmt.Sprintf("gone%02d@example.com", i), true)
+		}
+		e.waitFor("calls in flight", func() bool { return e.fs.TotalRequests() >= 1 })
+		err := e.st.InTx(context.Background(), func(tx *store.Tx) error {
+			return tx.MarkSiteUninstalled(e.site.ID, e.clock.Now().Add(30*24*time.Hour))
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.w.SiteChanged(e.site.ClientKey) // as sites.Service tells it
+		e.waitFor("the worker to let go", e.idle)
+		sent := e.fs.TotalRequests()
+		// Wake-ups and time passing send nothing more.
+		e.w.Wake(nil)
+		e.clock.Advance(time.Hour)
+		e.w.Wake(nil)
+		e.waitFor("the worker to settle", e.idle)
+		if n := e.fs.TotalRequests(); n != sent {
+			t.Errorf("%d requests after the uninstall", n-sent)
+		}
+		if got := e.fs.RequestCount("", fakeatlassian.StatusGone); got == 0 {
+			t.Errorf("no call was abandoned: %+v", e.fs.Requests())
+		}
+		st := e.status()
+		if !st.Paused || st.Resumable || !strings.Contains(st.PausedReason, "uninstalled") || st.Pending != 10 || len(st.FailedItems) != 0 {
+			t.Errorf("status: %+v", st)
+		}
+		if n := len(e.fs.Snapshot().Users); n != 0 {
+			t.Errorf("%d accounts made in the uninstalled site", n)
+		}
+	})
+}

@@ -37,6 +37,7 @@ import (
 
 	"idbridge/app/atlassian"
 	"idbridge/app/store"
+	"idbridge/models"
 )
 
 // Defaults of Config.
@@ -220,6 +221,8 @@ func (w *Worker) poke() {
 
 // SiteChanged is told the clientKey of a site whose lifecycle changed
 // (sites.Service.OnSiteChanged): an uninstalled site's work stops at once.
+// It does not block (the caller is a lifecycle request or the LISTEN
+// loop): the site is read again on a goroutine of its own.
 func (w *Worker) SiteChanged(clientKey string) {
 	w.mu.Lock()
 	var runs []*siteRun
@@ -229,14 +232,21 @@ func (w *Worker) SiteChanged(clientKey string) {
 		}
 	}
 	w.mu.Unlock()
-	for _, sr := range runs {
-		site, err := w.store.View(context.Background()).FindSiteByID(sr.id)
-		if err != nil || !site.Active() {
-			sr.cancel()
-			w.log.Info("sync: site stopped", "site_id", sr.id)
-		}
+	if len(runs) == 0 {
+		return
 	}
-	w.poke()
+	go func() {
+		for _, sr := range runs {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			site, err := w.store.View(ctx).FindSiteByID(sr.id)
+			cancel()
+			if models.IsNotFound(err) || (err == nil && !site.Active()) {
+				sr.cancel()
+				w.log.Info("sync: site stopped", "site_id", sr.id)
+			}
+		}
+		w.poke()
+	}()
 }
 
 // Run applies the outbox until ctx ends, then waits for the claims in
