@@ -149,9 +149,11 @@ func saveSites(t *testing.T, env map[string]string, n int) {
 	for i := range n {
 		err := st.InTx(context.Background(), func(tx *store.Tx) error {
 			_, err := tx.SaveInstall(&models.Site{
-				ClientKey:    fmt.Sprintf("client-%d", i),
+				SiteFacts: models.SiteFacts{
+					ClientKey: fmt.Sprintf("client-%d", i),
+					BaseURL:   fmt.Sprintf("https://site%d.atlassian.net", i),
+				},
 				SharedSecret: []byte(strings.Repeat("s", 40)),
-				BaseURL:      fmt.Sprintf("https://site%d.atlassian.net", i),
 			})
 			return err
 		})

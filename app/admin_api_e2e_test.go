@@ -177,8 +177,15 @@ func newAdmEnv(t *testing.T, b storetest.Backend) *admEnv {
 	})
 	e.secret = []byte(apptest.RandomHex(t, 24))
 	err = e.app.Store().InTx(context.Background(), func(tx *store.Tx) error {
-		e.site, err = tx.SaveInstall(&models.Site{ClientKey: "adm-client-" + apptest.RandomHex(t, 4), SharedSecret: e.secret,
-			BaseURL: e.jira.URL, ProductType: "jira", EntitlementNumber: "E-777"})
+		e.site, err = tx.SaveInstall(&models.Site{
+			SiteFacts: models.SiteFacts{
+				ClientKey:         "adm-client-" + apptest.RandomHex(t, 4),
+				BaseURL:           e.jira.URL,
+				ProductType:       "jira",
+				EntitlementNumber: "E-777",
+			},
+			SharedSecret: e.secret,
+		})
 		return err
 	})
 	if err != nil {

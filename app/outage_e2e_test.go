@@ -39,7 +39,10 @@ func TestDatabaseOutageIs503Everywhere(t *testing.T) {
 	var site *models.Site
 	if err := a.Store().InTx(ctx, func(tx *store.Tx) error {
 		var err error
-		site, err = tx.SaveInstall(&models.Site{ClientKey: "outage-client", SharedSecret: secret, BaseURL: "https://outage.atlassian.net"})
+		site, err = tx.SaveInstall(&models.Site{
+			SiteFacts:    models.SiteFacts{ClientKey: "outage-client", BaseURL: "https://outage.atlassian.net"},
+			SharedSecret: secret,
+		})
 		return err
 	}); err != nil {
 		t.Fatal(err)

@@ -121,8 +121,14 @@ func newSSOEnv(t *testing.T, b storetest.Backend) *ssoEnv {
 	e.secret = []byte(apptest.RandomHex(t, 24))
 	e.jira.InstallApp(ssoAppKey, string(e.secret), ssoAdmin)
 	err = e.app.Store().InTx(context.Background(), func(tx *store.Tx) error {
-		e.site, err = tx.SaveInstall(&models.Site{ClientKey: "sso-client-" + apptest.RandomHex(t, 4), SharedSecret: e.secret,
-			BaseURL: e.jira.BaseURL(), ProductType: "jira"})
+		e.site, err = tx.SaveInstall(&models.Site{
+			SiteFacts: models.SiteFacts{
+				ClientKey:   "sso-client-" + apptest.RandomHex(t, 4),
+				BaseURL:     e.jira.BaseURL(),
+				ProductType: "jira",
+			},
+			SharedSecret: e.secret,
+		})
 		return err
 	})
 	if err != nil {

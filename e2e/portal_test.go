@@ -93,8 +93,14 @@ func newPortalStack(t *testing.T, b storetest.Backend) *portalStack {
 	secret := apptest.RandomHex(t, 24)
 	ps.jira.InstallApp(appKey, secret, adminID)
 	err = ps.app.Store().InTx(ctx, func(tx *store.Tx) error {
-		site, err = tx.SaveInstall(&models.Site{ClientKey: "portal-" + apptest.RandomHex(t, 4), SharedSecret: []byte(secret),
-			BaseURL: ps.jira.BaseURL(), ProductType: "jira"})
+		site, err = tx.SaveInstall(&models.Site{
+			SiteFacts: models.SiteFacts{
+				ClientKey:   "portal-" + apptest.RandomHex(t, 4),
+				BaseURL:     ps.jira.BaseURL(),
+				ProductType: "jira",
+			},
+			SharedSecret: []byte(secret),
+		})
 		if err != nil {
 			return err
 		}

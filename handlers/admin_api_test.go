@@ -95,7 +95,11 @@ var testNow = time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
 func adminServer(t *testing.T, acc *stubAccounts, prof *stubProfiles) http.Handler {
 	t.Helper()
 	h, _ := newTestServer(t, Deps{
-		Connect:         adminConnect{site: &models.Site{ID: "s_1", ClientKey: "c", BaseURL: "https://x.atlassian.net", State: models.SiteInstalled}},
+		Connect: adminConnect{site: &models.Site{
+			ID:        "s_1",
+			SiteFacts: models.SiteFacts{ClientKey: "c", BaseURL: "https://x.atlassian.net"},
+			State:     models.SiteInstalled,
+		}},
 		ServiceAccounts: acc, Profiles: prof, Now: func() time.Time { return testNow },
 	})
 	return h

@@ -84,7 +84,9 @@ func TestSiteFrameAncestors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := siteFrameAncestors(&models.Site{BaseURL: tt.base, DisplayURL: tt.display})
+			got := siteFrameAncestors(&models.Site{
+				SiteFacts: models.SiteFacts{BaseURL: tt.base, DisplayURL: tt.display},
+			})
 			if got != tt.want {
 				t.Errorf("siteFrameAncestors(%q, %q) = %q, want %q", tt.base, tt.display, got, tt.want)
 			}

@@ -53,12 +53,14 @@ type lifecycleBody struct {
 
 func (b *lifecycleBody) toModel() *models.InstallEvent {
 	return &models.InstallEvent{
-		EventType: b.EventType, Key: b.Key, ClientKey: b.ClientKey, SharedSecret: b.SharedSecret,
-		BaseURL: b.BaseURL, DisplayURL: b.DisplayURL,
-		DisplayURLServicedeskHelpCenter: b.DisplayURLServicedeskHelpCenter,
-		ProductType:                     b.ProductType, Description: b.Description,
-		ServiceEntitlementNumber: b.ServiceEntitlementNumber, EntitlementID: b.EntitlementID,
-		EntitlementNumber: b.EntitlementNumber, InstallationID: b.InstallationID, CloudID: b.CloudID,
+		EventType: b.EventType, Key: b.Key, SharedSecret: b.SharedSecret,
+		SiteFacts: models.SiteFacts{
+			ClientKey: b.ClientKey, BaseURL: b.BaseURL, DisplayURL: b.DisplayURL,
+			DisplayURLServicedeskHelpCenter: b.DisplayURLServicedeskHelpCenter,
+			ProductType:                     b.ProductType, Description: b.Description,
+			ServiceEntitlementNumber: b.ServiceEntitlementNumber, EntitlementID: b.EntitlementID,
+			EntitlementNumber: b.EntitlementNumber, InstallationID: b.InstallationID, CloudID: b.CloudID,
+		},
 	}
 }
 

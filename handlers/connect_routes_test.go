@@ -67,7 +67,11 @@ func (f *recordingConnect) authenticate(name string) (*models.Caller, error) {
 	if !f.auth {
 		return nil, errConnectUnauthorized
 	}
-	f.caller = &models.Caller{Site: &models.Site{ID: "s1", ClientKey: "client-1", BaseURL: "https://a.atlassian.net", State: models.SiteInstalled}, AccountID: "acc-1"}
+	f.caller = &models.Caller{Site: &models.Site{
+		ID:        "s1",
+		SiteFacts: models.SiteFacts{ClientKey: "client-1", BaseURL: "https://a.atlassian.net"},
+		State:     models.SiteInstalled,
+	}, AccountID: "acc-1"}
 	return f.caller, nil
 }
 

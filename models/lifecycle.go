@@ -4,20 +4,10 @@ package models
 // uninstalled, enabled, disabled). Atlassian sends the same shape for all
 // four; SharedSecret is present on installed only.
 type InstallEvent struct {
-	EventType                       string
-	Key                             string
-	ClientKey                       string
-	SharedSecret                    string
-	BaseURL                         string
-	DisplayURL                      string
-	DisplayURLServicedeskHelpCenter string
-	ProductType                     string
-	Description                     string
-	ServiceEntitlementNumber        string
-	EntitlementID                   string
-	EntitlementNumber               string
-	InstallationID                  string
-	CloudID                         string
+	EventType    string
+	Key          string
+	SharedSecret string
+	SiteFacts
 }
 
 // Caller is who made an authenticated request: the site it came from and,

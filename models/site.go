@@ -14,13 +14,12 @@ const (
 	SiteUninstalled SiteState = "uninstalled"
 )
 
-// Site is one installation of the app in a Jira or Confluence site.
-// ClientKey is Connect's identity of the installation; ID is our own opaque
-// identifier, used in URLs (SCIM, portal) where the clientKey must not appear.
-type Site struct {
-	ID                              string
+// SiteFacts are what Atlassian tells about an installation in its lifecycle
+// callbacks, under the same names: the event carries them (InstallEvent),
+// the site keeps them (Site), and the store persists them as columns of the
+// same names. ClientKey is Connect's identity of the installation.
+type SiteFacts struct {
 	ClientKey                       string
-	SharedSecret                    []byte // never persisted in clear; sealed by the store
 	BaseURL                         string
 	DisplayURL                      string
 	DisplayURLServicedeskHelpCenter string
@@ -31,11 +30,20 @@ type Site struct {
 	EntitlementNumber               string
 	InstallationID                  string
 	CloudID                         string
-	State                           SiteState
-	InstalledAt                     time.Time
-	UpdatedAt                       time.Time
-	UninstalledAt                   *time.Time
-	PurgeAfter                      *time.Time
+}
+
+// Site is one installation of the app in a Jira or Confluence site.
+// ID is our own opaque identifier, used in URLs (SCIM, portal) where the
+// clientKey must not appear.
+type Site struct {
+	ID string
+	SiteFacts
+	SharedSecret  []byte // never persisted in clear; sealed by the store
+	State         SiteState
+	InstalledAt   time.Time
+	UpdatedAt     time.Time
+	UninstalledAt *time.Time
+	PurgeAfter    *time.Time
 }
 
 // Active reports whether the site may authenticate requests.

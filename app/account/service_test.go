@@ -128,8 +128,10 @@ func newEnv(t *testing.T, b storetest.Backend) *env {
 	var site *models.Site
 	err := st.InTx(context.Background(), func(tx *store.Tx) error {
 		var err error
-		site, err = tx.SaveInstall(&models.Site{ClientKey: "client-1", SharedSecret: []byte("0123456789abcdef0123456789abcdef"),
-			BaseURL: jira.URL, ProductType: "jira"})
+		site, err = tx.SaveInstall(&models.Site{
+			SiteFacts:    models.SiteFacts{ClientKey: "client-1", BaseURL: jira.URL, ProductType: "jira"},
+			SharedSecret: []byte("0123456789abcdef0123456789abcdef"),
+		})
 		return err
 	})
 	if err != nil {

@@ -105,7 +105,7 @@ func testServiceAccounts(t *testing.T, g *fakeGateway, clock *fakeClock) *Servic
 func TestServiceAccountOAuthTokenIsCachedUntilExpiry(t *testing.T) {
 	g := newFakeGateway(t)
 	sa := testServiceAccounts(t, g, newFakeClock())
-	site := &models.Site{ID: "s_1", BaseURL: "https://x.atlassian.net"}
+	site := &models.Site{ID: "s_1", SiteFacts: models.SiteFacts{BaseURL: "https://x.atlassian.net"}}
 	acc := &models.ServiceAccount{Kind: models.AccountOAuthClient, ClientID: "cid", ClientSecret: g.clientSecret, CloudID: "cloud-1"}
 	ctx := context.Background()
 	for range 3 {
@@ -151,7 +151,7 @@ func TestServiceAccountOAuthExpiredTokenIsRefreshed(t *testing.T) {
 	g := newFakeGateway(t)
 	g.expiresIn = 5 // within oauth2's 10 s expiry margin: never reused
 	sa := testServiceAccounts(t, g, newFakeClock())
-	site := &models.Site{ID: "s_1", BaseURL: "https://x.atlassian.net"}
+	site := &models.Site{ID: "s_1", SiteFacts: models.SiteFacts{BaseURL: "https://x.atlassian.net"}}
 	acc := &models.ServiceAccount{Kind: models.AccountOAuthClient, ClientID: "cid", ClientSecret: g.clientSecret, CloudID: "cloud-1"}
 	for range 2 {
 		c, _ := sa.Client(site, acc)
@@ -167,7 +167,7 @@ func TestServiceAccountOAuthExpiredTokenIsRefreshed(t *testing.T) {
 func TestServiceAccountOAuthRefusedCredentials(t *testing.T) {
 	g := newFakeGateway(t)
 	sa := testServiceAccounts(t, g, newFakeClock())
-	c, err := sa.Client(&models.Site{ID: "s_1", BaseURL: "https://x.atlassian.net"},
+	c, err := sa.Client(&models.Site{ID: "s_1", SiteFacts: models.SiteFacts{BaseURL: "https://x.atlassian.net"}},
 		&models.ServiceAccount{Kind: models.AccountOAuthClient, ClientID: "cid", ClientSecret: "wrong-secret-000000", CloudID: "c"})
 	if err != nil {
 		t.Fatal(err)
@@ -190,7 +190,7 @@ func TestServiceAccountBasicKinds(t *testing.T) {
 	ctx := context.Background()
 
 	// Scoped token: Basic, through the gateway.
-	c, err := sa.Client(&models.Site{ID: "s_1", BaseURL: "https://x.atlassian.net"},
+	c, err := sa.Client(&models.Site{ID: "s_1", SiteFacts: models.SiteFacts{BaseURL: "https://x.atlassian.net"}},
 		&models.ServiceAccount{Kind: models.AccountScopedToken, Email: "bot@example.com", Token: "good-token-0123456789", CloudID: "abc-123"})
 	if err != nil {
 		t.Fatal(err)
@@ -203,7 +203,7 @@ func TestServiceAccountBasicKinds(t *testing.T) {
 	}
 
 	// Classic token: Basic against the site's origin, /wiki dropped.
-	c, err = sa.Client(&models.Site{ID: "s_1", BaseURL: g.URL + "/wiki"},
+	c, err = sa.Client(&models.Site{ID: "s_1", SiteFacts: models.SiteFacts{BaseURL: g.URL + "/wiki"}},
 		&models.ServiceAccount{Kind: models.AccountAPIToken, Email: "bot@example.com", Token: "good-token-0123456789"})
 	if err != nil {
 		t.Fatal(err)
@@ -215,7 +215,10 @@ func TestServiceAccountBasicKinds(t *testing.T) {
 		t.Errorf("classic call went to %s", g.lastPath)
 	}
 	// A wrong token is a 401, mapped to unauthorized.
-	c, _ = sa.Client(&models.Site{ID: "s_1", BaseURL: g.URL}, &models.ServiceAccount{Kind: models.AccountAPIToken, Email: "bot@example.com", Token: "bad"})
+	c, _ = sa.Client(&models.Site{
+		ID:        "s_1",
+		SiteFacts: models.SiteFacts{BaseURL: g.URL},
+	}, &models.ServiceAccount{Kind: models.AccountAPIToken, Email: "bot@example.com", Token: "bad"})
 	if err := c.Do(ctx, http.MethodGet, "/rest/api/3/myself", nil, nil); models.ErrorCode(err) != models.CodeUnauthorized {
 		t.Errorf("wrong token: %v", err)
 	}
@@ -246,7 +249,10 @@ func TestServiceAccountRetriesRateLimitAndMapsOutages(t *testing.T) {
 	t.Cleanup(srv.Close)
 	c := New(Options{AppKey: "idbridge", Now: clock.Now, Sleep: clock.Sleep, MaxAttempts: 2})
 	sa := NewServiceAccounts(c, mustURL(t, srv.URL), mustURL(t, srv.URL))
-	client, _ := sa.Client(&models.Site{ID: "s_1", BaseURL: srv.URL}, &models.ServiceAccount{Kind: models.AccountAPIToken, Email: "a@example.com", Token: "t"})
+	client, _ := sa.Client(&models.Site{
+		ID:        "s_1",
+		SiteFacts: models.SiteFacts{BaseURL: srv.URL},
+	}, &models.ServiceAccount{Kind: models.AccountAPIToken, Email: "a@example.com", Token: "t"})
 	var out struct{ AccountID string }
 	if err := client.Do(context.Background(), http.MethodGet, "/rest/api/3/myself", nil, &out); err != nil || out.AccountID != "x" {
 		t.Fatalf("after a 429: %v, %+v", err, out)
@@ -270,7 +276,10 @@ func TestServiceAccountTimeoutIsUnavailable(t *testing.T) {
 	t.Cleanup(func() { close(release); srv.Close() })
 	c := New(Options{AppKey: "idbridge", Base: &http.Transport{ResponseHeaderTimeout: 50 * time.Millisecond}, MaxAttempts: 1})
 	sa := NewServiceAccounts(c, mustURL(t, srv.URL), mustURL(t, srv.URL))
-	client, _ := sa.Client(&models.Site{ID: "s_1", BaseURL: srv.URL}, &models.ServiceAccount{Kind: models.AccountAPIToken, Email: "a@example.com", Token: "t"})
+	client, _ := sa.Client(&models.Site{
+		ID:        "s_1",
+		SiteFacts: models.SiteFacts{BaseURL: srv.URL},
+	}, &models.ServiceAccount{Kind: models.AccountAPIToken, Email: "a@example.com", Token: "t"})
 	err := client.Do(context.Background(), http.MethodGet, "/rest/api/3/myself", nil, nil)
 	if models.ErrorCode(err) != models.CodeUnavailable || !IsTimeout(err) {
 		t.Fatalf("err = %v, want an unavailable timeout", err)

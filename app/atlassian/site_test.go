@@ -65,11 +65,13 @@ func newFakeSite(tb testing.TB, clock *fakeClock, basePath, productType string, 
 		}
 	})
 	fs.site = &models.Site{
-		ID:           "site-" + productType,
-		ClientKey:    "client-key-" + productType,
+		ID: "site-" + productType,
+		SiteFacts: models.SiteFacts{
+			ClientKey:   "client-key-" + productType,
+			BaseURL:     fs.URL + basePath,
+			ProductType: productType,
+		},
 		SharedSecret: secret,
-		BaseURL:      fs.URL + basePath,
-		ProductType:  productType,
 		State:        models.SiteInstalled,
 	}
 	return fs
@@ -517,7 +519,11 @@ func TestSiteClientCancelDuringWait(t *testing.T) {
 }
 
 func TestNewSiteClientValidates(t *testing.T) {
-	good := models.Site{ID: "s", ClientKey: "k", SharedSecret: []byte("x"), BaseURL: "https://a.atlassian.net/"}
+	good := models.Site{
+		ID:           "s",
+		SiteFacts:    models.SiteFacts{ClientKey: "k", BaseURL: "https://a.atlassian.net/"},
+		SharedSecret: []byte("x"),
+	}
 	if _, err := NewSiteClient(nil, testAppKey, &good, nil); err != nil {
 		t.Errorf("good site: %v", err)
 	}

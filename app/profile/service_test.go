@@ -143,8 +143,14 @@ var siteSeq atomic.Int64
 
 func (e *env) install(t *testing.T, mod func(s *models.Site)) *models.Site {
 	n := siteSeq.Add(1)
-	in := &models.Site{ClientKey: "client-" + strconv.FormatInt(n, 10), SharedSecret: []byte("0123456789abcdef0123456789abcdef"),
-		BaseURL: "https://s" + strconv.FormatInt(n, 10) + ".atlassian.net", ProductType: "jira"}
+	in := &models.Site{
+		SiteFacts: models.SiteFacts{
+			ClientKey:   "client-" + strconv.FormatInt(n, 10),
+			BaseURL:     "https://s" + strconv.FormatInt(n, 10) + ".atlassian.net",
+			ProductType: "jira",
+		},
+		SharedSecret: []byte("0123456789abcdef0123456789abcdef"),
+	}
 	if mod != nil {
 		mod(in)
 	}

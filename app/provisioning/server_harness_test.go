@@ -75,9 +75,11 @@ func (e *scimEnv) newSite() *scimSite {
 	err := e.st.InTx(context.Background(), func(tx *store.Tx) error {
 		var err error
 		site, err = tx.SaveInstall(&models.Site{
-			ClientKey:    fmt.Sprintf("client-%d", n),
+			SiteFacts: models.SiteFacts{
+				ClientKey: fmt.Sprintf("client-%d", n),
+				BaseURL:   fmt.Sprintf("https://site-%d.atlassian.net", n),
+			},
 			SharedSecret: []byte("0123456789abcdef0123456789abcdef"),
-			BaseURL:      fmt.Sprintf("https://site-%d.atlassian.net", n),
 		})
 		return err
 	})

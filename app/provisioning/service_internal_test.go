@@ -38,7 +38,10 @@ func TestServerFiltersUseIndexes(t *testing.T) {
 		var siteID string
 		err := st.InTx(ctx, func(tx *store.Tx) error {
 			for s := range 2 {
-				site, err := tx.SaveInstall(&models.Site{ClientKey: fmt.Sprintf("c%d", s), SharedSecret: []byte("0123456789abcdef0123456789abcdef"), BaseURL: "https://a.atlassian.net"})
+				site, err := tx.SaveInstall(&models.Site{
+					SiteFacts:    models.SiteFacts{ClientKey: fmt.Sprintf("c%d", s), BaseURL: "https://a.atlassian.net"},
+					SharedSecret: []byte("0123456789abcdef0123456789abcdef"),
+				})
 				if err != nil {
 					return err
 				}
@@ -163,7 +166,10 @@ func TestServerTokenCacheAcrossReplicas(t *testing.T) {
 	var site *models.Site
 	err := st1.InTx(ctx, func(tx *store.Tx) error {
 		var err error
-		site, err = tx.SaveInstall(&models.Site{ClientKey: "c", SharedSecret: []byte("0123456789abcdef0123456789abcdef"), BaseURL: "https://a.atlassian.net"})
+		site, err = tx.SaveInstall(&models.Site{
+			SiteFacts:    models.SiteFacts{ClientKey: "c", BaseURL: "https://a.atlassian.net"},
+			SharedSecret: []byte("0123456789abcdef0123456789abcdef"),
+		})
 		return err
 	})
 	if err != nil {

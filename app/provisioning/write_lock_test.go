@@ -32,7 +32,10 @@ func TestWriteLockNotHeldWhileComputing(t *testing.T) {
 		var site *models.Site
 		if err := st.InTx(ctx, func(tx *store.Tx) error {
 			var err error
-			site, err = tx.SaveInstall(&models.Site{ClientKey: "c", SharedSecret: []byte("0123456789abcdef0123456789abcdef"), BaseURL: "https://a.atlassian.net"})
+			site, err = tx.SaveInstall(&models.Site{
+				SiteFacts:    models.SiteFacts{ClientKey: "c", BaseURL: "https://a.atlassian.net"},
+				SharedSecret: []byte("0123456789abcdef0123456789abcdef"),
+			})
 			return err
 		}); err != nil {
 			t.Fatal(err)

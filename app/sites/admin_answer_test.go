@@ -35,7 +35,14 @@ func TestRequireAdminUnreadableAnswerIsUnavailable(t *testing.T) {
 			clients := atlassian.New(atlassian.Options{AppKey: "idbridge", Base: fake, MaxAttempts: 1})
 			s := New(Config{}, nil, nil, clients, time.Now, nil)
 			caller := &models.Caller{
-				Site:      &models.Site{ClientKey: "client-1", SharedSecret: []byte("secret-0123456789abcdef0123456789abcdef"), BaseURL: "https://a.atlassian.net", ProductType: "jira"},
+				Site: &models.Site{
+					SiteFacts: models.SiteFacts{
+						ClientKey:   "client-1",
+						BaseURL:     "https://a.atlassian.net",
+						ProductType: "jira",
+					},
+					SharedSecret: []byte("secret-0123456789abcdef0123456789abcdef"),
+				},
 				AccountID: "acc",
 			}
 			err := s.RequireAdmin(context.Background(), caller)

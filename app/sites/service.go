@@ -355,20 +355,9 @@ func (s *Service) Installed(ctx context.Context, r *http.Request, ev *models.Ins
 		return s.authFail(err)
 	}
 	err := s.store.InTx(ctx, func(tx *store.Tx) error {
-		if _, err := tx.SaveInstall(&models.Site{
-			ClientKey:                       ev.ClientKey,
-			SharedSecret:                    []byte(ev.SharedSecret),
-			BaseURL:                         strings.TrimSuffix(ev.BaseURL, "/"),
-			DisplayURL:                      ev.DisplayURL,
-			DisplayURLServicedeskHelpCenter: ev.DisplayURLServicedeskHelpCenter,
-			ProductType:                     ev.ProductType,
-			Description:                     ev.Description,
-			ServiceEntitlementNumber:        ev.ServiceEntitlementNumber,
-			EntitlementID:                   ev.EntitlementID,
-			EntitlementNumber:               ev.EntitlementNumber,
-			InstallationID:                  ev.InstallationID,
-			CloudID:                         ev.CloudID,
-		}); err != nil {
+		facts := ev.SiteFacts
+		facts.BaseURL = strings.TrimSuffix(facts.BaseURL, "/")
+		if _, err := tx.SaveInstall(&models.Site{SiteFacts: facts, SharedSecret: []byte(ev.SharedSecret)}); err != nil {
 			return err
 		}
 		return tx.Notify(NotifyChannel, ev.ClientKey)

@@ -21,7 +21,10 @@ import (
 func saveSite(tb testing.TB, st *store.Store, clientKey, secret string, notify bool) {
 	tb.Helper()
 	err := st.InTx(context.Background(), func(tx *store.Tx) error {
-		if _, err := tx.SaveInstall(&models.Site{ClientKey: clientKey, SharedSecret: []byte(secret), BaseURL: "https://a.atlassian.net"}); err != nil {
+		if _, err := tx.SaveInstall(&models.Site{
+			SiteFacts:    models.SiteFacts{ClientKey: clientKey, BaseURL: "https://a.atlassian.net"},
+			SharedSecret: []byte(secret),
+		}); err != nil {
 			return err
 		}
 		if notify {

@@ -152,7 +152,10 @@ func TestIdentityProviderLifecycle(t *testing.T) {
 		// Another site sees none of this site's providers.
 		var other *models.Site
 		_ = e.st.InTx(ctx, func(tx *store.Tx) error {
-			other, err = tx.SaveInstall(&models.Site{ClientKey: "other-" + t.Name(), SharedSecret: []byte("0123456789abcdef0123456789abcdef"), BaseURL: "https://other.atlassian.net"})
+			other, err = tx.SaveInstall(&models.Site{
+				SiteFacts:    models.SiteFacts{ClientKey: "other-" + t.Name(), BaseURL: "https://other.atlassian.net"},
+				SharedSecret: []byte("0123456789abcdef0123456789abcdef"),
+			})
 			return err
 		})
 		if got, _ := e.svc.IdentityProviders(ctx, other.ID); len(got) != 0 {

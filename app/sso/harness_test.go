@@ -82,8 +82,14 @@ func newEnv(t *testing.T, b storetest.Backend) *env {
 	ctx := context.Background()
 	err := st.InTx(ctx, func(tx *store.Tx) error {
 		var err error
-		e.site, err = tx.SaveInstall(&models.Site{ClientKey: "client-" + t.Name(), SharedSecret: []byte("0123456789abcdef0123456789abcdef"),
-			BaseURL: jira.BaseURL(), ProductType: "jira"})
+		e.site, err = tx.SaveInstall(&models.Site{
+			SiteFacts: models.SiteFacts{
+				ClientKey:   "client-" + t.Name(),
+				BaseURL:     jira.BaseURL(),
+				ProductType: "jira",
+			},
+			SharedSecret: []byte("0123456789abcdef0123456789abcdef"),
+		})
 		if err != nil {
 			return err
 		}

@@ -13,12 +13,14 @@ import (
 // newSite returns an install payload with a clientKey and secret derived from n.
 func newSite(n int) *models.Site {
 	return &models.Site{
-		ClientKey:      fmt.Sprintf("client-%04d", n),
-		SharedSecret:   fmt.Appendf(nil, "shared-secret-%04d-0123456789abcdef", n),
-		BaseURL:        fmt.Sprintf("https://site-%04d.atlassian.net", n),
-		ProductType:    "jira",
-		InstallationID: fmt.Sprintf("ari:cloud:ecosystem::installation/%04d", n),
-		CloudID:        fmt.Sprintf("cloud-%04d", n),
+		SiteFacts: models.SiteFacts{
+			ClientKey:      fmt.Sprintf("client-%04d", n),
+			BaseURL:        fmt.Sprintf("https://site-%04d.atlassian.net", n),
+			ProductType:    "jira",
+			InstallationID: fmt.Sprintf("ari:cloud:ecosystem::installation/%04d", n),
+			CloudID:        fmt.Sprintf("cloud-%04d", n),
+		},
+		SharedSecret: fmt.Appendf(nil, "shared-secret-%04d-0123456789abcdef", n),
 	}
 }
 

@@ -12,27 +12,18 @@ import (
 	"idbridge/models"
 )
 
-// siteRow is the persisted form of models.Site. The shared secret is only
-// ever stored sealed, bound to the row's ID.
+// siteRow is the persisted form of models.Site: the site facts are columns
+// of their own names. The shared secret is only ever stored sealed, bound to
+// the row's ID.
 type siteRow struct {
-	ID                              string `gorm:"primaryKey"`
-	ClientKey                       string
-	SharedSecret                    []byte
-	BaseURL                         string
-	DisplayURL                      string
-	DisplayURLServicedeskHelpCenter string `gorm:"column:display_url_servicedesk_help_center"`
-	ProductType                     string
-	Description                     string
-	ServiceEntitlementNumber        string
-	EntitlementID                   string
-	EntitlementNumber               string
-	InstallationID                  string
-	CloudID                         string
-	State                           string
-	InstalledAt                     time.Time
-	UpdatedAt                       time.Time
-	UninstalledAt                   *time.Time
-	PurgeAfter                      *time.Time
+	ID string `gorm:"primaryKey"`
+	models.SiteFacts
+	SharedSecret  []byte
+	State         string
+	InstalledAt   time.Time
+	UpdatedAt     time.Time
+	UninstalledAt *time.Time
+	PurgeAfter    *time.Time
 }
 
 func (siteRow) TableName() string { return "sites" }
@@ -44,23 +35,13 @@ const (
 
 func (tx *Tx) siteFromRow(r *siteRow) (*models.Site, error) {
 	site := &models.Site{
-		ID:                              r.ID,
-		ClientKey:                       r.ClientKey,
-		BaseURL:                         r.BaseURL,
-		DisplayURL:                      r.DisplayURL,
-		DisplayURLServicedeskHelpCenter: r.DisplayURLServicedeskHelpCenter,
-		ProductType:                     r.ProductType,
-		Description:                     r.Description,
-		ServiceEntitlementNumber:        r.ServiceEntitlementNumber,
-		EntitlementID:                   r.EntitlementID,
-		EntitlementNumber:               r.EntitlementNumber,
-		InstallationID:                  r.InstallationID,
-		CloudID:                         r.CloudID,
-		State:                           models.SiteState(r.State),
-		InstalledAt:                     r.InstalledAt.UTC(),
-		UpdatedAt:                       r.UpdatedAt.UTC(),
-		UninstalledAt:                   utcPtr(r.UninstalledAt),
-		PurgeAfter:                      utcPtr(r.PurgeAfter),
+		ID:            r.ID,
+		SiteFacts:     r.SiteFacts,
+		State:         models.SiteState(r.State),
+		InstalledAt:   r.InstalledAt.UTC(),
+		UpdatedAt:     r.UpdatedAt.UTC(),
+		UninstalledAt: utcPtr(r.UninstalledAt),
+		PurgeAfter:    utcPtr(r.PurgeAfter),
 	}
 	if len(r.SharedSecret) > 0 {
 		plain, err := tx.s.ring.Open(r.SharedSecret, secret.AD(sitesTable, sharedSecretColumn, r.ID))
@@ -123,22 +104,12 @@ func (tx *Tx) SaveInstall(in *models.Site) (*models.Site, error) {
 		return nil, fmt.Errorf("seal shared secret: %w", err)
 	}
 	r := siteRow{
-		ID:                              id,
-		ClientKey:                       in.ClientKey,
-		SharedSecret:                    sealed,
-		BaseURL:                         in.BaseURL,
-		DisplayURL:                      in.DisplayURL,
-		DisplayURLServicedeskHelpCenter: in.DisplayURLServicedeskHelpCenter,
-		ProductType:                     in.ProductType,
-		Description:                     in.Description,
-		ServiceEntitlementNumber:        in.ServiceEntitlementNumber,
-		EntitlementID:                   in.EntitlementID,
-		EntitlementNumber:               in.EntitlementNumber,
-		InstallationID:                  in.InstallationID,
-		CloudID:                         in.CloudID,
-		State:                           string(models.SiteInstalled),
-		InstalledAt:                     now,
-		UpdatedAt:                       now,
+		ID:           id,
+		SiteFacts:    in.SiteFacts,
+		SharedSecret: sealed,
+		State:        string(models.SiteInstalled),
+		InstalledAt:  now,
+		UpdatedAt:    now,
 	}
 	if isNew {
 		err = tx.db.Create(&r).Error

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"idbridge/app/secret"
 	"idbridge/app/store"
 	"idbridge/app/store/storetest"
@@ -25,6 +27,9 @@ func TestSaveInstallNewSite(t *testing.T) {
 		in.DisplayURL = "https://example.atlassian.net"
 		in.Description = "Atlassian JIRA at https://example.atlassian.net"
 		in.EntitlementID = "e-1"
+		in.EntitlementNumber = "E-1"
+		in.ServiceEntitlementNumber = "SEN-1"
+		in.DisplayURLServicedeskHelpCenter = "https://example.atlassian.net/servicedesk/customer"
 		saved := install(t, st, in)
 
 		if !strings.HasPrefix(saved.ID, "s_") {
@@ -39,10 +44,11 @@ func TestSaveInstallNewSite(t *testing.T) {
 		}
 		byID := findByID(t, st, saved.ID)
 		for name, got := range map[string]*models.Site{"SaveInstall": saved, "FindSiteByClientKey": byKey, "FindSiteByID": byID} {
-			if got.ID != saved.ID || got.ClientKey != in.ClientKey || got.BaseURL != in.BaseURL ||
-				got.DisplayURL != in.DisplayURL || got.Description != in.Description || got.EntitlementID != in.EntitlementID ||
-				got.InstallationID != in.InstallationID || got.CloudID != in.CloudID || got.ProductType != in.ProductType {
-				t.Errorf("%s = %+v, want the installed facts of %+v", name, got, in)
+			if got.ID != saved.ID {
+				t.Errorf("%s: ID %q, want %q", name, got.ID, saved.ID)
+			}
+			if diff := cmp.Diff(in.SiteFacts, got.SiteFacts); diff != "" {
+				t.Errorf("%s: site facts differ from the install's (-want +got):\n%s", name, diff)
 			}
 			if !bytes.Equal(got.SharedSecret, in.SharedSecret) {
 				t.Errorf("%s: shared secret %q, want %q", name, got.SharedSecret, in.SharedSecret)

@@ -110,8 +110,15 @@ func newEnv(t *testing.T, b storetest.Backend, opts ...envOption) *env {
 	st, fake, fs := e.st, e.fake, e.fs
 	ctx := context.Background()
 	err := st.InTx(ctx, func(tx *store.Tx) error {
-		site, err := tx.SaveInstall(&models.Site{ClientKey: "ck-" + fs.CloudID[:8], SharedSecret: []byte("shared-secret-0123456789abcdef"),
-			BaseURL: fs.BaseURL(), ProductType: "jira", CloudID: fs.CloudID})
+		site, err := tx.SaveInstall(&models.Site{
+			SiteFacts: models.SiteFacts{
+				ClientKey:   "ck-" + fs.CloudID[:8],
+				BaseURL:     fs.BaseURL(),
+				ProductType: "jira",
+				CloudID:     fs.CloudID,
+			},
+			SharedSecret: []byte("shared-secret-0123456789abcdef"),
+		})
 		if err != nil {
 			return err
 		}

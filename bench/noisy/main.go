@@ -416,8 +416,14 @@ func seed(ctx context.Context, st *store.Store, base string, o options) (noisy, 
 		var s *models.Site
 		err := st.InTx(ctx, func(tx *store.Tx) error {
 			var err error
-			s, err = tx.SaveInstall(&models.Site{ClientKey: name + "-" + benchenv.RandomHex(4), SharedSecret: []byte(benchenv.RandomHex(32)),
-				BaseURL: "https://" + name + ".atlassian.net", ProductType: "jira"})
+			s, err = tx.SaveInstall(&models.Site{
+				SiteFacts: models.SiteFacts{
+					ClientKey:   name + "-" + benchenv.RandomHex(4),
+					BaseURL:     "https://" + name + ".atlassian.net",
+					ProductType: "jira",
+				},
+				SharedSecret: []byte(benchenv.RandomHex(32)),
+			})
 			return err
 		})
 		if err != nil {

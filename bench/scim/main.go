@@ -264,10 +264,12 @@ func (b *bench) seed(ctx context.Context, sites, n int) (*benchSite, []string, e
 		err := st.InTx(ctx, func(tx *store.Tx) error {
 			var err error
 			site, err = tx.SaveInstall(&models.Site{
-				ClientKey:    fmt.Sprintf("bench-%03d-%s", s, benchenv.RandomHex(4)),
+				SiteFacts: models.SiteFacts{
+					ClientKey:   fmt.Sprintf("bench-%03d-%s", s, benchenv.RandomHex(4)),
+					BaseURL:     fmt.Sprintf("https://bench-%03d.atlassian.net", s),
+					ProductType: "jira",
+				},
 				SharedSecret: []byte(benchenv.RandomHex(32)),
-				BaseURL:      fmt.Sprintf("https://bench-%03d.atlassian.net", s),
-				ProductType:  "jira",
 			})
 			return err
 		})

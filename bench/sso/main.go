@@ -133,7 +133,10 @@ func auditBench(ctx context.Context, out io.Writer, pg string, n, rounds int) er
 	defer st.Close()
 	var site *models.Site
 	err = st.InTx(ctx, func(tx *store.Tx) error {
-		site, err = tx.SaveInstall(&models.Site{ClientKey: "bench-audit", SharedSecret: []byte("0123456789abcdef0123456789abcdef"), BaseURL: "https://bench.atlassian.net"})
+		site, err = tx.SaveInstall(&models.Site{
+			SiteFacts:    models.SiteFacts{ClientKey: "bench-audit", BaseURL: "https://bench.atlassian.net"},
+			SharedSecret: []byte("0123456789abcdef0123456789abcdef"),
+		})
 		return err
 	})
 	if err != nil {
@@ -342,7 +345,10 @@ func signInBench(ctx context.Context, out io.Writer, pg string, workers int, dur
 	const sharedSecret = "0123456789abcdef0123456789abcdef"
 	jira.InstallApp("idbridge", sharedSecret, "557058:bench-admin")
 	err = a.Store().InTx(ctx, func(tx *store.Tx) error {
-		site, err = tx.SaveInstall(&models.Site{ClientKey: "bench-signin", SharedSecret: []byte(sharedSecret), BaseURL: jira.BaseURL()})
+		site, err = tx.SaveInstall(&models.Site{
+			SiteFacts:    models.SiteFacts{ClientKey: "bench-signin", BaseURL: jira.BaseURL()},
+			SharedSecret: []byte(sharedSecret),
+		})
 		if err != nil {
 			return err
 		}

@@ -18,7 +18,10 @@ import (
 func install(tb testing.TB, st *store.Store, clientKey string) {
 	tb.Helper()
 	err := st.InTx(context.Background(), func(tx *store.Tx) error {
-		_, err := tx.SaveInstall(&models.Site{ClientKey: clientKey, SharedSecret: []byte("0123456789abcdef0123456789abcdef"), BaseURL: "https://a.atlassian.net"})
+		_, err := tx.SaveInstall(&models.Site{
+			SiteFacts:    models.SiteFacts{ClientKey: clientKey, BaseURL: "https://a.atlassian.net"},
+			SharedSecret: []byte("0123456789abcdef0123456789abcdef"),
+		})
 		return err
 	})
 	if err != nil {
