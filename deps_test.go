@@ -11,11 +11,13 @@ import (
 // (docs/ARCHITECTURE.md, "Dependency direction"). A package missing here
 // falls under its parent's rule: app/<feature> → featureRule.
 var allowedInternal = map[string][]string{
-	"idbridge":             {"idbridge/app", "idbridge/config"},
-	"idbridge/app":         {"*"}, // the composition root wires everything
-	"idbridge/config":      {},
-	"idbridge/models":      {},
-	"idbridge/handlers":    {"idbridge/models"},
+	"idbridge":        {"idbridge/app", "idbridge/config"},
+	"idbridge/app":    {"*"}, // the composition root wires everything
+	"idbridge/config": {},
+	"idbridge/models": {},
+	// The HTTP layer speaks SCIM through the protocol package's request
+	// and answer values (never the store-backed service).
+	"idbridge/handlers":    {"idbridge/models", "idbridge/app/scim"},
 	"idbridge/app/secret":  {},
 	"idbridge/app/connect": {"idbridge/models"},
 	// The SCIM protocol (schemas, filters, PATCH, projection, rendering),

@@ -1,41 +1,42 @@
 package handlers
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 
 	"github.com/gin-gonic/gin"
 
+	"idbridge/app/scim"
 	"idbridge/models"
 )
 
 // SCIMServer is the SCIM 2.0 behaviour behind /scim/v2/{siteID}/…
-// (SPEC section 6, shared/SCIM.md). endpoint is "Users" or "Groups" as the
-// dispatcher resolved it; bodies are the raw request bytes; errors are
+// (SPEC section 6, shared/SCIM.md). Requests come resolved by the
+// dispatcher (the resource type known, see scim.Request); answers are JSON
+// ready to send with the headers that describe them; errors are
 // models.Errors, their scimType in SCIMType (see writeSCIMFailure).
 type SCIMServer interface {
 	// Admit authenticates a request with the site's bearer token and
 	// admits it under the site's share of capacity; write says whether it
 	// changes the directory. done is called when the request ends.
 	Admit(ctx context.Context, siteID, token string, write bool) (done func(), err error)
-	// List and Search answer a ListResponse as any JSON-marshalable value.
-	List(ctx context.Context, siteID, endpoint string, q url.Values) (any, error)
-	Search(ctx context.Context, siteID, endpoint string, body []byte) (any, error)
-	Get(ctx context.Context, siteID, endpoint, id string, q url.Values) (*models.SCIMDocument, error)
-	Create(ctx context.Context, siteID, endpoint string, body []byte, q url.Values) (*models.SCIMDocument, error)
-	Replace(ctx context.Context, siteID, endpoint, id string, body []byte, ifMatch string, q url.Values) (*models.SCIMDocument, error)
-	Patch(ctx context.Context, siteID, endpoint, id string, body []byte, ifMatch string, q url.Values) (*models.SCIMDocument, error)
-	Delete(ctx context.Context, siteID, endpoint, id, ifMatch string) error
-	ServiceProviderConfig(siteID string) map[string]any
-	ResourceTypes(siteID, name string) (map[string]any, error)
-	Schemas(siteID, id string) (map[string]any, error)
+	// List and Search answer a ListResponse; a Search without a resource
+	// type covers all of them.
+	List(ctx context.Context, r *scim.Request) (*scim.Answer, error)
+	Search(ctx context.Context, r *scim.Request) (*scim.Answer, error)
+	Get(ctx context.Context, r *scim.Request) (*scim.Answer, error)
+	Create(ctx context.Context, r *scim.Request) (*scim.Answer, error)
+	Replace(ctx context.Context, r *scim.Request) (*scim.Answer, error)
+	// Patch answers no body (204) when Answer.Body is nil.
+	Patch(ctx context.Context, r *scim.Request) (*scim.Answer, error)
+	Delete(ctx context.Context, r *scim.Request) error
+	ServiceProviderConfig(siteID string) (*scim.Answer, error)
+	ResourceTypes(siteID, name string) (*scim.Answer, error)
+	Schemas(siteID, id string) (*scim.Answer, error)
 }
 
 // scimContentType is the media type of every SCIM answer (RFC 7644 3.1).
@@ -66,29 +67,31 @@ func writeSCIMFailure(c *gin.Context, f failure) {
 	if f.status == http.StatusUnauthorized {
 		c.Header("WWW-Authenticate", `Bearer realm="idbridge SCIM"`)
 	}
-	b, _ := json.Marshal(scimErrorBody{Schemas: []string{scimErrorSchema}, Status: strconv.Itoa(f.status), SCIMType: f.scimType, Detail: f.message})
+	b, _ := scim.Marshal(scimErrorBody{Schemas: []string{scimErrorSchema}, Status: strconv.Itoa(f.status), SCIMType: f.scimType, Detail: f.message})
 	c.Data(f.status, scimContentType, b)
 	c.Abort()
 }
 
-// writeSCIM answers a SCIM body, without HTML escaping: values read as
-// they were sent.
-func (s *server) writeSCIM(c *gin.Context, status int, body any) {
-	if raw, ok := body.(json.RawMessage); ok {
-		// Already JSON, built by the service from stored documents.
-		c.Header("Cache-Control", "no-store")
-		c.Data(status, scimContentType, raw)
-		return
+// writeSCIM sends a SCIM answer with the headers that describe it: ETag,
+// and Location when it was created.
+func (s *server) writeSCIM(c *gin.Context, status int, a *scim.Answer) {
+	if a.ETag != "" {
+		c.Header("ETag", a.ETag)
 	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(body); err != nil {
+	if status == http.StatusCreated && a.Location != "" {
+		c.Header("Location", a.Location)
+	}
+	c.Header("Cache-Control", "no-store")
+	c.Data(status, scimContentType, a.Body)
+}
+
+// answerSCIM sends a or fails with err.
+func (s *server) answerSCIM(c *gin.Context, status int, a *scim.Answer, err error) {
+	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	c.Header("Cache-Control", "no-store")
-	c.Data(status, scimContentType, bytes.TrimRight(buf.Bytes(), "\n"))
+	s.writeSCIM(c, status, a)
 }
 
 // bearerToken reads "Authorization: Bearer <token>" (scheme
@@ -156,42 +159,32 @@ func (s *server) handleSCIM(c *gin.Context) {
 	r := parseSCIMRoute(c.Param("path"))
 	switch r.first() {
 	case "users", "groups":
-		endpoint := "Users"
-		if r.first() == "groups" {
-			endpoint = "Groups"
-		}
-		s.handleSCIMResource(c, siteID, endpoint, r.segments[1:])
+		rt, _ := scim.ResourceTypeByEndpoint(r.first())
+		s.handleSCIMResource(c, s.scimRequest(c, siteID, &rt), r.segments[1:])
 	case ".search":
 		if len(r.segments) != 1 {
 			refuseWith(c, models.CodeNotFound, "no such SCIM endpoint")
 			return
 		}
-		s.handleSCIMSearch(c, siteID, "")
+		s.handleSCIMSearch(c, s.scimRequest(c, siteID, nil))
 	case "serviceproviderconfig", "serviceproviderconfigs":
 		if !s.scimDiscovery(c, len(r.segments) == 1) {
 			return
 		}
-		s.writeSCIM(c, http.StatusOK, s.SCIM.ServiceProviderConfig(siteID))
+		a, err := s.SCIM.ServiceProviderConfig(siteID)
+		s.answerSCIM(c, http.StatusOK, a, err)
 	case "resourcetypes":
 		if !s.scimDiscovery(c, len(r.segments) <= 2) {
 			return
 		}
-		doc, err := s.SCIM.ResourceTypes(siteID, segment(r.segments, 1))
-		if err != nil {
-			s.fail(c, err)
-			return
-		}
-		s.writeSCIM(c, http.StatusOK, doc)
+		a, err := s.SCIM.ResourceTypes(siteID, segment(r.segments, 1))
+		s.answerSCIM(c, http.StatusOK, a, err)
 	case "schemas":
 		if !s.scimDiscovery(c, len(r.segments) <= 2) {
 			return
 		}
-		doc, err := s.SCIM.Schemas(siteID, segment(r.segments, 1))
-		if err != nil {
-			s.fail(c, err)
-			return
-		}
-		s.writeSCIM(c, http.StatusOK, doc)
+		a, err := s.SCIM.Schemas(siteID, segment(r.segments, 1))
+		s.answerSCIM(c, http.StatusOK, a, err)
 	case "me":
 		refuseWith(c, models.CodeNotImplemented, "/Me is not supported: identity providers act on /Users")
 	case "bulk":
@@ -229,109 +222,95 @@ func (s *server) scimDiscovery(c *gin.Context, pathOK bool) bool {
 	return true
 }
 
+// scimRequest starts the request value of a resource endpoint; rt is nil
+// for a search at the root.
+func (s *server) scimRequest(c *gin.Context, siteID string, rt *scim.ResourceType) *scim.Request {
+	return &scim.Request{SiteID: siteID, Type: rt, Query: c.Request.URL.Query(), IfMatch: c.GetHeader("If-Match")}
+}
+
 // handleSCIMResource handles /Users… and /Groups…; rest is the path after
 // the resource name.
-func (s *server) handleSCIMResource(c *gin.Context, siteID, endpoint string, rest []string) {
-	method := c.Request.Method
+func (s *server) handleSCIMResource(c *gin.Context, req *scim.Request, rest []string) {
+	ctx := c.Request.Context()
 	switch {
 	case len(rest) == 0:
-		switch method {
+		switch c.Request.Method {
 		case http.MethodGet, http.MethodHead:
-			doc, err := s.SCIM.List(c.Request.Context(), siteID, endpoint, c.Request.URL.Query())
-			if err != nil {
-				s.fail(c, err)
-				return
-			}
-			s.writeSCIM(c, http.StatusOK, doc)
+			a, err := s.SCIM.List(ctx, req)
+			s.answerSCIM(c, http.StatusOK, a, err)
 		case http.MethodPost:
-			body, ok := s.readSCIMBody(c)
-			if !ok {
+			if !s.readSCIMBody(c, req) {
 				return
 			}
-			doc, err := s.SCIM.Create(c.Request.Context(), siteID, endpoint, body, c.Request.URL.Query())
-			if err != nil {
-				s.fail(c, err)
-				return
-			}
-			s.writeSCIMDocument(c, http.StatusCreated, doc)
+			a, err := s.SCIM.Create(ctx, req)
+			s.answerSCIM(c, http.StatusCreated, a, err)
 		default:
 			c.Header("Allow", "GET, POST")
 			refuseWith(c, models.CodeMethodNotAllowed, "use GET to list or POST to create")
 		}
 	case len(rest) == 1 && strings.EqualFold(rest[0], ".search"):
-		s.handleSCIMSearch(c, siteID, endpoint)
+		s.handleSCIMSearch(c, req)
 	case len(rest) == 1:
-		s.handleSCIMOne(c, siteID, endpoint, rest[0])
+		req.ID = rest[0]
+		s.handleSCIMOne(c, req)
 	default:
 		refuseWith(c, models.CodeNotFound, "no such SCIM endpoint")
 	}
 }
 
-func (s *server) handleSCIMSearch(c *gin.Context, siteID, endpoint string) {
+func (s *server) handleSCIMSearch(c *gin.Context, req *scim.Request) {
 	if c.Request.Method != http.MethodPost {
 		c.Header("Allow", "POST")
 		refuseWith(c, models.CodeMethodNotAllowed, ".search takes POST")
 		return
 	}
-	body, ok := s.readSCIMBody(c)
-	if !ok {
+	if !s.readSCIMBody(c, req) {
 		return
 	}
-	doc, err := s.SCIM.Search(c.Request.Context(), siteID, endpoint, body)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	s.writeSCIM(c, http.StatusOK, doc)
+	a, err := s.SCIM.Search(c.Request.Context(), req)
+	s.answerSCIM(c, http.StatusOK, a, err)
 }
 
-func (s *server) handleSCIMOne(c *gin.Context, siteID, endpoint, id string) {
-	q := c.Request.URL.Query()
-	ifMatch := c.GetHeader("If-Match")
+func (s *server) handleSCIMOne(c *gin.Context, req *scim.Request) {
+	ctx := c.Request.Context()
 	switch c.Request.Method {
 	case http.MethodGet, http.MethodHead:
-		doc, err := s.SCIM.Get(c.Request.Context(), siteID, endpoint, id, q)
+		a, err := s.SCIM.Get(ctx, req)
 		if err != nil {
 			s.fail(c, err)
 			return
 		}
-		if inm := c.GetHeader("If-None-Match"); inm != "" && etagListMatches(inm, doc.Version) {
-			c.Header("ETag", doc.Version)
+		if inm := c.GetHeader("If-None-Match"); inm != "" && etagListMatches(inm, a.ETag) {
+			c.Header("ETag", a.ETag)
 			c.Status(http.StatusNotModified)
 			return
 		}
-		s.writeSCIMDocument(c, http.StatusOK, doc)
+		s.writeSCIM(c, http.StatusOK, a)
 	case http.MethodPut:
-		body, ok := s.readSCIMBody(c)
-		if !ok {
+		if !s.readSCIMBody(c, req) {
 			return
 		}
-		doc, err := s.SCIM.Replace(c.Request.Context(), siteID, endpoint, id, body, ifMatch, q)
-		if err != nil {
-			s.fail(c, err)
-			return
-		}
-		s.writeSCIMDocument(c, http.StatusOK, doc)
+		a, err := s.SCIM.Replace(ctx, req)
+		s.answerSCIM(c, http.StatusOK, a, err)
 	case http.MethodPatch:
-		body, ok := s.readSCIMBody(c)
-		if !ok {
+		if !s.readSCIMBody(c, req) {
 			return
 		}
-		doc, err := s.SCIM.Patch(c.Request.Context(), siteID, endpoint, id, body, ifMatch, q)
+		a, err := s.SCIM.Patch(ctx, req)
 		if err != nil {
 			s.fail(c, err)
 			return
 		}
-		if doc.Body == nil {
-			if doc.Version != "" {
-				c.Header("ETag", doc.Version)
+		if a.Body == nil {
+			if a.ETag != "" {
+				c.Header("ETag", a.ETag)
 			}
 			c.Status(http.StatusNoContent)
 			return
 		}
-		s.writeSCIMDocument(c, http.StatusOK, doc)
+		s.writeSCIM(c, http.StatusOK, a)
 	case http.MethodDelete:
-		if err := s.SCIM.Delete(c.Request.Context(), siteID, endpoint, id, ifMatch); err != nil {
+		if err := s.SCIM.Delete(ctx, req); err != nil {
 			s.fail(c, err)
 			return
 		}
@@ -340,18 +319,6 @@ func (s *server) handleSCIMOne(c *gin.Context, siteID, endpoint, id string) {
 		c.Header("Allow", "GET, PUT, PATCH, DELETE")
 		refuseWith(c, models.CodeMethodNotAllowed, "use GET, PUT, PATCH or DELETE on a resource")
 	}
-}
-
-// writeSCIMDocument answers a resource with its ETag (and Location when it
-// was created).
-func (s *server) writeSCIMDocument(c *gin.Context, status int, doc *models.SCIMDocument) {
-	if doc.Version != "" {
-		c.Header("ETag", doc.Version)
-	}
-	if status == http.StatusCreated && doc.Location != "" {
-		c.Header("Location", doc.Location)
-	}
-	s.writeSCIM(c, status, doc.Body)
 }
 
 // etagListMatches implements If-None-Match's weak comparison: "*" or any
@@ -376,21 +343,22 @@ func opaqueTag(t string) string {
 	return strings.Trim(t, `"`)
 }
 
-// readSCIMBody reads the whole request body; too large is 413, unreadable
-// 400, both as SCIM errors.
-func (s *server) readSCIMBody(c *gin.Context) ([]byte, bool) {
+// readSCIMBody reads the whole request body into req; too large is 413,
+// unreadable 400, both as SCIM errors.
+func (s *server) readSCIMBody(c *gin.Context, req *scim.Request) bool {
 	if c.Request.Body == nil {
-		return nil, true
+		return true
 	}
 	body, err := io.ReadAll(c.Request.Body)
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			refuseWith(c, models.CodeTooLarge, "the request body is larger than "+strconv.FormatInt(s.MaxBodyBytes, 10)+" bytes")
-			return nil, false
+			return false
 		}
 		refuse(c, failureOf(&models.Error{Code: models.CodeInvalid, SCIMType: "invalidSyntax", Message: "the request body could not be read"}))
-		return nil, false
+		return false
 	}
-	return body, true
+	req.Body = body
+	return true
 }

@@ -167,11 +167,3 @@ type ProvisioningUpdate struct {
 	// DeletionThreshold is a percentage, 0 to 100.
 	DeletionThreshold *int
 }
-
-// SCIMDocument is a SCIM answer for the HTTP layer: a JSON body (nil for
-// none) and the headers that describe the resource.
-type SCIMDocument struct {
-	Body     any
-	Version  string // the ETag, W/"n"; empty when the answer has none
-	Location string // the resource's URL, for 201 Created
-}

@@ -34,7 +34,7 @@ func TestCompileFilterUniqueKey(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s: %v", tc.filter, err)
 			}
-			f, err := compileFilter(tc.rt, dialect, expr)
+			f, err := compileFilter(targetOf(t, tc.rt), dialect, expr)
 			if err != nil {
 				t.Fatalf("%s: %v", tc.filter, err)
 			}
@@ -48,4 +48,14 @@ func TestCompileFilterUniqueKey(t *testing.T) {
 			}
 		}
 	}
+}
+
+// targetOf is what the SQL compiler is given for rt.
+func targetOf(tb testing.TB, rt scim.ResourceType) sqlTarget {
+	tb.Helper()
+	d, err := (&Service{}).directoryOf(&rt)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return d.target()
 }

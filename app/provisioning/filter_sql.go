@@ -38,17 +38,28 @@ type sqlFilter struct {
 	Key *store.DirectoryKey
 }
 
+// sqlTarget is what the compiler needs of a resource type: its schema, the
+// table its resources are stored in (as the store describes it), the type
+// its memberships answer ("User" for a group's members, "direct" for a
+// user's groups), and whether an equality on a unique key may be answered
+// by the store's coalesced lookup (users).
+type sqlTarget struct {
+	rt         scim.ResourceType
+	table      *store.DirectoryTable
+	memberType string
+	keyed      bool
+}
+
 type sqlCompiler struct {
-	rt      scim.ResourceType
+	sqlTarget
 	dialect string
-	table   string // scim_users or scim_groups
 	args    []any
 }
 
 // compileFilter compiles expr (canonical, from ParseFilter(rt, …)) for the
 // dialect. A filter that cannot run in the database is 400 invalidFilter.
-func compileFilter(rt scim.ResourceType, dialect string, expr filter.Expression) (sqlFilter, error) {
-	c := &sqlCompiler{rt: rt, dialect: dialect, table: tableOf(rt)}
+func compileFilter(t sqlTarget, dialect string, expr filter.Expression) (sqlFilter, error) {
+	c := &sqlCompiler{sqlTarget: t, dialect: dialect}
 	where, err := c.expr(expr)
 	if err != nil {
 		return sqlFilter{}, err
@@ -60,7 +71,7 @@ func compileFilter(rt scim.ResourceType, dialect string, expr filter.Expression)
 // for, or nil. The value is the one the compiled WHERE binds.
 func (c *sqlCompiler) uniqueKey(expr filter.Expression) *store.DirectoryKey {
 	e, ok := expr.(*filter.AttributeExpression)
-	if !ok || c.table != "scim_users" || !strings.EqualFold(string(e.Operator), string(filter.EQ)) {
+	if !ok || !c.keyed || !strings.EqualFold(string(e.Operator), string(filter.EQ)) {
 		return nil
 	}
 	v, ok := e.CompareValue.(string)
@@ -79,12 +90,8 @@ func (c *sqlCompiler) uniqueKey(expr filter.Expression) *store.DirectoryKey {
 	return nil
 }
 
-func tableOf(rt scim.ResourceType) string {
-	if rt.Name == scim.Groups.Name {
-		return "scim_groups"
-	}
-	return "scim_users"
-}
+// doc is the stored document's column, qualified by its table.
+func (c *sqlCompiler) doc() string { return c.table.Name + "." + store.DocColumn }
 
 func (c *sqlCompiler) pg() bool { return c.dialect == store.Postgres }
 
@@ -143,46 +150,21 @@ type operand struct {
 	json bool
 }
 
-// column maps the attributes stored in their own columns.
+// column is the column an attribute is stored in, as the store describes
+// its table; false for the attributes read from the document.
 func (c *sqlCompiler) column(p filter.AttributePath) (operand, bool) {
 	if p.URIPrefix != nil {
 		return operand{}, false
 	}
-	name, sub := p.AttributeName, p.SubAttributeName()
 	ref, err := c.rt.Resolve(p.String())
 	if err != nil {
 		return operand{}, false
 	}
-	leaf := ref.Leaf()
-	switch {
-	case name == "id" && sub == "":
-		return operand{sql: "id", attr: leaf}, true
-	case name == "externalId" && sub == "":
-		return operand{sql: "external_id", attr: leaf}, true
-	case name == "meta" && sub == "created":
-		return operand{sql: "created_at", attr: leaf}, true
-	case name == "meta" && sub == "lastModified":
-		return operand{sql: "updated_at", attr: leaf}, true
-	}
-	if c.table == "scim_groups" {
-		if name == "displayName" && sub == "" {
-			return operand{sql: "display_name_lower", attr: leaf, lowered: true}, true
-		}
+	col, ok := c.table.Column(ref.Canonical)
+	if !ok || col.Name == "" {
 		return operand{}, false
 	}
-	switch {
-	case name == "userName" && sub == "":
-		return operand{sql: "user_name_lower", attr: leaf, lowered: true}, true
-	case name == "displayName" && sub == "":
-		return operand{sql: "display_name", attr: leaf}, true
-	case name == "name" && sub == "givenName":
-		return operand{sql: "given_name", attr: leaf}, true
-	case name == "name" && sub == "familyName":
-		return operand{sql: "family_name", attr: leaf}, true
-	case name == "active" && sub == "":
-		return operand{sql: "active", attr: leaf}, true
-	}
-	return operand{}, false
+	return operand{sql: col.Name, attr: ref.Leaf(), lowered: col.Lowered}, true
 }
 
 func (c *sqlCompiler) attrExp(e *filter.AttributeExpression) (string, error) {
@@ -228,9 +210,9 @@ func (c *sqlCompiler) attrExp(e *filter.AttributeExpression) (string, error) {
 	}
 	keys := docKeys(ref)
 	if op == filter.PR {
-		return c.jsonPresent(c.table+".doc", keys), nil
+		return c.jsonPresent(c.doc(), keys), nil
 	}
-	return c.compare(c.jsonValue(c.table+".doc", keys, ref.Leaf()), op, e.CompareValue)
+	return c.compare(c.jsonValue(c.doc(), keys, ref.Leaf()), op, e.CompareValue)
 }
 
 func relative(sub string, op filter.CompareOperator, v any) *filter.AttributeExpression {
@@ -289,7 +271,7 @@ func (c *sqlCompiler) jsonValue(expr string, keys []string, a *scim.Attribute) o
 // jsonb is expr as jsonb: the stored text column is cast, a jsonb value
 // from jsonb_array_elements is used as is.
 func (c *sqlCompiler) jsonb(expr string) string {
-	if strings.HasSuffix(expr, ".doc") {
+	if strings.HasSuffix(expr, "."+store.DocColumn) {
 		return expr + "::jsonb"
 	}
 	return expr
@@ -321,12 +303,12 @@ func (c *sqlCompiler) elementsExist(ref *scim.AttrRef, inner filter.Expression) 
 	}
 	var from, elem, anyObject string
 	if c.pg() {
-		arr := "jsonb_extract_path(" + c.table + ".doc::jsonb, " + pgKeys(keys) + ")"
+		arr := "jsonb_extract_path(" + c.doc() + "::jsonb, " + pgKeys(keys) + ")"
 		from = "jsonb_array_elements(CASE WHEN jsonb_typeof(" + arr + ") = 'array' THEN " + arr + " ELSE '[]'::jsonb END) AS e(v)"
 		elem = "e.v"
 		anyObject = "jsonb_typeof(e.v) = 'object'"
 	} else {
-		from = "json_each(" + c.table + ".doc, " + sqlString(sqlitePath(keys)) + ") AS e"
+		from = "json_each(" + c.doc() + ", " + sqlString(sqlitePath(keys)) + ") AS e"
 		elem = "(CASE WHEN e.type = 'object' THEN e.value END)"
 		anyObject = "e.type = 'object'"
 	}
@@ -358,9 +340,9 @@ func (c *sqlCompiler) valuePath(vp *filter.ValuePath) (string, error) {
 	// object itself is the one value.
 	ec := &elementCompiler{c: c, attr: ref.Attr}
 	if c.pg() {
-		ec.elem = "jsonb_extract_path(" + c.table + ".doc::jsonb, " + pgKeys(docKeys(ref)) + ")"
+		ec.elem = "jsonb_extract_path(" + c.doc() + "::jsonb, " + pgKeys(docKeys(ref)) + ")"
 	} else {
-		ec.elem = "json_extract(" + c.table + ".doc, " + sqlString(sqlitePath(docKeys(ref))) + ")"
+		ec.elem = "json_extract(" + c.doc() + ", " + sqlString(sqlitePath(docKeys(ref))) + ")"
 	}
 	return ec.expr(vp.ValueFilter)
 }
@@ -369,17 +351,7 @@ func (c *sqlCompiler) valuePath(vp *filter.ValuePath) (string, error) {
 // user) as EXISTS over the membership table; inner is relative ("value",
 // "display", "type"); nil asks for any membership.
 func (c *sqlCompiler) membership(a *scim.Attribute, inner filter.Expression) (string, error) {
-	var from, on string
-	var cols map[string]string
-	if c.table == "scim_groups" {
-		from = "scim_group_members m JOIN scim_users u ON u.site_id = m.site_id AND u.id = m.user_id"
-		on = "m.site_id = scim_groups.site_id AND m.group_id = scim_groups.id"
-		cols = map[string]string{"value": "m.user_id", "display": "COALESCE(u.display_name, u.user_name)", "type": "'User'"}
-	} else {
-		from = "scim_group_members m JOIN scim_groups g ON g.site_id = m.site_id AND g.id = m.group_id"
-		on = "m.site_id = scim_users.site_id AND m.user_id = scim_users.id"
-		cols = map[string]string{"value": "m.group_id", "display": "g.display_name", "type": "'direct'"}
-	}
+	cols := map[string]string{"value": c.table.MemberValue, "display": c.table.MemberDisplay, "type": sqlString(c.memberType)}
 	cond := boolSQL(true)
 	if inner != nil {
 		mc := &memberCompiler{c: c, attr: a, cols: cols}
@@ -389,7 +361,7 @@ func (c *sqlCompiler) membership(a *scim.Attribute, inner filter.Expression) (st
 		}
 		cond = w
 	}
-	return "EXISTS (SELECT 1 FROM " + from + " WHERE " + on + " AND " + cond + ")", nil
+	return "EXISTS (SELECT 1 FROM " + c.table.MembershipFrom + " WHERE " + c.table.MembershipOn + " AND " + cond + ")", nil
 }
 
 // compare builds a two-valued comparison of an operand with a value.

@@ -12,7 +12,6 @@ import (
 
 	"idbridge/app/scim"
 	"idbridge/app/store"
-	"idbridge/models"
 )
 
 // Paging defaults. DefaultMaxResults (schema.go) caps count and is what
@@ -105,30 +104,33 @@ func (s *Service) BaseURL(siteID string) string {
 	return base + "/scim/v2/" + url.PathEscape(siteID)
 }
 
-func resourceType(endpoint string) (scim.ResourceType, error) {
-	rt, ok := scim.ResourceTypeByEndpoint(endpoint)
-	if !ok {
-		return scim.ResourceType{}, scim.NotFound("no resource type %q", endpoint)
+// directoryOf is the directory of a resource type: the one place that
+// tells users from groups.
+func (s *Service) directoryOf(rt *scim.ResourceType) (directory, error) {
+	switch {
+	case rt == nil:
+		return nil, scim.NotFound("no resource type")
+	case rt.Name == scim.Users.Name:
+		return users{s}, nil
+	case rt.Name == scim.Groups.Name:
+		return groups{s}, nil
 	}
-	return rt, nil
+	return nil, scim.NotFound("no resource type %q", rt.Name)
 }
 
-// resource resolves the endpoint and checks the resource ID's shape: an ID
-// idbridge cannot have issued is a 404 at once, without a lookup (and its
-// bytes, which may be NUL or invalid UTF-8, never reach the database).
-func resource(endpoint, id string) (scim.ResourceType, error) {
-	rt, err := resourceType(endpoint)
+// resource resolves the request's directory and checks the resource ID's
+// shape: an ID idbridge cannot have issued is a 404 at once, without a
+// lookup (and its bytes, which may be NUL or invalid UTF-8, never reach the
+// database).
+func (s *Service) resource(r *scim.Request) (directory, error) {
+	d, err := s.directoryOf(r.Type)
 	if err != nil {
-		return rt, err
+		return nil, err
 	}
-	prefix, kind := "u", "User"
-	if rt.Name == scim.Groups.Name {
-		prefix, kind = "g", "Group"
+	if !store.ValidID(d.idPrefix(), r.ID) {
+		return nil, scim.NotFound("%s %s not found", d.target().rt.Name, shown(r.ID))
 	}
-	if !store.ValidID(prefix, id) {
-		return rt, scim.NotFound("%s %s not found", kind, shown(id))
-	}
-	return rt, nil
+	return d, nil
 }
 
 // shown quotes a client-sent value for an error message, cut short.
@@ -143,34 +145,42 @@ func shown(v string) string {
 // --- discovery ----------------------------------------------------------
 
 // ServiceProviderConfig answers GET /ServiceProviderConfig.
-func (s *Service) ServiceProviderConfig(siteID string) map[string]any {
-	return scim.ServiceProviderConfigDocument(s.BaseURL(siteID), scim.ServiceProviderOptions{
+func (s *Service) ServiceProviderConfig(siteID string) (*scim.Answer, error) {
+	return scim.Document(scim.ServiceProviderConfigDocument(s.BaseURL(siteID), scim.ServiceProviderOptions{
 		MaxResults: s.cfg.MaxResults, ETag: true, Sort: true,
 		Limits: map[string]any{
 			"maxConcurrentRequestsPerSite": s.cap.siteRequests,
 			"maxListResponseBytes":         scim.MaxListBytes,
 		},
-	})
+	}))
 }
 
 // ResourceTypes answers GET /ResourceTypes (a ListResponse) or, with a
 // name, GET /ResourceTypes/{name}.
-func (s *Service) ResourceTypes(siteID, name string) (map[string]any, error) {
+func (s *Service) ResourceTypes(siteID, name string) (*scim.Answer, error) {
 	if name != "" {
-		return scim.ResourceTypeDocument(s.BaseURL(siteID), name)
+		doc, err := scim.ResourceTypeDocument(s.BaseURL(siteID), name)
+		if err != nil {
+			return nil, err
+		}
+		return scim.Document(doc)
 	}
 	docs := scim.ResourceTypeDocuments(s.BaseURL(siteID))
-	return scim.ListResponse(docs, len(docs), 1), nil
+	return scim.Document(scim.ListResponse(docs, len(docs), 1))
 }
 
 // Schemas answers GET /Schemas (a ListResponse) or, with an id, GET
 // /Schemas/{id}.
-func (s *Service) Schemas(siteID, id string) (map[string]any, error) {
+func (s *Service) Schemas(siteID, id string) (*scim.Answer, error) {
 	if id != "" {
-		return scim.SchemaDocument(s.BaseURL(siteID), id)
+		doc, err := scim.SchemaDocument(s.BaseURL(siteID), id)
+		if err != nil {
+			return nil, err
+		}
+		return scim.Document(doc)
 	}
 	docs := scim.SchemaDocuments(s.BaseURL(siteID))
-	return scim.ListResponse(docs, len(docs), 1), nil
+	return scim.Document(scim.ListResponse(docs, len(docs), 1))
 }
 
 // --- query parameters -----------------------------------------------------
@@ -262,73 +272,38 @@ func sortOrder(v string) (bool, error) {
 	return false, scim.InvalidValue("sortOrder must be ascending or descending")
 }
 
-// sortColumn maps sortBy to a column the store sorts by. Only the core
-// string attributes stored in their own columns are sortable, which is
-// what /ServiceProviderConfig's sort.supported promises.
-func sortColumn(rt scim.ResourceType, sortBy string) (string, error) {
+// sortColumn maps sortBy to what the store sorts by. Only the core string
+// attributes stored in their own columns are sortable (the store's table
+// description says which), which is what /ServiceProviderConfig's
+// sort.supported promises.
+func sortColumn(t sqlTarget, sortBy string) (string, error) {
 	if strings.TrimSpace(sortBy) == "" {
 		return "", nil
 	}
-	ref, err := rt.Resolve(strings.TrimSpace(sortBy))
+	ref, err := t.rt.Resolve(strings.TrimSpace(sortBy))
 	if err != nil {
-		return "", scim.InvalidValue("sortBy %q is not an attribute of %s", sortBy, rt.Name)
+		return "", scim.InvalidValue("sortBy %q is not an attribute of %s", sortBy, t.rt.Name)
 	}
-	if col := sortableColumn(rt, ref.Canonical); col != "" {
-		return col, nil
+	if col, ok := t.table.Column(ref.Canonical); ok && col.Sort != "" {
+		return col.Sort, nil
 	}
 	return "", scim.InvalidValue("sorting by %q is not supported", ref.Canonical)
-}
-
-// sortableColumn is the column a canonical attribute sorts by, "" when it
-// is not sortable.
-func sortableColumn(rt scim.ResourceType, canonical string) string {
-	switch canonical {
-	case "externalId":
-		return "external_id"
-	case "id":
-		return "id"
-	case "meta.created":
-		return "created_at"
-	case "meta.lastModified":
-		return "updated_at"
-	}
-	if rt.Name == scim.Groups.Name {
-		if canonical == "displayName" {
-			return "display_name_lower"
-		}
-		return ""
-	}
-	switch canonical {
-	case "userName":
-		return "user_name_lower"
-	case "displayName":
-		return "lower(display_name)"
-	case "name.givenName":
-		return "lower(given_name)"
-	case "name.familyName":
-		return "lower(family_name)"
-	case "emails", "emails.value":
-		return "lower(email)"
-	case "active":
-		return "active"
-	}
-	return ""
 }
 
 // --- lists and reads ---------------------------------------------------------
 
 // List answers GET /Users and GET /Groups: always a ListResponse, also
 // when nothing matches.
-func (s *Service) List(ctx context.Context, siteID, endpoint string, q url.Values) (any, error) {
-	rt, err := resourceType(endpoint)
+func (s *Service) List(ctx context.Context, r *scim.Request) (*scim.Answer, error) {
+	d, err := s.directoryOf(r.Type)
 	if err != nil {
 		return nil, err
 	}
-	lp, err := s.listParamsFrom(q)
+	lp, err := s.listParamsFrom(r.Query)
 	if err != nil {
 		return nil, err
 	}
-	return s.list(ctx, siteID, rt, lp)
+	return s.list(ctx, r.SiteID, d, lp)
 }
 
 // searchRequest is the body of POST .search (RFC 7644 3.4.3).
@@ -364,11 +339,11 @@ func attributeList(raw json.RawMessage) ([]string, error) {
 	return scim.ParseAttributeList(one), nil
 }
 
-// Search answers POST /.search (endpoint "") and POST /Users/.search,
+// Search answers POST /.search (no resource type) and POST /Users/.search,
 // /Groups/.search. A search at the root covers users, then groups.
-func (s *Service) Search(ctx context.Context, siteID, endpoint string, body []byte) (any, error) {
+func (s *Service) Search(ctx context.Context, r *scim.Request) (*scim.Answer, error) {
 	var req searchRequest
-	if err := scim.DecodeStrict(body, &req); err != nil {
+	if err := scim.DecodeStrict(r.Body, &req); err != nil {
 		return nil, err
 	}
 	lp := listParams{startIndex: 1, count: defaultCount, filter: req.Filter, sortBy: req.SortBy}
@@ -396,19 +371,19 @@ func (s *Service) Search(ctx context.Context, siteID, endpoint string, body []by
 		}
 	}
 	s.clampPaging(&lp)
-	if endpoint != "" {
-		rt, err := resourceType(endpoint)
+	if r.Type != nil {
+		d, err := s.directoryOf(r.Type)
 		if err != nil {
 			return nil, err
 		}
-		return s.list(ctx, siteID, rt, lp)
+		return s.list(ctx, r.SiteID, d, lp)
 	}
-	return s.searchAll(ctx, siteID, lp)
+	return s.searchAll(ctx, r.SiteID, lp)
 }
 
 // searchAll pages over users followed by groups, within one answer's
 // byte budget.
-func (s *Service) searchAll(ctx context.Context, siteID string, lp listParams) (any, error) {
+func (s *Service) searchAll(ctx context.Context, siteID string, lp listParams) (*scim.Answer, error) {
 	if lp.sortBy != "" {
 		return nil, scim.InvalidValue("a search across resource types cannot be sorted")
 	}
@@ -416,13 +391,17 @@ func (s *Service) searchAll(ctx context.Context, siteID string, lp listParams) (
 	total := 0
 	offset, count := lp.startIndex-1, lp.count
 	for _, rt := range scim.ResourceTypes() {
+		d, err := s.directoryOf(&rt)
+		if err != nil {
+			return nil, err
+		}
 		part := lp
 		part.startIndex, part.count = offset+1, count
 		if page.Full() {
 			part.count = 0 // only the total
 		}
 		before := page.Len()
-		n, err := s.query(ctx, siteID, rt, part, page)
+		n, err := s.query(ctx, siteID, d, part, page)
 		if err != nil {
 			return nil, err
 		}
@@ -430,33 +409,33 @@ func (s *Service) searchAll(ctx context.Context, siteID string, lp listParams) (
 		count -= page.Len() - before
 		offset = max(offset-n, 0)
 	}
-	return page.Answer(total, lp.startIndex), nil
+	return &scim.Answer{Body: page.Answer(total, lp.startIndex)}, nil
 }
 
-func (s *Service) list(ctx context.Context, siteID string, rt scim.ResourceType, lp listParams) (any, error) {
+func (s *Service) list(ctx context.Context, siteID string, d directory, lp listParams) (*scim.Answer, error) {
 	page := scim.NewPage()
-	total, err := s.query(ctx, siteID, rt, lp, page)
+	total, err := s.query(ctx, siteID, d, lp, page)
 	if err != nil {
 		return nil, err
 	}
-	return page.Answer(total, lp.startIndex), nil
+	return &scim.Answer{Body: page.Answer(total, lp.startIndex)}, nil
 }
 
-// directoryQuery compiles the filter, sort and paging of lp for rt.
-func (s *Service) directoryQuery(rt scim.ResourceType, lp listParams) (store.DirectoryQuery, error) {
+// directoryQuery compiles the filter, sort and paging of lp for t.
+func (s *Service) directoryQuery(t sqlTarget, lp listParams) (store.DirectoryQuery, error) {
 	dq := store.DirectoryQuery{Offset: lp.startIndex - 1, Limit: lp.count, Desc: lp.descending}
 	if strings.TrimSpace(lp.filter) != "" {
-		expr, err := s.filters.Parse(rt, lp.filter)
+		expr, err := s.filters.Parse(t.rt, lp.filter)
 		if err != nil {
 			return dq, err
 		}
-		f, err := compileFilter(rt, s.store.Dialect(), expr)
+		f, err := compileFilter(t, s.store.Dialect(), expr)
 		if err != nil {
 			return dq, err
 		}
 		dq.Where, dq.Args, dq.Key = f.Where, f.Args, f.Key
 	}
-	col, err := sortColumn(rt, lp.sortBy)
+	col, err := sortColumn(t, lp.sortBy)
 	if err != nil {
 		return dq, err
 	}
@@ -466,8 +445,8 @@ func (s *Service) directoryQuery(rt scim.ResourceType, lp listParams) (store.Dir
 
 // query runs one list and renders its page into pg, within its byte
 // budget, and returns the total number of matches.
-func (s *Service) query(ctx context.Context, siteID string, rt scim.ResourceType, lp listParams, pg *scim.Page) (int, error) {
-	dq, err := s.directoryQuery(rt, lp)
+func (s *Service) query(ctx context.Context, siteID string, d directory, lp listParams, pg *scim.Page) (int, error) {
+	dq, err := s.directoryQuery(d.target(), lp)
 	if err != nil {
 		return 0, err
 	}
@@ -480,139 +459,18 @@ func (s *Service) query(ctx context.Context, siteID string, rt scim.ResourceType
 		return 0, err
 	}
 	defer release()
-	view := s.store.View(ctx)
-	base := s.BaseURL(siteID)
-	if rt.Name == scim.Users.Name {
-		dq.WithGroups = lp.Wants(rt, "groups")
-		if dq.Key != nil {
-			users, total, err := view.ListDirectoryUsers(siteID, dq)
-			if err != nil {
-				return 0, err
-			}
-			for i := range users {
-				r, err := scim.RenderUser(base, &users[i], lp.Projection)
-				if err != nil {
-					return 0, err
-				}
-				if _, err := pg.Add(r); err != nil {
-					return 0, err
-				}
-			}
-			return total, nil
-		}
-		var renderErr error
-		total, err := view.EachDirectoryUser(siteID, dq, func(u *models.DirectoryUser) bool {
-			r, err := scim.RenderUser(base, u, lp.Projection)
-			if err != nil {
-				renderErr = err
-				return false
-			}
-			added, err := pg.Add(r)
-			if err != nil {
-				renderErr = err
-				return false
-			}
-			return added
-		})
-		if renderErr != nil {
-			return 0, renderErr
-		}
-		return total, err
-	}
-	groups, total, err := view.ListDirectoryGroups(siteID, dq)
-	if err != nil {
-		return 0, err
-	}
-	withMembers := lp.Wants(rt, "members")
-	// Members are loaded a few groups at a time, so that a full page stops
-	// loading them too.
-	const membersChunk = 16
-	for start := 0; start < len(groups) && !pg.Full(); start += membersChunk {
-		chunk := groups[start:min(start+membersChunk, len(groups))]
-		var members map[string][]models.GroupMember
-		if withMembers {
-			ids := make([]string, len(chunk))
-			for i := range chunk {
-				ids[i] = chunk[i].ID
-			}
-			if members, err = view.FindGroupMembers(siteID, ids); err != nil {
-				return 0, err
-			}
-		}
-		for i := range chunk {
-			r, err := scim.RenderGroup(base, &chunk[i], members[chunk[i].ID], lp.Projection)
-			if err != nil {
-				return 0, err
-			}
-			if added, err := pg.Add(r); err != nil || !added {
-				if err != nil {
-					return 0, err
-				}
-				break
-			}
-		}
-	}
-	return total, nil // counted over the whole page read, however much of it fits
+	return d.page(s.store.View(ctx), siteID, dq, lp.Projection, pg)
 }
 
 // Get answers GET /Users/{id} and GET /Groups/{id}.
-func (s *Service) Get(ctx context.Context, siteID, endpoint, id string, q url.Values) (*models.SCIMDocument, error) {
-	rt, err := resource(endpoint, id)
+func (s *Service) Get(ctx context.Context, r *scim.Request) (*scim.Answer, error) {
+	d, err := s.resource(r)
 	if err != nil {
 		return nil, err
 	}
-	p := projectionFrom(q)
+	p := projectionFrom(r.Query)
 	if err := scim.CheckProjection(p); err != nil {
 		return nil, err
 	}
-	slot := s.slot
-	if rt.Name == scim.Users.Name {
-		slot = s.lookupSlot
-	}
-	ctx, release, err := slot(ctx, siteID)
-	if err != nil {
-		return nil, err
-	}
-	defer release()
-	view := s.store.View(ctx)
-	base := s.BaseURL(siteID)
-	if rt.Name == scim.Users.Name {
-		users, _, err := view.ListDirectoryUsers(siteID, store.DirectoryQuery{
-			Where: "id = ?", Args: []any{id}, Key: &store.DirectoryKey{Column: store.KeyID, Value: id},
-			Limit: 1, WithGroups: p.Wants(rt, "groups"),
-		})
-		if err != nil {
-			return nil, err
-		}
-		if len(users) == 0 {
-			return nil, scim.NotFound("User %s not found", id)
-		}
-		body, err := scim.RenderUser(base, &users[0], p)
-		if err != nil {
-			return nil, err
-		}
-		return &models.SCIMDocument{Body: body, Version: scim.ETag(users[0].Version), Location: base + "/Users/" + users[0].ID}, nil
-	}
-	g, err := view.FindDirectoryGroup(siteID, id, false)
-	if models.IsNotFound(err) {
-		return nil, scim.NotFound("Group %s not found", id)
-	}
-	if err != nil {
-		return nil, err
-	}
-	var members []models.GroupMember
-	if p.Wants(rt, "members") {
-		m, err := view.FindGroupMembers(siteID, []string{g.ID})
-		if err != nil {
-			return nil, err
-		}
-		members = m[g.ID]
-	}
-	body, err := scim.RenderGroup(base, g, members, p)
-	if err != nil {
-		return nil, err
-	}
-	return &models.SCIMDocument{Body: body, Version: scim.ETag(g.Version), Location: base + "/Groups/" + g.ID}, nil
+	return d.get(ctx, r.SiteID, r.ID, p)
 }
-
-// --- rendering ----------------------------------------------------------------

@@ -85,11 +85,11 @@ func TestServerFiltersUseIndexes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			f, err := compileFilter(tc.rt, st.Dialect(), expr)
+			f, err := compileFilter(targetOf(t, tc.rt), st.Dialect(), expr)
 			if err != nil {
 				t.Fatal(err)
 			}
-			query := "SELECT id FROM " + tableOf(tc.rt) + " WHERE site_id = ? AND (" + f.Where + ")"
+			query := "SELECT id FROM " + targetOf(t, tc.rt).table.Name + " WHERE site_id = ? AND (" + f.Where + ")"
 			args := append([]any{siteID}, f.Args...)
 			if st.Dialect() == store.Postgres {
 				query = dollarPlaceholders(query)
@@ -117,7 +117,7 @@ func TestServerFiltersUseIndexes(t *testing.T) {
 			for _, idx := range strings.Split(tc.index, "|") {
 				ok = ok || strings.Contains(text, idx)
 			}
-			if !ok || strings.Contains(text, "Seq Scan") || strings.Contains(text, "SCAN "+tableOf(tc.rt)) {
+			if !ok || strings.Contains(text, "Seq Scan") || strings.Contains(text, "SCAN "+targetOf(t, tc.rt).table.Name) {
 				t.Errorf("%s: plan does not use %s:\n%s", tc.filter, tc.index, text)
 			}
 		}

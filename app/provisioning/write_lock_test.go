@@ -3,7 +3,6 @@ package provisioning
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -40,12 +39,12 @@ func TestWriteLockNotHeldWhileComputing(t *testing.T) {
 		}); err != nil {
 			t.Fatal(err)
 		}
-		user, err := svc.Create(ctx, site.ID, "Users", []byte(`{"userName":"alice"}`), nil)
+		user, err := svc.Create(ctx, &scim.Request{SiteID: site.ID, Type: &scim.Users, Body: []byte(`{"userName":"alice"}`)})
 		if err != nil {
 			t.Fatal(err)
 		}
 		uid := idOf(t, user)
-		group, err := svc.Create(ctx, site.ID, "Groups", []byte(`{"displayName":"admins"}`), nil)
+		group, err := svc.Create(ctx, &scim.Request{SiteID: site.ID, Type: &scim.Groups, Body: []byte(`{"displayName":"admins"}`)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -87,10 +86,10 @@ func TestWriteLockNotHeldWhileComputing(t *testing.T) {
 		doc, err := svc.updateUser(ctx, site.ID, uid, "", scim.Projection{}, func(u *models.DirectoryUser, doc map[string]any) (map[string]any, bool, error) {
 			calls++
 			if calls == 1 {
-				if err := lockedOut("scim_users", uid); err != nil {
+				if err := lockedOut(store.UsersTable, uid); err != nil {
 					t.Errorf("the user's row is locked while its change is computed: %v", err)
 				}
-				if _, err := svc.Patch(ctx, site.ID, "Users", uid, []byte(`{"Operations":[{"op":"add","path":"title","value":"Boss"}]}`), "", nil); err != nil {
+				if _, err := svc.Patch(ctx, &scim.Request{SiteID: site.ID, Type: &scim.Users, ID: uid, Body: []byte(`{"Operations":[{"op":"add","path":"title","value":"Boss"}]}`)}); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -101,14 +100,14 @@ func TestWriteLockNotHeldWhileComputing(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		body := string(doc.Body.(json.RawMessage))
-		if calls != 2 || !contains(body, `"title":"Boss"`) || !contains(body, `"nickName":"computed 2 times"`) || doc.Version != `W/"3"` {
-			t.Fatalf("calls %d, version %s, body %s: want the change computed again over the other", calls, doc.Version, body)
+		body := string(doc.Body)
+		if calls != 2 || !contains(body, `"title":"Boss"`) || !contains(body, `"nickName":"computed 2 times"`) || doc.ETag != `W/"3"` {
+			t.Fatalf("calls %d, version %s, body %s: want the change computed again over the other", calls, doc.ETag, body)
 		}
 
 		// With If-Match, a change made meanwhile is a 412.
 		_, err = svc.updateUser(ctx, site.ID, uid, `W/"3"`, scim.Projection{}, func(u *models.DirectoryUser, doc map[string]any) (map[string]any, bool, error) {
-			if _, err := svc.Patch(ctx, site.ID, "Users", uid, []byte(`{"Operations":[{"op":"add","path":"title","value":"Chief"}]}`), "", nil); err != nil {
+			if _, err := svc.Patch(ctx, &scim.Request{SiteID: site.ID, Type: &scim.Users, ID: uid, Body: []byte(`{"Operations":[{"op":"add","path":"title","value":"Chief"}]}`)}); err != nil {
 				t.Fatal(err)
 			}
 			doc["nickName"] = "lost"
@@ -122,13 +121,13 @@ func TestWriteLockNotHeldWhileComputing(t *testing.T) {
 		// A group: the plan (members checked, PATCH applied) runs without
 		// the group's row or the write lock held.
 		planned := 0
-		_, err = svc.updateGroup(ctx, site.ID, gid, "", nil, func(view *store.Tx, g *models.DirectoryGroup, doc map[string]any) (map[string]any, []memberOp, error) {
+		_, err = svc.updateGroup(ctx, site.ID, gid, "", scim.Projection{}, func(view *store.Tx, g *models.DirectoryGroup, doc map[string]any) (map[string]any, []memberOp, error) {
 			planned++
 			if planned == 1 {
-				if err := lockedOut("scim_groups", gid); err != nil {
+				if err := lockedOut(store.GroupsTable, gid); err != nil {
 					t.Errorf("the group's row is locked while its change is planned: %v", err)
 				}
-				if _, err := svc.Patch(ctx, site.ID, "Groups", gid, []byte(`{"Operations":[{"op":"replace","path":"displayName","value":"owners"}]}`), "", nil); err != nil {
+				if _, err := svc.Patch(ctx, &scim.Request{SiteID: site.ID, Type: &scim.Groups, ID: gid, Body: []byte(`{"Operations":[{"op":"replace","path":"displayName","value":"owners"}]}`)}); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -137,17 +136,17 @@ func TestWriteLockNotHeldWhileComputing(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := svc.Get(ctx, site.ID, "Groups", gid, nil)
+		got, err := svc.Get(ctx, &scim.Request{SiteID: site.ID, Type: &scim.Groups, ID: gid})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if body := string(got.Body.(json.RawMessage)); planned != 2 || !contains(body, `"displayName":"owners"`) || !contains(body, uid) {
+		if body := string(got.Body); planned != 2 || !contains(body, `"displayName":"owners"`) || !contains(body, uid) {
 			t.Fatalf("planned %d times, group %s: want the plan made again and both changes kept", planned, body)
 		}
 	})
 }
 
-func idOf(t *testing.T, d *models.SCIMDocument) string {
+func idOf(t *testing.T, d *scim.Answer) string {
 	t.Helper()
 	loc := d.Location
 	return loc[len(loc)-len("u_")-26:]

@@ -67,20 +67,12 @@ func (p *Page) Full() bool { return p.full }
 // Len is the number of resources on the page.
 func (p *Page) Len() int { return p.n }
 
-// Add appends a rendered resource (raw JSON or a map); false when the page
-// is full and r was left out.
-func (p *Page) Add(r any) (bool, error) {
-	raw, ok := r.(json.RawMessage)
-	if !ok {
-		b, err := Marshal(r)
-		if err != nil {
-			return false, err
-		}
-		raw = b
-	}
+// Add appends a rendered resource; false when the page is full and raw
+// was left out.
+func (p *Page) Add(raw json.RawMessage) bool {
 	if p.full || p.n > 0 && len(p.b)+len(raw) > MaxListBytes {
 		p.full = true
-		return false, nil
+		return false
 	}
 	if p.b == nil {
 		// Sized for the first resource: a lookup's answer is one.
@@ -92,7 +84,7 @@ func (p *Page) Add(r any) (bool, error) {
 	}
 	p.b = append(p.b, raw...)
 	p.n++
-	return true, nil
+	return true
 }
 
 // Answer closes the ListResponse with its counts.
@@ -128,7 +120,7 @@ func metaJSON(resourceType, location string, created, updated time.Time, version
 // RenderUser renders a stored user. Without Projection the stored JSON is
 // spliced as is (the hot path of an identity provider's lookups); with
 // one, the document is decoded and projected.
-func RenderUser(base string, u *models.DirectoryUser, p Projection) (any, error) {
+func RenderUser(base string, u *models.DirectoryUser, p Projection) (json.RawMessage, error) {
 	location := base + "/Users/" + u.ID
 	if p.None() {
 		b := make([]byte, 0, len(u.Doc)+256+len(u.Groups)*160)
@@ -162,7 +154,7 @@ func RenderUser(base string, u *models.DirectoryUser, p Projection) (any, error)
 // RenderGroup renders a stored group with its members; a group without
 // members answers none (RFC 7643 2.4: an empty multi-valued attribute is
 // left out, not answered as []).
-func RenderGroup(base string, g *models.DirectoryGroup, members []models.GroupMember, p Projection) (any, error) {
+func RenderGroup(base string, g *models.DirectoryGroup, members []models.GroupMember, p Projection) (json.RawMessage, error) {
 	location := base + "/Groups/" + g.ID
 	if p.None() {
 		b := make([]byte, 0, len(g.Doc)+256+len(members)*160)
@@ -269,9 +261,9 @@ func appendJSONString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
-// project decodes a stored document, adds the server's attributes and
-// applies attributes / excludedAttributes.
-func project(rt ResourceType, doc []byte, extra map[string]any, p Projection) (any, error) {
+// project decodes a stored document, adds the server's attributes,
+// applies attributes / excludedAttributes and encodes the result.
+func project(rt ResourceType, doc []byte, extra map[string]any, p Projection) (json.RawMessage, error) {
 	m, err := DecodeDoc(doc)
 	if err != nil {
 		return nil, err
@@ -279,7 +271,7 @@ func project(rt ResourceType, doc []byte, extra map[string]any, p Projection) (a
 	for k, v := range extra {
 		m[k] = v
 	}
-	return Project(rt, m, p.Attrs, p.Excluded), nil
+	return Marshal(Project(rt, m, p.Attrs, p.Excluded))
 }
 
 // Marshal is json.Marshal without HTML escaping: values are stored and

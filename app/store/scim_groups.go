@@ -120,7 +120,7 @@ func (tx *Tx) ListDirectoryGroups(siteID string, q DirectoryQuery) ([]models.Dir
 		n, err := tx.count("scim_groups", where, args)
 		return []models.DirectoryGroup{}, n, translate(pastDeadline(err, deadline))
 	}
-	order, err := orderClause("scim_groups", q)
+	order, err := orderClause(GroupsDirectory(), q)
 	if err != nil {
 		return nil, 0, err
 	}

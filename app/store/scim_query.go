@@ -10,13 +10,13 @@ import (
 var errNoRows = sql.ErrNoRows
 
 // DirectoryQuery is a compiled list query over scim_users or scim_groups:
-// a WHERE fragment with "?" placeholders built by app/scim from a SCIM
+// a WHERE fragment with "?" placeholders built by app/provisioning from a SCIM
 // filter (never from raw client text: values travel only in Args), a sort
 // column, and paging. The site condition is added by the store.
 type DirectoryQuery struct {
 	Where   string // "" matches everything
 	Args    []any
-	OrderBy string // a column the table allows sorting by; "" is creation order
+	OrderBy string // a DirectoryColumn.Sort of the table; "" is creation order
 	Desc    bool
 	Offset  int // rows to skip (SCIM startIndex-1)
 	Limit   int // rows to return; 0 answers only the total
@@ -30,29 +30,10 @@ type DirectoryQuery struct {
 	Key *DirectoryKey
 }
 
-// sortable reports whether a list of table may be ordered by col. Nothing
-// else is allowed: OrderBy is spliced into SQL.
-func sortable(table, col string) bool {
-	switch table {
-	case "scim_users":
-		switch col {
-		case "user_name_lower", "lower(display_name)", "lower(given_name)", "lower(family_name)",
-			"lower(email)", "external_id", "created_at", "updated_at", "id", "active":
-			return true
-		}
-	case "scim_groups":
-		switch col {
-		case "display_name_lower", "external_id", "created_at", "updated_at", "id":
-			return true
-		}
-	}
-	return false
-}
-
 // orderClause is ORDER BY for q: the sort column with missing values last
 // when ascending and first when descending (RFC 7644 3.4.2.3), then
 // creation time and id, so that paging is stable.
-func orderClause(table string, q DirectoryQuery) (string, error) {
+func orderClause(table *DirectoryTable, q DirectoryQuery) (string, error) {
 	stable := "created_at, id"
 	if q.OrderBy == "" || q.OrderBy == "created_at" {
 		if q.Desc {
@@ -60,8 +41,8 @@ func orderClause(table string, q DirectoryQuery) (string, error) {
 		}
 		return " ORDER BY " + stable, nil
 	}
-	if !sortable(table, q.OrderBy) {
-		return "", fmt.Errorf("list %s: cannot sort by %q", table, q.OrderBy)
+	if !table.sortable(q.OrderBy) {
+		return "", fmt.Errorf("list %s: cannot sort by %q", table.Name, q.OrderBy)
 	}
 	col := q.OrderBy
 	if q.Desc {

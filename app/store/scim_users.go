@@ -185,7 +185,7 @@ func (tx *Tx) EachDirectoryUser(siteID string, q DirectoryQuery, fn func(u *mode
 		n, err := tx.count("scim_users", where, args)
 		return n, translate(pastDeadline(err, deadline))
 	}
-	order, err := orderClause("scim_users", q)
+	order, err := orderClause(UsersDirectory(), q)
 	if err != nil {
 		return 0, err
 	}

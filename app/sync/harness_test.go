@@ -18,6 +18,7 @@ import (
 	"idbridge/app/atlassian"
 	"idbridge/app/fakeatlassian"
 	"idbridge/app/provisioning"
+	"idbridge/app/scim"
 	"idbridge/app/store"
 	"idbridge/app/store/storetest"
 	syncw "idbridge/app/sync"
@@ -191,7 +192,7 @@ func (e *env) createUser(userName string, active bool) string {
 	e.t.Helper()
 	body := fmt.Sprintf(`{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":%q,"active":%v,
 		"name":{"givenName":"Given","familyName":%q},"emails":[{"value":%q,"type":"work","primary":true}]}`, userName, active, userName, userName)
-	doc, err := e.scim.Create(context.Background(), e.site.ID, "Users", []byte(body), nil)
+	doc, err := e.scim.Create(context.Background(), e.request("Users", "", body))
 	if err != nil {
 		e.t.Fatalf("create user %s: %v", userName, err)
 	}
@@ -205,17 +206,27 @@ func (e *env) createGroup(name string, members ...string) string {
 		ms[i] = fmt.Sprintf(`{"value":%q}`, m)
 	}
 	body := fmt.Sprintf(`{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":%q,"members":[%s]}`, name, strings.Join(ms, ","))
-	doc, err := e.scim.Create(context.Background(), e.site.ID, "Groups", []byte(body), nil)
+	doc, err := e.scim.Create(context.Background(), e.request("Groups", "", body))
 	if err != nil {
 		e.t.Fatalf("create group %s: %v", name, err)
 	}
 	return idOf(e.t, doc)
 }
 
+// request is a SCIM request to the site's endpoint ("Users", "Groups").
+func (e *env) request(endpoint, id, body string) *scim.Request {
+	e.t.Helper()
+	rt, ok := scim.ResourceTypeByEndpoint(endpoint)
+	if !ok {
+		e.t.Fatalf("no SCIM endpoint %q", endpoint)
+	}
+	return &scim.Request{SiteID: e.site.ID, Type: &rt, ID: id, Body: []byte(body)}
+}
+
 func (e *env) patch(endpoint, id, ops string) {
 	e.t.Helper()
 	body := `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":` + ops + `}`
-	if _, err := e.scim.Patch(context.Background(), e.site.ID, endpoint, id, []byte(body), "", nil); err != nil {
+	if _, err := e.scim.Patch(context.Background(), e.request(endpoint, id, body)); err != nil {
 		e.t.Fatalf("patch %s %s: %v", endpoint, id, err)
 	}
 }
@@ -242,7 +253,7 @@ func (e *env) removeMember(groupID, id string) {
 
 func (e *env) delete(endpoint, id string) {
 	e.t.Helper()
-	if err := e.scim.Delete(context.Background(), e.site.ID, endpoint, id, ""); err != nil {
+	if err := e.scim.Delete(context.Background(), e.request(endpoint, id, "")); err != nil {
 		e.t.Fatalf("delete %s %s: %v", endpoint, id, err)
 	}
 }
@@ -262,9 +273,9 @@ func (e *env) setProvisioning(fn func(p *models.Provisioning)) {
 	}
 }
 
-func idOf(t *testing.T, doc *models.SCIMDocument) string {
+func idOf(t *testing.T, doc *scim.Answer) string {
 	t.Helper()
-	b, _ := json.Marshal(doc.Body)
+	b := doc.Body
 	var v struct{ ID string }
 	_ = json.Unmarshal(b, &v)
 	if v.ID == "" {

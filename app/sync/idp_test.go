@@ -30,7 +30,7 @@ type idpStep struct {
 
 func (e *env) scimCreate(endpoint, body string) string {
 	e.t.Helper()
-	doc, err := e.scim.Create(context.Background(), e.site.ID, endpoint, []byte(body), nil)
+	doc, err := e.scim.Create(context.Background(), e.request(endpoint, "", body))
 	if err != nil {
 		e.t.Fatalf("POST %s: %v", endpoint, err)
 	}
@@ -39,14 +39,14 @@ func (e *env) scimCreate(endpoint, body string) string {
 
 func (e *env) scimPatch(endpoint, id, body string) {
 	e.t.Helper()
-	if _, err := e.scim.Patch(context.Background(), e.site.ID, endpoint, id, []byte(body), "", nil); err != nil {
+	if _, err := e.scim.Patch(context.Background(), e.request(endpoint, id, body)); err != nil {
 		e.t.Fatalf("PATCH %s/%s: %v", endpoint, id, err)
 	}
 }
 
 func (e *env) scimPut(endpoint, id, body string) {
 	e.t.Helper()
-	if _, err := e.scim.Replace(context.Background(), e.site.ID, endpoint, id, []byte(body), "", nil); err != nil {
+	if _, err := e.scim.Replace(context.Background(), e.request(endpoint, id, body)); err != nil {
 		e.t.Fatalf("PUT %s/%s: %v", endpoint, id, err)
 	}
 }
@@ -272,8 +272,8 @@ func TestOktaDocumentedSequenceReachesTheSite(t *testing.T) {
 			}`)
 		}},
 		{"the same user again (409, nothing changes)", func(e *env, v map[string]string) {
-			_, err := e.scim.Create(context.Background(), e.site.ID, "Users",
-				[]byte(`{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"test.user@okta.local","password":"x","active":true}`), nil)
+			_, err := e.scim.Create(context.Background(), e.request("Users", "",
+				`{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"test.user@okta.local","password":"x","active":true}`))
 			if models.ErrorCode(err) != models.CodeConflict {
 				e.t.Fatalf("duplicate: %v", err)
 			}

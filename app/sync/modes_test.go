@@ -77,7 +77,7 @@ func TestCustomersAndAttributes(t *testing.T) {
 		e.createUser("new@example.com", true)
 		e.createUser("known@example.com", true)
 		body := `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"no-email","active":true}`
-		if _, err := e.scim.Create(context.Background(), e.site.ID, "Users", []byte(body), nil); err != nil {
+		if _, err := e.scim.Create(context.Background(), e.request("Users", "", body)); err != nil {
 			t.Fatal(err)
 		}
 		e.drain()

@@ -1,8 +1,6 @@
 package provisioning
 
 import (
-	"context"
-	"net/url"
 	"slices"
 	"strings"
 
@@ -12,50 +10,6 @@ import (
 	"idbridge/app/store"
 	"idbridge/models"
 )
-
-// Patch answers PATCH /Users/{id} (200 with the user) and PATCH
-// /Groups/{id} (204, as Entra expects, unless attributes or
-// excludedAttributes ask for the group: then 200 with it). Operations apply
-// in order and atomically, in one transaction with their outbox items.
-func (s *Service) Patch(ctx context.Context, siteID, endpoint, id string, body []byte, ifMatch string, q url.Values) (*models.SCIMDocument, error) {
-	rt, err := resource(endpoint, id)
-	if err != nil {
-		return nil, err
-	}
-	if err := scim.CheckProjection(projectionFrom(q)); err != nil {
-		return nil, err
-	}
-	ctx, release, err := s.slot(ctx, siteID)
-	if err != nil {
-		return nil, err
-	}
-	defer release()
-	req, err := scim.DecodePatchRequest(body)
-	if err != nil {
-		return nil, err
-	}
-	if rt.Name == scim.Users.Name {
-		return s.updateUser(ctx, siteID, id, ifMatch, projectionFrom(q), func(_ *models.DirectoryUser, doc map[string]any) (map[string]any, bool, error) {
-			res, err := scim.ApplyPatch(scim.Users, doc, req)
-			if err != nil {
-				return nil, false, err
-			}
-			return res.Resource, res.Changed, nil
-		})
-	}
-	doc, err := s.updateGroup(ctx, siteID, id, ifMatch, q, func(view *store.Tx, g *models.DirectoryGroup, stored map[string]any) (map[string]any, []memberOp, error) {
-		return planGroupPatch(view, g, stored, req)
-	})
-	if err != nil {
-		return nil, err
-	}
-	if _, ok := param(q, "attributes"); !ok {
-		if _, ok := param(q, "excludedAttributes"); !ok {
-			doc.Body = nil // 204 No Content
-		}
-	}
-	return doc, nil
-}
 
 // memberOp is a PATCH operation on a group's members that maps directly to
 // the membership table, without loading the group's members: what Entra
@@ -325,4 +279,129 @@ func valueEqualities(e filter.Expression) ([]string, bool) {
 		return append(l, r...), true
 	}
 	return nil, false
+}
+
+// memberTracker applies membership changes to the database in order and
+// keeps their net effect: a member added and removed again in one request
+// is no change.
+type memberTracker struct {
+	siteID, groupID string
+	added, removed  map[string]bool
+	order           []string
+}
+
+func newMemberTracker(siteID, groupID string) *memberTracker {
+	return &memberTracker{siteID: siteID, groupID: groupID, added: map[string]bool{}, removed: map[string]bool{}}
+}
+
+func (mt *memberTracker) noteAdded(ids []string) {
+	for _, id := range ids {
+		if mt.removed[id] {
+			delete(mt.removed, id)
+			continue
+		}
+		mt.added[id] = true
+		mt.order = append(mt.order, id)
+	}
+}
+
+func (mt *memberTracker) noteRemoved(ids []string) {
+	for _, id := range ids {
+		if mt.added[id] {
+			delete(mt.added, id)
+			continue
+		}
+		mt.removed[id] = true
+		mt.order = append(mt.order, id)
+	}
+}
+
+func (mt *memberTracker) add(tx *store.Tx, ids []string) error {
+	added, err := tx.AddGroupMembers(mt.siteID, mt.groupID, ids)
+	if err != nil {
+		return err
+	}
+	mt.noteAdded(added)
+	return nil
+}
+
+func (mt *memberTracker) remove(tx *store.Tx, ids []string) error {
+	removed, err := tx.RemoveGroupMembers(mt.siteID, mt.groupID, ids)
+	if err != nil {
+		return err
+	}
+	mt.noteRemoved(removed)
+	return nil
+}
+
+func (mt *memberTracker) removeAll(tx *store.Tx) error {
+	removed, err := tx.RemoveAllGroupMembers(mt.siteID, mt.groupID)
+	if err != nil {
+		return err
+	}
+	mt.noteRemoved(removed)
+	return nil
+}
+
+// replace makes ids the members: it removes the others and adds the new.
+func (mt *memberTracker) replace(tx *store.Tx, ids []string) error {
+	current, err := tx.GroupMemberIDs(mt.siteID, mt.groupID)
+	if err != nil {
+		return err
+	}
+	want := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		want[id] = true
+	}
+	var gone []string
+	for _, id := range current {
+		if !want[id] {
+			gone = append(gone, id)
+		}
+	}
+	if len(gone) > 0 {
+		if err := mt.remove(tx, gone); err != nil {
+			return err
+		}
+	}
+	return mt.add(tx, ids)
+}
+
+// net returns the members added and removed overall, in the order first seen.
+func (mt *memberTracker) net() (added, removed []string) {
+	seen := map[string]bool{}
+	for _, id := range mt.order {
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		switch {
+		case mt.added[id]:
+			added = append(added, id)
+		case mt.removed[id]:
+			removed = append(removed, id)
+		}
+	}
+	return added, removed
+}
+
+// apply runs a plan of membership changes in order.
+func (mt *memberTracker) apply(tx *store.Tx, ops []memberOp) error {
+	for _, op := range ops {
+		var err error
+		switch op.kind {
+		case "add":
+			err = mt.add(tx, op.ids)
+		case "remove":
+			err = mt.remove(tx, op.ids)
+		case "clear":
+			err = mt.removeAll(tx)
+		case "replace":
+			err = mt.replace(tx, op.ids)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
