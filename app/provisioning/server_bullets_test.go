@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"idbridge/app/scim"
 	"idbridge/app/store/storetest"
 )
@@ -56,9 +58,9 @@ var endpointBullets = []bullet{
 	}},
 	{"endpoints: ServiceProviderConfig, ResourceTypes, Schemas answer GET; a filter on them is 403", func(t *testing.T, s *scimSite) {
 		spc := s.do("GET", "/ServiceProviderConfig", nil).want(200)
-		if spc.get("bulk.supported") != false || spc.get("patch.supported") != true || spc.get("filter.supported") != true ||
-			spc.get("sort.supported") != true || spc.get("etag.supported") != true || spc.num("filter.maxResults") != scim.DefaultMaxResults {
-			t.Errorf("ServiceProviderConfig %s", spc.Raw)
+		if d := spc.diff(fields{"bulk.supported": false, "patch.supported": true, "filter.supported": true,
+			"sort.supported": true, "etag.supported": true, "filter.maxResults": scim.DefaultMaxResults}); d != "" {
+			t.Errorf("ServiceProviderConfig (-want +got):\n%s", d)
 		}
 		rts := s.do("GET", "/ResourceTypes", nil).want(200)
 		if rts.num("totalResults") != 2 {
@@ -83,12 +85,12 @@ var endpointBullets = []bullet{
 		u := s.createUser("searcher")
 		g := s.createGroup("searchers", u)
 		r := s.do("POST", "/Users/.search", `{"schemas":["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],"filter":"userName eq \"SEARCHER\"","attributes":["userName"]}`).want(200)
-		if r.num("totalResults") != 1 || r.str("Resources.0.id") != u || r.get("Resources.0.emails") != nil {
-			t.Errorf("Users/.search %s", r.Raw)
+		if d := r.diff(fields{"totalResults": 1, "Resources.0.id": u, "Resources.0.emails": nil}); d != "" {
+			t.Errorf("Users/.search (-want +got):\n%s", d)
 		}
 		r = s.do("POST", "/Groups/.search", `{"filter":"displayName eq \"searchers\"","excludedAttributes":"members"}`).want(200)
-		if r.num("totalResults") != 1 || r.str("Resources.0.id") != g || r.get("Resources.0.members") != nil {
-			t.Errorf("Groups/.search %s", r.Raw)
+		if d := r.diff(fields{"totalResults": 1, "Resources.0.id": g, "Resources.0.members": nil}); d != "" {
+			t.Errorf("Groups/.search (-want +got):\n%s", d)
 		}
 		r = s.do("POST", "/.search", `{"count":10}`).want(200)
 		if r.num("totalResults") != 2 || !slices.Equal(r.ids(), []string{u, g}) {
@@ -145,8 +147,8 @@ var endpointBullets = []bullet{
 var listBullets = []bullet{
 	{"lists: a query always answers a ListResponse with integers and an array, also when nothing matches", func(t *testing.T, s *scimSite) {
 		r := s.do("GET", "/Users?filter="+q(`userName eq "7f8bd2a0-5f4e-4c07-9d1b-1d8f2c7e6a11"`), nil).want(200)
-		if r.get("totalResults") != float64(0) || r.get("startIndex") != float64(1) || r.get("itemsPerPage") != float64(0) {
-			t.Errorf("empty list %s", r.Raw)
+		if d := r.diff(fields{"totalResults": 0, "startIndex": 1, "itemsPerPage": 0}); d != "" {
+			t.Errorf("empty list (-want +got):\n%s", d)
 		}
 		if list, ok := r.get("Resources").([]any); !ok || len(list) != 0 {
 			t.Errorf("Resources %s", r.Raw)
@@ -162,12 +164,15 @@ var listBullets = []bullet{
 			ids = append(ids, s.createUser(fmt.Sprintf("page%d", i)))
 		}
 		r := s.do("GET", "/Users?startIndex=0&count=3", nil).want(200)
-		if r.num("startIndex") != 1 || r.num("itemsPerPage") != 3 || r.num("totalResults") != 7 || !slices.Equal(r.ids(), ids[:3]) {
-			t.Errorf("first page %s", r.Raw)
+		if d := r.diff(fields{"startIndex": 1, "itemsPerPage": 3, "totalResults": 7}); d != "" {
+			t.Errorf("first page (-want +got):\n%s", d)
+		}
+		if d := cmp.Diff(ids[:3], r.ids()); d != "" {
+			t.Errorf("first page's IDs (-want +got):\n%s", d)
 		}
 		r = s.do("GET", "/Users?startIndex=-5&count=-1", nil).want(200)
-		if r.num("startIndex") != 1 || r.num("itemsPerPage") != 0 || r.num("totalResults") != 7 {
-			t.Errorf("negative %s", r.Raw)
+		if d := r.diff(fields{"startIndex": 1, "itemsPerPage": 0, "totalResults": 7}); d != "" {
+			t.Errorf("negative (-want +got):\n%s", d)
 		}
 		r = s.do("GET", "/Users?count=0", nil).want(200)
 		if r.num("totalResults") != 7 || len(r.ids()) != 0 {
@@ -301,16 +306,16 @@ var listBullets = []bullet{
 		u := s.createUser("proj", map[string]any{"password": "s3cret!", "title": "T"})
 		g := s.createGroup("projected", u)
 		r := s.do("GET", "/Users/"+u+"?attributes=userName", nil).want(200)
-		if r.str("id") != u || r.get("schemas") == nil || r.get("title") != nil || r.str("userName") != "proj" {
-			t.Errorf("attributes on GET: %s", r.Raw)
+		if d := r.diff(fields{"id": u, "schemas": []any{scim.UserSchema}, "title": nil, "userName": "proj"}); d != "" {
+			t.Errorf("attributes on GET (-want +got):\n%s", d)
 		}
 		r = s.do("GET", "/Users?attributes=title&filter="+q(`userName eq "proj"`), nil).want(200)
-		if r.str("Resources.0.title") != "T" || r.get("Resources.0.userName") != nil || r.str("Resources.0.id") != u {
-			t.Errorf("attributes on list: %s", r.Raw)
+		if d := r.diff(fields{"Resources.0.title": "T", "Resources.0.userName": nil, "Resources.0.id": u}); d != "" {
+			t.Errorf("attributes on list (-want +got):\n%s", d)
 		}
 		r = s.do("GET", "/Users/"+u+"?excludedAttributes=emails,meta", nil).want(200)
-		if r.get("emails") != nil || r.get("meta") != nil || r.str("userName") != "proj" {
-			t.Errorf("excludedAttributes: %s", r.Raw)
+		if d := r.diff(fields{"emails": nil, "meta": nil, "userName": "proj"}); d != "" {
+			t.Errorf("excludedAttributes (-want +got):\n%s", d)
 		}
 		r = s.do("GET", "/Groups/"+g+"?excludedAttributes=members", nil).want(200)
 		if r.get("members") != nil || r.str("displayName") != "projected" {
@@ -385,15 +390,15 @@ var userBullets = []bullet{
 		if r.Header.Get("Location") != testBaseURL+s.base+"/Users/"+id || r.str("meta.location") != r.Header.Get("Location") {
 			t.Errorf("Location %q, meta.location %q", r.Header.Get("Location"), r.str("meta.location"))
 		}
-		if r.str("meta.resourceType") != "User" || r.str("meta.version") != `W/"1"` || r.Header.Get("ETag") != `W/"1"` {
-			t.Errorf("meta %s, ETag %q", r.Raw, r.Header.Get("ETag"))
+		if d := r.diff(fields{"meta.resourceType": "User", "meta.version": `W/"1"`}); d != "" || r.Header.Get("ETag") != `W/"1"` {
+			t.Errorf("meta (-want +got):\n%sETag %q, want W/\"1\"", d, r.Header.Get("ETag"))
 		}
 		if _, err := time.Parse(time.RFC3339, r.str("meta.created")); err != nil {
 			t.Errorf("created: %v", err)
 		}
 		r = s.do("PATCH", "/Users/"+id, patchOps(`{"op":"replace","path":"displayName","value":"v2"}`)).want(200)
-		if r.str("id") != id || r.str("meta.version") != `W/"2"` || r.Header.Get("ETag") != `W/"2"` {
-			t.Errorf("after PATCH %s", r.Raw)
+		if d := r.diff(fields{"id": id, "meta.version": `W/"2"`}); d != "" || r.Header.Get("ETag") != `W/"2"` {
+			t.Errorf("after PATCH (-want +got):\n%sETag %q, want W/\"2\"", d, r.Header.Get("ETag"))
 		}
 		s.do("DELETE", "/Users/"+id, nil).want(204)
 		again := s.do("POST", "/Users", `{"userName":"meta"}`).want(201).str("id")

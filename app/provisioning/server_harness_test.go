@@ -18,6 +18,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+
 	"idbridge/app/provisioning"
 	"idbridge/app/scim"
 	"idbridge/app/store"
@@ -238,6 +240,25 @@ func (r *resp) str(path string) string {
 }
 
 func (r *resp) get(path string) any { return lookup(r.Body, path) }
+
+// fields are a body's values at some paths ("meta.version",
+// "Resources.0.id"), nil for an absent one.
+type fields map[string]any
+
+// diff compares the body's values at want's paths with want, as a go-cmp
+// diff (-want +got) that names each path that differs; "" when they are
+// equal. Numbers in want may be ints (JSON numbers decode as float64).
+func (r *resp) diff(want fields) string {
+	got, norm := fields{}, fields{}
+	for path, w := range want {
+		got[path] = r.get(path)
+		if n, ok := w.(int); ok {
+			w = float64(n)
+		}
+		norm[path] = w
+	}
+	return cmp.Diff(norm, got)
+}
 
 func (r *resp) num(path string) int {
 	r.t.Helper()

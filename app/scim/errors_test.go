@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+
 	"idbridge/models"
 )
 
@@ -31,8 +33,8 @@ func TestErrorConstructors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%s %s", tt.code, tt.scimType), func(t *testing.T) {
-			if tt.err.Code != tt.code || tt.err.SCIMType != tt.scimType || tt.err.Message != "x" {
-				t.Errorf("got %s %q %q, want %s %q x", tt.err.Code, tt.err.SCIMType, tt.err.Message, tt.code, tt.scimType)
+			if diff := cmp.Diff(&models.Error{Code: tt.code, SCIMType: tt.scimType, Message: "x"}, tt.err); diff != "" {
+				t.Errorf("error (-want +got):\n%s", diff)
 			}
 			var wrapped error = fmt.Errorf("handler: %w", tt.err)
 			if got := models.ErrorCode(wrapped); got != tt.code {
@@ -50,8 +52,9 @@ func TestErrorConstructors(t *testing.T) {
 func TestOperationError(t *testing.T) {
 	err := OperationError(2, PatchOperation{Op: "Add"}, fmt.Errorf("apply: %w", InvalidPath("no such attribute")))
 	e := testError(err)
-	if e.Code != models.CodeInvalid || e.SCIMType != SCIMTypeInvalidPath || e.Message != "operation 3 (add): no such attribute" {
-		t.Errorf("got %v", e)
+	want := &models.Error{Code: models.CodeInvalid, SCIMType: SCIMTypeInvalidPath, Message: "operation 3 (add): no such attribute"}
+	if diff := cmp.Diff(want, e); diff != "" {
+		t.Errorf("error (-want +got):\n%s", diff)
 	}
 	plain := fmt.Errorf("disk on fire")
 	if got := OperationError(0, PatchOperation{Op: "add"}, plain); got != plain {
