@@ -15,10 +15,6 @@ const (
 	maxFilterDepth  = 32
 )
 
-// placeholderURN prefixes the stand-in attribute paths the normaliser puts
-// where a value path was (see normalizer).
-const placeholderURN = "urn:idbridge:vp:"
-
 // ParseFilter parses a SCIM filter (RFC 7644 section 3.4.2.2) for the
 // resource type and returns it in canonical form, or a 400 invalidFilter
 // *Error.
@@ -52,8 +48,8 @@ const placeholderURN = "urn:idbridge:vp:"
 // FilterAttribute); ne means "not eq", also when the attribute is absent.
 func ParseFilter(rt ResourceType, s string) (expr filter.Expression, err error) {
 	defer func() {
-		// The third-party parser is fuzzed here, not trusted: a panic in it
-		// is a bad filter, not a crashed request.
+		// A panic while reading a filter (fuzzed here) is a bad filter, not
+		// a crashed request.
 		if r := recover(); r != nil {
 			expr, err = nil, InvalidFilter("the filter could not be parsed")
 		}
@@ -68,11 +64,7 @@ func ParseFilter(rt ResourceType, s string) (expr filter.Expression, err error) 
 		return nil, InvalidFilter("the filter is longer than %d bytes", maxFilterLength)
 	}
 	n := &normalizer{src: s}
-	text, err := n.parseFilter()
-	if err != nil {
-		return nil, err
-	}
-	expr, err = n.parse(text)
+	expr, err = n.parseFilter()
 	if err != nil {
 		return nil, err
 	}
@@ -274,23 +266,13 @@ func compareValue(a *Attribute, op filter.CompareOperator, v any) (any, error) {
 		return f, nil
 	}
 	if s, ok := v.(string); ok {
-		return decodeFilterString(s), nil
+		return s, nil
 	}
 	s, ok := asString(v)
 	if !ok {
 		return nil, InvalidFilter("%q is a string: compare it with a string", a.Name)
 	}
 	return s, nil
-}
-
-// decodeFilterString decodes the escapes filter-parser leaves in string
-// values (it only strips the quotes).
-func decodeFilterString(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	out, _, _ := decodeString(s+`"`, 0)
-	return out
 }
 
 func canonicalAttrPath(ref *AttrRef) filter.AttributePath {

@@ -11,43 +11,60 @@ import (
 	filter "github.com/scim2/filter-parser/v2"
 )
 
-// normalizer rewrites the filter dialects identity providers send into the
-// RFC grammar filter-parser reads: single spaces, lower-case operators,
-// quoted and re-escaped strings. Each value path `attr[inner]` is taken out
-// and replaced by a stand-in `urn:idbridge:vp:N:x pr`, because
-// filter-parser's value-filter grammar is narrower than the RFC's (no
-// parentheses, at most one and/or): the inner filter is parsed on its own
-// with the full grammar and spliced back in.
+// normalizer reads the filter dialects identity providers send (see
+// ParseFilter) and builds the filter tree directly, in filter-parser's
+// types: operators and keywords in any case, bare words, JSON escapes, and
+// any and/or/not/parentheses inside a value path, where filter-parser's
+// own value-filter grammar is narrower than the RFC's. Attribute paths
+// follow filter-parser's grammar (pathSyntax); a path outside it is
+// reported once the whole filter has been read, in the order filter-parser
+// would have found it: the outer filter first, then each value path (its
+// path, then its inner filter).
 type normalizer struct {
 	src       string
 	pos       int
 	depth     int
 	inBracket bool
-	vps       []valuePathText
+	vps       int // value paths read
+	// outerErr is the first path error of the outer filter; vpErrs the
+	// first error of each value path, in order.
+	outerErr error
+	vpErrs   []error
+	// vpErr collects the first path error inside the value path being
+	// read, whose path is vpPath.
+	vpErr  *error
+	vpPath string
 }
-
-type valuePathText struct{ path, inner string }
 
 func (n *normalizer) errorf(format string, args ...any) error {
 	return InvalidFilter("%s at offset %d", fmt.Sprintf(format, args...), n.pos)
 }
 
-func (n *normalizer) parseFilter() (string, error) {
+// parseFilter reads the whole filter.
+func (n *normalizer) parseFilter() (filter.Expression, error) {
 	out, err := n.parseOr()
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	n.skipSpace()
 	if n.pos < len(n.src) {
-		return "", n.errorf("unexpected %q", n.src[n.pos:min(n.pos+10, len(n.src))])
+		return nil, n.errorf("unexpected %q", n.src[n.pos:min(n.pos+10, len(n.src))])
+	}
+	if n.outerErr != nil {
+		return nil, n.outerErr
+	}
+	for _, err := range n.vpErrs {
+		if err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
 }
 
-func (n *normalizer) parseOr() (string, error) {
+func (n *normalizer) parseOr() (filter.Expression, error) {
 	left, err := n.parseAnd()
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	for {
 		save := n.pos
@@ -58,16 +75,16 @@ func (n *normalizer) parseOr() (string, error) {
 		}
 		right, err := n.parseAnd()
 		if err != nil {
-			return "", err
+			return nil, err
 		}
-		left += " or " + right
+		left = &filter.LogicalExpression{Left: left, Right: right, Operator: filter.OR}
 	}
 }
 
-func (n *normalizer) parseAnd() (string, error) {
+func (n *normalizer) parseAnd() (filter.Expression, error) {
 	left, err := n.parseUnary()
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	for {
 		save := n.pos
@@ -78,79 +95,100 @@ func (n *normalizer) parseAnd() (string, error) {
 		}
 		right, err := n.parseUnary()
 		if err != nil {
-			return "", err
+			return nil, err
 		}
-		left += " and " + right
+		left = &filter.LogicalExpression{Left: left, Right: right, Operator: filter.AND}
 	}
 }
 
-func (n *normalizer) parseUnary() (string, error) {
+func (n *normalizer) parseUnary() (filter.Expression, error) {
 	n.skipSpace()
 	if n.depth >= maxFilterDepth {
-		return "", n.errorf("the filter nests deeper than %d", maxFilterDepth)
+		return nil, n.errorf("the filter nests deeper than %d", maxFilterDepth)
 	}
 	n.depth++
 	defer func() { n.depth-- }()
 	if n.peek() == '(' {
-		return n.parenthesised("")
+		return n.parenthesised()
 	}
 	save := n.pos
 	if n.word("not") {
 		n.skipSpace()
 		if n.peek() == '(' {
-			return n.parenthesised("not ")
+			inner, err := n.parenthesised()
+			if err != nil {
+				return nil, err
+			}
+			return &filter.NotExpression{Expression: inner}, nil
 		}
 		n.pos = save
 	}
 	return n.attrExp()
 }
 
-func (n *normalizer) parenthesised(prefix string) (string, error) {
+func (n *normalizer) parenthesised() (filter.Expression, error) {
 	n.pos++ // (
 	inner, err := n.parseOr()
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	n.skipSpace()
 	if n.peek() != ')' {
-		return "", n.errorf("missing )")
+		return nil, n.errorf("missing )")
 	}
 	n.pos++
-	return prefix + "(" + inner + ")", nil
+	return inner, nil
 }
 
-func (n *normalizer) attrExp() (string, error) {
+// pathError notes a path outside filter-parser's grammar where it would
+// have been found: in the value path being read, else in the outer filter.
+func (n *normalizer) pathError() {
+	if n.vpErr != nil {
+		if *n.vpErr == nil {
+			*n.vpErr = InvalidFilter("the value filter of %q is not valid SCIM filter syntax", n.vpPath)
+		}
+		return
+	}
+	if n.outerErr == nil {
+		n.outerErr = InvalidFilter("the filter is not valid SCIM filter syntax")
+	}
+}
+
+func (n *normalizer) attrExp() (filter.Expression, error) {
 	path := n.readPath()
 	if path == "" {
-		return "", n.errorf("expected an attribute name")
+		return nil, n.errorf("expected an attribute name")
 	}
-	if hasPrefixFold(path, placeholderURN) {
-		return "", InvalidFilter("unknown attribute %q", path)
-	}
+	ap, ok := pathSyntax(path)
 	n.skipSpace()
 	if n.peek() != '[' {
-		op, value, err := n.opAndValue()
-		if err != nil {
-			return "", err
+		if !ok {
+			n.pathError()
 		}
-		return path + " " + op + value, nil
+		return n.comparison(ap)
 	}
 	if n.inBracket {
-		return "", n.errorf("value paths do not nest")
+		return nil, n.errorf("value paths do not nest")
 	}
-	if len(n.vps) >= MaxMultiValuedTerms {
-		return "", InvalidFilter("the filter has more than %d terms over multi-valued attributes (value paths, emails, members, …), the most this server evaluates in one filter", MaxMultiValuedTerms)
+	if n.vps >= MaxMultiValuedTerms {
+		return nil, InvalidFilter("the filter has more than %d terms over multi-valued attributes (value paths, emails, members, …), the most this server evaluates in one filter", MaxMultiValuedTerms)
+	}
+	n.vps++
+	n.vpErrs = append(n.vpErrs, nil)
+	vpErr := &n.vpErrs[len(n.vpErrs)-1]
+	if !ok {
+		*vpErr = InvalidFilter("%q is not a valid attribute path", path)
 	}
 	n.pos++ // [
-	n.inBracket = true
+	n.inBracket, n.vpErr, n.vpPath = true, vpErr, path
 	inner, err := n.parseOr()
-	n.inBracket = false
+	n.inBracket, n.vpErr = false, nil
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	n.skipSpace()
 	if n.peek() != ']' {
-		return "", n.errorf("missing ]")
+		return nil, n.errorf("missing ]")
 	}
 	n.pos++
 	if n.peek() == '.' {
@@ -158,17 +196,31 @@ func (n *normalizer) attrExp() (string, error) {
 		n.pos++
 		sub := n.readPath()
 		if sub == "" || strings.ContainsAny(sub, ".:") {
-			return "", n.errorf("expected a sub-attribute name after ].")
+			return nil, n.errorf("expected a sub-attribute name after ].")
 		}
+		subPath, subOK := pathSyntax(sub)
 		n.skipSpace()
-		op, value, err := n.opAndValue()
-		if err != nil {
-			return "", err
+		n.vpErr = vpErr
+		if !subOK {
+			n.pathError()
 		}
-		inner = "(" + inner + ") and " + sub + " " + op + value
+		cmp, err := n.comparison(subPath)
+		n.vpErr = nil
+		if err != nil {
+			return nil, err
+		}
+		inner = &filter.LogicalExpression{Left: inner, Right: cmp, Operator: filter.AND}
 	}
-	n.vps = append(n.vps, valuePathText{path: path, inner: inner})
-	return fmt.Sprintf("%s%d:x pr", placeholderURN, len(n.vps)-1), nil
+	return &filter.ValuePath{AttributePath: ap, ValueFilter: inner}, nil
+}
+
+// comparison reads an operator and, unless it is pr, a value, for path.
+func (n *normalizer) comparison(path filter.AttributePath) (filter.Expression, error) {
+	op, value, err := n.opAndValue()
+	if err != nil {
+		return nil, err
+	}
+	return &filter.AttributeExpression{AttributePath: path, Operator: filter.CompareOperator(op), CompareValue: value}, nil
 }
 
 var compareOperators = map[string]bool{
@@ -176,40 +228,41 @@ var compareOperators = map[string]bool{
 	"gt": true, "ge": true, "lt": true, "le": true, "pr": true,
 }
 
-// opAndValue reads a comparison operator and, unless it is pr, a value;
-// value comes back with its leading space.
-func (n *normalizer) opAndValue() (string, string, error) {
+// opAndValue reads a comparison operator (lower-cased) and, unless it is
+// pr, a value as filter-parser types it: a decoded string, a bool, nil for
+// null, or a json.Number.
+func (n *normalizer) opAndValue() (string, any, error) {
 	start := n.pos
 	for n.pos < len(n.src) && isLetter(n.src[n.pos]) {
 		n.pos++
 	}
 	op := strings.ToLower(n.src[start:n.pos])
 	if op == "" {
-		return "", "", n.errorf("expected an operator")
+		return "", nil, n.errorf("expected an operator")
 	}
 	if !compareOperators[op] {
-		return "", "", InvalidFilter("unknown operator %q", n.src[start:n.pos])
+		return "", nil, InvalidFilter("unknown operator %q", n.src[start:n.pos])
 	}
 	if op == "pr" {
-		return op, "", nil
+		return op, nil, nil
 	}
 	n.skipSpace()
 	value, err := n.readValue()
 	if err != nil {
-		return "", "", err
+		return "", nil, err
 	}
-	return op, " " + value, nil
+	return op, value, nil
 }
 
-func (n *normalizer) readValue() (string, error) {
+func (n *normalizer) readValue() (any, error) {
 	if n.peek() == '"' {
 		n.pos++
 		s, end, ok := decodeString(n.src, n.pos)
 		if !ok {
-			return "", n.errorf("unterminated string")
+			return nil, n.errorf("unterminated string")
 		}
 		n.pos = end
-		return quoteString(s), nil
+		return s, nil
 	}
 	start := n.pos
 	for n.pos < len(n.src) {
@@ -221,17 +274,26 @@ func (n *normalizer) readValue() (string, error) {
 	}
 	word := n.src[start:n.pos]
 	if word == "" {
-		return "", n.errorf("expected a value")
+		return nil, n.errorf("expected a value")
 	}
-	switch lw := strings.ToLower(word); lw {
-	case "true", "false", "null":
-		return lw, nil
+	switch strings.ToLower(word) {
+	case "true":
+		return true, nil
+	case "false":
+		return false, nil
+	case "null":
+		return nil, nil
 	}
 	if isJSONNumber(word) {
-		return word, nil
+		// As filter-parser spells a number it read.
+		return json.Number(strings.Replace(word, "E", "e", 1)), nil
 	}
-	// A bare word (Entra documents `externalId eq jyoung`) is a string.
-	return quoteString(word), nil
+	// A bare word (Entra documents `externalId eq jyoung`) is a string;
+	// each byte of it that is not UTF-8 stands for U+FFFD.
+	if !utf8.ValidString(word) {
+		word = string([]rune(word))
+	}
+	return word, nil
 }
 
 func (n *normalizer) readPath() string {
@@ -282,57 +344,46 @@ func (n *normalizer) skipSpace() {
 	}
 }
 
-// parse hands the normalised text to filter-parser and splices the value
-// paths back in.
-func (n *normalizer) parse(text string) (filter.Expression, error) {
-	expr, err := filter.ParseFilterNumber([]byte(text))
-	if err != nil {
-		return nil, InvalidFilter("the filter is not valid SCIM filter syntax")
-	}
-	vps := make([]*filter.ValuePath, len(n.vps))
-	for i, vp := range n.vps {
-		ap, err := filter.ParseAttrPath([]byte(vp.path))
-		if err != nil {
-			return nil, InvalidFilter("%q is not a valid attribute path", vp.path)
+// pathSyntax reads an attribute path as filter-parser's grammar does:
+// an optional URN (segments of letters, digits, "-" and ".", each followed
+// by ":"), an attribute name ("$"? letter (letter | digit | "-" | "_")*)
+// and an optional sub-attribute (". name"). ok is false for anything else.
+func pathSyntax(path string) (p filter.AttributePath, ok bool) {
+	rest := path
+	if i := strings.LastIndexByte(path, ':'); i >= 0 {
+		uri := path[:i]
+		for seg := range strings.SplitSeq(uri, ":") {
+			if seg == "" || strings.IndexFunc(seg, func(r rune) bool {
+				return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.')
+			}) >= 0 {
+				return p, false
+			}
 		}
-		inner, err := filter.ParseFilterNumber([]byte(vp.inner))
-		if err != nil {
-			return nil, InvalidFilter("the value filter of %q is not valid SCIM filter syntax", vp.path)
-		}
-		vps[i] = &filter.ValuePath{AttributePath: ap, ValueFilter: inner}
+		p.URIPrefix = &uri
+		rest = path[i+1:]
 	}
-	return splice(expr, vps)
+	name, sub, hasSub := strings.Cut(rest, ".")
+	if !attrNameSyntax(name) || hasSub && !attrNameSyntax(sub) {
+		return p, false
+	}
+	p.AttributeName = name
+	if hasSub {
+		p.SubAttribute = &sub
+	}
+	return p, true
 }
 
-func splice(e filter.Expression, vps []*filter.ValuePath) (filter.Expression, error) {
-	switch e := e.(type) {
-	case *filter.LogicalExpression:
-		l, err := splice(e.Left, vps)
-		if err != nil {
-			return nil, err
-		}
-		r, err := splice(e.Right, vps)
-		if err != nil {
-			return nil, err
-		}
-		return &filter.LogicalExpression{Left: l, Right: r, Operator: e.Operator}, nil
-	case *filter.NotExpression:
-		in, err := splice(e.Expression, vps)
-		if err != nil {
-			return nil, err
-		}
-		return &filter.NotExpression{Expression: in}, nil
-	case *filter.AttributeExpression:
-		if uri, ok := cutPrefixFold(e.AttributePath.URI()+":", placeholderURN); ok {
-			i, err := strconv.Atoi(strings.TrimSuffix(uri, ":"))
-			if err != nil || i < 0 || i >= len(vps) {
-				return nil, InvalidFilter("the filter could not be parsed")
-			}
-			return vps[i], nil
-		}
-		return e, nil
+func attrNameSyntax(s string) bool {
+	s = strings.TrimPrefix(s, "$")
+	if s == "" || !isLetter(s[0]) {
+		return false
 	}
-	return e, nil
+	for i := 1; i < len(s); i++ {
+		if c := s[i]; !isLetter(c) && !(c >= '0' && c <= '9') && c != '-' && c != '_' {
+			return false
+		}
+	}
+	return true
 }
 
 // --- lexical helpers ----------------------------------------------------------

@@ -170,11 +170,7 @@ func parseValueFilter(rt ResourceType, ref *AttrRef, text string) (expr filter.E
 		}
 	}()
 	n := &normalizer{src: text, inBracket: true}
-	norm, err := n.parseFilter()
-	if err != nil {
-		return nil, err
-	}
-	e, err := n.parse(norm)
+	e, err := n.parseFilter()
 	if err != nil {
 		return nil, err
 	}
