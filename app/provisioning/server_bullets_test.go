@@ -318,12 +318,12 @@ var listBullets = []bullet{
 			t.Errorf("excludedAttributes (-want +got):\n%s", d)
 		}
 		r = s.do("GET", "/Groups/"+g+"?excludedAttributes=members", nil).want(200)
-		if r.get("members") != nil || r.str("displayName") != "projected" {
-			t.Errorf("Entra's excludedAttributes=members: %s", r.Raw)
+		if d := r.diff(fields{"members": nil, "displayName": "projected"}); d != "" {
+			t.Errorf("Entra's excludedAttributes=members (-want +got):\n%s", d)
 		}
 		r = s.do("GET", "/Groups?excludedAttributes=members&filter="+q(`displayName eq "projected"`), nil).want(200)
-		if r.get("Resources.0.members") != nil || r.str("Resources.0.id") != g {
-			t.Errorf("Entra's group query: %s", r.Raw)
+		if d := r.diff(fields{"Resources.0.members": nil, "Resources.0.id": g}); d != "" {
+			t.Errorf("Entra's group query (-want +got):\n%s", d)
 		}
 		for _, path := range []string{"/Users/" + u, "/Users/" + u + "?attributes=password", "/Users?filter=" + q(`userName eq "proj"`)} {
 			if strings.Contains(string(s.do("GET", path, nil).want(200).Raw), "s3cret") {
@@ -331,8 +331,8 @@ var listBullets = []bullet{
 			}
 		}
 		r = s.do("PATCH", "/Groups/"+g+"?attributes=displayName", patchOps(`{"op":"replace","path":"displayName","value":"projected2"}`)).want(200)
-		if r.str("displayName") != "projected2" || r.get("members") != nil {
-			t.Errorf("attributes on group PATCH: %s", r.Raw)
+		if d := r.diff(fields{"displayName": "projected2", "members": nil}); d != "" {
+			t.Errorf("attributes on group PATCH (-want +got):\n%s", d)
 		}
 	}},
 	{"sorting: sortBy and sortOrder on the core string attributes, advertised truthfully", func(t *testing.T, s *scimSite) {
@@ -444,8 +444,8 @@ var userBullets = []bullet{
 		g := s.createGroup("deact-group", u)
 		s.do("PATCH", "/Users/"+u, patchOps(`{"op":"Replace","path":"active","value":"False"}`)).want(200)
 		r := s.do("GET", "/Users/"+u, nil).want(200)
-		if r.get("active") != false || r.str("groups.0.value") != g {
-			t.Errorf("deactivated: %s", r.Raw)
+		if d := r.diff(fields{"active": false, "groups.0.value": g}); d != "" {
+			t.Errorf("deactivated (-want +got):\n%s", d)
 		}
 		if got := s.do("GET", "/Users?filter="+q(`userName eq "deact"`), nil).want(200).get("Resources.0.active"); got != false {
 			t.Errorf("deactivated user in a query: active %v", got)
@@ -483,8 +483,8 @@ var patchBullets = []bullet{
 	{"patch: op is matched case-insensitively (Add, Replace, Remove)", func(t *testing.T, s *scimSite) {
 		u := s.createUser("ops")
 		r := s.do("PATCH", "/Users/"+u, patchOps(`{"op":"Add","path":"title","value":"T"}`, `{"op":"REPLACE","path":"nickName","value":"N"}`, `{"op":"Remove","path":"title"}`)).want(200)
-		if r.get("title") != nil || r.str("nickName") != "N" {
-			t.Errorf("%s", r.Raw)
+		if d := r.diff(fields{"title": nil, "nickName": "N"}); d != "" {
+			t.Errorf("answer (-want +got):\n%s", d)
 		}
 	}},
 	{"patch: booleans may arrive as strings True/False", func(t *testing.T, s *scimSite) {
@@ -547,8 +547,8 @@ var patchBullets = []bullet{
 	{"patch: Okta's group rename with the read-only id in the value object", func(t *testing.T, s *scimSite) {
 		g := s.createGroup("Test SCIMv2")
 		s.do("PATCH", "/Groups/"+g, patchOps(`{"op":"replace","value":{"id":"`+g+`","displayName":"Test SCIMv20"}}`)).want(204)
-		if r := s.do("GET", "/Groups/"+g, nil).want(200); r.str("displayName") != "Test SCIMv20" || r.str("id") != g {
-			t.Errorf("%s", r.Raw)
+		if d := s.do("GET", "/Groups/"+g, nil).want(200).diff(fields{"displayName": "Test SCIMv20", "id": g}); d != "" {
+			t.Errorf("answer (-want +got):\n%s", d)
 		}
 	}},
 	{"patch: manager as a string, a {value,$ref} object or a one-element array; answered in RFC form", func(t *testing.T, s *scimSite) {
@@ -565,8 +565,8 @@ var patchBullets = []bullet{
 		u := s.createUser("atomic", map[string]any{"emails": []any{map[string]any{"value": "h@example.com", "type": "home"}}})
 		before := len(s.outbox())
 		s.do("PATCH", "/Users/"+u, patchOps(`{"op":"replace","path":"title","value":"first"}`, `{"op":"remove"}`)).wantError(400, "noTarget")
-		if r := s.do("GET", "/Users/"+u, nil).want(200); r.get("title") != nil || r.str("meta.version") != `W/"1"` {
-			t.Errorf("a failed PATCH changed the user: %s", r.Raw)
+		if d := s.do("GET", "/Users/"+u, nil).want(200).diff(fields{"title": nil, "meta.version": `W/"1"`}); d != "" {
+			t.Errorf("a failed PATCH changed the user (-want +got):\n%s", d)
 		}
 		if len(s.outbox()) != before {
 			t.Error("a failed PATCH wrote to the outbox")
@@ -585,8 +585,8 @@ var patchBullets = []bullet{
 		s.do("PATCH", "/Users/"+u, patchOps(`{"op":"replace","path":"meta.version","value":"x"}`)).wantError(400, "mutability")
 		s.do("PATCH", "/Users/"+u, patchOps(`{"op":"replace","path":"id","value":"x"}`)).wantError(400, "mutability")
 		r := s.do("PATCH", "/Users/"+u, patchOps(`{"op":"replace","value":{"id":"x","meta":{"version":"y"},"title":"ok"}}`)).want(200)
-		if r.str("id") != u || r.str("title") != "ok" {
-			t.Errorf("%s", r.Raw)
+		if d := r.diff(fields{"id": u, "title": "ok"}); d != "" {
+			t.Errorf("answer (-want +got):\n%s", d)
 		}
 		s.do("PATCH", "/Users/"+u, patchOps()).wantError(400, "invalidValue")
 		s.do("PATCH", "/Users/"+u, `{"Operations":"x"}`).wantError(400, "invalidSyntax")
@@ -595,8 +595,8 @@ var patchBullets = []bullet{
 	{"patch: users answer 200 with the resource; groups 204 unless attributes was asked for", func(t *testing.T, s *scimSite) {
 		u := s.createUser("answers")
 		g := s.createGroup("answers-group")
-		if r := s.do("PATCH", "/Users/"+u, patchOps(`{"op":"replace","path":"title","value":"x"}`)).want(200); r.str("id") != u || r.str("title") != "x" {
-			t.Errorf("%s", r.Raw)
+		if d := s.do("PATCH", "/Users/"+u, patchOps(`{"op":"replace","path":"title","value":"x"}`)).want(200).diff(fields{"id": u, "title": "x"}); d != "" {
+			t.Errorf("answer (-want +got):\n%s", d)
 		}
 		if r := s.do("PATCH", "/Groups/"+g, patchOps(`{"op":"add","path":"members","value":[{"value":"`+u+`"}]}`)).want(204); len(r.Raw) != 0 {
 			t.Errorf("204 with a body: %s", r.Raw)
@@ -621,11 +621,11 @@ var groupBullets = []bullet{
 			}
 		}
 		r := s.do("PUT", "/Users/"+u, `{"userName":"empty-lists","emails":[],"phoneNumbers":[null]}`).want(200)
-		if r.get("emails") != nil || r.get("phoneNumbers") != nil {
-			t.Errorf("PUT with empty lists answers them: %s", r.Raw)
+		if d := r.diff(fields{"emails": nil, "phoneNumbers": nil}); d != "" {
+			t.Errorf("PUT with empty lists answers them (-want +got):\n%s", d)
 		}
-		if r := s.do("GET", "/Users/"+u, nil).want(200); r.get("emails") != nil || r.get("groups") != nil {
-			t.Errorf("a user without emails or groups answers them: %s", r.Raw)
+		if d := s.do("GET", "/Users/"+u, nil).want(200).diff(fields{"emails": nil, "groups": nil}); d != "" {
+			t.Errorf("a user without emails or groups answers them (-want +got):\n%s", d)
 		}
 	}},
 	{"groups: an error in a PATCH's member operation names that operation's own index", func(t *testing.T, s *scimSite) {
@@ -655,8 +655,8 @@ var groupBullets = []bullet{
 		r := s.do("POST", "/Groups", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group","http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group"],
 			"externalId":"8aa1a0c0","displayName":"Unique","meta":{"resourceType":"Group"},
 			"members":[{"value":"`+u+`","display":"M","$ref":"https://idp/Users/`+u+`","type":"User"}]}`).want(201)
-		if r.str("members.0.value") != u || r.str("externalId") != "8aa1a0c0" {
-			t.Errorf("%s", r.Raw)
+		if d := r.diff(fields{"members.0.value": u, "externalId": "8aa1a0c0"}); d != "" {
+			t.Errorf("answer (-want +got):\n%s", d)
 		}
 		s.do("POST", "/Groups", `{"displayName":"UNIQUE"}`).wantError(409, "uniqueness")
 		g2 := s.createGroup("Other")
