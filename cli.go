@@ -45,6 +45,8 @@ func commands() []command {
 		{"serve", "run the HTTP server (the default)", runServe},
 		{"migrate", "apply pending database migrations and exit", runMigrate},
 		{"keys rotate", "re-encrypt every sealed secret under the newest key", runKeysRotate},
+		{"export", "export a person's or a site's personal data as JSON", runExport},
+		{"erase", "erase a person's personal data from a site", runErase},
 		{"manifest", "write the Forge manifest.yml for Connect-on-Forge", runManifest},
 		{"version", "print the version", runVersion},
 	}

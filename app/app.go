@@ -25,6 +25,7 @@ import (
 	"idbridge/app/audit"
 	"idbridge/app/connect"
 	"idbridge/app/portal"
+	"idbridge/app/privacy"
 	"idbridge/app/profile"
 	"idbridge/app/provisioning"
 	"idbridge/app/secret"
@@ -89,6 +90,7 @@ type App struct {
 	scim     *provisioning.Service
 	sso      *sso.Service
 	sync     *syncworker.Worker
+	privacy  *privacy.Service
 
 	workers      sync.WaitGroup
 	stop         context.CancelFunc
@@ -237,12 +239,14 @@ func (a *App) init(ctx context.Context, opts Options) error {
 		APIURL: a.cfg.AtlassianAPIURL, User: a.cfg.MarketplaceUser, Token: a.cfg.MarketplaceToken, AppKey: a.cfg.AppKey,
 	}), a.now, a.log)
 	a.scim = provisioning.NewService(provisioning.ServiceConfig{BaseURL: a.cfg.BaseURL}, a.store, a.now, a.log)
-	// Processing restrictions (GDPR Art. 18) are not wired yet: the
-	// privacy feature provides the guard; sso.Config.Restricted is its seam.
+	a.privacy = newPrivacy(a.cfg, a.store, clients, a.registry, a.now, a.log)
+	// Processing restrictions (GDPR Art. 18): one guard, consulted by the
+	// sign-in, the sync, the audit log (store) and the reporting cycle.
 	a.sso = sso.New(sso.Config{
 		BaseURL:           a.cfg.BaseURL,
 		AllowLoopbackIdPs: plainLoopback(a.cfg.BaseURL),
 		IdPTransport:      opts.IdPTransport,
+		Restricted:        a.privacy.Restricted,
 	}, a.store, serviceAccounts, a.now, a.log)
 
 	syncResults := prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -257,6 +261,7 @@ func (a *App) init(ctx context.Context, opts Options) error {
 	syncCfg := opts.Sync
 	syncCfg.OnResult = func(outcome string) { syncResults.WithLabelValues(outcome).Inc() }
 	syncCfg.OnRequest = func(answer string) { syncRequests.WithLabelValues(answer).Inc() }
+	syncCfg.Restricted = a.privacy.RestrictedUser
 	a.sync = syncworker.New(syncCfg, a.store, serviceAccounts, a.now, a.log)
 	a.store.OnOutbox(a.sync.Wake)
 	a.sites.OnSiteChanged = a.sync.SiteChanged
@@ -280,6 +285,7 @@ func (a *App) init(ctx context.Context, opts Options) error {
 		Audit:           audit.NewLog(a.store, a.now).WithNames(serviceAccounts),
 		Sync:            a.sync,
 		Portal:          portal.New(a.store, serviceAccounts, a.now, a.log),
+		Privacy:         a.privacy,
 	})
 	ln, err := net.Listen("tcp", a.cfg.Addr)
 	if err != nil {

@@ -388,6 +388,7 @@ func everyRouteDeps(t *testing.T) Deps {
 		Audit:           struct{ AuditLog }{},
 		Sync:            struct{ Sync }{},
 		Portal:          struct{ Portal }{},
+		Privacy:         struct{ Privacy }{},
 		Descriptor:      []byte(`{}`),
 	}
 	v := reflect.ValueOf(d)

@@ -57,6 +57,9 @@ type Deps struct {
 	// Portal serves the signed-in customer's portal pages; nil shows a
 	// home page without JSM.
 	Portal Portal
+	// Privacy serves the admin API's GDPR routes (export, erasure,
+	// restriction, reporting status); nil leaves them out.
+	Privacy Privacy
 }
 
 type server struct {
@@ -159,6 +162,15 @@ func New(d Deps) *gin.Engine {
 			api.GET("/audit.csv", s.handleAdminAuditCSV)
 			api.GET("/audit/stats", s.handleAdminAuditStats)
 			api.GET("/accounts", s.handleAdminAccountNames)
+		}
+		if d.Privacy != nil {
+			api.GET("/gdpr/export", s.handleAdminGDPRExport)
+			api.GET("/gdpr/export/count", s.handleAdminGDPRExportCount)
+			api.POST("/gdpr/erase", s.handleAdminGDPRErase)
+			api.POST("/gdpr/restrict", s.handleAdminGDPRRestrict)
+			api.DELETE("/gdpr/restrict/:accountId", s.handleAdminGDPRUnrestrict)
+			api.GET("/gdpr/restrictions", s.handleAdminGDPRRestrictions)
+			api.GET("/gdpr/status", s.handleAdminGDPRStatus)
 		}
 	}
 	if d.SSO != nil {

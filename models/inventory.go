@@ -14,7 +14,7 @@ package models
 // the privacy policy are announced.
 
 // InventoryVersion is the version of the inventory shown on /privacy.
-const InventoryVersion = "2"
+const InventoryVersion = "3"
 
 // InventoryLastChanged is the date (YYYY-MM-DD) the inventory last changed
 // in a way that matters to the people it describes.
@@ -33,6 +33,9 @@ type InventoryEntry struct {
 	Source     string // where it comes from
 	Retention  string // how long it stays
 	Recipients string // who receives it besides idbridge
+	// Secret columns (credentials, and hashes or random values that
+	// stand for one) never leave idbridge: an export leaves them out.
+	Secret bool
 }
 
 // Legal bases, retentions and recipients used by several entries, in words
@@ -67,7 +70,7 @@ func Inventory() []InventoryEntry {
 		// sites: the installation, as Atlassian describes it at install.
 		{Table: "sites", Column: "id", Purpose: "identifying the installation in idbridge's own URLs"},
 		{Table: "sites", Column: "client_key", Purpose: "identifying the installation in Atlassian Connect"},
-		{Table: "sites", Column: "shared_secret", Purpose: "verifying requests from the site and signing requests to it (encrypted)"},
+		{Table: "sites", Column: "shared_secret", Secret: true, Purpose: "verifying requests from the site and signing requests to it (encrypted)"},
 		{Table: "sites", Column: "base_url", Purpose: "calling the site's APIs"},
 		{Table: "sites", Column: "display_url", Purpose: "showing the site's address"},
 		{Table: "sites", Column: "display_url_servicedesk_help_center", Purpose: "linking to the site's help center"},
@@ -90,15 +93,15 @@ func Inventory() []InventoryEntry {
 		{Table: "service_accounts", Column: "email", Personal: true, Category: "contact details: the email address of the account the API token belongs to",
 			Purpose: "authenticating idbridge's calls to Atlassian (user provisioning, customer SSO)", LegalBasis: BasisContract,
 			Source: "entered by a site administrator", Retention: RetainWhileInstalled, Recipients: RecipientsAtlassian},
-		{Table: "service_accounts", Column: "token", Personal: true, Category: "credentials: the API token of that account (encrypted)",
+		{Table: "service_accounts", Column: "token", Personal: true, Secret: true, Category: "credentials: the API token of that account (encrypted)",
 			Purpose: "authenticating idbridge's calls to Atlassian (user provisioning, customer SSO)", LegalBasis: BasisContract,
 			Source: "entered by a site administrator", Retention: RetainSecret, Recipients: RecipientsAtlassian},
 		{Table: "service_accounts", Column: "token_hint", Purpose: "showing which token is stored (its last four characters)"},
 		{Table: "service_accounts", Column: "cloud_id", Purpose: "calling the site through Atlassian's API gateway"},
 		{Table: "service_accounts", Column: "client_id", Purpose: "authenticating an Atlassian service account (not a person)"},
-		{Table: "service_accounts", Column: "client_secret", Purpose: "authenticating an Atlassian service account (not a person; encrypted)"},
+		{Table: "service_accounts", Column: "client_secret", Secret: true, Purpose: "authenticating an Atlassian service account (not a person; encrypted)"},
 		{Table: "service_accounts", Column: "expires_at", Purpose: "warning before the credential expires"},
-		{Table: "service_accounts", Column: "org_admin_key", Purpose: "calling the organization Admin API (an organization's key, not a person's; encrypted)"},
+		{Table: "service_accounts", Column: "org_admin_key", Secret: true, Purpose: "calling the organization Admin API (an organization's key, not a person's; encrypted)"},
 		{Table: "service_accounts", Column: "org_admin_key_hint", Purpose: "showing which key is stored (its last four characters)"},
 		{Table: "service_accounts", Column: "org_admin_key_expires_at", Purpose: "warning before the key expires"},
 		{Table: "service_accounts", Column: "org_id", Purpose: "suspending and restoring managed accounts through the organization Admin API (an organization's ID)"},
@@ -143,6 +146,7 @@ func Inventory() []InventoryEntry {
 	entries = append(entries, customerProfileInventory()...)
 	entries = append(entries, directoryInventory()...)
 	entries = append(entries, ssoInventory()...)
+	entries = append(entries, privacyInventory()...)
 	return entries
 }
 

@@ -18,10 +18,13 @@ func directoryInventory() []InventoryEntry {
 	other := func(table, column, why string) InventoryEntry {
 		return InventoryEntry{Table: table, Column: column, Purpose: why}
 	}
+	secret := func(table, column, why string) InventoryEntry {
+		return InventoryEntry{Table: table, Column: column, Purpose: why, Secret: true}
+	}
 	return []InventoryEntry{
 		other("scim_settings", "site_id", "which site the provisioning settings belong to"),
 		other("scim_settings", "enabled", "whether the site's identity provider may provision"),
-		other("scim_settings", "token_hash", "checking the identity provider's bearer token (a SHA-256 hash, never the token)"),
+		secret("scim_settings", "token_hash", "checking the identity provider's bearer token (a SHA-256 hash, never the token)"),
 		other("scim_settings", "token_created_at", "showing when the token was made"),
 		other("scim_settings", "deactivation", "what a deactivation does in the site"),
 		other("scim_settings", "provision_as", "what a new user becomes in the site"),

@@ -13,6 +13,9 @@ func ssoInventory() []InventoryEntry {
 	other := func(table, column, why string) InventoryEntry {
 		return InventoryEntry{Table: table, Column: column, Purpose: why}
 	}
+	secret := func(table, column, why string) InventoryEntry {
+		return InventoryEntry{Table: table, Column: column, Purpose: why, Secret: true}
+	}
 	session := func(column, category string) InventoryEntry {
 		return InventoryEntry{Table: "portal_sessions", Column: column, Personal: true, Category: category,
 			Purpose: sessionPurpose, LegalBasis: sessionBasis, Source: sessionSource, Retention: sessionKeep, Recipients: RecipientsNone}
@@ -26,7 +29,7 @@ func ssoInventory() []InventoryEntry {
 		other("sso_settings", "organizations_by_domain", "which organization customers of a domain join"),
 		other("sso_settings", "session_idle_minutes", "how long a portal session lasts without use"),
 		other("sso_settings", "session_max_hours", "how long a portal session lasts at most"),
-		other("sso_settings", "sp_key", "signing idbridge's SAML requests (the site's key, not a person's; encrypted)"),
+		secret("sso_settings", "sp_key", "signing idbridge's SAML requests (the site's key, not a person's; encrypted)"),
 		other("sso_settings", "sp_certificate", "the public half of the SAML key, published in the SP metadata"),
 		other("sso_settings", "updated_at", "when the SSO settings changed"),
 		{Table: "sso_settings", Column: "updated_by", Personal: true, Category: "account identifier: the Atlassian account ID of the administrator who saved the settings",
@@ -41,7 +44,7 @@ func ssoInventory() []InventoryEntry {
 		other("identity_providers", "email_domains", "which email domains it signs in (domains, not addresses)"),
 		other("identity_providers", "oidc_issuer", "the OpenID provider's address"),
 		other("identity_providers", "oidc_client_id", "idbridge's client ID at the OpenID provider"),
-		other("identity_providers", "oidc_client_secret", "authenticating idbridge to the OpenID provider (the site's secret, not a person's; encrypted)"),
+		secret("identity_providers", "oidc_client_secret", "authenticating idbridge to the OpenID provider (the site's secret, not a person's; encrypted)"),
 		other("identity_providers", "oidc_client_secret_hint", "showing which secret is stored (its last four characters)"),
 		other("identity_providers", "oidc_scopes", "what idbridge asks the OpenID provider for"),
 		other("identity_providers", "oidc_email_claim", "which claim holds the email address"),
@@ -62,12 +65,12 @@ func ssoInventory() []InventoryEntry {
 
 		// Login state holds no personal data: random values and a path.
 		other("login_states", "site_id", "which site the sign-in is for"),
-		other("login_states", "id", "finding the sign-in when the browser comes back (a hash of a random value)"),
+		secret("login_states", "id", "finding the sign-in when the browser comes back (a hash of a random value)"),
 		other("login_states", "idp_id", "which identity provider the sign-in went to"),
 		other("login_states", "protocol", "OIDC or SAML"),
-		other("login_states", "browser_hash", "refusing a sign-in finished in another browser (a hash of a random cookie)"),
-		other("login_states", "nonce", "refusing a replayed ID token (a random value)"),
-		other("login_states", "pkce_verifier", "proving to the OpenID provider that idbridge started the sign-in (a random value)"),
+		secret("login_states", "browser_hash", "refusing a sign-in finished in another browser (a hash of a random cookie)"),
+		secret("login_states", "nonce", "refusing a replayed ID token (a random value)"),
+		secret("login_states", "pkce_verifier", "proving to the OpenID provider that idbridge started the sign-in (a random value)"),
 		other("login_states", "saml_request_id", "refusing a SAML response to another request"),
 		other("login_states", "return_to", "the portal page to go back to"),
 		other("login_states", "created_at", "when the sign-in started"),
@@ -79,7 +82,7 @@ func ssoInventory() []InventoryEntry {
 		other("saml_assertions", "expires_at", "forgetting it once it could no longer be accepted anyway"),
 
 		other("portal_sessions", "site_id", "which site the session is for"),
-		other("portal_sessions", "id", "recognising the session cookie (a hash of it; the cookie itself is never stored)"),
+		secret("portal_sessions", "id", "recognising the session cookie (a hash of it; the cookie itself is never stored)"),
 		session("account_id", "account identifier: the customer's Atlassian account ID"),
 		session("email", "contact details: the customer's email address, as the identity provider gave it"),
 		session("display_name", "identity: the customer's name, as the identity provider gave it"),

@@ -40,6 +40,19 @@ func (tx *Tx) CreateAuditEvent(siteID string, ev models.AuditEvent) (*models.Aud
 	if !ev.Event.Valid() {
 		return nil, models.Errorf(models.CodeInvalid, "unknown audit event %q", ev.Event)
 	}
+	// Processing restricted (GDPR Art. 18): no new detail about the
+	// person beyond a marker (the event itself), and no count in the
+	// sign-in chart; the guard counts what it held back.
+	counted := true
+	if ev.ActorAccountID != "" && (ev.IP != "" || ev.UserAgent != "") {
+		restricted, err := tx.Restricted(siteID, ev.ActorAccountID, models.BlockedAuditDetail)
+		if err != nil {
+			return nil, err
+		}
+		if restricted {
+			ev.IP, ev.UserAgent, counted = "", "", false
+		}
+	}
 	ev.SiteID = siteID
 	ev.ID = NewID("ev")
 	if ev.OccurredAt.IsZero() {
@@ -62,8 +75,10 @@ func (tx *Tx) CreateAuditEvent(siteID string, ev models.AuditEvent) (*models.Aud
 	if err := tx.db.Create(&r).Error; err != nil {
 		return nil, fmt.Errorf("record audit event: %w", translate(err))
 	}
-	if err := tx.countAuditEvent(siteID, ev.Event, ev.OccurredAt); err != nil {
-		return nil, err
+	if counted {
+		if err := tx.countAuditEvent(siteID, ev.Event, ev.OccurredAt); err != nil {
+			return nil, err
+		}
 	}
 	return &ev, nil
 }

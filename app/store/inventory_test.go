@@ -119,3 +119,105 @@ func TestInventoryEntriesComplete(t *testing.T) {
 		}
 	}
 }
+
+// TestTablesDeclareHowToFindAPerson is the other half of the privacy
+// guard (SPEC 8): every table is declared in models.Tables() (how its
+// rows are reached, by site and key), every column a declaration names
+// exists, and every table with a personal column declares how the rows
+// about one person are found (or, with NotByPerson, why they cannot be).
+// Export, erasure, restriction, reporting and purge work from these
+// declarations alone, so a table that declares nothing would silently
+// escape all of them.
+func TestTablesDeclareHowToFindAPerson(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		st := b.Open(t)
+		actual := map[string]bool{}
+		tables := map[string]bool{}
+		for _, col := range columnsOf(t, st) {
+			actual[col] = true
+			table, _, _ := strings.Cut(col, ".")
+			tables[table] = true
+		}
+		personal := map[string][]string{}
+		for _, e := range models.Inventory() {
+			if e.Personal {
+				personal[e.Table] = append(personal[e.Table], e.Column)
+			}
+		}
+		declared := map[string]bool{}
+		has := func(table, column, what string) {
+			if !actual[table+"."+column] {
+				t.Errorf("models.Tables(): %s of %s names column %q, which the table does not have", what, table, column)
+			}
+		}
+		for _, d := range models.Tables() {
+			if declared[d.Name] {
+				t.Errorf("models.Tables() declares %s twice", d.Name)
+			}
+			declared[d.Name] = true
+			if !tables[d.Name] {
+				t.Errorf("models.Tables() declares %s, but there is no such table: remove the declaration", d.Name)
+				continue
+			}
+			if d.SiteColumn != "" {
+				has(d.Name, d.SiteColumn, "the site column")
+			}
+			for _, k := range d.Key {
+				has(d.Name, k, "the key")
+			}
+			if d.SiteColumn == "" && len(personal[d.Name]) > 0 {
+				t.Errorf("%s holds personal data (%v) but declares no site column: every personal row belongs to a site", d.Name, personal[d.Name])
+			}
+			if p := d.Person; p != nil {
+				if len(p.AccountColumns) == 0 && p.Via == nil {
+					t.Errorf("%s: its PersonLink names neither AccountColumns nor Via", d.Name)
+				}
+				for _, c := range p.AccountColumns {
+					has(d.Name, c, "an account column")
+				}
+				if v := p.Via; v != nil {
+					has(d.Name, v.Column, "the join column")
+					has(v.Table, v.TableColumn, "the joined column")
+					has(v.Table, v.AccountColumn, "the joined account column")
+				}
+				for _, c := range append(append([]string{}, p.ClearColumns...), p.Cached...) {
+					has(d.Name, c, "a cleared or cached column")
+				}
+				switch p.Erase {
+				case models.EraseDelete, models.EraseClear, models.ErasePseudonymise:
+				default:
+					t.Errorf("%s: unknown erase action %q", d.Name, p.Erase)
+				}
+				if p.Erase != models.EraseDelete && p.Via != nil {
+					t.Errorf("%s: a table reached through another can only be erased by deleting its rows", d.Name)
+				}
+			}
+			if len(personal[d.Name]) > 0 && d.Person == nil && d.NotByPerson == "" {
+				t.Errorf("table %s holds personal data (%v) but models.Tables() declares no way to find a person's rows in it.\n"+
+					"Add a PersonLink to its declaration: the column that holds the Atlassian account ID\n"+
+					"\twith(site(%q, \"id\"), byAccount(\"account_id\")),\n"+
+					"or the join that reaches it (PersonLink{Via: &PersonJoin{…}}), or, when its rows are about someone who has no\n"+
+					"Atlassian account ID, NotByPerson with the reason. Export, erasure and reporting find people from this alone.",
+					d.Name, personal[d.Name], d.Name)
+			}
+		}
+		for table := range tables {
+			if !declared[table] {
+				t.Errorf("table %s is not declared in models.Tables() (models/privacy.go): declare how its rows are reached (site column, key) and, if it holds personal data, how a person's rows are found", table)
+			}
+		}
+		// Every sealed column is a secret: never exported.
+		secret := map[string]bool{}
+		for _, e := range models.Inventory() {
+			if e.Secret {
+				secret[e.Table+"."+e.Column] = true
+			}
+		}
+		for _, col := range store.SealedColumnNames() {
+			if !secret[col] {
+				t.Errorf("sealed column %s is not marked Secret in the inventory: an export would include it", col)
+			}
+		}
+	})
+}

@@ -200,6 +200,7 @@ var migrations = []migration{
 		`CREATE INDEX audit_events_site_actor_time ON audit_events (site_id, actor_account_id, occurred_at)`,
 		`CREATE INDEX audit_events_site_target_time ON audit_events (site_id, target_account_id, occurred_at)`,
 	)},
+	{Version: 8, Name: "privacy: restrictions and the personal data reporting cycle", Up: migratePrivacy},
 }
 
 func (s *Store) ensureMigrationsTable(ctx context.Context, db *gorm.DB) error {

@@ -1,0 +1,179 @@
+package app_test
+
+// End-to-end tests of the admin API's GDPR routes: the whole App on SQLite
+// and PostgreSQL, through its HTTP engine, with context JWTs signed here.
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"idbridge/app/store"
+	"idbridge/app/store/storetest"
+	"idbridge/models"
+)
+
+// raw sends method target as sub with a JSON body and returns the answer.
+func (e *admEnv) raw(method, target, sub, body string) *httptest.ResponseRecorder {
+	e.t.Helper()
+	r := httptest.NewRequest(method, admBaseURL+target, strings.NewReader(body))
+	if body != "" {
+		r.Header.Set("Content-Type", "application/json")
+	}
+	if sub != "" {
+		r.Header.Set("Authorization", "JWT "+e.token(sub))
+	}
+	w := httptest.NewRecorder()
+	e.app.Handler().ServeHTTP(w, r)
+	return w
+}
+
+func TestAdminGDPRExportAndErase(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		e := newAdmEnv(t, b)
+		const ann = "557058:ann-customer"
+		st := e.app.Store()
+		// Ann signed in twice, and has a portal session; the admin saved
+		// the service account.
+		err := st.InTx(context.Background(), func(tx *store.Tx) error {
+			for i := range 2 {
+				if _, err := tx.CreateAuditEvent(e.site.ID, models.AuditEvent{ActorAccountID: ann, Event: models.AuditLoginSuccess,
+					IP: "203.0.113.7", UserAgent: "Mozilla/5.0", IdP: "okta", Protocol: "oidc", OccurredAt: e.clock.Now().Add(-time.Duration(i) * time.Minute)}); err != nil {
+					return err
+				}
+			}
+			return tx.CreatePortalSession(e.site.ID, &models.PortalSession{SiteID: e.site.ID, ID: "h-" + strings.Repeat("a", 40), AccountID: ann,
+				Email: "ann@example.com", DisplayName: "Ann", IdPID: "idp1", CreatedAt: e.clock.Now(), LastSeenAt: e.clock.Now(), ExpiresAt: e.clock.Now().Add(time.Hour)})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code, _, raw := e.call("PUT", "/api/admin/service-account", admAdmin,
+			`{"kind":"api_token","email":"bot@example.com","token":"`+admGoodToken+`"}`); code != 200 {
+			t.Fatalf("PUT service account: %d %s", code, raw)
+		}
+
+		// The person's export: their rows with the inventory, no secret.
+		w := e.raw("GET", "/api/admin/gdpr/export?accountId="+ann, admAdmin, "")
+		if w.Code != 200 || !strings.HasPrefix(w.Header().Get("Content-Type"), "application/json") ||
+			!strings.Contains(w.Header().Get("Content-Disposition"), "attachment") || w.Header().Get("Cache-Control") != "no-store" {
+			t.Fatalf("export: %d %v", w.Code, w.Header())
+		}
+		var doc struct {
+			Subject   map[string]string           `json:"subject"`
+			Inventory []map[string]any            `json:"inventory"`
+			Records   map[string][]map[string]any `json:"records"`
+		}
+		if err := json.Unmarshal(w.Body.Bytes(), &doc); err != nil {
+			t.Fatalf("export is not JSON: %v", err)
+		}
+		if doc.Subject["accountId"] != ann || len(doc.Records["audit_events"]) != 2 || len(doc.Records["portal_sessions"]) != 1 {
+			t.Fatalf("export: subject %v, records %v", doc.Subject, doc.Records)
+		}
+		if doc.Records["audit_events"][0]["ip"] != "203.0.113.7" || doc.Records["portal_sessions"][0]["email"] != "ann@example.com" {
+			t.Errorf("export rows: %v", doc.Records)
+		}
+		if _, ok := doc.Records["portal_sessions"][0]["id"]; ok {
+			t.Errorf("the export holds the session's hash")
+		}
+		for _, entry := range doc.Inventory {
+			for _, k := range []string{"table", "column", "purpose"} {
+				if entry[k] == "" || entry[k] == nil {
+					t.Errorf("inventory entry without %s: %v", k, entry)
+				}
+			}
+			if entry["personal"] == true && (entry["legalBasis"] == nil || entry["retention"] == nil || entry["recipients"] == nil || entry["source"] == nil || entry["category"] == nil) {
+				t.Errorf("personal inventory entry incomplete: %v", entry)
+			}
+		}
+
+		// The whole site: the admin is in it, the secrets are not.
+		w = e.raw("GET", "/api/admin/gdpr/export", admAdmin, "")
+		body := w.Body.String()
+		if w.Code != 200 || !json.Valid(w.Body.Bytes()) || !strings.Contains(body, `"subject":null`) || !strings.Contains(body, admAdmin) {
+			t.Fatalf("site export: %d %.300s", w.Code, body)
+		}
+		for _, secret := range []string{admGoodToken, string(e.secret), "shared_secret\":"} {
+			if strings.Contains(body, secret) {
+				t.Errorf("the site export holds a secret (%.12s…)", secret)
+			}
+		}
+		code, got, _ := e.call("GET", "/api/admin/gdpr/export/count", admAdmin, "")
+		if code != 200 || got["rows"].(float64) < 5 {
+			t.Errorf("count: %d %v", code, got)
+		}
+
+		// Bad input: 400 naming the field, nothing written.
+		for _, target := range []string{"/api/admin/gdpr/export?accountId=a%20b", "/api/admin/gdpr/export?accountId=", "/api/admin/gdpr/export/count?accountId=%27--"} {
+			code, got, _ := e.call("GET", target, admAdmin, "")
+			if code != 400 || got["field"] != "accountId" {
+				t.Errorf("GET %s: %d %v", target, code, got)
+			}
+		}
+		for _, body := range []string{`{}`, `{"accountId":""}`, `{"accountId":"x y"}`, `{"accountId":42}`, `[`} {
+			code, got, _ := e.call("POST", "/api/admin/gdpr/erase", admAdmin, body)
+			if code != 400 || (body != `[` && body != `{"accountId":42}` && got["field"] != "accountId") {
+				t.Errorf("erase %s: %d %v", body, code, got)
+			}
+		}
+
+		// An unknown account: records {}, and erasing it erases nothing (204).
+		w = e.raw("GET", "/api/admin/gdpr/export?accountId=557058:nobody", admAdmin, "")
+		if w.Code != 200 || !strings.Contains(w.Body.String(), `"records":{}`) {
+			t.Errorf("export of an unknown account: %d %s", w.Code, w.Body)
+		}
+		if w := e.raw("POST", "/api/admin/gdpr/erase", admAdmin, `{"accountId":"557058:nobody-else"}`); w.Code != http.StatusNoContent {
+			t.Errorf("erase of an unknown account: %d %s", w.Code, w.Body)
+		}
+
+		// Erase Ann: 200 with what went, the audit rows pseudonymised.
+		code, got, raw := e.call("POST", "/api/admin/gdpr/erase", admAdmin, `{"accountId":"`+ann+`"}`)
+		if code != 200 || !strings.HasPrefix(got["pseudonym"].(string), models.ErasedTokenPrefix) || strings.Contains(raw, ann) {
+			t.Fatalf("erase: %d %s", code, raw)
+		}
+		rows := got["rows"].(map[string]any)
+		if rows["portal_sessions"] != 1.0 || rows["audit_events"].(float64) < 2 {
+			t.Errorf("erase rows: %v", rows)
+		}
+		if w := e.raw("POST", "/api/admin/gdpr/erase", admAdmin, `{"accountId":"`+ann+`"}`); w.Code != http.StatusNoContent {
+			t.Errorf("second erase: %d %s", w.Code, w.Body)
+		}
+		evs := e.audit()
+		kinds := map[models.AuditEventType]int{}
+		for _, ev := range evs {
+			kinds[ev.Event]++
+			if ev.ActorAccountID == ann || ev.TargetAccountID == ann {
+				t.Errorf("after erasure an audit event names Ann: %+v", ev)
+			}
+			if ev.Event == models.AuditLoginSuccess && (ev.IP != "" || ev.UserAgent != "" || !strings.HasPrefix(ev.ActorAccountID, models.ErasedTokenPrefix)) {
+				t.Errorf("sign-in not pseudonymised: %+v", ev)
+			}
+		}
+		if kinds[models.AuditDataErased] != 3 || kinds[models.AuditDataExported] != 3 {
+			t.Errorf("audit events: %v", kinds)
+		}
+		w = e.raw("GET", "/api/admin/gdpr/export?accountId="+ann, admAdmin, "")
+		if !strings.Contains(w.Body.String(), `"records":{}`) {
+			t.Errorf("export after erasure: %s", w.Body)
+		}
+
+		// Not an admin: 403; no token: 401.
+		for _, r := range []struct{ method, target, body string }{
+			{"GET", "/api/admin/gdpr/export", ""}, {"GET", "/api/admin/gdpr/export/count", ""},
+			{"POST", "/api/admin/gdpr/erase", `{"accountId":"557058:x"}`}, {"POST", "/api/admin/gdpr/restrict", `{"accountId":"557058:x"}`},
+			{"DELETE", "/api/admin/gdpr/restrict/557058:x", ""}, {"GET", "/api/admin/gdpr/restrictions", ""}, {"GET", "/api/admin/gdpr/status", ""},
+		} {
+			if w := e.raw(r.method, r.target, admNotAdmin, r.body); w.Code != http.StatusForbidden {
+				t.Errorf("%s %s as a non-admin: %d", r.method, r.target, w.Code)
+			}
+			if w := e.raw(r.method, r.target, "", r.body); w.Code != http.StatusUnauthorized {
+				t.Errorf("%s %s without a token: %d", r.method, r.target, w.Code)
+			}
+		}
+	})
+}

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"idbridge/app"
+	"idbridge/app/store"
+	"idbridge/config"
+	"idbridge/models"
+)
+
+// recordSignIn writes one sign-in of accountID to client-0's audit log.
+func recordSignIn(t *testing.T, env map[string]string, accountID string) {
+	t.Helper()
+	cfg, err := config.Load(func(k string) string { return env[k] }, os.ReadFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _, err := app.OpenStore(context.Background(), cfg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	site, err := st.View(context.Background()).FindSiteByClientKey("client-0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = st.InTx(context.Background(), func(tx *store.Tx) error {
+		_, err := tx.CreateAuditEvent(site.ID, models.AuditEvent{ActorAccountID: accountID, Event: models.AuditLoginSuccess, IP: "192.0.2.1"})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestExportAndEraseFromTheCommandLine(t *testing.T) {
+	dir := t.TempDir()
+	env := map[string]string{"IDBRIDGE_DATA_DIR": dir, "IDBRIDGE_ENCRYPTION_KEYS": keySpec("k1", 1), "IDBRIDGE_LOG_LEVEL": "error"}
+	if code, _, errOut := runCLI(t, env, "migrate"); code != 0 {
+		t.Fatalf("migrate: %s", errOut)
+	}
+	saveSites(t, env, 1)
+	const ann = "557058:ann"
+	recordSignIn(t, env, ann)
+
+	// To stdout: the person's JSON.
+	code, out, errOut := runCLI(t, env, "export", "--site", "client-0", "--account", ann)
+	var doc struct {
+		Records map[string][]map[string]any `json:"records"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &doc) != nil || len(doc.Records["audit_events"]) != 1 {
+		t.Fatalf("export: exit %d, stdout %.300s, stderr %s", code, out, errOut)
+	}
+	// To a file, mode 0600, the whole site; the secret is not in it.
+	file := filepath.Join(dir, "site.json")
+	code, out, errOut = runCLI(t, env, "export", "--site", "client-0", "--out", file)
+	if code != 0 || out != "" || !strings.Contains(errOut, "exported") {
+		t.Fatalf("export --out: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	b, err := os.ReadFile(file)
+	if err != nil || !json.Valid(b) || strings.Contains(string(b), strings.Repeat("s", 40)) {
+		t.Fatalf("export file: %v valid=%v", err, json.Valid(b))
+	}
+	if fi, _ := os.Stat(file); fi.Mode().Perm() != 0o600 {
+		t.Errorf("export file mode %v, want 0600", fi.Mode().Perm())
+	}
+
+	code, out, errOut = runCLI(t, env, "erase", "--site", "client-0", "--account", ann)
+	if code != 0 || !strings.Contains(out, "audit_events 2") || !strings.Contains(out, models.ErasedTokenPrefix) {
+		t.Fatalf("erase: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	code, out, _ = runCLI(t, env, "erase", "--site", "client-0", "--account", ann)
+	if code != 0 || !strings.Contains(out, "nothing erased") {
+		t.Fatalf("second erase: exit %d, stdout %q", code, out)
+	}
+
+	// Usage errors: one line, exit 2; an unknown site: exit 1.
+	for _, args := range [][]string{{"export"}, {"erase", "--site", "client-0"}, {"export", "--site", "client-0", "--account", "a b"}, {"erase", "--site", "x", "--account", "é"}} {
+		code, out, errOut := runCLI(t, env, args...)
+		if code != 2 || out != "" || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q", args, code, out, errOut)
+		}
+	}
+	if code, _, errOut := runCLI(t, env, "export", "--site", "nope"); code != 1 || !strings.Contains(errOut, "no site has the client key") {
+		t.Errorf("unknown site: exit %d, stderr %q", code, errOut)
+	}
+	for _, args := range [][]string{{"export", "--help"}, {"erase", "--help"}} {
+		if code, out, _ := runCLI(t, env, args...); code != 0 || !strings.Contains(out, "Usage: idbridge") {
+			t.Errorf("%v: exit %d, stdout %q", args, code, out)
+		}
+	}
+}
