@@ -35,6 +35,8 @@ type Fake struct {
 	byOrg   map[string]*Site
 	bearers map[string]*bearer // OAuth access tokens handed out
 	closed  bool
+
+	reporting *reportingAPI // reporting.go, made on first use
 }
 
 // bearer is an OAuth access token: which client of which site got it and
@@ -162,6 +164,7 @@ func (f *Fake) revokeBearers(s *Site) {
 func (f *Fake) apiMux() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /oauth/token", f.serveToken)
+	mux.HandleFunc("POST /app/report-accounts/", f.serveReportAccounts)
 	gateway := func(product string) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
 			s := f.siteByCloud(r.PathValue("cloudId"))

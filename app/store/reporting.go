@@ -82,6 +82,21 @@ type ReportableColumn struct {
 	Column string
 }
 
+// ReportableColumns lists, from the table declarations, every column that
+// holds Atlassian account IDs to report.
+func ReportableColumns() []ReportableColumn {
+	var out []ReportableColumn
+	for _, t := range models.Tables() {
+		if t.Person == nil || !t.Person.Reported {
+			continue
+		}
+		for _, c := range t.Person.AccountColumns {
+			out = append(out, ReportableColumn{Table: t, Column: c})
+		}
+	}
+	return out
+}
+
 // DistinctAccountIDs returns up to limit distinct account IDs of the
 // site's column after after, in order, leaving out empty values and the
 // pseudonyms of erased people.
@@ -187,4 +202,20 @@ func (tx *Tx) CountReportAccounts(siteID string) (int64, error) {
 		return 0, fmt.Errorf("count accounts to report: %w", translate(err))
 	}
 	return n, nil
+}
+
+// OldestReport is when the site's least recently reported account was
+// reported (nil when none was): the next cycle is due a period after it.
+func (tx *Tx) OldestReport(siteID string) (*time.Time, error) {
+	// ORDER BY … LIMIT 1 rather than min(): SQLite gives an aggregate no
+	// declared type, so min() would come back as text.
+	var t sql.NullTime
+	err := tx.db.Raw(`SELECT reported_at FROM report_accounts WHERE site_id = ? AND reported_at IS NOT NULL ORDER BY reported_at LIMIT 1`, siteID).Row().Scan(&t)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("oldest report: %w", translate(err))
+	}
+	return nullTime(t), nil
 }
