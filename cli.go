@@ -47,6 +47,8 @@ func commands() []command {
 		{"keys rotate", "re-encrypt every sealed secret under the newest key", runKeysRotate},
 		{"export", "export a person's or a site's personal data as JSON", runExport},
 		{"erase", "erase a person's personal data from a site", runErase},
+		{"report-personal-data", "run one Personal Data Reporting cycle now", runReportPersonalData},
+		{"purge", "run the retention purge now", runPurge},
 		{"manifest", "write the Forge manifest.yml for Connect-on-Forge", runManifest},
 		{"version", "print the version", runVersion},
 	}
@@ -93,7 +95,7 @@ func (env *cliEnv) usage(w io.Writer) {
 	fmt.Fprintln(w, "")
 	fmt.Fprintln(w, "Commands:")
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-12s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-21s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w, "")
 	fmt.Fprintln(w, "Configuration comes from IDBRIDGE_* environment variables; see README.md.")

@@ -141,3 +141,82 @@ func runErase(env *cliEnv, args []string) int {
 	}
 	return exitOK
 }
+
+const reportSummary = "Runs one cycle of Atlassian's Personal Data Reporting API now, for every\n" +
+	"installed site: reports every account ID idbridge holds personal data for\n" +
+	"(at most 90 per request, each account at most once per cycle period), erases\n" +
+	"the accounts Atlassian says are closed, drops cached profile data of updated\n" +
+	"ones, and prints a summary. Resumes a cycle a crash interrupted. On\n" +
+	"PostgreSQL only one process runs it at a time."
+
+func runReportPersonalData(env *cliEnv, args []string) int {
+	fs := flag.NewFlagSet("report-personal-data", flag.ContinueOnError)
+	if code, ok := env.parseFlags(fs, args, reportSummary); !ok {
+		return code
+	}
+	tool, code := env.openPrivacy("report-personal-data")
+	if tool == nil {
+		return code
+	}
+	defer tool.Close()
+	sums, ran, err := tool.ReportPersonalData(env.ctx)
+	if err != nil {
+		return env.fail("report-personal-data", err)
+	}
+	if !ran {
+		fmt.Fprintln(env.stdout, "another process is running the reporting cycle; nothing done")
+		return exitOK
+	}
+	var requests, reported, closed, erased, updated, ignored int
+	for _, s := range sums {
+		requests += s.Requests
+		reported += s.Reported
+		closed += s.Closed
+		erased += s.Erased
+		updated += s.Updated
+		ignored += s.Ignored
+		state := "not due"
+		switch {
+		case s.Completed:
+			state = "done"
+		case s.Ran:
+			state = "stopped, resumes next run"
+		}
+		line := fmt.Sprintf("site %s: %s; %d accounts reported in %d requests, %d closed (%d erased), %d updated, %d answers ignored",
+			s.SiteID, state, s.Reported, s.Requests, s.Closed, s.Erased, s.Updated, s.Ignored)
+		if s.Message != "" && !s.Completed {
+			line += " (" + s.Message + ")"
+		}
+		if s.NextCycle != nil {
+			line += "; next cycle " + s.NextCycle.UTC().Format("2006-01-02T15:04Z")
+		}
+		fmt.Fprintln(env.stdout, line)
+	}
+	fmt.Fprintf(env.stdout, "total: %d sites, %d accounts reported in %d requests, %d closed (%d erased), %d updated, %d answers ignored\n",
+		len(sums), reported, requests, closed, erased, updated, ignored)
+	return exitOK
+}
+
+const purgeSummary = "Runs the retention purge now: audit events older than\n" +
+	"IDBRIDGE_AUDIT_RETENTION, the data of sites uninstalled longer than\n" +
+	"IDBRIDGE_UNINSTALL_RETENTION (every table), expired login state and\n" +
+	"sessions, and sync results older than 30 days; prints what it removed.\n" +
+	"The server also runs it once a day per deployment."
+
+func runPurge(env *cliEnv, args []string) int {
+	fs := flag.NewFlagSet("purge", flag.ContinueOnError)
+	if code, ok := env.parseFlags(fs, args, purgeSummary); !ok {
+		return code
+	}
+	tool, code := env.openPrivacy("purge")
+	if tool == nil {
+		return code
+	}
+	defer tool.Close()
+	res, err := tool.Purge(env.ctx)
+	if err != nil {
+		return env.fail("purge", err)
+	}
+	fmt.Fprintf(env.stdout, "purged %s\n", res)
+	return exitOK
+}

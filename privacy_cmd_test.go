@@ -3,12 +3,14 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"idbridge/app"
+	"idbridge/app/fakeatlassian"
 	"idbridge/app/store"
 	"idbridge/config"
 	"idbridge/models"
@@ -94,5 +96,46 @@ func TestExportAndEraseFromTheCommandLine(t *testing.T) {
 		if code, out, _ := runCLI(t, env, args...); code != 0 || !strings.Contains(out, "Usage: idbridge") {
 			t.Errorf("%v: exit %d, stdout %q", args, code, out)
 		}
+	}
+}
+
+func TestReportAndPurgeFromTheCommandLine(t *testing.T) {
+	fake := fakeatlassian.New(fakeatlassian.Options{})
+	defer fake.Close()
+	dir := t.TempDir()
+	env := map[string]string{"IDBRIDGE_DATA_DIR": dir, "IDBRIDGE_ENCRYPTION_KEYS": keySpec("k1", 1), "IDBRIDGE_LOG_LEVEL": "error",
+		"IDBRIDGE_ATLASSIAN_API_URL": fake.APIURL(), "IDBRIDGE_APP_KEY": "idbridge-cli-test"}
+	if code, _, errOut := runCLI(t, env, "migrate"); code != 0 {
+		t.Fatalf("migrate: %s", errOut)
+	}
+	saveSites(t, env, 1)
+	fs := fake.NewSite(fakeatlassian.SiteOptions{})
+	fs.InstallApp("idbridge-cli-test", strings.Repeat("s", 40))
+	for i := range 100 {
+		recordSignIn(t, env, fmt.Sprintf("557058:c%03d", i))
+	}
+	fake.CloseAccounts("557058:c007")
+	code, out, errOut := runCLI(t, env, "report-personal-data")
+	if code != 0 || !strings.Contains(out, "100 accounts reported in 2 requests, 1 closed (1 erased)") {
+		t.Fatalf("report-personal-data: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if c := fake.ReportCounts(); c.Requests != 2 || c.Rejected != 0 {
+		t.Errorf("counts %+v", c)
+	}
+	// Again at once: nothing is due.
+	if code, out, _ := runCLI(t, env, "report-personal-data"); code != 0 || !strings.Contains(out, "0 accounts reported in 0 requests") {
+		t.Errorf("second run: exit %d, stdout %q", code, out)
+	}
+	code, out, errOut = runCLI(t, env, "purge")
+	if code != 0 || !strings.HasPrefix(out, "purged 0 audit events past retention; 0 uninstalled sites") {
+		t.Errorf("purge: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	for _, args := range [][]string{{"purge", "--help"}, {"report-personal-data", "--help"}} {
+		if code, out, _ := runCLI(t, env, args...); code != 0 || !strings.Contains(out, "Usage: idbridge") {
+			t.Errorf("%v: exit %d", args, code)
+		}
+	}
+	if code, _, _ := runCLI(t, env, "purge", "extra"); code != 2 {
+		t.Errorf("purge extra: exit %d", code)
 	}
 }

@@ -377,6 +377,7 @@ func (a *App) startWorkers(ctx context.Context) {
 	a.goWorker(ctx, "scim token cache invalidation", a.scim.Run)
 	a.goWorker(ctx, "sso state purge", a.sso.Run)
 	a.goWorker(ctx, "outbox sync", a.sync.Run)
+	a.goWorker(ctx, "privacy: reporting cycle and retention purge", a.privacy.Run)
 }
 
 // goWorker runs one background worker; Run and Close wait for it.

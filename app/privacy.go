@@ -105,3 +105,15 @@ func (p *PrivacyTool) Erase(ctx context.Context, clientKey, accountID string) (*
 // ValidAccountID reports whether s has the shape of an Atlassian account
 // ID, for the command line's flags.
 func ValidAccountID(s string) bool { return models.ValidAccountID(s) }
+
+// ReportPersonalData runs one Personal Data Reporting cycle for every
+// active site now (each account still at most once per cycle period).
+// ran is false when another replica is running it.
+func (p *PrivacyTool) ReportPersonalData(ctx context.Context) ([]privacy.ReportSummary, bool, error) {
+	return p.svc.ReportAll(ctx, true)
+}
+
+// Purge runs the retention purge now.
+func (p *PrivacyTool) Purge(ctx context.Context) (privacy.PurgeResult, error) {
+	return p.svc.Purge(ctx)
+}

@@ -162,6 +162,36 @@ func TestAdminGDPRExportAndErase(t *testing.T) {
 			t.Errorf("export after erasure: %s", w.Body)
 		}
 
+		// Restriction: set, listed, in the status, lifted; bad input 400.
+		code, got, raw = e.call("POST", "/api/admin/gdpr/restrict", admAdmin, `{"accountId":"557058:bob","reason":"contested"}`)
+		if code != 200 || got["accountId"] != "557058:bob" || got["reason"] != "contested" || got["blockedCount"] != 0.0 {
+			t.Fatalf("restrict: %d %s", code, raw)
+		}
+		code, got, _ = e.call("GET", "/api/admin/gdpr/restrictions", admAdmin, "")
+		if list, _ := got["restrictions"].([]any); code != 200 || len(list) != 1 || got["next"] != nil {
+			t.Errorf("restrictions: %d %v", code, got)
+		}
+		code, got, _ = e.call("GET", "/api/admin/gdpr/status", admAdmin, "")
+		if rep, _ := got["reporting"].(map[string]any); code != 200 || got["restrictions"] != 1.0 || rep["cyclePeriodDays"] != 7.0 {
+			t.Errorf("status: %d %v", code, got)
+		}
+		if w := e.raw("DELETE", "/api/admin/gdpr/restrict/557058:bob", admAdmin, ""); w.Code != http.StatusNoContent {
+			t.Errorf("unrestrict: %d %s", w.Code, w.Body)
+		}
+		if code, _, _ := e.call("DELETE", "/api/admin/gdpr/restrict/557058:bob", admAdmin, ""); code != http.StatusNotFound {
+			t.Errorf("unrestrict again: %d", code)
+		}
+		for _, c := range []struct{ method, target, body, field string }{
+			{"POST", "/api/admin/gdpr/restrict", `{"accountId":"no spaces"}`, "accountId"},
+			{"POST", "/api/admin/gdpr/restrict", `{"reason":"x"}`, "accountId"},
+			{"DELETE", "/api/admin/gdpr/restrict/bad%20id", "", "accountId"},
+			{"GET", "/api/admin/gdpr/restrictions?limit=0", "", "limit"},
+		} {
+			if code, got, _ := e.call(c.method, c.target, admAdmin, c.body); code != 400 || got["field"] != c.field {
+				t.Errorf("%s %s: %d %v", c.method, c.target, code, got)
+			}
+		}
+
 		// Not an admin: 403; no token: 401.
 		for _, r := range []struct{ method, target, body string }{
 			{"GET", "/api/admin/gdpr/export", ""}, {"GET", "/api/admin/gdpr/export/count", ""},

@@ -41,10 +41,11 @@ type Config struct {
 
 // Service is the privacy features of one process.
 type Service struct {
-	cfg   Config
-	store *store.Store
-	now   func() time.Time
-	log   *slog.Logger
+	cfg       Config
+	store     *store.Store
+	now       func() time.Time
+	log       *slog.Logger
+	reporting reportGate
 }
 
 // New builds the service; it starts nothing.
@@ -234,4 +235,36 @@ func periodOr(d time.Duration) time.Duration {
 		return d
 	}
 	return atlassian.DefaultCyclePeriod
+}
+
+// Scheduling of the background work.
+const (
+	// RunInterval is how often the worker looks for due work.
+	RunInterval = 10 * time.Minute
+	// runFirstAfter is how long after start it first looks.
+	runFirstAfter = time.Minute
+)
+
+// Run is the privacy worker: until ctx ends, it runs the reporting cycle
+// of the sites that are due and the retention purge when it is due, each
+// on one replica at a time.
+func (s *Service) Run(ctx context.Context) error {
+	timer := time.NewTimer(runFirstAfter)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-timer.C:
+		}
+		if _, _, err := s.PurgeDue(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("retention purge", "error", err.Error())
+		}
+		if s.cfg.Reporting != nil {
+			if _, _, err := s.ReportAll(ctx, false); err != nil && ctx.Err() == nil {
+				s.log.Warn("personal data reporting", "error", err.Error())
+			}
+		}
+		timer.Reset(RunInterval)
+	}
 }

@@ -435,3 +435,81 @@ func TestExportBadAccountID(t *testing.T) {
 }
 
 func asModelsError(err error, me **models.Error) bool { return errors.As(err, me) }
+
+// TestPurgeRemovesEveryTableOfAnUninstalledSite: the retention purge
+// deletes every declared table's rows of a site uninstalled longer than
+// the uninstall retention, and the site; audit events past the audit
+// retention on every site; and nothing else. The scheduled purge runs
+// once per interval, whichever process asks.
+func TestPurgeRemovesEveryTableOfAnUninstalledSite(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		clock := storetest.NewClock(time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC))
+		st := b.Open(t, storetest.WithNow(clock.Now))
+		gone, kept, revived := install(t, st, newSite(1)), install(t, st, newSite(2)), install(t, st, newSite(3))
+		cols := columnTypes(t, st)
+		s := &seeder{tb: t, st: st, cols: cols, clock: clock.Now()}
+		for i, site := range []*models.Site{gone, kept, revived} {
+			s.seedSite(site.ID, &person{accountID: fmt.Sprintf("557058:p%d", i), userID: "u1", groupID: "g1"}, &person{accountID: fmt.Sprintf("557058:q%d", i), userID: "u2", groupID: "g2"})
+		}
+		old := make([]models.AuditEvent, 7000)
+		for i := range old {
+			old[i] = models.AuditEvent{Event: models.AuditLoginSuccess, ActorAccountID: "557058:old", OccurredAt: clock.Now().Add(-61 * 24 * time.Hour)}
+		}
+		err := st.InTx(context.Background(), func(tx *store.Tx) error {
+			if err := tx.CreateAuditEvents(kept.ID, old); err != nil {
+				return err
+			}
+			if err := tx.MarkSiteUninstalled(gone.ID, clock.Now().Add(-time.Hour)); err != nil {
+				return err
+			}
+			return tx.MarkSiteUninstalled(revived.ID, clock.Now().Add(time.Hour)) // not yet due
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		keptBefore := snapshot(t, st, cols, kept.ID, "", nil)
+		revivedBefore := snapshot(t, st, cols, revived.ID, "", nil)
+		svc := privacy.New(privacy.Config{AuditRetention: 60 * 24 * time.Hour, UninstallRetention: 30 * 24 * time.Hour}, st, clock.Now, nil)
+		res, ran, err := svc.PurgeDue(context.Background())
+		if err != nil || !ran {
+			t.Fatalf("PurgeDue: %v %v", ran, err)
+		}
+		if res.Sites != 1 || res.AuditEvents != 7000 {
+			t.Errorf("purge result %+v", res)
+		}
+		for _, d := range models.Tables() {
+			if d.SiteColumn == "" {
+				continue
+			}
+			if n := count(t, st, "SELECT count(*) FROM "+d.Name+" WHERE "+d.SiteColumn+" = ?", gone.ID); n != 0 {
+				t.Errorf("%d rows of %s left for the purged site", n, d.Name)
+			}
+		}
+		keptAfter := snapshot(t, st, cols, kept.ID, "", nil)
+		if len(keptAfter[models.TableAuditEvents]) != len(keptBefore[models.TableAuditEvents])-7000 {
+			t.Errorf("audit events of the kept site: %d before, %d after", len(keptBefore[models.TableAuditEvents]), len(keptAfter[models.TableAuditEvents]))
+		}
+		delete(keptBefore, models.TableAuditEvents)
+		delete(keptAfter, models.TableAuditEvents)
+		if !reflect.DeepEqual(keptBefore, keptAfter) {
+			t.Errorf("the installed site's other data changed")
+		}
+		if got := snapshot(t, st, cols, revived.ID, "", nil); !reflect.DeepEqual(got, revivedBefore) {
+			t.Errorf("a site whose retention has not ended was touched")
+		}
+		// Once per interval: a second process finds it done.
+		other := privacy.New(privacy.Config{}, st, clock.Now, nil)
+		if _, ran, err := other.PurgeDue(context.Background()); err != nil || ran {
+			t.Errorf("second PurgeDue within the interval ran=%v err=%v", ran, err)
+		}
+		clock.Advance(privacy.PurgeInterval)
+		if _, ran, err := other.PurgeDue(context.Background()); err != nil || !ran {
+			t.Errorf("PurgeDue a day later ran=%v err=%v", ran, err)
+		}
+		run, err := st.View(context.Background()).FindJobRun(privacy.PurgeJobName)
+		if err != nil || run.LastStatus != "ok" || !strings.Contains(run.LastMessage, "audit events") {
+			t.Errorf("job run %+v %v", run, err)
+		}
+	})
+}
