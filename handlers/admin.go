@@ -73,7 +73,7 @@ var adminSections = []adminSection{
 	{ID: "provisioning", Title: "User provisioning", Template: "section-provisioning.html"},
 	{ID: "sso", Title: "Customer SSO", Template: "section-sso.html"},
 	{ID: "audit", Title: "Audit log", Template: "section-audit.html"},
-	{ID: "privacy", Title: "Privacy"},
+	{ID: "privacy", Title: "Privacy", Template: "section-privacy.html"},
 }
 
 // adminPageData is what the admin templates see. Nothing secret: the page

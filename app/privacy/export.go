@@ -217,7 +217,7 @@ func appendSite(b []byte, site *models.Site) []byte {
 }
 
 func appendEntry(b []byte, e models.InventoryEntry) []byte {
-	b = append(b, "\n{\"table\":"...)
+	b = append(b, "{\"table\":"...)
 	b = appendString(b, e.Table)
 	b = append(b, `,"column":`...)
 	b = appendString(b, e.Column)

@@ -12,8 +12,9 @@ import customerRecord from "./customer-record.js";
 import provisioning from "./provisioning.js";
 import sso from "./sso.js";
 import audit from "./audit.js";
+import privacy from "./privacy.js";
 
-const modules = [overview, serviceAccount, customerRecord, provisioning, sso, audit];
+const modules = [overview, serviceAccount, customerRecord, provisioning, sso, audit, privacy];
 
 const appEl = document.getElementById("app");
 const bannerEl = document.getElementById("app-banner");

@@ -105,3 +105,42 @@ export async function request(method, path, body, { timeout = 30000, raw = false
 export const get = (path, opts) => request("GET", path, undefined, opts);
 export const put = (path, body, opts) => request("PUT", path, body, opts);
 export const post = (path, body, opts) => request("POST", path, body, opts);
+
+// download fetches a large answer as a Blob, reading it as it streams in;
+// onLines, when given, hears how many lines have arrived so far (the
+// privacy export writes one row per line).
+export async function download(path, onLines, { timeout = 600000 } = {}) {
+  const token = await contextToken();
+  const ctrl = new AbortController();
+  const timer = setTimeout(() => ctrl.abort(), timeout);
+  try {
+    let res;
+    try {
+      res = await fetch(base + path, { headers: { "Authorization": "JWT " + token, "Accept": "application/json" },
+        credentials: "omit", cache: "no-store", redirect: "error", signal: ctrl.signal });
+    } catch (err) {
+      throw new ApiError("idbridge could not be reached. Check your network connection and try again.");
+    }
+    if (!res.ok) {
+      let data = null;
+      try { data = JSON.parse(await res.text()); } catch (err) { data = null; }
+      const message = data && typeof data.error === "string" && data.error !== "" ? data.error : statusSentence(res.status);
+      throw new ApiError(message, { status: res.status, field: data && typeof data.field === "string" ? data.field : "" });
+    }
+    const reader = res.body.getReader();
+    const parts = [];
+    let lines = 0;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      parts.push(value);
+      for (let i = 0; i < value.length; i++) if (value[i] === 10) lines++;
+      if (onLines) onLines(lines);
+    }
+    return new Blob(parts, { type: "application/json" });
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export const del = (path, opts) => request("DELETE", path, undefined, opts);
