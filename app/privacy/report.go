@@ -184,19 +184,25 @@ func (s *Service) reportSite(ctx context.Context, site *models.Site, force bool)
 			st.CyclePeriod = ans.CyclePeriod
 		}
 		var got ReportSummary
-		err = s.apply(ctx, site.ID, batch, ans, &got)
+		// The batch's state is saved in the transaction that marks it
+		// reported: one commit per request.
+		saved := *st
+		err = s.apply(ctx, site.ID, batch, ans, &got, func(tx *store.Tx) error {
+			saved = *st
+			saved.Reported += int64(len(batch))
+			saved.Closed += int64(got.Closed)
+			saved.Erased += int64(got.Erased)
+			saved.Updated += int64(len(ans.Updated))
+			saved.Ignored += int64(got.Ignored)
+			return tx.SaveReportSite(&saved)
+		})
 		sum.add(got)
-		st.Reported += int64(got.Reported)
-		st.Closed += int64(got.Closed)
-		st.Erased += int64(got.Erased)
-		st.Updated += int64(got.Updated)
-		st.Ignored += int64(got.Ignored)
 		if err != nil {
+			st.Closed += int64(got.Closed)
+			st.Erased += int64(got.Erased)
 			return sum, s.stopped(ctx, st, "failed", err)
 		}
-		if err := s.saveReportSite(ctx, st); err != nil {
-			return sum, err
-		}
+		*st = saved
 		after = batch[len(batch)-1].AccountID
 	}
 	finished := s.now()
@@ -267,7 +273,7 @@ func (s *Service) collect(ctx context.Context, siteID string, cycle time.Time) e
 // transaction, as an erasure by an administrator would be), updated ones
 // lose their cached profile data unless their processing is restricted,
 // and the batch is marked reported.
-func (s *Service) apply(ctx context.Context, siteID string, batch []store.ReportAccount, ans *atlassian.ReportAnswer, sum *ReportSummary) error {
+func (s *Service) apply(ctx context.Context, siteID string, batch []store.ReportAccount, ans *atlassian.ReportAnswer, sum *ReportSummary, save func(tx *store.Tx) error) error {
 	sum.Closed += len(ans.Closed)
 	sum.Ignored += ans.Ignored
 	if ans.Malformed {
@@ -317,7 +323,10 @@ func (s *Service) apply(ctx context.Context, siteID string, batch []store.Report
 		for i, a := range batch {
 			ids[i] = a.AccountID
 		}
-		return tx.MarkReported(siteID, ids, now)
+		if err := tx.MarkReported(siteID, ids, now); err != nil {
+			return err
+		}
+		return save(tx)
 	})
 	if err != nil {
 		return err
