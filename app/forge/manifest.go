@@ -212,17 +212,28 @@ func Build(descriptor []byte, opts Options) (*Manifest, error) {
 	}
 
 	for _, p := range products {
+		// Module keys must be unique across the whole manifest (Atlassian's
+		// validator: "found duplicate module key"), so a manifest with more
+		// than one product prefixes every key with its product. A manifest
+		// of one product keeps the descriptor's keys, which is what the
+		// Forge successor of an existing Connect app needs (docs/FORGE.md).
+		prefix := ""
+		if len(products) > 1 {
+			prefix = string(p) + "-"
+		}
 		for _, s := range scopes {
 			m.Permissions.Scopes = append(m.Permissions.Scopes, ConnectScope(s, p))
 		}
 		if lifecycle != nil {
-			m.ConnectModules[string(p)+":lifecycle"] = []map[string]any{deepCopy(lifecycle)}
+			entry := deepCopy(lifecycle)
+			entry["key"] = prefix + LifecycleKey
+			m.ConnectModules[string(p)+":lifecycle"] = []map[string]any{entry}
 		}
 		for _, typ := range slices.Sorted(maps.Keys(modules)) {
 			if slices.Contains(nativeOnlyModules[p], typ) {
 				return nil, fmt.Errorf("forge manifest: %s module %q must become a Forge-native module, which idbridge does not write yet (docs/FORGE.md)", p, typ)
 			}
-			entries, err := moduleEntries(typ, modules[typ])
+			entries, err := moduleEntries(typ, modules[typ], prefix)
 			if err != nil {
 				return nil, err
 			}
@@ -278,8 +289,8 @@ func lifecycleEntry(v any) (map[string]any, error) {
 
 // moduleEntries is one descriptor module type as a list of entries: Forge has
 // no singleton modules, so a single object becomes a list of one. Webhooks
-// carry no key in Connect but need one in a manifest.
-func moduleEntries(typ string, v any) ([]map[string]any, error) {
+// carry no key in Connect but need one in a manifest. Every key gets prefix.
+func moduleEntries(typ string, v any, prefix string) ([]map[string]any, error) {
 	var raw []any
 	switch v := v.(type) {
 	case nil:
@@ -303,6 +314,13 @@ func moduleEntries(typ string, v any) ([]map[string]any, error) {
 				return nil, fmt.Errorf("forge manifest: module %q entry %d has no key", typ, i)
 			}
 			obj["key"] = fmt.Sprintf("webhook-%d", i+1)
+		}
+		if prefix != "" {
+			k, ok := obj["key"].(string)
+			if !ok {
+				return nil, fmt.Errorf("forge manifest: module %q entry %d has a key that is not a string", typ, i)
+			}
+			obj["key"] = prefix + k
 		}
 		out = append(out, obj)
 	}

@@ -91,10 +91,17 @@ func mirrorProblems(desc, manifest map[string]any, products []Product) []string 
 	want := map[string][]any{}
 	var wantScopes []string
 	modules, _ := desc["modules"].(map[string]any)
+	// Keys are the descriptor's in a one-product manifest, and prefixed
+	// with the product when several share the manifest (keys are unique
+	// manifest-wide).
 	for _, p := range products {
+		prefix := ""
+		if len(products) > 1 {
+			prefix = string(p) + "-"
+		}
 		if lc, ok := desc["lifecycle"].(map[string]any); ok {
 			entry := maps.Clone(lc)
-			entry["key"] = LifecycleKey
+			entry["key"] = prefix + LifecycleKey
 			want[string(p)+":lifecycle"] = []any{entry}
 		}
 		for typ, v := range modules {
@@ -102,16 +109,18 @@ func mirrorProblems(desc, manifest map[string]any, products []Product) []string 
 			if !ok {
 				list = []any{v}
 			}
-			if typ == "webhooks" {
-				for i, e := range list {
-					if w := e.(map[string]any); w["key"] == nil {
-						w = maps.Clone(w)
-						w["key"] = fmt.Sprintf("webhook-%d", i+1)
-						list[i] = w
-					}
+			keyed := make([]any, len(list))
+			for i, e := range list {
+				w := maps.Clone(e.(map[string]any))
+				if w["key"] == nil && typ == "webhooks" {
+					w["key"] = fmt.Sprintf("webhook-%d", i+1)
 				}
+				if k, ok := w["key"].(string); ok {
+					w["key"] = prefix + k
+				}
+				keyed[i] = w
 			}
-			want[string(p)+":"+typ] = list
+			want[string(p)+":"+typ] = keyed
 		}
 		scopes, _ := desc["scopes"].([]any)
 		for _, s := range scopes {
@@ -316,7 +325,7 @@ func TestGenerateIsDeterministic(t *testing.T) {
 		}
 	}
 	// Module entries lead with their key.
-	if !strings.Contains(string(a), "jira:adminPages:\n    - key: idbridge-admin\n") {
+	if !strings.Contains(string(a), "jira:adminPages:\n    - key: jira-idbridge-admin\n") {
 		t.Errorf("module entries do not start with their key:\n%s", a)
 	}
 }
