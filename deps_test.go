@@ -20,6 +20,8 @@ var allowedInternal = map[string][]string{
 	"idbridge/handlers":    {"idbridge/models", "idbridge/app/scim"},
 	"idbridge/app/secret":  {},
 	"idbridge/app/connect": {"idbridge/models"},
+	// Forge: the manifest generator and the Forge invocation token.
+	"idbridge/app/forge": {"idbridge/models"},
 	// The SCIM protocol (schemas, filters, PATCH, projection, rendering),
 	// free of the database: the store-backed service is app/provisioning.
 	"idbridge/app/scim":      {"idbridge/models"},
@@ -58,6 +60,7 @@ var fakeImporters = []string{"idbridge/bench/", "idbridge/app/demo"}
 var featureRule = []string{
 	"idbridge/app/store", "idbridge/app/atlassian", "idbridge/app/connect",
 	"idbridge/app/audit", "idbridge/app/secret", "idbridge/models", "idbridge/app/scim",
+	"idbridge/app/forge",
 }
 
 // onlyImporter names third-party modules that exactly one package may

@@ -24,6 +24,7 @@ import (
 	"idbridge/app/atlassian"
 	"idbridge/app/audit"
 	"idbridge/app/connect"
+	"idbridge/app/forge"
 	"idbridge/app/portal"
 	"idbridge/app/privacy"
 	"idbridge/app/profile"
@@ -232,6 +233,7 @@ func (a *App) init(ctx context.Context, opts Options) error {
 		Now:               a.now,
 	}, clients, a.now, a.log)
 	a.sites.OnAuthFailure = func(reason string) { jwtFailures.WithLabelValues(reason).Inc() }
+	a.enableForge(opts)
 	serviceAccounts := atlassian.NewServiceAccounts(clients, a.cfg.AtlassianAPIURL, a.cfg.AtlassianAuthURL)
 	a.accounts = account.New(a.store, serviceAccounts, a.now, a.log)
 	a.profiles = profile.New(a.store, clients.Marketplace(atlassian.MarketplaceConfig{
@@ -286,6 +288,7 @@ func (a *App) init(ctx context.Context, opts Options) error {
 		Sync:            a.sync,
 		Portal:          portal.New(a.store, serviceAccounts, a.now, a.log),
 		Privacy:         a.privacy,
+		Forge:           a.sites,
 	})
 	ln, err := net.Listen("tcp", a.cfg.Addr)
 	if err != nil {
@@ -302,6 +305,38 @@ func (a *App) init(ctx context.Context, opts Options) error {
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
 	}
 	return nil
+}
+
+// enableForge makes the sites service accept Forge invocation tokens for
+// IDBRIDGE_FORGE_APP_ID, with keys from IDBRIDGE_FORGE_JWKS_URL, and counts
+// refusals and key-set fetches. Without an app ID every Forge token is
+// refused (reason forge_not_configured).
+func (a *App) enableForge(opts Options) {
+	failures := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "idbridge_forge_token_failures_total",
+		Help: "Refused Forge invocation tokens by reason.",
+	}, []string{"reason"})
+	fetches := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "idbridge_forge_jwks_fetches_total",
+		Help: "Fetches of Forge's signing keys (IDBRIDGE_FORGE_JWKS_URL) by outcome (ok, error).",
+	}, []string{"outcome"})
+	a.registry.MustRegister(failures, fetches)
+	jwksURL := forge.DefaultJWKSURL
+	if a.cfg.ForgeJWKSURL != nil {
+		jwksURL = a.cfg.ForgeJWKSURL.String()
+	}
+	var client *http.Client // nil: the key set's own, with its redirect rule
+	if opts.HTTPTransport != nil {
+		client = &http.Client{
+			Timeout:       forge.JWKSFetchTimeout,
+			Transport:     opts.HTTPTransport,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
+	}
+	keys := forge.NewJWKS(jwksURL, client, a.now)
+	keys.OnFetch = func(outcome string) { fetches.WithLabelValues(outcome).Inc() }
+	a.sites.EnableForge(&forge.Verifier{AppID: a.cfg.ForgeAppID, Keys: keys, Now: a.now},
+		func(reason string) { failures.WithLabelValues(reason).Inc() })
 }
 
 func buildInfo() prometheus.Collector {

@@ -35,6 +35,7 @@ const (
 	defaultAppKey              = "idbridge"
 	defaultDataDir             = "./data"
 	defaultAtlassianAPIURL     = "https://api.atlassian.com"
+	defaultForgeJWKSURL        = "https://forge.cdn.prod.atlassian-dev.net/.well-known/jwks.json"
 	defaultAtlassianAuthURL    = "https://auth.atlassian.com"
 	defaultTrustedProductHosts = "*.atlassian.net,*.jira.com,*.jira-dev.com,*.atlassian-fex.net,*.atlassian-us-gov-mod.net,*.atlassian-stg-fedm.net"
 	defaultMarketplaceURL      = "https://marketplace.atlassian.com"
@@ -109,6 +110,9 @@ type Config struct {
 	// ForgeAppID is the Forge app ARI written into manifest.yml
 	// (IDBRIDGE_FORGE_APP_ID); empty until the app is registered with Forge.
 	ForgeAppID string
+	// ForgeJWKSURL is where the keys of Forge invocation tokens are
+	// published (IDBRIDGE_FORGE_JWKS_URL).
+	ForgeJWKSURL *url.URL
 	// PrivacyContact is an email address or https URL shown on /privacy
 	// (IDBRIDGE_PRIVACY_CONTACT).
 	PrivacyContact string
@@ -269,6 +273,7 @@ func Load(getenv func(string) string, readFile func(string) ([]byte, error)) (Co
 	c.LogLevel = strings.ToLower(l.str("IDBRIDGE_LOG_LEVEL", defaultLogLevel))
 	c.LogFormat = strings.ToLower(l.str("IDBRIDGE_LOG_FORMAT", defaultLogFormat))
 	c.ForgeAppID = l.get("IDBRIDGE_FORGE_APP_ID")
+	c.ForgeJWKSURL = l.url("IDBRIDGE_FORGE_JWKS_URL", defaultForgeJWKSURL)
 	c.PrivacyContact = l.get("IDBRIDGE_PRIVACY_CONTACT")
 
 	shutdown := l.str("IDBRIDGE_SHUTDOWN_TIMEOUT", DefaultShutdownTimeout.String())

@@ -65,6 +65,7 @@ func defaultConfig(tb testing.TB) Config {
 			"*.atlassian-us-gov-mod.net", "*.atlassian-stg-fedm.net",
 		},
 		MarketplaceURL:     mustURL(tb, "https://marketplace.atlassian.com"),
+		ForgeJWKSURL:       mustURL(tb, "https://forge.cdn.prod.atlassian-dev.net/.well-known/jwks.json"),
 		UninstallRetention: 30 * day,
 		AuditRetention:     60 * day,
 		LogLevel:           "info",
@@ -296,6 +297,10 @@ func TestLoadVariables(t *testing.T) {
 		// IDBRIDGE_FORGE_APP_ID
 		{name: "forge app id", env: map[string]string{"IDBRIDGE_FORGE_APP_ID": "ari:cloud:ecosystem::app/8db8d2d0-3f4c-4a38-9f5e-2b8c1a7e6d90"},
 			want: func(c *Config) { c.ForgeAppID = "ari:cloud:ecosystem::app/8db8d2d0-3f4c-4a38-9f5e-2b8c1a7e6d90" }},
+		{name: "forge jwks url", env: map[string]string{"IDBRIDGE_FORGE_JWKS_URL": "http://127.0.0.1:9/.well-known/jwks.json"},
+			want: func(c *Config) { c.ForgeJWKSURL = mustURL(t, "http://127.0.0.1:9/.well-known/jwks.json") }},
+		{name: "forge jwks url plain http", env: map[string]string{"IDBRIDGE_FORGE_JWKS_URL": "http://keys.example.com/jwks.json"},
+			problems: []string{`IDBRIDGE_FORGE_JWKS_URL: "http://keys.example.com/jwks.json" must use https (plain http is accepted only for loopback hosts)`}},
 		{name: "forge app id wrong prefix", env: map[string]string{"IDBRIDGE_FORGE_APP_ID": "8db8d2d0-3f4c-4a38-9f5e-2b8c1a7e6d90"},
 			problems: []string{`IDBRIDGE_FORGE_APP_ID: "8db8d2d0-3f4c-4a38-9f5e-2b8c1a7e6d90" is not a Forge app ARI such as "ari:cloud:ecosystem::app/<uuid>"`}},
 		{name: "forge app id prefix only", env: map[string]string{"IDBRIDGE_FORGE_APP_ID": "ari:cloud:ecosystem::app/"},
@@ -730,6 +735,7 @@ func TestRedacted(t *testing.T) {
 		"IDBRIDGE_LOG_LEVEL":                "info",
 		"IDBRIDGE_LOG_FORMAT":               "json",
 		"IDBRIDGE_FORGE_APP_ID":             "(unset)",
+		"IDBRIDGE_FORGE_JWKS_URL":           "https://forge.cdn.prod.atlassian-dev.net/.well-known/jwks.json",
 		"IDBRIDGE_PRIVACY_CONTACT":          "privacy@example.com",
 		"IDBRIDGE_SHUTDOWN_TIMEOUT":         "20s",
 	}

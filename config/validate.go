@@ -85,6 +85,11 @@ func (c Config) problems() []problem {
 	if msg := checkURL(c.AtlassianAuthURL, isLoopbackHost); msg != "" {
 		ch.add("IDBRIDGE_ATLASSIAN_AUTH_URL", msg)
 	}
+	if c.ForgeJWKSURL != nil { // nil: Atlassian's (a Config built by hand)
+		if msg := checkURL(c.ForgeJWKSURL, isLoopbackHost); msg != "" {
+			ch.add("IDBRIDGE_FORGE_JWKS_URL", msg)
+		}
+	}
 
 	if len(c.TrustedProductHosts) == 0 {
 		ch.add("IDBRIDGE_TRUSTED_PRODUCT_HOSTS", "is empty, so no site could install")

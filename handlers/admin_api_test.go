@@ -389,6 +389,7 @@ func everyRouteDeps(t *testing.T) Deps {
 		Sync:            struct{ Sync }{},
 		Portal:          struct{ Portal }{},
 		Privacy:         struct{ Privacy }{},
+		Forge:           struct{ Forge }{},
 		Descriptor:      []byte(`{}`),
 	}
 	v := reflect.ValueOf(d)

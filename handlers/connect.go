@@ -124,28 +124,6 @@ func (s *server) handleDescriptor(c *gin.Context) {
 	c.Data(http.StatusOK, "application/json; charset=utf-8", s.Descriptor)
 }
 
-// requireURLJWT authenticates iframe pages and webhooks.
-func (s *server) requireURLJWT(c *gin.Context) {
-	caller, err := s.Connect.AuthenticateURL(c.Request)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	c.Set(callerKey, caller)
-	c.Next()
-}
-
-// requireContextJWT authenticates the admin UI's API calls.
-func (s *server) requireContextJWT(c *gin.Context) {
-	caller, err := s.Connect.AuthenticateContext(c.Request)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	c.Set(callerKey, caller)
-	c.Next()
-}
-
 // requireSiteAdmin confirms server side that the caller administers the
 // site: descriptor conditions only hide links.
 func (s *server) requireSiteAdmin(c *gin.Context) {

@@ -60,6 +60,8 @@ type Deps struct {
 	// Privacy serves the admin API's GDPR routes (export, erasure,
 	// restriction, reporting status); nil leaves them out.
 	Privacy Privacy
+	// Forge serves the Forge remote routes (/forge/…); nil leaves them out.
+	Forge Forge
 }
 
 type server struct {
@@ -121,9 +123,9 @@ func New(d Deps) *gin.Engine {
 		lc.POST("/enabled", s.handleLifecycle(d.Connect.Enabled))
 		lc.POST("/disabled", s.handleLifecycle(d.Connect.Disabled))
 
-		e.GET("/admin", s.requireURLJWT, s.requireSiteAdmin, s.handleAdminPage)
+		e.GET("/admin", s.requireAuth(d.Connect.AuthenticateURL), s.requireSiteAdmin, s.handleAdminPage)
 
-		api := e.Group("/api/admin", s.requireContextJWT, s.requireSiteAdmin)
+		api := e.Group("/api/admin", s.requireAuth(d.Connect.AuthenticateContext), s.requireSiteAdmin)
 		api.GET("/site", s.handleAdminSiteGet)
 		if d.Profiles != nil {
 			api.GET("/profile", s.handleAdminProfileGet)
@@ -172,6 +174,11 @@ func New(d Deps) *gin.Engine {
 			api.GET("/gdpr/restrictions", s.handleAdminGDPRRestrictions)
 			api.GET("/gdpr/status", s.handleAdminGDPRStatus)
 		}
+	}
+	if d.Forge != nil {
+		// Forge remote routes, authenticated by a Forge invocation token.
+		e.POST("/forge/lifecycle", s.handleForgeLifecycle)
+		e.GET("/forge/site", s.requireAuth(func(r *http.Request) (*models.Caller, error) { return d.Forge.AuthenticateForge(r) }), s.handleForgeSite)
 	}
 	if d.SSO != nil {
 		// The customer portal: sign-in routes are public on purpose (the

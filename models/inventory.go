@@ -88,6 +88,14 @@ func Inventory() []InventoryEntry {
 		{Table: "sites", Column: "purge_after", Purpose: "deleting an uninstalled site's data on time"},
 
 		// service_accounts: the credentials a site admin configures (SPEC 5).
+		{Table: "forge_installations", Column: "site_id", Purpose: "which site the Forge installation belongs to"},
+		{Table: "forge_installations", Column: "installation_id", Purpose: "identifying the installation in Atlassian Forge"},
+		{Table: "forge_installations", Column: "system_token", Purpose: "calling the site's Atlassian APIs as the app, with the token Forge hands the app (encrypted, short-lived)"},
+		{Table: "forge_installations", Column: "system_token_expires_at", Purpose: "knowing when the app system token stops working"},
+		{Table: "forge_installations", Column: "forge_installed_at", Purpose: "showing when Forge last installed or upgraded the app"},
+		{Table: "forge_installations", Column: "app_version", Purpose: "showing which Forge version of the app the site runs"},
+		{Table: "forge_installations", Column: "environment_type", Purpose: "telling development and production installations apart"},
+		{Table: "forge_installations", Column: "updated_at", Purpose: "bookkeeping of changes"},
 		{Table: "service_accounts", Column: "site_id", Purpose: "which site the service account belongs to"},
 		{Table: "service_accounts", Column: "kind", Purpose: "how the service account authenticates"},
 		{Table: "service_accounts", Column: "email", Personal: true, Category: "contact details: the email address of the account the API token belongs to",

@@ -70,7 +70,30 @@ const (
 	Runtime = "nodejs22.x"
 
 	appIDPrefix = "ari:cloud:ecosystem::app/"
+
+	// LifecycleTriggerKey and LifecycleEndpointKey name the Forge lifecycle
+	// trigger and its endpoint (an endpoint key has at most 23
+	// characters); LifecyclePath is the route they reach.
+	LifecycleTriggerKey  = "forge-lifecycle"
+	LifecycleEndpointKey = "forge-lifecycle-remote"
+	LifecyclePath        = "/forge/lifecycle"
+	// SystemTokenScope lets Forge hand the remote an app system token.
+	SystemTokenScope = "read:app-system-token"
 )
+
+// LifecycleEvents are the Forge lifecycle events sent to the remote. Forge
+// offers no uninstall event: a Forge app learns of an uninstall through
+// Connect's uninstalled callback, which stays.
+var LifecycleEvents = []string{"avi:forge:installed:app", "avi:forge:upgraded:app"}
+
+// systemTokenScopes are the OAuth scopes the app system token needs for
+// the calls idbridge makes with it (docs/FORGE.md, "App system token"):
+// the admin check, which reads permissions (Jira) or a user's operations
+// (Confluence).
+var systemTokenScopes = map[Product][]string{
+	Jira:       {"read:jira-work"},
+	Confluence: {"read:confluence-user"},
+}
 
 // Options choose what the manifest identifies.
 type Options struct {
@@ -87,7 +110,47 @@ type Manifest struct {
 	App            App                         `yaml:"app"`
 	Remotes        []Remote                    `yaml:"remotes"`
 	Permissions    Permissions                 `yaml:"permissions"`
+	Modules        Modules                     `yaml:"modules"`
 	ConnectModules map[string][]map[string]any `yaml:"connectModules"`
+}
+
+// Modules are the Forge-native modules: the lifecycle trigger that sends
+// Forge's own installed and upgraded events to the remote, and its
+// endpoint (SPEC 2: POST /forge/lifecycle).
+type Modules struct {
+	Trigger  []Trigger  `yaml:"trigger"`
+	Endpoint []Endpoint `yaml:"endpoint"`
+}
+
+// Trigger is a trigger module delivered to a remote endpoint.
+type Trigger struct {
+	Key      string   `yaml:"key"`
+	Endpoint string   `yaml:"endpoint"`
+	Events   []string `yaml:"events"`
+}
+
+// Endpoint is an endpoint module: a route of a remote, and which token
+// Forge hands it.
+type Endpoint struct {
+	Key    string       `yaml:"key"`
+	Remote string       `yaml:"remote"`
+	Route  Route        `yaml:"route"`
+	Auth   EndpointAuth `yaml:"auth"`
+}
+
+// Route is endpoint.route.
+type Route struct {
+	Path string `yaml:"path"`
+}
+
+// EndpointAuth is endpoint.auth.
+type EndpointAuth struct {
+	AppSystemToken Enabled `yaml:"appSystemToken"`
+}
+
+// Enabled is {enabled: bool}.
+type Enabled struct {
+	Enabled bool `yaml:"enabled"`
 }
 
 // App is the manifest's app section.
@@ -186,8 +249,15 @@ func Build(descriptor []byte, opts Options) (*Manifest, error) {
 			Connect: Connect{Key: key, Remote: RemoteKey, Authentication: "jwt"},
 			Runtime: AppRuntime{Name: Runtime},
 		},
-		Remotes:        []Remote{{Key: RemoteKey, BaseURL: baseURL}},
-		Permissions:    Permissions{Scopes: []string{}},
+		Remotes:     []Remote{{Key: RemoteKey, BaseURL: baseURL}},
+		Permissions: Permissions{Scopes: []string{SystemTokenScope}},
+		Modules: Modules{
+			Trigger: []Trigger{{Key: LifecycleTriggerKey, Endpoint: LifecycleEndpointKey, Events: slices.Clone(LifecycleEvents)}},
+			Endpoint: []Endpoint{{
+				Key: LifecycleEndpointKey, Remote: RemoteKey, Route: Route{Path: LifecyclePath},
+				Auth: EndpointAuth{AppSystemToken: Enabled{Enabled: true}},
+			}},
+		},
 		ConnectModules: map[string][]map[string]any{},
 	}
 	if v, ok := d["enableLicensing"]; ok {
@@ -224,6 +294,7 @@ func Build(descriptor []byte, opts Options) (*Manifest, error) {
 		for _, s := range scopes {
 			m.Permissions.Scopes = append(m.Permissions.Scopes, ConnectScope(s, p))
 		}
+		m.Permissions.Scopes = append(m.Permissions.Scopes, systemTokenScopes[p]...)
 		if lifecycle != nil {
 			entry := deepCopy(lifecycle)
 			entry["key"] = prefix + LifecycleKey

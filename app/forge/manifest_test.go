@@ -70,8 +70,8 @@ func mirrorProblems(desc, manifest map[string]any, products []Product) []string 
 	var problems []string
 	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
 
-	if got := slices.Sorted(maps.Keys(manifest)); !slices.Equal(got, []string{"app", "connectModules", "permissions", "remotes"}) {
-		add("top-level fields %v, want app, connectModules, permissions, remotes", got)
+	if got := slices.Sorted(maps.Keys(manifest)); !slices.Equal(got, []string{"app", "connectModules", "modules", "permissions", "remotes"}) {
+		add("top-level fields %v, want app, connectModules, modules, permissions, remotes", got)
 	}
 	app, _ := manifest["app"].(map[string]any)
 	conn, _ := app["connect"].(map[string]any)
@@ -89,7 +89,18 @@ func mirrorProblems(desc, manifest map[string]any, products []Product) []string 
 	}
 
 	want := map[string][]any{}
-	var wantScopes []string
+	// Forge's side: the lifecycle trigger and its endpoint on the remote,
+	// with the app system token, whatever the descriptor says.
+	wantScopes := []string{"read:app-system-token"}
+	wantModules := map[string]any{
+		"trigger": []any{map[string]any{"key": "forge-lifecycle", "endpoint": "forge-lifecycle-remote",
+			"events": []any{"avi:forge:installed:app", "avi:forge:upgraded:app"}}},
+		"endpoint": []any{map[string]any{"key": "forge-lifecycle-remote", "remote": conn["remote"],
+			"route": map[string]any{"path": "/forge/lifecycle"}, "auth": map[string]any{"appSystemToken": map[string]any{"enabled": true}}}},
+	}
+	if !reflect.DeepEqual(manifest["modules"], wantModules) {
+		add("modules = %v, want %v", manifest["modules"], wantModules)
+	}
 	modules, _ := desc["modules"].(map[string]any)
 	// Keys are the descriptor's in a one-product manifest, and prefixed
 	// with the product when several share the manifest (keys are unique
@@ -122,6 +133,7 @@ func mirrorProblems(desc, manifest map[string]any, products []Product) []string 
 			}
 			want[string(p)+":"+typ] = keyed
 		}
+		wantScopes = append(wantScopes, map[Product]string{Jira: "read:jira-work", Confluence: "read:confluence-user"}[p])
 		scopes, _ := desc["scopes"].([]any)
 		for _, s := range scopes {
 			wantScopes = append(wantScopes, strings.ReplaceAll(strings.ToLower(s.(string)), "_", "-")+":connect-"+string(p))
@@ -264,7 +276,13 @@ func TestMirrorCheckCanFail(t *testing.T) {
 			p := m["permissions"].(map[string]any)
 			p["scopes"] = p["scopes"].([]any)[1:]
 		},
-		"top-level field added": func(m map[string]any) { m["modules"] = map[string]any{} },
+		"top-level field added": func(m map[string]any) { m["resources"] = []any{} },
+		"lifecycle trigger dropped": func(m map[string]any) {
+			delete(m["modules"].(map[string]any), "trigger")
+		},
+		"system token off": func(m map[string]any) {
+			m["modules"].(map[string]any)["endpoint"].([]any)[0].(map[string]any)["auth"] = map[string]any{}
+		},
 		"key changed": func(m map[string]any) {
 			m["app"].(map[string]any)["connect"].(map[string]any)["key"] = "other"
 		},
@@ -352,7 +370,7 @@ func TestGenerateMapsConnectForms(t *testing.T) {
 		t.Errorf("app.licensing = %v", l)
 	}
 	scopes := m["permissions"].(map[string]any)["scopes"]
-	if want := []any{"act-as-user:connect-jira", "project-admin:connect-jira", "read:connect-jira"}; !reflect.DeepEqual(scopes, want) {
+	if want := []any{"act-as-user:connect-jira", "project-admin:connect-jira", "read:app-system-token", "read:connect-jira", "read:jira-work"}; !reflect.DeepEqual(scopes, want) {
 		t.Errorf("scopes %v, want %v", scopes, want)
 	}
 	hooks := m["connectModules"].(map[string]any)["jira:webhooks"].([]any)

@@ -64,6 +64,8 @@ type Service struct {
 	// lifecycle changed, on this replica or (PostgreSQL) another one: the
 	// sync stops an uninstalled site's work at once. It must not block.
 	OnSiteChanged func(clientKey string)
+	// forge is set by EnableForge; nil refuses every Forge token.
+	forge *forgeState
 }
 
 // adminKey is keyed by clientKey, which forget is given, so that a site's
@@ -114,7 +116,13 @@ func (s *Service) Run(ctx context.Context, ready chan<- struct{}) error {
 	}
 	return s.store.Listen(ctx, NotifyChannel,
 		func(clientKey string) { s.forget(clientKey) },
-		func() { s.sites.clear(); s.admins.clear() },
+		func() {
+			s.sites.clear()
+			s.admins.clear()
+			if s.forge != nil {
+				s.forge.sites.clear()
+			}
+		},
 		func() {
 			if ready != nil && !once {
 				once = true
@@ -127,6 +135,11 @@ func (s *Service) Run(ctx context.Context, ready chan<- struct{}) error {
 func (s *Service) forget(clientKey string) {
 	s.admins.deleteWhere(func(k adminKey) bool { return k.clientKey == clientKey })
 	s.sites.delete(clientKey)
+	if s.forge != nil {
+		// Keyed by installationId, which the clientKey does not give: a
+		// lifecycle change is rare, so drop them all.
+		s.forge.sites.clear()
+	}
 	if s.OnSiteChanged != nil {
 		s.OnSiteChanged(clientKey)
 	}

@@ -201,6 +201,9 @@ var migrations = []migration{
 		`CREATE INDEX audit_events_site_target_time ON audit_events (site_id, target_account_id, occurred_at)`,
 	)},
 	{Version: 8, Name: "privacy: restrictions and the personal data reporting cycle", Up: migratePrivacy},
+	// Forge: one site per installationId, and the Forge side of each
+	// installation (app system token, sealed), linked for existing sites.
+	{Version: 9, Name: "forge installations", Up: migrateForge},
 }
 
 func (s *Store) ensureMigrationsTable(ctx context.Context, db *gorm.DB) error {

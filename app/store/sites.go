@@ -91,6 +91,11 @@ func (tx *Tx) SaveInstall(in *models.Site) (*models.Site, error) {
 	now := tx.s.Now()
 	var existing siteRow
 	err := tx.lockForUpdate().Where("client_key = ?", in.ClientKey).Take(&existing).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) && in.InstallationID != "" {
+		// A site Forge's installed event made first (docs/FORGE.md): the
+		// Connect install adopts it, and its clientKey becomes the real one.
+		err = tx.lockForUpdate().Where("installation_id = ?", in.InstallationID).Take(&existing).Error
+	}
 	isNew := errors.Is(err, gorm.ErrRecordNotFound)
 	if err != nil && !isNew {
 		return nil, fmt.Errorf("save install: %w", translate(err))

@@ -1,0 +1,274 @@
+package forge
+
+import (
+	"context"
+	"crypto/rsa"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"idbridge/models"
+)
+
+// Forge invocation tokens (FIT): how Forge authenticates its calls to a
+// remote. Atlassian's Forge remote documentation: `Authorization: Bearer
+// <FIT>`, a JWT signed RS256 with a key of the published JWKS, iss
+// "forge/invocation-token", aud the app's ARI, a lifetime of about a
+// minute; its app claim names the installation, its context claim the
+// site.
+const (
+	// Issuer is the iss of every Forge invocation token.
+	Issuer = "forge/invocation-token"
+	// Leeway is the clock skew allowed on exp and nbf.
+	Leeway = 30 * time.Second
+	// MaxTokenLifetime bounds exp beyond now: Forge's tokens live about a
+	// minute, so one valid for longer was not minted as documented.
+	MaxTokenLifetime = 10 * time.Minute
+	// MaxTokenSize bounds a token before anything decodes it.
+	MaxTokenSize = 16 << 10
+
+	// InstallationPrefix starts every installationId (an ARI).
+	InstallationPrefix = "ari:cloud:ecosystem::installation/"
+	maxClaimLen        = 512
+)
+
+// Reasons of a refused Forge token, counted by the metrics
+// (idbridge_forge_token_failures_total). Where Connect has the same
+// failure the name is the same.
+const (
+	ReasonMissingToken    = "missing_token"
+	ReasonBadAuthScheme   = "bad_auth_scheme"
+	ReasonTokenInQuery    = "token_in_query"
+	ReasonMalformed       = "malformed"
+	ReasonBadAlg          = "bad_alg"
+	ReasonBadKid          = "bad_kid"
+	ReasonUnknownKid      = "unknown_kid"
+	ReasonKeysUnavailable = "key_server_unavailable"
+	ReasonBadSignature    = "bad_signature"
+	ReasonBadIss          = "bad_iss"
+	ReasonBadAud          = "bad_aud"
+	ReasonExpired         = "expired"
+	ReasonNoExp           = "no_exp"
+	ReasonNotYetValid     = "not_yet_valid"
+	ReasonTooLongLived    = "too_long_lived"
+	ReasonBadInstallation = "bad_installation"
+	ReasonUnknownSite     = "unknown_site"
+	ReasonUninstalledSite = "uninstalled_site"
+	ReasonSiteMismatch    = "site_mismatch"
+	ReasonNotConfigured   = "forge_not_configured"
+)
+
+// Unauthorized is the error of every refused token: code unauthorized (a
+// 401), a stable reason, a one-line message that never holds the token.
+func Unauthorized(reason, message string) *models.Error {
+	return &models.Error{Code: models.CodeUnauthorized, Reason: reason, Message: message}
+}
+
+// Invocation is what a verified Forge invocation token says.
+type Invocation struct {
+	AppID          string
+	InstallationID string
+	CloudID        string
+	SiteURL        string
+	APIBaseURL     string
+	Environment    string
+	ModuleKey      string
+	ModuleType     string
+	// Principal is the account the call acts for; empty for events.
+	Principal string
+	ExpiresAt time.Time
+}
+
+// fitClaims is the JSON shape of a FIT.
+type fitClaims struct {
+	jwt.RegisteredClaims
+	App struct {
+		InstallationID string `json:"installationId"`
+		APIBaseURL     string `json:"apiBaseUrl"`
+		ID             string `json:"id"`
+		Environment    struct {
+			Type string `json:"type"`
+			ID   string `json:"id"`
+		} `json:"environment"`
+		Module struct {
+			Type string `json:"type"`
+			Key  string `json:"key"`
+		} `json:"module"`
+	} `json:"app"`
+	Context struct {
+		CloudID string `json:"cloudId"`
+		SiteURL string `json:"siteUrl"`
+	} `json:"context"`
+	Principal string `json:"principal"`
+}
+
+// KeySource gives the public key of a kid (JWKS is one).
+type KeySource interface {
+	Key(ctx context.Context, kid string) (*rsa.PublicKey, error)
+}
+
+// Verifier checks Forge invocation tokens for one app.
+type Verifier struct {
+	// AppID is the app's ARI (IDBRIDGE_FORGE_APP_ID), the token's aud.
+	// Empty refuses every token: no Forge app is configured.
+	AppID string
+	Keys  KeySource
+	Now   func() time.Time
+}
+
+// TokenFromRequest returns the FIT of "Authorization: Bearer <token>". A
+// request that carries a token-like query parameter is refused whatever
+// its header says: tokens in URLs end up in logs and referrers, and Forge
+// never sends one there.
+func TokenFromRequest(r *http.Request) (string, error) {
+	if r.URL != nil && r.URL.RawQuery != "" {
+		q := r.URL.Query()
+		for _, name := range []string{"jwt", "token", "access_token", "fit"} {
+			if q.Has(name) {
+				return "", Unauthorized(ReasonTokenInQuery, "a token in the query string is refused: send it in the Authorization header")
+			}
+		}
+	}
+	hs := r.Header.Values("Authorization")
+	switch {
+	case len(hs) == 0:
+		return "", Unauthorized(ReasonMissingToken, "no token: expected an Authorization: Bearer header")
+	case len(hs) > 1:
+		return "", Unauthorized(ReasonMalformed, "more than one Authorization header")
+	}
+	scheme, token, _ := strings.Cut(hs[0], " ")
+	if !strings.EqualFold(scheme, "Bearer") {
+		return "", Unauthorized(ReasonBadAuthScheme, `the Authorization header is not of the "Bearer" scheme`)
+	}
+	token = strings.TrimSpace(token)
+	if token == "" {
+		return "", Unauthorized(ReasonMissingToken, "the Authorization header holds no token")
+	}
+	return token, nil
+}
+
+// Verify checks a FIT: size and shape, alg exactly RS256, a kid the JWKS
+// holds, the signature, iss, aud equal to the app ID, exp (required) and
+// nbf with Leeway, a lifetime within MaxTokenLifetime, and an app claim
+// naming an installation.
+func (v *Verifier) Verify(ctx context.Context, token string) (*Invocation, error) {
+	if v.AppID == "" {
+		return nil, Unauthorized(ReasonNotConfigured, "this server accepts no Forge invocations (IDBRIDGE_FORGE_APP_ID is unset)")
+	}
+	if len(token) > MaxTokenSize {
+		return nil, Unauthorized(ReasonMalformed, "the token is too large")
+	}
+	head, _, ok := strings.Cut(token, ".")
+	if !ok || strings.Count(token, ".") != 2 {
+		return nil, Unauthorized(ReasonMalformed, "the token is not a signed JWT")
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(head)
+	if err != nil {
+		return nil, Unauthorized(ReasonMalformed, "the token header is not base64url")
+	}
+	var h struct {
+		Alg string  `json:"alg"`
+		Kid *string `json:"kid"`
+	}
+	if err := json.Unmarshal(raw, &h); err != nil {
+		return nil, Unauthorized(ReasonMalformed, "the token header is not JSON")
+	}
+	if h.Alg != "RS256" {
+		return nil, Unauthorized(ReasonBadAlg, "the token must be signed RS256")
+	}
+	if h.Kid == nil || !validKid(*h.Kid) {
+		return nil, Unauthorized(ReasonBadKid, "the token's kid is missing or malformed")
+	}
+	key, err := v.Keys.Key(ctx, *h.Kid)
+	switch {
+	case errors.Is(err, ErrUnknownKid):
+		return nil, Unauthorized(ReasonUnknownKid, "the token's kid is not one of Forge's keys")
+	case err != nil && ctx.Err() != nil:
+		return nil, Unauthorized(ReasonKeysUnavailable, "the request ended while Forge's keys were fetched")
+	case err != nil:
+		return nil, Unauthorized(ReasonKeysUnavailable, "Forge's signing keys are unavailable; try again shortly")
+	}
+
+	now := v.Now
+	if now == nil {
+		now = time.Now
+	}
+	var c fitClaims
+	parser := jwt.NewParser(
+		jwt.WithValidMethods([]string{"RS256"}),
+		jwt.WithLeeway(Leeway),
+		jwt.WithExpirationRequired(),
+		jwt.WithTimeFunc(now),
+		jwt.WithJSONNumber(),
+	)
+	_, err = parser.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return key, nil })
+	switch {
+	case err == nil:
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		return nil, Unauthorized(ReasonBadSignature, "the token's signature does not verify")
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		return nil, Unauthorized(ReasonNoExp, "the token has no exp")
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return nil, Unauthorized(ReasonExpired, "the token has expired")
+	case errors.Is(err, jwt.ErrTokenNotValidYet):
+		return nil, Unauthorized(ReasonNotYetValid, "the token is not valid yet")
+	case errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		return nil, Unauthorized(ReasonNotYetValid, "the token was issued in the future")
+	default:
+		return nil, Unauthorized(ReasonMalformed, "the token's claims are malformed")
+	}
+	if c.Issuer != Issuer {
+		return nil, Unauthorized(ReasonBadIss, "the token is not a Forge invocation token")
+	}
+	if len(c.Audience) != 1 || c.Audience[0] != v.AppID {
+		return nil, Unauthorized(ReasonBadAud, "the token is for another app")
+	}
+	if c.ExpiresAt.Sub(now()) > MaxTokenLifetime {
+		return nil, Unauthorized(ReasonTooLongLived, "the token lives longer than Forge's tokens do")
+	}
+	inv := &Invocation{
+		AppID:          v.AppID,
+		InstallationID: c.App.InstallationID,
+		CloudID:        c.Context.CloudID,
+		SiteURL:        c.Context.SiteURL,
+		APIBaseURL:     c.App.APIBaseURL,
+		Environment:    c.App.Environment.Type,
+		ModuleKey:      c.App.Module.Key,
+		ModuleType:     c.App.Module.Type,
+		Principal:      c.Principal,
+		ExpiresAt:      c.ExpiresAt.Time,
+	}
+	if !ValidInstallationID(inv.InstallationID) {
+		return nil, Unauthorized(ReasonBadInstallation, "the token names no valid installation")
+	}
+	for _, s := range []string{inv.CloudID, inv.SiteURL, inv.APIBaseURL, inv.Environment, inv.ModuleKey, inv.ModuleType, inv.Principal} {
+		if !boundedText(s) {
+			return nil, Unauthorized(ReasonMalformed, "the token's claims are malformed")
+		}
+	}
+	return inv, nil
+}
+
+// ValidInstallationID reports whether s is an installation ARI of a
+// bounded, printable shape.
+func ValidInstallationID(s string) bool {
+	return strings.HasPrefix(s, InstallationPrefix) && len(s) > len(InstallationPrefix) && boundedText(s)
+}
+
+// boundedText: at most maxClaimLen printable ASCII characters, no spaces.
+func boundedText(s string) bool {
+	if len(s) > maxClaimLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c >= 0x7f {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,297 @@
+package app_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rsa"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"idbridge/app/apptest"
+	"idbridge/app/store"
+	"idbridge/app/store/storetest"
+	"idbridge/models"
+)
+
+const (
+	forgeAppID = "ari:cloud:ecosystem::app/406d303d-0393-4ec4-ad7c-1435be94583a"
+	forgeKid   = "forge-e2e-1"
+)
+
+// forgeHarness is a connectHarness whose App accepts Forge invocation
+// tokens signed by an in-test JWKS.
+type forgeHarness struct {
+	*connectHarness
+	jwks *apptest.ForgeJWKS
+	key  *rsa.PrivateKey
+}
+
+func newForgeHarness(t *testing.T, b storetest.Backend) *forgeHarness {
+	t.Helper()
+	_, key := apptest.RSAKeys(t) // not the install key: Forge signs with its own
+	jwks := apptest.NewForgeJWKS(t, forgeKid, &key.PublicKey)
+	h := newConnectHarness(t, b, "IDBRIDGE_FORGE_APP_ID", forgeAppID, "IDBRIDGE_FORGE_JWKS_URL", jwks.URL())
+	return &forgeHarness{connectHarness: h, jwks: jwks, key: key}
+}
+
+// claims are those of a valid FIT for s's installation.
+func (h *forgeHarness) claims(s *connectSite) apptest.ForgeClaims {
+	return apptest.ForgeClaims{
+		AppID: forgeAppID, InstallationID: s.installationID, CloudID: s.cloudID, SiteURL: s.baseURL,
+		APIBaseURL: "https://api.atlassian.com/ex/" + s.product + "/" + s.cloudID,
+		IssuedAt:   h.clock.Now(),
+	}
+}
+
+func (h *forgeHarness) token(c apptest.ForgeClaims) string {
+	tok := apptest.SignForgeToken(h.t, h.key, forgeKid, c)
+	h.remember(tok)
+	return tok
+}
+
+// systemToken is an app system token as Forge hands it (a JWT with exp).
+func (h *forgeHarness) systemToken(exp time.Time) string {
+	tok := apptest.SignJWT(h.t, jwt.SigningMethodHS256, jwt.MapClaims{"exp": exp.Unix(), "sub": "app"}, "", []byte("atlassian-side-secret-of-32-bytes!"))
+	h.remember(tok)
+	return tok
+}
+
+func forgeRequest(method, target string, body []byte, token string) *http.Request {
+	var r *http.Request
+	if body != nil {
+		r = httptest.NewRequest(method, connectBaseURL+target, bytes.NewReader(body))
+		r.Header.Set("Content-Type", "application/json")
+	} else {
+		r = httptest.NewRequest(method, connectBaseURL+target, nil)
+	}
+	if token != "" {
+		r.Header.Set("Authorization", "Bearer "+token)
+	}
+	return r
+}
+
+func forgeEvent(event string, s *connectSite) []byte {
+	b, _ := json.Marshal(map[string]any{
+		"eventType":          event,
+		"id":                 strings.TrimPrefix(s.installationID, "ari:cloud:ecosystem::installation/"),
+		"installerAccountId": "557058:installer",
+		"app":                map[string]any{"id": "406d303d-0393-4ec4-ad7c-1435be94583a", "version": "9.0.0"},
+		"context":            "ari:cloud:" + s.product + "::site/" + s.cloudID,
+	})
+	return b
+}
+
+// forgeLifecycle posts a Forge lifecycle event for s with a valid FIT and,
+// when not empty, an app system token.
+func (h *forgeHarness) forgeLifecycle(s *connectSite, event, systemToken string) *httptest.ResponseRecorder {
+	h.t.Helper()
+	r := forgeRequest(http.MethodPost, "/forge/lifecycle", forgeEvent(event, s), h.token(h.claims(s)))
+	if systemToken != "" {
+		r.Header.Set("x-forge-oauth-system", systemToken)
+	}
+	return h.serve(nil, r)
+}
+
+// forgeFailures reads idbridge_forge_token_failures_total by reason.
+func (h *forgeHarness) forgeFailures() map[string]float64 {
+	h.t.Helper()
+	w := h.serve(nil, connectRequest(http.MethodGet, "/metrics", nil, ""))
+	out := map[string]float64{}
+	for line := range strings.SplitSeq(w.Body.String(), "\n") {
+		rest, ok := strings.CutPrefix(line, `idbridge_forge_token_failures_total{reason="`)
+		if !ok {
+			continue
+		}
+		reason, value, _ := strings.Cut(rest, `"} `)
+		n, _ := strconv.ParseFloat(value, 64)
+		out[reason] = n
+	}
+	return out
+}
+
+// TestForgeInstalledLinksConnectSite: a site Connect installed earlier is
+// linked by Forge's installed event (same cloud site and product), not
+// duplicated; the FIT then authenticates as that site, and the app system
+// token that came along is kept sealed.
+func TestForgeInstalledLinksConnectSite(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		h := newForgeHarness(t, b)
+		s := h.newSite(h.jira)
+		connectInstallation := s.installationID
+		s.installationID = "" // an install before the app was registered with Forge
+		h.mustInstall(s)
+		before := h.mustState(s, models.SiteInstalled)
+
+		// Unknown installation: refused, counted.
+		s.installationID = connectInstallation
+		w := h.serve(nil, forgeRequest(http.MethodGet, "/forge/site", nil, h.token(h.claims(s))))
+		connectWantStatus(t, w, http.StatusUnauthorized, "FIT of an installation no site has")
+		if h.forgeFailures()["unknown_site"] != 1 {
+			t.Errorf("unknown_site not counted: %v", h.forgeFailures())
+		}
+
+		sys := h.systemToken(h.clock.Now().Add(15 * time.Minute))
+		w = h.forgeLifecycle(s, models.ForgeEventInstalled, sys)
+		connectWantStatus(t, w, http.StatusNoContent, "forge installed")
+		after := h.mustState(s, models.SiteInstalled)
+		if after.ID != before.ID || after.InstallationID != connectInstallation || after.CloudID != s.cloudID {
+			t.Fatalf("forge installed did not link the Connect site: before %+v, after %+v", before, after)
+		}
+		var n int
+		if err := h.app.Store().SQLDB().QueryRow(`SELECT count(*) FROM sites`).Scan(&n); err != nil || n != 1 {
+			t.Fatalf("%d sites (%v), want 1", n, err)
+		}
+
+		// The FIT now names the site.
+		w = h.serve(nil, forgeRequest(http.MethodGet, "/forge/site", nil, h.token(h.claims(s))))
+		connectWantStatus(t, w, http.StatusOK, "GET /forge/site")
+		if got := connectDecodeAdmin(t, w); got.ID != before.ID || got.InstallationID != connectInstallation {
+			t.Errorf("GET /forge/site = %+v", got)
+		}
+
+		// The system token is stored sealed, with its expiry.
+		st, err := h.app.Store().View(context.Background()).FindSystemToken(before.ID, h.clock.Now())
+		if err != nil || st.Token != sys {
+			t.Fatalf("system token: %v", err)
+		}
+		var raw []byte
+		if err := h.app.Store().SQLDB().QueryRow(`SELECT system_token FROM forge_installations WHERE site_id = `+placeholder(h.app.Store().Dialect()), before.ID).Scan(&raw); err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(raw, []byte(sys)) || len(raw) == 0 {
+			t.Errorf("system token stored in clear")
+		}
+
+		// Upgraded: fine, idempotent, still one site.
+		connectWantStatus(t, h.forgeLifecycle(s, models.ForgeEventUpgraded, ""), http.StatusNoContent, "forge upgraded")
+		if err := h.app.Store().SQLDB().QueryRow(`SELECT count(*) FROM sites`).Scan(&n); err != nil || n != 1 {
+			t.Fatalf("%d sites after upgraded (%v), want 1", n, err)
+		}
+		// Connect's admin API keeps working for the same site.
+		h.jira.addAdmin("admin-1")
+		connectWantStatus(t, h.adminSite(nil, s, "admin-1", s.secret), http.StatusOK, "admin API after linking")
+	})
+}
+
+// TestForgeInstalledFirstThenConnect: Forge's installed event for a site
+// no one knows makes one (keyed by its installationId until Connect's
+// installed callback adopts it), and Connect's install then completes the
+// same site rather than adding a second.
+func TestForgeInstalledFirstThenConnect(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		h := newForgeHarness(t, b)
+		s := h.newSite(h.wiki)
+		connectWantStatus(t, h.forgeLifecycle(s, models.ForgeEventInstalled, ""), http.StatusNoContent, "forge installed first")
+		first, err := h.app.Store().View(context.Background()).FindSiteByInstallationID(s.installationID)
+		if err != nil || first.BaseURL != s.baseURL || first.ProductType != "confluence" || first.State != models.SiteInstalled {
+			t.Fatalf("site made by forge installed: %+v, %v", first, err)
+		}
+		connectWantStatus(t, h.serve(nil, forgeRequest(http.MethodGet, "/forge/site", nil, h.token(h.claims(s)))), http.StatusOK, "FIT after forge installed")
+
+		h.mustInstall(s)
+		got := h.mustState(s, models.SiteInstalled)
+		if got.ID != first.ID || string(got.SharedSecret) != s.secret {
+			t.Errorf("Connect install made another site: first %s, now %s", first.ID, got.ID)
+		}
+		var n int
+		if err := h.app.Store().SQLDB().QueryRow(`SELECT count(*) FROM sites`).Scan(&n); err != nil || n != 1 {
+			t.Fatalf("%d sites (%v), want 1", n, err)
+		}
+	})
+}
+
+// TestForgeTokenAttacks: the attack table through HTTP; each a 401 with
+// its reason counted in /metrics, and nothing stored.
+func TestForgeTokenAttacks(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		h := newForgeHarness(t, b)
+		s := h.newSite(h.jira)
+		h.mustInstall(s)
+		atl, _ := apptest.RSAKeys(t)
+		good := h.claims(s)
+		with := func(f func(*apptest.ForgeClaims)) apptest.ForgeClaims { c := good; f(&c); return c }
+		valid := h.token(good)
+		cases := []struct {
+			name, reason string
+			req          *http.Request
+		}{
+			{"wrong alg (HS256 with the public key's bytes)", "bad_alg", forgeRequest(http.MethodGet, "/forge/site", nil,
+				apptest.SignJWT(t, jwt.SigningMethodHS256, good.MapClaims(), forgeKid, []byte("forge-public-key-material-0123456789")))},
+			{"alg none", "bad_alg", forgeRequest(http.MethodGet, "/forge/site", nil,
+				apptest.SignJWT(t, jwt.SigningMethodNone, good.MapClaims(), forgeKid, jwt.UnsafeAllowNoneSignatureType))},
+			{"wrong key", "bad_signature", forgeRequest(http.MethodGet, "/forge/site", nil, apptest.SignForgeToken(t, atl, forgeKid, good))},
+			{"expired", "expired", forgeRequest(http.MethodGet, "/forge/site", nil,
+				h.token(with(func(c *apptest.ForgeClaims) { c.IssuedAt = h.clock.Now().Add(-5 * time.Minute) })))},
+			{"other app", "bad_aud", forgeRequest(http.MethodGet, "/forge/site", nil,
+				h.token(with(func(c *apptest.ForgeClaims) { c.AppID = "ari:cloud:ecosystem::app/another" })))},
+			{"other cloud", "site_mismatch", forgeRequest(http.MethodGet, "/forge/site", nil,
+				h.token(with(func(c *apptest.ForgeClaims) { c.CloudID = "another-cloud" })))},
+			{"token in query string", "token_in_query", httptest.NewRequest(http.MethodGet, connectBaseURL+"/forge/site?jwt="+valid, nil)},
+			{"Connect scheme", "bad_auth_scheme", connectRequest(http.MethodGet, "/forge/site", nil, valid)},
+			{"no token", "missing_token", forgeRequest(http.MethodGet, "/forge/site", nil, "")},
+			{"lifecycle, wrong key", "bad_signature", forgeRequest(http.MethodPost, "/forge/lifecycle", forgeEvent(models.ForgeEventInstalled, s), apptest.SignForgeToken(t, atl, forgeKid, good))},
+		}
+		snap := h.snapshot()
+		for _, tc := range cases {
+			w := h.serve(nil, tc.req)
+			connectWantStatus(t, w, http.StatusUnauthorized, tc.name)
+			if strings.Contains(w.Body.String(), valid) {
+				t.Errorf("%s: the answer quotes the token", tc.name)
+			}
+		}
+		got := h.forgeFailures()
+		want := map[string]float64{}
+		for _, tc := range cases {
+			want[tc.reason]++
+		}
+		for reason, n := range want {
+			if got[reason] != n {
+				t.Errorf("reason %s counted %v times, want %v (all: %v)", reason, got[reason], n, got)
+			}
+		}
+
+		// Unknown-kid flood: every token refused, at most one fetch of the
+		// key set (the clock stands still), the good token still accepted.
+		fetches := h.jwks.Fetches()
+		for i := range 100 {
+			tok := apptest.SignJWT(t, jwt.SigningMethodRS256, good.MapClaims(), fmt.Sprintf("flood-%d", i), h.key)
+			connectWantStatus(t, h.serve(nil, forgeRequest(http.MethodGet, "/forge/site", nil, tok)), http.StatusUnauthorized, "unknown kid")
+		}
+		if d := h.jwks.Fetches() - fetches; d > 1 {
+			t.Errorf("%d key-set fetches for 100 unknown kids, want at most 1", d)
+		}
+		if h.forgeFailures()["unknown_kid"] != 100 {
+			t.Errorf("unknown_kid counted %v times, want 100", h.forgeFailures()["unknown_kid"])
+		}
+		// Connect's install carried the installationId: the FIT names the site.
+		connectWantStatus(t, h.serve(nil, forgeRequest(http.MethodGet, "/forge/site", nil, valid)), http.StatusOK, "valid FIT")
+		if diff := snapshotDiff(snap, h.snapshot()); diff != "" {
+			t.Errorf("refused requests changed the sites: %s", diff)
+		}
+	})
+}
+
+func snapshotDiff(a, b []map[string]string) string {
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	if string(ja) != string(jb) {
+		return string(ja) + " → " + string(jb)
+	}
+	return ""
+}
+
+// placeholder is the first bind parameter in the dialect's SQL.
+func placeholder(dialect string) string {
+	if dialect == store.Postgres {
+		return "$1"
+	}
+	return "?"
+}

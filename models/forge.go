@@ -1,0 +1,19 @@
+package models
+
+// ForgeEvent is the body of a Forge lifecycle event delivered to the remote
+// (avi:forge:installed:app, avi:forge:upgraded:app). The Forge invocation
+// token that comes with it, not the body, says which installation and site
+// it is about.
+type ForgeEvent struct {
+	EventType  string
+	ID         string // the installation, as the event payload names it
+	AppVersion string
+	Context    string // the ARI of the site the app was installed on
+}
+
+// Forge lifecycle event types a remote can subscribe to. Forge has no
+// uninstall event for apps.
+const (
+	ForgeEventInstalled = "avi:forge:installed:app"
+	ForgeEventUpgraded  = "avi:forge:upgraded:app"
+)
