@@ -295,3 +295,96 @@ func placeholder(dialect string) string {
 	}
 	return "?"
 }
+
+// TestNothingWaitsForEnabled (issue 15, item 5): once an app is registered
+// with Forge, Atlassian sends no enabled or disabled callback. A site that
+// is installed (signed Connect install, then Forge's installed event) and
+// never receives enabled must have every feature working: the admin page,
+// every read of the admin API (all GET operations of openapi.json), user
+// provisioning end to end over SCIM, the customer portal's entry, and the
+// Forge route.
+func TestNothingWaitsForEnabled(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		h := newForgeHarness(t, b)
+		s := h.newSite(h.jira)
+		h.jira.addAdmin("admin-1")
+		h.mustInstall(s) // no enabled follows, ever
+		connectWantStatus(t, h.forgeLifecycle(s, models.ForgeEventInstalled, ""), http.StatusNoContent, "forge installed")
+		site := h.mustState(s, models.SiteInstalled)
+
+		ctxToken := func() string {
+			tok := h.signHMAC(h.contextClaims(s, "admin-1"), jwt.SigningMethodHS256, []byte(s.secret), "")
+			h.remember(tok)
+			return tok
+		}
+		call := func(method, target, body string) *httptest.ResponseRecorder {
+			var b []byte
+			if body != "" {
+				b = []byte(body)
+			}
+			return h.serve(nil, connectRequest(method, target, b, ctxToken()))
+		}
+
+		// The admin page, with a URL-bound token.
+		page := h.signHMAC(h.siteClaims(s, http.MethodGet, "/admin"), jwt.SigningMethodHS256, []byte(s.secret), "")
+		h.jira.addAdmin("557058:user")
+		connectWantStatus(t, h.serve(nil, connectRequest(http.MethodGet, "/admin", nil, page)), http.StatusOK, "GET /admin")
+
+		// Every read of the admin API.
+		var doc struct {
+			Paths map[string]map[string]json.RawMessage `json:"paths"`
+		}
+		w := h.serve(nil, connectRequest(http.MethodGet, "/api/admin/openapi.json", nil, ""))
+		if err := json.Unmarshal(w.Body.Bytes(), &doc); err != nil {
+			t.Fatal(err)
+		}
+		reads := 0
+		for path, ops := range doc.Paths {
+			if _, ok := ops["get"]; !ok || strings.Contains(path, "{") || path == "/api/admin/openapi.json" {
+				continue
+			}
+			reads++
+			if w := call(http.MethodGet, path, ""); w.Code != http.StatusOK {
+				t.Errorf("GET %s on a site that never got enabled: %d %s", path, w.Code, w.Body)
+			}
+		}
+		if reads < 10 {
+			t.Fatalf("only %d admin reads found in openapi.json", reads)
+		}
+
+		// Provisioning end to end: a token, a user over SCIM, the directory.
+		w = call(http.MethodPost, "/api/admin/provisioning/token", "{}")
+		connectWantStatus(t, w, http.StatusCreated, "provisioning token")
+		var tok struct {
+			Token string `json:"token"`
+		}
+		_ = json.Unmarshal(w.Body.Bytes(), &tok)
+		h.remember(tok.Token)
+		scim := func(method, target, body string) int {
+			r := httptest.NewRequest(method, connectBaseURL+target, strings.NewReader(body))
+			r.Header.Set("Authorization", "Bearer "+tok.Token)
+			if body != "" {
+				r.Header.Set("Content-Type", "application/scim+json")
+			}
+			return h.serve(nil, r).Code
+		}
+		base := "/scim/v2/" + site.ID
+		if code := scim(http.MethodPost, base+"/Users", `{"userName":"no-enabled@example.com","active":true}`); code != http.StatusCreated {
+			t.Errorf("SCIM create user: %d", code)
+		}
+		if code := scim(http.MethodGet, base+"/Users", ""); code != http.StatusOK {
+			t.Errorf("SCIM list users: %d", code)
+		}
+
+		// The portal's entry and the Forge route.
+		if w := h.serve(nil, connectRequest(http.MethodGet, "/portal/"+site.ID+"/login", nil, "")); w.Code >= 500 || w.Code == http.StatusForbidden || w.Code == http.StatusConflict {
+			t.Errorf("portal login: %d %s", w.Code, w.Body)
+		}
+		connectWantStatus(t, h.serve(nil, forgeRequest(http.MethodGet, "/forge/site", nil, h.token(h.claims(s)))), http.StatusOK, "GET /forge/site")
+
+		h.mustState(s, models.SiteInstalled)
+		if f := h.jwtFailures(); len(f) != 0 {
+			t.Errorf("Connect JWTs refused along the way: %v", f)
+		}
+	})
+}
