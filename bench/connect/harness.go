@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -66,11 +67,19 @@ type harness struct {
 	AccountID string
 	Token     string // context JWT (HS256, qsh "context-qsh", sub AccountID)
 	DB        string
+	// InstallationID and CloudID are the site's Forge identity; ForgeToken
+	// is a Forge invocation token for it (RS256, from the fake Forge JWKS),
+	// valid for forgeTokenTTL.
+	InstallationID string
+	CloudID        string
+	ForgeToken     string
 
 	// JiraCalls counts admin checks that reached the fake Jira.
 	JiraCalls atomic.Int64
 
 	sharedSecret []byte
+	forgeKey     *rsa.PrivateKey
+	forgeJWKS    *httptest.Server
 	keyServer    *httptest.Server
 	jira         *httptest.Server
 	cancelRun    context.CancelFunc
@@ -143,6 +152,26 @@ func startHarness(ctx context.Context, o harnessOptions) (h *harness, err error)
 	h.JiraURL = h.jira.URL
 	jiraHost := strings.TrimPrefix(h.jira.URL, "http://")
 
+	// The fake Forge key set: one RS256 key at /.well-known/jwks.json.
+	if h.forgeKey, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
+		return h, err
+	}
+	jwks, err := json.Marshal(map[string]any{"keys": []map[string]string{{
+		"kty": "RSA", "kid": forgeKid, "use": "sig", "alg": "RS256",
+		"n": base64.RawURLEncoding.EncodeToString(h.forgeKey.N.Bytes()),
+		"e": base64.RawURLEncoding.EncodeToString(big.NewInt(int64(h.forgeKey.E)).Bytes()),
+	}}})
+	if err != nil {
+		return h, err
+	}
+	h.forgeJWKS = newLoopbackServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(jwks)
+	}))
+	h.cleanups = append(h.cleanups, func() error { h.forgeJWKS.Close(); return nil })
+	h.InstallationID = "ari:cloud:ecosystem::installation/" + benchenv.RandomHex(16)
+	h.CloudID = "00000000-0000-4000-8000-" + benchenv.RandomHex(6)
+
 	addr, err := benchenv.FreeAddr(o.Addr)
 	if err != nil {
 		return h, err
@@ -158,6 +187,8 @@ func startHarness(ctx context.Context, o harnessOptions) (h *harness, err error)
 		"IDBRIDGE_LOG_LEVEL":             "error",
 		"IDBRIDGE_LOG_FORMAT":            "text",
 		"IDBRIDGE_SHUTDOWN_TIMEOUT":      "5s",
+		"IDBRIDGE_FORGE_APP_ID":          forgeAppID,
+		"IDBRIDGE_FORGE_JWKS_URL":        h.forgeJWKS.URL + "/.well-known/jwks.json",
 	}
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
@@ -220,7 +251,49 @@ func startHarness(ctx context.Context, o harnessOptions) (h *harness, err error)
 	if status != http.StatusOK {
 		return h, fmt.Errorf("GET /api/admin/site after install: %d %s", status, body)
 	}
+	if h.ForgeToken, err = h.forgeToken(time.Now()); err != nil {
+		return h, err
+	}
+	// One Forge-authenticated request: fetches the key set, fills the caches.
+	status, body, err = h.get(ctx, "/forge/site", "Bearer "+h.ForgeToken)
+	if err != nil {
+		return h, err
+	}
+	if status != http.StatusOK {
+		return h, fmt.Errorf("GET /forge/site after install: %d %s", status, body)
+	}
 	return h, nil
+}
+
+const (
+	forgeAppID = "ari:cloud:ecosystem::app/00000000-0000-4000-8000-00000000bench"
+	forgeKid   = "bench-forge-key-1"
+	// forgeTokenTTL is as long as idbridge accepts (forge.MaxTokenLifetime
+	// less a margin); Forge's own live about a minute.
+	forgeTokenTTL = 9 * time.Minute
+)
+
+// forgeToken signs a Forge invocation token for the site, as Forge does.
+func (h *harness) forgeToken(now time.Time) (string, error) {
+	claims := jwt.MapClaims{
+		"iss": "forge/invocation-token",
+		"aud": forgeAppID,
+		"iat": now.Unix(),
+		"nbf": now.Unix(),
+		"exp": now.Add(forgeTokenTTL).Unix(),
+		"jti": benchenv.RandomHex(8),
+		"app": map[string]any{
+			"installationId": h.InstallationID,
+			"apiBaseUrl":     "https://api.atlassian.com/ex/jira/" + h.CloudID,
+			"id":             forgeAppID,
+			"environment":    map[string]any{"type": "PRODUCTION", "id": "ari:cloud:ecosystem::environment/bench"},
+			"module":         map[string]any{"type": "core:endpoint", "key": "bench"},
+		},
+		"context": map[string]any{"cloudId": h.CloudID, "siteUrl": h.JiraURL},
+	}
+	tok := jwt.NewWithClaims(jwt.SigningMethodRS256, claims)
+	tok.Header["kid"] = forgeKid
+	return tok.SignedString(h.forgeKey)
 }
 
 // newLoopbackServer is httptest.NewServer bound to 127.0.0.1 explicitly.
@@ -260,15 +333,16 @@ func (h *harness) waitReady(ctx context.Context, within time.Duration) error {
 // qsh of POST /lifecycle/installed.
 func (h *harness) install(ctx context.Context, key *rsa.PrivateKey, kid string) error {
 	body, err := json.Marshal(map[string]string{
-		"key":          "idbridge-bench",
-		"clientKey":    h.ClientKey,
-		"sharedSecret": string(h.sharedSecret),
-		"baseUrl":      h.JiraURL,
-		"displayUrl":   h.JiraURL,
-		"productType":  "jira",
-		"description":  "idbridge benchmark site",
-		"eventType":    "installed",
-		"cloudId":      "00000000-0000-4000-8000-" + benchenv.RandomHex(6),
+		"key":            "idbridge-bench",
+		"clientKey":      h.ClientKey,
+		"sharedSecret":   string(h.sharedSecret),
+		"baseUrl":        h.JiraURL,
+		"displayUrl":     h.JiraURL,
+		"productType":    "jira",
+		"description":    "idbridge benchmark site",
+		"eventType":      "installed",
+		"cloudId":        h.CloudID,
+		"installationId": h.InstallationID,
 	})
 	if err != nil {
 		return err
