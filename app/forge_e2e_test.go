@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -34,11 +35,11 @@ type forgeHarness struct {
 	key  *rsa.PrivateKey
 }
 
-func newForgeHarness(t *testing.T, b storetest.Backend) *forgeHarness {
+func newForgeHarness(t *testing.T, b storetest.Backend, extraEnv ...string) *forgeHarness {
 	t.Helper()
 	_, key := apptest.RSAKeys(t) // not the install key: Forge signs with its own
 	jwks := apptest.NewForgeJWKS(t, forgeKid, &key.PublicKey)
-	h := newConnectHarness(t, b, "IDBRIDGE_FORGE_APP_ID", forgeAppID, "IDBRIDGE_FORGE_JWKS_URL", jwks.URL())
+	h := newConnectHarness(t, b, append([]string{"IDBRIDGE_FORGE_APP_ID", forgeAppID, "IDBRIDGE_FORGE_JWKS_URL", jwks.URL()}, extraEnv...)...)
 	return &forgeHarness{connectHarness: h, jwks: jwks, key: key}
 }
 
@@ -385,6 +386,56 @@ func TestNothingWaitsForEnabled(t *testing.T) {
 		h.mustState(s, models.SiteInstalled)
 		if f := h.jwtFailures(); len(f) != 0 {
 			t.Errorf("Connect JWTs refused along the way: %v", f)
+		}
+	})
+}
+
+// TestForgeSystemTokenReadsNames (issue 15, item 4): the audit log's
+// account names are read as the app, with the app system token Forge
+// handed over, through the API gateway; no service account is configured,
+// so nothing else could have answered. Once the token has expired, no
+// call is made with it.
+func TestForgeSystemTokenReadsNames(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		var sysToken atomic.Pointer[string]
+		var calls atomic.Int64
+		gateway := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			calls.Add(1)
+			if want := sysToken.Load(); want == nil || r.Header.Get("Authorization") != "Bearer "+*want || !strings.HasPrefix(r.URL.Path, "/ex/jira/") ||
+				!strings.HasSuffix(r.URL.Path, "/rest/api/3/user") {
+				http.Error(w, `{"errorMessages":["unauthorized"]}`, http.StatusUnauthorized)
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = fmt.Fprintf(w, `{"accountId":%q,"displayName":"Name of %s"}`, r.URL.Query().Get("accountId"), r.URL.Query().Get("accountId"))
+		}))
+		t.Cleanup(gateway.Close)
+		h := newForgeHarness(t, b, "IDBRIDGE_ATLASSIAN_API_URL", gateway.URL)
+		s := h.newSite(h.jira)
+		h.jira.addAdmin("admin-1")
+		h.mustInstall(s)
+		sys := h.systemToken(h.clock.Now().Add(15 * time.Minute))
+		sysToken.Store(&sys)
+		connectWantStatus(t, h.forgeLifecycle(s, models.ForgeEventInstalled, sys), http.StatusNoContent, "forge installed")
+
+		names := func() string {
+			tok := h.signHMAC(h.contextClaims(s, "admin-1"), jwt.SigningMethodHS256, []byte(s.secret), "")
+			w := h.serve(nil, connectRequest(http.MethodGet, "/api/admin/accounts?accountId=557058:someone", nil, tok))
+			connectWantStatus(t, w, http.StatusOK, "account names")
+			return w.Body.String()
+		}
+		if got := names(); !strings.Contains(got, "Name of 557058:someone") {
+			t.Errorf("names with the system token: %s", got)
+		}
+		if calls.Load() != 1 {
+			t.Errorf("%d gateway calls, want 1", calls.Load())
+		}
+		h.clock.Advance(16 * time.Minute)
+		if got := names(); strings.Contains(got, "Name of") {
+			t.Errorf("names after the token expired: %s", got)
+		}
+		if calls.Load() != 1 {
+			t.Errorf("the expired token was used: %d gateway calls", calls.Load())
 		}
 	})
 }

@@ -126,6 +126,24 @@ func (s *ServiceAccounts) client(site *models.Site, acc *models.ServiceAccount, 
 	return c, nil
 }
 
+// AppClient returns a client that calls the site's Jira REST API as the
+// app itself, with the app system token Forge handed idbridge
+// (x-forge-oauth-system): a Bearer token against the API gateway
+// {api}/ex/jira/{cloudId}. The site must have a cloudId.
+func (s *ServiceAccounts) AppClient(site *models.Site, systemToken string) (*ServiceClient, error) {
+	if site == nil || site.CloudID == "" || systemToken == "" {
+		return nil, errors.New("atlassian: app client: no site, cloud ID or token")
+	}
+	u, err := parseBaseURL(s.gatewayURL(ProductJira, site.CloudID))
+	if err != nil {
+		return nil, fmt.Errorf("atlassian: app client: %w", err)
+	}
+	return &ServiceClient{hc: s.hc, siteID: site.ID, baseURL: u, now: s.now, auth: func(_ context.Context, r *http.Request) error {
+		r.Header.Set("Authorization", "Bearer "+systemToken)
+		return nil
+	}}, nil
+}
+
 // OrgAdmin returns a client for the organization Admin API
 // ({api}/admin/...) with the account's organization API key, or an error
 // when none is configured.

@@ -3,6 +3,7 @@ package audit
 import (
 	"context"
 	"slices"
+	"strings"
 	"time"
 
 	"idbridge/app/atlassian"
@@ -12,8 +13,9 @@ import (
 // MaxNames bounds one lookup of names.
 const MaxNames = 50
 
-// Names looks up the display names of account IDs live, through the
-// site's service account, for the admin page: the audit log stores IDs
+// Names looks up the display names of account IDs live, as the app (app
+// system token) or through the site's service account (namesClient), for
+// the admin page: the audit log stores IDs
 // only, never names. An account that cannot be read is left out.
 func (l *Log) Names(ctx context.Context, site *models.Site, ids []string) (map[string]string, error) {
 	out := map[string]string{}
@@ -29,16 +31,9 @@ func (l *Log) Names(ctx context.Context, site *models.Site, ids []string) (map[s
 	if l.accounts == nil || len(ids) == 0 {
 		return out, nil
 	}
-	acc, err := l.store.View(ctx).FindServiceAccount(site.ID)
-	if models.IsNotFound(err) {
-		return out, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	c, err := l.accounts.Client(site, acc)
-	if err != nil {
-		return out, nil
+	c, err := l.namesClient(ctx, site)
+	if err != nil || c == nil {
+		return out, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
@@ -55,6 +50,44 @@ func (l *Log) Names(ctx context.Context, site *models.Site, ids []string) (map[s
 		}
 	}
 	return out, nil
+}
+
+// NamesCredential says which credential looks names up for a site: the
+// app system token Forge handed idbridge, while the site (a Jira site with
+// a cloudId) has a current one, because reading users needs no person's
+// credentials; otherwise the site's service account.
+const (
+	NamesCredentialSystemToken    = "app system token"
+	NamesCredentialServiceAccount = "service account"
+)
+
+// namesClient is the client that reads users for site: as the app with
+// its system token when it has a current one, else as the service account;
+// nil when neither is there.
+func (l *Log) namesClient(ctx context.Context, site *models.Site) (*atlassian.ServiceClient, error) {
+	if site.CloudID != "" && !strings.EqualFold(site.ProductType, atlassian.ProductConfluence) {
+		tok, err := l.store.View(ctx).FindSystemToken(site.ID, l.now())
+		switch {
+		case err == nil:
+			if c, err := l.accounts.AppClient(site, tok.Token); err == nil {
+				return c, nil
+			}
+		case !models.IsNotFound(err):
+			return nil, err
+		}
+	}
+	acc, err := l.store.View(ctx).FindServiceAccount(site.ID)
+	if models.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	c, err := l.accounts.Client(site, acc)
+	if err != nil {
+		return nil, nil
+	}
+	return c, nil
 }
 
 // WithNames lets the log look names up through the service accounts.

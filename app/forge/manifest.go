@@ -88,11 +88,10 @@ var LifecycleEvents = []string{"avi:forge:installed:app", "avi:forge:upgraded:ap
 
 // systemTokenScopes are the OAuth scopes the app system token needs for
 // the calls idbridge makes with it (docs/FORGE.md, "App system token"):
-// the admin check, which reads permissions (Jira) or a user's operations
-// (Confluence).
+// reading Jira users (the audit log's account names). Confluence sites
+// make no call with it yet.
 var systemTokenScopes = map[Product][]string{
-	Jira:       {"read:jira-work"},
-	Confluence: {"read:confluence-user"},
+	Jira: {"read:jira-user"},
 }
 
 // Options choose what the manifest identifies.

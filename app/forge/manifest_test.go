@@ -133,7 +133,9 @@ func mirrorProblems(desc, manifest map[string]any, products []Product) []string 
 			}
 			want[string(p)+":"+typ] = keyed
 		}
-		wantScopes = append(wantScopes, map[Product]string{Jira: "read:jira-work", Confluence: "read:confluence-user"}[p])
+		if p == Jira {
+			wantScopes = append(wantScopes, "read:jira-user")
+		}
 		scopes, _ := desc["scopes"].([]any)
 		for _, s := range scopes {
 			wantScopes = append(wantScopes, strings.ReplaceAll(strings.ToLower(s.(string)), "_", "-")+":connect-"+string(p))
@@ -370,7 +372,7 @@ func TestGenerateMapsConnectForms(t *testing.T) {
 		t.Errorf("app.licensing = %v", l)
 	}
 	scopes := m["permissions"].(map[string]any)["scopes"]
-	if want := []any{"act-as-user:connect-jira", "project-admin:connect-jira", "read:app-system-token", "read:connect-jira", "read:jira-work"}; !reflect.DeepEqual(scopes, want) {
+	if want := []any{"act-as-user:connect-jira", "project-admin:connect-jira", "read:app-system-token", "read:connect-jira", "read:jira-user"}; !reflect.DeepEqual(scopes, want) {
 		t.Errorf("scopes %v, want %v", scopes, want)
 	}
 	hooks := m["connectModules"].(map[string]any)["jira:webhooks"].([]any)
