@@ -439,3 +439,32 @@ func TestForgeSystemTokenReadsNames(t *testing.T) {
 		}
 	})
 }
+
+// TestForgeInstallationIDChanges: an installationId can change (a site URL
+// change); Forge's installed event with the new one links to the site of
+// the same cloud and product instead of making a second one.
+func TestForgeInstallationIDChanges(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		h := newForgeHarness(t, b)
+		s := h.newSite(h.jira)
+		h.mustInstall(s)
+		// The Confluence site of the same cloud must not be taken over.
+		wiki := h.newSite(h.wiki)
+		wiki.cloudID = s.cloudID
+		h.mustInstall(wiki)
+		before := h.mustState(s, models.SiteInstalled)
+		s.installationID = "ari:cloud:ecosystem::installation/" + apptest.RandomHex(t, 8)
+		connectWantStatus(t, h.forgeLifecycle(s, models.ForgeEventInstalled, ""), http.StatusNoContent, "forge installed, new installation ID")
+		after := h.mustState(s, models.SiteInstalled)
+		if after.ID != before.ID || after.InstallationID != s.installationID {
+			t.Errorf("site %s → %s, installation %q, want the same site with %q", before.ID, after.ID, after.InstallationID, s.installationID)
+		}
+		if got := h.mustState(wiki, models.SiteInstalled); got.InstallationID != wiki.installationID {
+			t.Errorf("the Confluence site's installation changed to %q", got.InstallationID)
+		}
+		var n int
+		if err := h.app.Store().SQLDB().QueryRow(`SELECT count(*) FROM sites`).Scan(&n); err != nil || n != 2 {
+			t.Fatalf("%d sites (%v), want 2", n, err)
+		}
+	})
+}

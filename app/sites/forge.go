@@ -168,9 +168,13 @@ func (s *Service) ForgeLifecycle(ctx context.Context, r *http.Request, ev *model
 			if err != nil {
 				return err
 			}
+			// One app key, one Forge app ID: a cloud site has at most one
+			// installation of this app per product. A site of that cloud
+			// and product with another installationId is the same site
+			// whose installation ID changed (a site URL change, say).
 			var match []*models.Site
 			for _, c := range candidates {
-				if c.InstallationID == "" && (product == "" || productOf(c) == product) {
+				if product == "" || productOf(c) == product {
 					match = append(match, c)
 				}
 			}
