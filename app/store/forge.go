@@ -135,17 +135,12 @@ func (tx *Tx) SaveForgeInstall(in ForgeInstall) (*models.Site, error) {
 		if in.BaseURL == "" {
 			return nil, &models.Error{Code: models.CodeInvalid, Message: "a Forge install of an unknown site needs the site URL"}
 		}
-		existing = siteRow{
-			ID:             NewID("s"),
-			ClientKey:      in.InstallationID,
-			BaseURL:        strings.TrimSuffix(in.BaseURL, "/"),
-			ProductType:    in.ProductType,
-			InstallationID: in.InstallationID,
-			CloudID:        in.CloudID,
-			State:          string(models.SiteInstalled),
-			InstalledAt:    now,
-			UpdatedAt:      now,
-		}
+		existing = siteRow{ID: NewID("s"), State: string(models.SiteInstalled), InstalledAt: now, UpdatedAt: now}
+		existing.ClientKey = in.InstallationID
+		existing.BaseURL = strings.TrimSuffix(in.BaseURL, "/")
+		existing.ProductType = in.ProductType
+		existing.InstallationID = in.InstallationID
+		existing.CloudID = in.CloudID
 		if err := tx.db.Create(&existing).Error; err != nil {
 			return nil, fmt.Errorf("save forge install: %w", translate(err))
 		}
