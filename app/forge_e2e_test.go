@@ -179,6 +179,18 @@ func TestForgeInstalledLinksConnectSite(t *testing.T) {
 		// Connect's admin API keeps working for the same site.
 		h.jira.addAdmin("admin-1")
 		connectWantStatus(t, h.adminSite(nil, s, "admin-1", s.secret), http.StatusOK, "admin API after linking")
+
+		// Uninstall (Connect's callback: Forge has none) deletes the system
+		// token with the other secrets, and the FIT no longer names a site.
+		connectWantStatus(t, h.uninstall(s), http.StatusNoContent, "uninstall")
+		if _, err := h.app.Store().View(context.Background()).FindSystemToken(before.ID, h.clock.Now()); !models.IsNotFound(err) {
+			t.Errorf("system token after uninstall: %v", err)
+		}
+		w = h.serve(nil, forgeRequest(http.MethodGet, "/forge/site", nil, h.token(h.claims(s))))
+		connectWantStatus(t, w, http.StatusUnauthorized, "FIT of an uninstalled site")
+		if h.forgeFailures()["uninstalled_site"] != 1 {
+			t.Errorf("uninstalled_site not counted: %v", h.forgeFailures())
+		}
 	})
 }
 

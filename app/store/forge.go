@@ -236,3 +236,10 @@ func (tx *Tx) FindSystemToken(siteID string, now time.Time) (*SystemToken, error
 	}
 	return &SystemToken{Token: string(plain), ExpiresAt: r.SystemTokenExpiresAt.UTC()}, nil
 }
+
+// deleteSystemToken drops the site's app system token (uninstall deletes a
+// site's secrets at once).
+func (tx *Tx) deleteSystemToken(siteID string) error {
+	return translate(tx.db.Model(&forgeRow{}).Where("site_id = ?", siteID).
+		Updates(map[string]any{"system_token": nil, "system_token_expires_at": nil}).Error)
+}

@@ -185,6 +185,9 @@ func (tx *Tx) MarkSiteUninstalled(siteID string, purgeAfter time.Time) error {
 	if err := tx.deleteSSOSecrets(siteID); err != nil {
 		return fmt.Errorf("mark site uninstalled: %w", err)
 	}
+	if err := tx.deleteSystemToken(siteID); err != nil {
+		return fmt.Errorf("mark site uninstalled: %w", err)
+	}
 	if res.RowsAffected == 0 {
 		// Already uninstalled is fine; an unknown ID must not pass for a
 		// deleted secret.
