@@ -46,6 +46,25 @@ func AppendMigrationForTest(tb testing.TB, name string, stmts ...string) int {
 	return v
 }
 
+// MigrationsBeforeForTest leaves out the migration named name and every
+// one after it, and returns the function that puts them back (also called
+// when the test ends). Tests that use it must not run in parallel with
+// others: migrations is package state.
+func MigrationsBeforeForTest(tb testing.TB, name string) (restore func()) {
+	tb.Helper()
+	saved := migrations
+	for i, m := range saved {
+		if m.Name == name {
+			migrations = saved[:i:i]
+			restore = func() { migrations = saved }
+			tb.Cleanup(restore)
+			return restore
+		}
+	}
+	tb.Fatalf("no migration named %q", name)
+	return nil
+}
+
 // HoldMigrationLock takes the PostgreSQL migration advisory lock on a
 // connection of its own, and returns the function that releases it.
 func HoldMigrationLock(ctx context.Context, s *Store) (release func() error, err error) {

@@ -1,0 +1,107 @@
+package store_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"idbridge/app/store"
+	"idbridge/app/store/storetest"
+	"idbridge/models"
+)
+
+// TestMigrationLinksForgeInstallations: the forge migration gives an
+// installationId to one site only (the most recently updated keeps it when
+// two rows share one), links every site that has one, and from then on a
+// second site with the same installationId is refused. Not parallel: it
+// changes the package's migration list.
+func TestMigrationLinksForgeInstallations(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		ctx := context.Background()
+		st := b.Open(t, storetest.Unmigrated())
+		restore := store.MigrationsBeforeForTest(t, "forge installations")
+		if _, err := st.Migrate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		old := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+		for _, r := range []struct {
+			id, clientKey, installation string
+			updated                     time.Time
+		}{
+			{"s_old", "ck-old", "ari:cloud:ecosystem::installation/shared", old},
+			{"s_new", "ck-new", "ari:cloud:ecosystem::installation/shared", old.Add(time.Hour)},
+			{"s_one", "ck-one", "ari:cloud:ecosystem::installation/one", old},
+			{"s_none", "ck-none", "", old},
+		} {
+			if err := store.ExecRaw(ctx, st, `INSERT INTO sites (id, client_key, base_url, installation_id, state, installed_at, updated_at)
+				VALUES (?, ?, 'https://x.atlassian.net', ?, 'installed', ?, ?)`, r.id, r.clientKey, r.installation, r.updated, r.updated); err != nil {
+				t.Fatal(err)
+			}
+		}
+		restore()
+		if _, err := st.Migrate(ctx); err != nil {
+			t.Fatalf("forge migration: %v", err)
+		}
+		want := map[string]string{
+			"s_old": "", "s_new": "ari:cloud:ecosystem::installation/shared",
+			"s_one": "ari:cloud:ecosystem::installation/one", "s_none": "",
+		}
+		for id, inst := range want {
+			var got string
+			if err := store.QueryRowRaw(ctx, st, `SELECT installation_id FROM sites WHERE id = ?`, []any{id}, &got); err != nil || got != inst {
+				t.Errorf("%s: installation %q (%v), want %q", id, got, err, inst)
+			}
+		}
+		if n := count(t, st, `SELECT count(*) FROM forge_installations`); n != 2 {
+			t.Errorf("%d linked installations, want 2", n)
+		}
+		if n := count(t, st, `SELECT count(*) FROM forge_installations WHERE site_id IN ('s_new', 's_one')`); n != 2 {
+			t.Errorf("the linked installations are not s_new and s_one")
+		}
+		err := store.ExecRaw(ctx, st, `UPDATE sites SET installation_id = 'ari:cloud:ecosystem::installation/one' WHERE id = 's_none'`)
+		if models.ErrorCode(store.TranslateError(err)) != models.CodeConflict {
+			t.Errorf("a second site with the same installationId: %v, want a conflict", err)
+		}
+	})
+}
+
+// TestSystemTokenKeepsTheNewest: an older token never replaces a newer
+// one, an expired one is not found, and uninstall deletes it.
+func TestSystemTokenKeepsTheNewest(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		ctx := context.Background()
+		st := b.Open(t)
+		site := install(t, st, newSite(1))
+		now := time.Now().UTC().Truncate(time.Second)
+		save := func(tok string, exp time.Time) {
+			t.Helper()
+			if err := st.InTx(ctx, func(tx *store.Tx) error { return tx.SaveSystemToken(site.ID, site.InstallationID, tok, exp) }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		find := func(at time.Time) string {
+			got, err := st.View(ctx).FindSystemToken(site.ID, at)
+			if models.IsNotFound(err) {
+				return ""
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			return got.Token
+		}
+		save("token-b", now.Add(10*time.Minute))
+		save("token-a", now.Add(5*time.Minute)) // older: ignored
+		if got := find(now); got != "token-b" {
+			t.Errorf("token %q, want token-b", got)
+		}
+		if got := find(now.Add(11 * time.Minute)); got != "" {
+			t.Errorf("expired token found: %q", got)
+		}
+		if err := st.InTx(ctx, func(tx *store.Tx) error { return tx.MarkSiteUninstalled(site.ID, now.Add(time.Hour)) }); err != nil {
+			t.Fatal(err)
+		}
+		if got := find(now); got != "" {
+			t.Errorf("token after uninstall: %q", got)
+		}
+	})
+}
