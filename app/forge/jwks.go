@@ -112,6 +112,18 @@ func (j *JWKS) Key(ctx context.Context, kid string) (*rsa.PublicKey, error) {
 			j.mu.Unlock()
 			return k, nil
 		}
+		if known && usable {
+			// A stale but trusted key: answer at once, and refresh in the
+			// background (one fetch, spaced as any other) so that no
+			// request waits for the CDN once an hour.
+			if mayFetch && j.inflight == nil {
+				done := make(chan struct{})
+				j.inflight, j.lastTry = done, now
+				go j.refresh(context.WithoutCancel(ctx), done)
+			}
+			j.mu.Unlock()
+			return k, nil
+		}
 		if wait := j.inflight; wait != nil {
 			// Someone is fetching: share that fetch.
 			j.mu.Unlock()
@@ -137,24 +149,12 @@ func (j *JWKS) Key(ctx context.Context, kid string) (*rsa.PublicKey, error) {
 		j.lastTry = now
 		j.mu.Unlock()
 
-		keys, err := j.fetch(ctx)
+		err := j.refresh(ctx, done)
 
 		j.mu.Lock()
-		if err == nil {
-			j.keys, j.fetchedAt = keys, j.Now()
-		}
-		j.inflight = nil
-		close(done)
 		k, known = j.keys[kid]
 		usable = j.keys != nil && j.Now().Sub(j.fetchedAt) < j.ttl()+j.maxStale()
 		j.mu.Unlock()
-		if j.OnFetch != nil {
-			if err != nil {
-				j.OnFetch("error")
-			} else {
-				j.OnFetch("ok")
-			}
-		}
 		switch {
 		case known && usable:
 			return k, nil
@@ -163,6 +163,27 @@ func (j *JWKS) Key(ctx context.Context, kid string) (*rsa.PublicKey, error) {
 		}
 		return nil, ErrUnknownKid
 	}
+}
+
+// refresh fetches the document, keeps it if it is good, and ends the
+// flight done (which the caller registered as j.inflight).
+func (j *JWKS) refresh(ctx context.Context, done chan struct{}) error {
+	keys, err := j.fetch(ctx)
+	j.mu.Lock()
+	if err == nil {
+		j.keys, j.fetchedAt = keys, j.Now()
+	}
+	j.inflight = nil
+	close(done)
+	j.mu.Unlock()
+	if j.OnFetch != nil {
+		if err != nil {
+			j.OnFetch("error")
+		} else {
+			j.OnFetch("ok")
+		}
+	}
+	return err
 }
 
 // ErrUnknownKid means the key set has no key with the token's kid.

@@ -341,3 +341,38 @@ func TestParseJWKSIsBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestStaleKeyAnsweredWhileRefreshing: once the document is older than its
+// TTL, a known key is answered at once while one refresh runs in the
+// background; the request does not wait for the CDN.
+func TestStaleKeyAnsweredWhileRefreshing(t *testing.T) {
+	key, _ := apptest.RSAKeys(t)
+	body := jwksBody(t, map[string]*rsa.PublicKey{testKid: &key.PublicKey})
+	var fetches atomic.Int64
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if fetches.Add(1) > 1 {
+			<-release // the refresh hangs until the test is done
+		}
+		_, _ = w.Write(body)
+	}))
+	defer srv.Close()
+	defer close(release)
+	clk := &clock{t: time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)}
+	j := NewJWKS(srv.URL, nil, clk.now)
+	if _, err := j.Key(context.Background(), testKid); err != nil {
+		t.Fatal(err)
+	}
+	clk.add(DefaultJWKSTTL + time.Second)
+	for range 5 {
+		if _, err := j.Key(context.Background(), testKid); err != nil {
+			t.Fatalf("stale key: %v", err)
+		}
+	}
+	for fetches.Load() < 2 {
+		time.Sleep(time.Millisecond) // the background refresh reaches the server
+	}
+	if n := fetches.Load(); n != 2 {
+		t.Errorf("%d fetches, want 2 (the first, one refresh)", n)
+	}
+}
