@@ -90,7 +90,7 @@ func Inventory() []InventoryEntry {
 		// service_accounts: the credentials a site admin configures (SPEC 5).
 		{Table: "forge_installations", Column: "site_id", Purpose: "which site the Forge installation belongs to"},
 		{Table: "forge_installations", Column: "installation_id", Purpose: "identifying the installation in Atlassian Forge"},
-		{Table: "forge_installations", Column: "system_token", Purpose: "calling the site's Atlassian APIs as the app, with the token Forge hands the app (encrypted, short-lived)"},
+		{Table: "forge_installations", Column: "system_token", Secret: true, Purpose: "calling the site's Atlassian APIs as the app, with the token Forge hands the app (encrypted, short-lived)"},
 		{Table: "forge_installations", Column: "system_token_expires_at", Purpose: "knowing when the app system token stops working"},
 		{Table: "forge_installations", Column: "forge_installed_at", Purpose: "showing when Forge last installed or upgraded the app"},
 		{Table: "forge_installations", Column: "app_version", Purpose: "showing which Forge version of the app the site runs"},

@@ -127,6 +127,9 @@ func Tables() []TableDecl {
 		with(site("sso_settings"), clear("updated_by")),
 		with(site("identity_providers", "id"), clear("updated_by")),
 
+		// The Forge side of an installation: no personal data.
+		site("forge_installations"),
+
 		{Name: "customer_profiles", SiteColumn: "site_id",
 			NotByPerson: "the customer record describes the site's customer (technical contact, purchaser), who is not identified by an Atlassian account ID: it is exported with the whole site, corrected through the customer record (PUT /api/admin/profile), and deleted with the site's data"},
 

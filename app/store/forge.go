@@ -14,7 +14,7 @@ import (
 
 // Forge installations (docs/FORGE.md): once an app is registered with
 // Forge, a site is also known by its installationId (an installation ARI,
-// unique among sites since migration 8) and its cloudId (shared by the Jira
+// unique among sites since the "forge installations" migration) and its cloudId (shared by the Jira
 // and the Confluence installation of one cloud site, so never unique). The
 // forge_installations row of a site holds what Forge's own lifecycle told
 // us and the app system token Forge hands the remote, sealed.
