@@ -248,12 +248,7 @@ func (s *Service) finish(ctx context.Context, cb models.LoginCallback, protocol 
 	if !ValidToken(cb.State) {
 		return fail(refuse("state_unknown", "This sign-in is unknown, expired or already used. Start again."), false)
 	}
-	var st *models.LoginState
-	err = s.store.InTx(ctx, func(tx *store.Tx) error {
-		var err error
-		st, err = tx.TakeLoginState(site.ID, HashToken(cb.State))
-		return err
-	})
+	st, err := s.store.View(ctx).TakeLoginState(site.ID, HashToken(cb.State))
 	if models.IsNotFound(err) {
 		return fail(refuse("state_unknown", "This sign-in is unknown, expired or already used. Start again."), false)
 	}

@@ -45,17 +45,19 @@ func (tx *Tx) CreateLoginState(siteID string, st *models.LoginState) error {
 // (only the one whose DELETE removed the row gets it). An unknown or
 // already used ID: not found. An expired state is deleted and not found.
 func (tx *Tx) TakeLoginState(siteID, id string) (*models.LoginState, error) {
-	var r loginStateRow
-	if err := tx.db.Where("site_id = ? AND id = ?", siteID, id).Take(&r).Error; err != nil {
+	// One statement, so one round trip and no transaction: the DELETE is
+	// what decides which of two concurrent takes gets the row.
+	var rows []loginStateRow
+	err := tx.db.Raw(`DELETE FROM login_states WHERE site_id = ? AND id = ?
+		RETURNING site_id, id, idp_id, protocol, browser_hash, nonce, pkce_verifier, saml_request_id, return_to, created_at, expires_at`,
+		siteID, id).Scan(&rows).Error
+	if err != nil {
 		return nil, fmt.Errorf("take login state: %w", translate(err))
 	}
-	res := tx.db.Where("site_id = ? AND id = ?", siteID, id).Delete(&loginStateRow{})
-	if res.Error != nil {
-		return nil, fmt.Errorf("take login state: %w", translate(res.Error))
-	}
-	if res.RowsAffected == 0 {
+	if len(rows) == 0 {
 		return nil, &models.Error{Code: models.CodeNotFound, Message: "not found"}
 	}
+	r := rows[0]
 	if !tx.s.Now().Before(r.ExpiresAt) {
 		return nil, &models.Error{Code: models.CodeNotFound, Message: "expired"}
 	}
