@@ -4,19 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"idbridge/app/account"
 	"idbridge/app/atlassian"
+	"idbridge/app/fakeatlassian"
 	"idbridge/app/store"
 	"idbridge/app/store/storetest"
 	"idbridge/models"
@@ -30,106 +27,44 @@ const (
 	actor      = "557058:admin"
 )
 
-// fakeJira is a Jira site and Atlassian's API gateway and OAuth server in
-// one: /rest/api/3/myself and /mypermissions with Basic or Bearer auth,
-// under / (classic tokens) and /ex/jira/{cloudId} (gateway), and
-// /oauth/token. It answers 401 to anything but the good credentials, and
-// can be told to hang (a timeout) or to deny ADMINISTER.
-type fakeJira struct {
-	*httptest.Server
-	admin   atomic.Bool
-	hang    atomic.Bool
-	calls   atomic.Int64
-	release chan struct{}
-	mu      sync.Mutex
-	paths   []string
-}
-
-func newFakeJira(t *testing.T) *fakeJira {
-	f := &fakeJira{release: make(chan struct{})}
-	f.admin.Store(true)
-	f.Server = httptest.NewServer(http.HandlerFunc(f.serve))
-	t.Cleanup(func() { close(f.release); f.Close() })
-	return f
-}
-
-func (f *fakeJira) serve(w http.ResponseWriter, r *http.Request) {
-	f.calls.Add(1)
-	f.mu.Lock()
-	f.paths = append(f.paths, r.URL.RequestURI())
-	f.mu.Unlock()
-	if f.hang.Load() {
-		select {
-		case <-f.release:
-		case <-r.Context().Done():
-		}
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	if r.URL.Path == "/oauth/token" {
-		_ = r.ParseForm()
-		if r.PostForm.Get("client_id") != "cid" || r.PostForm.Get("client_secret") != "good-client-secret-5678" {
-			w.WriteHeader(http.StatusUnauthorized)
-			_, _ = io.WriteString(w, `{"error":"access_denied"}`)
-			return
-		}
-		_, _ = io.WriteString(w, `{"access_token":"bearer-1","token_type":"Bearer","expires_in":3600}`)
-		return
-	}
-	path := r.URL.Path
-	if rest, ok := strings.CutPrefix(path, "/ex/jira/"); ok {
-		cloud, p, _ := strings.Cut(rest, "/")
-		if cloud != "cloud-1" {
-			w.WriteHeader(http.StatusNotFound)
-			return
-		}
-		path = "/" + p
-	}
-	if strings.HasPrefix(path, "/admin/v1/orgs") {
-		if r.Header.Get("Authorization") != "Bearer good-org-key-0000" {
-			w.WriteHeader(http.StatusUnauthorized)
-			return
-		}
-		_, _ = io.WriteString(w, `{"data":[{"id":"o1","attributes":{"name":"Acme"}}]}`)
-		return
-	}
-	u, p, basic := r.BasicAuth()
-	if !(basic && u == adminEmail && p == goodToken) && r.Header.Get("Authorization") != "Bearer bearer-1" {
-		w.WriteHeader(http.StatusUnauthorized)
-		_, _ = io.WriteString(w, `{"errorMessages":["Client must be authenticated to access this resource."]}`)
-		return
-	}
-	switch path {
-	case "/rest/api/3/myself":
-		_, _ = io.WriteString(w, `{"accountId":"712020:bot","emailAddress":"bot@example.com","displayName":"Automation Bot","active":true}`)
-	case "/rest/api/3/mypermissions":
-		if r.URL.Query().Get("permissions") != "ADMINISTER" {
-			w.WriteHeader(http.StatusBadRequest)
-			return
-		}
-		_ = json.NewEncoder(w).Encode(map[string]any{"permissions": map[string]any{"ADMINISTER": map[string]any{"havePermission": f.admin.Load()}}})
-	default:
-		w.WriteHeader(http.StatusNotFound)
-	}
-}
-
 type env struct {
 	st    *store.Store
 	svc   *account.Service
 	site  *models.Site
-	jira  *fakeJira
+	jira  *fakeatlassian.Site
 	clock *storetest.Clock
+}
+
+// The credentials the fake site accepts: the admin's classic and scoped
+// API tokens, and an OAuth client, all with Jira's ADMINISTER.
+func apiTokenAccount(admin bool) fakeatlassian.ServiceAccount {
+	return fakeatlassian.ServiceAccount{Email: adminEmail, APIToken: goodToken, ScopedToken: goodToken, Admin: admin}
+}
+
+var oauthClient = fakeatlassian.ServiceAccount{ClientID: "cid", ClientSecret: "good-client-secret-5678", Admin: true}
+
+// setAdmin makes the site grant the admin's tokens ADMINISTER or not.
+func (e *env) setAdmin(admin bool) {
+	e.jira.RevokeCredentials()
+	e.jira.AddServiceAccount(apiTokenAccount(admin))
+	e.jira.AddServiceAccount(oauthClient)
 }
 
 func newEnv(t *testing.T, b storetest.Backend) *env {
 	clock := storetest.NewClock(epoch)
 	st := b.Open(t, storetest.WithNow(clock.Now))
-	jira := newFakeJira(t)
+	fake := fakeatlassian.New(fakeatlassian.Options{Now: clock.Now})
+	t.Cleanup(fake.Close)
+	jira := fake.NewSite(fakeatlassian.SiteOptions{CloudID: "cloud-1"})
+	jira.AddAccount(fakeatlassian.Account{Email: adminEmail, DisplayName: "Automation Bot"})
+	jira.AddServiceAccount(apiTokenAccount(true))
+	jira.AddServiceAccount(oauthClient)
+	jira.AddOrgKey("good-org-key-0000")
 	var site *models.Site
 	err := st.InTx(context.Background(), func(tx *store.Tx) error {
 		var err error
 		site, err = tx.SaveInstall(&models.Site{
-			SiteFacts:    models.SiteFacts{ClientKey: "client-1", BaseURL: jira.URL, ProductType: "jira"},
+			SiteFacts:    models.SiteFacts{ClientKey: "client-1", BaseURL: jira.BaseURL(), ProductType: "jira"},
 			SharedSecret: []byte("0123456789abcdef0123456789abcdef"),
 		})
 		return err
@@ -137,7 +72,7 @@ func newEnv(t *testing.T, b storetest.Backend) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	u, _ := url.Parse(jira.URL)
+	u, _ := url.Parse(fake.APIURL())
 	clients := atlassian.New(atlassian.Options{AppKey: "idbridge", MaxAttempts: 1,
 		Base: &http.Transport{ResponseHeaderTimeout: 200 * time.Millisecond}})
 	svc := account.New(st, atlassian.NewServiceAccounts(clients, u, u), clock.Now, nil)
@@ -359,7 +294,7 @@ func TestConnectionTest(t *testing.T) {
 		}
 
 		// Not an administrator: said in words.
-		e.jira.admin.Store(false)
+		e.setAdmin(false)
 		res, err = e.svc.Test(ctx, e.site)
 		if err != nil {
 			t.Fatal(err)
@@ -371,14 +306,14 @@ func TestConnectionTest(t *testing.T) {
 		if res.Account.Status != models.AccountOK {
 			t.Errorf("status %s for valid credentials without admin rights, want ok", res.Account.Status)
 		}
-		e.jira.admin.Store(true)
+		e.setAdmin(true)
 
 		// A timeout changes nothing and says so.
 		before, _ := e.svc.Get(ctx, e.site.ID)
 		e.clock.Advance(time.Hour)
-		e.jira.hang.Store(true)
+		e.jira.Inject(fakeatlassian.Fault{Delay: time.Minute})
 		_, err = e.svc.Test(ctx, e.site)
-		e.jira.hang.Store(false)
+		e.jira.ClearFaults()
 		if models.ErrorCode(err) != models.CodeUnavailable || !strings.Contains(models.ErrorMessage(err), "did not answer") ||
 			!strings.Contains(models.ErrorMessage(err), "Nothing was changed") {
 			t.Fatalf("timeout: %v", err)
@@ -422,7 +357,7 @@ func TestConnectionTestGatewayKinds(t *testing.T) {
 		if err != nil || !res.OK {
 			t.Fatalf("oauth: %+v, %v", res, err)
 		}
-		if c := checkNamed(res, account.CheckOrgKey); c == nil || !c.OK || !strings.Contains(c.Message, "Acme") {
+		if c := checkNamed(res, account.CheckOrgKey); c == nil || !c.OK || !strings.Contains(c.Message, "Organization "+e.jira.OrgID[:8]) {
 			t.Errorf("org key check = %+v", c)
 		}
 		// A wrong secret: refused at the token endpoint, invalid.
