@@ -16,7 +16,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,6 +23,7 @@ import (
 
 	"idbridge/app"
 	"idbridge/app/apptest"
+	"idbridge/app/fakeatlassian"
 	"idbridge/app/store"
 	"idbridge/app/store/storetest"
 	"idbridge/config"
@@ -38,65 +38,6 @@ const (
 	admBotEmail  = "bot@example.com"
 	admGoodToken = "ATATT3xFfGF0-e2e-good-token-1a2b"
 )
-
-// admJira is a Jira Cloud site: it answers the admin check (app JWT) for
-// admAdmin, and /rest/api/3/myself and /mypermissions for the service
-// account's Basic credentials. It can be told to reject every token (a
-// revoked one) or to hang.
-type admJira struct {
-	*httptest.Server
-	reject  atomic.Bool
-	hang    atomic.Bool
-	release chan struct{}
-	basic   atomic.Int64
-}
-
-func newAdmJira(t *testing.T) *admJira {
-	f := &admJira{release: make(chan struct{})}
-	f.Server = httptest.NewServer(http.HandlerFunc(f.serve))
-	t.Cleanup(func() { close(f.release); f.Close() })
-	return f
-}
-
-func (f *admJira) serve(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "application/json")
-	if r.Method == http.MethodPost && r.URL.Path == "/rest/api/3/permissions/check" {
-		if !strings.HasPrefix(r.Header.Get("Authorization"), "JWT ") {
-			w.WriteHeader(http.StatusUnauthorized)
-			return
-		}
-		var body struct{ AccountID string }
-		_ = json.NewDecoder(r.Body).Decode(&body)
-		if body.AccountID == admAdmin {
-			_, _ = io.WriteString(w, `{"globalPermissions":["ADMINISTER"]}`)
-		} else {
-			_, _ = io.WriteString(w, `{"globalPermissions":[]}`)
-		}
-		return
-	}
-	f.basic.Add(1)
-	if f.hang.Load() {
-		select {
-		case <-f.release:
-		case <-r.Context().Done():
-		}
-		return
-	}
-	u, p, ok := r.BasicAuth()
-	if !ok || u != admBotEmail || p != admGoodToken || f.reject.Load() {
-		w.WriteHeader(http.StatusUnauthorized)
-		_, _ = io.WriteString(w, `{"errorMessages":["Client must be authenticated to access this resource."]}`)
-		return
-	}
-	switch r.URL.Path {
-	case "/rest/api/3/myself":
-		_, _ = io.WriteString(w, `{"accountId":"712020:bot","emailAddress":"bot@example.com","displayName":"Automation Bot","active":true}`)
-	case "/rest/api/3/mypermissions":
-		_, _ = io.WriteString(w, `{"permissions":{"ADMINISTER":{"key":"ADMINISTER","havePermission":true}}}`)
-	default:
-		http.NotFound(w, r)
-	}
-}
 
 // admMarketplace is the vendor reporting API with one licence.
 func admMarketplace(t *testing.T) *httptest.Server {
@@ -119,7 +60,7 @@ type admEnv struct {
 	t      *testing.T
 	app    *app.App
 	clock  *storetest.Clock
-	jira   *admJira
+	jira   *fakeatlassian.Site
 	site   *models.Site
 	secret []byte
 	logs   *apptest.LockedBuffer
@@ -127,7 +68,16 @@ type admEnv struct {
 
 func newAdmEnv(t *testing.T, b storetest.Backend) *admEnv {
 	t.Helper()
-	e := &admEnv{t: t, clock: storetest.NewClock(time.Now().UTC().Truncate(time.Second)), jira: newAdmJira(t), logs: &apptest.LockedBuffer{}}
+	e := &admEnv{t: t, clock: storetest.NewClock(time.Now().UTC().Truncate(time.Second)), logs: &apptest.LockedBuffer{}}
+	// The site (the shared fake of Atlassian): the app installed with
+	// admAdmin as an administrator, the service account's API token.
+	fake := fakeatlassian.New(fakeatlassian.Options{Now: e.clock.Now})
+	t.Cleanup(fake.Close)
+	e.jira = fake.NewSite(fakeatlassian.SiteOptions{})
+	e.secret = []byte(apptest.RandomHex(t, 24))
+	e.jira.InstallApp(admAppKey, string(e.secret), admAdmin)
+	e.jira.AddAccount(fakeatlassian.Account{Email: admBotEmail, DisplayName: "Automation Bot"})
+	e.jira.AddServiceAccount(fakeatlassian.ServiceAccount{Email: admBotEmail, APIToken: admGoodToken, Admin: true})
 	mp := admMarketplace(t)
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
@@ -138,9 +88,9 @@ func newAdmEnv(t *testing.T, b storetest.Backend) *admEnv {
 		"IDBRIDGE_DATA_DIR":              t.TempDir(),
 		"IDBRIDGE_DATABASE_URL":          b.DatabaseURL(t),
 		"IDBRIDGE_ENCRYPTION_KEYS":       "adm1:" + base64.StdEncoding.EncodeToString(key),
-		"IDBRIDGE_TRUSTED_PRODUCT_HOSTS": "*.atlassian.net," + strings.TrimPrefix(e.jira.URL, "http://"),
-		"IDBRIDGE_ATLASSIAN_API_URL":     e.jira.URL,
-		"IDBRIDGE_ATLASSIAN_AUTH_URL":    e.jira.URL,
+		"IDBRIDGE_TRUSTED_PRODUCT_HOSTS": "*.atlassian.net," + e.jira.Host(),
+		"IDBRIDGE_ATLASSIAN_API_URL":     fake.APIURL(),
+		"IDBRIDGE_ATLASSIAN_AUTH_URL":    fake.APIURL(),
 		"IDBRIDGE_MARKETPLACE_URL":       mp.URL,
 		"IDBRIDGE_MARKETPLACE_VENDOR_ID": "1234",
 		"IDBRIDGE_MARKETPLACE_USER":      "vendor@example.com",
@@ -175,12 +125,11 @@ func newAdmEnv(t *testing.T, b storetest.Backend) *admEnv {
 			}
 		}
 	})
-	e.secret = []byte(apptest.RandomHex(t, 24))
 	err = e.app.Store().InTx(context.Background(), func(tx *store.Tx) error {
 		e.site, err = tx.SaveInstall(&models.Site{
 			SiteFacts: models.SiteFacts{
 				ClientKey:         "adm-client-" + apptest.RandomHex(t, 4),
-				BaseURL:           e.jira.URL,
+				BaseURL:           e.jira.BaseURL(),
 				ProductType:       "jira",
 				EntitlementNumber: "E-777",
 			},
@@ -267,9 +216,9 @@ func TestAdminServiceAccountEndToEnd(t *testing.T) {
 		// Jira times out: 503 in words, nothing changed.
 		e.clock.Advance(time.Minute)
 		_, before, _ := e.call("GET", "/api/admin/service-account", admAdmin, "")
-		e.jira.hang.Store(true)
+		e.jira.Inject(fakeatlassian.Fault{Route: "GET /rest/api/3/myself", Delay: time.Minute})
 		code, got, _ = e.call("POST", "/api/admin/service-account/test", admAdmin, "{}")
-		e.jira.hang.Store(false)
+		e.jira.ClearFaults()
 		if msg, _ := got["error"].(string); code != http.StatusServiceUnavailable || !strings.Contains(msg, "did not answer") || !strings.Contains(msg, "Nothing was changed") {
 			t.Fatalf("hanging Jira: %d %v", code, got)
 		}
@@ -279,7 +228,7 @@ func TestAdminServiceAccountEndToEnd(t *testing.T) {
 		}
 
 		// Jira rejects the token (revoked): invalid, and the overview says so.
-		e.jira.reject.Store(true)
+		e.jira.RevokeCredentials()
 		code, got, _ = e.call("POST", "/api/admin/service-account/test", admAdmin, "{}")
 		if code != 200 || got["ok"] != false {
 			t.Fatalf("rejected token: %d %v", code, got)
@@ -358,8 +307,8 @@ func TestAdminServiceAccountBadInput(t *testing.T) {
 		if code != http.StatusPreconditionFailed || !strings.Contains(got["error"].(string), "Save a service account first") {
 			t.Errorf("test before save: %d %v", code, got)
 		}
-		if e.jira.basic.Load() != 0 {
-			t.Errorf("Jira was called %d times for bad input", e.jira.basic.Load())
+		if n := e.jira.RequestCount("GET /rest/api/3/myself", -2) + e.jira.RequestCount("GET /rest/api/3/mypermissions", -2); n != 0 {
+			t.Errorf("Jira was called %d times for bad input", n)
 		}
 	})
 }
