@@ -10,7 +10,6 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -39,21 +38,18 @@ const (
 	admGoodToken = "ATATT3xFfGF0-e2e-good-token-1a2b"
 )
 
-// admMarketplace is the vendor reporting API with one licence.
-func admMarketplace(t *testing.T) *httptest.Server {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if u, p, ok := r.BasicAuth(); !ok || u != "vendor@example.com" || p != "vendor-token" {
-			w.WriteHeader(http.StatusUnauthorized)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = io.WriteString(w, `{"_links":{},"licenses":[{"addonLicenseId":"777","licenseId":"SEN-L777","appEntitlementNumber":"E-777",
-			"cloudId":"cloud-777","addonKey":"`+admAppKey+`","status":"active","lastUpdated":"2026-10-01",
-			"contactDetails":{"company":"Acme","country":"Germany","region":"EMEA",
-			"technicalContact":{"name":"Ann Tech","email":"ann@acme.example"},"billingContact":{"name":"Bob Buyer","email":"bob@acme.example"}}}]}`)
-	}))
-	t.Cleanup(srv.Close)
-	return srv
+// admMarketplace is the vendor reporting API (the shared fake of
+// Atlassian) with one licence.
+func admMarketplace(t *testing.T) *fakeatlassian.Marketplace {
+	m := fakeatlassian.NewMarketplace("1234", "vendor@example.com", "vendor-token", map[string]any{
+		"addonLicenseId": "777", "licenseId": "SEN-L777", "appEntitlementNumber": "E-777",
+		"cloudId": "cloud-777", "addonKey": admAppKey, "status": "active", "lastUpdated": "2026-10-01",
+		"contactDetails": map[string]any{"company": "Acme", "country": "Germany", "region": "EMEA",
+			"technicalContact": map[string]any{"name": "Ann Tech", "email": "ann@acme.example"},
+			"billingContact":   map[string]any{"name": "Bob Buyer", "email": "bob@acme.example"}},
+	})
+	t.Cleanup(m.Close)
+	return m
 }
 
 type admEnv struct {
@@ -91,7 +87,7 @@ func newAdmEnv(t *testing.T, b storetest.Backend) *admEnv {
 		"IDBRIDGE_TRUSTED_PRODUCT_HOSTS": "*.atlassian.net," + e.jira.Host(),
 		"IDBRIDGE_ATLASSIAN_API_URL":     fake.APIURL(),
 		"IDBRIDGE_ATLASSIAN_AUTH_URL":    fake.APIURL(),
-		"IDBRIDGE_MARKETPLACE_URL":       mp.URL,
+		"IDBRIDGE_MARKETPLACE_URL":       mp.URL(),
 		"IDBRIDGE_MARKETPLACE_VENDOR_ID": "1234",
 		"IDBRIDGE_MARKETPLACE_USER":      "vendor@example.com",
 		"IDBRIDGE_MARKETPLACE_TOKEN":     "vendor-token",

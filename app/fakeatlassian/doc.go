@@ -3,7 +3,8 @@
 // subcommand): Jira and Confluence Cloud sites with real state, the API
 // gateway ({api}/ex/jira/{cloudId}), the OAuth 2.0 token endpoint and the
 // organization Admin API, each answering as Atlassian documents it,
-// including its errors.
+// including its errors; and, on a listener of its own, the Marketplace
+// vendor reporting API (marketplace.go).
 //
 // Shape:
 //   - A Fake owns one listener for api.atlassian.com and auth.atlassian.com

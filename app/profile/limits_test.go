@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"idbridge/app/atlassian"
+	"idbridge/app/fakeatlassian"
 	"idbridge/app/profile"
 	"idbridge/app/store/storetest"
 	"idbridge/models"
@@ -19,22 +20,14 @@ import (
 
 // fullListings counts the readings of the whole licence list the fake
 // Marketplace served (first pages without a text filter).
-func (f *fakeMarketplace) fullListings() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
+func fullListings(m *fakeatlassian.Marketplace) int {
 	n := 0
-	for _, r := range f.requests {
+	for _, r := range m.Requests() {
 		if !strings.Contains(r, "text=") && strings.HasSuffix(r, "&offset=0") {
 			n++
 		}
 	}
 	return n
-}
-
-func (f *fakeMarketplace) requestCount() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return len(f.requests)
 }
 
 // TestSyncSiteCooldown: a site syncs on demand at most once a minute,
@@ -50,14 +43,14 @@ func TestSyncSiteCooldown(t *testing.T) {
 		if _, err := e.svc.SyncSite(ctx, site); err != nil {
 			t.Fatal(err)
 		}
-		calls := e.mp.requestCount()
+		calls := len(e.mp.Requests())
 		e.clock.Advance(SiteSyncCooldownMinus(time.Second))
 		_, err := e.svc.SyncSite(ctx, site)
 		var me *models.Error
 		if !errors.As(err, &me) || me.Code != models.CodeTooMany || me.RetryAfter != time.Second || !strings.Contains(me.Message, "try again in 1 seconds") {
 			t.Fatalf("second press within the cooldown: %v (%+v), want too_many_requests, retry after 1 s", err, me)
 		}
-		if e.mp.requestCount() != calls {
+		if len(e.mp.Requests()) != calls {
 			t.Error("a press within the cooldown called the Marketplace")
 		}
 		if _, err := e.svc.SyncSite(ctx, other); err != nil {
@@ -70,11 +63,11 @@ func TestSyncSiteCooldown(t *testing.T) {
 
 		// A failed attempt starts the cooldown too.
 		e.clock.Advance(profile.SiteSyncCooldown)
-		e.mp.refuse.Store(true)
+		e.mp.Refuse(true)
 		if _, err := e.svc.SyncSite(ctx, site); models.ErrorCode(err) != models.CodeUnavailable {
 			t.Fatalf("refused credentials: %v", err)
 		}
-		e.mp.refuse.Store(false)
+		e.mp.Refuse(false)
 		if _, err := e.svc.SyncSite(ctx, site); models.ErrorCode(err) != models.CodeTooMany {
 			t.Fatalf("right after a failed attempt: %v, want too_many_requests", err)
 		}
@@ -103,9 +96,7 @@ func TestSyncSiteSharesTheLicenceList(t *testing.T) {
 			sites = append(sites, e.install(t, func(s *models.Site) { s.ServiceEntitlementNumber = "SEN-none-" + strconv.Itoa(i) }))
 		}
 		gate := make(chan struct{})
-		e.mp.mu.Lock()
-		e.mp.gate = gate
-		e.mp.mu.Unlock()
+		e.mp.Gate(gate)
 		var wg sync.WaitGroup
 		errs := make(chan error, 20)
 		for _, site := range sites[:20] {
@@ -120,15 +111,13 @@ func TestSyncSiteSharesTheLicenceList(t *testing.T) {
 		// Every press is at the Marketplace (its text search) before any
 		// answer comes.
 		deadline := time.Now().Add(10 * time.Second)
-		for e.mp.requestCount() < 20 {
+		for len(e.mp.Requests()) < 20 {
 			if time.Now().After(deadline) {
-				t.Fatalf("only %d presses reached the Marketplace", e.mp.requestCount())
+				t.Fatalf("only %d presses reached the Marketplace", len(e.mp.Requests()))
 			}
 			time.Sleep(2 * time.Millisecond)
 		}
-		e.mp.mu.Lock()
-		e.mp.gate = nil
-		e.mp.mu.Unlock()
+		e.mp.Gate(nil)
 		close(gate)
 		wg.Wait()
 		close(errs)
@@ -137,17 +126,17 @@ func TestSyncSiteSharesTheLicenceList(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if n := e.mp.fullListings(); n != 1 {
+		if n := fullListings(e.mp); n != 1 {
 			t.Errorf("20 presses read the whole list %d times, want once", n)
 		}
 		// Within the list's life: no reading at all.
-		if _, err := e.svc.SyncSite(ctx, sites[20]); err != nil || e.mp.fullListings() != 1 {
-			t.Errorf("a press within the list's life: %v, %d readings", err, e.mp.fullListings())
+		if _, err := e.svc.SyncSite(ctx, sites[20]); err != nil || fullListings(e.mp) != 1 {
+			t.Errorf("a press within the list's life: %v, %d readings", err, fullListings(e.mp))
 		}
 		// Later, a new reading.
 		e.clock.Advance(5 * time.Minute)
-		if _, err := e.svc.SyncSite(ctx, sites[0]); err != nil || e.mp.fullListings() != 2 {
-			t.Errorf("a press after the list's life: %v, %d readings, want 2", err, e.mp.fullListings())
+		if _, err := e.svc.SyncSite(ctx, sites[0]); err != nil || fullListings(e.mp) != 2 {
+			t.Errorf("a press after the list's life: %v, %d readings, want 2", err, fullListings(e.mp))
 		}
 	})
 }
@@ -193,7 +182,7 @@ func TestScheduledSyncHasItsOwnBudget(t *testing.T) {
 		clients := atlassian.New(atlassian.Options{AppKey: "idbridge", MaxAttempts: 1, Now: clock.Now, Sleep: rec.Sleep,
 			Limiter: atlassian.LimiterOptions{Rate: 1, Burst: 1},
 			Base:    &http.Transport{ResponseHeaderTimeout: 2 * time.Second}})
-		u, _ := url.Parse(mp.URL)
+		u, _ := url.Parse(mp.URL())
 		svc := profile.New(st, clients.Marketplace(atlassian.MarketplaceConfig{URL: u, VendorID: "1234", User: "vendor@example.com", Token: "vendor-token", AppKey: "idbridge"}), clock.Now, nil)
 		e := &env{st: st, svc: svc, mp: mp, clock: clock}
 		ctx := context.Background()

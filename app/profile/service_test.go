@@ -4,17 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"idbridge/app/atlassian"
+	"idbridge/app/fakeatlassian"
 	"idbridge/app/profile"
 	"idbridge/app/store"
 	"idbridge/app/store/storetest"
@@ -25,84 +24,12 @@ var epoch = time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
 
 const actor = "557058:admin"
 
-// fakeMarketplace is the vendor reporting API v2: Basic auth, paged by
-// offset and limit (at most 50) with relative _links.next, the text
-// filter matching licence IDs and entitlement numbers. It can be told to
-// refuse the vendor credentials, to hang, or to wait for a gate.
-type fakeMarketplace struct {
-	*httptest.Server
-	mu       sync.Mutex
-	licenses []map[string]any
-	requests []string
-	refuse   atomic.Bool
-	hang     atomic.Bool
-	gate     chan struct{} // when not nil, each request waits for it
-	release  chan struct{}
-}
-
-func newFakeMarketplace(t *testing.T, licenses ...map[string]any) *fakeMarketplace {
-	f := &fakeMarketplace{licenses: licenses, release: make(chan struct{})}
-	f.Server = httptest.NewServer(http.HandlerFunc(f.serve))
-	t.Cleanup(func() { close(f.release); f.Close() })
-	return f
-}
-
-func (f *fakeMarketplace) serve(w http.ResponseWriter, r *http.Request) {
-	f.mu.Lock()
-	f.requests = append(f.requests, r.URL.RequestURI())
-	gate := f.gate
-	f.mu.Unlock()
-	if gate != nil {
-		select {
-		case <-gate:
-		case <-r.Context().Done():
-			return
-		}
-	}
-	if f.hang.Load() {
-		select {
-		case <-f.release:
-		case <-r.Context().Done():
-		}
-		return
-	}
-	if u, p, ok := r.BasicAuth(); f.refuse.Load() || !ok || u != "vendor@example.com" || p != "vendor-token" {
-		w.WriteHeader(http.StatusUnauthorized)
-		return
-	}
-	q := r.URL.Query()
-	offset, _ := strconv.Atoi(q.Get("offset"))
-	limit, _ := strconv.Atoi(q.Get("limit"))
-	limit = min(limit, 50)
-	f.mu.Lock()
-	var all []map[string]any
-	for _, l := range f.licenses {
-		if text := q.Get("text"); text != "" {
-			hit := false
-			for _, k := range []string{"addonLicenseId", "licenseId", "appEntitlementNumber", "cloudId"} {
-				if s, _ := l[k].(string); strings.EqualFold(s, text) || strings.EqualFold("SEN-"+s, text) {
-					hit = true
-				}
-			}
-			if !hit {
-				continue
-			}
-		}
-		all = append(all, l)
-	}
-	f.mu.Unlock()
-	end := min(offset+limit, len(all))
-	page := []map[string]any{}
-	if offset < end {
-		page = all[offset:end]
-	}
-	body := map[string]any{"licenses": page, "_links": map[string]any{}}
-	if end < len(all) {
-		q.Set("offset", strconv.Itoa(end))
-		body["_links"] = map[string]any{"next": map[string]any{"href": r.URL.Path + "?" + q.Encode()}}
-	}
-	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(body)
+// newFakeMarketplace is the vendor reporting API of vendor 1234 (the shared
+// fake of Atlassian) with these licences.
+func newFakeMarketplace(t *testing.T, licenses ...map[string]any) *fakeatlassian.Marketplace {
+	m := fakeatlassian.NewMarketplace("1234", "vendor@example.com", "vendor-token", licenses...)
+	t.Cleanup(m.Close)
+	return m
 }
 
 func license(addonLicenseID, entitlementNumber, cloudID, tech, email, billing, company, country, region string) map[string]any {
@@ -118,12 +45,12 @@ func license(addonLicenseID, entitlementNumber, cloudID, tech, email, billing, c
 type env struct {
 	st    *store.Store
 	svc   *profile.Service
-	mp    *fakeMarketplace
+	mp    *fakeatlassian.Marketplace
 	clock *storetest.Clock
 }
 
-func newService(t *testing.T, st *store.Store, mp *fakeMarketplace, clock *storetest.Clock, configured bool) *profile.Service {
-	u, _ := url.Parse(mp.URL)
+func newService(t *testing.T, st *store.Store, mp *fakeatlassian.Marketplace, clock *storetest.Clock, configured bool) *profile.Service {
+	u, _ := url.Parse(mp.URL())
 	clients := atlassian.New(atlassian.Options{AppKey: "idbridge", MaxAttempts: 1, Base: &http.Transport{ResponseHeaderTimeout: 300 * time.Millisecond}})
 	cfg := atlassian.MarketplaceConfig{URL: u, VendorID: "1234", User: "vendor@example.com", Token: "vendor-token", AppKey: "idbridge"}
 	if !configured {
@@ -295,9 +222,7 @@ func TestOneSyncAcrossReplicas(t *testing.T) {
 		}
 		e := newEnv(t, b, license("1", "E-1", "c-1", "A", "a@example.com", "B", "C", "", ""))
 		gate := make(chan struct{})
-		e.mp.mu.Lock()
-		e.mp.gate = gate
-		e.mp.mu.Unlock()
+		e.mp.Gate(gate)
 		other := newService(t, b.Open(t, storetest.SameDatabase(e.st)), e.mp, e.clock, true)
 		ctx := context.Background()
 		done := make(chan bool, 1)
@@ -311,9 +236,7 @@ func TestOneSyncAcrossReplicas(t *testing.T) {
 		// Wait until the first holds the lock and is reading licences.
 		deadline := time.Now().Add(10 * time.Second)
 		for {
-			e.mp.mu.Lock()
-			n := len(e.mp.requests)
-			e.mp.mu.Unlock()
+			n := len(e.mp.Requests())
 			if n > 0 {
 				break
 			}
@@ -344,11 +267,9 @@ func TestSyncSite(t *testing.T) {
 		if err != nil || value(p, models.ProfileEmail) != "eve@example.com" || value(p, models.ProfileLocation) != "USA, Americas" {
 			t.Fatalf("SyncSite = %+v, %v", p, err)
 		}
-		e.mp.mu.Lock()
-		if !strings.Contains(e.mp.requests[0], "text=E-21") {
-			t.Errorf("first request %s does not search by the entitlement number", e.mp.requests[0])
+		if reqs := e.mp.Requests(); !strings.Contains(reqs[0], "text=E-21") {
+			t.Errorf("first request %s does not search by the entitlement number", reqs[0])
 		}
-		e.mp.mu.Unlock()
 
 		// Not found by text: the full listing is read and matched exactly.
 		bySEN := e.install(t, func(s *models.Site) { s.ServiceEntitlementNumber = "2002-unlisted"; s.CloudID = "cloud-22" })
@@ -359,19 +280,19 @@ func TestSyncSite(t *testing.T) {
 		// Vendor credentials refused: a 503 in words, never a 401 of ours.
 		// (Each press below comes after the site's cooldown.)
 		e.clock.Advance(profile.SiteSyncCooldown)
-		e.mp.refuse.Store(true)
+		e.mp.Refuse(true)
 		_, err = e.svc.SyncSite(ctx, site)
 		if models.ErrorCode(err) != models.CodeUnavailable || !strings.Contains(models.ErrorMessage(err), "vendor credentials") {
 			t.Errorf("refused vendor credentials: %v", err)
 		}
-		e.mp.refuse.Store(false)
+		e.mp.Refuse(false)
 
 		// A Marketplace that does not answer: nothing changes.
 		before := e.get(t, site.ID)
 		e.clock.Advance(profile.SiteSyncCooldown)
-		e.mp.hang.Store(true)
+		e.mp.Hang(true)
 		_, err = e.svc.SyncSite(ctx, site)
-		e.mp.hang.Store(false)
+		e.mp.Hang(false)
 		if models.ErrorCode(err) != models.CodeUnavailable || !strings.Contains(models.ErrorMessage(err), "did not answer in time") {
 			t.Errorf("hanging Marketplace: %v", err)
 		}
