@@ -171,6 +171,24 @@ func TestForgeInstalledLinksConnectSite(t *testing.T) {
 			t.Errorf("system token stored in clear")
 		}
 
+		// A busy site: every call brings a fresh token, but the kept one
+		// is replaced only once it nears its end (one write per lifetime).
+		h.clock.Advance(time.Minute)
+		r := forgeRequest(http.MethodGet, "/forge/site", nil, h.token(h.claims(s)))
+		r.Header.Set("x-forge-oauth-system", h.systemToken(h.clock.Now().Add(15*time.Minute)))
+		connectWantStatus(t, h.serve(nil, r), http.StatusOK, "GET /forge/site with a fresh system token")
+		if st, err := h.app.Store().View(context.Background()).FindSystemToken(before.ID, h.clock.Now()); err != nil || st.Token != sys {
+			t.Errorf("a token far from its end was replaced (%v)", err)
+		}
+		h.clock.Advance(11 * time.Minute) // the kept one has 3 minutes left
+		newer := h.systemToken(h.clock.Now().Add(15 * time.Minute))
+		r = forgeRequest(http.MethodGet, "/forge/site", nil, h.token(h.claims(s)))
+		r.Header.Set("x-forge-oauth-system", newer)
+		connectWantStatus(t, h.serve(nil, r), http.StatusOK, "GET /forge/site near the kept token's end")
+		if st, err := h.app.Store().View(context.Background()).FindSystemToken(before.ID, h.clock.Now()); err != nil || st.Token != newer {
+			t.Errorf("the token near its end was not replaced (%v)", err)
+		}
+
 		// Upgraded: fine, idempotent, still one site.
 		connectWantStatus(t, h.forgeLifecycle(s, models.ForgeEventUpgraded, ""), http.StatusNoContent, "forge upgraded")
 		if err := h.app.Store().SQLDB().QueryRow(`SELECT count(*) FROM sites`).Scan(&n); err != nil || n != 1 {

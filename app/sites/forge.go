@@ -18,8 +18,13 @@ import (
 // when the endpoint asks for auth.appSystemToken.
 const SystemTokenHeader = "x-forge-oauth-system"
 
-// maxSystemTokenLen bounds a system token kept from a header.
-const maxSystemTokenLen = 8 << 10
+// maxSystemTokenLen bounds a system token kept from a header, and
+// systemTokenRenewal is how close to its end a kept token must be before
+// a newer one replaces it.
+const (
+	maxSystemTokenLen  = 8 << 10
+	systemTokenRenewal = 5 * time.Minute
+)
 
 // forgeState is the Forge side of the service, built by EnableForge.
 type forgeState struct {
@@ -229,7 +234,10 @@ func (s *Service) keepSystemToken(r *http.Request, site *models.Site) {
 		s.log.Warn("forge: unusable app system token ignored", "site_id", site.ID)
 		return
 	}
-	if known, ok := s.forge.tokens.get(site.ID); ok && !exp.After(known) {
+	// Forge hands a fresh token with every call: keep the one we have
+	// until it nears its end, so that a busy site costs one write per
+	// token lifetime, not one per call.
+	if known, ok := s.forge.tokens.get(site.ID); ok && (!exp.After(known) || known.Sub(s.now()) > systemTokenRenewal) {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), siteLoadTimeout)
