@@ -19,10 +19,11 @@ import (
 
 // newPrivacy builds the privacy features with their metrics (registry nil:
 // none, for the CLI).
-func newPrivacy(cfg config.Config, st *store.Store, clients *atlassian.Clients, registry *prometheus.Registry, now func() time.Time, log *slog.Logger) *privacy.Service {
+func newPrivacy(cfg config.Config, st *store.Store, clients *atlassian.Clients, registry *prometheus.Registry, now func() time.Time, log *slog.Logger, patch privacy.DirectoryPatch) *privacy.Service {
 	pc := privacy.Config{
 		AuditRetention:     cfg.AuditRetention,
 		UninstallRetention: cfg.UninstallRetention,
+		PatchDirectoryUser: patch,
 	}
 	if cfg.AtlassianAPIURL != nil {
 		pc.Reporting = clients.Reporting(cfg.AtlassianAPIURL)
@@ -68,7 +69,7 @@ func OpenPrivacyTool(ctx context.Context, cfg config.Config, log *slog.Logger, t
 		return nil, err
 	}
 	clients := atlassian.New(atlassian.Options{AppKey: cfg.AppKey, Base: transport})
-	return &PrivacyTool{svc: newPrivacy(cfg, st, clients, nil, time.Now, log), st: st}, nil
+	return &PrivacyTool{svc: newPrivacy(cfg, st, clients, nil, time.Now, log, nil), st: st}, nil
 }
 
 // Close closes the database.

@@ -207,3 +207,83 @@ func TestAdminGDPRExportAndErase(t *testing.T) {
 		}
 	})
 }
+
+// TestAdminGDPRRectify: an administrator corrects a provisioned person's
+// directory attributes by Atlassian account ID; the directory user
+// changes as an identity provider's PATCH would change it (with an outbox
+// item for the site), and the correction is audited by field name.
+func TestAdminGDPRRectify(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		e := newAdmEnv(t, b)
+		base := "/scim/v2/" + e.site.ID
+		_, got, _ := e.call("POST", "/api/admin/provisioning/token", admAdmin, "{}")
+		token, _ := got["token"].(string)
+		code, user := e.scimCall("POST", base+"/Users", token, `{"userName":"carol@example.com","displayName":"Carol Typo","name":{"givenName":"Carol","familyName":"Typo"},"emails":[{"value":"carol@exmaple.com","primary":true}],"active":true}`)
+		if code != 201 {
+			t.Fatalf("create user: %d %v", code, user)
+		}
+		id, _ := user["id"].(string)
+		const carol = "557058:carol"
+		if err := e.app.Store().InTx(context.Background(), func(tx *store.Tx) error {
+			return tx.SaveSyncUser(&models.SyncUser{SiteID: e.site.ID, UserID: id, AccountID: carol, State: models.SyncUserActive})
+		}); err != nil {
+			t.Fatal(err)
+		}
+		pending := func() int {
+			c, err := e.app.Store().View(context.Background()).CountSyncStatus(e.site.ID, e.clock.Now().Add(-time.Hour))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return c.Pending
+		}
+		pendingBefore := pending()
+
+		code, got, raw := e.call("POST", "/api/admin/gdpr/rectify", admAdmin, `{"accountId":"`+carol+`","displayName":"Carol Tyler","familyName":"Tyler","email":"carol@example.com"}`)
+		if code != 200 || got["notice"] == nil || len(got["directoryUsers"].([]any)) != 1 {
+			t.Fatalf("rectify: %d %s", code, raw)
+		}
+		code, user = e.scimCall("GET", base+"/Users/"+id, token, "")
+		emails, _ := user["emails"].([]any)
+		name, _ := user["name"].(map[string]any)
+		if code != 200 || user["displayName"] != "Carol Tyler" || name["familyName"] != "Tyler" || name["givenName"] != "Carol" ||
+			len(emails) != 1 || emails[0].(map[string]any)["value"] != "carol@example.com" {
+			t.Errorf("the directory user after rectification: %v", user)
+		}
+		if pendingAfter := pending(); pendingAfter != pendingBefore+1 {
+			t.Errorf("outbox items %d → %d, want one more for the sync", pendingBefore, pendingAfter)
+		}
+		found := false
+		for _, ev := range e.audit() {
+			if ev.Event == models.AuditRecordCorrected && ev.Section == "directory" && ev.TargetAccountID == carol && ev.ActorAccountID == admAdmin &&
+				strings.Join(ev.Fields, ",") == "displayName,email,familyName" {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("no record_corrected event for the rectification: %+v", e.audit())
+		}
+
+		for _, c := range []struct {
+			body  string
+			code  int
+			field string
+		}{
+			{`{"accountId":"557058:nobody","displayName":"X"}`, 404, ""},
+			{`{"accountId":"` + carol + `","email":"not-an-email"}`, 400, "email"},
+			{`{"accountId":"` + carol + `","displayName":""}`, 400, "displayName"},
+			{`{"accountId":"` + carol + `"}`, 400, ""},
+			{`{"accountId":"bad id","displayName":"X"}`, 400, "accountId"},
+			{`{"displayName":"X"}`, 400, "accountId"},
+			{`{"accountId":"` + carol + `","givenName":7}`, 400, "givenName"},
+		} {
+			code, got, _ := e.call("POST", "/api/admin/gdpr/rectify", admAdmin, c.body)
+			if code != c.code || (c.field != "" && got["field"] != c.field) {
+				t.Errorf("rectify %s: %d %v", c.body, code, got)
+			}
+		}
+		if code, _, _ := e.call("POST", "/api/admin/gdpr/rectify", admNotAdmin, `{"accountId":"`+carol+`","displayName":"X"}`); code != 403 {
+			t.Errorf("rectify as a non-admin: %d", code)
+		}
+	})
+}

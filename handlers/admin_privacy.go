@@ -27,6 +27,7 @@ type Privacy interface {
 	Unrestrict(ctx context.Context, site *models.Site, actorAccountID, accountID string) error
 	Restrictions(ctx context.Context, siteID, after string, limit int) ([]models.Restriction, error)
 	Status(ctx context.Context, site *models.Site) (*models.PrivacyStatus, error)
+	Rectify(ctx context.Context, site *models.Site, actorAccountID, accountID string, r models.Rectification) (*models.Rectified, error)
 }
 
 // maxRestrictionsPage bounds one page of restrictions.
@@ -281,4 +282,48 @@ func (s *server) handleAdminGDPRStatus(c *gin.Context) {
 		AccountsReported: st.Reported, AccountsClosed: st.Closed, ClosedErased: st.Erased, AccountsUpdated: st.Updated,
 		AnswersIgnored: st.Ignored, LastStatus: st.LastStatus, LastStatusMessage: st.LastMessage,
 	}})
+}
+
+// rectifyBody is POST /api/admin/gdpr/rectify.
+type rectifyBody struct {
+	AccountID   *string  `json:"accountId"`
+	DisplayName optional `json:"displayName"`
+	GivenName   optional `json:"givenName"`
+	FamilyName  optional `json:"familyName"`
+	Email       optional `json:"email"`
+}
+
+// handleAdminGDPRRectify corrects a person's directory attributes.
+func (s *server) handleAdminGDPRRectify(c *gin.Context) {
+	caller := callerOf(c)
+	var b rectifyBody
+	if err := decodeJSON(c, &b); err != nil {
+		s.fail(c, err)
+		return
+	}
+	if b.AccountID == nil || *b.AccountID == "" {
+		s.fail(c, models.FieldError("accountId", "accountId is required: the Atlassian account ID of the person."))
+		return
+	}
+	var r models.Rectification
+	for _, f := range []struct {
+		name string
+		o    optional
+		dst  **string
+	}{{"displayName", b.DisplayName, &r.DisplayName}, {"givenName", b.GivenName, &r.GivenName}, {"familyName", b.FamilyName, &r.FamilyName}, {"email", b.Email, &r.Email}} {
+		v, err := f.o.str(f.name)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		*f.dst = v
+	}
+	out, err := s.Privacy.Rectify(c.Request.Context(), caller.Site, caller.AccountID, *b.AccountID, r)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.Header("Cache-Control", "no-store")
+	c.JSON(http.StatusOK, gin.H{"accountId": *b.AccountID, "directoryUsers": out.UserIDs, "fields": out.Fields,
+		"notice": "The correction is applied in idbridge at once and taken to the site by the sync. Your identity provider remains the source of these attributes: correct them there too, or its next change will replace them."})
 }

@@ -169,6 +169,7 @@ func New(d Deps) *gin.Engine {
 			api.GET("/gdpr/export", s.handleAdminGDPRExport)
 			api.GET("/gdpr/export/count", s.handleAdminGDPRExportCount)
 			api.POST("/gdpr/erase", s.handleAdminGDPRErase)
+			api.POST("/gdpr/rectify", s.handleAdminGDPRRectify)
 			api.POST("/gdpr/restrict", s.handleAdminGDPRRestrict)
 			api.DELETE("/gdpr/restrict/:accountId", s.handleAdminGDPRUnrestrict)
 			api.GET("/gdpr/restrictions", s.handleAdminGDPRRestrictions)

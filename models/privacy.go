@@ -256,3 +256,19 @@ type PrivacyStatus struct {
 	LastStatus       string
 	LastMessage      string
 }
+
+// Rectification corrects a person's directory attributes (GDPR Art. 16);
+// nil fields stay as they are.
+type Rectification struct {
+	DisplayName *string
+	GivenName   *string
+	FamilyName  *string
+	Email       *string
+}
+
+// Rectified says what a rectification changed: the directory users of the
+// account (usually one) and the attributes corrected.
+type Rectified struct {
+	UserIDs []string
+	Fields  []string
+}

@@ -33,6 +33,9 @@ type Config struct {
 	// Sleep waits between reporting requests that Atlassian asked to
 	// delay (Retry-After); a context-aware timer when nil. Tests inject it.
 	Sleep func(ctx context.Context, d time.Duration) error
+	// PatchDirectoryUser applies a rectification to a directory user; nil:
+	// rectification is not available.
+	PatchDirectoryUser DirectoryPatch
 	// OnBlocked hears every attempt the restriction guard held back, and
 	// OnReport every reporting request's outcome; for metrics.
 	OnBlocked func(what string)

@@ -144,3 +144,15 @@ func (tx *Tx) CountRestrictions(siteID string) (int64, error) {
 	}
 	return n, nil
 }
+
+// DirectoryUsersOfAccount lists the directory users the sync matched to
+// the account (usually one), that are still in the directory.
+func (tx *Tx) DirectoryUsersOfAccount(siteID, accountID string) ([]string, error) {
+	var ids []string
+	err := tx.db.Raw(`SELECT s.user_id FROM sync_users s JOIN scim_users u ON u.site_id = s.site_id AND u.id = s.user_id
+		WHERE s.site_id = ? AND s.account_id = ? ORDER BY s.user_id LIMIT 10`, siteID, accountID).Scan(&ids).Error
+	if err != nil {
+		return nil, fmt.Errorf("directory users of an account: %w", translate(err))
+	}
+	return ids, nil
+}
