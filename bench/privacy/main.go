@@ -28,6 +28,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -54,6 +55,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	eraseRows := fs.Int("erase-rows", 100_000, "audit rows of the erased person (as many again of other people)")
 	only := fs.String("only", "", "run one scenario: export, erase or report (default: all)")
 	child := fs.String("child", "", "internal: run a scenario in this process (export or report) and print its result")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the export and report children to FILE.export and FILE.report")
 	dsn := fs.String("dsn", "", "internal: the child's database")
 	siteID := fs.String("site", "", "internal: the child's site")
 	apiURL := fs.String("api", "", "internal: the child's reporting API")
@@ -62,6 +64,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx := context.Background()
 	if *child != "" {
+		if *cpuProfile != "" {
+			f, err := os.Create(*cpuProfile + "." + *child)
+			if err != nil {
+				fmt.Fprintln(stderr, "privacy child:", err)
+				return 1
+			}
+			defer f.Close()
+			if err := pprof.StartCPUProfile(f); err != nil {
+				fmt.Fprintln(stderr, "privacy child:", err)
+				return 1
+			}
+			defer pprof.StopCPUProfile()
+		}
 		if err := runChild(ctx, stdout, *child, *dsn, *siteID, *apiURL); err != nil {
 			fmt.Fprintln(stderr, "privacy child:", err)
 			return 1
@@ -72,7 +87,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "privacy: -only is export, erase or report")
 		return 2
 	}
-	if err := bench(ctx, stdout, stderr, *pg, *sqlite, *n, *eraseRows, *only); err != nil {
+	if err := bench(ctx, stdout, stderr, *pg, *sqlite, *n, *eraseRows, *only, *cpuProfile); err != nil {
 		fmt.Fprintln(stderr, "privacy:", err)
 		return 1
 	}
@@ -102,7 +117,7 @@ func openStore(ctx context.Context, dsn string, keys []secret.Key) (*store.Store
 	return st, st.CheckKeyRing(ctx)
 }
 
-func bench(ctx context.Context, out, stderr io.Writer, pg string, useSQLite bool, n, eraseRows int, only string) error {
+func bench(ctx context.Context, out, stderr io.Writer, pg string, useSQLite bool, n, eraseRows int, only, cpuProfile string) error {
 	var dsn string
 	if useSQLite {
 		dir, err := os.MkdirTemp("", "idbridge-bench-privacy-")
@@ -170,7 +185,7 @@ func bench(ctx context.Context, out, stderr io.Writer, pg string, useSQLite bool
 		return err
 	}
 	childRun := func(scenario string, site *models.Site) (childResult, error) {
-		cmd := exec.CommandContext(ctx, self, "-child", scenario, "-dsn", dsn, "-site", site.ID, "-api", fake.APIURL())
+		cmd := exec.CommandContext(ctx, self, "-child", scenario, "-dsn", dsn, "-site", site.ID, "-api", fake.APIURL(), "-cpuprofile", cpuProfile)
 		cmd.Env = append(os.Environ(), keysEnv+"="+secret.FormatKeys(keys))
 		cmd.Stderr = stderr
 		raw, err := cmd.Output()
