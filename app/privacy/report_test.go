@@ -306,14 +306,18 @@ func TestReportingRetryAfterAndCyclePeriod(t *testing.T) {
 		e := newReportEnv(t, b)
 		e.seed(270)
 		date := e.clock.Now().Add(90 * time.Second).UTC().Format(http.TimeFormat)
-		e.fake.QueueReportFaults(fakeatlassian.ReportFault{Status: 429, RetryAfter: "7"}, fakeatlassian.ReportFault{Status: 503, RetryAfter: date})
+		date2 := e.clock.Now().Add(100 * time.Second).UTC().Format(http.TimeFormat)
+		e.fake.QueueReportFaults(fakeatlassian.ReportFault{Status: 429, RetryAfter: "7"}, fakeatlassian.ReportFault{Status: 503, RetryAfter: date},
+			fakeatlassian.ReportFault{Status: 429, RetryAfter: date2})
 		e.fake.SetCyclePeriod("14")
 		s := e.run(false)[0]
-		if !s.Completed || s.Requests != 5 || s.Reported != 270 {
+		if !s.Completed || s.Requests != 6 || s.Reported != 270 {
 			t.Fatalf("summary %+v", s)
 		}
-		if len(e.sleeps) != 2 || e.sleeps[0] != 7*time.Second || e.sleeps[1] < 82*time.Second || e.sleeps[1] > 90*time.Second {
-			t.Fatalf("sleeps %v, want 7s then about 83s", e.sleeps)
+		// 7 s; then the date 90 s after the start, 7 s in: 83 s; then the
+		// date 100 s after the start, 90 s in: 10 s.
+		if len(e.sleeps) != 3 || e.sleeps[0] != 7*time.Second || e.sleeps[1] != 83*time.Second || e.sleeps[2] != 10*time.Second {
+			t.Fatalf("sleeps %v, want 7s, 83s, 10s", e.sleeps)
 		}
 		st, _ := e.svc.Status(context.Background(), e.site)
 		if st.CyclePeriod != 14*24*time.Hour || st.NextCycleAt == nil || !st.NextCycleAt.Equal(e.clock.Now().Add(14*24*time.Hour)) {
@@ -332,7 +336,7 @@ func TestReportingRetryAfterAndCyclePeriod(t *testing.T) {
 		e.fake.QueueReportFaults() // none on the first
 		before := len(reported(e.fake))
 		e.hook = func(n int) {
-			if n == 6 { // the second request of this cycle
+			if n == 7 { // the first request of this cycle
 				e.fake.QueueReportFaults(fakeatlassian.ReportFault{Status: 429, RetryAfter: "3600"})
 			}
 		}
