@@ -175,8 +175,17 @@ func TestAdminGDPRExportAndErase(t *testing.T) {
 		if rep, _ := got["reporting"].(map[string]any); code != 200 || got["restrictions"] != 1.0 || rep["cyclePeriodDays"] != 7.0 {
 			t.Errorf("status: %d %v", code, got)
 		}
+		// The audit log marks the restricted person.
+		code, got, _ = e.call("GET", "/api/admin/audit?accountId=557058:bob", admAdmin, "")
+		if evs, _ := got["events"].([]any); code != 200 || len(evs) != 1 || evs[0].(map[string]any)["restricted"] != true {
+			t.Errorf("audit of a restricted person: %d %v", code, got)
+		}
 		if w := e.raw("DELETE", "/api/admin/gdpr/restrict/557058:bob", admAdmin, ""); w.Code != http.StatusNoContent {
 			t.Errorf("unrestrict: %d %s", w.Code, w.Body)
+		}
+		code, got, _ = e.call("GET", "/api/admin/audit?accountId=557058:bob", admAdmin, "")
+		if evs, _ := got["events"].([]any); code != 200 || len(evs) != 2 || evs[0].(map[string]any)["restricted"] != nil {
+			t.Errorf("audit after lifting: %d %v", code, got)
 		}
 		if code, _, _ := e.call("DELETE", "/api/admin/gdpr/restrict/557058:bob", admAdmin, ""); code != http.StatusNotFound {
 			t.Errorf("unrestrict again: %d", code)

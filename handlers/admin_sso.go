@@ -314,6 +314,8 @@ type auditEventBody struct {
 	Target    string    `json:"target,omitempty"`
 	Section   string    `json:"section,omitempty"`
 	Fields    []string  `json:"fields,omitempty"`
+	// Restricted marks an event whose person's processing is restricted.
+	Restricted bool `json:"restricted,omitempty"`
 }
 
 func toAuditEventBody(e *models.AuditEvent) auditEventBody {
@@ -379,7 +381,9 @@ func (s *server) handleAdminAudit(c *gin.Context) {
 	}
 	events := make([]auditEventBody, 0, len(page.Events))
 	for i := range page.Events {
-		events = append(events, toAuditEventBody(&page.Events[i]))
+		b := toAuditEventBody(&page.Events[i])
+		b.Restricted = page.Restricted[b.AccountID]
+		events = append(events, b)
 	}
 	var next *string
 	if page.Next != "" {

@@ -77,6 +77,9 @@ type AuditQuery struct {
 type AuditPage struct {
 	Events []AuditEvent
 	Next   string
+	// Restricted names the accounts of the page whose processing is
+	// restricted (GDPR Art. 18), so the admin page can mark them.
+	Restricted map[string]bool
 }
 
 // AuditDay is one day of the sign-in chart.

@@ -64,6 +64,17 @@ func (l *Log) Page(ctx context.Context, siteID string, q models.AuditQuery) (*mo
 		last := page.Events[want-1]
 		page.Next = encodeCursor(last.OccurredAt, last.ID)
 	}
+	ids := make([]string, 0, 2*len(page.Events))
+	for _, e := range page.Events {
+		for _, id := range []string{e.ActorAccountID, e.TargetAccountID} {
+			if id != "" {
+				ids = append(ids, id)
+			}
+		}
+	}
+	if page.Restricted, err = l.store.View(ctx).RestrictedAmong(siteID, ids); err != nil {
+		return nil, err
+	}
 	return page, nil
 }
 

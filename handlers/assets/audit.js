@@ -82,7 +82,8 @@ export default {
       return ui.h("tr", {},
         ui.h("td", {}, ui.timeEl(e.at)),
         ui.h("td", {}, eventNames[e.event] || e.event),
-        ui.h("td", {}, ui.h("span", { class: "account-name", "data-account": e.accountId || "" }), ui.h("span", { class: "mono" }, e.accountId || "—")),
+        ui.h("td", {}, ui.h("span", { class: "account-name", "data-account": e.accountId || "" }), ui.h("span", { class: "mono" }, e.accountId || "—"),
+          e.restricted ? [" ", ui.lozenge("warning", "Restricted")] : null),
         ui.h("td", {}, detail.join(" · ")));
     }
 
