@@ -155,6 +155,10 @@ func (tx *Tx) scanRows(query string, args []any, ncols int, fn func([]any) error
 	return res, nil
 }
 
+// eraseStatementTimeout bounds each statement of an erasure on
+// PostgreSQL, instead of the request's statement timeout.
+const eraseStatementTimeout = "120s"
+
 // ErasureCounts says, per table, how many rows an erasure deleted or
 // changed.
 type ErasureCounts map[string]int64
@@ -177,6 +181,14 @@ func (c ErasureCounts) Total() int64 {
 func (tx *Tx) ErasePerson(siteID, accountID, token string) (ErasureCounts, error) {
 	if siteID == "" || accountID == "" {
 		return nil, &models.Error{Code: models.CodeInvalid, Message: "an erasure needs a site and an account"}
+	}
+	if tx.s.dialect == Postgres && tx.inTx {
+		// A person with hundreds of thousands of audit rows is erased in
+		// one transaction: its statements may take longer than a request's
+		// (bounded all the same; only administrators erase).
+		if err := tx.db.Exec(`SET LOCAL statement_timeout = '` + eraseStatementTimeout + `'`).Error; err != nil {
+			return nil, fmt.Errorf("erase: %w", translate(err))
+		}
 	}
 	counts := ErasureCounts{}
 	tables := models.Tables()
