@@ -2,6 +2,8 @@ package e2e_test
 
 import (
 	"context"
+	"encoding/json"
+	"net/http"
 	"os"
 	"strings"
 	"testing"
@@ -106,6 +108,48 @@ func TestAdminPagePrivacy(t *testing.T) {
 		tb.waitText("#privacy-erase-question", ann, 5*time.Second)
 		tb.submit("#privacy-erase-yes")
 		tb.waitText("#privacy-erase-status", "Nothing to erase.", 20*time.Second)
+
+		tb.step("rectify")
+		var tok struct {
+			Token string `json:"token"`
+		}
+		if code, body := s.api(http.MethodPost, "/provisioning/token", map[string]any{}, &tok); code != 201 {
+			t.Fatalf("provisioning token: %d %s", code, body)
+		}
+		req, _ := http.NewRequest(http.MethodPost, s.appURL+"/scim/v2/"+site.ID+"/Users",
+			strings.NewReader(`{"userName":"carol@customer.example","displayName":"Carol Typo","active":true}`))
+		req.Header.Set("Authorization", "Bearer "+tok.Token)
+		req.Header.Set("Content-Type", "application/scim+json")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var user struct {
+			ID string `json:"id"`
+		}
+		_ = json.NewDecoder(res.Body).Decode(&user)
+		res.Body.Close()
+		if res.StatusCode != 201 || user.ID == "" {
+			t.Fatalf("SCIM create: %d", res.StatusCode)
+		}
+		const carol = "557058:carol-privacy"
+		if err := s.app.Store().InTx(context.Background(), func(tx *store.Tx) error {
+			return tx.SaveSyncUser(&models.SyncUser{SiteID: site.ID, UserID: user.ID, AccountID: carol, State: models.SyncUserActive})
+		}); err != nil {
+			t.Fatal(err)
+		}
+		tb.typeInto("#privacy-rectify-accountId", carol)
+		tb.submit("#privacy-rectify")
+		if msg := tb.waitError("privacy-rectify-displayName", 5*time.Second); !strings.Contains(msg, "at least one") {
+			t.Errorf("rectify without a detail: %q", msg)
+		}
+		tb.typeInto("#privacy-rectify-displayName", "Carol Tyler")
+		tb.submit("#privacy-rectify")
+		tb.waitText("#privacy-rectify-status", "Corrected displayName of "+carol, 10*time.Second)
+		u, err := s.app.Store().View(context.Background()).FindDirectoryUser(site.ID, user.ID, false)
+		if err != nil || u.DisplayName != "Carol Tyler" {
+			t.Errorf("directory user after rectification: %+v %v", u, err)
+		}
 
 		tb.step("restrict")
 		tb.typeInto("#privacy-restrict-accountId", bob)

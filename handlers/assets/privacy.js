@@ -119,6 +119,38 @@ export default {
       }
     });
 
+    // Rectification of directory details: only the fields filled in.
+    $("privacy-rectify-form").addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const btn = $("privacy-rectify");
+      const status = $("privacy-rectify-status");
+      if (ui.isBusy(btn)) return;
+      ui.fill(status);
+      ui.clearErrors($("privacy-rectify-form"));
+      const accountId = checkAccount($("privacy-rectify-accountId"), false);
+      if (accountId === null) return;
+      const body = { accountId };
+      for (const f of ["displayName", "givenName", "familyName", "email"]) {
+        const v = $("privacy-rectify-" + f).value.trim();
+        if (v !== "") body[f] = v;
+      }
+      if (Object.keys(body).length === 1) {
+        ui.setFieldError($("privacy-rectify-displayName"), "Fill in at least one detail to correct.");
+        $("privacy-rectify-displayName").focus();
+        return;
+      }
+      const restore = ui.busy(btn, "Correcting…");
+      try {
+        const res = await api.post("/gdpr/rectify", body);
+        ui.fill(status, ui.banner("success", "Corrected.", "Corrected " + res.fields.join(", ") + " of " + accountId + ".", ui.h("span", {}, res.notice)));
+        for (const f of ["displayName", "givenName", "familyName", "email"]) $("privacy-rectify-" + f).value = "";
+      } catch (err) {
+        fail(err, status, "privacy-rectify-", "The correction failed.");
+      } finally {
+        restore();
+      }
+    });
+
     // Restrictions: the list, with what each held back, and Lift.
     const rowsEl = $("privacy-restriction-rows");
     async function loadRestrictions() {
