@@ -118,7 +118,7 @@ func Tables() []TableDecl {
 		{Name: "scheduled_jobs"},
 
 		// The audit log: shared by who acted and whom it was about.
-		with(site(TableAuditEvents, "occurred_at", "id"), PersonLink{AccountColumns: []string{"actor_account_id", "target_account_id"},
+		with(site(TableAuditEvents, "id"), PersonLink{AccountColumns: []string{"actor_account_id", "target_account_id"},
 			Erase: ErasePseudonymise, ClearColumns: []string{"ip", "user_agent"}, Reported: true}),
 		site("audit_daily", "day", "event"),
 
