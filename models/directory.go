@@ -23,10 +23,21 @@ type DirectoryUser struct {
 	// Groups are the groups the user belongs to, filled only when a query
 	// asks for them.
 	Groups []DirectoryGroupRef
+	// Manager is the user the enterprise extension's manager names, when
+	// it names a user of the same site; nil otherwise. The store fills it
+	// on reads (the document keeps only the manager's ID).
+	Manager *DirectoryUserRef
 }
 
 // DirectoryGroupRef names a group a directory user belongs to.
 type DirectoryGroupRef struct {
+	ID          string
+	DisplayName string
+}
+
+// DirectoryUserRef names a user of the same site; DisplayName is "" when
+// the user has none.
+type DirectoryUserRef struct {
 	ID          string
 	DisplayName string
 }

@@ -59,3 +59,11 @@ func targetOf(tb testing.TB, rt scim.ResourceType) sqlTarget {
 	}
 	return d.target()
 }
+
+// The store reads the manager from documents app/scim writes: both spell
+// the enterprise extension's URN alike.
+func TestEnterpriseSchemaSpelledAlike(t *testing.T) {
+	if store.EnterpriseUserSchema != scim.EnterpriseUserSchema {
+		t.Errorf("store.EnterpriseUserSchema = %q, scim's is %q", store.EnterpriseUserSchema, scim.EnterpriseUserSchema)
+	}
+}

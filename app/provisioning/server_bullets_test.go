@@ -561,6 +561,44 @@ var patchBullets = []bullet{
 			}
 		}
 	}},
+	{"users: an enterprise manager that is a user of this site is answered with its $ref and displayName (RFC 7643 4.3), on every path; any other stays {value}", func(t *testing.T, s *scimSite) {
+		const ent = scim.EnterpriseUserSchema
+		boss := s.createUser("boss", map[string]any{"displayName": "The Boss"})
+		created := s.do("POST", "/Users", map[string]any{"schemas": []string{scim.UserSchema, ent}, "userName": "worker",
+			ent: map[string]any{"employeeNumber": "7", "manager": map[string]any{"value": boss}}}).want(201)
+		id := created.str("id")
+		full := map[string]any{"value": boss, "$ref": testBaseURL + s.base + "/Users/" + boss, "displayName": "The Boss"}
+		check := func(what string, body any, want map[string]any) {
+			t.Helper()
+			m, _ := body.(map[string]any)
+			if d := cmp.Diff(want, lookupURN(m, ent+".manager")); d != "" {
+				t.Errorf("%s: manager (-want +got):\n%s", what, d)
+			}
+			if got := lookupURN(m, ent+".employeeNumber"); got != "7" {
+				t.Errorf("%s: employeeNumber %v, want the rest of the extension kept", what, got)
+			}
+		}
+		check("POST", created.Body, full)
+		check("GET", s.do("GET", "/Users/"+id, nil).want(200).Body, full)
+		check("lookup by userName", s.do("GET", "/Users?filter="+q(`userName eq "worker"`), nil).want(200).get("Resources.0"), full)
+		check("list", s.do("GET", "/Users?filter="+q(`userName sw "work"`), nil).want(200).get("Resources.0"), full)
+		check("attributes", s.do("GET", "/Users/"+id+"?attributes="+q(ent+":manager,"+ent+":employeeNumber"), nil).want(200).Body, full)
+		check("PATCH", s.do("PATCH", "/Users/"+id, patchOps(`{"op":"replace","path":"title","value":"T"}`)).want(200).Body, full)
+		// The manager's display name is read live; without one, none.
+		s.do("PATCH", "/Users/"+boss, patchOps(`{"op":"remove","path":"displayName"}`)).want(200)
+		check("manager without displayName", s.do("GET", "/Users/"+id, nil).want(200).Body,
+			map[string]any{"value": boss, "$ref": testBaseURL + s.base + "/Users/" + boss})
+		// A manager that is no user of this site stays as sent.
+		check("PATCH to someone else", s.do("PATCH", "/Users/"+id, patchOps(`{"op":"replace","path":"`+ent+`:manager","value":"not-a-user"}`)).want(200).Body,
+			map[string]any{"value": "not-a-user"})
+		other := s.env.newSite()
+		elsewhere := other.createUser("elsewhere")
+		check("a user of another site", s.do("PATCH", "/Users/"+id, patchOps(`{"op":"replace","path":"`+ent+`:manager","value":"`+elsewhere+`"}`)).want(200).Body,
+			map[string]any{"value": elsewhere})
+		s.do("PATCH", "/Users/"+id, patchOps(`{"op":"replace","path":"`+ent+`:manager","value":"`+boss+`"}`)).want(200)
+		s.do("DELETE", "/Users/"+boss, nil).want(204)
+		check("deleted manager", s.do("GET", "/Users/"+id, nil).want(200).Body, map[string]any{"value": boss})
+	}},
 	{"patch: ordered and atomic; replace of a missing attribute adds it; filtered replace with no match adds; filtered remove with no match succeeds", func(t *testing.T, s *scimSite) {
 		u := s.createUser("atomic", map[string]any{"emails": []any{map[string]any{"value": "h@example.com", "type": "home"}}})
 		before := len(s.outbox())

@@ -97,6 +97,9 @@ func (d users) create(ctx context.Context, held heldSlot, siteID string, doc map
 	if err := d.s.store.CreateDirectoryUserWithOutbox(ctx, u, it); err != nil {
 		return nil, uniquenessUser(err, u.UserName)
 	}
+	if err := d.s.fillManager(ctx, u); err != nil {
+		return nil, err
+	}
 	return userAnswer(d.s.BaseURL(siteID), u, p)
 }
 
@@ -185,5 +188,28 @@ func (s *Service) updateUser(ctx context.Context, siteID, id, ifMatch string, p 
 			after.Groups = append(after.Groups, models.DirectoryGroupRef{ID: g.GroupID, DisplayName: g.DisplayName})
 		}
 	}
+	if err := s.fillManager(ctx, after); err != nil {
+		return nil, err
+	}
 	return userAnswer(base, after, p)
+}
+
+// fillManager sets u.Manager after a write (reads get it from the store's
+// own statement): the user the document's enterprise manager names, when
+// it is a user of the site.
+func (s *Service) fillManager(ctx context.Context, u *models.DirectoryUser) error {
+	u.Manager = nil
+	id := scim.ManagerID(u.Doc)
+	if id == "" || !store.ValidID("u", id) {
+		return nil
+	}
+	m, err := s.store.View(ctx).FindDirectoryUser(u.SiteID, id, false)
+	if models.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	u.Manager = &models.DirectoryUserRef{ID: m.ID, DisplayName: m.DisplayName}
+	return nil
 }

@@ -121,10 +121,20 @@ func metaJSON(resourceType, location string, created, updated time.Time, version
 // RenderUser renders a stored user. Without Projection the stored JSON is
 // spliced as is (the hot path of an identity provider's lookups); with
 // one, the document is decoded and projected.
+//
+// A manager that names a user of the site (u.Manager, from the store) is
+// answered in its RFC 7643 4.3 form: value, $ref and displayName.
 func RenderUser(base string, u *models.DirectoryUser, p Projection) (json.RawMessage, error) {
 	location := base + "/Users/" + u.ID
+	doc := u.Doc
+	if u.Manager != nil {
+		var err error
+		if doc, err = withManager(base, doc, u.Manager); err != nil {
+			return nil, err
+		}
+	}
 	if p.None() {
-		b := make([]byte, 0, len(u.Doc)+256+len(u.Groups)*160)
+		b := make([]byte, 0, len(doc)+256+len(u.Groups)*160)
 		b = appendHead(b, u.ID, "User", location, u.CreatedAt, u.UpdatedAt, u.Version)
 		if len(u.Groups) > 0 {
 			b = append(b, `,"groups":[`...)
@@ -136,7 +146,7 @@ func RenderUser(base string, u *models.DirectoryUser, p Projection) (json.RawMes
 			}
 			b = append(b, ']')
 		}
-		return spliceDoc(b, u.Doc), nil
+		return spliceDoc(b, doc), nil
 	}
 	extra := map[string]any{
 		"id":   u.ID,
@@ -149,7 +159,44 @@ func RenderUser(base string, u *models.DirectoryUser, p Projection) (json.RawMes
 		}
 		extra["groups"] = groups
 	}
-	return project(Users, u.Doc, extra, p)
+	return project(Users, doc, extra, p)
+}
+
+// ManagerID is the ID the enterprise extension's manager names in a
+// stored document, "" for none. Documents that do not mention a manager
+// are not decoded.
+func ManagerID(doc []byte) string {
+	if !bytes.Contains(doc, []byte(`"manager"`)) {
+		return ""
+	}
+	d, err := DecodeDoc(doc)
+	if err != nil {
+		return ""
+	}
+	ext, _ := d[EnterpriseUserSchema].(map[string]any)
+	mgr, _ := ext["manager"].(map[string]any)
+	id, _ := mgr["value"].(string)
+	return id
+}
+
+// withManager returns the stored document with the enterprise manager m
+// answered in full: {"value", "$ref", "displayName"} (displayName only when
+// the manager has one).
+func withManager(base string, doc []byte, m *models.DirectoryUserRef) ([]byte, error) {
+	d, err := DecodeDoc(doc)
+	if err != nil {
+		return nil, err
+	}
+	ext, _ := d[EnterpriseUserSchema].(map[string]any)
+	mgr, _ := ext["manager"].(map[string]any)
+	if id, _ := mgr["value"].(string); mgr == nil || id != m.ID {
+		return doc, nil
+	}
+	mgr["$ref"] = base + "/Users/" + m.ID
+	if m.DisplayName != "" {
+		mgr["displayName"] = m.DisplayName
+	}
+	return Marshal(d)
 }
 
 // RenderGroup renders a stored group with its members; a group without

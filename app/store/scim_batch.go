@@ -99,9 +99,10 @@ func (tx *Tx) lookupUser(siteID string, q DirectoryQuery) (users []models.Direct
 
 // lookupUsers is the batch statement for lookups by column: one row per
 // request that found its user, numbered by the request's place in the
-// batch. The groups column is filled only for requests that want it.
+// batch. The groups column is filled only for requests that want it; the
+// manager column whenever the document names one (userManagerColumn).
 func (s *Store) lookupUsers(column string) func(ctx context.Context, batch []*userLookup) {
-	query := `SELECT ` + userColumns + `, CASE WHEN k.want_groups THEN ` + pgUserGroups + ` END, k.ord
+	query := `SELECT ` + userColumns + `, CASE WHEN k.want_groups THEN ` + pgUserGroups + ` END, ` + pgUserManager + `, k.ord
 		FROM unnest(?::text[], ?::text[], ?::boolean[]) WITH ORDINALITY AS k(key_site, key_value, want_groups, ord)
 		JOIN scim_users ON scim_users.site_id = k.key_site AND scim_users.` + column + ` = k.key_value`
 	var run func(ctx context.Context, batch []*userLookup)
@@ -113,9 +114,9 @@ func (s *Store) lookupUsers(column string) func(ctx context.Context, batch []*us
 			sites[i], values[i], groups[i] = it.siteID, it.value, it.groups
 		}
 		err := s.queryEach(ctx, query, []any{sites, values, groups}, func(rows *sql.Rows) error {
-			var g sql.NullString
+			var g, mgr sql.NullString
 			var ord int64
-			u, err := scanUser(rows, &g, &ord)
+			u, err := scanUser(rows, &g, &mgr, &ord)
 			if err != nil {
 				return err
 			}
@@ -124,6 +125,9 @@ func (s *Store) lookupUsers(column string) func(ctx context.Context, batch []*us
 			}
 			it := batch[ord-1]
 			if u.Groups, err = parseUserGroups(g.String); err != nil {
+				return err
+			}
+			if u.Manager, err = parseUserRef(mgr.String); err != nil {
 				return err
 			}
 			it.user = &u

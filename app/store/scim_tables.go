@@ -15,6 +15,11 @@ const (
 	DocColumn         = "doc"
 )
 
+// EnterpriseUserSchema is the URN of SCIM's enterprise user extension,
+// under whose key a user's document holds its manager as {"value": id}
+// (app/scim writes it so; a test holds the two spellings together).
+const EnterpriseUserSchema = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+
 // DirectoryColumn is how a SCIM attribute is stored in a column of its own.
 type DirectoryColumn struct {
 	// Name is the column a filter compares; "" when the attribute is only

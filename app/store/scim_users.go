@@ -193,18 +193,20 @@ func (tx *Tx) EachDirectoryUser(siteID string, q DirectoryQuery, fn func(u *mode
 	if q.WithGroups {
 		cols += `, ` + tx.userGroupsColumn()
 	}
+	cols += `, ` + tx.userManagerColumn()
 	rows, err := tx.queryRows(`SELECT `+cols+` FROM scim_users`+where+order+` LIMIT ? OFFSET ?`,
 		append(args, q.Limit, max(q.Offset, 0))...)
 	if err != nil {
 		return 0, fmt.Errorf("list directory users: %w", translate(pastDeadline(err, deadline)))
 	}
 	n, stopped := 0, false
-	var groups sql.NullString
+	var groups, manager sql.NullString
 	for rows.Next() {
 		var extra []any
 		if q.WithGroups {
 			extra = append(extra, &groups)
 		}
+		extra = append(extra, &manager)
 		u, err := scanUser(rows, extra...)
 		if err != nil {
 			rows.Close()
@@ -215,6 +217,10 @@ func (tx *Tx) EachDirectoryUser(siteID string, q DirectoryQuery, fn func(u *mode
 				rows.Close()
 				return 0, fmt.Errorf("list directory users: %w", err)
 			}
+		}
+		if u.Manager, err = parseUserRef(manager.String); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("list directory users: %w", err)
 		}
 		n++
 		if !fn(&u) {
@@ -327,6 +333,39 @@ func (tx *Tx) userGroupsColumn() string {
 const pgUserGroups = `(SELECT json_agg(json_build_array(g.id, g.display_name) ORDER BY g.display_name_lower, g.id)::text
 			FROM scim_group_members m JOIN scim_groups g ON g.site_id = m.site_id AND g.id = m.group_id
 			WHERE m.site_id = scim_users.site_id AND m.user_id = scim_users.id)`
+
+// userManagerColumn is the user of the site that the document's
+// enterprise manager names, as a JSON pair [id, displayName], read by the
+// primary key; NULL when the document names no manager or no user of the
+// site. A document that does not mention a manager costs a substring test.
+func (tx *Tx) userManagerColumn() string {
+	if tx.s.dialect == Postgres {
+		return pgUserManager
+	}
+	return `(CASE WHEN instr(scim_users.doc, '"manager"') > 0 THEN (SELECT json_array(mu.id, mu.display_name)
+			FROM scim_users mu WHERE mu.site_id = scim_users.site_id
+			AND mu.id = json_extract(scim_users.doc, '$."` + EnterpriseUserSchema + `".manager.value')) END)`
+}
+
+const pgUserManager = `(CASE WHEN strpos(scim_users.doc, '"manager"') > 0 THEN (SELECT json_build_array(mu.id, mu.display_name)::text
+			FROM scim_users mu WHERE mu.site_id = scim_users.site_id
+			AND mu.id = (scim_users.doc::jsonb -> '` + EnterpriseUserSchema + `' -> 'manager' ->> 'value')) END)`
+
+// parseUserRef reads a [id, displayName] pair; "" is none.
+func parseUserRef(s string) (*models.DirectoryUserRef, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var pair [2]*string
+	if err := json.Unmarshal([]byte(s), &pair); err != nil || pair[0] == nil {
+		return nil, fmt.Errorf("manager of a user: %q: %v", s, err)
+	}
+	ref := &models.DirectoryUserRef{ID: *pair[0]}
+	if pair[1] != nil {
+		ref.DisplayName = *pair[1]
+	}
+	return ref, nil
+}
 
 func parseUserGroups(s string) ([]models.DirectoryGroupRef, error) {
 	if s == "" || s == "[]" {
