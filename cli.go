@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -50,6 +51,7 @@ func commands() []command {
 		{"report-personal-data", "run one Personal Data Reporting cycle now", runReportPersonalData},
 		{"purge", "run the retention purge now", runPurge},
 		{"manifest", "write the Forge manifest.yml for Connect-on-Forge", runManifest},
+		{"demo", "try idbridge in a browser: a simulated Atlassian site on loopback", runDemo},
 		{"version", "print the version", runVersion},
 	}
 }
@@ -162,7 +164,7 @@ func runServe(env *cliEnv, args []string) int {
 	log := app.NewLogger(env.stderr, cfg)
 	app.TuneGC(env.getenv)
 	start := time.Now()
-	a, err := app.Open(env.ctx, cfg, app.Options{Log: log, DescriptorTemplate: descriptorTemplate})
+	a, err := app.Open(env.ctx, cfg, serveOptions(log))
 	if err != nil {
 		return env.fail("serve", err)
 	}
@@ -172,6 +174,13 @@ func runServe(env *cliEnv, args []string) int {
 		return env.fail("serve", err)
 	}
 	return exitOK
+}
+
+// serveOptions are the App options of serve: the logger and the embedded
+// descriptor, nothing else. In particular no listener and no all.js of
+// its own, which only the demo chooses (TestServeHasNoDemoRoutes).
+func serveOptions(log *slog.Logger) app.Options {
+	return app.Options{Log: log, DescriptorTemplate: descriptorTemplate}
 }
 
 func runMigrate(env *cliEnv, args []string) int {

@@ -11,7 +11,7 @@ import (
 // (docs/ARCHITECTURE.md, "Dependency direction"). A package missing here
 // falls under its parent's rule: app/<feature> → featureRule.
 var allowedInternal = map[string][]string{
-	"idbridge":        {"idbridge/app", "idbridge/config"},
+	"idbridge":        {"idbridge/app", "idbridge/config", "idbridge/app/demo"},
 	"idbridge/app":    {"*"}, // the composition root wires everything
 	"idbridge/config": {},
 	"idbridge/models": {},
@@ -39,6 +39,9 @@ var allowedInternal = map[string][]string{
 	// Identity providers (OIDC, SAML) for tests, bench and the demo;
 	// independent of the code under test too.
 	"idbridge/app/fakeidp": {},
+	// `idbridge demo`: the whole App beside the fakes, wired like a test
+	// harness. Only main imports it, and only for the demo subcommand.
+	"idbridge/app/demo": {"idbridge/app", "idbridge/config", "idbridge/app/fakeatlassian", "idbridge/app/fakeidp"},
 }
 
 // testOnly packages are test support: only _test.go files may import them.

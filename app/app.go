@@ -72,6 +72,15 @@ type Options struct {
 	// Benchmarks and tests set them.
 	AtlassianLimiter atlassian.LimiterOptions
 	Sync             syncworker.Config
+	// Listener, when set, is where the App serves instead of binding
+	// cfg.Addr: the demo binds its loopback address first, to know the
+	// base URL before the App is configured.
+	Listener net.Listener
+	// ConnectJS, when set, is the URL of the all.js the admin page loads
+	// in place of Atlassian's: only the demo sets it, to its simulated
+	// site's stand-in. It is no configuration: serve always loads
+	// Atlassian's.
+	ConnectJS string
 }
 
 // App is one running idbridge.
@@ -294,10 +303,14 @@ func (a *App) init(ctx context.Context, opts Options) error {
 		Portal:          portal.New(a.store, serviceAccounts, a.now, a.log),
 		Privacy:         a.privacy,
 		Forge:           a.sites,
+		ConnectJS:       opts.ConnectJS,
 	})
-	ln, err := net.Listen("tcp", a.cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", a.cfg.Addr, err)
+	ln := opts.Listener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", a.cfg.Addr); err != nil {
+			return fmt.Errorf("listen on %s: %w", a.cfg.Addr, err)
+		}
 	}
 	a.listener = ln
 	a.server = &http.Server{

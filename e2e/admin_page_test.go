@@ -3,7 +3,6 @@ package e2e_test
 import (
 	"fmt"
 	"net/http"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -13,6 +12,7 @@ import (
 	"github.com/chromedp/chromedp/kb"
 
 	"idbridge/app/apptest"
+	"idbridge/app/fakeatlassian"
 	"idbridge/app/store/storetest"
 )
 
@@ -24,10 +24,7 @@ import (
 // must reach every control, and the console must stay free of errors.
 func TestAdminPage(t *testing.T) {
 	browser := newBrowser(t)
-	stub, err := os.ReadFile("testdata/all.js")
-	if err != nil {
-		t.Fatal(err)
-	}
+	stub := fakeatlassian.AllJS
 	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
 		s := newStack(t, b)
 		tb := newTab(t, browser, s, stub)

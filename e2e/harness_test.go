@@ -17,7 +17,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"html/template"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -33,6 +32,7 @@ import (
 
 	"idbridge/app"
 	"idbridge/app/apptest"
+	"idbridge/app/fakeatlassian"
 	"idbridge/app/store/storetest"
 	"idbridge/config"
 )
@@ -63,7 +63,8 @@ const (
 // fakeJira is a Jira Cloud site: the REST API idbridge calls (the admin
 // check with the app's JWT; /myself and /mypermissions as the service
 // account with Basic auth) and the host page that frames idbridge's admin
-// page, with the AP bridge the page talks to.
+// page, with the AP bridge the page talks to (fakeatlassian's HostPage,
+// which the demo's simulated site serves too).
 type fakeJira struct {
 	*httptest.Server
 	t         testing.TB
@@ -260,60 +261,14 @@ func (f *fakeJira) adminURL() string {
 	return f.appURL + target + "&jwt=" + url.QueryEscape(tok)
 }
 
-var hostPage = template.Must(template.New("host").Parse(`<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>idbridge · Apps · Jira (test host)</title>
-<link rel="icon" href="data:,">
-<style>
-html, body { margin: 0; font: 14px/20px sans-serif; }
-header { height: 40px; box-sizing: border-box; display: flex; align-items: center; padding: 0 16px; background: #1868DB; color: #fff; }
-iframe { border: 0; width: 100%; height: calc(100vh - 40px); display: block; }
-</style>
-</head>
-<body>
-<header>Jira (test host) › Apps › idbridge</header>
-<iframe id="addon" title="idbridge settings" src="{{.Src}}"></iframe>
-<script>
-// The host half of the Connect bridge: what Jira's page gives the app's
-// iframe. AP is the minimal host API; the message listener answers the
-// iframe's all.js (the test's stub) and talks only to the app's origin.
-window.AP = {
-  context: { getToken: function (cb) { cb({{.Token}}); } },
-  resize: function (w, h) {},
-  sizeToParent: function () {}
-};
-(function () {
-  var appOrigin = {{.AppOrigin}};
-  var frame = document.getElementById("addon");
-  window.addEventListener("message", function (ev) {
-    if (ev.source !== frame.contentWindow || ev.origin !== appOrigin) return;
-    var m = ev.data;
-    if (!m || m.idbridgeTestAP !== 1) return;
-    var reply = function (result) {
-      frame.contentWindow.postMessage({ idbridgeTestAPReply: 1, id: m.id, result: result }, appOrigin);
-    };
-    switch (m.method) {
-      case "context.getToken": window.AP.context.getToken(reply); break;
-      case "resize": window.AP.resize.apply(null, m.args || []); reply(null); break;
-      case "sizeToParent": window.AP.sizeToParent(); reply(null); break;
-      default: reply(null);
-    }
-  });
-})();
-</script>
-</body>
-</html>`))
-
 func (f *fakeJira) serveHostPage(w http.ResponseWriter, r *http.Request) {
 	u, _ := url.Parse(f.appURL)
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	err := hostPage.Execute(w, map[string]any{
-		"Src":       template.URL(f.adminURL()),
-		"Token":     f.contextToken(adminID),
-		"AppOrigin": u.Scheme + "://" + u.Host,
+	err := fakeatlassian.WriteHostPage(w, fakeatlassian.HostPage{
+		Title:     "idbridge · Apps · Jira (test host)",
+		Heading:   "Jira (test host) › Apps › idbridge",
+		Src:       f.adminURL(),
+		Token:     f.contextToken(adminID),
+		AppOrigin: u.Scheme + "://" + u.Host,
 	})
 	if err != nil {
 		f.problem("host page: %v", err)

@@ -2,13 +2,13 @@ package e2e_test
 
 import (
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp/kb"
 
+	"idbridge/app/fakeatlassian"
 	"idbridge/app/store/storetest"
 )
 
@@ -18,10 +18,7 @@ import (
 // provisioning off (the token stops, the directory stays).
 func TestAdminPageProvisioning(t *testing.T) {
 	browser := newBrowser(t)
-	stub, err := os.ReadFile("testdata/all.js")
-	if err != nil {
-		t.Fatal(err)
-	}
+	stub := fakeatlassian.AllJS
 	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
 		s := newStack(t, b)
 		tb := newTab(t, browser, s, stub)

@@ -3,13 +3,13 @@ package e2e_test
 import (
 	"context"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"idbridge/app/audit"
+	"idbridge/app/fakeatlassian"
 	"idbridge/app/fakeidp"
 	"idbridge/app/store"
 	"idbridge/app/store/storetest"
@@ -22,10 +22,7 @@ import (
 // themes, at 1280 and 800 px.
 func TestAdminPageSSOAndAudit(t *testing.T) {
 	browser := newBrowser(t)
-	stub, err := os.ReadFile("testdata/all.js")
-	if err != nil {
-		t.Fatal(err)
-	}
+	stub := fakeatlassian.AllJS
 	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
 		s := newStack(t, b)
 		idp := fakeidp.NewOIDC()

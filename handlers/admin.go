@@ -48,9 +48,13 @@ func hashAssets() string {
 	return hex.EncodeToString(h.Sum(nil))[:12]
 }
 
-// allJS is the one script served from elsewhere: Atlassian's Connect
-// JavaScript API, which a page in a Jira/Confluence iframe must load.
-const allJS = "https://connect-cdn.atl-paas.net"
+// allJSURL is the one script served from elsewhere: Atlassian's Connect
+// JavaScript API, which a page in a Jira/Confluence iframe must load;
+// allJSOrigin is its origin, which the admin page's CSP allows.
+const (
+	allJSURL    = "https://connect-cdn.atl-paas.net/all.js"
+	allJSOrigin = "https://connect-cdn.atl-paas.net"
+)
 
 // adminSection is one entry of the admin page's navigation. Template names
 // the section's template (section-<ID>.html); a section without one is
@@ -88,6 +92,8 @@ type adminPageData struct {
 	Sections []adminSection
 	Fields   []recordField
 	Version  string
+	// AllJS is the URL of Atlassian's all.js.
+	AllJS string
 }
 
 // recordField is one row of the customer record form.
@@ -128,7 +134,7 @@ func recordFields() []recordField {
 func (s *server) adminCSP(site *models.Site) string {
 	return strings.Join([]string{
 		"default-src 'none'",
-		"script-src 'self' " + allJS,
+		"script-src 'self' " + s.allJSOrigin,
 		"style-src 'self'",
 		"img-src 'self' data:",
 		"connect-src 'self'",
@@ -216,6 +222,7 @@ func (s *server) handleAdminPage(c *gin.Context) {
 		Product: productName(caller.Site),
 		Fields:  recordFields(),
 		Version: s.Version,
+		AllJS:   s.allJS,
 	}
 	data.Sections = slices.Clone(adminSections)
 	for i, sec := range data.Sections {

@@ -62,11 +62,19 @@ type Deps struct {
 	Privacy Privacy
 	// Forge serves the Forge remote routes (/forge/…); nil leaves them out.
 	Forge Forge
+	// ConnectJS is the URL of Atlassian's all.js that the admin page loads
+	// (and its CSP allows); empty is Atlassian's CDN. Only the demo sets it,
+	// to its simulated site's stand-in: it is no configuration, so serve
+	// always loads Atlassian's.
+	ConnectJS string
 }
 
 type server struct {
 	Deps
 	metrics *httpMetrics
+	// allJS is the URL of all.js the admin page loads, allJSOrigin its
+	// origin for the CSP.
+	allJS, allJSOrigin string
 }
 
 // New builds the HTTP engine with every route and middleware.
@@ -81,6 +89,10 @@ func New(d Deps) *gin.Engine {
 		d.Now = time.Now
 	}
 	s := &server{Deps: d}
+	s.allJS, s.allJSOrigin = allJSURL, allJSOrigin
+	if origin, ok := cspOrigin(d.ConnectJS, true); ok {
+		s.allJS, s.allJSOrigin = d.ConnectJS, origin
+	}
 	if d.Registry != nil {
 		s.metrics = newHTTPMetrics(d.Registry)
 	}

@@ -34,6 +34,7 @@ type Fake struct {
 	byCloud map[string]*Site
 	byOrg   map[string]*Site
 	bearers map[string]*bearer // OAuth access tokens handed out
+	keys    *installKeys       // connect.go, started on first use
 	closed  bool
 
 	reporting *reportingAPI // reporting.go, made on first use
@@ -85,7 +86,11 @@ func (f *Fake) Close() {
 	}
 	f.closed = true
 	sites := append([]*Site(nil), f.sites...)
+	keys := f.keys
 	f.mu.Unlock()
+	if keys != nil {
+		keys.srv.Close()
+	}
 	for _, s := range sites {
 		s.srv.CloseClientConnections()
 		s.srv.Close()
@@ -213,7 +218,7 @@ func (f *Fake) NewSite(o SiteOptions) *Site {
 		o.OrgID = newUUID()
 	}
 	s := newSite(f, o)
-	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.serve(w, r, viaSite) }))
+	s.srv = httptest.NewServer(http.HandlerFunc(s.serveOrigin))
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.closed {

@@ -84,6 +84,12 @@ type Site struct {
 	appKey       string
 	sharedSecret string
 	admins       map[string]bool
+	// clientKey is the site's Connect client key, made at its first
+	// install; connect is the app installed with InstallConnectApp; ui
+	// holds the routes of the site's web UI (HandleUI). See connect.go.
+	clientKey string
+	connect   *connectApp
+	ui        *http.ServeMux
 
 	faults []*faultRule
 	rate   *rateLimit
