@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -24,6 +25,23 @@ type jsonCall struct {
 	auth func(ctx context.Context, req *http.Request) error
 	// onUnauthorized, when set, runs on a 401 answer.
 	onUnauthorized func()
+}
+
+type answerHookKey struct{}
+
+// WithAnswerHook returns a context whose calls to Atlassian tell hook the
+// HTTP status of every answer, or 0 when a request got none (a timeout, a
+// dropped connection). A call held back before it was sent (a Retry-After
+// still running, the rate limit) is no answer and is not told. For
+// metrics: hook must not block.
+func WithAnswerHook(ctx context.Context, hook func(status int)) context.Context {
+	return context.WithValue(ctx, answerHookKey{}, hook)
+}
+
+func tellAnswer(ctx context.Context, status int) {
+	if hook, ok := ctx.Value(answerHookKey{}).(func(int)); ok {
+		hook(status)
+	}
 }
 
 // do sends method target with body as JSON and decodes a 2xx answer into
@@ -55,8 +73,13 @@ func (j *jsonCall) do(ctx context.Context, method string, target string, pathFor
 	}
 	resp, err := j.hc.Do(req)
 	if err != nil {
+		var later *RetryLaterError
+		if !errors.As(err, &later) {
+			tellAnswer(ctx, 0)
+		}
 		return requestError(ctx, method, req.URL.Path, err)
 	}
+	tellAnswer(ctx, resp.StatusCode)
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes+1))
 	if err != nil {

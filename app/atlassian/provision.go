@@ -34,9 +34,6 @@ type Provisioner struct {
 	org        *ServiceClient // nil without an organization Admin API key
 	orgID      string
 	confluence bool
-	// Observe, when set, hears the answer of every call: the HTTP status,
-	// or 0 with the error when there was none.
-	Observe func(status int, err error)
 }
 
 // Provisioner returns the provisioning calls of site as acc.
@@ -64,24 +61,7 @@ func (s *ServiceAccounts) Provisioner(site *models.Site, acc *models.ServiceAcco
 func (p *Provisioner) CanManageAccounts() bool { return p.org != nil && p.orgID != "" }
 
 func (p *Provisioner) do(ctx context.Context, c *ServiceClient, method, path string, body, out any) error {
-	return p.observe(c.Do(WithSingleAttempt(ctx), method, path, body, out))
-}
-
-// observe tells Observe the answer err stands for, and returns err.
-func (p *Provisioner) observe(err error) error {
-	if p.Observe != nil {
-		var se *StatusError
-		switch {
-		case err == nil:
-			status := http.StatusOK
-			p.Observe(status, nil)
-		case errors.As(err, &se):
-			p.Observe(se.StatusCode, err)
-		default:
-			p.Observe(0, err)
-		}
-	}
-	return err
+	return c.Do(WithSingleAttempt(ctx), method, path, body, out)
 }
 
 // statusOf is the HTTP status of a failed call, 0 when there was no answer.
@@ -97,11 +77,7 @@ func statusOf(err error) int {
 // email address equals email (case-insensitively); none: not found.
 func (p *Provisioner) FindUserByEmail(ctx context.Context, email string) (*User, error) {
 	u, err := p.jira.FindUserByEmail(WithSingleAttempt(ctx), email)
-	if models.IsNotFound(err) && statusOf(err) == 0 {
-		p.observe(nil) // the search answered, without the account
-		return nil, err
-	}
-	return u, p.observe(err)
+	return u, err
 }
 
 // GetUser reads an account of the site; removed or unknown: not found.
@@ -132,9 +108,8 @@ func (p *Provisioner) CreateUser(ctx context.Context, email string, products []s
 func (p *Provisioner) CreateCustomer(ctx context.Context, email, displayName string) (*User, error) {
 	u, err := p.jira.CreateCustomer(WithSingleAttempt(ctx), email, displayName)
 	if err != nil {
-		return nil, p.observe(err)
+		return nil, err
 	}
-	p.observe(nil)
 	u.AccountType, u.Active = "customer", true
 	if u.EmailAddress == "" {
 		u.EmailAddress = email

@@ -151,6 +151,9 @@ func (tx *Tx) SaveServiceAccount(siteID string, a *models.ServiceAccount) (*mode
 	if err != nil {
 		return nil, fmt.Errorf("save service account: %w", translate(err))
 	}
+	// New credentials may let the site's waiting changes go (no service
+	// account before, or a pause after a 401): the sync hears it at commit.
+	tx.noteOutbox(siteID)
 	return tx.FindServiceAccount(siteID)
 }
 

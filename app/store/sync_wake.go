@@ -3,7 +3,8 @@ package store
 import "slices"
 
 // OnOutbox sets the hook that hears, after commit, which sites got new
-// outbox items, so the sync worker wakes at once (SPEC 6.1). Set it once,
+// outbox items (or new service account credentials, which may let waiting
+// items go), so the sync worker wakes at once (SPEC 6.1). Set it once,
 // before the store is used concurrently.
 func (s *Store) OnOutbox(hook func(siteIDs []string)) { s.outboxHook = hook }
 

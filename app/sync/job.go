@@ -71,16 +71,6 @@ func (w *Worker) openGate(ctx context.Context, sr *siteRun) (*gate, time.Duratio
 		w.log.Warn("sync: cannot call the site", "site_id", sr.id, "error", err.Error())
 		return nil, w.cfg.BlockedRecheck
 	}
-	prov.Observe = func(status int, err error) {
-		if w.cfg.OnRequest == nil {
-			return
-		}
-		if status == 0 {
-			w.cfg.OnRequest("no_answer")
-			return
-		}
-		w.cfg.OnRequest(strconv.Itoa(status))
-	}
 	return &gate{sr: sr, site: site, acc: acc, settings: settings, prov: prov, opened: w.now(), pausedAt: &atomic.Bool{}}, 0
 }
 
@@ -138,6 +128,15 @@ func (j *job) call(fn func(ctx context.Context) error) error {
 	j.calls++
 	ctx, cancel := context.WithTimeout(j.ctx, j.w.cfg.RequestTimeout)
 	defer cancel()
+	if on := j.w.cfg.OnRequest; on != nil {
+		ctx = atlassian.WithAnswerHook(ctx, func(status int) {
+			if status == 0 {
+				on("no_answer")
+				return
+			}
+			on(strconv.Itoa(status))
+		})
+	}
 	return fn(ctx)
 }
 

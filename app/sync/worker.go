@@ -94,8 +94,9 @@ type Config struct {
 	// directory user (GDPR Art. 18, SPEC 8): its changes wait.
 	Restricted func(ctx context.Context, siteID, userID string) (bool, error)
 	// OnResult hears every item's outcome (an outbox status, or "retry",
-	// "waiting"); OnRequest every call's answer ("200", "429",
-	// "no_answer"). For metrics; they must not block.
+	// "waiting"); OnRequest the answer to every request sent to Atlassian
+	// (its HTTP status: "201", "429", …; "no_answer" for a timeout or a
+	// dropped connection). For metrics; they must not block.
 	OnResult  func(outcome string)
 	OnRequest func(answer string)
 
