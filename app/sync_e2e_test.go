@@ -240,7 +240,7 @@ func TestSyncEndToEnd(t *testing.T) {
 			t.Errorf("group in the site: %+v", g)
 		}
 		for name, min := range map[string]float64{
-			"idbridge_outbox_pending_items":                 0,
+			"idbridge_outbox_pending_items":                  0,
 			`idbridge_sync_results_total{outcome="applied"}`: 9,
 			`idbridge_sync_results_total{outcome="retry"}`:   1,
 			`idbridge_sync_requests_total{answer="201"}`:     9,
