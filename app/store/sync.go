@@ -242,27 +242,46 @@ type SyncResult struct {
 
 // FinishSyncItems records the outcome of claimed items and releases their
 // lease. Only items still leased to owner change; lost is true when some
-// were not (another worker took over: it will look things up).
+// were not (another worker took over: it will look things up). Items with
+// the same outcome are written in one statement (a claim's items mostly
+// share one).
 func (tx *Tx) FinishSyncItems(siteID, owner string, results []SyncResult) (lost bool, err error) {
 	now := tx.s.Now()
+	type outcome struct {
+		status, msg, waitingFor string
+		next                    time.Time
+		inc                     int
+		recover                 bool
+	}
+	var order []outcome
+	ids := map[outcome][]int64{}
 	for _, r := range results {
 		next := r.NextAttemptAt
 		if next.IsZero() {
 			next = now
 		}
-		inc := 0
+		o := outcome{status: r.Status, msg: truncateText(r.Error, 1000), waitingFor: r.WaitingFor, next: next.UTC(), recover: r.Recover}
 		if r.CountAttempt {
-			inc = 1
+			o.inc = 1
 		}
-		res := tx.db.Exec(`UPDATE outbox SET status = ?, last_error = ?, next_attempt_at = ?, attempts = attempts + ?,
-			recover = ?, waiting_for = ?, lease_owner = '', lease_until = NULL, updated_at = ?
-			WHERE site_id = ? AND id = ? AND lease_owner = ? AND status = 'pending'`,
-			r.Status, truncateText(r.Error, 1000), next.UTC(), inc, r.Recover, r.WaitingFor, now, siteID, r.ID, owner)
-		if res.Error != nil {
-			return lost, fmt.Errorf("finish sync items: %w", translate(res.Error))
+		if _, ok := ids[o]; !ok {
+			order = append(order, o)
 		}
-		if res.RowsAffected == 0 {
-			lost = true
+		ids[o] = append(ids[o], r.ID)
+	}
+	for _, o := range order {
+		for start := 0; start < len(ids[o]); start += 500 {
+			chunk := ids[o][start:min(start+500, len(ids[o]))]
+			res := tx.db.Exec(`UPDATE outbox SET status = ?, last_error = ?, next_attempt_at = ?, attempts = attempts + ?,
+				recover = ?, waiting_for = ?, lease_owner = '', lease_until = NULL, updated_at = ?
+				WHERE site_id = ? AND id IN ? AND lease_owner = ? AND status = 'pending'`,
+				o.status, o.msg, o.next, o.inc, o.recover, o.waitingFor, now, siteID, chunk, owner)
+			if res.Error != nil {
+				return lost, fmt.Errorf("finish sync items: %w", translate(res.Error))
+			}
+			if res.RowsAffected < int64(len(chunk)) {
+				lost = true
+			}
 		}
 	}
 	return lost, nil
