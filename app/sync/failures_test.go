@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	gosync "sync"
 	"testing"
 	"time"
 
@@ -268,4 +269,65 @@ func TestUninstalledMidSyncStopsAtOnce(t *testing.T) {
 			t.Errorf("%d accounts made in the uninstalled site", n)
 		}
 	})
+}
+
+// TestReplicasShareTheWork: on PostgreSQL two replicas (each its own
+// store and worker, as two processes have) share one site's work: the one
+// that did not accept the changes learns of them through NOTIFY (it polls
+// only once an hour here), each change is applied by one of them, and
+// nothing is applied twice.
+func TestReplicasShareTheWork(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		if b.Name != store.Postgres {
+			t.Skip("on SQLite one process applies the outbox")
+		}
+		testReplicas(t, b)
+	})
+}
+
+func testReplicas(t *testing.T, b storetest.Backend) {
+	e := newEnv(t, b)
+	st2 := b.Open(t, storetest.SameDatabase(e.st))
+	var mu gosync.Mutex
+	applied := map[string]int{}
+	replica := func(owner string, st *store.Store) *syncw.Worker {
+		cfg := e.cfg
+		cfg.Owner = owner
+		cfg.OnResult = func(o string) {
+			if o == models.OutboxStatusApplied {
+				mu.Lock()
+				applied[owner]++
+				mu.Unlock()
+			}
+		}
+		return syncw.New(cfg, st, e.sa, e.now, nil)
+	}
+	e.w = replica("replica-1", e.st)
+	e.st.OnOutbox(e.w.Wake)
+	w2 := replica("replica-2", st2)
+	st2.OnOutbox(w2.Wake)
+	e.others = append(e.others, w2)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = w2.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	// Answers take a moment, so that the first replica cannot be done
+	// before the second hears of the work (its NOTIFY goes out within 50 ms).
+	e.fs.Inject(fakeatlassian.Fault{Delay: 25 * time.Millisecond})
+	e.start()
+	e.waitFor("the replicas to settle", e.idle)
+	var users []string
+	for i := range 40 {
+		users = append(users, e.createUser(fmt.Sprintf("r%02d@example.com", i), true))
+	}
+	e.createGroup("both", users...)
+	e.drain()
+	e.checkState(models.DeactivateRemoveGroups)
+	e.checkClean()
+	mu.Lock()
+	defer mu.Unlock()
+	if applied["replica-1"] == 0 || applied["replica-2"] == 0 {
+		t.Errorf("one replica did all the work: %v", applied)
+	}
 }

@@ -51,6 +51,8 @@ type env struct {
 	w     *syncw.Worker
 
 	noAccount bool
+	// product is the fake site's product ("jira" or "confluence").
+	product string
 	// now is the clock everything uses: clock.Now, or time.Now with
 	// withRealTime (drain then waits instead of moving the clock).
 	now      func() time.Time
@@ -70,6 +72,9 @@ type env struct {
 type envOption func(*env)
 
 func withConfig(fn func(*syncw.Config)) envOption { return func(e *env) { fn(&e.cfg) } }
+
+// withProduct makes the site a Confluence-only one ("confluence").
+func withProduct(product string) envOption { return func(e *env) { e.product = product } }
 
 // withRealTime runs on the real clock (for a worker in another process).
 func withRealTime() envOption { return func(e *env) { e.realTime = true } }
@@ -105,7 +110,7 @@ func newEnv(t *testing.T, b storetest.Backend, opts ...envOption) *env {
 	}
 	e.fake = fakeatlassian.New(fakeatlassian.Options{Now: e.now, Seed: 42})
 	t.Cleanup(e.fake.Close)
-	e.fs = e.fake.NewSite(fakeatlassian.SiteOptions{})
+	e.fs = e.fake.NewSite(fakeatlassian.SiteOptions{Product: e.product})
 	e.fs.AddServiceAccount(fakeatlassian.ServiceAccount{Email: svcEmail, APIToken: svcToken, Admin: true})
 	e.fs.AddOrgKey(orgKey)
 	st, fake, fs := e.st, e.fake, e.fs
@@ -115,7 +120,7 @@ func newEnv(t *testing.T, b storetest.Backend, opts ...envOption) *env {
 			SiteFacts: models.SiteFacts{
 				ClientKey:   "ck-" + fs.CloudID[:8],
 				BaseURL:     fs.BaseURL(),
-				ProductType: "jira",
+				ProductType: fs.Product,
 				CloudID:     fs.CloudID,
 			},
 			SharedSecret: []byte("shared-secret-0123456789abcdef"),

@@ -1,6 +1,7 @@
 package sync_test
 
 import (
+	"strings"
 	"testing"
 
 	"idbridge/app/store/storetest"
@@ -94,6 +95,37 @@ func TestPendingChangesFoldIntoTheLeastWork(t *testing.T) {
 		}
 		if got, want := e.fs.RequestCount("", -2), e.fs.MinRequests(); got != want {
 			t.Errorf("requests %d, minimum %d", got, want)
+		}
+	})
+}
+
+// TestConfluenceSiteUsesConfluenceGroups: on a Confluence-only site the
+// sync makes groups and memberships with Confluence's group API.
+func TestConfluenceSiteUsesConfluenceGroups(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		e := newEnv(t, b, withProduct("confluence"))
+		e.start()
+		ada := e.createUser("ada@example.com", true)
+		bob := e.createUser("bob@example.com", true)
+		g := e.createGroup("Writers", ada, bob)
+		e.drain()
+		e.checkState(models.DeactivateRemoveGroups)
+		e.setActive(bob, false)
+		e.rename(g, "Editors")
+		e.drain()
+		e.checkState(models.DeactivateRemoveGroups)
+		e.delete("Groups", g)
+		e.drain()
+		e.checkState(models.DeactivateRemoveGroups)
+		e.checkClean()
+		for _, rc := range e.fs.Requests() {
+			if strings.Contains(rc.Route, "/rest/api/3/group") {
+				t.Errorf("Jira's group API on a Confluence site: %+v", rc)
+			}
+		}
+		if e.fs.RequestCount("POST /wiki/rest/api/group", -2) == 0 || e.fs.RequestCount("POST /wiki/rest/api/group/userByGroupId", -2) == 0 {
+			t.Errorf("Confluence's group API was not used: %+v", e.fs.Requests())
 		}
 	})
 }
