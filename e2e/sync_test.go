@@ -188,6 +188,11 @@ func TestAdminPageSync(t *testing.T) {
 
 		tb := newTab(t, browser, s, stub)
 		tb.open()
+		tb.step("overview")
+		tb.waitText("#overview-alerts", "User provisioning is paused", 10*time.Second)
+		tb.waitText("#overview-alerts", "22 deactivations and deletions wait for you", 5*time.Second)
+		tb.waitText("#overview-alerts", "1 change could not be applied", 5*time.Second)
+		tb.screenshots("sync-overview")
 		tb.goTo("provisioning")
 		tb.step("paused")
 		tb.waitText("#pv-sync-paused", "The sync to Jira is paused", 10*time.Second)

@@ -71,6 +71,7 @@ const store = new Store({
   "service-account": () => api.get("/service-account"),
   profile: () => api.get("/profile"),
   provisioning: () => api.get("/provisioning"),
+  sync: () => api.get("/sync"),
 });
 
 const ctx = {

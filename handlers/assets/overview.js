@@ -59,14 +59,43 @@ export default {
       row("overview-provisioning", d.lozenge, d.status, [d.detail, " ", link("provisioning", entry.value && entry.value.enabled ? "Open user provisioning" : "Set it up")]);
     });
 
-    // The credentials' problems are banners at the top of the overview:
-    // invalid (Atlassian answered 401), expired, or expiring within 14 days.
-    function renderAlerts(d) {
-      const items = [];
-      for (const a of (d && d.alerts) || []) {
-        items.push(ui.banner(a.kind, a.title, a.text, link("service-account", "Update the service account")));
+    // The sync's problems that need the admin: a pause only they can lift
+    // (Atlassian refused the credentials), changes the accidental-deletion
+    // brake holds, changes that failed.
+    store.on("sync", (entry) => {
+      syncAlerts = [];
+      const st = entry.value;
+      if (!entry.error && st) {
+        const open = link("provisioning", "Open user provisioning");
+        if (st.paused && st.resumable) {
+          syncAlerts.push(ui.banner("error", "User provisioning is paused.", st.pausedReason, open));
+        }
+        if (st.held) {
+          syncAlerts.push(ui.banner("warning", st.held.count + (st.held.count === 1 ? " deactivation waits" : " deactivations and deletions wait") + " for you.",
+            "The accidental-deletion brake held them back: apply them or discard them.", open));
+        }
+        const failed = (st.failed || []).length;
+        if (failed > 0) {
+          syncAlerts.push(ui.banner("warning", failed + (failed === 1 ? " change" : " changes") + " could not be applied to your site.",
+            "Each one says why. Fix the cause, then retry it.", open));
+        }
       }
-      ui.update(alerts, items);
+      renderAlerts();
+    });
+
+    // The credentials' problems are banners at the top of the overview:
+    // invalid (Atlassian answered 401), expired, or expiring within 14 days;
+    // the sync's follow.
+    let accountAlerts = [];
+    let syncAlerts = [];
+    function renderAlerts(d) {
+      if (d !== undefined) {
+        accountAlerts = [];
+        for (const a of (d && d.alerts) || []) {
+          accountAlerts.push(ui.banner(a.kind, a.title, a.text, link("service-account", "Update the service account")));
+        }
+      }
+      ui.update(alerts, accountAlerts, syncAlerts);
     }
   },
 
@@ -76,5 +105,6 @@ export default {
     ctx.store.load("service-account");
     ctx.store.load("profile");
     ctx.store.load("provisioning");
+    ctx.store.load("sync");
   },
 };

@@ -156,6 +156,8 @@ export function initSync(ctx) {
   let last = null;
   function render(st) {
     last = st;
+    // The overview's alerts follow what this section shows.
+    ctx.store.set("sync", st);
     renderAlerts(st);
     renderSummary(st);
     renderFailed(st);
