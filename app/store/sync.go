@@ -654,6 +654,42 @@ func (tx *Tx) CountProvisionedUsers(siteID string) (int, error) {
 	return max(dir, synced), nil
 }
 
+// HeldSyncSummary is what the status says of the site's held items: how
+// many, since when, the latest reason, and the first of them (at most
+// limit) to name some subjects. Its cost does not grow with their number
+// beyond a count.
+type HeldSyncSummary struct {
+	Count  int
+	Since  time.Time
+	Reason string
+	First  []SyncItem
+}
+
+// SummarizeHeldSync summarizes the site's held items; Count 0 when none.
+func (tx *Tx) SummarizeHeldSync(siteID string, limit int) (HeldSyncSummary, error) {
+	var h HeldSyncSummary
+	var err error
+	if h.Count, err = tx.count("outbox", " WHERE site_id = ? AND status = ?", []any{siteID, models.OutboxStatusHeld}); err != nil || h.Count == 0 {
+		return h, err
+	}
+	if h.First, err = tx.HeldSyncItems(siteID, limit); err != nil {
+		return h, err
+	}
+	last, err := tx.syncItems(`WHERE site_id = ? AND status = ? ORDER BY id DESC LIMIT 1`, siteID, models.OutboxStatusHeld)
+	if err != nil {
+		return h, err
+	}
+	for _, it := range append(h.First, last...) {
+		if h.Since.IsZero() || it.CreatedAt.Before(h.Since) {
+			h.Since = it.CreatedAt
+		}
+	}
+	if len(last) > 0 {
+		h.Reason = last[0].LastError
+	}
+	return h, nil
+}
+
 // HeldSyncItems lists the site's held items, oldest first (at most limit).
 func (tx *Tx) HeldSyncItems(siteID string, limit int) ([]SyncItem, error) {
 	return tx.syncItems(`WHERE site_id = ? AND status = ? ORDER BY id LIMIT ?`, siteID, models.OutboxStatusHeld, limit)

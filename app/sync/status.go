@@ -41,7 +41,7 @@ func (w *Worker) Status(ctx context.Context, siteID string) (*models.SyncStatus,
 	if err != nil {
 		return nil, err
 	}
-	held, err := view.HeldSyncItems(siteID, 10000)
+	held, err := view.SummarizeHeldSync(siteID, 200)
 	if err != nil {
 		return nil, err
 	}
@@ -51,16 +51,13 @@ func (w *Worker) Status(ctx context.Context, siteID string) (*models.SyncStatus,
 	}
 	st.FailedItems = toItems(failedItems, ids)
 	st.Recent = toItems(recent, ids)
-	if len(held) > 0 {
-		h := &models.SyncHeld{Count: len(held), Since: held[0].CreatedAt, Reason: held[len(held)-1].LastError}
+	if held.Count > 0 {
+		h := &models.SyncHeld{Count: held.Count, Since: held.Since, Reason: held.Reason}
 		seen := map[string]bool{}
-		for _, it := range held {
+		for _, it := range held.First {
 			if name := subjectOf(it.OutboxItem); name != "" && !seen[name] && len(h.Subjects) < statusHeldName {
 				seen[name] = true
 				h.Subjects = append(h.Subjects, name)
-			}
-			if it.CreatedAt.Before(h.Since) {
-				h.Since = it.CreatedAt
 			}
 		}
 		st.Held = h
