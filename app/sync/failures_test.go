@@ -331,3 +331,25 @@ func testReplicas(t *testing.T, b storetest.Backend) {
 		t.Errorf("one replica did all the work: %v", applied)
 	}
 }
+
+// TestRenameWhoseDeleteLostItsAnswer: the old group of a rename is
+// deleted, the answer is lost; the next claim looks its members up and
+// must still look the old group up before deleting it again.
+func TestRenameWhoseDeleteLostItsAnswer(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		e := newEnv(t, b)
+		e.start()
+		ada := e.createUser("ada@example.com", true)
+		g := e.createGroup("old-name", ada)
+		e.drain()
+		e.fs.Inject(fakeatlassian.Fault{Route: "DELETE /rest/api/3/group", DropAfterApply: true, Times: 1})
+		e.rename(g, "new-name")
+		e.drain()
+		e.checkState(models.DeactivateRemoveGroups)
+		e.checkClean()
+		if n := e.fs.RequestCount("DELETE /rest/api/3/group", -2); n != 1 {
+			t.Errorf("the old group was deleted %d times: %+v", n, e.fs.Requests())
+		}
+	})
+}

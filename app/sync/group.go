@@ -199,8 +199,9 @@ func (j *job) deleteGroupIDs(sg *models.SyncGroup) outcome {
 		if id == "" {
 			continue
 		}
-		if j.recover {
-			// The delete may have happened without its answer: look first.
+		if j.recovering {
+			// The delete may have happened without its answer: look first
+			// (the membership lookups of this claim do not tell).
 			var exists bool
 			err := j.call(func(ctx context.Context) error {
 				var err error

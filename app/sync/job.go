@@ -113,7 +113,12 @@ type job struct {
 	ctx     context.Context
 	started time.Time
 	calls   int
-	recover bool
+	// recover: the claim must look things up before changing them, and has
+	// not yet (cleared once the user or the memberships were looked up);
+	// recovering: the claim began so, kept for the lookups before a
+	// create or a delete, which the first lookups do not cover.
+	recover    bool
+	recovering bool
 }
 
 // call makes one call to Atlassian within the claim's budget, with its own
@@ -288,7 +293,7 @@ func (j *job) record(fn func(tx *store.Tx) error) error {
 // process applies one claimed subject and records what became of its
 // items.
 func (w *Worker) process(g *gate, c *store.SyncClaim) {
-	j := &job{w: w, g: g, c: c, ctx: g.sr.ctx, started: w.now(), recover: c.Recover}
+	j := &job{w: w, g: g, c: c, ctx: g.sr.ctx, started: w.now(), recover: c.Recover, recovering: c.Recover}
 	var results []store.SyncResult
 	switch c.ResourceType {
 	case "User":

@@ -221,7 +221,7 @@ func (j *job) activate(dir *models.DirectoryUser, su *models.SyncUser) outcome {
 	var u *atlassian.User
 	if j.g.settings.ProvisionAs == models.ProvisionCustomer {
 		var err error = models.Errorf(models.CodeNotFound, "not looked up")
-		if j.recover {
+		if j.recovering {
 			// The create may have happened without its answer: look first.
 			err = j.call(func(ctx context.Context) error {
 				var err error
