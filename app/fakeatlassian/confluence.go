@@ -133,7 +133,7 @@ func (s *Site) handleConfluenceMembers(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	g := s.groups[r.PathValue("groupId")]
+	g := s.groups[pathParam(r, "group")]
 	if g == nil {
 		writeJSON(w, http.StatusNotFound, confluenceError(404, "No group found"))
 		return

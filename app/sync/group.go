@@ -428,6 +428,11 @@ func (j *job) verifyMembers(sg *models.SyncGroup, users []string, synced map[str
 // members_refresh item instead of being recorded on a guess.
 func (j *job) recordMember(sg *models.SyncGroup, userID, account string, member bool, read models.SyncUser, had bool) error {
 	return j.record(func(tx *store.Tx) error {
+		// Under the user's lock, as a change of its access reads its
+		// memberships (deactivate): one of the two sees the other.
+		if err := tx.LockSyncUser(sg.SiteID, userID); err != nil {
+			return err
+		}
 		cur, err := tx.FindSyncUser(sg.SiteID, userID, true)
 		if err != nil && !models.IsNotFound(err) {
 			return err

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"idbridge/app/fakeatlassian"
 	"idbridge/app/store/storetest"
 	"idbridge/models"
 )
@@ -105,6 +106,9 @@ func TestConfluenceSiteUsesConfluenceGroups(t *testing.T) {
 	t.Parallel()
 	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
 		e := newEnv(t, b, withProduct("confluence"))
+		// A membership's answer is lost: the next claim reads the group's
+		// members (Confluence's membersByGroupId) before going on.
+		e.fs.Inject(fakeatlassian.Fault{Route: "POST /wiki/rest/api/group/userByGroupId", DropAfterApply: true, Times: 1})
 		e.start()
 		ada := e.createUser("ada@example.com", true)
 		bob := e.createUser("bob@example.com", true)
@@ -115,6 +119,7 @@ func TestConfluenceSiteUsesConfluenceGroups(t *testing.T) {
 		e.rename(g, "Editors")
 		e.drain()
 		e.checkState(models.DeactivateRemoveGroups)
+
 		e.delete("Groups", g)
 		e.drain()
 		e.checkState(models.DeactivateRemoveGroups)
@@ -123,6 +128,9 @@ func TestConfluenceSiteUsesConfluenceGroups(t *testing.T) {
 			if strings.Contains(rc.Route, "/rest/api/3/group") {
 				t.Errorf("Jira's group API on a Confluence site: %+v", rc)
 			}
+		}
+		if e.fs.RequestCount("GET /wiki/rest/api/group/{groupId}/membersByGroupId", 200) == 0 {
+			t.Errorf("the members were not looked up after the lost answer: %+v", e.fs.Requests())
 		}
 		if e.fs.RequestCount("POST /wiki/rest/api/group", -2) == 0 || e.fs.RequestCount("POST /wiki/rest/api/group/userByGroupId", -2) == 0 {
 			t.Errorf("Confluence's group API was not used: %+v", e.fs.Requests())

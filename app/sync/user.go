@@ -335,6 +335,12 @@ func (j *job) deactivate(su *models.SyncUser, forget bool) outcome {
 		}
 	}
 	err := j.record(func(tx *store.Tx) error {
+		// The user's memberships are read under the user's lock, which a
+		// membership being recorded takes too: either that membership is
+		// seen here (and refreshed), or it sees the new state.
+		if err := tx.LockSyncUser(su.SiteID, su.UserID); err != nil {
+			return err
+		}
 		groups, err := tx.SyncGroupsOfUser(su.SiteID, su.UserID)
 		if err != nil {
 			return err
