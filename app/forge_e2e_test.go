@@ -498,3 +498,49 @@ func TestForgeInstallationIDChanges(t *testing.T) {
 		}
 	})
 }
+
+// TestForgeAndConnectTakeNoOtherSite: the installationId in a Connect
+// install's body is not covered by its token, so it adopts only a site
+// Forge made first, never a site Connect installed; a late upgraded event
+// does not bring an uninstalled site back (only installed does); an app
+// system token claiming to live for weeks is not kept.
+func TestForgeAndConnectTakeNoOtherSite(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		h := newForgeHarness(t, b)
+		victim := h.newSite(h.jira)
+		h.mustInstall(victim)
+		before := h.mustState(victim, models.SiteInstalled)
+
+		// Another clientKey's install naming the victim's installationId.
+		other := h.newSite(h.jira)
+		other.installationID = victim.installationID
+		if w := h.install(nil, other); w.Code >= 500 {
+			t.Fatalf("install naming another site's installationId: %d %s", w.Code, w.Body)
+		}
+		after := h.mustState(victim, models.SiteInstalled)
+		if after.ID != before.ID || string(after.SharedSecret) != victim.secret || after.BaseURL != before.BaseURL {
+			t.Fatalf("the victim's site changed: before %+v, after %+v", before.SiteFacts, after.SiteFacts)
+		}
+		if got, err := h.storedSite(other); err == nil && got.ID == before.ID {
+			t.Fatalf("the other clientKey took the victim's site %s", got.ID)
+		}
+
+		// A late upgraded event keeps an uninstalled site uninstalled.
+		connectWantStatus(t, h.uninstall(victim), http.StatusNoContent, "uninstall")
+		w := h.forgeLifecycle(victim, models.ForgeEventUpgraded, "")
+		if w.Code >= 500 {
+			t.Fatalf("upgraded after uninstall: %d %s", w.Code, w.Body)
+		}
+		h.mustState(victim, models.SiteUninstalled)
+		// Forge's installed event is a new install: the site is back.
+		connectWantStatus(t, h.forgeLifecycle(victim, models.ForgeEventInstalled, ""), http.StatusNoContent, "installed again")
+		h.mustState(victim, models.SiteInstalled)
+
+		// A system token that claims to live for 30 days is not kept.
+		far := h.systemToken(h.clock.Now().Add(30 * 24 * time.Hour))
+		connectWantStatus(t, h.forgeLifecycle(victim, models.ForgeEventUpgraded, far), http.StatusNoContent, "upgraded with a far token")
+		if tok, err := h.app.Store().View(context.Background()).FindSystemToken(before.ID, h.clock.Now()); err == nil && tok != nil {
+			t.Errorf("a system token expiring in 30 days was kept (expires %s)", tok.ExpiresAt)
+		}
+	})
+}

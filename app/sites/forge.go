@@ -157,6 +157,7 @@ func (s *Service) ForgeLifecycle(ctx context.Context, r *http.Request, ev *model
 	in := store.ForgeInstall{
 		InstallationID: inv.InstallationID, CloudID: inv.CloudID, ProductType: product,
 		AppVersion: ev.AppVersion, EnvironmentType: inv.Environment,
+		Revive: ev.EventType == models.ForgeEventInstalled,
 	}
 	if inv.SiteURL != "" {
 		if err := s.checkSiteURL(inv.SiteURL); err != nil {
@@ -230,7 +231,9 @@ func (s *Service) keepSystemToken(r *http.Request, site *models.Site) {
 		return
 	}
 	exp, ok := tokenExpiry(token)
-	if !ok || len(token) > maxSystemTokenLen || !exp.After(s.now()) {
+	// An expiry further ahead than any app system token lives would keep
+	// the token, and keep newer ones out, for ever.
+	if !ok || len(token) > maxSystemTokenLen || !exp.After(s.now()) || exp.After(s.now().Add(maxSystemTokenLife)) {
 		s.log.Warn("forge: unusable app system token ignored", "site_id", site.ID)
 		return
 	}
@@ -251,6 +254,10 @@ func (s *Service) keepSystemToken(r *http.Request, site *models.Site) {
 	}
 	s.forge.tokens.putIfCurrent(s.forge.tokens.generation(), site.ID, exp)
 }
+
+// maxSystemTokenLife bounds how far ahead a kept app system token may
+// expire (Forge's live for minutes to an hour).
+const maxSystemTokenLife = 24 * time.Hour
 
 // tokenExpiry reads the exp of a JWT without verifying it: the system
 // token is Atlassian's credential for Atlassian, which checks it; idbridge

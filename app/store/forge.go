@@ -111,6 +111,9 @@ type ForgeInstall struct {
 	// LinkTo, when set, is the ID of the site (found by the caller, by
 	// cloudId and product) that this installation belongs to.
 	LinkTo string
+	// Revive says the event may make an uninstalled site installed again:
+	// only Forge's installed event, never a late upgraded one.
+	Revive bool
 }
 
 // SaveForgeInstall records a Forge installed or upgraded event: the site of
@@ -151,7 +154,7 @@ func (tx *Tx) SaveForgeInstall(in ForgeInstall) (*models.Site, error) {
 		if in.CloudID != "" {
 			updates["cloud_id"] = in.CloudID
 		}
-		if existing.State == string(models.SiteUninstalled) {
+		if existing.State == string(models.SiteUninstalled) && in.Revive {
 			// Forge installs the app anew: the site is usable again (its
 			// Connect secret is gone; Connect's installed brings a new one).
 			updates["state"] = string(models.SiteInstalled)

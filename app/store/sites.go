@@ -94,7 +94,12 @@ func (tx *Tx) SaveInstall(in *models.Site) (*models.Site, error) {
 	if errors.Is(err, gorm.ErrRecordNotFound) && in.InstallationID != "" {
 		// A site Forge's installed event made first (docs/FORGE.md): the
 		// Connect install adopts it, and its clientKey becomes the real one.
-		err = tx.lockForUpdate().Where("installation_id = ?", in.InstallationID).Take(&existing).Error
+		// Only such a placeholder (its clientKey still the installationId,
+		// no shared secret yet): the body's installationId is not covered by
+		// the install token, so it must never hand over a site that Connect
+		// installed.
+		err = tx.lockForUpdate().Where("installation_id = ? AND client_key = installation_id AND shared_secret IS NULL", in.InstallationID).
+			Take(&existing).Error
 	}
 	isNew := errors.Is(err, gorm.ErrRecordNotFound)
 	if err != nil && !isNew {
