@@ -46,6 +46,12 @@ type PersonJoin struct {
 type PersonLink struct {
 	// AccountColumns hold the person's Atlassian account ID directly.
 	AccountColumns []string
+	// ActorColumns hold the account ID of whoever acted on a row that is
+	// about someone else (the administrator who restricted a person): the
+	// person's export includes such rows and the reporting cycle reports
+	// the IDs, but erasing the person replaces the ID with the erasure's
+	// pseudonym and keeps the row, which belongs to the other person.
+	ActorColumns []string
 	// Via reaches the person through another table (exclusive with
 	// AccountColumns).
 	Via *PersonJoin
@@ -156,7 +162,8 @@ func Tables() []TableDecl {
 		with(site("portal_sessions", "id"), byAccount("account_id")),
 
 		// The privacy features' own state.
-		with(site(TableRestrictions, "account_id"), byAccount("account_id")),
+		with(site(TableRestrictions, "account_id"), PersonLink{AccountColumns: []string{"account_id"}, ActorColumns: []string{"restricted_by"},
+			Erase: EraseDelete, Reported: true}),
 		with(site(TableReportAccount, "account_id"), PersonLink{AccountColumns: []string{"account_id"}, Erase: EraseDelete}),
 		site(TableReportSites),
 

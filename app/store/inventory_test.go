@@ -176,6 +176,9 @@ func TestTablesDeclareHowToFindAPerson(t *testing.T) {
 				for _, c := range p.AccountColumns {
 					has(d.Name, c, "an account column")
 				}
+				for _, c := range p.ActorColumns {
+					has(d.Name, c, "an actor column")
+				}
 				if v := p.Via; v != nil {
 					has(d.Name, v.Column, "the join column")
 					has(v.Table, v.TableColumn, "the joined column")
@@ -191,6 +194,17 @@ func TestTablesDeclareHowToFindAPerson(t *testing.T) {
 				}
 				if p.Erase != models.EraseDelete && p.Via != nil {
 					t.Errorf("%s: a table reached through another can only be erased by deleting its rows", d.Name)
+				}
+			}
+			// Every column that holds an account ID is one the person's
+			// rows are found by, or one the person acted through: else
+			// export, erasure and reporting would miss it.
+			for _, e := range models.Inventory() {
+				if e.Table != d.Name || !strings.Contains(e.Category, "Atlassian account ID") {
+					continue
+				}
+				if d.Person == nil || (!slices.Contains(d.Person.AccountColumns, e.Column) && !slices.Contains(d.Person.ActorColumns, e.Column)) {
+					t.Errorf("%s.%s holds an account ID but is neither an account nor an actor column of the table's PersonLink", d.Name, e.Column)
 				}
 			}
 			if len(personal[d.Name]) > 0 && d.Person == nil && d.NotByPerson == "" {

@@ -26,9 +26,24 @@ type TableRows struct {
 // columns prefixed with alias, "t." or ""), and its arguments; ok is false
 // when t has no person link.
 func personWhere(t models.TableDecl, alias, siteID, accountID string) (string, []any, bool) {
+	return personWhereOf(t, alias, siteID, accountID, true)
+}
+
+// ownRowsWhere finds the rows that are the person's own (not those where
+// the person only acted): what erasure deletes and what cached profile
+// data is dropped from.
+func ownRowsWhere(t models.TableDecl, siteID, accountID string) (string, []any, bool) {
+	return personWhereOf(t, "", siteID, accountID, false)
+}
+
+func personWhereOf(t models.TableDecl, alias, siteID, accountID string, actors bool) (string, []any, bool) {
 	p := t.Person
 	if p == nil {
 		return "", nil, false
+	}
+	cols := p.AccountColumns
+	if actors {
+		cols = append(append([]string{}, cols...), p.ActorColumns...)
 	}
 	var b strings.Builder
 	var args []any
@@ -37,9 +52,9 @@ func personWhere(t models.TableDecl, alias, siteID, accountID string) (string, [
 		v := p.Via
 		fmt.Fprintf(&b, "%s%s IN (SELECT j.%s FROM %s j WHERE j.site_id = ? AND j.%s = ?)", alias, v.Column, v.TableColumn, v.Table, v.AccountColumn)
 		args = append(args, siteID, accountID)
-	case len(p.AccountColumns) > 0:
+	case len(cols) > 0:
 		b.WriteString("(")
-		for i, c := range p.AccountColumns {
+		for i, c := range cols {
 			if i > 0 {
 				b.WriteString(" OR ")
 			}
@@ -206,7 +221,7 @@ func (tx *Tx) ErasePerson(siteID, accountID, token string) (ErasureCounts, error
 		p := t.Person
 		switch p.Erase {
 		case models.EraseDelete:
-			w, args, _ := personWhere(t, "", siteID, accountID)
+			w, args, _ := ownRowsWhere(t, siteID, accountID)
 			res := tx.db.Exec("DELETE FROM "+t.Name+" WHERE "+t.SiteColumn+" = ? AND "+w, append([]any{siteID}, args...)...)
 			if res.Error != nil {
 				return nil, fmt.Errorf("erase from %s: %w", t.Name, translate(res.Error))
@@ -231,6 +246,15 @@ func (tx *Tx) ErasePerson(siteID, accountID, token string) (ErasureCounts, error
 		default:
 			return nil, fmt.Errorf("erase from %s: unknown erase action %q", t.Name, p.Erase)
 		}
+		// Rows about someone else that the person acted on keep their
+		// subject; the person's ID in them becomes the pseudonym.
+		for _, c := range p.ActorColumns {
+			res := tx.db.Exec("UPDATE "+t.Name+" SET "+c+" = ? WHERE "+t.SiteColumn+" = ? AND "+c+" = ?", token, siteID, accountID)
+			if res.Error != nil {
+				return nil, fmt.Errorf("erase from %s: %w", t.Name, translate(res.Error))
+			}
+			counts[t.Name] += res.RowsAffected
+		}
 	}
 	for k, v := range counts {
 		if v == 0 {
@@ -249,7 +273,7 @@ func (tx *Tx) DropCachedProfile(siteID, accountID string) (int64, error) {
 		if t.Person == nil || len(t.Person.Cached) == 0 {
 			continue
 		}
-		w, args, _ := personWhere(t, "", siteID, accountID)
+		w, args, _ := ownRowsWhere(t, siteID, accountID)
 		set := make([]string, len(t.Person.Cached))
 		for i, c := range t.Person.Cached {
 			set[i] = c + " = ''"

@@ -216,6 +216,11 @@ func TestExportAndEraseEveryPersonalTable(t *testing.T) {
 		s.row(audit, site1.ID, nil, map[string]any{"actor_account_id": bob.accountID, "target_account_id": ann.accountID,
 			"ip": "10.0.0.9", "user_agent": "Firefox", "event": string(models.AuditConfigChanged), "idp": "shared-row"})
 
+		// Ann, an administrator, restricted Carl: the row is Carl's, Ann
+		// only acted on it.
+		restrictions, _ := models.TableByName(models.TableRestrictions)
+		s.row(restrictions, site1.ID, nil, map[string]any{"account_id": "557058:carl-0003", "restricted_by": ann.accountID})
+
 		personal := func(t models.TableDecl) bool { return t.Person != nil }
 		other := func(t models.TableDecl) bool {
 			return t.Person == nil && t.Name != models.TableAuditEvents && t.Name != "audit_daily"
@@ -237,8 +242,8 @@ func TestExportAndEraseEveryPersonalTable(t *testing.T) {
 				continue
 			}
 			want := 1
-			if d.Name == models.TableAuditEvents {
-				want = 2
+			if d.Name == models.TableAuditEvents || d.Name == models.TableRestrictions {
+				want = 2 // also the row of the person Ann acted on
 			}
 			if got := len(doc.Records[d.Name]); got != want {
 				t.Errorf("export of Ann: %d rows of %s, want %d", got, d.Name, want)
@@ -284,6 +289,11 @@ func TestExportAndEraseEveryPersonalTable(t *testing.T) {
 					}
 				}
 			}
+		}
+		// Carl's restriction stays, restricted by the pseudonym.
+		if n := count(t, st, `SELECT count(*) FROM privacy_restrictions WHERE site_id = ? AND account_id = ? AND restricted_by = ?`,
+			site1.ID, "557058:carl-0003", e.Pseudonym); n != 1 {
+			t.Errorf("Carl's restriction by Ann: %d rows restricted by the pseudonym, want 1", n)
 		}
 		if n := count(t, st, `SELECT count(*) FROM scim_users WHERE site_id = ? AND id = ?`, site1.ID, ann.userID); n != 0 {
 			t.Errorf("Ann's directory user is still there")

@@ -90,7 +90,7 @@ func ReportableColumns() []ReportableColumn {
 		if t.Person == nil || !t.Person.Reported {
 			continue
 		}
-		for _, c := range t.Person.AccountColumns {
+		for _, c := range append(append([]string{}, t.Person.AccountColumns...), t.Person.ActorColumns...) {
 			out = append(out, ReportableColumn{Table: t, Column: c})
 		}
 	}
