@@ -45,7 +45,12 @@ func (s *server) handleAdminGDPRExport(c *gin.Context) {
 		return
 	}
 	w := &lazyWriter{c: c, name: exportFileName(accountID, s.Now())}
-	_, err := s.Privacy.Export(c.Request.Context(), caller.Site, caller.AccountID, accountID, w)
+	// The server's write timeout (60 s for the whole answer) would cut a
+	// large export short: each write gets a window of its own instead, and
+	// the export as a whole a bound.
+	ctx, cancel := context.WithTimeout(c.Request.Context(), exportMaxDuration)
+	defer cancel()
+	_, err := s.Privacy.Export(ctx, caller.Site, caller.AccountID, accountID, w)
 	if err != nil {
 		if !w.started {
 			s.fail(c, err)
@@ -54,6 +59,13 @@ func (s *server) handleAdminGDPRExport(c *gin.Context) {
 		s.Log.WarnContext(c, "gdpr export stopped", "request_id", requestID(c), "error", err.Error())
 	}
 }
+
+// An export ends when it has run exportMaxDuration, or when its client
+// took more than exportWriteWindow to accept a write.
+const (
+	exportMaxDuration = 30 * time.Minute
+	exportWriteWindow = 60 * time.Second
+)
 
 func exportFileName(accountID string, now time.Time) string {
 	kind := "site"
@@ -80,6 +92,9 @@ func (l *lazyWriter) Write(p []byte) (int, error) {
 		h.Set("Cache-Control", "no-store")
 		l.c.Writer.WriteHeader(http.StatusOK)
 	}
+	// Not every writer can (a test recorder): then the server's own
+	// timeout stays.
+	_ = http.NewResponseController(l.c.Writer).SetWriteDeadline(time.Now().Add(exportWriteWindow))
 	n, err := l.c.Writer.Write(p)
 	if err == nil {
 		l.c.Writer.Flush()

@@ -60,6 +60,11 @@ func (s *Service) Count(ctx context.Context, site *models.Site, accountID string
 	if accountID != "" && !models.ValidAccountID(accountID) {
 		return 0, badAccountID()
 	}
+	leave, err := s.exports.enter(site.ID)
+	if err != nil {
+		return 0, err
+	}
+	defer leave()
 	var n int64
 	for _, t := range plan(accountID != "") {
 		c, err := s.store.View(ctx).CountRows(site.ID, store.TableRows{Table: t.decl, AccountID: accountID})
@@ -88,6 +93,11 @@ func (s *Service) Export(ctx context.Context, site *models.Site, actorAccountID,
 	if accountID != "" && !models.ValidAccountID(accountID) {
 		return sum, badAccountID()
 	}
+	leave, err := s.exports.enter(site.ID)
+	if err != nil {
+		return sum, err
+	}
+	defer leave()
 	person := accountID != ""
 	tables := plan(person)
 	w := bufio.NewWriterSize(out, 64<<10)

@@ -49,6 +49,7 @@ type Service struct {
 	now       func() time.Time
 	log       *slog.Logger
 	reporting reportGate
+	exports   exportGate
 }
 
 // New builds the service; it starts nothing.

@@ -74,7 +74,8 @@ func personWhereOf(t models.TableDecl, alias, siteID, accountID string, actors b
 // EachRow calls fn with the values of every selected row of the site's
 // table, key columns first and then q.Columns, in key order, reading a
 // bounded batch at a time (keyset paging: every batch costs the same,
-// however far in). vals is reused between calls. Values are as the driver
+// however far in). Each batch is read whole before fn sees its rows (see
+// scanBudget). Values are as the driver
 // gives them: string, int64, float64, bool, []byte, time.Time or nil.
 func (tx *Tx) EachRow(siteID string, q TableRows, batch int, fn func(vals []any) error) error {
 	t := q.Table
@@ -119,7 +120,7 @@ func (tx *Tx) EachRow(siteID string, q TableRows, batch int, fn func(vals []any)
 		if err != nil {
 			return err
 		}
-		if last == nil || int(last.n) < batch {
+		if last == nil || (int(last.n) < batch && !last.cut) {
 			return nil
 		}
 		after = last.key[:len(keys)]
@@ -137,37 +138,70 @@ func keyAfter(keys []string) string {
 type scanned struct {
 	n   int64
 	key []any // the last row's values
+	// cut: the batch stopped at the byte budget, not at its end.
+	cut bool
 }
 
+// scanBudget bounds the bytes of one batch held in memory. A batch is read
+// whole and its cursor closed before fn sees a row, so a caller that
+// writes to a slow client never holds a database connection while it
+// waits.
+const scanBudget = 4 << 20
+
 func (tx *Tx) scanRows(query string, args []any, ncols int, fn func([]any) error) (*scanned, error) {
-	rows, err := tx.db.Raw(query, args...).Rows()
+	batch, cut, err := tx.readRows(query, args, ncols)
 	if err != nil {
-		return nil, fmt.Errorf("read rows: %w", translate(err))
+		return nil, err
 	}
-	defer rows.Close()
-	vals := make([]any, ncols)
-	dest := make([]any, ncols)
-	for i := range vals {
-		dest[i] = &vals[i]
+	if len(batch) == 0 {
+		return nil, nil
 	}
-	var res *scanned
-	for rows.Next() {
-		if err := rows.Scan(dest...); err != nil {
-			return nil, fmt.Errorf("read rows: %w", translate(err))
-		}
+	for _, vals := range batch {
 		if err := fn(vals); err != nil {
 			return nil, err
 		}
-		if res == nil {
-			res = &scanned{}
+	}
+	return &scanned{n: int64(len(batch)), key: batch[len(batch)-1], cut: cut}, nil
+}
+
+// readRows reads the rows of query into memory, up to scanBudget bytes
+// (at least one row), and closes the cursor.
+func (tx *Tx) readRows(query string, args []any, ncols int) ([][]any, bool, error) {
+	rows, err := tx.db.Raw(query, args...).Rows()
+	if err != nil {
+		return nil, false, fmt.Errorf("read rows: %w", translate(err))
+	}
+	defer rows.Close()
+	var out [][]any
+	size := 0
+	for rows.Next() {
+		vals := make([]any, ncols)
+		dest := make([]any, ncols)
+		for i := range vals {
+			dest[i] = &vals[i]
 		}
-		res.n++
-		res.key = append(res.key[:0], vals...)
+		// Scan into *any copies []byte values: they outlive the cursor.
+		if err := rows.Scan(dest...); err != nil {
+			return nil, false, fmt.Errorf("read rows: %w", translate(err))
+		}
+		out = append(out, vals)
+		for _, v := range vals {
+			switch v := v.(type) {
+			case string:
+				size += len(v)
+			case []byte:
+				size += len(v)
+			}
+			size += 16
+		}
+		if size >= scanBudget {
+			return out, true, nil
+		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read rows: %w", translate(err))
+		return nil, false, fmt.Errorf("read rows: %w", translate(err))
 	}
-	return res, nil
+	return out, false, nil
 }
 
 // eraseStatementTimeout bounds each statement of an erasure on

@@ -523,3 +523,81 @@ func TestPurgeRemovesEveryTableOfAnUninstalledSite(t *testing.T) {
 		}
 	})
 }
+
+// blockingWriter holds the first write until released.
+type blockingWriter struct {
+	wrote   chan struct{}
+	release chan struct{}
+	once    bool
+	n       int
+}
+
+func (w *blockingWriter) Write(p []byte) (int, error) {
+	if !w.once {
+		w.once = true
+		close(w.wrote)
+		<-w.release
+	}
+	w.n += len(p)
+	return len(p), nil
+}
+
+// TestExportWaitingOnItsClientHoldsNoConnection: an export whose client
+// does not read holds no database connection (each batch is read whole
+// before it is written), a second export of the same site meanwhile is a
+// 429 in words while another site's is not, and rows larger than one
+// batch's byte budget all arrive.
+func TestExportWaitingOnItsClientHoldsNoConnection(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		ctx := context.Background()
+		st := b.Open(t)
+		site1, site2 := install(t, st, newSite(1)), install(t, st, newSite(2))
+		svc := privacy.New(privacy.Config{}, st, nil, nil)
+		// Six audit events of 1 MiB each: more than one batch's budget.
+		big := strings.Repeat("x", 1<<20)
+		for i := range 6 {
+			err := store.ExecRaw(ctx, st, `INSERT INTO audit_events (id, site_id, occurred_at, actor_account_id, target_account_id, event, section, fields, ip, user_agent, idp, protocol, reason)
+				VALUES (?, ?, ?, '557058:a', '', 'login_success', '', '[]', '', ?, '', '', '')`, fmt.Sprintf("ev-%d", i), site1.ID, time.Now().UTC(), big)
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		w := &blockingWriter{wrote: make(chan struct{}), release: make(chan struct{})}
+		done := make(chan error, 1)
+		var sum models.ExportSummary
+		go func() {
+			var err error
+			sum, err = svc.Export(ctx, site1, "557058:admin", "", w)
+			done <- err
+		}()
+		<-w.wrote
+		// The export now waits on its client, between batches or in one.
+		if inUse := st.SQLDB().Stats().InUse; inUse != 0 {
+			t.Errorf("%d database connections in use while the export waits on its client, want 0", inUse)
+		}
+		_, err := svc.Export(ctx, site1, "557058:admin", "", &bytes.Buffer{})
+		if models.ErrorCode(err) != models.CodeTooMany {
+			t.Errorf("a second export of the same site: %v, want too many", err)
+		}
+		if _, err := svc.Count(ctx, site1, ""); models.ErrorCode(err) != models.CodeTooMany {
+			t.Errorf("a count during the export: %v, want too many", err)
+		}
+		if _, err := svc.Export(ctx, site2, "557058:admin", "", &bytes.Buffer{}); err != nil {
+			t.Errorf("another site's export: %v", err)
+		}
+		close(w.release)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if got := sum.Tables[models.TableAuditEvents]; got != 6 {
+			t.Errorf("the export held %d of the 6 large audit events", got)
+		}
+		if w.n < 6<<20 {
+			t.Errorf("the export wrote %d bytes, want more than 6 MiB", w.n)
+		}
+		if _, err := svc.Count(ctx, site1, ""); err != nil {
+			t.Errorf("a count after the export: %v", err)
+		}
+	})
+}
