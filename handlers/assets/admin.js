@@ -27,6 +27,7 @@ class Store {
     this.entries = new Map();
     this.listeners = new Map();
     this.inflight = new Map();
+    this.gens = new Map();
   }
 
   // get returns {value} or {error}, or undefined before the first load.
@@ -46,16 +47,25 @@ class Store {
   }
 
   set(name, value) {
+    // A load still on its way was sent before this value existed.
+    this.gens.set(name, (this.gens.get(name) || 0) + 1);
+    this.inflight.delete(name);
     this.entries.set(name, { value });
     this.emit(name);
   }
 
-  // load fetches the resource again; concurrent loads share one request.
-  load(name) {
-    if (this.inflight.has(name)) return this.inflight.get(name);
+  // load fetches the resource again; concurrent loads share one request,
+  // unless fresh: after a change, a load already on its way may answer
+  // what was before it, so a fresh one is sent and the older answer is
+  // dropped (only the newest load's answer is kept).
+  load(name, fresh = false) {
+    if (!fresh && this.inflight.has(name)) return this.inflight.get(name);
+    const gen = (this.gens.get(name) || 0) + 1;
+    this.gens.set(name, gen);
     const p = this.loaders[name]()
       .then((value) => ({ value }), (error) => ({ error }))
       .then((entry) => {
+        if (this.gens.get(name) !== gen) return entry;
         this.inflight.delete(name);
         this.entries.set(name, entry);
         this.emit(name);

@@ -107,7 +107,7 @@ export default {
         tokenCard.hidden = false;
         ui.fill(tokenStatus, ui.banner("success", "A new token is ready.", "Copy it below; it is shown only this once."));
         tokenValue.focus();
-        store.load("provisioning");
+        store.load("provisioning", true);
       } catch (err) {
         ui.fill(tokenStatus, ui.banner("error", "No token was made.", err.message));
       } finally {

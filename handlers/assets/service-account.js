@@ -357,7 +357,7 @@ export default {
         const answer = await api.post("/service-account/test", {}, { timeout: 75000 });
         renderTest(answer);
         if (answer && answer.serviceAccount) store.set("service-account", answer.serviceAccount);
-        else store.load("service-account");
+        else store.load("service-account", true);
       } catch (err) {
         ui.fill(result, ui.banner("error", "The connection could not be tested.", err.message));
       } finally {
