@@ -282,14 +282,22 @@ func spliceDoc(head, doc []byte) json.RawMessage {
 // writes it (encoding/json without HTML escaping: invalid UTF-8 as
 // \ufffd, U+2028 and U+2029 escaped), without Marshal's allocations: the
 // heads and member lists of rendered resources are built with it.
-func appendJSONString(b []byte, s string) []byte {
+func appendJSONString(b []byte, s string) []byte { return AppendJSONString(b, s, false) }
+
+// AppendJSONString appends s as a JSON string without allocating: quotes,
+// backslashes and control characters escaped, invalid UTF-8 as \ufffd,
+// U+2028 and U+2029 escaped; with escapeHTML also <, > and & (as
+// encoding/json's default does, for output that may be embedded in a
+// page). It is idbridge's one hand-written JSON string encoder: SCIM
+// rendering and the privacy export both write with it.
+func AppendJSONString(b []byte, s string, escapeHTML bool) []byte {
 	const hex = "0123456789abcdef"
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
+			if c >= 0x20 && c != '"' && c != '\\' && (!escapeHTML || (c != '<' && c != '>' && c != '&')) {
 				i++
 				continue
 			}

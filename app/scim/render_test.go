@@ -1,6 +1,7 @@
 package scim
 
 import (
+	"encoding/json"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -43,4 +44,18 @@ func FuzzAppendJSONString(f *testing.F) {
 			t.Errorf("appendJSONString(%q) = %s, Marshal = %s", s, got, want)
 		}
 	})
+}
+
+// TestAppendJSONStringEscapingHTML: with escapeHTML (the privacy export)
+// the encoder writes what encoding/json's default does.
+func TestAppendJSONStringEscapingHTML(t *testing.T) {
+	for _, s := range jsonStringCases {
+		want, err := json.Marshal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(string(want), string(AppendJSONString(nil, s, true))); diff != "" {
+			t.Errorf("AppendJSONString(%q, escapeHTML) differs from json.Marshal (-Marshal +Append):\n%s", s, diff)
+		}
+	}
 }
