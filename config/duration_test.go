@@ -3,6 +3,8 @@ package config
 import (
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 func TestParseRetention(t *testing.T) {
@@ -37,8 +39,8 @@ func TestParseRetention(t *testing.T) {
 		if err != nil {
 			gotErr = err.Error()
 		}
-		if got != tt.want || gotErr != tt.wantErr {
-			t.Errorf("ParseRetention(%q) = %v, %q; want %v, %q", tt.in, got, gotErr, tt.want, tt.wantErr)
+		if d := cmp.Diff(map[string]any{"duration": tt.want, "error": tt.wantErr}, map[string]any{"duration": got, "error": gotErr}); d != "" {
+			t.Errorf("ParseRetention(%q) (-want +got):\n%s", tt.in, d)
 		}
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"idbridge/models"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // fakeMarketplace serves n licences of the vendor API v2, pageSize a page,
@@ -80,8 +82,11 @@ func TestMarketplacePagesThroughEveryLicence(t *testing.T) {
 		t.Errorf("%d pages requested, want 3: %v", len(*seen), *seen)
 	}
 	l := got[7]
-	if l.AppEntitlementNumber != "E-7" || l.ContactDetails.TechnicalContact.Email != "tech7@example.com" || l.ContactDetails.BillingContact.Name != "Bill" {
-		t.Errorf("licence 7 = %+v", l)
+	got7 := map[string]string{"appEntitlementNumber": l.AppEntitlementNumber,
+		"technicalContact.email": l.ContactDetails.TechnicalContact.Email, "billingContact.name": l.ContactDetails.BillingContact.Name}
+	want7 := map[string]string{"appEntitlementNumber": "E-7", "technicalContact.email": "tech7@example.com", "billingContact.name": "Bill"}
+	if d := cmp.Diff(want7, got7); d != "" {
+		t.Errorf("licence 7 (-want +got):\n%s", d)
 	}
 }
 

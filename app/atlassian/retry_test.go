@@ -333,8 +333,8 @@ func TestTransportUnreplayableBodyIsNotRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusTooManyRequests || srv.Count() != 1 {
-		t.Errorf("status %d after %d requests, want 429 after 1", resp.StatusCode, srv.Count())
+	if d := cmp.Diff(map[string]int{"status": http.StatusTooManyRequests, "requests": 1}, map[string]int{"status": resp.StatusCode, "requests": srv.Count()}); d != "" {
+		t.Errorf("(-want +got):\n%s", d)
 	}
 }
 
@@ -366,8 +366,8 @@ func TestTransportGivesUpOnLongRetryAfter(t *testing.T) {
 			if !strings.Contains(err.Error(), "retry after") {
 				t.Errorf("error %q does not say when to retry", err)
 			}
-			if len(clock.Sleeps()) != 0 || srv.Count() != 1 {
-				t.Errorf("slept %v over %d requests, want no sleep and 1 request", clock.Sleeps(), srv.Count())
+			if d := cmp.Diff(map[string]int{"sleeps": 0, "requests": 1}, map[string]int{"sleeps": len(clock.Sleeps()), "requests": srv.Count()}); d != "" {
+				t.Errorf("slept %v (-want +got):\n%s", clock.Sleeps(), d)
 			}
 		})
 	}

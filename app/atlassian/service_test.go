@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"idbridge/models"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // fakeGateway is api.atlassian.com and auth.atlassian.com in one: the
@@ -120,11 +122,13 @@ func TestServiceAccountOAuthTokenIsCachedUntilExpiry(t *testing.T) {
 	if n := g.tokenCalls.Load(); n != 1 {
 		t.Errorf("token endpoint called %d times for 3 calls, want 1 (cached)", n)
 	}
-	if g.lastPath != "/ex/jira/cloud-1/rest/api/3/myself" || g.lastAuth != "Bearer access-1" {
-		t.Errorf("call went to %s with %q", g.lastPath, g.lastAuth)
+	if d := cmp.Diff(map[string]string{"path": "/ex/jira/cloud-1/rest/api/3/myself", "Authorization": "Bearer access-1"},
+		map[string]string{"path": g.lastPath, "Authorization": g.lastAuth}); d != "" {
+		t.Errorf("the call (-want +got):\n%s", d)
 	}
-	if g.lastForm.Get("client_secret") != g.clientSecret || g.lastForm.Get("audience") != "api.atlassian.com" {
-		t.Errorf("token request form %v", g.lastForm)
+	if d := cmp.Diff(map[string]string{"client_secret": g.clientSecret, "audience": "api.atlassian.com"},
+		map[string]string{"client_secret": g.lastForm.Get("client_secret"), "audience": g.lastForm.Get("audience")}); d != "" {
+		t.Errorf("token request form (-want +got):\n%s", d)
 	}
 
 	// A revoked token: the 401 drops it, and the next call fetches anew.

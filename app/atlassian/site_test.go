@@ -151,8 +151,8 @@ func writeJSON(w http.ResponseWriter, status int, v string) {
 func TestIsSiteAdminJira(t *testing.T) {
 	clock := newFakeClock()
 	fs := newFakeSite(t, clock, "", ProductJira, func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost || r.URL.Path != "/rest/api/3/permissions/check" {
-			t.Errorf("request %s %s", r.Method, r.URL)
+		if d := cmp.Diff("POST /rest/api/3/permissions/check", r.Method+" "+r.URL.Path); d != "" {
+			t.Errorf("request (-want +got):\n%s", d)
 		}
 		var body struct {
 			GlobalPermissions []string `json:"globalPermissions"`
@@ -197,12 +197,12 @@ func TestIsSiteAdminConfluenceUnderWiki(t *testing.T) {
 	clock := newFakeClock()
 	const odd = "557058:f00d/b+a r&x=1"
 	fs := newFakeSite(t, clock, "/wiki", ProductConfluence, func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet || r.URL.Path != "/wiki/rest/api/user" {
-			t.Errorf("request %s %s", r.Method, r.URL)
+		if d := cmp.Diff("GET /wiki/rest/api/user", r.Method+" "+r.URL.Path); d != "" {
+			t.Errorf("request (-want +got):\n%s", d)
 		}
 		q := r.URL.Query()
-		if q.Get("expand") != "operations" || len(q) != 2 {
-			t.Errorf("query %q", r.URL.RawQuery)
+		if d := cmp.Diff(map[string]any{"expand": "operations", "parameters": 2}, map[string]any{"expand": q.Get("expand"), "parameters": len(q)}); d != "" {
+			t.Errorf("query %q (-want +got):\n%s", r.URL.RawQuery, d)
 		}
 		switch q.Get("accountId") {
 		case "admin-1", odd:

@@ -41,8 +41,9 @@ func TestRenderDescriptor(t *testing.T) {
 	if err := json.Unmarshal(out, &d); err != nil {
 		t.Fatal(err)
 	}
-	if d.Key != "idbridge" || d.BaseURL != "https://idbridge.example.com" {
-		t.Errorf("key %q, baseUrl %q", d.Key, d.BaseURL)
+	if diff := cmp.Diff(map[string]string{"key": "idbridge", "baseUrl": "https://idbridge.example.com"},
+		map[string]string{"key": d.Key, "baseUrl": d.BaseURL}); diff != "" {
+		t.Errorf("descriptor (-want +got):\n%s", diff)
 	}
 	if d.Links["self"] != "https://idbridge.example.com/atlassian-connect.json" {
 		t.Errorf("links.self = %q", d.Links["self"])
@@ -70,13 +71,14 @@ func TestRenderDescriptor(t *testing.T) {
 
 	// Page modules that exist in both Jira and Confluence, on /admin, for
 	// admins only; module keys match ^[a-zA-Z0-9-]+$.
+	type condition struct {
+		Condition string `json:"condition"`
+		Invert    bool   `json:"invert"`
+	}
 	type page struct {
-		Key        string `json:"key"`
-		URL        string `json:"url"`
-		Conditions []struct {
-			Condition string `json:"condition"`
-			Invert    bool   `json:"invert"`
-		} `json:"conditions"`
+		Key        string      `json:"key"`
+		URL        string      `json:"url"`
+		Conditions []condition `json:"conditions"`
 	}
 	var admin []page
 	var configure page
@@ -96,8 +98,8 @@ func TestRenderDescriptor(t *testing.T) {
 		if p.URL != "/admin" {
 			t.Errorf("module %s url = %q", p.Key, p.URL)
 		}
-		if len(p.Conditions) != 1 || p.Conditions[0].Condition != "user_is_admin" || p.Conditions[0].Invert {
-			t.Errorf("module %s conditions = %+v", p.Key, p.Conditions)
+		if diff := cmp.Diff([]condition{{Condition: "user_is_admin"}}, p.Conditions); diff != "" {
+			t.Errorf("module %s conditions (-want +got):\n%s", p.Key, diff)
 		}
 	}
 	for name := range d.Modules {
@@ -121,8 +123,9 @@ func TestRenderDescriptorEscapes(t *testing.T) {
 	if err := json.Unmarshal(out, &d); err != nil {
 		t.Fatalf("invalid JSON: %v\n%s", err, out)
 	}
-	if d.Key != "my.app_key-1" || d.BaseURL != base || d.Links["self"] != base+"/atlassian-connect.json" {
-		t.Errorf("got %+v", d)
+	if diff := cmp.Diff(map[string]string{"key": "my.app_key-1", "baseUrl": base, "links.self": base + "/atlassian-connect.json"},
+		map[string]string{"key": d.Key, "baseUrl": d.BaseURL, "links.self": d.Links["self"]}); diff != "" {
+		t.Errorf("descriptor (-want +got):\n%s", diff)
 	}
 	if bytes.Contains(out, []byte("</script>")) {
 		t.Error("HTML-significant characters are not escaped")

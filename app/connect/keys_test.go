@@ -16,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // keyServer is an httptest install-key server that counts requests per kid.
@@ -166,8 +168,8 @@ func TestKeyFetcherBoundEvictsOldest(t *testing.T) {
 	fetch("k3") // evicts k1
 	fetch("k2")
 	fetch("k3")
-	if ks.hitCount("k2") != 1 || ks.hitCount("k3") != 1 {
-		t.Fatalf("k2/k3 refetched: %d/%d", ks.hitCount("k2"), ks.hitCount("k3"))
+	if d := cmp.Diff(map[string]int{"k2": 1, "k3": 1}, map[string]int{"k2": ks.hitCount("k2"), "k3": ks.hitCount("k3")}); d != "" {
+		t.Fatalf("k2/k3 refetched: hits by kid (-want +got):\n%s", d)
 	}
 	fetch("k1")
 	if ks.hitCount("k1") != 2 {
@@ -367,8 +369,9 @@ func TestKeyFetcherFailureCacheBounded(t *testing.T) {
 			t.Fatalf("junk-%d: %v", i, err)
 		}
 	}
-	if keys, failures := f.cached(); keys != 1 || failures != 8 {
-		t.Fatalf("cache holds %d keys and %d failures, want 1 and 8", keys, failures)
+	keys, failures := f.cached()
+	if d := cmp.Diff(map[string]int{"keys": 1, "failures": 8}, map[string]int{"keys": keys, "failures": failures}); d != "" {
+		t.Fatalf("cache (-want +got):\n%s", d)
 	}
 	if _, err := f.PublicKey(ctx, ks.URL, "good"); err != nil || ks.hitCount("good") != 1 {
 		t.Fatalf("good key after the flood: %v, hits %d", err, ks.hitCount("good"))
@@ -486,8 +489,8 @@ func TestKeyFetcherConcurrencyBounded(t *testing.T) {
 	if _, err := f.PublicKey(context.Background(), ks.URL, "k3"); err != nil {
 		t.Fatalf("k3 once the others finished: %v", err)
 	}
-	if ks.hitCount("k1") != 1 || ks.hitCount("k3") != 1 {
-		t.Fatalf("hits k1 %d, k3 %d, want 1 each", ks.hitCount("k1"), ks.hitCount("k3"))
+	if d := cmp.Diff(map[string]int{"k1": 1, "k3": 1}, map[string]int{"k1": ks.hitCount("k1"), "k3": ks.hitCount("k3")}); d != "" {
+		t.Fatalf("hits by kid (-want +got):\n%s", d)
 	}
 }
 

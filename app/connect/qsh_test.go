@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 type qshVectorFile struct {
@@ -238,9 +240,9 @@ func TestCompareUTF16(t *testing.T) {
 		{"\U0001F600", "\U00020000", -1},
 	}
 	for _, tt := range tests {
-		got := compareUTF16(tt.a, tt.b)
-		if signOf(got) != tt.want || signOf(compareUTF16(tt.b, tt.a)) != -tt.want {
-			t.Errorf("compareUTF16(%q, %q) = %d, want sign %d", tt.a, tt.b, got, tt.want)
+		got := map[string]int{"sign(a, b)": signOf(compareUTF16(tt.a, tt.b)), "sign(b, a)": signOf(compareUTF16(tt.b, tt.a))}
+		if d := cmp.Diff(map[string]int{"sign(a, b)": tt.want, "sign(b, a)": -tt.want}, got); d != "" {
+			t.Errorf("compareUTF16 of %q and %q (-want +got):\n%s", tt.a, tt.b, d)
 		}
 	}
 }

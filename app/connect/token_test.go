@@ -266,8 +266,9 @@ func TestVerifySiteTokenAttacks(t *testing.T) {
 			if err != nil {
 				t.Fatalf("verify: %v", err)
 			}
-			if claims.Issuer != siteKey || claims.Subject != "557058:account" {
-				t.Errorf("claims = %+v", claims)
+			if d := cmp.Diff(map[string]string{"iss": siteKey, "sub": "557058:account"},
+				map[string]string{"iss": claims.Issuer, "sub": claims.Subject}); d != "" {
+				t.Errorf("claims (-want +got):\n%s", d)
 			}
 		})
 	}

@@ -13,6 +13,8 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"idbridge/app/connect"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // realDescriptor renders the repository's descriptor template, the one main
@@ -85,7 +87,8 @@ func mirrorProblems(desc, manifest map[string]any, products []Product) []string 
 	if len(remotes) != 1 {
 		add("%d remotes, want 1", len(remotes))
 	} else if r, _ := remotes[0].(map[string]any); r["key"] != conn["remote"] || r["baseUrl"] != desc["baseUrl"] {
-		add("remote %v does not hold the descriptor's baseUrl %v under app.connect.remote %v", r, desc["baseUrl"], conn["remote"])
+		d := cmp.Diff(map[string]any{"key": conn["remote"], "baseUrl": desc["baseUrl"]}, map[string]any{"key": r["key"], "baseUrl": r["baseUrl"]})
+		add("the remote does not hold the descriptor's baseUrl under app.connect.remote (-want +got):\n%s", d)
 	}
 
 	want := map[string][]any{}
@@ -319,8 +322,10 @@ func TestManifestFollowsConfiguration(t *testing.T) {
 		app := m["app"].(map[string]any)
 		conn := app["connect"].(map[string]any)
 		remote := m["remotes"].([]any)[0].(map[string]any)
-		if app["id"] != tc.wantID || conn["key"] != tc.key || conn["remote"] != remote["key"] || remote["baseUrl"] != tc.wantBase {
-			t.Errorf("%s %s %q: app %v, remotes %v", tc.key, tc.baseURL, tc.appID, app, m["remotes"])
+		got := map[string]any{"app.id": app["id"], "app.connect.key": conn["key"], "app.connect.remote": conn["remote"], "remote.baseUrl": remote["baseUrl"]}
+		want := map[string]any{"app.id": tc.wantID, "app.connect.key": tc.key, "app.connect.remote": remote["key"], "remote.baseUrl": tc.wantBase}
+		if d := cmp.Diff(want, got); d != "" {
+			t.Errorf("%s %s %q (-want +got):\n%s", tc.key, tc.baseURL, tc.appID, d)
 		}
 		if rt := app["runtime"].(map[string]any); rt["name"] != Runtime {
 			t.Errorf("app.runtime = %v", rt)
@@ -376,8 +381,12 @@ func TestGenerateMapsConnectForms(t *testing.T) {
 		t.Errorf("scopes %v, want %v", scopes, want)
 	}
 	hooks := m["connectModules"].(map[string]any)["jira:webhooks"].([]any)
-	if hooks[0].(map[string]any)["key"] != "webhook-1" || hooks[1].(map[string]any)["key"] != "mine" {
-		t.Errorf("webhook keys: %v", hooks)
+	var keys []any
+	for _, h := range hooks {
+		keys = append(keys, h.(map[string]any)["key"])
+	}
+	if d := cmp.Diff([]any{"webhook-1", "mine"}, keys); d != "" {
+		t.Errorf("webhook keys (-want +got):\n%s", d)
 	}
 	// Numbers stay numbers, and integers integers.
 	if !strings.Contains(string(y), "weight: 100\n") || !strings.Contains(string(y), "ratio: 1.5\n") {

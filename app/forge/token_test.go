@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/go-cmp/cmp"
 
 	"idbridge/app/apptest"
 	"idbridge/models"
@@ -69,8 +70,12 @@ func TestVerifyAcceptsForgeToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if inv.InstallationID != testInstall || inv.CloudID == "" || inv.SiteURL != "https://acme.atlassian.net" || !strings.HasPrefix(inv.APIBaseURL, "https://api.atlassian.com/") {
-		t.Errorf("invocation %+v", inv)
+	got := map[string]any{"installationId": inv.InstallationID, "has cloudId": inv.CloudID != "", "siteUrl": inv.SiteURL,
+		"apiBaseUrl on api.atlassian.com": strings.HasPrefix(inv.APIBaseURL, "https://api.atlassian.com/")}
+	want := map[string]any{"installationId": testInstall, "has cloudId": true, "siteUrl": "https://acme.atlassian.net",
+		"apiBaseUrl on api.atlassian.com": true}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("invocation %+v (-want +got):\n%s", inv, d)
 	}
 	// Within the leeway on either side.
 	clk.add(time.Minute + 25*time.Second)

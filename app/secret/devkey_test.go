@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // assertMode fails the test when path does not have the given permissions.
@@ -36,8 +38,8 @@ func TestLoadOrCreateDevKeyCreatesThenReloads(t *testing.T) {
 	if !isNew {
 		t.Error("first call: created = false, want true")
 	}
-	if len(created.Bytes) != keySize || created.ID == "" {
-		t.Fatalf("created key %v is not a 32-byte key with an ID", created)
+	if d := cmp.Diff(map[string]any{"bytes": keySize, "has id": true}, map[string]any{"bytes": len(created.Bytes), "has id": created.ID != ""}); d != "" {
+		t.Fatalf("created key %v is not a 32-byte key with an ID (-want +got):\n%s", created, d)
 	}
 	assertMode(t, dir, 0o700)
 	assertMode(t, path, 0o600)

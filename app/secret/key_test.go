@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // fixedKey returns a key with recognisable bytes, so tests can check that the
@@ -112,8 +114,8 @@ func TestGenerateKey(t *testing.T) {
 	if err != nil {
 		t.Fatalf("GenerateKey: %v", err)
 	}
-	if len(a.Bytes) != keySize || a.ID != "k1" {
-		t.Errorf("GenerateKey = %q with %d bytes, want k1 with %d", a.ID, len(a.Bytes), keySize)
+	if d := cmp.Diff(map[string]any{"id": "k1", "bytes": keySize}, map[string]any{"id": a.ID, "bytes": len(a.Bytes)}); d != "" {
+		t.Errorf("GenerateKey (-want +got):\n%s", d)
 	}
 	if bytes.Equal(a.Bytes, b.Bytes) {
 		t.Error("two generated keys are equal")
@@ -125,8 +127,8 @@ func TestGenerateKey(t *testing.T) {
 	if err != nil {
 		t.Fatalf("ParseKeys(FormatKeys): %v", err)
 	}
-	if got[0].ID != "k1" || !bytes.Equal(got[0].Bytes, a.Bytes) || got[1].ID != "k2" || !bytes.Equal(got[1].Bytes, b.Bytes) {
-		t.Error("FormatKeys/ParseKeys did not round-trip generated keys")
+	if d := cmp.Diff([]Key{a, b}, got); d != "" {
+		t.Errorf("FormatKeys/ParseKeys did not round-trip generated keys (-want +got):\n%s", d)
 	}
 
 	for _, id := range []string{"", "k 1", "k:1", "k,1", strings.Repeat("x", 33)} {

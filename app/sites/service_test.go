@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/go-cmp/cmp"
 
 	"idbridge/app/store"
 	"idbridge/app/store/storetest"
@@ -155,8 +156,8 @@ func TestUnknownIssuersLeaveNothingCached(t *testing.T) {
 		for _, r := range reasons {
 			counts[r]++
 		}
-		if counts["unknown_site"] != 250 || counts["bad_iss"] != 250 {
-			t.Errorf("failure reasons %v, want 250 unknown_site and 250 bad_iss", counts)
+		if d := cmp.Diff(map[string]int{"unknown_site": 250, "bad_iss": 250}, counts); d != "" {
+			t.Errorf("failure reasons (-want +got):\n%s", d)
 		}
 	})
 }

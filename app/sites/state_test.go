@@ -4,6 +4,8 @@ import (
 	"testing"
 
 	"idbridge/models"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // TestNextEveryStateAndEvent pins the state machine: every (state, event)
@@ -60,8 +62,10 @@ func TestNextEveryStateAndEvent(t *testing.T) {
 				}
 				continue
 			}
-			if err != nil || got.Next != w.next || got.Write != w.write {
-				t.Errorf("Next(%q, %s) = %+v, %v; want {Next:%q Write:%v}", state, ev, got, err, w.next, w.write)
+			if err != nil {
+				t.Errorf("Next(%q, %s): %v", state, ev, err)
+			} else if d := cmp.Diff(Transition{Next: w.next, Write: w.write}, got); d != "" {
+				t.Errorf("Next(%q, %s) (-want +got):\n%s", state, ev, d)
 			}
 		}
 	}
