@@ -171,6 +171,15 @@ func (j *JWKS) refresh(ctx context.Context, done chan struct{}) error {
 	keys, err := j.fetch(ctx)
 	j.mu.Lock()
 	if err == nil {
+		// A key the new document still publishes unchanged stays the same
+		// value, so that tokens it verified stay verified (Verifier's
+		// cache compares keys by identity); a withdrawn or replaced key
+		// ends them.
+		for kid, k := range keys {
+			if old, ok := j.keys[kid]; ok && old.Equal(k) {
+				keys[kid] = old
+			}
+		}
 		j.keys, j.fetchedAt = keys, j.Now()
 	}
 	j.inflight = nil

@@ -3,11 +3,13 @@ package forge
 import (
 	"context"
 	"crypto/rsa"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -112,13 +114,34 @@ type KeySource interface {
 	Key(ctx context.Context, kid string) (*rsa.PublicKey, error)
 }
 
-// Verifier checks Forge invocation tokens for one app.
+// Verifier checks Forge invocation tokens for one app. Set the fields
+// before the first Verify and do not copy it after.
 type Verifier struct {
 	// AppID is the app's ARI (IDBRIDGE_FORGE_APP_ID), the token's aud.
 	// Empty refuses every token: no Forge app is configured.
 	AppID string
 	Keys  KeySource
 	Now   func() time.Time
+
+	once   sync.Once
+	parser *jwt.Parser
+	cache  *verifiedCache
+}
+
+// init builds, once, what every verification shares: the JWT parser and
+// the verified-token cache.
+func (v *Verifier) init() {
+	if v.Now == nil {
+		v.Now = time.Now
+	}
+	v.parser = jwt.NewParser(
+		jwt.WithValidMethods([]string{"RS256"}),
+		jwt.WithLeeway(Leeway),
+		jwt.WithExpirationRequired(),
+		jwt.WithTimeFunc(v.Now),
+		jwt.WithJSONNumber(),
+	)
+	v.cache = newVerifiedCache(VerifiedCacheSize)
 }
 
 // TokenFromRequest returns the FIT of "Authorization: Bearer <token>". A
@@ -156,6 +179,10 @@ func TokenFromRequest(r *http.Request) (string, error) {
 // holds, the signature, iss, aud equal to the app ID, exp (required) and
 // nbf with Leeway, a lifetime within MaxTokenLifetime, and an app claim
 // naming an installation.
+//
+// A token that verified is remembered (verifiedCache) until its exp, while
+// the key that verified it is still the key set's: the same token again
+// costs a SHA-256 and two map lookups. Refusals are never remembered.
 func (v *Verifier) Verify(ctx context.Context, token string) (*Invocation, error) {
 	if v.AppID == "" {
 		return nil, Unauthorized(ReasonNotConfigured, "this server accepts no Forge invocations (IDBRIDGE_FORGE_APP_ID is unset)")
@@ -163,73 +190,87 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Invocation, error
 	if len(token) > MaxTokenSize {
 		return nil, Unauthorized(ReasonMalformed, "the token is too large")
 	}
+	v.once.Do(v.init)
+	sum := sha256.Sum256([]byte(token))
+	if e, ok := v.cache.get(sum, v.Now()); ok {
+		if key, err := v.Keys.Key(ctx, e.kid); err == nil && key == e.key {
+			inv := e.inv
+			return &inv, nil
+		}
+		// The key was withdrawn or replaced, or the key set is
+		// unavailable: verify afresh, which says why it fails.
+		v.cache.drop(sum)
+	}
+	inv, kid, key, err := v.verify(ctx, token)
+	if err != nil {
+		return nil, err
+	}
+	v.cache.put(sum, verifiedEntry{inv: *inv, kid: kid, key: key})
+	return inv, nil
+}
+
+// verify is Verify without the cache; it also returns the kid and the key
+// that verified the token.
+func (v *Verifier) verify(ctx context.Context, token string) (*Invocation, string, *rsa.PublicKey, error) {
+	fail := func(reason, message string) (*Invocation, string, *rsa.PublicKey, error) {
+		return nil, "", nil, Unauthorized(reason, message)
+	}
 	head, _, ok := strings.Cut(token, ".")
 	if !ok || strings.Count(token, ".") != 2 {
-		return nil, Unauthorized(ReasonMalformed, "the token is not a signed JWT")
+		return fail(ReasonMalformed, "the token is not a signed JWT")
 	}
 	raw, err := base64.RawURLEncoding.DecodeString(head)
 	if err != nil {
-		return nil, Unauthorized(ReasonMalformed, "the token header is not base64url")
+		return fail(ReasonMalformed, "the token header is not base64url")
 	}
 	var h struct {
 		Alg string  `json:"alg"`
 		Kid *string `json:"kid"`
 	}
 	if err := json.Unmarshal(raw, &h); err != nil {
-		return nil, Unauthorized(ReasonMalformed, "the token header is not JSON")
+		return fail(ReasonMalformed, "the token header is not JSON")
 	}
 	if h.Alg != "RS256" {
-		return nil, Unauthorized(ReasonBadAlg, "the token must be signed RS256")
+		return fail(ReasonBadAlg, "the token must be signed RS256")
 	}
 	if h.Kid == nil || !validKid(*h.Kid) {
-		return nil, Unauthorized(ReasonBadKid, "the token's kid is missing or malformed")
+		return fail(ReasonBadKid, "the token's kid is missing or malformed")
 	}
 	key, err := v.Keys.Key(ctx, *h.Kid)
 	switch {
 	case errors.Is(err, ErrUnknownKid):
-		return nil, Unauthorized(ReasonUnknownKid, "the token's kid is not one of Forge's keys")
+		return fail(ReasonUnknownKid, "the token's kid is not one of Forge's keys")
 	case err != nil && ctx.Err() != nil:
-		return nil, Unauthorized(ReasonKeysUnavailable, "the request ended while Forge's keys were fetched")
+		return fail(ReasonKeysUnavailable, "the request ended while Forge's keys were fetched")
 	case err != nil:
-		return nil, Unauthorized(ReasonKeysUnavailable, "Forge's signing keys are unavailable; try again shortly")
+		return fail(ReasonKeysUnavailable, "Forge's signing keys are unavailable; try again shortly")
 	}
 
-	now := v.Now
-	if now == nil {
-		now = time.Now
-	}
 	var c fitClaims
-	parser := jwt.NewParser(
-		jwt.WithValidMethods([]string{"RS256"}),
-		jwt.WithLeeway(Leeway),
-		jwt.WithExpirationRequired(),
-		jwt.WithTimeFunc(now),
-		jwt.WithJSONNumber(),
-	)
-	_, err = parser.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return key, nil })
+	_, err = v.parser.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return key, nil })
 	switch {
 	case err == nil:
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
-		return nil, Unauthorized(ReasonBadSignature, "the token's signature does not verify")
+		return fail(ReasonBadSignature, "the token's signature does not verify")
 	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
-		return nil, Unauthorized(ReasonNoExp, "the token has no exp")
+		return fail(ReasonNoExp, "the token has no exp")
 	case errors.Is(err, jwt.ErrTokenExpired):
-		return nil, Unauthorized(ReasonExpired, "the token has expired")
+		return fail(ReasonExpired, "the token has expired")
 	case errors.Is(err, jwt.ErrTokenNotValidYet):
-		return nil, Unauthorized(ReasonNotYetValid, "the token is not valid yet")
+		return fail(ReasonNotYetValid, "the token is not valid yet")
 	case errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
-		return nil, Unauthorized(ReasonNotYetValid, "the token was issued in the future")
+		return fail(ReasonNotYetValid, "the token was issued in the future")
 	default:
-		return nil, Unauthorized(ReasonMalformed, "the token's claims are malformed")
+		return fail(ReasonMalformed, "the token's claims are malformed")
 	}
 	if c.Issuer != Issuer {
-		return nil, Unauthorized(ReasonBadIss, "the token is not a Forge invocation token")
+		return fail(ReasonBadIss, "the token is not a Forge invocation token")
 	}
 	if len(c.Audience) != 1 || c.Audience[0] != v.AppID {
-		return nil, Unauthorized(ReasonBadAud, "the token is for another app")
+		return fail(ReasonBadAud, "the token is for another app")
 	}
-	if c.ExpiresAt.Sub(now()) > MaxTokenLifetime {
-		return nil, Unauthorized(ReasonTooLongLived, "the token lives longer than Forge's tokens do")
+	if c.ExpiresAt.Sub(v.Now()) > MaxTokenLifetime {
+		return fail(ReasonTooLongLived, "the token lives longer than Forge's tokens do")
 	}
 	inv := &Invocation{
 		AppID:          v.AppID,
@@ -244,14 +285,14 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Invocation, error
 		ExpiresAt:      c.ExpiresAt.Time,
 	}
 	if !ValidInstallationID(inv.InstallationID) {
-		return nil, Unauthorized(ReasonBadInstallation, "the token names no valid installation")
+		return fail(ReasonBadInstallation, "the token names no valid installation")
 	}
 	for _, s := range []string{inv.CloudID, inv.SiteURL, inv.APIBaseURL, inv.Environment, inv.ModuleKey, inv.ModuleType, inv.Principal} {
 		if !boundedText(s) {
-			return nil, Unauthorized(ReasonMalformed, "the token's claims are malformed")
+			return fail(ReasonMalformed, "the token's claims are malformed")
 		}
 	}
-	return inv, nil
+	return inv, *h.Kid, key, nil
 }
 
 // ValidInstallationID reports whether s is an installation ARI of a

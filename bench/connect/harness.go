@@ -19,7 +19,9 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -27,6 +29,7 @@ import (
 
 	"idbridge/app"
 	"idbridge/app/connect"
+	"idbridge/app/forge"
 	"idbridge/bench/benchenv"
 	"idbridge/config"
 )
@@ -294,6 +297,30 @@ func (h *harness) forgeToken(now time.Time) (string, error) {
 	tok := jwt.NewWithClaims(jwt.SigningMethodRS256, claims)
 	tok.Header["kid"] = forgeKid
 	return tok.SignedString(h.forgeKey)
+}
+
+// freshPoolSize is a quarter more tokens than the verified-token cache
+// holds: cycled in order (first in, first out), none is still cached when
+// its turn comes again, even when two load threads each cycle their half.
+const freshPoolSize = forge.VerifiedCacheSize + forge.VerifiedCacheSize/4
+
+// forgeTokenPool signs n distinct Forge invocation tokens for the site
+// (each its own jti), on every core.
+func (h *harness) forgeTokenPool(n int) ([]string, error) {
+	pool := make([]string, n)
+	errs := make([]error, n)
+	now := time.Now()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+				pool[i], errs[i] = h.forgeToken(now)
+			}
+		})
+	}
+	wg.Wait()
+	return pool, errors.Join(errs...)
 }
 
 // newLoopbackServer is httptest.NewServer bound to 127.0.0.1 explicitly.

@@ -12,6 +12,8 @@
 //	HEALTHZ_URL=http://127.0.0.1:41234/healthz
 //	SITE_URL=http://127.0.0.1:41234/api/admin/site
 //	TOKEN=eyJ...
+//	FORGE_URL=http://127.0.0.1:41234/forge/site
+//	FORGE_TOKEN=eyJ...
 //	READY
 package main
 
@@ -26,6 +28,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"strings"
 	"syscall"
 	"time"
 
@@ -44,6 +47,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	duration := fs.Duration("duration", 0, "stop after this long (0: until SIGINT/SIGTERM)")
 	tokenTTL := fs.Duration("token-ttl", connect.MaxTokenLifetime, "lifetime of the printed context JWT (at most 15m: idbridge refuses longer-lived tokens, as Atlassian issues none)")
 	tokenFile := fs.String("token-file", "", "keep a fresh context JWT in this file, rewritten every third of -token-ttl, for load runs longer than one token's life")
+	forgeFile := fs.String("forge-token-file", "", "keep a fresh Forge invocation token for GET /forge/site in this file, rewritten every 3 minutes (they live 9)")
+	forgePool := fs.String("forge-pool-file", "", "keep this many distinct Forge invocation tokens, one a line, in this file (-forge-pool tokens), rewritten every 3 minutes: more than the verified-token cache holds, so a load generator that cycles through them misses it on every request")
+	forgePoolSize := fs.Int("forge-pool", freshPoolSize, "tokens in -forge-pool-file")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole process, from READY to exit, to this file")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: connect [-db sqlite|postgres] [-pg URL] [-addr 127.0.0.1:PORT] [-duration D]")
@@ -109,6 +115,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		go refreshTokenFile(ctx, h, *tokenFile, *tokenTTL, stderr)
 		fmt.Fprintf(stdout, "TOKEN_FILE=%s\n", *tokenFile)
 	}
+	fmt.Fprintf(stdout, "FORGE_URL=%s/forge/site\n", h.BaseURL)
+	fmt.Fprintf(stdout, "FORGE_TOKEN=%s\n", h.ForgeToken)
+	if *forgeFile != "" || *forgePool != "" {
+		if err := writeForgeFiles(h, *forgeFile, *forgePool, *forgePoolSize); err != nil {
+			fmt.Fprintln(stderr, "connect: -forge-token-file/-forge-pool-file:", err)
+			_ = h.Close()
+			return 1
+		}
+		go refreshForgeFiles(ctx, h, *forgeFile, *forgePool, *forgePoolSize, stderr)
+	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err == nil {
@@ -159,6 +175,51 @@ func refreshTokenFile(ctx context.Context, h *harness, path string, ttl time.Dur
 		}
 		if err != nil {
 			fmt.Fprintln(stderr, "connect: refresh token file:", err)
+		}
+	}
+}
+
+// forgeRefresh is how often the Forge token files are rewritten: their
+// tokens live forgeTokenTTL (9 minutes), so a reader always finds one with
+// at least 6 minutes left.
+const forgeRefresh = 3 * time.Minute
+
+// writeForgeFiles writes a fresh Forge token to file and n fresh distinct
+// ones to pool (either may be "").
+func writeForgeFiles(h *harness, file, pool string, n int) error {
+	if file != "" {
+		token, err := h.forgeToken(time.Now())
+		if err == nil {
+			err = writeTokenFile(file, token)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if pool != "" {
+		tokens, err := h.forgeTokenPool(n)
+		if err != nil {
+			return err
+		}
+		return writeTokenFile(pool, strings.Join(tokens, "\n"))
+	}
+	return nil
+}
+
+// refreshForgeFiles rewrites the Forge token files every forgeRefresh
+// until ctx is done. Signing the pool costs the process a few CPU-seconds
+// each time (about 1 % of a core over the interval).
+func refreshForgeFiles(ctx context.Context, h *harness, file, pool string, n int, stderr io.Writer) {
+	tick := time.NewTicker(forgeRefresh)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if err := writeForgeFiles(h, file, pool, n); err != nil {
+			fmt.Fprintln(stderr, "connect: refresh Forge token files:", err)
 		}
 	}
 }

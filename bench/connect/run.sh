@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # Load test of idbridge's Connect path: GET /healthz (no authentication)
 # against GET /api/admin/site (context JWT verified with the site's shared
-# secret, site from the in-process cache, admin answer cached for 60 s).
+# secret, site from the in-process cache, admin answer cached for 60 s),
+# and the Forge route GET /forge/site (Forge invocation token, RS256) in two
+# cases: one token reused (Forge reuses a token for about a minute; served
+# from the verified-token cache) and a fresh token on every request (a pool
+# larger than that cache, cycled by fresh.lua: every request pays the RS256
+# verification). FORGE=0 leaves the Forge route out; it needs wrk.
 #
 #   bench/connect/run.sh [sqlite] [postgres]      # default: both
 #
@@ -34,6 +39,7 @@ REPEAT=${REPEAT:-1}
 QUIET_MAX=${QUIET_MAX:-}
 QUIET_WAIT=${QUIET_WAIT:-600}
 NICE=${NICE:-}
+FORGE=${FORGE:-1}
 prio=()
 if [ -n "$NICE" ]; then prio=(nice -n "$NICE"); fi
 PG_URL=${PG_URL:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}
@@ -44,12 +50,14 @@ if command -v wrk >/dev/null; then
 	tool=wrk
 elif command -v hey >/dev/null; then
 	tool=hey
+	FORGE=0 # hey cannot send a different token per request
 else
 	echo "run.sh: neither wrk nor hey is installed (apt-get install -y wrk)" >&2
 	exit 2
 fi
 
 bench_tmp
+export REPORT_LUA=$root/bench/connect/report.lua THREADS
 
 
 echo "# idbridge Connect load test"
@@ -71,19 +79,19 @@ cpu_stat() {
 # during it, in cores: by the server, by the load generator, by the whole
 # machine, by everything else (other_cores), and stolen by the hypervisor.
 load() {
-	local url=$1 auth=${2:-}
+	local url=$1 auth=${2:-} script=${3:-$root/bench/connect/report.lua}
 	local hdr=()
 	if [ -n "$auth" ]; then hdr=(-H "Authorization: $auth"); fi
 	local TIMEFORMAT='%U %S' result
 	if [ $tool = wrk ]; then
-		"${prio[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" "${hdr[@]}" "$url" >/dev/null
+		"${prio[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" -s "$script" "${hdr[@]}" "$url" >/dev/null
 	else
 		"${prio[@]}" hey -z "${WARMUP}s" -c "$CONNECTIONS" "${hdr[@]}" "$url" >/dev/null
 	fi
 	local s0 t0 w0 s1 t1
 	s0=$(cpu_stat) t0=$(cpu_ticks "$server_pid") w0=$(date +%s.%N)
 	if [ $tool = wrk ]; then
-		{ time "${prio[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --timeout 5s -s "$root/bench/connect/report.lua" \
+		{ time "${prio[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --timeout 5s -s "$script" \
 			"${hdr[@]}" "$url" >"$tmp/load.out"; } 2>"$tmp/load.time"
 		result=$(grep '^RESULT' "$tmp/load.out")
 	else
@@ -162,7 +170,13 @@ for db in "${backends[@]}"; do
 	# Context tokens live at most 15 minutes (as Atlassian issues them), so
 	# the server keeps a fresh one in a file, read before every round.
 	token_file=$tmp/$db.token
-	"${prio[@]}" "$tmp/connect" -db "$db" -pg "$PG_URL" -duration "${bound}s" -token-file "$token_file" >"$out" 2>"$tmp/$db.err" &
+	forge_args=()
+	if [ "$FORGE" = 1 ]; then
+		# Forge tokens live 9 minutes; the server rewrites both files every 3.
+		forge_file=$tmp/$db.forge forge_pool=$tmp/$db.forge-pool
+		forge_args=(-forge-token-file "$forge_file" -forge-pool-file "$forge_pool")
+	fi
+	"${prio[@]}" "$tmp/connect" -db "$db" -pg "$PG_URL" -duration "${bound}s" -token-file "$token_file" "${forge_args[@]}" >"$out" 2>"$tmp/$db.err" &
 	server_pid=$!
 	for _ in $(seq 600); do
 		grep -q '^READY' "$out" 2>/dev/null && break
@@ -190,14 +204,20 @@ for db in "${backends[@]}"; do
 	grep '^#' "$out" | head -1
 
 	echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-	open_runs=() jwt_runs=() ratios=()
+	forge_url=$(awk -F= '$1 == "FORGE_URL" { print $2 }' "$out")
+	open_runs=() jwt_runs=() ratios=() reused_runs=() fresh_runs=() reused_ratios=() fresh_ratios=()
 	for round in $(seq "$REPEAT"); do
 		for try in 1 2 3 4 5; do
 			wait_quiet
 			r_open=$(load "$healthz")
 			token=$(cat "$token_file")
 			r_jwt=$(load "$site" "JWT $token")
-			quiet "$r_open" "$r_jwt" && break
+			r_reused=$r_jwt r_fresh=$r_jwt
+			if [ "$FORGE" = 1 ]; then
+				r_reused=$(load "$forge_url" "Bearer $(cat "$forge_file")")
+				r_fresh=$(FORGE_POOL=$forge_pool load "$forge_url" "" "$root/bench/connect/fresh.lua")
+			fi
+			quiet "$r_open" "$r_jwt" "$r_reused" "$r_fresh" && break
 			if [ "$try" -lt 5 ]; then
 				echo "round $round, try $try: discarded, other processes used $(field other_cores "$r_open")/$(field other_cores "$r_jwt") cores"
 			else
@@ -210,6 +230,14 @@ for db in "${backends[@]}"; do
 		echo "round $round: healthz $(field rps "$r_open") req/s ($(field server_us_per_req "$r_open") server CPU-us/req)," \
 			"verified $(field rps "$r_jwt") req/s ($(field server_us_per_req "$r_jwt") CPU-us/req), ratio ${ratios[-1]};" \
 			"other processes used $(field other_cores "$r_open") and $(field other_cores "$r_jwt") cores, steal $(field steal_cores "$r_open")/$(field steal_cores "$r_jwt")"
+		if [ "$FORGE" = 1 ]; then
+			reused_runs+=("$r_reused")
+			fresh_runs+=("$r_fresh")
+			reused_ratios+=("$(awk -v a="$(field rps "$r_reused")" -v b="$(field rps "$r_jwt")" 'BEGIN { printf "%.3f", a / b }')")
+			fresh_ratios+=("$(awk -v a="$(field rps "$r_fresh")" -v b="$(field rps "$r_jwt")" 'BEGIN { printf "%.3f", a / b }')")
+			echo "round $round: Forge reused $(field rps "$r_reused") req/s ($(field server_us_per_req "$r_reused") CPU-us/req), ratio to the context route ${reused_ratios[-1]};" \
+				"Forge fresh $(field rps "$r_fresh") req/s ($(field server_us_per_req "$r_fresh") CPU-us/req), ratio ${fresh_ratios[-1]}"
+		fi
 	done
 	echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 
@@ -220,12 +248,17 @@ for db in "${backends[@]}"; do
 
 	r_open=$(median_run "${open_runs[@]}")
 	r_jwt=$(median_run "${jwt_runs[@]}")
-	ratio=$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{ v[NR] = $1 } END { printf "%.2f", v[int((NR + 1) / 2)] }')
+	median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { printf "%.2f", v[int((NR + 1) / 2)] }'; }
+	ratio=$(median "${ratios[@]}")
+	pairs=("GET /healthz (no auth)|$r_open" "GET /api/admin/site (JWT)|$r_jwt")
+	if [ "$FORGE" = 1 ]; then
+		pairs+=("GET /forge/site (reused)|$(median_run "${reused_runs[@]}")" "GET /forge/site (fresh)|$(median_run "${fresh_runs[@]}")")
+	fi
 
 	echo
 	echo "== $db (median of $REPEAT round(s) by req/s)"
 	printf '%-28s %8s %7s %7s %7s %8s %7s %6s %7s %7s %6s %10s\n' route req/s p50_ms p90_ms p99_ms p99.9_ms max_ms non2xx server loadgen other cpu_us/req
-	for pair in "GET /healthz (no auth)|$r_open" "GET /api/admin/site (JWT)|$r_jwt"; do
+	for pair in "${pairs[@]}"; do
 		IFS='|' read -r name r <<<"$pair"
 		errs=$(($(field err_connect "$r") + $(field err_read "$r") + $(field err_write "$r") + $(field err_timeout "$r")))
 		printf '%-28s %8.0f %7.2f %7.2f %7.2f %8.2f %7.2f %6s %7s %7s %6s %10s\n' "$name" "$(field rps "$r")" "$(field p50_ms "$r")" \
@@ -237,6 +270,10 @@ for db in "${backends[@]}"; do
 	echo " cpu_us/req: idbridge's CPU time per request)"
 	echo "ratio verified/unauthenticated (median of rounds): $ratio   ${jira_line#\# }"
 	summary+=("$db | healthz $(field rps "$r_open") req/s | verified $(field rps "$r_jwt") req/s | ratio $ratio")
+	if [ "$FORGE" = 1 ]; then
+		echo "ratio Forge/context route (median of rounds): reused token $(median "${reused_ratios[@]}"), fresh token per request $(median "${fresh_ratios[@]}")"
+		summary+=("$db | Forge/context throughput: reused $(median "${reused_ratios[@]}") | fresh $(median "${fresh_ratios[@]}")")
+	fi
 done
 
 echo
