@@ -311,3 +311,46 @@ func decodeOnce(token, clientKey string, secret []byte, now time.Time) error {
 	}
 	return nil
 }
+
+// BenchmarkForgeVsContext measures the ratio issue 15 asks about on a
+// busy machine: every iteration sends one request to the context route and
+// one to the Forge route, back to back, and times each, so that both see
+// the same load. It reports the time of each per request and
+// forge/context-throughput (context time ÷ Forge time: 1 is equal, 0.9 is
+// the goal's bound), for the reused and the fresh-token case.
+func BenchmarkForgeVsContext(b *testing.B) {
+	for _, o := range backends() {
+		b.Run(o.DB, func(b *testing.B) {
+			h := newHarness(b, o)
+			handler := h.App.Handler()
+			pool, err := h.forgeTokenPool(freshPoolSize)
+			if err != nil {
+				b.Fatal(err)
+			}
+			i := 0
+			for name, forgeAuth := range map[string]func() string{
+				"reused": same("Bearer " + h.ForgeToken),
+				"fresh":  func() string { i++; return "Bearer " + pool[i%len(pool)] },
+			} {
+				b.Run(name, func(b *testing.B) {
+					var ctxTime, forgeTime time.Duration
+					for b.Loop() {
+						t0 := time.Now()
+						if s := serve(handler, newRequest(h, "/api/admin/site", "JWT "+h.Token)); s != http.StatusOK {
+							b.Fatalf("context route: %d", s)
+						}
+						t1 := time.Now()
+						if s := serve(handler, newRequest(h, "/forge/site", forgeAuth())); s != http.StatusOK {
+							b.Fatalf("Forge route: %d", s)
+						}
+						ctxTime += t1.Sub(t0)
+						forgeTime += time.Since(t1)
+					}
+					b.ReportMetric(float64(ctxTime.Nanoseconds())/float64(b.N), "context-ns/req")
+					b.ReportMetric(float64(forgeTime.Nanoseconds())/float64(b.N), "forge-ns/req")
+					b.ReportMetric(float64(ctxTime)/float64(forgeTime), "forge/context-throughput")
+				})
+			}
+		})
+	}
+}
