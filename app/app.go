@@ -29,7 +29,6 @@ import (
 	"idbridge/app/privacy"
 	"idbridge/app/profile"
 	"idbridge/app/provisioning"
-	"idbridge/app/scim"
 	"idbridge/app/secret"
 	"idbridge/app/sites"
 	"idbridge/app/sso"
@@ -251,11 +250,7 @@ func (a *App) init(ctx context.Context, opts Options) error {
 		APIURL: a.cfg.AtlassianAPIURL, User: a.cfg.MarketplaceUser, Token: a.cfg.MarketplaceToken, AppKey: a.cfg.AppKey,
 	}), a.now, a.log)
 	a.scim = provisioning.NewService(provisioning.ServiceConfig{BaseURL: a.cfg.BaseURL}, a.store, a.now, a.log)
-	a.privacy = newPrivacy(a.cfg, a.store, clients, a.registry, a.now, a.log, func(ctx context.Context, siteID, userID string, body []byte) error {
-		users := scim.Users
-		_, err := a.scim.Patch(ctx, &scim.Request{SiteID: siteID, Type: &users, ID: userID, Body: body})
-		return err
-	})
+	a.privacy = newPrivacy(a.cfg, a.store, clients, a.registry, a.now, a.log, a.scim.PatchUsers)
 	// Processing restrictions (GDPR Art. 18): one guard, consulted by the
 	// sign-in, the sync, the audit log (store) and the reporting cycle.
 	a.sso = sso.New(sso.Config{

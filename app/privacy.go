@@ -21,9 +21,9 @@ import (
 // none, for the CLI).
 func newPrivacy(cfg config.Config, st *store.Store, clients *atlassian.Clients, registry *prometheus.Registry, now func() time.Time, log *slog.Logger, patch privacy.DirectoryPatch) *privacy.Service {
 	pc := privacy.Config{
-		AuditRetention:     cfg.AuditRetention,
-		UninstallRetention: cfg.UninstallRetention,
-		PatchDirectoryUser: patch,
+		AuditRetention:      cfg.AuditRetention,
+		UninstallRetention:  cfg.UninstallRetention,
+		PatchDirectoryUsers: patch,
 	}
 	if cfg.AtlassianAPIURL != nil {
 		pc.Reporting = clients.Reporting(cfg.AtlassianAPIURL)

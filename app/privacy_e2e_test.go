@@ -6,6 +6,7 @@ package app_test
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -293,6 +294,115 @@ func TestAdminGDPRRectify(t *testing.T) {
 		}
 		if code, _, _ := e.call("POST", "/api/admin/gdpr/rectify", admNotAdmin, `{"accountId":"`+carol+`","displayName":"X"}`); code != 403 {
 			t.Errorf("rectify as a non-admin: %d", code)
+		}
+	})
+}
+
+// TestAdminGDPRRectifyAllOrNothing: a person with two directory users is
+// corrected in one transaction with the outbox items for the sync and the
+// record_corrected event. When the database refuses the second user's
+// write (after the first was written) or the audit event, nothing is left:
+// no user changed, no outbox item, no event. Then the correction succeeds
+// whole.
+func TestAdminGDPRRectifyAllOrNothing(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		e := newAdmEnv(t, b)
+		base := "/scim/v2/" + e.site.ID
+		_, got, _ := e.call("POST", "/api/admin/provisioning/token", admAdmin, "{}")
+		token, _ := got["token"].(string)
+		const carol, dave = "557058:carol", "557058:dave"
+		var ids []string
+		for _, u := range []struct{ userName, account string }{
+			{"carol@example.com", carol}, {"carol.admin@example.com", carol}, {"dave@example.com", dave},
+		} {
+			code, user := e.scimCall("POST", base+"/Users", token, `{"userName":"`+u.userName+`","displayName":"Carol Typo","active":true}`)
+			if code != 201 {
+				t.Fatalf("create user: %d %v", code, user)
+			}
+			id, _ := user["id"].(string)
+			ids = append(ids, id)
+			if err := e.app.Store().InTx(context.Background(), func(tx *store.Tx) error {
+				return tx.SaveSyncUser(&models.SyncUser{SiteID: e.site.ID, UserID: id, AccountID: u.account, State: models.SyncUserActive})
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Carol's users in the order they are written.
+		second := max(ids[0], ids[1])
+
+		state := func() map[string]string {
+			t.Helper()
+			out := map[string]string{}
+			for _, id := range ids {
+				code, user := e.scimCall("GET", base+"/Users/"+id, token, "")
+				meta, _ := user["meta"].(map[string]any)
+				if code != 200 {
+					t.Fatalf("GET user %s: %d %v", id, code, user)
+				}
+				out[id] = user["displayName"].(string) + " " + meta["version"].(string)
+			}
+			return out
+		}
+		pending := func() int {
+			t.Helper()
+			c, err := e.app.Store().View(context.Background()).CountSyncStatus(e.site.ID, e.clock.Now().Add(-time.Hour))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return c.Pending
+		}
+		corrections := func() int {
+			n := 0
+			for _, ev := range e.audit() {
+				if ev.Event == models.AuditRecordCorrected {
+					n++
+				}
+			}
+			return n
+		}
+		before, pendingBefore := state(), pending()
+		rectify := `{"accountId":"` + carol + `","displayName":"Carol Tyler"}`
+
+		for _, fail := range []struct{ what, table, op, when string }{
+			{"the second directory user's write", "scim_users", "UPDATE", "NEW.id = '" + second + "'"},
+			{"the audit event", "audit_events", "INSERT", "NEW.event = '" + string(models.AuditRecordCorrected) + "'"},
+		} {
+			remove := storetest.FailWrites(t, e.app.Store(), fail.table, fail.op, fail.when)
+			if code, _, raw := e.call("POST", "/api/admin/gdpr/rectify", admAdmin, rectify); code != http.StatusInternalServerError {
+				t.Errorf("rectify with %s refused: %d %s, want 500", fail.what, code, raw)
+			}
+			remove()
+			if after := state(); !maps.Equal(after, before) {
+				t.Errorf("rectify with %s refused: users %v, want %v", fail.what, after, before)
+			}
+			if n := pending(); n != pendingBefore {
+				t.Errorf("rectify with %s refused: %d outbox items pending, want %d", fail.what, n, pendingBefore)
+			}
+			if n := corrections(); n != 0 {
+				t.Errorf("rectify with %s refused: %d record_corrected events, want none", fail.what, n)
+			}
+		}
+
+		code, got, raw := e.call("POST", "/api/admin/gdpr/rectify", admAdmin, rectify)
+		if code != 200 || len(got["directoryUsers"].([]any)) != 2 {
+			t.Fatalf("rectify: %d %s", code, raw)
+		}
+		after := state()
+		for i, id := range ids {
+			want := `Carol Tyler W/"2"`
+			if i == 2 { // Dave's
+				want = before[id]
+			}
+			if after[id] != want {
+				t.Errorf("user %s after the correction: %s, want %s", id, after[id], want)
+			}
+		}
+		if n := pending(); n != pendingBefore+2 {
+			t.Errorf("%d outbox items pending after the correction, want %d", n, pendingBefore+2)
+		}
+		if n := corrections(); n != 1 {
+			t.Errorf("%d record_corrected events after the correction, want 1", n)
 		}
 	})
 }

@@ -11,11 +11,13 @@ import (
 	"idbridge/models"
 )
 
-// DirectoryPatch applies a SCIM PatchOp to a directory user exactly as an
-// identity provider's PATCH would (validated, in one transaction with the
-// outbox item that takes the change to the site). The composition root
-// gives the provisioning service's.
-type DirectoryPatch func(ctx context.Context, siteID, userID string, body []byte) error
+// DirectoryPatch applies one SCIM PatchOp to directory users of a site
+// exactly as an identity provider's PATCH of each would (validated, the
+// versioned write, the outbox items that take the change to the site), all
+// of them in one transaction in which within runs after them: nothing is
+// written unless everything is. The composition root gives the
+// provisioning service's (PatchUsers).
+type DirectoryPatch func(ctx context.Context, siteID string, userIDs []string, body []byte, within func(tx *store.Tx) error) error
 
 // maxRectifiedLength bounds a corrected attribute.
 const maxRectifiedLength = 256
@@ -23,13 +25,16 @@ const maxRectifiedLength = 256
 // Rectify corrects the directory attributes of the person's directory
 // users (GDPR Art. 16): applied at once, taken to the site by the sync, and
 // recorded as record_corrected (section "directory", the attributes'
-// names). The identity provider stays the source: its next change of the
-// same attributes wins, which the answer says.
+// names). The correction of every one of the person's directory users,
+// their outbox items and the audit event are written in one transaction:
+// all of it or, when anything fails, none of it. The identity provider
+// stays the source: its next change of the same attributes wins, which the
+// answer says.
 func (s *Service) Rectify(ctx context.Context, site *models.Site, actorAccountID, accountID string, r models.Rectification) (*models.Rectified, error) {
 	if !models.ValidAccountID(accountID) {
 		return nil, badAccountID()
 	}
-	if s.cfg.PatchDirectoryUser == nil {
+	if s.cfg.PatchDirectoryUsers == nil {
 		return nil, &models.Error{Code: models.CodePrecondition, Message: "rectification of directory attributes is not available"}
 	}
 	type op struct {
@@ -78,12 +83,7 @@ func (s *Service) Rectify(ctx context.Context, site *models.Site, actorAccountID
 	if err != nil {
 		return nil, err
 	}
-	for _, id := range ids {
-		if err := s.cfg.PatchDirectoryUser(ctx, site.ID, id, body); err != nil {
-			return nil, err
-		}
-	}
-	err = s.store.InTx(ctx, func(tx *store.Tx) error {
+	err = s.cfg.PatchDirectoryUsers(ctx, site.ID, ids, body, func(tx *store.Tx) error {
 		_, err := audit.Record(tx, models.AuditEvent{SiteID: site.ID, ActorAccountID: actorAccountID, TargetAccountID: accountID,
 			Event: models.AuditRecordCorrected, Section: "directory", Fields: fields})
 		return err

@@ -33,9 +33,10 @@ type Config struct {
 	// Sleep waits between reporting requests that Atlassian asked to
 	// delay (Retry-After); a context-aware timer when nil. Tests inject it.
 	Sleep func(ctx context.Context, d time.Duration) error
-	// PatchDirectoryUser applies a rectification to a directory user; nil:
+	// PatchDirectoryUsers applies a rectification to a person's directory
+	// users, in one transaction with the caller's audit event; nil:
 	// rectification is not available.
-	PatchDirectoryUser DirectoryPatch
+	PatchDirectoryUsers DirectoryPatch
 	// OnBlocked hears every attempt the restriction guard held back, and
 	// OnReport every reporting request's outcome; for metrics.
 	OnBlocked func(what string)

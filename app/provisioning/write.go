@@ -182,7 +182,8 @@ func readForChange[R any](view *store.Tx, kind, siteID, id, ifMatch string,
 // writeComputed runs attempt (read, compute, write) until it writes or
 // fails for good: an attempt whose write found the resource changed since
 // the version it computed from is run again (see changedMeanwhile). An
-// attempt returns version 0 when it failed before writing.
+// attempt returns version 0 when it failed otherwise: before writing, or in
+// the writes of PatchUsers' caller.
 func writeComputed(ifMatch string, attempt func() (version int64, err error)) error {
 	for n := 0; ; n++ {
 		version, err := attempt()
