@@ -153,3 +153,70 @@ func idOf(t *testing.T, d *scim.Answer) string {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+// TestWriteUsersComputedAgain: a change of several users in one
+// transaction (PatchUsers) keeps the versioned write: when one of them
+// changed while the change was computed, the whole change is computed
+// again and written over it (both changes kept), and the caller's writes
+// (within) commit once, with the second attempt.
+func TestWriteUsersComputedAgain(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		st := b.Open(t)
+		ctx := context.Background()
+		svc := NewService(ServiceConfig{Capacity: CapacityConfig{Work: 4, SiteWork: 4}}, st, nil, nil)
+		var site *models.Site
+		if err := st.InTx(ctx, func(tx *store.Tx) error {
+			var err error
+			site, err = tx.SaveInstall(&models.Site{
+				SiteFacts:    models.SiteFacts{ClientKey: "c", BaseURL: "https://a.atlassian.net"},
+				SharedSecret: []byte("0123456789abcdef0123456789abcdef"),
+			})
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, name := range []string{"ann", "ann.work"} {
+			u, err := svc.Create(ctx, &scim.Request{SiteID: site.ID, Type: &scim.Users, Body: []byte(`{"userName":"` + name + `"}`)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, idOf(t, u))
+		}
+		computed, within := map[string]int{}, 0
+		_, err := svc.writeUsers(ctx, site.ID, ids, "", func(u *models.DirectoryUser, doc map[string]any) (map[string]any, bool, error) {
+			computed[u.ID]++
+			if u.ID == ids[1] && computed[u.ID] == 1 {
+				// The first user changes meanwhile.
+				if _, err := svc.Patch(ctx, &scim.Request{SiteID: site.ID, Type: &scim.Users, ID: ids[0], Body: []byte(`{"Operations":[{"op":"add","path":"title","value":"Boss"}]}`)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			doc["nickName"] = "corrected"
+			out, err := scim.Normalize(scim.Users, doc)
+			return out, true, err
+		}, func(tx *store.Tx) error {
+			within++
+			_, err := tx.CreateAuditEvent(site.ID, models.AuditEvent{Event: models.AuditRecordCorrected, Section: "directory"})
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if computed[ids[0]] != 2 || computed[ids[1]] != 2 || within != 1 {
+			t.Errorf("computed %v, within ran %d times: want every user computed twice and within once", computed, within)
+		}
+		first, err := svc.Get(ctx, &scim.Request{SiteID: site.ID, Type: &scim.Users, ID: ids[0]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if body := string(first.Body); !contains(body, `"title":"Boss"`) || !contains(body, `"nickName":"corrected"`) || first.ETag != `W/"3"` {
+			t.Errorf("first user %s %s: want both changes", first.ETag, body)
+		}
+		evs, err := st.View(ctx).FindAuditEvents(site.ID, store.AuditQuery{Event: models.AuditRecordCorrected})
+		if err != nil || len(evs) != 1 {
+			t.Errorf("audit events %d %v, want 1", len(evs), err)
+		}
+	})
+}
