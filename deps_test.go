@@ -72,6 +72,7 @@ var onlyImporter = map[string][]string{
 	"github.com/gin-gonic/gin": {"idbridge/handlers"},
 	"gorm.io/":                 {"idbridge/app/store"},
 	"github.com/glebarez/":     {"idbridge/app/store"},
+	"github.com/ncruces/":      {"idbridge/app/store"},
 	"github.com/jackc/pgx":     {"idbridge/app/store", "idbridge/app/store/storetest"},
 }
 

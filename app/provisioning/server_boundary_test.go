@@ -2,15 +2,13 @@ package provisioning_test
 
 import (
 	"context"
-	"database/sql"
+	"database/sql/driver"
 	"fmt"
 	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	_ "github.com/glebarez/go-sqlite" // the SQLite driver, for a second connection that holds the write lock
 
 	"idbridge/app/provisioning"
 	"idbridge/app/scim"
@@ -175,18 +173,15 @@ func TestServerDatabaseUnavailableIs503(t *testing.T) {
 		e := newSCIMEnvOn(t, st)
 		s := e.newSite()
 		uid := s.createUser("alice")
-		// Another process holds the write lock past the deadline.
-		other, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)")
+		// Another process holds the write lock past the deadline: a
+		// connection of its own, opened with the store's SQLite engine.
+		raw, err := st.SQLDB().Driver().Open("file:" + path + "?_pragma=busy_timeout(5000)")
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer other.Close()
-		conn, err := other.Conn(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		if _, err := conn.ExecContext(context.Background(), "BEGIN IMMEDIATE"); err != nil {
+		defer raw.Close()
+		conn := raw.(driver.ExecerContext)
+		if _, err := conn.ExecContext(context.Background(), "BEGIN IMMEDIATE", nil); err != nil {
 			t.Fatal(err)
 		}
 		for _, w := range []*resp{
@@ -201,7 +196,7 @@ func TestServerDatabaseUnavailableIs503(t *testing.T) {
 		}
 		// Readers are not blocked by a writer (WAL).
 		s.do("GET", "/Users/"+uid, nil).want(200)
-		if _, err := conn.ExecContext(context.Background(), "ROLLBACK"); err != nil {
+		if _, err := conn.ExecContext(context.Background(), "ROLLBACK", nil); err != nil {
 			t.Fatal(err)
 		}
 		s.do("POST", "/Users", map[string]any{"userName": "bob"}).want(201)

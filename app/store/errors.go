@@ -11,7 +11,6 @@ import (
 	"strings"
 	"syscall"
 
-	sqlite "github.com/glebarez/go-sqlite"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"idbridge/models"
@@ -55,9 +54,8 @@ func unavailableError(err error) string {
 		}
 		return ""
 	}
-	var lite *sqlite.Error
-	if errors.As(err, &lite) {
-		switch lite.Code() & 0xff {
+	if code, ok := sqliteCode(err); ok {
+		switch code & 0xff {
 		case 5, 6: // SQLITE_BUSY, SQLITE_LOCKED
 			return msgUnavailable
 		case 9: // SQLITE_INTERRUPT: the statement's context ended
@@ -88,9 +86,8 @@ func unstorableError(err error) bool {
 	if errors.As(err, &pg) {
 		return strings.HasPrefix(pg.Code, "22") || pg.Code == "54000" || pg.Code == "54001"
 	}
-	var lite *sqlite.Error
-	if errors.As(err, &lite) {
-		return lite.Code()&0xff == 18 // SQLITE_TOOBIG
+	if code, ok := sqliteCode(err); ok {
+		return code&0xff == 18 // SQLITE_TOOBIG
 	}
 	return false
 }

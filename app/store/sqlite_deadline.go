@@ -1,13 +1,9 @@
 package store
 
 import (
-	"database/sql/driver"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
-
-	sqlite "github.com/glebarez/go-sqlite"
 
 	"idbridge/models"
 )
@@ -19,25 +15,14 @@ import (
 // argument of idbridge_alive(deadline), a function SQLite calls for every
 // row it considers: past the deadline it fails, and the statement with it.
 
-// sqliteAliveFunc is registered with the driver once per process (the
-// driver keeps its functions for every connection it opens afterwards).
-var sqliteAliveFunc sync.Once
-
 var errPastDeadline = errors.New("idbridge: the statement ran past its deadline")
 
-func registerSQLiteFunctions() error {
-	var err error
-	sqliteAliveFunc.Do(func() {
-		err = sqlite.RegisterScalarFunction("idbridge_alive", 1, func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
-			deadline, ok := args[0].(int64)
-			if !ok || time.Now().UnixNano() >= deadline {
-				return nil, errPastDeadline
-			}
-			return int64(1), nil
-		})
-	})
-	if err != nil {
-		return fmt.Errorf("register SQLite functions: %w", err)
+// sqliteAlive is the body of idbridge_alive(deadline), which the engine
+// file (sqlite_engine.go) registers with the SQLite engine in its own way:
+// nil while deadline, in Unix nanoseconds, is ahead.
+func sqliteAlive(deadline int64) error {
+	if time.Now().UnixNano() >= deadline {
+		return errPastDeadline
 	}
 	return nil
 }

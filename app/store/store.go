@@ -17,7 +17,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/glebarez/sqlite"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -142,14 +141,13 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	var dialector gorm.Dialector
 	switch opts.Driver {
 	case SQLite:
-		if err := registerSQLiteFunctions(); err != nil {
-			return nil, err
-		}
 		dsn, err := sqliteDSN(opts.DSN, stmtTimeout)
 		if err != nil {
 			return nil, err
 		}
-		dialector = sqlite.Open(dsn)
+		if dialector, err = sqliteDialector(dsn); err != nil {
+			return nil, err
+		}
 	case Postgres:
 		dialector = postgres.New(postgres.Config{DSN: postgresDSN(opts.DSN, stmtTimeout)})
 	default:
@@ -378,6 +376,16 @@ func translate(err error) error {
 		return &models.Error{Code: models.CodeConflict, Message: "already exists"}
 	case errors.Is(err, gorm.ErrForeignKeyViolated):
 		return &models.Error{Code: models.CodeInvalid, Message: "refers to something that does not exist"}
+	}
+	if code, ok := sqliteCode(err); ok {
+		// The engine's own constraint codes, for an engine whose GORM
+		// dialector does not translate them.
+		switch code {
+		case 1555, 2067: // SQLITE_CONSTRAINT_PRIMARYKEY, SQLITE_CONSTRAINT_UNIQUE
+			return &models.Error{Code: models.CodeConflict, Message: "already exists"}
+		case 787: // SQLITE_CONSTRAINT_FOREIGNKEY
+			return &models.Error{Code: models.CodeInvalid, Message: "refers to something that does not exist"}
+		}
 	}
 	if c := classify(err); c != nil {
 		return c
