@@ -52,25 +52,21 @@ func (tx *Tx) CreateDirectoryUser(u *models.DirectoryUser) error {
 }
 
 // CreateDirectoryUserWithOutbox creates u (as CreateDirectoryUser) and its
-// outbox item atomically: on PostgreSQL in one statement committed on its
-// own, together with the creates that arrive meanwhile (scim_batch.go), on
-// SQLite in one transaction. The item's resource is the new user.
+// outbox item atomically, together with the creates that arrive meanwhile:
+// on PostgreSQL in one statement committed on its own (scim_batch.go), on
+// SQLite in one write transaction (sqlite_batch.go). It returns after the
+// commit. The item's resource is the new user.
 func (s *Store) CreateDirectoryUserWithOutbox(ctx context.Context, u *models.DirectoryUser, item *models.OutboxItem) error {
-	if s.dialect != Postgres {
-		return s.InTx(ctx, func(tx *Tx) error {
-			if err := tx.CreateDirectoryUser(u); err != nil {
-				return err
-			}
-			item.SiteID, item.ResourceID = u.SiteID, u.ID
-			return tx.AddOutboxItems(item)
-		})
-	}
 	c, err := s.newUserCreate(u, item)
 	if err != nil {
 		return err
 	}
 	c.ctx = ctx
-	if err := s.batches.creates.do(ctx, c); err != nil {
+	creates := s.liteCreates
+	if s.batches != nil {
+		creates = s.batches.creates
+	}
+	if err := creates.do(ctx, c); err != nil {
 		return fmt.Errorf("create directory user: %w", translate(err))
 	}
 	s.outboxAdded([]string{u.SiteID})

@@ -88,6 +88,10 @@ type Store struct {
 	// nil on SQLite.
 	batches *scimBatches
 
+	// liteCreates batches SCIM creates into one write transaction on
+	// SQLite (sqlite_batch.go); nil on PostgreSQL.
+	liteCreates *coalescer[*userCreate]
+
 	// stmtTimeout is Options.StatementTimeout.
 	stmtTimeout time.Duration
 	maxOpen     int
@@ -192,6 +196,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open %s database: %w", opts.Driver, err)
 	}
 	s.initBatches()
+	s.initSQLiteBatches()
 	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := s.Ping(pingCtx); err != nil {

@@ -7,7 +7,8 @@
 #     and p99, POST /Users req/s (each with its outbox row), the 1,000-member
 #     group PATCH (median), peak RSS over the run with 100k users;
 #   - the Connect route (bench/connect/run.sh sqlite): /api/admin/site req/s;
-#   - the release binary's size (CGO_ENABLED=0, -trimpath -ldflags "-s -w"),
+#   - the binary's size (CGO_ENABLED=0, -ldflags "-s -w"; no -trimpath, so
+#     that it shares the build cache with the load tests' builds),
 #     start-to-ready with an existing data dir and idle RSS (bench/readyprobe);
 #   - the whole `go test -count=1 ./...` suite's wall time (SUITE=1).
 # and writes one Markdown table (also to $OUT when set).
@@ -92,7 +93,7 @@ for c in "${candidates[@]}"; do
 	(cd "$w" && engine "$c")
 	sqlite_version=$(cd "$w" && go list -m all 2>/dev/null | awk '$1 == "modernc.org/sqlite" || $1 == "github.com/ncruces/go-sqlite3" || $1 == "github.com/glebarez/go-sqlite" { printf "%s %s; ", $1, $2 }')
 	echo "modules: $sqlite_version"
-	(cd "$w" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$tmp/idbridge-$c" . && go build -o "$tmp/readyprobe" ./bench/readyprobe)
+	(cd "$w" && CGO_ENABLED=0 go build -ldflags "-s -w" -o "$tmp/idbridge-$c" . && go build -o "$tmp/readyprobe" ./bench/readyprobe)
 	size=$(stat -c %s "$tmp/idbridge-$c")
 	"$tmp/readyprobe" -bin "$tmp/idbridge-$c" -runs 1 -data "$tmp/data-$c" -q >/dev/null # create and migrate
 	ready=$("$tmp/readyprobe" -bin "$tmp/idbridge-$c" -runs "$RUNS" -data "$tmp/data-$c" -q | grep '^READY')
