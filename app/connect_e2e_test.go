@@ -18,6 +18,7 @@ import (
 	"idbridge/app"
 	"idbridge/app/apptest"
 	"idbridge/app/connect"
+	"idbridge/app/fakeatlassian"
 	"idbridge/app/store/storetest"
 	"idbridge/models"
 )
@@ -52,7 +53,7 @@ func TestConnectLifecycle(t *testing.T) {
 	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
 		h := newConnectHarness(t, b)
 		s := h.newSite(h.jira)
-		h.jira.addAdmin("admin-1")
+		h.jira.AddAdmin("admin-1")
 
 		// A signed install creates the site with every fact it carries.
 		h.mustInstall(s)
@@ -458,7 +459,7 @@ func connectAttacks() []connectAttack {
 			return connectUntrustedInstall(h, f, "http://a.atlassian.net")
 		}},
 		{name: "baseUrl an https IP literal", reason: connect.ReasonUntrustedSite, build: func(h *connectHarness, f *connectAttackFixture) (*http.Request, string) {
-			return connectUntrustedInstall(h, f, "https://"+h.jira.host())
+			return connectUntrustedInstall(h, f, "https://"+h.jira.Host())
 		}},
 		{name: "baseUrl on another loopback port", reason: connect.ReasonUntrustedSite, build: func(h *connectHarness, f *connectAttackFixture) (*http.Request, string) {
 			return connectUntrustedInstall(h, f, "http://127.0.0.1:1")
@@ -485,10 +486,14 @@ func connectUntrustedInstall(h *connectHarness, f *connectAttackFixture, baseURL
 func TestConnectAttacks(t *testing.T) {
 	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
 		h := newConnectHarness(t, b)
-		h.keys.FailWith("boom", http.StatusInternalServerError)
-		h.keys.Hang("hang")
-		h.jira.addAdmin("admin-1")
-		h.wiki.addAdmin("admin-1")
+		if err := h.atl.FailInstallKey("boom", http.StatusInternalServerError); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.atl.HangInstallKey("hang"); err != nil {
+			t.Fatal(err)
+		}
+		h.jira.AddAdmin("admin-1")
+		h.wiki.AddAdmin("admin-1")
 
 		f := &connectAttackFixture{a: h.newSite(h.jira), b: h.newSite(h.wiki), u: h.newSite(h.jira), r: h.newSite(h.jira)}
 		for _, s := range []*connectSite{f.a, f.b, f.u, f.r} {
@@ -530,7 +535,7 @@ func TestConnectAttacks(t *testing.T) {
 
 		// Nothing but the known kids reached the key server: a kid with
 		// "/", ".." or "%" never becomes part of a URL.
-		for _, path := range h.keys.Requested() {
+		for _, path := range h.atl.InstallKeyRequests() {
 			if !slices.Contains([]string{"/" + connectKid, "/unknown", "/boom", "/hang"}, path) {
 				t.Errorf("key server was asked for %q", path)
 			}
@@ -655,7 +660,7 @@ func TestConnectAdminCheck(t *testing.T) {
 		h := newConnectHarness(t, b)
 		jira := h.newSite(h.jira)
 		h.mustInstall(jira)
-		h.jira.addAdmin("admin-1")
+		h.jira.AddAdmin("admin-1")
 
 		// An admin gets the site's public facts and nothing secret.
 		w := h.adminSite(nil, jira, "admin-1", jira.secret)
@@ -672,19 +677,19 @@ func TestConnectAdminCheck(t *testing.T) {
 		if cc := w.Header().Get("Cache-Control"); cc != "no-store" {
 			t.Errorf("Cache-Control %q, want no-store", cc)
 		}
-		if n := h.jira.calls.Load(); n != 1 {
+		if n := h.jira.TotalRequests(); n != 1 {
 			t.Fatalf("the site was asked %d times, want 1", n)
 		}
 
 		// Cached: a second call within 60 s asks nothing; after 60 s it asks again.
 		h.clock.Advance(59 * time.Second)
 		connectWantStatus(t, h.adminSite(nil, jira, "admin-1", jira.secret), http.StatusOK, "admin again")
-		if n := h.jira.calls.Load(); n != 1 {
+		if n := h.jira.TotalRequests(); n != 1 {
 			t.Fatalf("a second call within 60 s asked the site (%d calls)", n)
 		}
 		h.clock.Advance(2 * time.Second)
 		connectWantStatus(t, h.adminSite(nil, jira, "admin-1", jira.secret), http.StatusOK, "admin after 61 s")
-		if n := h.jira.calls.Load(); n != 2 {
+		if n := h.jira.TotalRequests(); n != 2 {
 			t.Fatalf("after 61 s the site was asked %d times in all, want 2", n)
 		}
 
@@ -692,7 +697,7 @@ func TestConnectAdminCheck(t *testing.T) {
 		w = h.adminSite(nil, jira, "user-1", jira.secret)
 		connectWantStatus(t, w, http.StatusForbidden, "non-admin")
 		connectErrorOf(t, w)
-		if n := h.jira.calls.Load(); n != 3 {
+		if n := h.jira.TotalRequests(); n != 3 {
 			t.Fatalf("calls %d, want 3", n)
 		}
 
@@ -700,32 +705,32 @@ func TestConnectAdminCheck(t *testing.T) {
 		// signed with the new secret (the fake accepts only that one).
 		h.reinstall(nil, jira)
 		connectWantStatus(t, h.adminSite(nil, jira, "admin-1", jira.secret), http.StatusOK, "admin after reinstall")
-		if n := h.jira.calls.Load(); n != 4 {
+		if n := h.jira.TotalRequests(); n != 4 {
 			t.Fatalf("after a reinstall the cached answer was used (calls %d, want 4)", n)
 		}
 
 		// A site that fails or hangs is a 503, not a 500, and not cached.
-		for _, mode := range []fakeSiteMode{fakeFail, fakeHang} {
+		for _, fault := range []fakeatlassian.Fault{{Status: http.StatusInternalServerError}, {Hang: true}} {
 			h.clock.Advance(61 * time.Second)
-			h.jira.setMode(mode)
+			h.jira.Inject(fault)
 			w = h.adminSite(nil, jira, "admin-1", jira.secret)
 			connectWantStatus(t, w, http.StatusServiceUnavailable, "site failing")
 			connectErrorOf(t, w)
-			h.jira.setMode(fakeOK)
+			h.jira.ClearFaults()
 			connectWantStatus(t, h.adminSite(nil, jira, "admin-1", jira.secret), http.StatusOK, "site back")
 		}
 
 		// Confluence under /wiki: the fake checks the qsh with /wiki stripped.
-		h.wiki.addAdmin("admin-2")
+		h.wiki.AddAdmin("admin-2")
 		wiki := h.newSite(h.wiki)
 		h.mustInstall(wiki)
 		w = h.adminSite(nil, wiki, "admin-2", wiki.secret)
 		connectWantStatus(t, w, http.StatusOK, "Confluence admin")
-		if got := connectDecodeAdmin(t, w); got.BaseURL != h.wiki.URL+"/wiki" || got.ProductType != "confluence" {
+		if got := connectDecodeAdmin(t, w); got.BaseURL != h.wiki.BaseURL() || got.ProductType != "confluence" {
 			t.Fatalf("Confluence site: %+v", got)
 		}
 		connectWantStatus(t, h.adminSite(nil, wiki, "user-2", wiki.secret), http.StatusForbidden, "Confluence non-admin")
-		if n := h.wiki.calls.Load(); n != 2 {
+		if n := h.wiki.TotalRequests(); n != 2 {
 			t.Fatalf("Confluence asked %d times, want 2", n)
 		}
 		// Each site's answers are its own: admin-2 of Confluence is no
@@ -742,7 +747,7 @@ func TestConnectAdminPage(t *testing.T) {
 		h := newConnectHarness(t, b)
 		s := h.newSite(h.jira)
 		h.mustInstall(s)
-		h.jira.addAdmin("admin-1")
+		h.jira.AddAdmin("admin-1")
 		page := func(sub string) *httptest.ResponseRecorder {
 			const target = "/admin?lic=active&xdm_e=https%3A%2F%2Fx.atlassian.net"
 			c := h.siteClaims(s, http.MethodGet, target)
@@ -774,20 +779,20 @@ func TestConnectAdminPage(t *testing.T) {
 		ancestors := frameAncestors(csp)
 		// Only this site's origin: not 'self', not the other trusted hosts
 		// (the fake Confluence is one), not a wildcard.
-		if wantAncestors := []string{h.jira.URL}; !slices.Equal(ancestors, wantAncestors) {
+		if wantAncestors := []string{h.jira.Origin()}; !slices.Equal(ancestors, wantAncestors) {
 			t.Errorf("frame-ancestors %q, want %q (CSP %q)", ancestors, wantAncestors, csp)
 		}
 		// Another site's admin page names that site's origin instead.
 		wiki := h.newSite(h.wiki)
 		h.mustInstall(wiki)
-		h.wiki.addAdmin("admin-1")
+		h.wiki.AddAdmin("admin-1")
 		const wikiTarget = "/admin?lic=active"
 		wc := h.siteClaims(wiki, http.MethodGet, wikiTarget)
 		wc["sub"] = "admin-1"
 		ww := h.serve(nil, connectRequest(http.MethodGet, wikiTarget+"&jwt="+connectHS256(h, wc, wiki.secret), nil, ""))
 		connectWantStatus(t, ww, http.StatusOK, "Confluence admin page")
-		if got := frameAncestors(ww.Header().Get("Content-Security-Policy")); !slices.Equal(got, []string{h.wiki.URL}) {
-			t.Errorf("Confluence site's frame-ancestors %q, want %s only", got, h.wiki.URL)
+		if got := frameAncestors(ww.Header().Get("Content-Security-Policy")); !slices.Equal(got, []string{h.wiki.Origin()}) {
+			t.Errorf("Confluence site's frame-ancestors %q, want %s only", got, h.wiki.Origin())
 		}
 		if !strings.Contains(csp, "script-src 'self' https://connect-cdn.atl-paas.net") {
 			t.Errorf("CSP %q does not allow all.js", csp)
@@ -903,7 +908,7 @@ func TestConnectKeyRingCheckedAtOpen(t *testing.T) {
 	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
 		h := newConnectHarness(t, b)
 		s := h.newSite(h.jira)
-		h.jira.addAdmin("admin-1")
+		h.jira.AddAdmin("admin-1")
 		h.mustInstall(s)
 		oldKeys := h.cfg.EncryptionKeys
 		newKey := "e2e2:" + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))

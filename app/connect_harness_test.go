@@ -2,9 +2,13 @@ package app_test
 
 // The end-to-end harness for the Connect layer: the whole App (real config,
 // real store on SQLite and PostgreSQL, real key ring, real HTTP engine),
-// driven through App.Handler() with JWTs signed here, and httptest fakes
-// only at the far edges: Atlassian's install-key server, a Jira site and a
-// Confluence site (under /wiki).
+// driven through App.Handler() with JWTs signed here, and Atlassian only at
+// the far edge: app/fakeatlassian's install-key server (serving
+// apptest.RSAKeys' key under connectKid), a Jira site and a Confluence site
+// (under /wiki). Each site accepts the app's JWT only when it verifies with
+// the current shared secret of an installation made on it and its qsh is
+// exactly the request's; a refused token or a call to a route the site does
+// not have fails the test when it ends.
 
 import (
 	"bytes"
@@ -15,12 +19,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -32,6 +34,7 @@ import (
 
 	"idbridge/app"
 	"idbridge/app/apptest"
+	"idbridge/app/fakeatlassian"
 	"idbridge/app/store/storetest"
 	"idbridge/config"
 	"idbridge/models"
@@ -40,191 +43,19 @@ import (
 const (
 	connectBaseURL = "https://idbridge.test"
 	connectAppKey  = "idbridge-e2e"
-	// connectKid names the key the fake key server serves for Atlassian's
-	// signing key (apptest.RSAKeys).
+	// connectKid names the key the fake's install-key server serves for
+	// Atlassian's signing key (apptest.RSAKeys).
 	connectKid = "k1"
-	// fakeTimeout is how long the test transport waits for an answer's
-	// headers: the fakes answer at once unless told to hang.
+	// connectFakeTimeout is how long the test transport waits for an
+	// answer's headers: the fake answers at once unless told to hang.
 	connectFakeTimeout = time.Second
 )
-
-// fakeMode is how a fake site answers.
-type fakeSiteMode int32
-
-const (
-	fakeOK fakeSiteMode = iota
-	fakeFail
-	fakeHang
-)
-
-// fakeSite is a Jira (basePath "") or Confluence (basePath "/wiki") site.
-// It answers the admin check for the accounts in admins, and checks on
-// every request that the app's JWT is HS256 with the current shared secret
-// of a site installed on it, iss the app key, and a qsh of exactly this
-// request relative to its base path; problems are reported when the test
-// ends.
-type fakeSite struct {
-	*httptest.Server
-	product  string
-	basePath string
-	now      func() time.Time
-	calls    atomic.Int64
-	mode     atomic.Int32
-	release  chan struct{}
-
-	mu       sync.Mutex
-	secrets  map[string]string // clientKey → current shared secret
-	admins   map[string]bool
-	problems []string
-}
-
-func newFakeSite(tb testing.TB, product, basePath string, now func() time.Time) *fakeSite {
-	tb.Helper()
-	f := &fakeSite{
-		product: product, basePath: basePath, now: now,
-		secrets: map[string]string{}, admins: map[string]bool{},
-		release: make(chan struct{}),
-	}
-	f.Server = httptest.NewServer(http.HandlerFunc(f.serve))
-	tb.Cleanup(func() {
-		close(f.release)
-		f.Close()
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		for _, p := range f.problems {
-			tb.Errorf("fake %s: %s", f.product, p)
-		}
-	})
-	return f
-}
-
-// baseURL is the site's baseUrl as sent at install.
-func (f *fakeSite) baseURL() string { return f.URL + f.basePath }
-
-// host is the site's host:port, as IDBRIDGE_TRUSTED_PRODUCT_HOSTS lists it.
-func (f *fakeSite) host() string { return strings.TrimPrefix(f.URL, "http://") }
-
-func (f *fakeSite) setMode(m fakeSiteMode) { f.mode.Store(int32(m)) }
-
-func (f *fakeSite) setSecret(clientKey, secret string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.secrets[clientKey] = secret
-}
-
-func (f *fakeSite) addAdmin(accountID string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.admins[accountID] = true
-}
-
-func (f *fakeSite) problem(format string, args ...any) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.problems = append(f.problems, fmt.Sprintf(format, args...))
-}
-
-func (f *fakeSite) serve(w http.ResponseWriter, r *http.Request) {
-	f.calls.Add(1)
-	if err := f.checkToken(r); err != nil {
-		f.problem("%s %s: %v", r.Method, r.URL.Path, err)
-		http.Error(w, `{"message":"bad token"}`, http.StatusUnauthorized)
-		return
-	}
-	switch fakeSiteMode(f.mode.Load()) {
-	case fakeFail:
-		http.Error(w, `{"message":"boom"}`, http.StatusInternalServerError)
-		return
-	case fakeHang:
-		select {
-		case <-r.Context().Done():
-		case <-f.release:
-		}
-		return
-	}
-	var account string
-	switch {
-	case f.product == "jira" && r.Method == http.MethodPost && r.URL.Path == f.basePath+"/rest/api/3/permissions/check":
-		var body struct {
-			GlobalPermissions []string `json:"globalPermissions"`
-			AccountID         string   `json:"accountId"`
-		}
-		if err := json.NewDecoder(r.Body).Decode(&body); err != nil || !slices.Equal(body.GlobalPermissions, []string{"ADMINISTER"}) {
-			f.problem("permission check body: %+v, %v", body, err)
-			http.Error(w, `{}`, http.StatusBadRequest)
-			return
-		}
-		account = body.AccountID
-	case f.product == "confluence" && r.Method == http.MethodGet && r.URL.Path == f.basePath+"/rest/api/user":
-		if r.URL.Query().Get("expand") != "operations" {
-			f.problem("user lookup without expand=operations: %s", r.URL.RawQuery)
-		}
-		account = r.URL.Query().Get("accountId")
-	default:
-		f.problem("unexpected call %s %s", r.Method, r.URL)
-		http.NotFound(w, r)
-		return
-	}
-	f.mu.Lock()
-	admin := f.admins[account]
-	f.mu.Unlock()
-	w.Header().Set("Content-Type", "application/json")
-	switch {
-	case f.product == "jira" && admin:
-		_, _ = io.WriteString(w, `{"globalPermissions":["ADMINISTER"]}`)
-	case f.product == "jira":
-		_, _ = io.WriteString(w, `{"globalPermissions":[]}`)
-	case admin:
-		_, _ = io.WriteString(w, `{"accountId":"`+account+`","operations":[{"operation":"administer","targetType":"application"},{"operation":"use","targetType":"application"}]}`)
-	default:
-		_, _ = io.WriteString(w, `{"accountId":"`+account+`","operations":[{"operation":"use","targetType":"application"}]}`)
-	}
-}
-
-// checkToken verifies the app's JWT as Atlassian would, with a qsh computed
-// here independently of app/connect.
-func (f *fakeSite) checkToken(r *http.Request) error {
-	scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
-	if scheme != "JWT" || token == "" {
-		return fmt.Errorf("no Authorization: JWT header")
-	}
-	if r.URL.Query().Has("jwt") {
-		return fmt.Errorf("token in the query")
-	}
-	f.mu.Lock()
-	secrets := make([]string, 0, len(f.secrets))
-	for _, s := range f.secrets {
-		secrets = append(secrets, s)
-	}
-	f.mu.Unlock()
-	path, ok := strings.CutPrefix(r.URL.EscapedPath(), f.basePath)
-	if !ok {
-		return fmt.Errorf("path %s is not under %q", r.URL.EscapedPath(), f.basePath)
-	}
-	want := apptest.QSH(r.Method, path, r.URL.RawQuery)
-	var lastErr error
-	for _, secret := range secrets {
-		claims := jwt.MapClaims{}
-		_, err := jwt.ParseWithClaims(token, claims, func(*jwt.Token) (any, error) { return []byte(secret), nil },
-			jwt.WithValidMethods([]string{"HS256"}), jwt.WithExpirationRequired(), jwt.WithIssuedAt(),
-			jwt.WithIssuer(connectAppKey), jwt.WithTimeFunc(f.now))
-		if err != nil {
-			lastErr = err
-			continue
-		}
-		if claims["qsh"] != want {
-			return fmt.Errorf("qsh %v, want %s (%s)", claims["qsh"], want, apptest.CanonicalRequest(r.Method, path, r.URL.RawQuery))
-		}
-		return nil
-	}
-	return fmt.Errorf("token does not verify with any current shared secret: %v", lastErr)
-}
 
 // site is one Jira or Confluence site as the tests know it.
 type connectSite struct {
 	clientKey      string
 	secret         string
-	fake           *fakeSite
+	fake           *fakeatlassian.Site
 	baseURL        string
 	product        string
 	installationID string
@@ -239,9 +70,9 @@ type connectHarness struct {
 	env     map[string]string
 	cfg     config.Config
 	app     *app.App
-	keys    *apptest.KeyServer
-	jira    *fakeSite
-	wiki    *fakeSite
+	atl     *fakeatlassian.Fake
+	jira    *fakeatlassian.Site
+	wiki    *fakeatlassian.Site
 	logs    *apptest.LockedBuffer
 	tr      *http.Transport
 	tmpl    []byte
@@ -259,9 +90,15 @@ func newConnectHarness(t testing.TB, b storetest.Backend, extraEnv ...string) *c
 	t.Cleanup(h.checkLogs)
 	h.clock = storetest.NewClock(time.Now().UTC().Truncate(time.Second))
 	atl, _ := apptest.RSAKeys(t)
-	h.keys = apptest.NewKeyServer(t, connectKid, &atl.PublicKey)
-	h.jira = newFakeSite(t, "jira", "", h.clock.Now)
-	h.wiki = newFakeSite(t, "confluence", "/wiki", h.clock.Now)
+	h.atl = fakeatlassian.New(fakeatlassian.Options{Now: h.clock.Now, InstallKey: atl, InstallKeyID: connectKid})
+	h.jira = h.atl.NewSite(fakeatlassian.SiteOptions{Product: "jira"})
+	h.wiki = h.atl.NewSite(fakeatlassian.SiteOptions{Product: "confluence"})
+	// Registered before any App opens, so it runs after they closed.
+	t.Cleanup(h.closeFake)
+	keysURL, err := h.atl.InstallKeysURL()
+	if err != nil {
+		t.Fatal(err)
+	}
 	h.tr = &http.Transport{ResponseHeaderTimeout: connectFakeTimeout, DisableKeepAlives: true}
 	t.Cleanup(h.tr.CloseIdleConnections)
 	tmpl, err := os.ReadFile("../atlassian-connect.json")
@@ -276,8 +113,8 @@ func newConnectHarness(t testing.TB, b storetest.Backend, extraEnv ...string) *c
 	h.env = map[string]string{
 		"IDBRIDGE_BASE_URL":              connectBaseURL,
 		"IDBRIDGE_APP_KEY":               connectAppKey,
-		"IDBRIDGE_INSTALL_KEYS_URL":      h.keys.URL,
-		"IDBRIDGE_TRUSTED_PRODUCT_HOSTS": "*.atlassian.net," + h.jira.host() + "," + h.wiki.host(),
+		"IDBRIDGE_INSTALL_KEYS_URL":      keysURL,
+		"IDBRIDGE_TRUSTED_PRODUCT_HOSTS": "*.atlassian.net," + h.jira.Host() + "," + h.wiki.Host(),
 		"IDBRIDGE_ADDR":                  "127.0.0.1:0",
 		"IDBRIDGE_DATA_DIR":              t.TempDir(),
 		"IDBRIDGE_DATABASE_URL":          b.DatabaseURL(t),
@@ -316,6 +153,20 @@ func (h *connectHarness) openApp() *app.App {
 	return a
 }
 
+// closeFake fails the test if a site refused one of the app's JWTs or was
+// called on a route it does not have, then stops the fake.
+func (h *connectHarness) closeFake() {
+	for _, site := range []*fakeatlassian.Site{h.jira, h.wiki} {
+		for _, refused := range site.RefusedAppJWTs() {
+			h.t.Errorf("fake %s refused the app's JWT: %s", site.Product, refused)
+		}
+		if n := site.RequestCount("unknown", -2); n != 0 {
+			h.t.Errorf("fake %s: %d calls to routes it does not have (%v)", site.Product, n, site.Requests())
+		}
+	}
+	h.atl.Close()
+}
+
 // checkLogs fails the test if a token or shared secret reached the logs.
 func (h *connectHarness) checkLogs() {
 	logs := h.logs.String()
@@ -344,15 +195,16 @@ func (h *connectHarness) remember(s string) {
 
 var connectSiteSeq atomic.Int64
 
-// newSite makes a site on the fake (not installed yet).
-func (h *connectHarness) newSite(f *fakeSite) *connectSite {
+// newSite makes a tenant on the fake site f (not installed yet): its own
+// client key and secret, f's base URL.
+func (h *connectHarness) newSite(f *fakeatlassian.Site) *connectSite {
 	h.t.Helper()
 	n := connectSiteSeq.Add(1)
 	s := &connectSite{
 		clientKey:      fmt.Sprintf("client-%d-%s", n, apptest.RandomHex(h.t, 4)),
 		fake:           f,
-		baseURL:        f.baseURL(),
-		product:        f.product,
+		baseURL:        f.BaseURL(),
+		product:        f.Product,
 		installationID: "ari:cloud:ecosystem::installation/" + apptest.RandomHex(h.t, 8),
 		cloudID:        apptest.RandomHex(h.t, 8),
 	}
@@ -478,7 +330,8 @@ func (h *connectHarness) serve(a *app.App, r *http.Request) *httptest.ResponseRe
 }
 
 // install posts a validly signed install of s (with its current secret)
-// and, when it succeeds, tells the fake site the new secret.
+// and, when it succeeds, records the installation (and its new secret) on
+// the fake site, as a site does once the app accepted its install.
 func (h *connectHarness) install(a *app.App, s *connectSite) *httptest.ResponseRecorder {
 	h.t.Helper()
 	const target = "/lifecycle/installed"
@@ -486,7 +339,7 @@ func (h *connectHarness) install(a *app.App, s *connectSite) *httptest.ResponseR
 	token := h.signRS256(h.installClaims(s.clientKey, http.MethodPost, target), connectKid, atl)
 	w := h.serve(a, connectRequest(http.MethodPost, target, connectLifecycleBody(s, "installed"), token))
 	if w.Code == http.StatusNoContent {
-		s.fake.setSecret(s.clientKey, s.secret)
+		s.fake.InstallAppFor(connectAppKey, s.clientKey, s.secret)
 	}
 	return w
 }

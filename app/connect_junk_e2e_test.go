@@ -219,7 +219,7 @@ func TestConnectInstallKidFlood(t *testing.T) {
 		}
 		elapsed := time.Since(start)
 		fetched := map[string]int{}
-		for _, p := range h.keys.Requested() {
+		for _, p := range h.atl.InstallKeyRequests() {
 			fetched[p]++
 		}
 		if fetched["/the-same-junk-kid"] > 1 {
@@ -228,7 +228,7 @@ func TestConnectInstallKidFlood(t *testing.T) {
 		if fetched["/"+connectKid] != 1 {
 			t.Errorf("Atlassian's key was fetched %d times, want once (cached)", fetched["/"+connectKid])
 		}
-		total := len(h.keys.Requested())
+		total := len(h.atl.InstallKeyRequests())
 		// The App allows 2 fetches a second in bursts of 10.
 		if limit := 10 + 2*int(elapsed.Seconds()+1) + 1; total > limit {
 			t.Errorf("%d key-server fetches in %s, want at most %d", total, elapsed, limit)

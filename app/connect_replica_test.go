@@ -45,13 +45,13 @@ func TestConnectCrossReplicaInvalidation(t *testing.T) {
 	}
 
 	s := h.newSite(h.jira)
-	h.jira.addAdmin("admin-1")
+	h.jira.AddAdmin("admin-1")
 	h.mustInstall(s)
 	// Both replicas cache the site (and the admin answer).
 	for _, a := range []*app.App{h.app, replica} {
 		connectWantStatus(t, h.adminSite(a, s, "admin-1", s.secret), http.StatusOK, "before reinstall")
 	}
-	calls := h.jira.calls.Load()
+	calls := h.jira.TotalRequests()
 
 	old := h.reinstall(h.app, s)
 	connectWaitFor(t, 20*time.Second, "replica refuses the old secret", func() bool {
@@ -63,7 +63,7 @@ func TestConnectCrossReplicaInvalidation(t *testing.T) {
 	})
 	connectWantStatus(t, h.adminSite(replica, s, "admin-1", s.secret), http.StatusOK, "new secret on the replica")
 	// The replica's cached admin answer went with the site: it asked again.
-	if n := h.jira.calls.Load(); n != calls+1 {
+	if n := h.jira.TotalRequests(); n != calls+1 {
 		t.Errorf("the replica asked the site %d times after the reinstall, want 1", n-calls)
 	}
 

@@ -195,7 +195,7 @@ func TestForgeInstalledLinksConnectSite(t *testing.T) {
 			t.Fatalf("%d sites after upgraded (%v), want 1", n, err)
 		}
 		// Connect's admin API keeps working for the same site.
-		h.jira.addAdmin("admin-1")
+		h.jira.AddAdmin("admin-1")
 		connectWantStatus(t, h.adminSite(nil, s, "admin-1", s.secret), http.StatusOK, "admin API after linking")
 
 		// Uninstall (Connect's callback: Forge has none) deletes the system
@@ -338,7 +338,7 @@ func TestNothingWaitsForEnabled(t *testing.T) {
 	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
 		h := newForgeHarness(t, b)
 		s := h.newSite(h.jira)
-		h.jira.addAdmin("admin-1")
+		h.jira.AddAdmin("admin-1")
 		h.mustInstall(s) // no enabled follows, ever
 		connectWantStatus(t, h.forgeLifecycle(s, models.ForgeEventInstalled, ""), http.StatusNoContent, "forge installed")
 		site := h.mustState(s, models.SiteInstalled)
@@ -358,7 +358,7 @@ func TestNothingWaitsForEnabled(t *testing.T) {
 
 		// The admin page, with a URL-bound token.
 		page := h.signHMAC(h.siteClaims(s, http.MethodGet, "/admin"), jwt.SigningMethodHS256, []byte(s.secret), "")
-		h.jira.addAdmin("557058:user")
+		h.jira.AddAdmin("557058:user")
 		connectWantStatus(t, h.serve(nil, connectRequest(http.MethodGet, "/admin", nil, page)), http.StatusOK, "GET /admin")
 
 		// Every read of the admin API.
@@ -442,7 +442,7 @@ func TestForgeSystemTokenReadsNames(t *testing.T) {
 		t.Cleanup(gateway.Close)
 		h := newForgeHarness(t, b, "IDBRIDGE_ATLASSIAN_API_URL", gateway.URL)
 		s := h.newSite(h.jira)
-		h.jira.addAdmin("admin-1")
+		h.jira.AddAdmin("admin-1")
 		h.mustInstall(s)
 		sys := h.systemToken(h.clock.Now().Add(15 * time.Minute))
 		sysToken.Store(&sys)

@@ -2,6 +2,7 @@ package fakeatlassian
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -27,8 +28,9 @@ func confluenceGroupJSON(g *Group) map[string]any {
 	return map[string]any{"type": "group", "name": g.Name, "id": g.ID}
 }
 
-// handleConfluenceUser is the admin check: the user with its operations;
-// a site admin may administer the application.
+// handleConfluenceUser is the admin check: the user, with its operations
+// only when asked for (expand=operations), as Confluence answers; a site
+// admin may administer the application.
 func (s *Site) handleConfluenceUser(w http.ResponseWriter, r *http.Request) {
 	id := r.URL.Query().Get("accountId")
 	s.mu.Lock()
@@ -43,7 +45,10 @@ func (s *Site) handleConfluenceUser(w http.ResponseWriter, r *http.Request) {
 	if admin {
 		ops = append(ops, map[string]any{"operation": "administer", "targetType": "application"})
 	}
-	out := map[string]any{"type": "known", "accountId": id, "operations": ops}
+	out := map[string]any{"type": "known", "accountId": id}
+	if slices.Contains(strings.Split(r.URL.Query().Get("expand"), ","), "operations") {
+		out["operations"] = ops
+	}
 	if a != nil {
 		out["displayName"], out["accountType"] = a.DisplayName, a.Type
 	}

@@ -20,6 +20,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -37,11 +38,18 @@ import (
 var AllJS []byte
 
 // installKeys is the Fake's install-key server: one RSA key, served as PEM
-// at /<kid>, as https://connect-install-keys.atlassian.com serves them.
+// at /<kid>, as https://connect-install-keys.atlassian.com serves them. A
+// kid can be made to answer a status (FailInstallKey) or nothing
+// (HangInstallKey); every path asked for is recorded.
 type installKeys struct {
 	srv *httptest.Server
 	key *rsa.PrivateKey
 	kid string
+
+	mu       sync.Mutex
+	status   map[string]int
+	hang     map[string]bool
+	requests []string
 }
 
 // InstallKeysURL starts the Fake's install-key server on first use and
@@ -64,26 +72,85 @@ func (f *Fake) installKeys() (*installKeys, error) {
 	if f.closed {
 		return nil, errors.New("fakeatlassian: install-key server after Close")
 	}
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		return nil, err
+	key, kid := f.opts.InstallKey, f.opts.InstallKeyID
+	if key == nil {
+		var err error
+		if key, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
+			return nil, err
+		}
+	}
+	if kid == "" {
+		kid = "fake-install-key-" + randomHex(4)
 	}
 	der, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
 	if err != nil {
 		return nil, err
 	}
 	pemKey := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
-	k := &installKeys{key: key, kid: "fake-install-key-" + randomHex(4)}
+	k := &installKeys{key: key, kid: kid, status: map[string]int{}, hang: map[string]bool{}}
 	k.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet || strings.TrimPrefix(r.URL.EscapedPath(), "/") != k.kid {
+		path := r.URL.EscapedPath()
+		asked := strings.TrimPrefix(path, "/")
+		k.mu.Lock()
+		k.requests = append(k.requests, path)
+		status, hang := k.status[asked], k.hang[asked]
+		k.mu.Unlock()
+		switch {
+		case hang:
+			select {
+			case <-r.Context().Done():
+			case <-f.closing:
+			}
+		case status != 0:
+			http.Error(w, http.StatusText(status), status)
+		case r.Method != http.MethodGet || asked != k.kid:
 			http.NotFound(w, r)
-			return
+		default:
+			w.Header().Set("Content-Type", "application/x-pem-file")
+			_, _ = w.Write(pemKey)
 		}
-		w.Header().Set("Content-Type", "application/x-pem-file")
-		_, _ = w.Write(pemKey)
 	}))
 	f.keys = k
 	return k, nil
+}
+
+// FailInstallKey makes the install-key server answer status for kid.
+func (f *Fake) FailInstallKey(kid string, status int) error {
+	k, err := f.installKeys()
+	if err != nil {
+		return err
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.status[kid] = status
+	return nil
+}
+
+// HangInstallKey makes the install-key server answer nothing for kid
+// until the client gives up or the Fake closes.
+func (f *Fake) HangInstallKey(kid string) error {
+	k, err := f.installKeys()
+	if err != nil {
+		return err
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.hang[kid] = true
+	return nil
+}
+
+// InstallKeyRequests is the raw (escaped) path of every request the
+// install-key server got, in order.
+func (f *Fake) InstallKeyRequests() []string {
+	f.mu.Lock()
+	k := f.keys
+	f.mu.Unlock()
+	if k == nil {
+		return nil
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return slices.Clone(k.requests)
 }
 
 // connectApp is what a site knows of an installed Connect app: its key,

@@ -20,9 +20,11 @@
 //     one line in Site.routes; its state goes in a field of Site guarded by
 //     Site.mu (use Site.Do).
 //   - Every request goes through one pipeline (pipeline.go): injected faults
-//     (429 with or without Retry-After, 5xx, 401, 403, slow answers, a
-//     dropped connection after the change was applied), a per-site request
-//     rate, authentication exactly as Atlassian checks it, then the route.
+//     (429 with or without Retry-After, 5xx, 401, 403, slow answers, no
+//     answer at all, a dropped connection after the change was applied), a
+//     per-site request rate, authentication exactly as Atlassian checks it
+//     (an app JWT only with an installation's current secret and the
+//     request's own qsh; refusals are listed), then the route.
 //     The pipeline counts requests by route and answer, logs every change a
 //     route applied, notices a request repeated before its Retry-After ran
 //     out, and computes the minimum number of requests the site's changes

@@ -2,6 +2,7 @@ package fakeatlassian
 
 import (
 	"crypto/rand"
+	"crypto/rsa"
 	"encoding/hex"
 	"fmt"
 	"net/http"
@@ -19,6 +20,12 @@ type Options struct {
 	Now func() time.Time
 	// Seed makes probabilistic faults repeatable; 0 picks one at random.
 	Seed uint64
+	// InstallKey is the key Atlassian signs installs with, served by the
+	// install-key server under InstallKeyID; one is generated when nil
+	// (tests that sign installs themselves pass theirs: a 2048-bit key is
+	// slow to make).
+	InstallKey   *rsa.PrivateKey
+	InstallKeyID string
 }
 
 // Fake is Atlassian for one test (or one demo): its sites and the shared
@@ -27,6 +34,9 @@ type Fake struct {
 	api  *httptest.Server
 	now  func() time.Time
 	seed uint64
+	opts Options
+	// closing is closed by Close, ending hung requests.
+	closing chan struct{}
 
 	mu      sync.Mutex
 	sites   []*Site
@@ -64,7 +74,7 @@ func New(o Options) *Fake {
 		}
 	}
 	f := &Fake{
-		now: now, seed: seed,
+		now: now, seed: seed, opts: o, closing: make(chan struct{}),
 		byHost: map[string]*Site{}, byCloud: map[string]*Site{}, byOrg: map[string]*Site{},
 		bearers: map[string]*bearer{},
 	}
@@ -88,6 +98,7 @@ func (f *Fake) Close() {
 	sites := append([]*Site(nil), f.sites...)
 	keys := f.keys
 	f.mu.Unlock()
+	close(f.closing)
 	if keys != nil {
 		keys.srv.Close()
 	}

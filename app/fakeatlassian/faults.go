@@ -12,7 +12,8 @@ const (
 	// StatusDropped: the fake closed the connection (DropBefore or
 	// DropAfterApply).
 	StatusDropped = 0
-	// StatusGone: the caller gave up before a slow answer came.
+	// StatusGone: the caller gave up before a slow answer came (Delay), or
+	// a hung request ended (Hang).
 	StatusGone = -1
 )
 
@@ -36,6 +37,9 @@ type Fault struct {
 	Body string
 	// Delay answers only after this long (then as usual, or with Status).
 	Delay time.Duration
+	// Hang answers nothing, leaving the connection open, until the caller
+	// gives up or the Fake closes (counted as StatusGone).
+	Hang bool
 	// DropBefore closes the connection without applying or answering.
 	DropBefore bool
 	// DropAfterApply applies the change, then closes the connection

@@ -6,6 +6,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"math"
 	"net/http"
@@ -57,7 +59,13 @@ func (s *Site) serve(w http.ResponseWriter, r *http.Request, how via) {
 func (s *Site) authenticate(r *http.Request, how via) (caller, bool) {
 	if how == viaSite {
 		if tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "JWT "); ok {
-			return caller{how: "jwt"}, s.validAppJWT(tok)
+			if err := s.checkAppJWT(r, tok); err != nil {
+				s.mu.Lock()
+				s.refused = append(s.refused, r.Method+" "+r.URL.EscapedPath()+": "+err.Error())
+				s.mu.Unlock()
+				return caller{}, false
+			}
+			return caller{how: "jwt"}, true
 		}
 	}
 	sa, kind := s.serviceAccountFor(r, how)
@@ -67,20 +75,40 @@ func (s *Site) authenticate(r *http.Request, how via) (caller, bool) {
 	return caller{sa: sa, how: kind}, true
 }
 
-// validAppJWT checks a Connect app JWT as a site does: HS256 with the
-// shared secret, iss the app key, exp required. (The qsh binding is
-// checked by the tests of idbridge's own signer, not here.)
-func (s *Site) validAppJWT(tok string) bool {
-	s.mu.Lock()
-	secret, appKey := s.sharedSecret, s.appKey
-	s.mu.Unlock()
-	if secret == "" {
-		return false
+// checkAppJWT checks a Connect app JWT as a site does: HS256 with the
+// current shared secret of one of the site's installations, iss the app
+// key, exp required, and a qsh of exactly this request relative to the
+// site's base URL (computed by the package's own QSH, never by the code
+// under test). A token in the query as well as in the header is refused:
+// a URL carrying a token ends up in logs.
+func (s *Site) checkAppJWT(r *http.Request, tok string) error {
+	appKey, secrets := s.appSecrets()
+	if len(secrets) == 0 {
+		return errors.New("no Connect app is installed on the site")
 	}
-	_, err := jwt.Parse(tok, func(*jwt.Token) (any, error) { return []byte(secret), nil },
-		jwt.WithValidMethods([]string{"HS256"}), jwt.WithExpirationRequired(), jwt.WithIssuer(appKey),
-		jwt.WithTimeFunc(s.f.now), jwt.WithLeeway(30*time.Second))
-	return err == nil
+	if r.URL.Query().Has("jwt") {
+		return errors.New("a token in the query string")
+	}
+	want, err := QSH(r.Method, s.Origin()+r.URL.RequestURI(), s.BaseURL())
+	if err != nil {
+		return err
+	}
+	var lastErr error
+	for _, secret := range secrets {
+		claims := jwt.MapClaims{}
+		_, err := jwt.ParseWithClaims(tok, claims, func(*jwt.Token) (any, error) { return []byte(secret), nil },
+			jwt.WithValidMethods([]string{"HS256"}), jwt.WithExpirationRequired(), jwt.WithIssuer(appKey),
+			jwt.WithTimeFunc(s.f.now), jwt.WithLeeway(30*time.Second))
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		if got, _ := claims["qsh"].(string); got != want {
+			return fmt.Errorf("qsh %q, want %s", got, want)
+		}
+		return nil
+	}
+	return fmt.Errorf("the token verifies with no current shared secret: %w", lastErr)
 }
 
 // pipeline runs one request through faults, the rate limit and
@@ -98,6 +126,14 @@ func (s *Site) pipeline(w http.ResponseWriter, r *http.Request, route string, au
 	s.rec.noteRequest(&s.mu, id, route, now)
 
 	fault := s.matchFault(route)
+	if fault != nil && fault.Hang {
+		select {
+		case <-r.Context().Done():
+		case <-s.f.closing:
+		}
+		s.rec.count(&s.mu, route, StatusGone)
+		return
+	}
 	if fault != nil && fault.Delay > 0 {
 		t := time.NewTimer(fault.Delay)
 		select {

@@ -175,25 +175,30 @@ func reportQSH() string {
 // bound to this request.
 func (f *Fake) reportingSite(tok string) *Site {
 	for _, s := range f.Sites() {
-		s.mu.Lock()
-		secret, appKey := s.sharedSecret, s.appKey
-		s.mu.Unlock()
-		if secret == "" {
-			continue
+		appKey, secrets := s.appSecrets()
+		for _, secret := range secrets {
+			if site, ok := f.reportingToken(tok, s, appKey, secret); ok {
+				return site
+			}
 		}
-		claims := jwt.MapClaims{}
-		_, err := jwt.ParseWithClaims(tok, claims, func(*jwt.Token) (any, error) { return []byte(secret), nil },
-			jwt.WithValidMethods([]string{"HS256"}), jwt.WithExpirationRequired(), jwt.WithIssuer(appKey),
-			jwt.WithTimeFunc(f.now), jwt.WithLeeway(30*time.Second))
-		if err != nil {
-			continue
-		}
-		if q, _ := claims["qsh"].(string); q != reportQSH() {
-			return nil
-		}
-		return s
 	}
 	return nil
+}
+
+// reportingToken checks tok against one installation of s: ok says it is
+// signed with secret, and site is s when its qsh is this request's.
+func (f *Fake) reportingToken(tok string, s *Site, appKey, secret string) (site *Site, ok bool) {
+	claims := jwt.MapClaims{}
+	_, err := jwt.ParseWithClaims(tok, claims, func(*jwt.Token) (any, error) { return []byte(secret), nil },
+		jwt.WithValidMethods([]string{"HS256"}), jwt.WithExpirationRequired(), jwt.WithIssuer(appKey),
+		jwt.WithTimeFunc(f.now), jwt.WithLeeway(30*time.Second))
+	if err != nil {
+		return nil, false
+	}
+	if q, _ := claims["qsh"].(string); q != reportQSH() {
+		return nil, true
+	}
+	return s, true
 }
 
 func (f *Fake) serveReportAccounts(w http.ResponseWriter, req *http.Request) {

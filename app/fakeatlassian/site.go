@@ -79,11 +79,14 @@ type Site struct {
 	deleted map[string]string
 	service []ServiceAccount
 	orgKeys map[string]bool
-	// Connect: the app's shared secret and key, and who administers the
-	// site, for the admin check the app makes with its own JWT.
-	appKey       string
-	sharedSecret string
-	admins       map[string]bool
+	// Connect: the app's key, the shared secret of each installation by
+	// client key, and who administers the site, for the admin check the
+	// app makes with its own JWT. refused lists the app JWTs the site
+	// refused, with why (RefusedAppJWTs).
+	appKey  string
+	secrets map[string]string
+	admins  map[string]bool
+	refused []string
 	// clientKey is the site's Connect client key, made at its first
 	// install; connect is the app installed with InstallConnectApp; ui
 	// holds the routes of the site's web UI (HandleUI). See connect.go.
@@ -110,7 +113,7 @@ func newSite(f *Fake, o SiteOptions) *Site {
 	s := &Site{
 		f: f, Product: o.Product, CloudID: o.CloudID, OrgID: o.OrgID,
 		accounts: map[string]*Account{}, groups: map[string]*Group{}, deleted: map[string]string{},
-		orgKeys: map[string]bool{}, admins: map[string]bool{},
+		orgKeys: map[string]bool{}, admins: map[string]bool{}, secrets: map[string]string{},
 	}
 	s.rec.init(f.seed ^ uint64(len(o.CloudID))*0x9e3779b97f4a7c15)
 	s.mux = http.NewServeMux()
@@ -190,10 +193,57 @@ func (s *Site) AddOrgKey(key string) {
 func (s *Site) InstallApp(appKey, sharedSecret string, admins ...string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.appKey, s.sharedSecret = appKey, sharedSecret
+	s.appKey = appKey
+	s.secrets = map[string]string{s.clientKey: sharedSecret}
 	for _, a := range admins {
 		s.admins[a] = true
 	}
+}
+
+// InstallAppFor records one more Connect installation of appKey on the
+// site, under clientKey with its shared secret, as the signed install
+// that tests post themselves (instead of InstallConnectApp) leaves it. A
+// real site has one installation per app; tests that run many tenants on
+// one site's listener install several, and the site accepts a JWT signed
+// with the current secret of any of them. Installing a client key again
+// (a reinstall) replaces its secret, so the old one stops working.
+func (s *Site) InstallAppFor(appKey, clientKey, sharedSecret string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.appKey = appKey
+	s.secrets[clientKey] = sharedSecret
+}
+
+// AddAdmin makes the admin check answer yes for the account IDs.
+func (s *Site) AddAdmin(accountIDs ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, a := range accountIDs {
+		s.admins[a] = true
+	}
+}
+
+// appSecrets is the app key and the shared secrets of the site's
+// installations.
+func (s *Site) appSecrets() (appKey string, secrets []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, k := range sortedKeys(s.secrets) {
+		if s.secrets[k] != "" {
+			secrets = append(secrets, s.secrets[k])
+		}
+	}
+	return s.appKey, secrets
+}
+
+// RefusedAppJWTs lists the app JWTs the site refused with 401, each as
+// "METHOD path: why" (a wrong secret or issuer, expired, a qsh that is not
+// this request's, the token in the query): what a test that expects none
+// checks when it ends.
+func (s *Site) RefusedAppJWTs() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.refused)
 }
 
 // AddAccount puts an account in the site's state directly (an account
