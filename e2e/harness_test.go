@@ -295,7 +295,12 @@ func newStack(t *testing.T, b storetest.Backend) *stack {
 	t.Helper()
 	logs := &apptest.LockedBuffer{}
 	installKey, _ := apptest.RSAKeys(t)
-	keys := apptest.NewKeyServer(t, kid, &installKey.PublicKey)
+	atl := fakeatlassian.New(fakeatlassian.Options{InstallKey: installKey, InstallKeyID: kid})
+	t.Cleanup(atl.Close)
+	keysURL, err := atl.InstallKeysURL()
+	if err != nil {
+		t.Fatal(err)
+	}
 	jira := newFakeJira(t)
 
 	// The listener first: its address is the base URL the App is
@@ -316,7 +321,7 @@ func newStack(t *testing.T, b storetest.Backend) *stack {
 		"IDBRIDGE_DATA_DIR":              t.TempDir(),
 		"IDBRIDGE_DATABASE_URL":          b.DatabaseURL(t),
 		"IDBRIDGE_ENCRYPTION_KEYS":       "e2e1:" + base64.StdEncoding.EncodeToString(encKey),
-		"IDBRIDGE_INSTALL_KEYS_URL":      keys.URL,
+		"IDBRIDGE_INSTALL_KEYS_URL":      keysURL,
 		"IDBRIDGE_TRUSTED_PRODUCT_HOSTS": "*.atlassian.net," + jira.host(),
 		"IDBRIDGE_ATLASSIAN_API_URL":     jira.URL,
 		"IDBRIDGE_ATLASSIAN_AUTH_URL":    jira.URL,
