@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"idbridge/models"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // adminConnect authenticates every request as an admin of one site.
@@ -151,9 +153,13 @@ func TestServiceAccountNeverShowsASecret(t *testing.T) {
 	w := jsonReq(t, h, "GET", "/api/admin/service-account", "")
 	var got map[string]any
 	_ = json.Unmarshal(w.Body.Bytes(), &got)
-	if got["tokenHint"] != "••••1a2b" || got["orgAdminKeyHint"] != "••••9f8e" || got["kind"] != "api_token" || got["status"] != "ok" ||
-		got["configured"] != true || got["expiresSoon"] != true {
-		t.Errorf("GET = %v", got)
+	wantFields := map[string]any{"tokenHint": "••••1a2b", "orgAdminKeyHint": "••••9f8e", "kind": "api_token", "status": "ok", "configured": true, "expiresSoon": true}
+	gotFields := map[string]any{}
+	for k := range wantFields {
+		gotFields[k] = got[k]
+	}
+	if d := cmp.Diff(wantFields, gotFields); d != "" {
+		t.Errorf("GET (-want +got):\n%s", d)
 	}
 	if w, _ := got["warnings"].([]any); len(w) != 1 || !strings.Contains(w[0].(string), "expires on") {
 		t.Errorf("warnings = %v, want the 14-day expiry warning", got["warnings"])
@@ -168,8 +174,13 @@ func TestServiceAccountNeverShowsASecret(t *testing.T) {
 		ServiceAccount map[string]any
 	}
 	_ = json.Unmarshal(w.Body.Bytes(), &test)
-	if test.OK || len(test.Checks) != 1 || !strings.Contains(test.Checks[0].Message, "not a Jira administrator") || test.ServiceAccount["status"] != "ok" {
-		t.Errorf("test answer %s", w.Body)
+	if len(test.Checks) != 1 {
+		t.Fatalf("test answer %s, want one check", w.Body)
+	}
+	if d := cmp.Diff(map[string]any{"ok": false, "check says not a Jira administrator": true, "serviceAccount.status": "ok"},
+		map[string]any{"ok": test.OK, "check says not a Jira administrator": strings.Contains(test.Checks[0].Message, "not a Jira administrator"),
+			"serviceAccount.status": test.ServiceAccount["status"]}); d != "" {
+		t.Errorf("test answer %s (-want +got):\n%s", w.Body, d)
 	}
 }
 
@@ -195,8 +206,9 @@ func TestServiceAccountInputMapping(t *testing.T) {
 		t.Errorf("input = %+v, actor %q", in, stub.actor)
 	}
 	w = jsonReq(t, h, "PUT", "/api/admin/service-account", `{"kind":"api_token","token":""}`)
-	if w.Code != http.StatusOK || stub.in.Token == nil || *stub.in.Token != "" || stub.in.ExpiresAtSet {
-		t.Errorf("an empty token must reach the service (which refuses it): %+v", stub.in)
+	if d := cmp.Diff(map[string]any{"status": http.StatusOK, "token": ptr(""), "expiresAtSet": false},
+		map[string]any{"status": w.Code, "token": stub.in.Token, "expiresAtSet": stub.in.ExpiresAtSet}); d != "" {
+		t.Errorf("an empty token must reach the service (which refuses it) (-want +got):\n%s", d)
 	}
 
 	for _, c := range []struct{ body, field string }{
@@ -227,8 +239,10 @@ func TestServiceAccountInputMapping(t *testing.T) {
 	// A field error from the service is rendered with its field.
 	stub.err = models.FieldError("email", "\"x\" is not an email address.")
 	w = jsonReq(t, h, "PUT", "/api/admin/service-account", `{"kind":"api_token","email":"x"}`)
-	if msg, field := errorOf(t, w); w.Code != http.StatusBadRequest || field != "email" || !strings.Contains(msg, "not an email") {
-		t.Errorf("service field error: %d %s", w.Code, w.Body)
+	msg, field := errorOf(t, w)
+	if d := cmp.Diff(map[string]any{"status": http.StatusBadRequest, "field": "email", "says not an email": true},
+		map[string]any{"status": w.Code, "field": field, "says not an email": strings.Contains(msg, "not an email")}); d != "" {
+		t.Errorf("service field error %s (-want +got):\n%s", w.Body, d)
 	}
 	stub.err = models.Errorf(models.CodeUnavailable, "The site did not answer within 20 seconds. Nothing was changed.")
 	w = jsonReq(t, h, "POST", "/api/admin/service-account/test", `{}`)
@@ -270,9 +284,11 @@ func TestProfileShapes(t *testing.T) {
 	}
 
 	w = jsonReq(t, h, "PUT", "/api/admin/profile", `{"name":"New","company":null}`)
-	if w.Code != http.StatusOK || len(stub.changes) != 2 || stub.changes[0].Field != models.ProfileName || *stub.changes[0].Value != "New" ||
-		stub.changes[1].Field != models.ProfileCompany || stub.changes[1].Value != nil {
-		t.Errorf("PUT profile: %d, changes %+v", w.Code, stub.changes)
+	if w.Code != http.StatusOK {
+		t.Errorf("PUT profile: %d %s", w.Code, w.Body)
+	}
+	if d := cmp.Diff([]models.ProfileChange{{Field: models.ProfileName, Value: ptr("New")}, {Field: models.ProfileCompany}}, stub.changes); d != "" {
+		t.Errorf("PUT profile's changes (-want +got):\n%s", d)
 	}
 	for _, c := range []struct{ body, field string }{
 		{`{"phone":"1"}`, "phone"},
@@ -281,8 +297,10 @@ func TestProfileShapes(t *testing.T) {
 	} {
 		stub.changes = nil
 		w := jsonReq(t, h, "PUT", "/api/admin/profile", c.body)
-		if _, field := errorOf(t, w); w.Code != 400 || field != c.field || stub.changes != nil {
-			t.Errorf("%s: %d field %q, want 400 on %q and nothing passed on", c.body, w.Code, field, c.field)
+		_, field := errorOf(t, w)
+		if d := cmp.Diff(map[string]any{"status": 400, "field": c.field, "changes passed on": 0},
+			map[string]any{"status": w.Code, "field": field, "changes passed on": len(stub.changes)}); d != "" {
+			t.Errorf("%s: want 400 on %q and nothing passed on (-want +got):\n%s", c.body, c.field, d)
 		}
 	}
 	if w := jsonReq(t, h, "PUT", "/api/admin/profile", `[1]`); w.Code != 400 {
@@ -335,8 +353,8 @@ func TestOpenAPIDescribesEveryAdminRoute(t *testing.T) {
 				continue
 			}
 			documented = append(documented, strings.ToUpper(method)+" "+path)
-			if op.Summary == "" || len(op.Responses) == 0 {
-				t.Errorf("%s %s: an operation needs a summary and responses", method, path)
+			if d := cmp.Diff(map[string]bool{"summary": true, "responses": true}, map[string]bool{"summary": op.Summary != "", "responses": len(op.Responses) > 0}); d != "" {
+				t.Errorf("%s %s: an operation needs a summary and responses (-want +got):\n%s", method, path, d)
 			}
 		}
 	}
@@ -448,8 +466,9 @@ func TestProfileSyncCooldownIsA429WithRetryAfter(t *testing.T) {
 	msg := "This record was refreshed from the Marketplace moments ago; try again in 43 seconds."
 	h := adminServer(t, &stubAccounts{}, &stubProfiles{err: &models.Error{Code: models.CodeTooMany, Message: msg, RetryAfter: 42*time.Second + time.Millisecond}})
 	w := jsonReq(t, h, http.MethodPost, "/api/admin/profile/sync", "")
-	if w.Code != http.StatusTooManyRequests || w.Header().Get("Retry-After") != "43" {
-		t.Fatalf("status %d, Retry-After %q; want 429 and 43", w.Code, w.Header().Get("Retry-After"))
+	if d := cmp.Diff(map[string]any{"status": http.StatusTooManyRequests, "Retry-After": "43"},
+		map[string]any{"status": w.Code, "Retry-After": w.Header().Get("Retry-After")}); d != "" {
+		t.Fatalf("(-want +got):\n%s", d)
 	}
 	if got, _ := errorOf(t, w); got != msg {
 		t.Errorf("error %q", got)
@@ -472,8 +491,9 @@ func TestAdminAPIUnavailableIs503WithRetryAfter(t *testing.T) {
 				body, target = "", "/api/admin/profile/sync"
 			}
 			w := jsonReq(t, h, m, target, body)
-			if w.Code != tc.status || w.Header().Get("Retry-After") == "" {
-				t.Fatalf("%s profile: %d, Retry-After %q; want %d with Retry-After", m, w.Code, w.Header().Get("Retry-After"), tc.status)
+			if d := cmp.Diff(map[string]any{"status": tc.status, "has Retry-After": true},
+				map[string]any{"status": w.Code, "has Retry-After": w.Header().Get("Retry-After") != ""}); d != "" {
+				t.Fatalf("%s profile (-want +got):\n%s", m, d)
 			}
 			if msg, _ := errorOf(t, w); !strings.Contains(msg, "try again") {
 				t.Errorf("%s profile: error %q", m, msg)
@@ -481,3 +501,6 @@ func TestAdminAPIUnavailableIs503WithRetryAfter(t *testing.T) {
 		}
 	}
 }
+
+// ptr is a pointer to v, for the optional fields of a want value.
+func ptr[T any](v T) *T { return &v }

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"idbridge/models"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 func adminPageBody(t *testing.T) (string, http.Header) {
@@ -37,8 +39,9 @@ func TestAdminPageShell(t *testing.T) {
 	if !strings.HasSuffix(csp, "; frame-ancestors https://a.atlassian.net") {
 		t.Errorf("CSP %q: frame-ancestors is not exactly the site's origin", csp)
 	}
-	if header.Get("X-Frame-Options") != "" || header.Get("Cache-Control") != "no-store" {
-		t.Errorf("X-Frame-Options %q, Cache-Control %q", header.Get("X-Frame-Options"), header.Get("Cache-Control"))
+	if d := cmp.Diff(map[string]string{"X-Frame-Options": "", "Cache-Control": "no-store"},
+		map[string]string{"X-Frame-Options": header.Get("X-Frame-Options"), "Cache-Control": header.Get("Cache-Control")}); d != "" {
+		t.Errorf("headers (-want +got):\n%s", d)
 	}
 	for _, sec := range adminSections {
 		for _, want := range []string{`href="#` + sec.ID + `"`, `id="section-` + sec.ID + `"`, `id="heading-` + sec.ID + `"`} {
@@ -161,8 +164,13 @@ func TestAdminAssets(t *testing.T) {
 		{"/assets/nope.js", "no-cache", 404},
 	} {
 		w := do(t, h, http.MethodGet, tc.path, "", nil)
-		if w.Code != tc.status || tc.status == 200 && w.Header().Get("Cache-Control") != tc.cache {
-			t.Errorf("GET %s: %d, Cache-Control %q; want %d, %q", tc.path, w.Code, w.Header().Get("Cache-Control"), tc.status, tc.cache)
+		want := map[string]any{"status": tc.status}
+		got := map[string]any{"status": w.Code}
+		if tc.status == 200 {
+			want["Cache-Control"], got["Cache-Control"] = tc.cache, w.Header().Get("Cache-Control")
+		}
+		if d := cmp.Diff(want, got); d != "" {
+			t.Errorf("GET %s (-want +got):\n%s", tc.path, d)
 		}
 	}
 	// Names that are no valid path are a JSON 404 too, never the file

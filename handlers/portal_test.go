@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"idbridge/models"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // cookieSSO answers sign-ins without any protocol: enough to see which
@@ -62,20 +64,26 @@ func TestPortalCookies(t *testing.T) {
 				t.Fatalf("login: %d %s", w.Code, w.Body)
 			}
 			login := setCookie(t, w, c.login)
-			if login.Secure != c.secure || !login.HttpOnly || login.Path != "/" || login.Domain != "" || login.SameSite != c.loginSameSite || login.MaxAge != 600 {
-				t.Errorf("login cookie %+v", login)
+			// want is the cookie got, with the attributes this test expects set.
+			want := *login
+			want.Secure, want.HttpOnly, want.Path, want.Domain, want.SameSite, want.MaxAge = c.secure, true, "/", "", c.loginSameSite, 600
+			if d := cmp.Diff(want, *login); d != "" {
+				t.Errorf("login cookie (-want +got):\n%s", d)
 			}
 			r := http.Header{"Cookie": {c.login + "=" + login.Value}}
 			w = do(t, h, http.MethodGet, "/portal/s_1/oidc/callback?state=x&code=y", "", r)
-			if w.Code != http.StatusSeeOther || w.Header().Get("Location") != "/portal/s_1/" {
-				t.Fatalf("callback: %d %s", w.Code, w.Header().Get("Location"))
+			if d := cmp.Diff(map[string]any{"status": http.StatusSeeOther, "Location": "/portal/s_1/"},
+				map[string]any{"status": w.Code, "Location": w.Header().Get("Location")}); d != "" {
+				t.Fatalf("callback (-want +got):\n%s", d)
 			}
 			if sso.token != login.Value {
 				t.Errorf("the callback did not pass the binding cookie on")
 			}
 			sess := setCookie(t, w, c.session)
-			if sess.Secure != c.secure || !sess.HttpOnly || sess.Path != "/" || sess.SameSite != http.SameSiteLaxMode || sess.Value != strings.Repeat("s", 43) {
-				t.Errorf("session cookie %+v", sess)
+			want = *sess
+			want.Secure, want.HttpOnly, want.Path, want.SameSite, want.Value = c.secure, true, "/", http.SameSiteLaxMode, strings.Repeat("s", 43)
+			if d := cmp.Diff(want, *sess); d != "" {
+				t.Errorf("session cookie (-want +got):\n%s", d)
 			}
 			if gone := setCookie(t, w, c.login); gone.MaxAge >= 0 {
 				t.Errorf("the login cookie was not removed: %+v", gone)

@@ -17,6 +17,8 @@ import (
 	"idbridge/app/store"
 	"idbridge/app/store/storetest"
 	"idbridge/models"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 var epoch = time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
@@ -141,8 +143,11 @@ func TestSaveRefusesBadInputAndSavesNothing(t *testing.T) {
 			c.in(&in)
 			_, err := e.svc.Save(context.Background(), e.site, actor, in)
 			var me *models.Error
-			if !asError(err, &me) || me.Code != models.CodeInvalid || me.Field != c.field || !strings.Contains(me.Message, c.says) {
-				t.Errorf("%s: err = %v, want invalid on field %q saying %q", c.name, err, c.field, c.says)
+			if !asError(err, &me) {
+				t.Errorf("%s: err = %v, want a models.Error", c.name, err)
+			} else if d := cmp.Diff(map[string]any{"code": models.CodeInvalid, "field": c.field, "says " + c.says: true},
+				map[string]any{"code": me.Code, "field": me.Field, "says " + c.says: strings.Contains(me.Message, c.says)}); d != "" {
+				t.Errorf("%s: err = %v (-want +got):\n%s", c.name, err, d)
 			}
 			if strings.Contains(fmt.Sprint(err), goodToken) {
 				t.Errorf("%s: the error shows the token", c.name)
@@ -184,13 +189,17 @@ func TestSaveKeepsSecretsAndAudits(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if acc.Token != goodToken || acc.TokenHint != "1a2b" || acc.Status != models.AccountUntested || acc.UpdatedBy != actor || !acc.ExpiresSoon(e.clock.Now()) {
-			t.Fatalf("saved %+v", acc)
+		if d := cmp.Diff(map[string]any{"token": goodToken, "tokenHint": "1a2b", "status": models.AccountUntested, "updatedBy": actor, "expiresSoon": true},
+			map[string]any{"token": acc.Token, "tokenHint": acc.TokenHint, "status": acc.Status, "updatedBy": acc.UpdatedBy, "expiresSoon": acc.ExpiresSoon(e.clock.Now())}); d != "" {
+			t.Fatalf("saved (-want +got):\n%s", d)
 		}
 		evs := e.auditRows(t)
-		if len(evs) != 1 || evs[0].Event != models.AuditConfigChanged || evs[0].Section != "service_account" || evs[0].ActorAccountID != actor ||
-			!slices.Equal(evs[0].Fields, []string{"email", "expiresAt", "kind", "token"}) {
-			t.Fatalf("audit = %+v", evs)
+		if len(evs) != 1 {
+			t.Fatalf("audit = %+v, want one event", evs)
+		}
+		if d := cmp.Diff(map[string]any{"event": models.AuditConfigChanged, "section": "service_account", "actor": actor, "fields": []string{"email", "expiresAt", "kind", "token"}},
+			map[string]any{"event": evs[0].Event, "section": evs[0].Section, "actor": evs[0].ActorAccountID, "fields": evs[0].Fields}); d != "" {
+			t.Fatalf("audit (-want +got):\n%s", d)
 		}
 		// The audit row names fields, never values.
 		raw, _ := json.Marshal(evs)
@@ -205,8 +214,9 @@ func TestSaveKeepsSecretsAndAudits(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if acc.Token != goodToken || acc.Email != "other@example.com" || acc.ExpiresAt == nil {
-			t.Fatalf("after changing the email: %+v", acc)
+		if d := cmp.Diff(map[string]any{"token": goodToken, "email": "other@example.com", "has expiresAt": true},
+			map[string]any{"token": acc.Token, "email": acc.Email, "has expiresAt": acc.ExpiresAt != nil}); d != "" {
+			t.Fatalf("after changing the email (-want +got):\n%s", d)
 		}
 		if evs := e.auditRows(t); len(evs) != 2 || !slices.Equal(evs[0].Fields, []string{"email"}) {
 			t.Errorf("second audit = %+v", evs)
@@ -228,13 +238,17 @@ func TestSaveKeepsSecretsAndAudits(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if acc.Token != "" || acc.ClientSecret != "good-client-secret-5678" || acc.TokenHint != "5678" || acc.ExpiresAt != nil || acc.OrgAdminKeyHint != "0000" {
-			t.Errorf("after switching to OAuth: %+v", acc)
+		if d := cmp.Diff(map[string]any{"token": "", "clientSecret": "good-client-secret-5678", "tokenHint": "5678", "has expiresAt": false, "orgAdminKeyHint": "0000"},
+			map[string]any{"token": acc.Token, "clientSecret": acc.ClientSecret, "tokenHint": acc.TokenHint, "has expiresAt": acc.ExpiresAt != nil, "orgAdminKeyHint": acc.OrgAdminKeyHint}); d != "" {
+			t.Errorf("after switching to OAuth (-want +got):\n%s", d)
 		}
 		// Removing the org key.
 		acc, err = e.svc.Save(ctx, e.site, actor, models.ServiceAccountInput{Kind: models.AccountOAuthClient, ClientID: "cid", CloudID: "cloud-1", ClearOrgAdminKey: true})
-		if err != nil || acc.OrgAdminKey != "" || acc.ClientSecret == "" {
-			t.Errorf("after clearing the org key: %+v, %v", acc, err)
+		if err != nil {
+			t.Errorf("clearing the org key: %v", err)
+		} else if d := cmp.Diff(map[string]any{"orgAdminKey": "", "has clientSecret": true},
+			map[string]any{"orgAdminKey": acc.OrgAdminKey, "has clientSecret": acc.ClientSecret != ""}); d != "" {
+			t.Errorf("after clearing the org key (-want +got):\n%s", d)
 		}
 	})
 }
@@ -319,8 +333,9 @@ func TestConnectionTest(t *testing.T) {
 			t.Fatalf("timeout: %v", err)
 		}
 		after, _ := e.svc.Get(ctx, e.site.ID)
-		if after.Status != before.Status || !after.CheckedAt.Equal(*before.CheckedAt) || after.StatusMessage != before.StatusMessage {
-			t.Errorf("a timed-out test changed the status: %+v → %+v", before, after)
+		if d := cmp.Diff(map[string]any{"status": before.Status, "checkedAt": before.CheckedAt.UTC(), "statusMessage": before.StatusMessage},
+			map[string]any{"status": after.Status, "checkedAt": after.CheckedAt.UTC(), "statusMessage": after.StatusMessage}); d != "" {
+			t.Errorf("a timed-out test changed the status (-want +got):\n%s", d)
 		}
 
 		// A token Atlassian rejects: invalid, persisted, shown.

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -18,6 +17,8 @@ import (
 	"idbridge/app/store"
 	"idbridge/app/store/storetest"
 	"idbridge/models"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 var epoch = time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
@@ -140,8 +141,8 @@ func TestSyncAllMatchesEachSiteAndKeepsCorrections(t *testing.T) {
 		if err != nil || !ran {
 			t.Fatalf("SyncAll = %+v, %v, %v", res, ran, err)
 		}
-		if res.Licenses != 123 || res.Sites != 4 || res.Matched != 3 {
-			t.Errorf("result %+v, want 123 licences, 4 active sites, 3 matched", res)
+		if d := cmp.Diff(map[string]int{"licenses": 123, "sites": 4, "matched": 3}, map[string]int{"licenses": res.Licenses, "sites": res.Sites, "matched": res.Matched}); d != "" {
+			t.Errorf("result (-want +got):\n%s", d)
 		}
 
 		p := e.get(t, byNumber.ID)
@@ -152,18 +153,20 @@ func TestSyncAllMatchesEachSiteAndKeepsCorrections(t *testing.T) {
 				t.Errorf("by entitlement number: %s = %q, want %q", f, value(p, f), v)
 			}
 		}
-		if p.Field(models.ProfileCompany).Source() != models.SourceAdmin || p.Field(models.ProfileCompany).Synced != "Acme" ||
-			p.Field(models.ProfileName).Source() != models.SourceMarketplace {
-			t.Errorf("sources: company %+v, name %+v", p.Field(models.ProfileCompany), p.Field(models.ProfileName))
+		if d := cmp.Diff(map[string]any{"company.source": models.SourceAdmin, "company.synced": "Acme", "name.source": models.SourceMarketplace},
+			map[string]any{"company.source": p.Field(models.ProfileCompany).Source(), "company.synced": p.Field(models.ProfileCompany).Synced,
+				"name.source": p.Field(models.ProfileName).Source()}); d != "" {
+			t.Errorf("sources (-want +got):\n%s", d)
 		}
 		if !strings.Contains(p.SyncStatus, "E-1") || p.LastSyncAt == nil {
 			t.Errorf("sync status %q at %v", p.SyncStatus, p.LastSyncAt)
 		}
 
 		p = e.get(t, bySEN.ID)
-		if value(p, models.ProfileName) != "" || value(p, models.ProfileEmail) != "" || value(p, models.ProfileLocation) != "" ||
-			value(p, models.ProfilePurchaser) != "Carol" {
-			t.Errorf("RTBF values were not erased: %+v", p.Fields)
+		if d := cmp.Diff(map[string]string{"name": "", "email": "", "location": "", "purchaser": "Carol"},
+			map[string]string{"name": value(p, models.ProfileName), "email": value(p, models.ProfileEmail), "location": value(p, models.ProfileLocation),
+				"purchaser": value(p, models.ProfilePurchaser)}); d != "" {
+			t.Errorf("RTBF values were not erased (-want +got):\n%s", d)
 		}
 		if p = e.get(t, byCloud.ID); value(p, models.ProfileEmail) != "dan@initech.example" {
 			t.Errorf("by cloud ID: %+v", p.Fields)
@@ -181,8 +184,11 @@ func TestSyncAllMatchesEachSiteAndKeepsCorrections(t *testing.T) {
 
 		// Clearing the correction shows the synced value at once.
 		p, err = e.svc.Correct(ctx, byNumber, actor, []models.ProfileChange{{Field: models.ProfileCompany}})
-		if err != nil || value(p, models.ProfileCompany) != "Acme" || p.Field(models.ProfileCompany).Source() != models.SourceMarketplace {
-			t.Errorf("after clearing: %+v, %v", p.Field(models.ProfileCompany), err)
+		if err != nil {
+			t.Errorf("clearing: %v", err)
+		} else if d := cmp.Diff(map[string]any{"company": "Acme", "company.source": models.SourceMarketplace},
+			map[string]any{"company": value(p, models.ProfileCompany), "company.source": p.Field(models.ProfileCompany).Source()}); d != "" {
+			t.Errorf("after clearing (-want +got):\n%s", d)
 		}
 	})
 }
@@ -264,8 +270,12 @@ func TestSyncSite(t *testing.T) {
 		ctx := context.Background()
 		site := e.install(t, func(s *models.Site) { s.EntitlementNumber = "E-21" })
 		p, err := e.svc.SyncSite(ctx, site)
-		if err != nil || value(p, models.ProfileEmail) != "eve@example.com" || value(p, models.ProfileLocation) != "USA, Americas" {
-			t.Fatalf("SyncSite = %+v, %v", p, err)
+		if err != nil {
+			t.Fatalf("SyncSite: %v", err)
+		}
+		if d := cmp.Diff(map[string]string{"email": "eve@example.com", "location": "USA, Americas"},
+			map[string]string{"email": value(p, models.ProfileEmail), "location": value(p, models.ProfileLocation)}); d != "" {
+			t.Fatalf("SyncSite (-want +got):\n%s", d)
 		}
 		if reqs := e.mp.Requests(); !strings.Contains(reqs[0], "text=E-21") {
 			t.Errorf("first request %s does not search by the entitlement number", reqs[0])
@@ -355,13 +365,20 @@ func TestCorrectValidatesAndAudits(t *testing.T) {
 
 		p, err := e.svc.Correct(ctx, site, actor, []models.ProfileChange{
 			{Field: models.ProfileName, Value: strp("  Jane Doe ")}, {Field: models.ProfileEmail, Value: strp("jane@example.com")}})
-		if err != nil || value(p, models.ProfileName) != "Jane Doe" || p.Field(models.ProfileName).Source() != models.SourceAdmin {
-			t.Fatalf("Correct = %+v, %v", p, err)
+		if err != nil {
+			t.Fatalf("Correct: %v", err)
+		}
+		if d := cmp.Diff(map[string]any{"name": "Jane Doe", "name.source": models.SourceAdmin},
+			map[string]any{"name": value(p, models.ProfileName), "name.source": p.Field(models.ProfileName).Source()}); d != "" {
+			t.Fatalf("Correct (-want +got):\n%s", d)
 		}
 		evs, _ := e.st.View(ctx).FindAuditEvents(site.ID, store.AuditQuery{})
-		if len(evs) != 1 || evs[0].Event != models.AuditRecordCorrected || evs[0].ActorAccountID != actor ||
-			!slices.Equal(evs[0].Fields, []string{"email", "name"}) {
-			t.Fatalf("audit = %+v", evs)
+		if len(evs) != 1 {
+			t.Fatalf("audit = %+v, want one event", evs)
+		}
+		if d := cmp.Diff(map[string]any{"event": models.AuditRecordCorrected, "actor": actor, "fields": []string{"email", "name"}},
+			map[string]any{"event": evs[0].Event, "actor": evs[0].ActorAccountID, "fields": evs[0].Fields}); d != "" {
+			t.Fatalf("audit (-want +got):\n%s", d)
 		}
 		raw, _ := json.Marshal(evs)
 		if strings.Contains(string(raw), "Jane") || strings.Contains(string(raw), "jane@") {

@@ -14,6 +14,8 @@ import (
 	"idbridge/app/store"
 	"idbridge/app/store/storetest"
 	"idbridge/models"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // TestIdentityProviderBadInput: what an admin gets wrong is a 400 in words
@@ -112,8 +114,8 @@ func TestIdentityProviderLifecycle(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if p.Name != "Renamed" || p.OIDC.ClientSecret != e.oidc.ClientSecret {
-			t.Errorf("after update: name %q, secret kept %v", p.Name, p.OIDC.ClientSecret == e.oidc.ClientSecret)
+		if d := cmp.Diff(map[string]any{"name": "Renamed", "secret kept": true}, map[string]any{"name": p.Name, "secret kept": p.OIDC.ClientSecret == e.oidc.ClientSecret}); d != "" {
+			t.Errorf("after update (-want +got):\n%s", d)
 		}
 		if _, err := e.svc.UpdateIdentityProvider(ctx, e.site, admin, e.oidcID, models.IdentityProviderInput{Protocol: sp("saml")}); models.ErrorCode(err) != models.CodeInvalid {
 			t.Errorf("protocol change: %v", err)
@@ -188,8 +190,10 @@ func TestSettingsValidation(t *testing.T) {
 		for _, c := range bad {
 			_, err := e.svc.SaveSettings(ctx, e.site, admin, c.in)
 			var me *models.Error
-			if !asErr(err, &me) || me.Code != models.CodeInvalid || me.Field != c.field {
+			if !asErr(err, &me) {
 				t.Errorf("%+v: %v; want invalid %s", c.in, err, c.field)
+			} else if d := cmp.Diff(map[string]any{"code": models.CodeInvalid, "field": c.field}, map[string]any{"code": me.Code, "field": me.Field}); d != "" {
+				t.Errorf("%+v: %v (-want +got):\n%s", c.in, err, d)
 			}
 		}
 		got := e.mustSettings(models.SSOSettingsInput{AllowedDomains: &[]string{"@Customer.EXAMPLE", "other.example", "customer.example"}})
@@ -364,15 +368,19 @@ func TestRestrictedPersonCannotSignIn(t *testing.T) {
 			t.Fatalf("restricted sign-in: %v", err)
 		}
 		acct, _ := e.jira.Account(alice.Email)
-		if len(asked) != 1 || asked[0] != acct.AccountID {
-			t.Errorf("the guard was asked about %v", asked)
+		if d := cmp.Diff([]string{acct.AccountID}, asked); d != "" {
+			t.Errorf("the guard was asked about (-want +got):\n%s", d)
 		}
-		if e.sessions() != 0 || len(e.events(models.AuditLoginSuccess)) != 0 {
-			t.Error("a restricted person signed in")
+		if d := cmp.Diff(map[string]int{"sessions": 0, "login_success": 0}, map[string]int{"sessions": e.sessions(), "login_success": len(e.events(models.AuditLoginSuccess))}); d != "" {
+			t.Errorf("a restricted person signed in (-want +got):\n%s", d)
 		}
 		marks := e.events(models.AuditAccessDenied)
-		if len(marks) != 1 || marks[0].Reason != "processing_restricted" || marks[0].IP != "" || marks[0].UserAgent != "" {
-			t.Errorf("markers %+v", marks)
+		if len(marks) != 1 {
+			t.Fatalf("markers %+v, want one", marks)
+		}
+		if d := cmp.Diff(map[string]string{"reason": "processing_restricted", "ip": "", "userAgent": ""},
+			map[string]string{"reason": marks[0].Reason, "ip": marks[0].IP, "userAgent": marks[0].UserAgent}); d != "" {
+			t.Errorf("marker (-want +got):\n%s", d)
 		}
 	})
 }

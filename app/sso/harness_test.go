@@ -18,6 +18,8 @@ import (
 	"idbridge/app/store"
 	"idbridge/app/store/storetest"
 	"idbridge/models"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 const (
@@ -243,11 +245,9 @@ func (e *env) expectRefused(res *models.LoginResult, err error, reason string) {
 		e.t.Fatalf("%d login_failure events; want 1", len(fails))
 	}
 	last := fails[0]
-	if last.Reason != reason || last.ActorAccountID != "" || last.TargetAccountID != "" {
-		e.t.Errorf("login_failure = %+v; want reason %q and no account", last, reason)
-	}
-	if last.IP != "203.0.113.9" || last.UserAgent != "test-browser/1.0" {
-		e.t.Errorf("login_failure without the request's IP and user agent: %+v", last)
+	if d := cmp.Diff(map[string]string{"reason": reason, "actor": "", "target": "", "ip": "203.0.113.9", "userAgent": "test-browser/1.0"},
+		map[string]string{"reason": last.Reason, "actor": last.ActorAccountID, "target": last.TargetAccountID, "ip": last.IP, "userAgent": last.UserAgent}); d != "" {
+		e.t.Errorf("login_failure: want the reason, no account, the request's IP and user agent (-want +got):\n%s", d)
 	}
 	for _, ev := range e.audit() {
 		for _, v := range []string{ev.ActorAccountID, ev.TargetAccountID, ev.Reason, ev.Section, strings.Join(ev.Fields, ",")} {

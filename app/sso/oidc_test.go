@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/go-cmp/cmp"
 
 	"idbridge/app/fakeidp"
 	"idbridge/app/sso"
@@ -32,8 +33,12 @@ func TestOIDCSignIn(t *testing.T) {
 			t.Fatalf("result = %+v", res)
 		}
 		acct, ok := e.jira.Account(alice.Email)
-		if !ok || acct.Type != "customer" || res.Session.AccountID != acct.AccountID {
-			t.Fatalf("customer %+v (found %v); session account %s", acct, ok, res.Session.AccountID)
+		if !ok {
+			t.Fatalf("no customer %s in the site", alice.Email)
+		}
+		if d := cmp.Diff(map[string]string{"type": "customer", "session account": acct.AccountID},
+			map[string]string{"type": acct.Type, "session account": res.Session.AccountID}); d != "" {
+			t.Fatalf("customer %+v (-want +got):\n%s", acct, d)
 		}
 		if got := e.jira.DeskCustomers(e.desk); !contains(got, acct.AccountID) {
 			t.Errorf("desk customers %v lack %s", got, acct.AccountID)
@@ -43,14 +48,22 @@ func TestOIDCSignIn(t *testing.T) {
 		}
 		for _, kind := range []models.AuditEventType{models.AuditLoginSuccess, models.AuditCustomerCreated, models.AuditAddedToServiceDesk, models.AuditAddedToOrganization} {
 			evs := e.events(kind)
-			if len(evs) != 1 || evs[0].ActorAccountID != acct.AccountID || evs[0].IdP != e.oidcID || evs[0].Protocol != "oidc" || evs[0].IP != "203.0.113.9" {
-				t.Errorf("%s events = %+v", kind, evs)
+			if len(evs) != 1 {
+				t.Errorf("%s events = %+v, want one", kind, evs)
+				continue
+			}
+			if d := cmp.Diff(map[string]string{"actor": acct.AccountID, "idp": e.oidcID, "protocol": "oidc", "ip": "203.0.113.9"},
+				map[string]string{"actor": evs[0].ActorAccountID, "idp": evs[0].IdP, "protocol": evs[0].Protocol, "ip": evs[0].IP}); d != "" {
+				t.Errorf("%s event (-want +got):\n%s", kind, d)
 			}
 		}
 		// The session works, and the login state is gone.
 		sess, err := e.svc.Session(context.Background(), e.site.ID, res.SessionToken)
-		if err != nil || sess.AccountID != acct.AccountID || sess.Email != alice.Email {
-			t.Fatalf("session: %+v, %v", sess, err)
+		if err != nil {
+			t.Fatalf("session: %v", err)
+		}
+		if d := cmp.Diff(map[string]string{"account": acct.AccountID, "email": alice.Email}, map[string]string{"account": sess.AccountID, "email": sess.Email}); d != "" {
+			t.Fatalf("session (-want +got):\n%s", d)
 		}
 		if _, err := e.finishOIDC(br, state, code); err == nil {
 			t.Fatal("the same callback worked twice")
@@ -64,8 +77,9 @@ func TestOIDCSignIn(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if res2.SessionToken == res.SessionToken || len(e.events(models.AuditCustomerCreated)) != 1 {
-			t.Errorf("second sign-in: same token or another customer")
+		if d := cmp.Diff(map[string]any{"new token": true, "customers created": 1},
+			map[string]any{"new token": res2.SessionToken != res.SessionToken, "customers created": len(e.events(models.AuditCustomerCreated))}); d != "" {
+			t.Errorf("second sign-in (-want +got):\n%s", d)
 		}
 		if _, err := e.svc.Session(context.Background(), e.site.ID, res.SessionToken); err == nil {
 			t.Error("the old session still works after a new sign-in")
@@ -80,8 +94,12 @@ func TestOIDCSignIn(t *testing.T) {
 		if _, err := e.svc.Session(context.Background(), e.site.ID, res2.SessionToken); err == nil {
 			t.Error("the session works after logout")
 		}
-		if evs := e.events(models.AuditLogout); len(evs) != 1 || evs[0].ActorAccountID != acct.AccountID {
-			t.Errorf("logout events %+v", evs)
+		var loggedOut []string
+		for _, ev := range e.events(models.AuditLogout) {
+			loggedOut = append(loggedOut, ev.ActorAccountID)
+		}
+		if d := cmp.Diff([]string{acct.AccountID}, loggedOut); d != "" {
+			t.Errorf("logout events' actors (-want +got):\n%s", d)
 		}
 	})
 }
@@ -233,8 +251,9 @@ func nonceOf(e *env, br *browser) string {
 		e.t.Fatal(err)
 	}
 	u, _ := url.Parse(start.RedirectURL)
-	if u.Query().Get("code_challenge_method") != "S256" || u.Query().Get("code_challenge") == "" {
-		e.t.Errorf("authorization request without PKCE S256: %s", u.RawQuery)
+	if d := cmp.Diff(map[string]any{"code_challenge_method": "S256", "has code_challenge": true},
+		map[string]any{"code_challenge_method": u.Query().Get("code_challenge_method"), "has code_challenge": u.Query().Get("code_challenge") != ""}); d != "" {
+		e.t.Errorf("authorization request without PKCE S256 (-want +got):\n%s", d)
 	}
 	return u.Query().Get("nonce")
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/beevik/etree"
 	"github.com/crewjam/saml"
+	"github.com/google/go-cmp/cmp"
 	dsig "github.com/russellhaering/goxmldsig"
 
 	"idbridge/app/fakeidp"
@@ -29,12 +30,19 @@ func TestSAMLSignIn(t *testing.T) {
 			t.Fatalf("sign-in: %v", err)
 		}
 		acct, ok := e.jira.Account(bob.Email)
-		if !ok || res.Session == nil || res.Session.AccountID != acct.AccountID || res.Session.Email != bob.Email {
-			t.Fatalf("result %+v; customer %+v", res, acct)
+		if !ok || res.Session == nil {
+			t.Fatalf("result %+v; customer %+v (found %v)", res, acct, ok)
+		}
+		if d := cmp.Diff(map[string]string{"account": acct.AccountID, "email": bob.Email}, map[string]string{"account": res.Session.AccountID, "email": res.Session.Email}); d != "" {
+			t.Fatalf("session (-want +got):\n%s", d)
 		}
 		evs := e.events(models.AuditLoginSuccess)
-		if len(evs) != 1 || evs[0].Protocol != "saml" || evs[0].IdP != e.samlID || evs[0].ActorAccountID != acct.AccountID {
-			t.Errorf("login_success events %+v", evs)
+		if len(evs) != 1 {
+			t.Fatalf("login_success events %+v, want one", evs)
+		}
+		if d := cmp.Diff(map[string]string{"protocol": "saml", "idp": e.samlID, "actor": acct.AccountID},
+			map[string]string{"protocol": evs[0].Protocol, "idp": evs[0].IdP, "actor": evs[0].ActorAccountID}); d != "" {
+			t.Errorf("login_success event (-want +got):\n%s", d)
 		}
 		// The IdP fetched idbridge's SP metadata, as a real one would.
 		if !contains(e.saml.Calls(), "GET /metadata") {

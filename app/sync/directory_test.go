@@ -9,6 +9,8 @@ import (
 	"idbridge/app/store/storetest"
 	syncw "idbridge/app/sync"
 	"idbridge/models"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // TestDirectoryListsAtlassianIDs: the admin page's list of provisioned
@@ -30,8 +32,13 @@ func TestDirectoryListsAtlassianIDs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(page.Items) != syncw.DirectoryPageSize || page.Next == "" || page.Items[0].AtlassianID != "" || !page.Items[0].Pending {
-			t.Fatalf("first page before the sync: %d items, next %q, %+v", len(page.Items), page.Next, page.Items[0])
+		if len(page.Items) == 0 {
+			t.Fatal("first page before the sync: no items")
+		}
+		got := map[string]any{"items": len(page.Items), "has next": page.Next != "", "items[0].atlassianId": page.Items[0].AtlassianID, "items[0].pending": page.Items[0].Pending}
+		want := map[string]any{"items": syncw.DirectoryPageSize, "has next": true, "items[0].atlassianId": "", "items[0].pending": true}
+		if d := cmp.Diff(want, got); d != "" {
+			t.Fatalf("first page before the sync (-want +got):\n%s", d)
 		}
 		e.start()
 		e.drain()
@@ -40,15 +47,22 @@ func TestDirectoryListsAtlassianIDs(t *testing.T) {
 			t.Fatal(err)
 		}
 		a, _ := e.fs.Account("u000@example.com")
-		if got := page.Items[0]; got.Name != "u000@example.com" || got.AtlassianID != a.AccountID || got.State != models.SyncUserActive || got.Pending {
-			t.Errorf("first user: %+v, want account %s", got, a.AccountID)
+		first := page.Items[0]
+		if d := cmp.Diff(map[string]any{"name": "u000@example.com", "atlassianId": a.AccountID, "state": models.SyncUserActive, "pending": false},
+			map[string]any{"name": first.Name, "atlassianId": first.AtlassianID, "state": first.State, "pending": first.Pending}); d != "" {
+			t.Errorf("first user (-want +got):\n%s", d)
 		}
 		rest, err := e.w.Directory(ctx, e.site.ID, "users", page.Next, "")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(rest.Items) != 6 || rest.Next != "" || rest.Items[5].Name != "Zed_%@example.com" {
-			t.Errorf("second page: %+v next %q", rest.Items, rest.Next)
+		restLast := ""
+		if len(rest.Items) > 0 {
+			restLast = rest.Items[len(rest.Items)-1].Name
+		}
+		if d := cmp.Diff(map[string]any{"items": 6, "next": "", "last": "Zed_%@example.com"},
+			map[string]any{"items": len(rest.Items), "next": rest.Next, "last": restLast}); d != "" {
+			t.Errorf("second page (-want +got):\n%s", d)
 		}
 		// The prefix is literal (LIKE's wildcards are not) and case-insensitive.
 		for q, want := range map[string]int{"ZED_%": 1, "u05": 5, "_": 0, "%": 0, "nobody": 0} {
@@ -59,8 +73,16 @@ func TestDirectoryListsAtlassianIDs(t *testing.T) {
 		}
 		groups, err := e.w.Directory(ctx, e.site.ID, "groups", "", "")
 		g, _ := e.fs.GroupByName("Engineering")
-		if err != nil || len(groups.Items) != 1 || groups.Items[0].AtlassianID != g.ID || groups.Items[0].Name != "Engineering" {
-			t.Errorf("groups: %+v %v", groups, err)
+		if err != nil {
+			t.Errorf("groups: %v", err)
+		} else {
+			var got [][2]string
+			for _, it := range groups.Items {
+				got = append(got, [2]string{it.Name, it.AtlassianID})
+			}
+			if d := cmp.Diff([][2]string{{"Engineering", g.ID}}, got); d != "" {
+				t.Errorf("groups, name and Atlassian ID (-want +got):\n%s", d)
+			}
 		}
 		// Bad input names its field.
 		for _, c := range []struct{ kind, cursor, q, field string }{
@@ -70,8 +92,10 @@ func TestDirectoryListsAtlassianIDs(t *testing.T) {
 			{"users", "", "a\x00b", "q"},
 		} {
 			_, err := e.w.Directory(ctx, e.site.ID, c.kind, c.cursor, c.q)
-			if me, ok := models.AsError(err); !ok || me.Code != models.CodeInvalid || me.Field != c.field {
-				t.Errorf("%+v: %v", c, err)
+			if me, ok := models.AsError(err); !ok {
+				t.Errorf("%+v: %v, want a models.Error", c, err)
+			} else if d := cmp.Diff(map[string]any{"code": models.CodeInvalid, "field": c.field}, map[string]any{"code": me.Code, "field": me.Field}); d != "" {
+				t.Errorf("%+v: %v (-want +got):\n%s", c, err, d)
 			}
 		}
 	})

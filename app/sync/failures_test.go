@@ -13,6 +13,8 @@ import (
 	"idbridge/app/store/storetest"
 	syncw "idbridge/app/sync"
 	"idbridge/models"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // TestStormOfFailuresEndsWithTheDirectorysState: with the site answering
@@ -66,13 +68,15 @@ func TestStormOfFailuresEndsWithTheDirectorysState(t *testing.T) {
 				t.Errorf("item %d %s: %s %q", it.ID, it.Op, it.Status, it.LastError)
 			}
 		}
-		if e.fs.RequestCount("", 429) == 0 || e.fs.RequestCount("", fakeatlassian.StatusDropped) == 0 || e.fs.RequestCount("", 503) == 0 {
-			t.Errorf("the storm did not happen: %+v", e.fs.Requests())
+		if d := cmp.Diff(map[string]bool{"429": true, "dropped": true, "503": true}, map[string]bool{"429": e.fs.RequestCount("", 429) > 0,
+			"dropped": e.fs.RequestCount("", fakeatlassian.StatusDropped) > 0, "503": e.fs.RequestCount("", 503) > 0}); d != "" {
+			t.Errorf("the storm did not happen, answers seen (-want +got):\n%s%+v", d, e.fs.Requests())
 		}
 		e.mu.Lock()
 		defer e.mu.Unlock()
-		if e.results["retry"] == 0 || e.answers["429"] == 0 || e.answers["no_answer"] == 0 {
-			t.Errorf("metrics: results %v answers %v", e.results, e.answers)
+		if d := cmp.Diff(map[string]bool{"results.retry": true, "answers.429": true, "answers.no_answer": true}, map[string]bool{"results.retry": e.results["retry"] > 0,
+			"answers.429": e.answers["429"] > 0, "answers.no_answer": e.answers["no_answer"] > 0}); d != "" {
+			t.Errorf("metrics seen (-want +got):\n%sresults %v answers %v", d, e.results, e.answers)
 		}
 	})
 }
@@ -262,8 +266,10 @@ func TestUninstalledMidSyncStopsAtOnce(t *testing.T) {
 		// The fake notes the abandoned call once it sees the connection go.
 		e.waitFor("the abandoned call", func() bool { return e.fs.RequestCount("", fakeatlassian.StatusGone) > 0 })
 		st := e.status()
-		if !st.Paused || st.Resumable || !strings.Contains(st.PausedReason, "uninstalled") || st.Pending != 10 || len(st.FailedItems) != 0 {
-			t.Errorf("status: %+v", st)
+		if d := cmp.Diff(map[string]any{"paused": true, "resumable": false, "reason says uninstalled": true, "pending": 10, "failed": 0},
+			map[string]any{"paused": st.Paused, "resumable": st.Resumable, "reason says uninstalled": strings.Contains(st.PausedReason, "uninstalled"),
+				"pending": st.Pending, "failed": len(st.FailedItems)}); d != "" {
+			t.Errorf("status %+v (-want +got):\n%s", st, d)
 		}
 		if n := len(e.fs.Snapshot().Users); n != 0 {
 			t.Errorf("%d accounts made in the uninstalled site", n)
@@ -327,8 +333,8 @@ func testReplicas(t *testing.T, b storetest.Backend) {
 	e.checkClean()
 	mu.Lock()
 	defer mu.Unlock()
-	if applied["replica-1"] == 0 || applied["replica-2"] == 0 {
-		t.Errorf("one replica did all the work: %v", applied)
+	if d := cmp.Diff(map[string]bool{"replica-1": true, "replica-2": true}, map[string]bool{"replica-1": applied["replica-1"] > 0, "replica-2": applied["replica-2"] > 0}); d != "" {
+		t.Errorf("one replica did all the work: %v; replicas that applied something (-want +got):\n%s", applied, d)
 	}
 }
 

@@ -11,6 +11,8 @@ import (
 	"idbridge/app/store"
 	"idbridge/app/store/storetest"
 	"idbridge/models"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // TestDeactivationModes: remove from the site, or suspend the managed
@@ -88,8 +90,11 @@ func TestCustomersAndAttributes(t *testing.T) {
 			t.Errorf("409 for the existing customer: %d", n)
 		}
 		st := e.status()
-		if len(st.FailedItems) != 1 || !strings.Contains(st.FailedItems[0].Error, "no email address") || st.FailedItems[0].Subject != "no-email" {
-			t.Errorf("failed: %+v", st.FailedItems)
+		if len(st.FailedItems) != 1 {
+			t.Errorf("failed: %+v, want one", st.FailedItems)
+		} else if d := cmp.Diff(map[string]any{"subject": "no-email", "says no email address": true}, map[string]any{"subject": st.FailedItems[0].Subject,
+			"says no email address": strings.Contains(st.FailedItems[0].Error, "no email address")}); d != "" {
+			t.Errorf("failed %+v (-want +got):\n%s", st.FailedItems[0], d)
 		}
 		var sawKnown bool
 		for _, r := range st.Recent {
@@ -137,8 +142,13 @@ func TestNameChanges(t *testing.T) {
 		e.start()
 		e.drain()
 		st := e.status()
-		if st.NotApplicable != 1 || !strings.Contains(st.Recent[0].Error, "organization Admin API key") || st.Recent[0].Outcome != models.OutboxStatusNotApplicable {
-			t.Errorf("status: %+v %+v", st, st.Recent)
+		if len(st.Recent) == 0 {
+			t.Fatalf("status: %+v, nothing recent", st)
+		}
+		if d := cmp.Diff(map[string]any{"notApplicable": 1, "recent[0].outcome": models.OutboxStatusNotApplicable, "recent[0] names the org key": true},
+			map[string]any{"notApplicable": st.NotApplicable, "recent[0].outcome": st.Recent[0].Outcome,
+				"recent[0] names the org key": strings.Contains(st.Recent[0].Error, "organization Admin API key")}); d != "" {
+			t.Errorf("status %+v %+v (-want +got):\n%s", st, st.Recent, d)
 		}
 		e.checkClean()
 	})
@@ -169,8 +179,13 @@ func TestAccidentalDeletionBrake(t *testing.T) {
 		e.start()
 		e.drain()
 		st := e.status()
-		if st.Held == nil || st.Held.Count != 25 || !strings.Contains(st.Held.Reason, "25 deactivations and deletions") || len(st.Held.Subjects) != 20 {
-			t.Fatalf("held: %+v", st.Held)
+		if st.Held == nil {
+			t.Fatal("nothing held")
+		}
+		if d := cmp.Diff(map[string]any{"count": 25, "subjects": 20, "reason says 25 deactivations and deletions": true},
+			map[string]any{"count": st.Held.Count, "subjects": len(st.Held.Subjects),
+				"reason says 25 deactivations and deletions": strings.Contains(st.Held.Reason, "25 deactivations and deletions")}); d != "" {
+			t.Fatalf("held %+v (-want +got):\n%s", st.Held, d)
 		}
 		if got := e.fs.Snapshot().Groups["all"]; len(got) != 30 {
 			t.Errorf("a held deactivation reached the site: %d members", len(got))
