@@ -19,6 +19,8 @@ import (
 	"idbridge/app/store"
 	"idbridge/app/store/storetest"
 	"idbridge/models"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 const appKey = "idbridge-privacy-test"
@@ -158,12 +160,18 @@ func TestReportingCycleBatchesAndBody(t *testing.T) {
 		e := newReportEnv(t, b)
 		ids := e.seed(200)
 		sums := e.run(false)
-		if len(sums) != 1 || !sums[0].Completed || sums[0].Requests != 3 || sums[0].Reported != 200 {
-			t.Fatalf("summary %+v", sums)
+		if len(sums) != 1 {
+			t.Fatalf("summaries %+v, want one", sums)
+		}
+		// want is what was got, with the fields this test expects set.
+		want := sums[0]
+		want.Completed, want.Requests, want.Reported = true, 3, 200
+		if d := cmp.Diff(want, sums[0]); d != "" {
+			t.Fatalf("summary (-want +got):\n%s", d)
 		}
 		c := e.fake.ReportCounts()
-		if c.Requests != 3 || c.MaxBatch != 90 || c.Rejected != 0 || c.Accounts != 200 {
-			t.Fatalf("counts %+v", c)
+		if d := cmp.Diff(fakeatlassian.ReportCounts{Requests: 3, MaxBatch: 90, Rejected: 0, Accounts: 200, TooSoon: c.TooSoon}, c); d != "" {
+			t.Fatalf("counts (-want +got):\n%s", d)
 		}
 		got := reported(e.fake)
 		slices.Sort(got)
@@ -178,8 +186,11 @@ func TestReportingCycleBatchesAndBody(t *testing.T) {
 			t.Fatalf("body %s", r.Body)
 		}
 		for _, a := range body.Accounts {
-			if len(a) != 2 || a["accountId"] == "" || a["updatedAt"] != "2026-12-01T09:00:00Z" {
-				t.Fatalf("account in the body: %v", a)
+			if a["accountId"] == "" {
+				t.Fatalf("account in the body without an accountId: %v", a)
+			}
+			if d := cmp.Diff(map[string]string{"accountId": a["accountId"], "updatedAt": "2026-12-01T09:00:00Z"}, a); d != "" {
+				t.Fatalf("account in the body (-want +got):\n%s", d)
 			}
 		}
 		// Within the period nothing is reported again, even when forced.
@@ -193,15 +204,22 @@ func TestReportingCycleBatchesAndBody(t *testing.T) {
 		}
 		// A week later every account is reported again, once.
 		e.clock.Advance(6*24*time.Hour + time.Minute)
-		if sums := e.run(false); sums[0].Requests != 3 || sums[0].Reported != 200 {
-			t.Errorf("the next cycle: %+v", sums[0])
+		next := e.run(false)[0]
+		if d := cmp.Diff(map[string]int{"requests": 3, "reported": 200}, map[string]int{"requests": next.Requests, "reported": next.Reported}); d != "" {
+			t.Errorf("the next cycle (-want +got):\n%s", d)
 		}
-		if c := e.fake.ReportCounts(); c.TooSoon != 0 || c.Accounts != 400 {
-			t.Errorf("counts %+v", c)
+		c = e.fake.ReportCounts()
+		if d := cmp.Diff(map[string]int{"tooSoon": 0, "accounts": 400}, map[string]int{"tooSoon": c.TooSoon, "accounts": c.Accounts}); d != "" {
+			t.Errorf("counts (-want +got):\n%s", d)
 		}
 		st, err := e.svc.Status(context.Background(), e.site)
-		if err != nil || st.AccountsHeld != 200 || st.Reported != 200 || st.LastCycleAt == nil || st.NextCycleAt == nil || st.LastStatus != "ok" {
-			t.Errorf("status %+v %v", st, err)
+		if err != nil {
+			t.Fatalf("status: %v", err)
+		}
+		if d := cmp.Diff(map[string]any{"accountsHeld": int64(200), "reported": int64(200), "has lastCycleAt": true, "has nextCycleAt": true, "lastStatus": "ok"},
+			map[string]any{"accountsHeld": st.AccountsHeld, "reported": st.Reported, "has lastCycleAt": st.LastCycleAt != nil,
+				"has nextCycleAt": st.NextCycleAt != nil, "lastStatus": st.LastStatus}); d != "" {
+			t.Errorf("status (-want +got):\n%s", d)
 		}
 	})
 }
@@ -224,8 +242,10 @@ func TestReportingClosedAndUpdated(t *testing.T) {
 		sums := e.run(false)
 		s := sums[0]
 		// Nine accounts: the eight, and the administrator who restricted one.
-		if !s.Completed || s.Reported != 9 || s.Closed != 2 || s.Erased != 2 || s.Updated != 2 || s.Refreshed != 1 {
-			t.Fatalf("summary %+v", s)
+		want := s
+		want.Completed, want.Reported, want.Closed, want.Erased, want.Updated, want.Refreshed = true, 9, 2, 2, 2, 1
+		if d := cmp.Diff(want, s); d != "" {
+			t.Fatalf("summary (-want +got):\n%s", d)
 		}
 		view := e.st.View(context.Background())
 		for _, id := range []string{closedSignIn, closedSession} {
@@ -238,28 +258,38 @@ func TestReportingClosedAndUpdated(t *testing.T) {
 			t.Errorf("%d portal sessions left, want 1 (the closed account's is gone)", n)
 		}
 		erased, _ := view.FindAuditEvents(e.site.ID, store.AuditQuery{Event: models.AuditDataErased})
-		if len(erased) != 2 || erased[0].ActorAccountID != "" || erased[0].Reason != "account_closed" {
-			t.Errorf("data_erased events %+v", erased)
+		if len(erased) != 2 {
+			t.Errorf("data_erased events %+v, want two", erased)
+		} else if d := cmp.Diff(map[string]string{"actor": "", "reason": "account_closed"}, map[string]string{"actor": erased[0].ActorAccountID, "reason": erased[0].Reason}); d != "" {
+			t.Errorf("data_erased event (-want +got):\n%s", d)
 		}
 		u, err := view.FindSyncUser(e.site.ID, "u-00003", false)
-		if err != nil || u.Name != "" || u.AccountID != updatedUser {
-			t.Errorf("updated account's cached name: %+v %v", u, err)
+		if err != nil {
+			t.Errorf("updated account: %v", err)
+		} else if d := cmp.Diff(map[string]string{"name": "", "accountId": updatedUser}, map[string]string{"name": u.Name, "accountId": u.AccountID}); d != "" {
+			t.Errorf("updated account's cached name (-want +got):\n%s", d)
 		}
 		u, _ = view.FindSyncUser(e.site.ID, "u-00007", false)
 		if u.Name == "" {
 			t.Errorf("a restricted account's data was refreshed")
 		}
 		r, err := view.FindRestriction(e.site.ID, restrictedUser)
-		if err != nil || r.BlockedCount != 1 || r.LastBlocked != models.BlockedReportingRefresh {
-			t.Errorf("restriction %+v %v", r, err)
+		if err != nil {
+			t.Errorf("restriction: %v", err)
+		} else if d := cmp.Diff(map[string]any{"blockedCount": int64(1), "lastBlocked": models.BlockedReportingRefresh},
+			map[string]any{"blockedCount": r.BlockedCount, "lastBlocked": r.LastBlocked}); d != "" {
+			t.Errorf("restriction (-want +got):\n%s", d)
 		}
 		if held, _ := view.CountReportAccounts(e.site.ID); held != 7 {
 			t.Errorf("%d accounts held after two were erased, want 7", held)
 		}
 		// A week later: the erased accounts are not reported again; 204.
 		e.clock.Advance(8 * 24 * time.Hour)
-		if s := e.run(false)[0]; s.Reported != 7 || s.Closed != 0 || !s.Completed {
-			t.Errorf("next cycle %+v", s)
+		next := e.run(false)[0]
+		want = next
+		want.Reported, want.Closed, want.Completed = 7, 0, true
+		if d := cmp.Diff(want, next); d != "" {
+			t.Errorf("next cycle (-want +got):\n%s", d)
 		}
 		for _, id := range reported(e.fake)[9:] {
 			if id == closedSignIn || id == closedSession {
@@ -283,8 +313,10 @@ func TestReportingIgnoresBadAnswers(t *testing.T) {
 		e.fake.QueueMalformedReportAnswers(1)
 		e.fake.QueueStrangerAccounts(ids[0], other)
 		s := e.run(false)[0]
-		if !s.Completed || s.Requests != 2 || s.Closed != 0 || s.Erased != 0 || s.Ignored != 3 {
-			t.Fatalf("summary %+v", s)
+		want := s
+		want.Completed, want.Requests, want.Closed, want.Erased, want.Ignored = true, 2, 0, 0, 3
+		if d := cmp.Diff(want, s); d != "" {
+			t.Fatalf("summary (-want +got):\n%s", d)
 		}
 		if held, _ := e.st.View(context.Background()).CountReportAccounts(e.site.ID); held != 100 {
 			t.Errorf("%d accounts held, want all 100", held)
@@ -311,13 +343,15 @@ func TestReportingRetryAfterAndCyclePeriod(t *testing.T) {
 			fakeatlassian.ReportFault{Status: 429, RetryAfter: date2})
 		e.fake.SetCyclePeriod("14")
 		s := e.run(false)[0]
-		if !s.Completed || s.Requests != 6 || s.Reported != 270 {
-			t.Fatalf("summary %+v", s)
+		want := s
+		want.Completed, want.Requests, want.Reported = true, 6, 270
+		if d := cmp.Diff(want, s); d != "" {
+			t.Fatalf("summary (-want +got):\n%s", d)
 		}
 		// 7 s; then the date 90 s after the start, 7 s in: 83 s; then the
 		// date 100 s after the start, 90 s in: 10 s.
-		if len(e.sleeps) != 3 || e.sleeps[0] != 7*time.Second || e.sleeps[1] != 83*time.Second || e.sleeps[2] != 10*time.Second {
-			t.Fatalf("sleeps %v, want 7s, 83s, 10s", e.sleeps)
+		if d := cmp.Diff([]time.Duration{7 * time.Second, 83 * time.Second, 10 * time.Second}, e.sleeps); d != "" {
+			t.Fatalf("sleeps (-want +got):\n%s", d)
 		}
 		st, _ := e.svc.Status(context.Background(), e.site)
 		if st.CyclePeriod != 14*24*time.Hour || st.NextCycleAt == nil || !st.NextCycleAt.Equal(e.clock.Now().Add(14*24*time.Hour)) {
@@ -446,8 +480,9 @@ func TestReportingOneReplicaAtATime(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if c := e.fake.ReportCounts(); c.Requests != 5 || c.Accounts != 450 {
-		t.Errorf("two processes sent %+v, want the 5 requests of one cycle", c)
+	c := e.fake.ReportCounts()
+	if d := cmp.Diff(map[string]int{"requests": 5, "accounts": 450}, map[string]int{"requests": c.Requests, "accounts": c.Accounts}); d != "" {
+		t.Errorf("two processes sent more or less than the requests of one cycle (-want +got):\n%s", d)
 	}
 	if !ran[0] && !ran[1] {
 		t.Errorf("neither process ran the cycle")

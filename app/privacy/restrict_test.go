@@ -7,6 +7,8 @@ import (
 	"idbridge/app/store"
 	"idbridge/app/store/storetest"
 	"idbridge/models"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // TestRestrictionGuard: while a person's processing is restricted, the
@@ -27,8 +29,12 @@ func TestRestrictionGuard(t *testing.T) {
 			t.Fatal(err)
 		}
 		r, err := e.svc.Restrict(ctx, e.site, "557058:admin", ann, "  contests the accuracy of her data ")
-		if err != nil || r.Reason != "contests the accuracy of her data" || r.RestrictedBy != "557058:admin" {
-			t.Fatalf("restrict: %+v %v", r, err)
+		if err != nil {
+			t.Fatalf("restrict: %v", err)
+		}
+		if d := cmp.Diff(map[string]string{"reason": "contests the accuracy of her data", "restrictedBy": "557058:admin"},
+			map[string]string{"reason": r.Reason, "restrictedBy": r.RestrictedBy}); d != "" {
+			t.Fatalf("restrict (-want +got):\n%s", d)
 		}
 		for _, check := range []func() (bool, error){
 			func() (bool, error) { return e.svc.Restricted(ctx, e.site.ID, ann) },
@@ -53,25 +59,36 @@ func TestRestrictionGuard(t *testing.T) {
 			t.Fatal(err)
 		}
 		evs, _ := e.st.View(ctx).FindAuditEvents(e.site.ID, store.AuditQuery{Event: models.AuditLoginFailure})
-		if len(evs) != 1 || evs[0].IP != "" || evs[0].UserAgent != "" || evs[0].ActorAccountID != ann {
-			t.Errorf("audit of a restricted person: %+v", evs)
+		if len(evs) != 1 {
+			t.Errorf("audit of a restricted person: %+v, want one event", evs)
+		} else if d := cmp.Diff(map[string]string{"ip": "", "userAgent": "", "actor": ann},
+			map[string]string{"ip": evs[0].IP, "userAgent": evs[0].UserAgent, "actor": evs[0].ActorAccountID}); d != "" {
+			t.Errorf("audit of a restricted person (-want +got):\n%s", d)
 		}
 		counts, _ := e.st.View(ctx).AuditDayCounts(e.site.ID, "2026-01-01", "2027-12-31", []models.AuditEventType{models.AuditLoginFailure})
 		if len(counts) != 0 {
 			t.Errorf("a restricted person's sign-in was counted in the chart: %+v", counts)
 		}
 		r, _ = e.st.View(ctx).FindRestriction(e.site.ID, ann)
-		if r.BlockedCount != 3 || r.LastBlocked != models.BlockedAuditDetail || r.LastBlockedAt == nil {
-			t.Errorf("restriction counts %+v", r)
+		if d := cmp.Diff(map[string]any{"blockedCount": int64(3), "lastBlocked": models.BlockedAuditDetail, "has lastBlockedAt": true},
+			map[string]any{"blockedCount": r.BlockedCount, "lastBlocked": r.LastBlocked, "has lastBlockedAt": r.LastBlockedAt != nil}); d != "" {
+			t.Errorf("restriction counts (-want +got):\n%s", d)
 		}
 		// Restricting again changes the reason only.
 		r2, err := e.svc.Restrict(ctx, e.site, "557058:admin2", ann, "new reason")
-		if err != nil || r2.Reason != "new reason" || r2.BlockedCount != 3 || !r2.RestrictedAt.Equal(r.RestrictedAt) {
-			t.Errorf("restrict again: %+v %v", r2, err)
+		if err != nil {
+			t.Errorf("restrict again: %v", err)
+		} else if d := cmp.Diff(map[string]any{"reason": "new reason", "blockedCount": int64(3), "restrictedAt": r.RestrictedAt},
+			map[string]any{"reason": r2.Reason, "blockedCount": r2.BlockedCount, "restrictedAt": r2.RestrictedAt}); d != "" {
+			t.Errorf("restrict again (-want +got):\n%s", d)
 		}
 		list, _ := e.svc.Restrictions(ctx, e.site.ID, "", 10)
-		if len(list) != 1 || list[0].AccountID != ann {
-			t.Errorf("list %+v", list)
+		var listed []string
+		for _, l := range list {
+			listed = append(listed, l.AccountID)
+		}
+		if d := cmp.Diff([]string{ann}, listed); d != "" {
+			t.Errorf("restrictions listed (-want +got):\n%s", d)
 		}
 		if err := e.svc.Unrestrict(ctx, e.site, "557058:admin", ann); err != nil {
 			t.Fatal(err)
@@ -87,8 +104,9 @@ func TestRestrictionGuard(t *testing.T) {
 		for _, ev := range all {
 			kinds[ev.Event]++
 		}
-		if kinds[models.AuditProcessingRestricted] != 2 || kinds[models.AuditProcessingUnrestrict] != 1 {
-			t.Errorf("audit: %v", kinds)
+		if d := cmp.Diff(map[string]int{"restricted": 2, "unrestricted": 1},
+			map[string]int{"restricted": kinds[models.AuditProcessingRestricted], "unrestricted": kinds[models.AuditProcessingUnrestrict]}); d != "" {
+			t.Errorf("audit: %v (-want +got):\n%s", kinds, d)
 		}
 		// Bad input names the field.
 		for _, c := range []struct{ id, reason, field string }{{"a b", "", "accountId"}, {ann, string(make([]byte, 600)), "reason"}} {
