@@ -199,3 +199,60 @@ func TestAdminAssets(t *testing.T) {
 		}
 	}
 }
+
+// TestAdminPageCredentials: the overview says, per feature, which
+// credential idbridge uses on this site: the app system token only where
+// the site is installed through Forge (installationId and cloudId) and
+// Atlassian accepts it for the calls, the service account otherwise.
+func TestAdminPageCredentials(t *testing.T) {
+	row := regexp.MustCompile(`(?s)<tr data-feature="([a-z-]+)"><th scope="row">[^<]*</th><td>([^<]*)</td></tr>`)
+	const (
+		app = "The app system token from Forge, otherwise the service account"
+		sa  = "The service account"
+	)
+	for name, tc := range map[string]struct {
+		facts models.SiteFacts
+		want  map[string]string
+	}{
+		"Connect-only Jira site": {
+			models.SiteFacts{ClientKey: "client-1", BaseURL: "https://a.atlassian.net", ProductType: "jira"},
+			map[string]string{"audit-names": sa, "sync-reads": sa},
+		},
+		"Forge Jira site": {
+			models.SiteFacts{ClientKey: "client-1", BaseURL: "https://a.atlassian.net", ProductType: "jira",
+				InstallationID: "ari:cloud:ecosystem::installation/x", CloudID: "c1"},
+			map[string]string{"audit-names": app, "sync-reads": app},
+		},
+		"Forge Confluence site": {
+			models.SiteFacts{ClientKey: "client-1", BaseURL: "https://a.atlassian.net/wiki", ProductType: "confluence",
+				InstallationID: "ari:cloud:ecosystem::installation/x", CloudID: "c1"},
+			map[string]string{"audit-names": sa, "sync-reads": "Groups and their members: the app system token from Forge, otherwise the service account. Users: the service account"},
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			facts := tc.facts
+			h, _ := newTestServer(t, Deps{Connect: &recordingConnect{auth: true, facts: &facts}})
+			w := do(t, h, http.MethodGet, "/admin?jwt=x", "", nil)
+			if w.Code != http.StatusOK {
+				t.Fatalf("GET /admin: %d %s", w.Code, w.Body)
+			}
+			got := map[string]string{}
+			for _, m := range row.FindAllStringSubmatch(w.Body.String(), -1) {
+				got[m[1]] = m[2]
+			}
+			for _, f := range []string{"admin-check", "audit-names", "sync-reads", "sync-writes", "org-admin", "customers"} {
+				if got[f] == "" {
+					t.Errorf("no credential row for %s", f)
+				}
+			}
+			for f, want := range tc.want {
+				if got[f] != want {
+					t.Errorf("%s: %q, want %q", f, got[f], want)
+				}
+			}
+			if !strings.HasPrefix(got["sync-writes"], sa) || !strings.HasPrefix(got["customers"], sa) {
+				t.Errorf("writes or customers not on the service account: %q, %q", got["sync-writes"], got["customers"])
+			}
+		})
+	}
+}

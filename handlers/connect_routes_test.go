@@ -22,6 +22,10 @@ type recordingConnect struct {
 	auth  bool
 	admin error
 
+	// facts, when set, are the authenticated site's instead of the
+	// default ones.
+	facts *models.SiteFacts
+
 	mu     sync.Mutex
 	calls  []string
 	caller *models.Caller
@@ -72,6 +76,9 @@ func (f *recordingConnect) authenticate(name string) (*models.Caller, error) {
 		SiteFacts: models.SiteFacts{ClientKey: "client-1", BaseURL: "https://a.atlassian.net"},
 		State:     models.SiteInstalled,
 	}, AccountID: "acc-1"}
+	if f.facts != nil {
+		f.caller.Site.SiteFacts = *f.facts
+	}
 	return f.caller, nil
 }
 

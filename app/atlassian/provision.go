@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"idbridge/models"
 )
@@ -28,12 +29,68 @@ type Group struct {
 // (WithSingleAttempt): the caller schedules retries. Answers that mean
 // "already so" (already a member, not a member, already deleted) are
 // success.
+//
+// With the app system token Forge handed idbridge (UseSystemToken), the
+// reads of users and groups (on a Confluence site, of groups) go as the
+// app instead: the product REST APIs accept the token for them within the
+// manifest's scopes (read:jira-user; read:confluence-groups). The
+// writes stay with the service account: creating and removing accounts and
+// groups and changing memberships need a site or product administrator,
+// which the app's bot user is not, and suspension and profile changes go
+// through the organization Admin API, which takes no app token.
 type Provisioner struct {
 	jira       *ServiceClient
 	wiki       *ServiceClient // Confluence-only sites; nil on Jira
 	org        *ServiceClient // nil without an organization Admin API key
 	orgID      string
 	confluence bool
+
+	// app reads as the app with its system token (nil without one);
+	// appRefused is set once Atlassian refused it (401 or 403), after
+	// which this provisioner reads as the service account.
+	app        *ServiceClient
+	appRefused atomic.Bool
+}
+
+// UseSystemToken makes the provisioner read users and groups as the app,
+// with the site's current app system token, through the API gateway of the
+// site's product ({api}/ex/jira|confluence/{cloudId}). Without a cloudId
+// or token it changes nothing.
+func (p *Provisioner) UseSystemToken(s *ServiceAccounts, site *models.Site, token string) {
+	product := ProductJira
+	if p.confluence {
+		product = ProductConfluence
+	}
+	if c, err := s.appClient(site, token, product); err == nil {
+		p.app = c
+	}
+}
+
+// read makes a read call as the app when it has a system token that
+// Atlassian has not refused, else (and after a 401 or 403 to the app,
+// whose token may have been revoked or whose bot may lack a permission)
+// as the service account through svc, whose client serves the same
+// paths. call gets the client to use.
+func (p *Provisioner) read(svc *ServiceClient, call func(*ServiceClient) error) error {
+	// The app client is the gateway of the site's product: Jira's user
+	// and group paths on a Jira site, Confluence's group paths on a
+	// Confluence site (whose user lookups stay with the service account).
+	ofProduct := (svc == p.wiki) == p.confluence
+	if p.app != nil && ofProduct && !p.appRefused.Load() {
+		err := call(p.app)
+		switch statusOf(err) {
+		case http.StatusUnauthorized, http.StatusForbidden:
+			p.appRefused.Store(true)
+		default:
+			return err
+		}
+	}
+	return call(svc)
+}
+
+// get is a read of path into out (see read).
+func (p *Provisioner) get(ctx context.Context, svc *ServiceClient, path string, out any) error {
+	return p.read(svc, func(c *ServiceClient) error { return p.do(ctx, c, http.MethodGet, path, nil, out) })
 }
 
 // Provisioner returns the provisioning calls of site as acc.
@@ -76,14 +133,18 @@ func statusOf(err error) int {
 // FindUserByEmail searches the site's users and returns the one whose
 // email address equals email (case-insensitively); none: not found.
 func (p *Provisioner) FindUserByEmail(ctx context.Context, email string) (*User, error) {
-	u, err := p.jira.FindUserByEmail(WithSingleAttempt(ctx), email)
+	var u *User
+	err := p.read(p.jira, func(c *ServiceClient) (err error) {
+		u, err = c.FindUserByEmail(WithSingleAttempt(ctx), email)
+		return err
+	})
 	return u, err
 }
 
 // GetUser reads an account of the site; removed or unknown: not found.
 func (p *Provisioner) GetUser(ctx context.Context, accountID string) (*User, error) {
 	var u User
-	if err := p.do(ctx, p.jira, http.MethodGet, "/rest/api/3/user?accountId="+url.QueryEscape(accountID), nil, &u); err != nil {
+	if err := p.get(ctx, p.jira, "/rest/api/3/user?accountId="+url.QueryEscape(accountID), &u); err != nil {
 		return nil, err
 	}
 	return &u, nil
@@ -131,7 +192,7 @@ func (p *Provisioner) UserGroupIDs(ctx context.Context, accountID string) ([]str
 	var groups []struct {
 		GroupID string `json:"groupId"`
 	}
-	if err := p.do(ctx, p.jira, http.MethodGet, "/rest/api/3/user/groups?accountId="+url.QueryEscape(accountID), nil, &groups); err != nil {
+	if err := p.get(ctx, p.jira, "/rest/api/3/user/groups?accountId="+url.QueryEscape(accountID), &groups); err != nil {
 		return nil, err
 	}
 	ids := make([]string, 0, len(groups))
@@ -149,7 +210,7 @@ func (p *Provisioner) FindGroup(ctx context.Context, name string) (*Group, error
 			Results []struct{ ID, Name string } `json:"results"`
 		}
 		q := url.Values{"query": {name}, "limit": {"200"}}
-		if err := p.do(ctx, p.wiki, http.MethodGet, "/wiki/rest/api/group/picker?"+q.Encode(), nil, &out); err != nil {
+		if err := p.get(ctx, p.wiki, "/wiki/rest/api/group/picker?"+q.Encode(), &out); err != nil {
 			return nil, err
 		}
 		for _, g := range out.Results {
@@ -165,7 +226,7 @@ func (p *Provisioner) FindGroup(ctx context.Context, name string) (*Group, error
 			Name    string `json:"name"`
 		} `json:"values"`
 	}
-	if err := p.do(ctx, p.jira, http.MethodGet, "/rest/api/3/group/bulk?groupName="+url.QueryEscape(name), nil, &out); err != nil {
+	if err := p.get(ctx, p.jira, "/rest/api/3/group/bulk?groupName="+url.QueryEscape(name), &out); err != nil {
 		return nil, err
 	}
 	for _, g := range out.Values {
@@ -180,14 +241,14 @@ func (p *Provisioner) FindGroup(ctx context.Context, name string) (*Group, error
 func (p *Provisioner) GroupExists(ctx context.Context, id string) (bool, error) {
 	var err error
 	if p.confluence {
-		err = p.do(ctx, p.wiki, http.MethodGet, "/wiki/rest/api/group/by-id?id="+url.QueryEscape(id), nil, nil)
+		err = p.get(ctx, p.wiki, "/wiki/rest/api/group/by-id?id="+url.QueryEscape(id), nil)
 	} else {
 		var out struct {
 			Values []struct {
 				GroupID string `json:"groupId"`
 			} `json:"values"`
 		}
-		err = p.do(ctx, p.jira, http.MethodGet, "/rest/api/3/group/bulk?groupId="+url.QueryEscape(id), nil, &out)
+		err = p.get(ctx, p.jira, "/rest/api/3/group/bulk?groupId="+url.QueryEscape(id), &out)
 		if err == nil {
 			return len(out.Values) > 0, nil
 		}
@@ -283,10 +344,10 @@ func (p *Provisioner) GroupMemberIDs(ctx context.Context, groupID string) ([]str
 		}
 		var err error
 		if p.confluence {
-			err = p.do(ctx, p.wiki, http.MethodGet, "/wiki/rest/api/group/"+url.PathEscape(groupID)+"/membersByGroupId?limit=50&start="+strconv.Itoa(start), nil, &page)
+			err = p.get(ctx, p.wiki, "/wiki/rest/api/group/"+url.PathEscape(groupID)+"/membersByGroupId?limit=50&start="+strconv.Itoa(start), &page)
 			page.Values, page.IsLast = page.Results, page.Size < 50
 		} else {
-			err = p.do(ctx, p.jira, http.MethodGet, "/rest/api/3/group/member?includeInactiveUsers=true&maxResults=50&groupId="+url.QueryEscape(groupID)+"&startAt="+strconv.Itoa(start), nil, &page)
+			err = p.get(ctx, p.jira, "/rest/api/3/group/member?includeInactiveUsers=true&maxResults=50&groupId="+url.QueryEscape(groupID)+"&startAt="+strconv.Itoa(start), &page)
 		}
 		if err != nil {
 			return nil, err

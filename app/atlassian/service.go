@@ -131,10 +131,15 @@ func (s *ServiceAccounts) client(site *models.Site, acc *models.ServiceAccount, 
 // (x-forge-oauth-system): a Bearer token against the API gateway
 // {api}/ex/jira/{cloudId}. The site must have a cloudId.
 func (s *ServiceAccounts) AppClient(site *models.Site, systemToken string) (*ServiceClient, error) {
+	return s.appClient(site, systemToken, ProductJira)
+}
+
+// appClient is AppClient for the product's gateway.
+func (s *ServiceAccounts) appClient(site *models.Site, systemToken, product string) (*ServiceClient, error) {
 	if site == nil || site.CloudID == "" || systemToken == "" {
 		return nil, errors.New("atlassian: app client: no site, cloud ID or token")
 	}
-	u, err := parseBaseURL(s.gatewayURL(ProductJira, site.CloudID))
+	u, err := parseBaseURL(s.gatewayURL(product, site.CloudID))
 	if err != nil {
 		return nil, fmt.Errorf("atlassian: app client: %w", err)
 	}

@@ -56,6 +56,9 @@ type bearer struct {
 	site     *Site
 	clientID string
 	expires  time.Time
+	// app marks an app system token (IssueSystemToken): the app's bot
+	// user, not a service account's client.
+	app bool
 }
 
 // New starts the Fake's API host (gateway, OAuth, organization Admin API).
@@ -163,13 +166,13 @@ func (f *Fake) bearerSite(tok string) (*Site, string, bool) {
 	return b.site, b.clientID, true
 }
 
-// revokeBearers drops every access token of a site (its client secret
-// changed or was revoked).
+// revokeBearers drops every OAuth access token of a site (its client
+// secret changed or was revoked); app system tokens stay.
 func (f *Fake) revokeBearers(s *Site) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for k, b := range f.bearers {
-		if b.site == s {
+		if b.site == s && !b.app {
 			delete(f.bearers, k)
 		}
 	}

@@ -1,6 +1,8 @@
 package fakeatlassian
 
 import (
+	"encoding/base64"
+	"fmt"
 	"maps"
 	"net/http"
 	"net/http/httptest"
@@ -8,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Account types, as Atlassian's user objects name them.
@@ -97,6 +100,8 @@ type Site struct {
 	faults []*faultRule
 	rate   *rateLimit
 	rec    recorder
+	// appCalls counts requests the site accepted with an app system token.
+	appCalls int
 
 	jsm jsmState // jsm.go
 }
@@ -409,6 +414,14 @@ func (s *Site) serviceAccountFor(r *http.Request, how via) (*ServiceAccount, str
 			if !valid || site != s {
 				return nil, ""
 			}
+			if clientID == "" {
+				// An app system token: the app's bot user, which reads
+				// users and groups but administers nothing.
+				s.mu.Lock()
+				s.appCalls++
+				s.mu.Unlock()
+				return &ServiceAccount{Email: AppBotEmail}, "app"
+			}
 			s.mu.Lock()
 			defer s.mu.Unlock()
 			for i := range s.service {
@@ -448,4 +461,45 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// AppBotEmail is the email of the app's bot user, as whom a request with
+// an app system token acts.
+const AppBotEmail = "app-bot@connect.atlassian.com"
+
+// IssueSystemToken mints an app system token for the site, as Forge hands
+// one to a remote in x-forge-oauth-system: a JWT (unsigned here) whose exp
+// says until when it is valid. Through the gateway, as a Bearer, it acts as
+// the app's bot user until then: it reads users and groups, and every
+// write that needs an administrator is a 403, as for any account without
+// Jira's ADMINISTER. RevokeSystemTokens ends it early.
+func (s *Site) IssueSystemToken(ttl time.Duration) string {
+	exp := s.f.now().Add(ttl)
+	enc := base64.RawURLEncoding
+	tok := enc.EncodeToString([]byte(`{"alg":"RS256","typ":"JWT"}`)) + "." +
+		enc.EncodeToString([]byte(fmt.Sprintf(`{"iss":"forge","sub":"app-bot","exp":%d}`, exp.Unix()))) + "." + randomHex(16)
+	s.f.mu.Lock()
+	defer s.f.mu.Unlock()
+	s.f.bearers[tok] = &bearer{site: s, expires: exp, app: true}
+	return tok
+}
+
+// RevokeSystemTokens makes the site refuse every app system token issued
+// so far (401), as when the app's access is revoked.
+func (s *Site) RevokeSystemTokens() {
+	s.f.mu.Lock()
+	defer s.f.mu.Unlock()
+	for k, b := range s.f.bearers {
+		if b.site == s && b.app {
+			delete(s.f.bearers, k)
+		}
+	}
+}
+
+// AppCalls is how many requests the site accepted with an app system
+// token.
+func (s *Site) AppCalls() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.appCalls
 }

@@ -88,10 +88,13 @@ var LifecycleEvents = []string{"avi:forge:installed:app", "avi:forge:upgraded:ap
 
 // systemTokenScopes are the OAuth scopes the app system token needs for
 // the calls idbridge makes with it (docs/FORGE.md, "App system token"):
-// reading Jira users (the audit log's account names). Confluence sites
-// make no call with it yet.
+// on Jira, reading users and groups (the audit log's account names, the
+// sync's lookups); on Confluence, reading groups and their members (the
+// sync's lookups). Writes stay with the service account, so no write scope
+// is asked for.
 var systemTokenScopes = map[Product][]string{
-	Jira: {"read:jira-user"},
+	Jira:       {"read:jira-user"},
+	Confluence: {"read:confluence-groups"},
 }
 
 // Options choose what the manifest identifies.

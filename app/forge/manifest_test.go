@@ -136,8 +136,11 @@ func mirrorProblems(desc, manifest map[string]any, products []Product) []string 
 			}
 			want[string(p)+":"+typ] = keyed
 		}
-		if p == Jira {
+		switch p {
+		case Jira:
 			wantScopes = append(wantScopes, "read:jira-user")
+		case Confluence:
+			wantScopes = append(wantScopes, "read:confluence-groups")
 		}
 		scopes, _ := desc["scopes"].([]any)
 		for _, s := range scopes {

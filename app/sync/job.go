@@ -71,8 +71,18 @@ func (w *Worker) openGate(ctx context.Context, sr *siteRun) (*gate, time.Duratio
 		w.log.Warn("sync: cannot call the site", "site_id", sr.id, "error", err.Error())
 		return nil, w.cfg.BlockedRecheck
 	}
+	// Reads of users and groups go as the app while Forge's app system
+	// token has a while to live; Atlassian refusing it sends them back to
+	// the service account (atlassian.Provisioner.UseSystemToken).
+	if tok, err := view.FindSystemToken(sr.id, w.now().Add(systemTokenMargin)); err == nil {
+		prov.UseSystemToken(w.accounts, site, tok.Token)
+	}
 	return &gate{sr: sr, site: site, acc: acc, settings: settings, prov: prov, opened: w.now(), pausedAt: &atomic.Bool{}}, 0
 }
+
+// systemTokenMargin is the least life an app system token must have left
+// to be used for a claim.
+const systemTokenMargin = time.Minute
 
 func hasCredentials(acc *models.ServiceAccount) bool {
 	if acc.Kind == models.AccountOAuthClient {
