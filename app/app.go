@@ -348,7 +348,7 @@ func (a *App) enableForge(opts Options) {
 	}
 	keys := forge.NewJWKS(jwksURL, client, a.now)
 	keys.OnFetch = func(outcome string) { fetches.WithLabelValues(outcome).Inc() }
-	a.sites.EnableForge(&forge.Verifier{AppID: a.cfg.ForgeAppID, Keys: keys, Now: a.now},
+	a.sites.EnableForge(&forge.Verifier{AppID: a.cfg.ForgeAppID, Environment: a.cfg.ForgeEnvironment, Keys: keys, Now: a.now},
 		func(reason string) { failures.WithLabelValues(reason).Inc() })
 }
 

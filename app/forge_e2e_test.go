@@ -544,3 +544,39 @@ func TestForgeAndConnectTakeNoOtherSite(t *testing.T) {
 		}
 	})
 }
+
+// TestForgeOtherEnvironmentIsRefused: with IDBRIDGE_FORGE_ENVIRONMENT set,
+// an installation of the app's other environments on the same cloud site
+// (development or staging, which only the app's contributors can make) is
+// refused before anything is looked up: its installed event links no site,
+// its calls name none. The configured environment links as before.
+func TestForgeOtherEnvironmentIsRefused(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		h := newForgeHarness(t, b, "IDBRIDGE_FORGE_ENVIRONMENT", "production")
+		s := h.newSite(h.jira)
+		installation := s.installationID
+		s.installationID = "" // installed under Connect before Forge
+		h.mustInstall(s)
+		before := h.mustState(s, models.SiteInstalled)
+		s.installationID = installation
+
+		event := func(env string) *httptest.ResponseRecorder {
+			c := h.claims(s)
+			c.Environment = env
+			return h.serve(nil, forgeRequest(http.MethodPost, "/forge/lifecycle", forgeEvent(models.ForgeEventInstalled, s), h.token(c)))
+		}
+		connectWantStatus(t, event("DEVELOPMENT"), http.StatusUnauthorized, "installed event of the development environment")
+		connectWantStatus(t, event("STAGING"), http.StatusUnauthorized, "installed event of the staging environment")
+		if got := h.forgeFailures()["other_environment"]; got != 2 {
+			t.Errorf("other_environment counted %v times, want 2: %v", got, h.forgeFailures())
+		}
+		if after := h.mustState(s, models.SiteInstalled); after.InstallationID != "" {
+			t.Fatalf("another environment's installation was linked: %+v", after)
+		}
+
+		connectWantStatus(t, event("PRODUCTION"), http.StatusNoContent, "installed event of the production environment")
+		if after := h.mustState(s, models.SiteInstalled); after.ID != before.ID || after.InstallationID != installation {
+			t.Fatalf("the production installation did not link the Connect site: %+v", after)
+		}
+	})
+}

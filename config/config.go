@@ -113,6 +113,10 @@ type Config struct {
 	// ForgeJWKSURL is where the keys of Forge invocation tokens are
 	// published (IDBRIDGE_FORGE_JWKS_URL).
 	ForgeJWKSURL *url.URL
+	// ForgeEnvironment is the Forge environment whose invocations this
+	// deployment accepts (IDBRIDGE_FORGE_ENVIRONMENT: DEVELOPMENT,
+	// STAGING or PRODUCTION, upper case); empty accepts every environment.
+	ForgeEnvironment string
 	// PrivacyContact is an email address or https URL shown on /privacy
 	// (IDBRIDGE_PRIVACY_CONTACT).
 	PrivacyContact string
@@ -274,6 +278,7 @@ func Load(getenv func(string) string, readFile func(string) ([]byte, error)) (Co
 	c.LogFormat = strings.ToLower(l.str("IDBRIDGE_LOG_FORMAT", defaultLogFormat))
 	c.ForgeAppID = l.get("IDBRIDGE_FORGE_APP_ID")
 	c.ForgeJWKSURL = l.url("IDBRIDGE_FORGE_JWKS_URL", defaultForgeJWKSURL)
+	c.ForgeEnvironment = strings.ToUpper(l.get("IDBRIDGE_FORGE_ENVIRONMENT"))
 	c.PrivacyContact = l.get("IDBRIDGE_PRIVACY_CONTACT")
 
 	shutdown := l.str("IDBRIDGE_SHUTDOWN_TIMEOUT", DefaultShutdownTimeout.String())

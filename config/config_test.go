@@ -301,6 +301,10 @@ func TestLoadVariables(t *testing.T) {
 			want: func(c *Config) { c.ForgeJWKSURL = mustURL(t, "http://127.0.0.1:9/.well-known/jwks.json") }},
 		{name: "forge jwks url plain http", env: map[string]string{"IDBRIDGE_FORGE_JWKS_URL": "http://keys.example.com/jwks.json"},
 			problems: []string{`IDBRIDGE_FORGE_JWKS_URL: "http://keys.example.com/jwks.json" must use https (plain http is accepted only for loopback hosts)`}},
+		{name: "forge environment", env: map[string]string{"IDBRIDGE_FORGE_ENVIRONMENT": "production"},
+			want: func(c *Config) { c.ForgeEnvironment = "PRODUCTION" }},
+		{name: "forge environment unknown", env: map[string]string{"IDBRIDGE_FORGE_ENVIRONMENT": "prod"},
+			problems: []string{`IDBRIDGE_FORGE_ENVIRONMENT: "PROD" is not one of DEVELOPMENT, STAGING, PRODUCTION`}},
 		{name: "forge app id wrong prefix", env: map[string]string{"IDBRIDGE_FORGE_APP_ID": "8db8d2d0-3f4c-4a38-9f5e-2b8c1a7e6d90"},
 			problems: []string{`IDBRIDGE_FORGE_APP_ID: "8db8d2d0-3f4c-4a38-9f5e-2b8c1a7e6d90" is not a Forge app ARI such as "ari:cloud:ecosystem::app/<uuid>"`}},
 		{name: "forge app id prefix only", env: map[string]string{"IDBRIDGE_FORGE_APP_ID": "ari:cloud:ecosystem::app/"},
@@ -736,6 +740,7 @@ func TestRedacted(t *testing.T) {
 		"IDBRIDGE_LOG_FORMAT":               "json",
 		"IDBRIDGE_FORGE_APP_ID":             "(unset)",
 		"IDBRIDGE_FORGE_JWKS_URL":           "https://forge.cdn.prod.atlassian-dev.net/.well-known/jwks.json",
+		"IDBRIDGE_FORGE_ENVIRONMENT":        "(unset)",
 		"IDBRIDGE_PRIVACY_CONTACT":          "privacy@example.com",
 		"IDBRIDGE_SHUTDOWN_TIMEOUT":         "20s",
 	}

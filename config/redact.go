@@ -40,6 +40,7 @@ func (c Config) Redacted() map[string]string {
 		"IDBRIDGE_LOG_FORMAT":               orUnset(c.LogFormat),
 		"IDBRIDGE_FORGE_APP_ID":             orUnset(c.ForgeAppID),
 		"IDBRIDGE_FORGE_JWKS_URL":           urlString(c.ForgeJWKSURL),
+		"IDBRIDGE_FORGE_ENVIRONMENT":        orUnset(c.ForgeEnvironment),
 		"IDBRIDGE_PRIVACY_CONTACT":          orUnset(c.PrivacyContact),
 		"IDBRIDGE_SHUTDOWN_TIMEOUT":         c.ShutdownTimeout.String(),
 	}

@@ -125,6 +125,11 @@ func (c Config) problems() []problem {
 			ch.add("IDBRIDGE_FORGE_APP_ID", strconv.Quote(c.ForgeAppID)+` is not a Forge app ARI such as "ari:cloud:ecosystem::app/<uuid>"`)
 		}
 	}
+	switch c.ForgeEnvironment {
+	case "", "DEVELOPMENT", "STAGING", "PRODUCTION":
+	default:
+		ch.add("IDBRIDGE_FORGE_ENVIRONMENT", strconv.Quote(c.ForgeEnvironment)+" is not one of DEVELOPMENT, STAGING, PRODUCTION")
+	}
 	if c.PrivacyContact != "" && !isEmail(c.PrivacyContact) && !isHTTPSURL(c.PrivacyContact) {
 		ch.add("IDBRIDGE_PRIVACY_CONTACT", strconv.Quote(c.PrivacyContact)+" is neither an email address nor an https URL")
 	}

@@ -102,6 +102,7 @@ type ForgeClaims struct {
 	SiteURL        string // context.siteUrl
 	APIBaseURL     string // app.apiBaseUrl
 	ModuleKey      string // app.module.key
+	Environment    string // app.environment.type; "DEVELOPMENT" when empty
 	Principal      string
 	Issuer         string // "forge/invocation-token" when empty
 	IssuedAt       time.Time
@@ -120,11 +121,15 @@ func (c ForgeClaims) MapClaims() jwt.MapClaims {
 	if life == 0 {
 		life = time.Minute
 	}
+	env := c.Environment
+	if env == "" {
+		env = "DEVELOPMENT"
+	}
 	app := map[string]any{
 		"installationId": c.InstallationID,
 		"apiBaseUrl":     c.APIBaseURL,
 		"id":             c.AppID,
-		"environment":    map[string]any{"type": "DEVELOPMENT", "id": "ari:cloud:ecosystem::environment/test"},
+		"environment":    map[string]any{"type": env, "id": "ari:cloud:ecosystem::environment/test"},
 		"module":         map[string]any{"type": "core:endpoint", "key": c.ModuleKey},
 	}
 	ctx := map[string]any{}

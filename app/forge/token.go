@@ -63,6 +63,7 @@ const (
 	ReasonUninstalledSite = "uninstalled_site"
 	ReasonSiteMismatch    = "site_mismatch"
 	ReasonNotConfigured   = "forge_not_configured"
+	ReasonOtherEnv        = "other_environment"
 )
 
 // Unauthorized is the error of every refused token: code unauthorized (a
@@ -120,8 +121,13 @@ type Verifier struct {
 	// AppID is the app's ARI (IDBRIDGE_FORGE_APP_ID), the token's aud.
 	// Empty refuses every token: no Forge app is configured.
 	AppID string
-	Keys  KeySource
-	Now   func() time.Time
+	// Environment, when set (IDBRIDGE_FORGE_ENVIRONMENT), is the only
+	// Forge environment type (DEVELOPMENT, STAGING, PRODUCTION) whose
+	// tokens are accepted: an installation of the app's other environments
+	// on the same site then never reaches this deployment's sites.
+	Environment string
+	Keys        KeySource
+	Now         func() time.Time
 
 	once   sync.Once
 	parser *jwt.Parser
@@ -286,6 +292,9 @@ func (v *Verifier) verify(ctx context.Context, token string) (*Invocation, strin
 	}
 	if !ValidInstallationID(inv.InstallationID) {
 		return fail(ReasonBadInstallation, "the token names no valid installation")
+	}
+	if v.Environment != "" && !strings.EqualFold(inv.Environment, v.Environment) {
+		return fail(ReasonOtherEnv, "the token is from another Forge environment than this server's")
 	}
 	for _, s := range []string{inv.CloudID, inv.SiteURL, inv.APIBaseURL, inv.Environment, inv.ModuleKey, inv.ModuleType, inv.Principal} {
 		if !boundedText(s) {

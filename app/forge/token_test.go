@@ -381,3 +381,26 @@ func TestStaleKeyAnsweredWhileRefreshing(t *testing.T) {
 		t.Errorf("%d fetches, want 2 (the first, one refresh)", n)
 	}
 }
+
+// TestVerifyEnvironment: with an environment configured, a token of
+// another environment is refused (other_environment); without one, any is
+// accepted.
+func TestVerifyEnvironment(t *testing.T) {
+	v, _, key, _, clk := newVerifier(t)
+	dev := apptest.SignForgeToken(t, key, testKid, goodClaims(clk.now()))
+	prodClaims := goodClaims(clk.now())
+	prodClaims.Environment = "PRODUCTION"
+	prod := apptest.SignForgeToken(t, key, testKid, prodClaims)
+	for _, tok := range []string{dev, prod} {
+		if _, err := v.Verify(context.Background(), tok); err != nil {
+			t.Errorf("no environment configured: %v", err)
+		}
+	}
+	pv := &Verifier{AppID: testAppID, Environment: "PRODUCTION", Keys: v.Keys, Now: clk.now}
+	if _, err := pv.Verify(context.Background(), dev); reasonOf(err) != ReasonOtherEnv {
+		t.Errorf("development token on a production server: %v", err)
+	}
+	if _, err := pv.Verify(context.Background(), prod); err != nil {
+		t.Errorf("production token: %v", err)
+	}
+}
