@@ -333,7 +333,11 @@ func (a *App) enableForge(opts Options) {
 		Name: "idbridge_forge_jwks_fetches_total",
 		Help: "Fetches of Forge's signing keys (IDBRIDGE_FORGE_JWKS_URL) by outcome (ok, error).",
 	}, []string{"outcome"})
-	a.registry.MustRegister(failures, fetches)
+	accepted := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "idbridge_forge_tokens_accepted_total",
+		Help: "Accepted Forge invocation tokens by how: cached (seen and verified before, within its life) or verified (an RSA verification).",
+	}, []string{"how"})
+	a.registry.MustRegister(failures, fetches, accepted)
 	jwksURL := forge.DefaultJWKSURL
 	if a.cfg.ForgeJWKSURL != nil {
 		jwksURL = a.cfg.ForgeJWKSURL.String()
@@ -348,7 +352,8 @@ func (a *App) enableForge(opts Options) {
 	}
 	keys := forge.NewJWKS(jwksURL, client, a.now)
 	keys.OnFetch = func(outcome string) { fetches.WithLabelValues(outcome).Inc() }
-	a.sites.EnableForge(&forge.Verifier{AppID: a.cfg.ForgeAppID, Environment: a.cfg.ForgeEnvironment, Keys: keys, Now: a.now},
+	a.sites.EnableForge(&forge.Verifier{AppID: a.cfg.ForgeAppID, Environment: a.cfg.ForgeEnvironment, Keys: keys, Now: a.now,
+		OnVerified: func(how string) { accepted.WithLabelValues(how).Inc() }},
 		func(reason string) { failures.WithLabelValues(reason).Inc() })
 }
 

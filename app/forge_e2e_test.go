@@ -104,10 +104,17 @@ func (h *forgeHarness) forgeLifecycle(s *connectSite, event, systemToken string)
 // forgeFailures reads idbridge_forge_token_failures_total by reason.
 func (h *forgeHarness) forgeFailures() map[string]float64 {
 	h.t.Helper()
+	return h.forgeCounter(`idbridge_forge_token_failures_total{reason="`)
+}
+
+// forgeCounter reads a counter of /metrics by its one label, given the
+// line's beginning up to the label's value.
+func (h *forgeHarness) forgeCounter(prefix string) map[string]float64 {
+	h.t.Helper()
 	w := h.serve(nil, connectRequest(http.MethodGet, "/metrics", nil, ""))
 	out := map[string]float64{}
 	for line := range strings.SplitSeq(w.Body.String(), "\n") {
-		rest, ok := strings.CutPrefix(line, `idbridge_forge_token_failures_total{reason="`)
+		rest, ok := strings.CutPrefix(line, prefix)
 		if !ok {
 			continue
 		}
@@ -577,6 +584,19 @@ func TestForgeOtherEnvironmentIsRefused(t *testing.T) {
 		connectWantStatus(t, event("PRODUCTION"), http.StatusNoContent, "installed event of the production environment")
 		if after := h.mustState(s, models.SiteInstalled); after.ID != before.ID || after.InstallationID != installation {
 			t.Fatalf("the production installation did not link the Connect site: %+v", after)
+		}
+
+		// The same token again is taken from the verified-token cache,
+		// and /metrics says so.
+		h.clock.Advance(time.Second) // another token than the event's
+		c := h.claims(s)
+		c.Environment = "PRODUCTION"
+		tok := h.token(c)
+		for range 3 {
+			connectWantStatus(t, h.serve(nil, forgeRequest(http.MethodGet, "/forge/site", nil, tok)), http.StatusOK, "GET /forge/site")
+		}
+		if got := h.forgeCounter(`idbridge_forge_tokens_accepted_total{how="`); got["verified"] != 2 || got["cached"] != 2 {
+			t.Errorf("accepted tokens %v, want 2 verified (the event's, the first GET) and 2 cached", got)
 		}
 	})
 }

@@ -44,7 +44,9 @@ func TestVerifiedTokenCache(t *testing.T) {
 	key, other := apptest.RSAKeys(t)
 	clk := &clock{t: time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)}
 	ks := &keyMap{keys: map[string]*rsa.PublicKey{testKid: &key.PublicKey}}
-	v := &Verifier{AppID: testAppID, Keys: ks, Now: clk.now}
+	var mu sync.Mutex
+	how := map[string]int{}
+	v := &Verifier{AppID: testAppID, Keys: ks, Now: clk.now, OnVerified: func(h string) { mu.Lock(); how[h]++; mu.Unlock() }}
 	ctx := context.Background()
 	tok := apptest.SignForgeToken(t, key, testKid, goodClaims(clk.now()))
 
@@ -61,6 +63,9 @@ func TestVerifiedTokenCache(t *testing.T) {
 	}
 	if n := v.cache.len(); n != 1 {
 		t.Errorf("%d cached tokens, want 1", n)
+	}
+	if how["verified"] != 1 || how["cached"] != 1 {
+		t.Errorf("accepted %v, want one verified and one cached", how)
 	}
 
 	// Refusals are never kept.

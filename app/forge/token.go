@@ -128,6 +128,10 @@ type Verifier struct {
 	Environment string
 	Keys        KeySource
 	Now         func() time.Time
+	// OnVerified, when set, is told how each accepted token was accepted:
+	// "cached" (the verified-token cache) or "verified" (an RSA
+	// verification), for metrics. It must not block.
+	OnVerified func(how string)
 
 	once   sync.Once
 	parser *jwt.Parser
@@ -201,6 +205,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Invocation, error
 	if e, ok := v.cache.get(sum, v.Now()); ok {
 		if key, err := v.Keys.Key(ctx, e.kid); err == nil && key == e.key {
 			inv := e.inv
+			v.verified("cached")
 			return &inv, nil
 		}
 		// The key was withdrawn or replaced, or the key set is
@@ -212,7 +217,14 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Invocation, error
 		return nil, err
 	}
 	v.cache.put(sum, verifiedEntry{inv: *inv, kid: kid, key: key})
+	v.verified("verified")
 	return inv, nil
+}
+
+func (v *Verifier) verified(how string) {
+	if v.OnVerified != nil {
+		v.OnVerified(how)
+	}
 }
 
 // verify is Verify without the cache; it also returns the kid and the key
