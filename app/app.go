@@ -80,6 +80,9 @@ type Options struct {
 	// site's stand-in. It is no configuration: serve always loads
 	// Atlassian's.
 	ConnectJS string
+	// OnStatement, when set, hears every database statement (store.Options):
+	// the sync benchmark counts statements per request to Atlassian.
+	OnStatement func(ctx context.Context)
 }
 
 // App is one running idbridge.
@@ -145,6 +148,10 @@ func OpenRing(cfg config.Config, log *slog.Logger) (*secret.Ring, error) {
 
 // OpenStore opens the key ring and the database, without migrating.
 func OpenStore(ctx context.Context, cfg config.Config, log *slog.Logger, now func() time.Time) (*store.Store, *secret.Ring, error) {
+	return openStore(ctx, cfg, log, now, nil)
+}
+
+func openStore(ctx context.Context, cfg config.Config, log *slog.Logger, now func() time.Time, onStatement func(context.Context)) (*store.Store, *secret.Ring, error) {
 	ring, err := OpenRing(cfg, log)
 	if err != nil {
 		return nil, nil, err
@@ -155,6 +162,8 @@ func OpenStore(ctx context.Context, cfg config.Config, log *slog.Logger, now fun
 		Ring:   ring,
 		Now:    now,
 		Logger: log,
+
+		OnStatement: onStatement,
 	})
 	if err != nil {
 		return nil, nil, err
@@ -174,7 +183,7 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 	if now == nil {
 		now = time.Now
 	}
-	st, ring, err := OpenStore(ctx, cfg, log, now)
+	st, ring, err := openStore(ctx, cfg, log, now, opts.OnStatement)
 	if err != nil {
 		return nil, err
 	}

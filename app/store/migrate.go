@@ -204,6 +204,15 @@ var migrations = []migration{
 	// Forge: one site per installationId, and the Forge side of each
 	// installation (app system token, sealed), linked for existing sites.
 	{Version: 9, Name: "forge installations", Up: migrateForge},
+	{Version: 10, Name: "outbox claim order index", Up: portable(
+		// The sync worker claims a site's next subject in (next_attempt_at,
+		// id) order: with id in the index the claim walks it in that order
+		// and stops at the first subject it can take, instead of sorting
+		// every due item (41 ms at 5,000 pending items of one site, 0.08 ms
+		// with it; docs/PERFORMANCE.md). It replaces the index without id.
+		`CREATE INDEX outbox_site_claim ON outbox (site_id, next_attempt_at, id) WHERE status = 'pending'`,
+		`DROP INDEX outbox_site_pending`,
+	)},
 }
 
 func (s *Store) ensureMigrationsTable(ctx context.Context, db *gorm.DB) error {

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -57,7 +58,7 @@ type SitePending struct {
 // SitesWithPendingOutbox lists the sites with pending outbox items, over
 // all sites: the one sync read not scoped to a site (like the backlog
 // metric), since the worker serves every site. It skips through the
-// outbox_site_pending index one site at a time, so its cost follows the
+// outbox_site_claim index one site at a time, so its cost follows the
 // number of sites, not of items. At most limit sites.
 func (s *Store) SitesWithPendingOutbox(ctx context.Context, limit int) ([]SitePending, error) {
 	rows, err := s.sqlDB.QueryContext(ctx, s.native(`WITH RECURSIVE s(site_id) AS (
@@ -349,6 +350,63 @@ func (tx *Tx) FindSyncUsers(siteID string, userIDs []string) (map[string]models.
 	return out, nil
 }
 
+// LockSyncUsers takes LockSyncUser's lock of each listed user, in one
+// statement and in sorted order (so two transactions locking overlapping
+// users cannot deadlock), and returns their Atlassian side read under the
+// lock (rows locked for update on PostgreSQL, as FindSyncUser's forUpdate).
+func (tx *Tx) LockSyncUsers(siteID string, userIDs []string) (map[string]models.SyncUser, error) {
+	ids := slices.Clone(userIDs)
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	if tx.s.dialect != Postgres {
+		return tx.FindSyncUsers(siteID, ids)
+	}
+	for start := 0; start < len(ids); start += 500 {
+		chunk := ids[start:min(start+500, len(ids))]
+		var q strings.Builder
+		args := make([]any, 0, len(chunk)+1)
+		args = append(args, siteID)
+		q.WriteString(`SELECT count(pg_advisory_xact_lock(hashtextextended('idbridge sync user: ' || current_schema() || '/' || ? || '/' || u.id, 0)))
+			FROM (VALUES `)
+		for i, id := range chunk {
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			q.WriteString("(?)")
+			args = append(args, id)
+		}
+		q.WriteString(`) AS u(id)`)
+		// The VALUES rows are read in order, each taking its lock before the next.
+		if err := tx.db.Exec(q.String(), args...).Error; err != nil {
+			return nil, fmt.Errorf("lock sync users: %w", translate(err))
+		}
+	}
+	out := make(map[string]models.SyncUser, len(ids))
+	for start := 0; start < len(ids); start += 500 {
+		chunk := ids[start:min(start+500, len(ids))]
+		rows, err := tx.db.Raw(`SELECT site_id, user_id, account_id, state, name, keep_access, gen, updated_at
+			FROM sync_users WHERE site_id = ? AND user_id IN ? ORDER BY user_id FOR UPDATE`, siteID, chunk).Rows()
+		if err != nil {
+			return nil, fmt.Errorf("lock sync users: %w", translate(err))
+		}
+		for rows.Next() {
+			var u models.SyncUser
+			var state string
+			if err := rows.Scan(&u.SiteID, &u.UserID, &u.AccountID, &state, &u.Name, &u.KeepAccess, &u.Gen, &u.UpdatedAt); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("lock sync users: %w", err)
+			}
+			u.State, u.UpdatedAt = models.SyncUserState(state), u.UpdatedAt.UTC()
+			out[u.UserID] = u
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("lock sync users: %w", translate(err))
+		}
+	}
+	return out, nil
+}
+
 // SaveSyncUser creates or replaces the Atlassian side of a user. A change
 // of state counts a new generation.
 func (tx *Tx) SaveSyncUser(u *models.SyncUser) error {
@@ -471,6 +529,41 @@ func (tx *Tx) SetSyncMember(siteID, groupID, userID, accountID string, member bo
 	return nil
 }
 
+// SetSyncMembers records several memberships of one group at once:
+// members maps user IDs to the account that joined, removed lists users
+// that left.
+func (tx *Tx) SetSyncMembers(siteID, groupID string, members map[string]string, removed []string) error {
+	users := make([]string, 0, len(members))
+	for u := range members {
+		users = append(users, u)
+	}
+	slices.Sort(users)
+	for start := 0; start < len(users); start += 200 {
+		chunk := users[start:min(start+200, len(users))]
+		var q strings.Builder
+		args := make([]any, 0, 4*len(chunk))
+		q.WriteString(`INSERT INTO sync_members (site_id, group_id, user_id, account_id) VALUES `)
+		for i, u := range chunk {
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			q.WriteString("(?, ?, ?, ?)")
+			args = append(args, siteID, groupID, u, members[u])
+		}
+		q.WriteString(` ON CONFLICT (site_id, group_id, user_id) DO UPDATE SET account_id = excluded.account_id`)
+		if err := tx.db.Exec(q.String(), args...).Error; err != nil {
+			return fmt.Errorf("set sync members: %w", translate(err))
+		}
+	}
+	for start := 0; start < len(removed); start += 500 {
+		chunk := removed[start:min(start+500, len(removed))]
+		if err := tx.db.Exec(`DELETE FROM sync_members WHERE site_id = ? AND group_id = ? AND user_id IN ?`, siteID, groupID, chunk).Error; err != nil {
+			return fmt.Errorf("set sync members: %w", translate(err))
+		}
+	}
+	return nil
+}
+
 // DeleteSyncMembersOfUser forgets every membership of a user (the site
 // dropped them, or an admin chose to leave the site as it is).
 func (tx *Tx) DeleteSyncMembersOfUser(siteID, userID string) error {
@@ -493,6 +586,36 @@ func (tx *Tx) DirectoryMembersAmong(siteID, groupID string, userIDs []string) (m
 		}
 		for _, id := range ids {
 			out[id] = true
+		}
+	}
+	return out, nil
+}
+
+// SyncGroupNames names groups for the sync, by group ID: the directory's
+// display name, else the name recorded for the site, else "".
+func (tx *Tx) SyncGroupNames(siteID string, groupIDs []string) (map[string]string, error) {
+	out := make(map[string]string, len(groupIDs))
+	type named struct{ ID, Name string }
+	for start := 0; start < len(groupIDs); start += 500 {
+		chunk := groupIDs[start:min(start+500, len(groupIDs))]
+		for _, q := range []string{
+			`SELECT id, display_name AS name FROM scim_groups WHERE site_id = ? AND id IN ?`,
+			`SELECT group_id AS id, name FROM sync_groups WHERE site_id = ? AND group_id IN ?`,
+		} {
+			var rows []named
+			if err := tx.db.Raw(q, siteID, chunk).Scan(&rows).Error; err != nil {
+				return nil, fmt.Errorf("sync group names: %w", translate(err))
+			}
+			for _, r := range rows {
+				if _, ok := out[r.ID]; !ok {
+					out[r.ID] = r.Name
+				}
+			}
+		}
+	}
+	for _, id := range groupIDs {
+		if _, ok := out[id]; !ok {
+			out[id] = ""
 		}
 	}
 	return out, nil

@@ -297,6 +297,22 @@ func (j *job) members(sg *models.SyncGroup, users []string, verify bool) outcome
 			return o
 		}
 	}
+	// Membership changes applied in the site are recorded together, every
+	// memberBatch of them and before the claim ends, in one transaction
+	// (recordMembers). A crash in between leaves the claim's lease, and the
+	// claim after it reads the group's members from the site first.
+	var batch []memberRecord
+	flushed := func(o outcome) outcome {
+		if len(batch) == 0 {
+			return o
+		}
+		err := j.recordMembers(sg, batch)
+		batch = batch[:0]
+		if err != nil {
+			return j.classify(err, "record the memberships", false)
+		}
+		return o
+	}
 	waitingFor := ""
 	for _, u := range users {
 		su, has := synced[u]
@@ -306,11 +322,14 @@ func (j *job) members(sg *models.SyncGroup, users []string, verify bool) outcome
 			// Its user is not in the site yet: wait while its creation is
 			// on its way; a user whose creation failed gets the
 			// membership when it is created (its own item says why not).
+			if waitingFor != "" {
+				continue // the claim waits for one user already
+			}
 			open, err := view.HasOpenSyncItems(siteID, u)
 			if err != nil {
-				return j.classify(err, "read the member's changes", false)
+				return flushed(j.classify(err, "read the member's changes", false))
 			}
-			if open && waitingFor == "" {
+			if open {
 				waitingFor = u
 			}
 			continue
@@ -319,25 +338,32 @@ func (j *job) members(sg *models.SyncGroup, users []string, verify bool) outcome
 		case desired && !isDone:
 			err := j.call(func(ctx context.Context) error { return j.g.prov.AddMember(ctx, sg.AtlassianID, su.AccountID) })
 			if models.IsNotFound(err) {
+				if o := flushed(outcome{status: models.OutboxStatusApplied}); o.status != models.OutboxStatusApplied {
+					return o
+				}
 				if o, handled := j.memberNotFound(sg); handled {
 					return o
 				}
 				continue // the account left the site: its own change follows
 			}
 			if err != nil {
-				return j.classify(err, "add a member to the group", true)
+				return flushed(j.classify(err, "add a member to the group", true))
 			}
-			if err := j.recordMember(sg, u, su.AccountID, true, su, has); err != nil {
-				return j.classify(err, "record the membership", false)
-			}
+			batch = append(batch, memberRecord{userID: u, account: su.AccountID, member: true, read: su, had: has})
 		case !desired && isDone:
 			if err := j.call(func(ctx context.Context) error { return j.g.prov.RemoveMember(ctx, sg.AtlassianID, account) }); err != nil {
-				return j.classify(err, "remove a member from the group", true)
+				return flushed(j.classify(err, "remove a member from the group", true))
 			}
-			if err := j.recordMember(sg, u, account, false, su, has); err != nil {
-				return j.classify(err, "record the membership", false)
+			batch = append(batch, memberRecord{userID: u, account: account, member: false, read: su, had: has})
+		}
+		if len(batch) >= memberBatch {
+			if o := flushed(outcome{status: models.OutboxStatusApplied}); o.status != models.OutboxStatusApplied {
+				return o
 			}
 		}
+	}
+	if o := flushed(outcome{status: models.OutboxStatusApplied}); o.status != models.OutboxStatusApplied {
+		return o
 	}
 	if waitingFor != "" {
 		who := waitingFor
@@ -422,29 +448,60 @@ func (j *job) verifyMembers(sg *models.SyncGroup, users []string, synced map[str
 	return outcome{}, true
 }
 
-// recordMember records a membership change, unless the user's access
-// changed since it was read (another worker deactivated or reactivated
-// it meanwhile): then the membership is looked up again in a
-// members_refresh item instead of being recorded on a guess.
-func (j *job) recordMember(sg *models.SyncGroup, userID, account string, member bool, read models.SyncUser, had bool) error {
+// memberBatch is how many membership changes a claim records in one
+// transaction at most.
+const memberBatch = 25
+
+// memberRecord is a membership change applied in the site, to be
+// recorded: the user's Atlassian side as it was read (had: it had one).
+type memberRecord struct {
+	userID, account string
+	member          bool
+	read            models.SyncUser
+	had             bool
+}
+
+// recordMembers records membership changes, except those of users whose
+// access changed since they were read (another worker deactivated or
+// reactivated them meanwhile): their memberships are looked up again in
+// members_refresh items instead of being recorded on a guess.
+func (j *job) recordMembers(sg *models.SyncGroup, recs []memberRecord) error {
+	ids := make([]string, len(recs))
+	for i, r := range recs {
+		ids[i] = r.userID
+	}
 	return j.record(func(tx *store.Tx) error {
-		// Under the user's lock, as a change of its access reads its
+		// Under the users' locks, as a change of a user's access reads its
 		// memberships (deactivate): one of the two sees the other.
-		if err := tx.LockSyncUser(sg.SiteID, userID); err != nil {
-			return err
-		}
-		cur, err := tx.FindSyncUser(sg.SiteID, userID, true)
-		if err != nil && !models.IsNotFound(err) {
-			return err
-		}
-		exists := err == nil
-		if exists == had && (!exists || cur.Gen == read.Gen) {
-			return tx.SetSyncMember(sg.SiteID, sg.GroupID, userID, account, member)
-		}
-		items, err := refreshItems(sg.SiteID, userID, map[string]string{sg.GroupID: sg.Name}, "user_changed", true)
+		cur, err := tx.LockSyncUsers(sg.SiteID, ids)
 		if err != nil {
 			return err
 		}
-		return tx.AddOutboxItems(items...)
+		joined := map[string]string{}
+		var left []string
+		var refresh []*models.OutboxItem
+		for _, r := range recs {
+			c, exists := cur[r.userID]
+			if exists != r.had || (exists && c.Gen != r.read.Gen) {
+				items, err := refreshItems(sg.SiteID, r.userID, map[string]string{sg.GroupID: sg.Name}, "user_changed", true)
+				if err != nil {
+					return err
+				}
+				refresh = append(refresh, items...)
+				continue
+			}
+			if r.member {
+				joined[r.userID] = r.account
+			} else {
+				left = append(left, r.userID)
+			}
+		}
+		if err := tx.SetSyncMembers(sg.SiteID, sg.GroupID, joined, left); err != nil {
+			return err
+		}
+		if len(refresh) == 0 {
+			return nil
+		}
+		return tx.AddOutboxItems(refresh...)
 	})
 }

@@ -385,43 +385,33 @@ func refreshItems(siteID, userID string, groups map[string]string, reason string
 // groupNames names groups for refresh items: the directory's name, else
 // the one recorded for the site.
 func groupNames(tx *store.Tx, siteID string, ids []string) (map[string]string, error) {
-	out := make(map[string]string, len(ids))
-	for _, id := range ids {
-		name := ""
-		if g, err := tx.FindDirectoryGroup(siteID, id, false); err == nil {
-			name = g.DisplayName
-		} else if !models.IsNotFound(err) {
-			return nil, err
-		} else if sg, err := tx.FindSyncGroup(siteID, id); err == nil {
-			name = sg.Name
-		} else if !models.IsNotFound(err) {
-			return nil, err
-		}
-		out[id] = name
-	}
-	return out, nil
+	return tx.SyncGroupNames(siteID, ids)
 }
 
 // stopWaitingForGranted turns a wait for a user that got access while the
 // claim ran into a retry at once. The user's grant takes the same lock,
 // so either it sees the wait (and wakes it) or the wait sees it.
 func (w *Worker) stopWaitingForGranted(tx *store.Tx, siteID string, results []store.SyncResult) error {
+	// A claim's items mostly wait for one user: each user is looked at once.
+	granted := map[string]bool{}
 	for i := range results {
 		r := &results[i]
 		if r.WaitingFor == "" {
 			continue
 		}
-		if err := tx.LockSyncUser(siteID, r.WaitingFor); err != nil {
-			return err
+		has, seen := granted[r.WaitingFor]
+		if !seen {
+			if err := tx.LockSyncUser(siteID, r.WaitingFor); err != nil {
+				return err
+			}
+			su, err := tx.FindSyncUser(siteID, r.WaitingFor, false)
+			if err != nil && !models.IsNotFound(err) {
+				return err
+			}
+			has = err == nil && su.AccountID != "" && su.State.HasAccess()
+			granted[r.WaitingFor] = has
 		}
-		su, err := tx.FindSyncUser(siteID, r.WaitingFor, false)
-		if models.IsNotFound(err) {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		if su.AccountID != "" && su.State.HasAccess() {
+		if has {
 			r.WaitingFor, r.NextAttemptAt = "", w.now()
 		}
 	}

@@ -38,9 +38,12 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
+	"runtime/trace"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -73,6 +76,7 @@ type options struct {
 	seed                  uint64
 	perSite               int
 	verbose               bool
+	cpuProfile, trace     string
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -94,6 +98,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the workload and of the fake's faults")
 	fs.IntVar(&o.perSite, "per-site", 0, "subjects of one site the sync applies at once (0: the default)")
 	fs.BoolVar(&o.verbose, "v", false, "print the backlog every 5 seconds while it drains")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
+	fs.StringVar(&o.trace, "trace", "", "write an execution trace of the drains to this file (go tool trace)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -104,6 +110,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if o.changes < o.users+o.grps || o.users < 2 || o.grps < 1 || o.rate <= 0 || o.p429 < 0 || o.p429 >= 1 {
 		fmt.Fprintln(stderr, "sync: want -changes ≥ -users + -groups, -users ≥ 2, -groups ≥ 1, -rate > 0, 0 ≤ -p429 < 1")
 		return 2
+	}
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err != nil {
+			fmt.Fprintln(stderr, "sync:", err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(stderr, "sync:", err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
 	}
 	ctx := context.Background()
 	ok := true
@@ -217,8 +236,10 @@ func measure(ctx context.Context, out io.Writer, o options, ws []workload) (*res
 	if o.verbose {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
+	var statements atomic.Int64
 	a, err := app.Open(ctx, cfg, app.Options{
-		Log: logger,
+		Log:         logger,
+		OnStatement: func(context.Context) { statements.Add(1) },
 		// idbridge paces each site exactly as the fake limits it (its
 		// default is 10 a second, bursts of 20).
 		AtlassianLimiter: atlassian.LimiterOptions{Rate: rate.Limit(o.rate), Burst: burst(o.rate)},
@@ -287,8 +308,20 @@ func measure(ctx context.Context, out io.Writer, o options, ws []workload) (*res
 	fmt.Fprintf(out, "%s: %d changes accepted over SCIM for %d site(s) in %s\n", o.db, total, len(rigs), time.Since(t0).Round(time.Millisecond))
 
 	// The sync: start the App and wait until every site's outbox is done.
+	if o.trace != "" {
+		f, err := os.Create(o.trace)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		if err := trace.Start(f); err != nil {
+			return nil, err
+		}
+		defer trace.Stop()
+	}
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
+	stmts0 := statements.Load()
 	start := time.Now()
 	go func() { done <- a.Run(runCtx) }()
 	defer func() { stop(); <-done }()
@@ -323,6 +356,7 @@ func measure(ctx context.Context, out io.Writer, o options, ws []workload) (*res
 		}
 	}
 	wall := time.Since(start)
+	stmts := statements.Load() - stmts0
 
 	// The report.
 	res := &result{ok: true}
@@ -358,8 +392,8 @@ func measure(ctx context.Context, out io.Writer, o options, ws []workload) (*res
 		res.ok = res.ok && share >= 0.8
 	}
 	sort.Float64s(ratios)
-	fmt.Fprintf(out, "%s, %d site(s): all drained in %.1f s, %d requests, %.0f requests/s in all; drain ÷ (needed/R): best %.3f, median %.3f, worst %.3f; peak RSS of this process %.0f MB\n",
-		o.db, len(rigs), wall.Seconds(), made, res.throughput, ratios[0], ratios[len(ratios)/2], ratios[len(ratios)-1], peakRSS()/1e6)
+	fmt.Fprintf(out, "%s, %d site(s): all drained in %.1f s, %d requests, %.0f requests/s in all; drain ÷ (needed/R): best %.3f, median %.3f, worst %.3f; %.1f database statements a request; peak RSS of this process %.0f MB\n",
+		o.db, len(rigs), wall.Seconds(), made, res.throughput, ratios[0], ratios[len(ratios)/2], ratios[len(ratios)-1], float64(stmts)/float64(max(made, 1)), peakRSS()/1e6)
 	return res, nil
 }
 

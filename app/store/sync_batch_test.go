@@ -1,0 +1,122 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"idbridge/app/store"
+	"idbridge/app/store/storetest"
+	"idbridge/models"
+)
+
+// The sync records a group claim's membership changes together: users
+// locked and read in one statement, memberships written in one.
+func TestSyncMembershipsRecordedTogether(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		st := b.Open(t, storetest.WithNow(storetest.NewClock(epoch).Now))
+		site := install(t, st, newSite(1))
+		other := install(t, st, newSite(2))
+		ctx := context.Background()
+
+		// 600 users: more than one chunk of the lock and of the writes.
+		var users []string
+		joined := map[string]string{}
+		err := st.InTx(ctx, func(tx *store.Tx) error {
+			for i := range 600 {
+				u := fmt.Sprintf("u%03d", i)
+				users = append(users, u)
+				joined[u] = "acc-" + u
+				if err := tx.SaveSyncUser(&models.SyncUser{SiteID: site.ID, UserID: u, AccountID: "acc-" + u, State: models.SyncUserActive}); err != nil {
+					return err
+				}
+			}
+			// The other site's user of the same ID stays out of it.
+			if err := tx.SaveSyncUser(&models.SyncUser{SiteID: other.ID, UserID: "u000", AccountID: "other", State: models.SyncUserActive}); err != nil {
+				return err
+			}
+			return tx.SetSyncMember(site.ID, "g1", "u000", "old-account", true)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+
+		var locked map[string]models.SyncUser
+		err = st.InTx(ctx, func(tx *store.Tx) error {
+			var err error
+			// Duplicates and a user without an Atlassian side are fine.
+			locked, err = tx.LockSyncUsers(site.ID, append([]string{"nobody", "u001"}, users...))
+			if err != nil {
+				return err
+			}
+			return tx.SetSyncMembers(site.ID, "g1", joined, nil)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(locked) != 600 || locked["u000"].AccountID != "acc-u000" {
+			t.Fatalf("LockSyncUsers read %d users (u000: %+v), want the site's 600", len(locked), locked["u000"])
+		}
+		got, err := st.View(ctx).SyncMembers(site.ID, "g1", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(joined, got); diff != "" {
+			t.Fatalf("memberships after the batch (-want +got):\n%s", diff)
+		}
+
+		err = st.InTx(ctx, func(tx *store.Tx) error {
+			return tx.SetSyncMembers(site.ID, "g1", map[string]string{"u000": "acc-new"}, users[1:599])
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err = st.View(ctx).SyncMembers(site.ID, "g1", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(map[string]string{"u000": "acc-new", "u599": "acc-u599"}, got); diff != "" {
+			t.Fatalf("memberships after removals (-want +got):\n%s", diff)
+		}
+	})
+}
+
+// Refresh items name their groups: the directory's name first, else the
+// one recorded for the site, else nothing.
+func TestSyncGroupNames(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		st := b.Open(t)
+		site := install(t, st, newSite(1))
+		ctx := context.Background()
+		dir := &models.DirectoryGroup{SiteID: site.ID, DisplayName: "Engineering", Doc: []byte(`{}`)}
+		err := st.InTx(ctx, func(tx *store.Tx) error {
+			if err := tx.CreateDirectoryGroup(dir); err != nil {
+				return err
+			}
+			if err := tx.SaveSyncGroup(&models.SyncGroup{SiteID: site.ID, GroupID: dir.ID, AtlassianID: "a1", Name: "engineering (old)"}); err != nil {
+				return err
+			}
+			return tx.SaveSyncGroup(&models.SyncGroup{SiteID: site.ID, GroupID: "g-deleted", AtlassianID: "a2", Name: "Sales"})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names map[string]string
+		err = st.InTx(ctx, func(tx *store.Tx) error {
+			var err error
+			names, err = tx.SyncGroupNames(site.ID, []string{dir.ID, "g-deleted", "g-unknown"})
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]string{dir.ID: "Engineering", "g-deleted": "Sales", "g-unknown": ""}
+		if diff := cmp.Diff(want, names); diff != "" {
+			t.Fatalf("group names (-want +got):\n%s", diff)
+		}
+	})
+}
