@@ -947,6 +947,19 @@ func (tx *Tx) CountSyncStatus(siteID string, since time.Time) (SyncStatusCounts,
 	return c, rows.Err()
 }
 
+// SyncDrained reports whether the site has nothing left to apply: no item
+// pending or held. It reads at most one row of each (the claim index and
+// the status index), so it is cheap however large the outbox is.
+func (tx *Tx) SyncDrained(siteID string) (bool, error) {
+	var open int
+	err := tx.db.Raw(`SELECT (SELECT count(*) FROM (SELECT 1 FROM outbox WHERE site_id = ? AND status = 'pending' LIMIT 1) p)
+		+ (SELECT count(*) FROM (SELECT 1 FROM outbox WHERE site_id = ? AND status = 'held' LIMIT 1) h)`, siteID, siteID).Row().Scan(&open)
+	if err != nil {
+		return false, fmt.Errorf("sync drained: %w", translate(err))
+	}
+	return open == 0, nil
+}
+
 // FailedSyncItems lists the site's failed items, most recent first.
 func (tx *Tx) FailedSyncItems(siteID string, limit int) ([]SyncItem, error) {
 	return tx.syncItems(`WHERE site_id = ? AND status = ? ORDER BY updated_at DESC, id DESC LIMIT ?`, siteID, models.OutboxStatusFailed, limit)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -118,5 +119,60 @@ func TestSyncGroupNames(t *testing.T) {
 		if diff := cmp.Diff(want, names); diff != "" {
 			t.Fatalf("group names (-want +got):\n%s", diff)
 		}
+	})
+}
+
+// A site is drained when no item is pending or held: the benchmark's
+// check, which must stay cheap on a large outbox.
+func TestSyncDrained(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		st := b.Open(t)
+		site := install(t, st, newSite(1))
+		other := install(t, st, newSite(2))
+		ctx := context.Background()
+		drained := func(want bool, when string) {
+			t.Helper()
+			got, err := st.View(ctx).SyncDrained(site.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != want {
+				t.Fatalf("%s: drained = %v, want %v", when, got, want)
+			}
+		}
+		drained(true, "empty outbox")
+		err := st.InTx(ctx, func(tx *store.Tx) error {
+			return tx.AddOutboxItems(
+				&models.OutboxItem{SiteID: site.ID, ResourceType: "User", ResourceID: "u1", Op: models.OutboxUserCreated, Payload: []byte(`{}`)},
+				&models.OutboxItem{SiteID: other.ID, ResourceType: "User", ResourceID: "u1", Op: models.OutboxUserCreated, Payload: []byte(`{}`)})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		drained(false, "one pending item")
+		finish := func(status string) {
+			t.Helper()
+			c, _, err := st.ClaimSyncSubject(ctx, site.ID, "w1", time.Minute)
+			if err != nil || c == nil {
+				t.Fatalf("claim: %v, %v", c, err)
+			}
+			err = st.InTx(ctx, func(tx *store.Tx) error {
+				_, err := tx.FinishSyncItems(site.ID, "w1", []store.SyncResult{{ID: c.Items[0].ID, Status: status}})
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		finish(models.OutboxStatusHeld)
+		drained(false, "one held item")
+		err = st.InTx(ctx, func(tx *store.Tx) error { _, err := tx.ApplyHeldSync(site.ID); return err })
+		if err != nil {
+			t.Fatal(err)
+		}
+		drained(false, "the held item released")
+		finish(models.OutboxStatusApplied)
+		drained(true, "the item applied (the other site's pending item does not count)")
 	})
 }

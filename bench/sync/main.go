@@ -341,15 +341,11 @@ func measure(ctx context.Context, out io.Writer, o options, ws []workload) (*res
 			if finished[i] != 0 {
 				continue
 			}
-			c, err := a.Store().View(ctx).CountSyncStatus(r.site.ID, start.Add(-time.Hour))
+			drained, err := a.Store().View(ctx).SyncDrained(r.site.ID)
 			if err != nil {
 				return nil, err
 			}
-			held, err := a.Store().View(ctx).HeldSyncItems(r.site.ID, 1)
-			if err != nil {
-				return nil, err
-			}
-			if c.Pending == 0 && len(held) == 0 {
+			if drained {
 				finished[i] = time.Since(start)
 				left--
 			}
