@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -27,7 +28,7 @@ const outboxColumns = `site_id, id, resource_type, resource_id, op, payload, sta
 // SyncItem is an outbox item as the sync worker sees it.
 type SyncItem struct {
 	models.OutboxItem
-	LeaseOwner string // who held it before this claim ("" when nobody)
+	LeaseOwner string // who holds its lease ("" when nobody)
 	LeaseUntil *time.Time
 	Recover    bool
 	WaitingFor string
@@ -127,9 +128,13 @@ func (c *SyncClaim) IDs() []int64 {
 // ClaimSyncSubject leases the site's next due subject to owner until
 // now+lease: the subject whose oldest open item is due and not leased by a
 // live worker. On PostgreSQL, replicas skip each other's rows (FOR UPDATE
-// SKIP LOCKED); an expired lease is taken over. With nothing to claim it
-// returns nil and when the site has something due next (zero: nothing
-// scheduled).
+// SKIP LOCKED); an expired lease is taken over, and its items are marked
+// to be looked up first (recover). With nothing to claim it returns nil
+// and when the site has something due next (zero: nothing scheduled).
+//
+// The claim is one statement: it finds the subject (walking the
+// outbox_site_claim index in order), leases its first MaxClaimItems
+// pending items and returns them.
 func (s *Store) ClaimSyncSubject(ctx context.Context, siteID, owner string, lease time.Duration) (*SyncClaim, time.Time, error) {
 	var claim *SyncClaim
 	var next time.Time
@@ -139,53 +144,44 @@ func (s *Store) ClaimSyncSubject(ctx context.Context, siteID, owner string, leas
 		if tx.s.dialect == Postgres {
 			lock = " FOR UPDATE SKIP LOCKED"
 		}
-		var head struct {
-			ResourceType string
-			ResourceID   string
-		}
-		res := tx.db.Raw(`SELECT o.resource_type, o.resource_id FROM outbox o
-			WHERE o.site_id = ? AND o.status = 'pending' AND o.next_attempt_at <= ?
-			  AND (o.lease_until IS NULL OR o.lease_until < ?)
-			  AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.site_id = o.site_id AND p.resource_id = o.resource_id
-			                  AND p.id < o.id AND p.status IN `+openStatuses+`)
-			ORDER BY o.next_attempt_at, o.id LIMIT 1`+lock, siteID, now, now).Scan(&head)
-		if res.Error != nil {
-			return fmt.Errorf("claim sync subject: %w", translate(res.Error))
-		}
-		if res.RowsAffected == 0 || head.ResourceID == "" {
-			var err error
-			next, err = tx.nextSyncDue(siteID, now)
-			return err
-		}
-		rows, err := tx.db.Raw(`SELECT `+outboxColumns+` FROM outbox
-			WHERE site_id = ? AND resource_id = ? AND status = 'pending' ORDER BY id LIMIT ?`,
-			siteID, head.ResourceID, MaxClaimItems).Rows()
+		until := now.Add(lease)
+		// SET reads the row as it was: recover keeps what an earlier
+		// holder of the lease (one that ran out) may have left unrecorded.
+		rows, err := tx.db.Raw(`UPDATE outbox SET lease_owner = ?, lease_until = ?, recover = (recover OR lease_owner <> '')
+			WHERE site_id = ? AND id IN (
+				SELECT i.id FROM outbox i WHERE i.site_id = ? AND i.status = 'pending' AND i.resource_id = (
+					SELECT o.resource_id FROM outbox o
+					WHERE o.site_id = ? AND o.status = 'pending' AND o.next_attempt_at <= ?
+					  AND (o.lease_until IS NULL OR o.lease_until < ?)
+					  AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.site_id = o.site_id AND p.resource_id = o.resource_id
+					                  AND p.id < o.id AND p.status IN `+openStatuses+`)
+					ORDER BY o.next_attempt_at, o.id LIMIT 1`+lock+`)
+				ORDER BY i.id LIMIT ?)
+			RETURNING `+outboxColumns, owner, until, siteID, siteID, siteID, now, now, MaxClaimItems).Rows()
 		if err != nil {
 			return fmt.Errorf("claim sync subject: %w", translate(err))
 		}
-		c := &SyncClaim{SiteID: siteID, ResourceType: head.ResourceType, ResourceID: head.ResourceID, LeaseUntil: now.Add(lease)}
+		var items []SyncItem
 		for rows.Next() {
 			it, err := scanSyncItem(rows)
 			if err != nil {
 				rows.Close()
 				return fmt.Errorf("claim sync subject: %w", err)
 			}
-			if it.LeaseOwner != "" || it.Recover {
-				c.Recover = true
-			}
-			c.Items = append(c.Items, it)
+			items = append(items, it)
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
 			return fmt.Errorf("claim sync subject: %w", translate(err))
 		}
-		if len(c.Items) == 0 {
-			return nil
+		if len(items) == 0 {
+			next, err = tx.nextSyncDue(siteID, now)
+			return err
 		}
-		err = tx.db.Exec(`UPDATE outbox SET lease_owner = ?, lease_until = ? WHERE site_id = ? AND id IN ?`,
-			owner, c.LeaseUntil, siteID, c.IDs()).Error
-		if err != nil {
-			return fmt.Errorf("claim sync subject: %w", translate(err))
+		slices.SortFunc(items, func(a, b SyncItem) int { return cmp.Compare(a.ID, b.ID) })
+		c := &SyncClaim{SiteID: siteID, ResourceType: items[0].ResourceType, ResourceID: items[0].ResourceID, LeaseUntil: until, Items: items}
+		for _, it := range items {
+			c.Recover = c.Recover || it.Recover
 		}
 		claim = c
 		return nil
