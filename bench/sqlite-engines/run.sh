@@ -31,9 +31,10 @@
 # CONNECTIONS (32), THREADS (2), RUNS (start-to-ready runs, default 10),
 # SUITE (1: time `go test ./...` per candidate, ~3-5 min each; 0 skips it),
 # OUT (a file for the Markdown table). With the defaults the three
-# candidates take about 15-20 minutes on a quiet 2-core machine. Run it on
-# a quiet machine: every figure is one run of wrk on 127.0.0.1, sharing
-# the cores with idbridge. Only 127.0.0.1 is used; every run is bounded.
+# candidates take about 25 minutes on a quiet 2-core machine, the suite
+# most of it (about 12 with SUITE=0). Run it on a quiet machine: every
+# figure is one run of wrk on 127.0.0.1, sharing the cores with idbridge.
+# Only 127.0.0.1 is used; every run is bounded.
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
@@ -63,7 +64,8 @@ engine() {
 	case $1 in
 	glebarez)
 		cp "$root/bench/sqlite-engines/glebarez.go.txt" app/store/sqlite_engine.go
-		go get github.com/glebarez/go-sqlite@v1.21.2 modernc.org/sqlite@v1.23.1 >/dev/null 2>&1
+		go get github.com/glebarez/go-sqlite@v1.21.2 modernc.org/sqlite@v1.23.1 modernc.org/libc@v1.22.5 \
+			modernc.org/mathutil@v1.5.0 modernc.org/memory@v1.5.0 >/dev/null 2>&1
 		;;
 	modernc)
 		cp "$root/bench/sqlite-engines/glebarez.go.txt" app/store/sqlite_engine.go
