@@ -112,7 +112,7 @@ for c in "${candidates[@]}"; do
 	peak=$(sed -n 's/.*peak RSS \([0-9]*\) MB.*/\1/p' <<<"$s")
 
 	(cd "$w" && bash bench/connect/run.sh sqlite) >"$tmp/connect-$c.out" 2>&1 || true
-	k=$(grep '^sqlite |' "$tmp/connect-$c.out" || true)
+	k=$(grep -m1 '^sqlite | healthz' "$tmp/connect-$c.out" || true)
 	echo "connect: ${k:-$(tail -3 "$tmp/connect-$c.out")}"
 	connect_rps=$(sed -n 's/.*verified \([0-9.]*\) req\/s.*/\1/p' <<<"$k")
 
