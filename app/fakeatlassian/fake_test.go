@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"idbridge/app/fakeatlassian"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // clock is a settable clock shared by the fake and the test.
@@ -119,8 +121,8 @@ func TestCredentialsAreCheckedAsAtlassianDoes(t *testing.T) {
 	site := s.Origin() + "/rest/api/3/myself"
 	gw := f.APIURL() + "/ex/jira/" + s.CloudID + "/rest/api/3/myself"
 	code, tok := oauthToken(t, f, clientID, secret)
-	if code != 200 || tok == "" {
-		t.Fatalf("token endpoint: %d %q", code, tok)
+	if d := cmp.Diff(map[string]any{"status": 200, "has token": true}, map[string]any{"status": code, "has token": tok != ""}); d != "" {
+		t.Fatalf("token endpoint (-want +got):\n%s", d)
 	}
 	if code, _ := oauthToken(t, f, clientID, "wrong"); code != 401 {
 		t.Errorf("wrong client secret: %d", code)
@@ -169,8 +171,9 @@ func TestUsersGroupsAndMemberships(t *testing.T) {
 	a := do(t, "POST", base+"/rest/api/3/user", "basic", `{"emailAddress":"Ada@Example.com","products":["jira-software"]}`)
 	var u struct{ AccountID, AccountType string }
 	a.json(t, &u)
-	if a.status != 201 || u.AccountID == "" || u.AccountType != "atlassian" {
-		t.Fatalf("create user: %d %s", a.status, a.body)
+	if d := cmp.Diff(map[string]any{"status": 201, "has accountId": true, "accountType": "atlassian"},
+		map[string]any{"status": a.status, "has accountId": u.AccountID != "", "accountType": u.AccountType}); d != "" {
+		t.Fatalf("create user %s (-want +got):\n%s", a.body, d)
 	}
 	if a := do(t, "POST", base+"/rest/api/3/user", "basic", `{"emailAddress":"x@example.com","products":["nope"]}`); a.status != 400 || !strings.Contains(a.body, "products") {
 		t.Errorf("bad product: %d %s", a.status, a.body)
@@ -196,8 +199,8 @@ func TestUsersGroupsAndMemberships(t *testing.T) {
 	a = do(t, "POST", base+"/rest/api/3/group", "basic", `{"name":"Engineering"}`)
 	var g struct{ GroupID string }
 	a.json(t, &g)
-	if a.status != 201 || g.GroupID == "" {
-		t.Fatalf("create group: %d %s", a.status, a.body)
+	if d := cmp.Diff(map[string]any{"status": 201, "has groupId": true}, map[string]any{"status": a.status, "has groupId": g.GroupID != ""}); d != "" {
+		t.Fatalf("create group %s (-want +got):\n%s", a.body, d)
 	}
 	if a := do(t, "POST", base+"/rest/api/3/group", "basic", `{"name":"engineering"}`); a.status != 400 {
 		t.Errorf("same name: %d", a.status)
@@ -214,8 +217,14 @@ func TestUsersGroupsAndMemberships(t *testing.T) {
 	}
 	// Both customer creates, the group of the same name and the second add
 	// asked for what was already so.
-	if got := s.AppliedTwice(); len(got) != 4 || got[3].Kind != "member" || got[2].Kind != "group" {
-		t.Errorf("applied twice: %+v", got)
+	var kinds []string
+	for _, c := range s.AppliedTwice() {
+		kinds = append(kinds, c.Kind)
+	}
+	if len(kinds) != 4 {
+		t.Errorf("applied twice: %v, want 4 changes", kinds)
+	} else if d := cmp.Diff([]string{"group", "member"}, kinds[2:]); d != "" {
+		t.Errorf("applied twice, the last two kinds (-want +got):\n%s", d)
 	}
 	if a := do(t, "GET", base+"/rest/api/3/user/groups?accountId="+u.AccountID, "basic", ""); !strings.Contains(a.body, "Engineering") {
 		t.Errorf("user's groups: %s", a.body)
@@ -296,8 +305,8 @@ func TestFaults(t *testing.T) {
 
 	s.Inject(fakeatlassian.Fault{Route: route, Status: 429, RetryAfterIn: 1500 * time.Millisecond, Times: 1})
 	a := do(t, "GET", search, "basic", "")
-	if a.status != 429 || a.header.Get("Retry-After") != "2" {
-		t.Fatalf("429 with seconds: %d %q", a.status, a.header.Get("Retry-After"))
+	if d := cmp.Diff(map[string]any{"status": 429, "Retry-After": "2"}, map[string]any{"status": a.status, "Retry-After": a.header.Get("Retry-After")}); d != "" {
+		t.Fatalf("429 with seconds (-want +got):\n%s", d)
 	}
 	// Asked again a second later: early.
 	c.Advance(time.Second)
@@ -318,8 +327,9 @@ func TestFaults(t *testing.T) {
 		t.Errorf("429 with a date: %d %q", a.status, a.header.Get("Retry-After"))
 	}
 	s.Inject(fakeatlassian.Fault{Route: route, Status: 429, Times: 1})
-	if a := do(t, "GET", search, "basic", ""); a.status != 429 || a.header.Get("Retry-After") != "" {
-		t.Errorf("429 without Retry-After: %d %q", a.status, a.header.Get("Retry-After"))
+	a = do(t, "GET", search, "basic", "")
+	if d := cmp.Diff(map[string]any{"status": 429, "Retry-After": ""}, map[string]any{"status": a.status, "Retry-After": a.header.Get("Retry-After")}); d != "" {
+		t.Errorf("429 without Retry-After (-want +got):\n%s", d)
 	}
 	s.Inject(fakeatlassian.Fault{Status: 503, Times: 2})
 	if a := do(t, "GET", search, "basic", ""); a.status != 503 {
@@ -365,8 +375,8 @@ func TestFaults(t *testing.T) {
 	for range 3 {
 		codes = append(codes, do(t, "GET", search, "basic", "").status)
 	}
-	if codes[0] != 200 || codes[1] != 200 || codes[2] != 429 {
-		t.Errorf("rate limit: %v", codes)
+	if d := cmp.Diff([]int{200, 200, 429}, codes); d != "" {
+		t.Errorf("rate limit (-want +got):\n%s", d)
 	}
 	c.Advance(time.Second)
 	if a := do(t, "GET", search, "basic", ""); a.status != 200 {
@@ -404,8 +414,8 @@ func TestConfluenceGroups(t *testing.T) {
 	a := do(t, "POST", s.Origin()+"/wiki/rest/api/group", "basic", `{"name":"writers"}`)
 	var g struct{ ID string }
 	a.json(t, &g)
-	if a.status != 201 || g.ID == "" {
-		t.Fatalf("create: %d %s", a.status, a.body)
+	if d := cmp.Diff(map[string]any{"status": 201, "has id": true}, map[string]any{"status": a.status, "has id": g.ID != ""}); d != "" {
+		t.Fatalf("create %s (-want +got):\n%s", a.body, d)
 	}
 	if a := do(t, "GET", s.Origin()+"/wiki/rest/api/group/picker?query=writ", "basic", ""); !strings.Contains(a.body, g.ID) {
 		t.Errorf("picker: %s", a.body)
@@ -413,8 +423,8 @@ func TestConfluenceGroups(t *testing.T) {
 	if a := do(t, "POST", s.Origin()+"/wiki/rest/api/group/userByGroupId?groupId="+g.ID, "basic", `{"accountId":"`+id+`"}`); a.status != 201 {
 		t.Errorf("add: %d %s", a.status, a.body)
 	}
-	if got := s.Snapshot().Groups["writers"]; len(got) != 1 || got[0] != "a@example.com" {
-		t.Errorf("members: %v", got)
+	if d := cmp.Diff([]string{"a@example.com"}, s.Snapshot().Groups["writers"]); d != "" {
+		t.Errorf("members (-want +got):\n%s", d)
 	}
 	if a := do(t, "DELETE", s.Origin()+"/wiki/rest/api/group/userByGroupId?groupId="+g.ID+"&accountId="+id, "basic", ""); a.status != 204 {
 		t.Errorf("remove: %d", a.status)

@@ -12,6 +12,8 @@ import (
 	"idbridge/app/secret"
 	"idbridge/app/store"
 	"idbridge/app/store/storetest"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 type keyCheck struct {
@@ -28,6 +30,21 @@ func keyChecks(tb testing.TB, st *store.Store) []keyCheck {
 		tb.Fatalf("read key_checks: %v", err)
 	}
 	return rows
+}
+
+// keyCheckState is a key_checks row as tests compare it: which key, and
+// whether it is retired.
+type keyCheckState struct {
+	KeyID   string
+	Retired bool
+}
+
+func keyCheckStates(rows []keyCheck) []keyCheckState {
+	out := make([]keyCheckState, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, keyCheckState{KeyID: r.KeyID, Retired: r.RetiredAt != nil})
+	}
+	return out
 }
 
 func sameChecks(a, b []keyCheck) bool {
@@ -60,8 +77,11 @@ func TestCheckKeyRingRecordsPrimary(t *testing.T) {
 		clock := storetest.NewClock(epoch)
 		st := b.Open(t, storetest.WithNow(clock.Now)) // runs CheckKeyRing
 		checks := keyChecks(t, st)
-		if len(checks) != 1 || checks[0].KeyID != "test1" || checks[0].RetiredAt != nil || !checks[0].CreatedAt.Equal(epoch) {
-			t.Fatalf("key_checks = %+v; want one live row for test1 created at %v", checks, epoch)
+		if d := cmp.Diff([]keyCheckState{{KeyID: "test1", Retired: false}}, keyCheckStates(checks)); d != "" {
+			t.Fatalf("key_checks, want one live row for test1 (-want +got):\n%s", d)
+		}
+		if !checks[0].CreatedAt.Equal(epoch) {
+			t.Fatalf("key_checks row created at %v, want %v", checks[0].CreatedAt, epoch)
 		}
 		if kid, err := secret.KeyID(checks[0].Sealed); err != nil || kid != "test1" {
 			t.Errorf("check value sealed with %q, %v", kid, err)
@@ -155,20 +175,24 @@ func TestRotateKeys(t *testing.T) {
 		if !slices.Equal(batches, []int{500, 500, 200}) {
 			t.Errorf("progress reported batches %v, want [500 500 200]", batches)
 		}
-		if res.Scanned != n || res.Rotated != n || res.PrimaryID != "k2" || !slices.Equal(res.Retired, []string{"k1"}) {
-			t.Errorf("RotateKeys = %+v; want %d scanned and rotated, primary k2, k1 retired", res, n)
+		want := res
+		want.Scanned, want.Rotated, want.PrimaryID, want.Retired = n, n, "k2", []string{"k1"}
+		if d := cmp.Diff(want, res); d != "" {
+			t.Errorf("RotateKeys (-want +got):\n%s", d)
 		}
-		if ids := sealedKeyIDs(t, st); ids["k2"] != n || len(ids) != 1 {
-			t.Errorf("sealed values by key after rotation: %v; want all %d under k2", ids, n)
+		if d := cmp.Diff(map[string]int{"k2": n}, sealedKeyIDs(t, st)); d != "" {
+			t.Errorf("sealed values by key after rotation, want all under k2 (-want +got):\n%s", d)
 		}
 		checks := keyChecks(t, st)
-		if len(checks) != 2 || checks[0].KeyID != "k1" || checks[0].RetiredAt == nil || checks[1].KeyID != "k2" || checks[1].RetiredAt != nil {
-			t.Errorf("key_checks = %+v; want k1 retired and k2 live", checks)
+		if d := cmp.Diff([]keyCheckState{{KeyID: "k1", Retired: true}, {KeyID: "k2", Retired: false}}, keyCheckStates(checks)); d != "" {
+			t.Errorf("key_checks, want k1 retired and k2 live (-want +got):\n%s", d)
 		}
 
 		// Nothing left to do.
-		if again, err := st.RotateKeys(ctx, 500, nil); err != nil || again.Rotated != 0 || len(again.Retired) != 0 {
-			t.Errorf("second RotateKeys = %+v, %v; want nothing rotated or retired", again, err)
+		if again, err := st.RotateKeys(ctx, 500, nil); err != nil {
+			t.Errorf("second RotateKeys: %v", err)
+		} else if d := cmp.Diff(map[string]int{"rotated": 0, "retired": 0}, map[string]int{"rotated": again.Rotated, "retired": len(again.Retired)}); d != "" {
+			t.Errorf("second RotateKeys, want nothing rotated or retired (-want +got):\n%s", d)
 		}
 
 		// The old key may now leave the ring.
@@ -208,8 +232,8 @@ func TestRotateKeysResumes(t *testing.T) {
 		if calls != 1 {
 			t.Errorf("progress called %d times, want 1", calls)
 		}
-		if ids := sealedKeyIDs(t, st); ids["k2"] != 500 || ids["k1"] != n-500 {
-			t.Errorf("after the interruption: %v; want 500 under k2, %d under k1", ids, n-500)
+		if d := cmp.Diff(map[string]int{"k2": 500, "k1": n - 500}, sealedKeyIDs(t, st)); d != "" {
+			t.Errorf("sealed values by key after the interruption (-want +got):\n%s", d)
 		}
 		for _, c := range keyChecks(t, st) {
 			if c.RetiredAt != nil {
@@ -221,11 +245,13 @@ func TestRotateKeysResumes(t *testing.T) {
 		if err != nil {
 			t.Fatalf("resumed RotateKeys: %v", err)
 		}
-		if res.Scanned != n || res.Rotated != n-500 || !slices.Equal(res.Retired, []string{"k1"}) {
-			t.Errorf("resumed RotateKeys = %+v; want %d scanned, %d rotated, k1 retired", res, n, n-500)
+		want := res
+		want.Scanned, want.Rotated, want.Retired = n, n-500, []string{"k1"}
+		if d := cmp.Diff(want, res); d != "" {
+			t.Errorf("resumed RotateKeys (-want +got):\n%s", d)
 		}
-		if ids := sealedKeyIDs(t, st); ids["k2"] != n || len(ids) != 1 {
-			t.Errorf("after resuming: %v; want all %d under k2", ids, n)
+		if d := cmp.Diff(map[string]int{"k2": n}, sealedKeyIDs(t, st)); d != "" {
+			t.Errorf("sealed values by key after resuming, want all under k2 (-want +got):\n%s", d)
 		}
 		b.Open(t, storetest.SameDatabase(old), storetest.WithRing(storetest.NewRing(t, k2))) // CheckKeyRing passes
 	})

@@ -10,6 +10,9 @@ import (
 
 	"idbridge/app/store"
 	"idbridge/app/store/storetest"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 func TestMigrateFromEmpty(t *testing.T) {
@@ -27,8 +30,8 @@ func TestMigrateFromEmpty(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Migrate: %v", err)
 		}
-		if len(res.Applied) != n || res.Current != store.LatestVersion() {
-			t.Fatalf("Migrate = %+v; want %d applied, current %d", res, n, store.LatestVersion())
+		if d := cmp.Diff(map[string]int{"applied": n, "current": store.LatestVersion()}, map[string]int{"applied": len(res.Applied), "current": res.Current}); d != "" {
+			t.Fatalf("Migrate (-want +got):\n%s", d)
 		}
 		type row struct {
 			Version   int
@@ -61,8 +64,8 @@ func TestMigrateFromEmpty(t *testing.T) {
 		if err != nil {
 			t.Fatalf("second Migrate: %v", err)
 		}
-		if len(again.Applied) != 0 || again.Current != store.LatestVersion() {
-			t.Fatalf("second Migrate = %+v; want nothing applied, current %d", again, store.LatestVersion())
+		if d := cmp.Diff(store.MigrationResult{Current: store.LatestVersion()}, again, cmpopts.EquateEmpty()); d != "" {
+			t.Fatalf("second Migrate, want nothing applied (-want +got):\n%s", d)
 		}
 		if got := count(t, st, `SELECT count(*) FROM schema_migrations`); got != n {
 			t.Fatalf("schema_migrations has %d rows after the second Migrate, want %d", got, n)

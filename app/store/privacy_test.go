@@ -16,6 +16,8 @@ import (
 	"idbridge/app/store"
 	"idbridge/app/store/storetest"
 	"idbridge/models"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // The export and erasure tests seed every table the declarations name,
@@ -231,8 +233,12 @@ func TestExportAndEraseEveryPersonalTable(t *testing.T) {
 
 		// The export holds Ann's rows of every personal table, and no secret.
 		doc, raw := export(t, svc, site1, ann.accountID)
-		if doc.Subject == nil || doc.Subject.AccountID != ann.accountID || doc.Site["id"] != site1.ID {
-			t.Fatalf("subject %+v site %v", doc.Subject, doc.Site)
+		if doc.Subject == nil {
+			t.Fatalf("no subject; site %v", doc.Site)
+		}
+		if d := cmp.Diff(map[string]any{"subject.accountId": ann.accountID, "site.id": site1.ID},
+			map[string]any{"subject.accountId": doc.Subject.AccountID, "site.id": doc.Site["id"]}); d != "" {
+			t.Fatalf("export (-want +got):\n%s", d)
 		}
 		for _, d := range models.Tables() {
 			if d.Person == nil {
@@ -309,8 +315,12 @@ func TestExportAndEraseEveryPersonalTable(t *testing.T) {
 			t.Errorf("%d audit rows name the pseudonym, want 4", n)
 		}
 		evs, err := st.View(context.Background()).FindAuditEvents(site1.ID, store.AuditQuery{Event: models.AuditDataErased})
-		if err != nil || len(evs) != 1 || evs[0].TargetAccountID != e.Pseudonym || evs[0].ActorAccountID != "557058:admin" {
-			t.Fatalf("data_erased events %+v %v", evs, err)
+		if err != nil || len(evs) != 1 {
+			t.Fatalf("data_erased events %+v %v, want one", evs, err)
+		}
+		if d := cmp.Diff(map[string]string{"target": e.Pseudonym, "actor": "557058:admin"},
+			map[string]string{"target": evs[0].TargetAccountID, "actor": evs[0].ActorAccountID}); d != "" {
+			t.Fatalf("data_erased event (-want +got):\n%s", d)
 		}
 
 		// Nothing of Bob, nothing else of site 1, nothing of site 2 changed.
@@ -336,8 +346,8 @@ func TestExportAndEraseEveryPersonalTable(t *testing.T) {
 				nothing++
 			}
 		}
-		if len(evs) != 2 || nothing != 1 {
-			t.Errorf("the second erasure is recorded as nothing held: %+v", evs)
+		if d := cmp.Diff(map[string]int{"events": 2, "nothing held": 1}, map[string]int{"events": len(evs), "nothing held": nothing}); d != "" {
+			t.Errorf("the second erasure is recorded as nothing held: %+v (-want +got):\n%s", evs, d)
 		}
 		doc, raw = export(t, svc, site1, ann.accountID)
 		if len(doc.Records) != 0 || !strings.Contains(raw, `"records":{}`) {
@@ -398,12 +408,19 @@ func TestExportOfTheWholeSite(t *testing.T) {
 		var rows int64
 		for table, rs := range doc.Records {
 			rows += int64(len(rs))
-			if table == models.TableSites && (len(rs) != 1 || rs[0]["id"] != site1.ID) {
-				t.Errorf("sites: %v", rs)
+			if table == models.TableSites {
+				var ids []any
+				for _, r := range rs {
+					ids = append(ids, r["id"])
+				}
+				if d := cmp.Diff([]any{site1.ID}, ids); d != "" {
+					t.Errorf("exported sites' IDs (-want +got):\n%s", d)
+				}
 			}
 		}
-		if rows != n || len(doc.Records[models.TableAuditEvents]) != 12001 {
-			t.Errorf("%d rows exported, counted %d; %d audit events", rows, n, len(doc.Records[models.TableAuditEvents]))
+		if d := cmp.Diff(map[string]int64{"rows": n, "audit events": 12001},
+			map[string]int64{"rows": rows, "audit events": int64(len(doc.Records[models.TableAuditEvents]))}); d != "" {
+			t.Errorf("export, rows against the count (-want +got):\n%s", d)
 		}
 		if strings.Contains(raw, "557058:zed") || strings.Contains(raw, site2.ID) {
 			t.Errorf("the export holds site 2's data")
@@ -435,8 +452,11 @@ func TestExportBadAccountID(t *testing.T) {
 		var buf bytes.Buffer
 		_, err := svc.Export(context.Background(), site, "", id, &buf)
 		var me *models.Error
-		if !asModelsError(err, &me) || me.Code != models.CodeInvalid || me.Field != "accountId" || buf.Len() != 0 {
-			t.Errorf("export %q: %v, %d bytes", id, err, buf.Len())
+		if !asModelsError(err, &me) {
+			t.Errorf("export %q: %v, want a models.Error", id, err)
+		} else if d := cmp.Diff(map[string]any{"code": models.CodeInvalid, "field": "accountId", "bytes written": 0},
+			map[string]any{"code": me.Code, "field": me.Field, "bytes written": buf.Len()}); d != "" {
+			t.Errorf("export %q: %v (-want +got):\n%s", id, err, d)
 		}
 		if _, err := svc.Erase(context.Background(), site, "", id); !asModelsError(err, &me) || me.Field != "accountId" {
 			t.Errorf("erase %q: %v", id, err)
@@ -485,8 +505,10 @@ func TestPurgeRemovesEveryTableOfAnUninstalledSite(t *testing.T) {
 		if err != nil || !ran {
 			t.Fatalf("PurgeDue: %v %v", ran, err)
 		}
-		if res.Sites != 1 || res.AuditEvents != 7000 {
-			t.Errorf("purge result %+v", res)
+		want := res
+		want.Sites, want.AuditEvents = 1, 7000
+		if d := cmp.Diff(want, res); d != "" {
+			t.Errorf("purge result (-want +got):\n%s", d)
 		}
 		for _, d := range models.Tables() {
 			if d.SiteColumn == "" {

@@ -11,6 +11,8 @@ import (
 	"idbridge/app/store"
 	"idbridge/app/store/storetest"
 	"idbridge/models"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 func strp(s string) *string { return &s }
@@ -57,8 +59,8 @@ func TestCustomerProfileCorrectionsWinUntilCleared(t *testing.T) {
 
 		t1 := clock.Now()
 		p := syncProfile(t, st, site.ID, map[models.ProfileField]string{models.ProfileName: "Ann Market", models.ProfileEmail: "ann@market.example"})
-		if v := p.Field(models.ProfileName); v.Value() != "Ann Market" || v.Source() != models.SourceMarketplace || !v.UpdatedAt().Equal(t1) {
-			t.Fatalf("after sync: name %+v", v)
+		if d := profileValueDiff(map[string]any{"value": "Ann Market", "source": models.SourceMarketplace, "updatedAt": t1}, p.Field(models.ProfileName)); d != "" {
+			t.Fatalf("after sync: name (-want +got):\n%s", d)
 		}
 		if p.LastSyncAt == nil || p.SyncStatus != "Matched." {
 			t.Errorf("sync status: %v %q", p.LastSyncAt, p.SyncStatus)
@@ -71,18 +73,19 @@ func TestCustomerProfileCorrectionsWinUntilCleared(t *testing.T) {
 		if !slices.Equal(changed, []models.ProfileField{models.ProfileName, models.ProfileCompany}) {
 			t.Errorf("changed = %v", changed)
 		}
-		if v := p.Field(models.ProfileName); v.Value() != "Ann Admin" || v.Source() != models.SourceAdmin || !v.UpdatedAt().Equal(t2) || v.Synced != "Ann Market" {
-			t.Fatalf("after correction: name %+v", v)
+		if d := profileValueDiff(map[string]any{"value": "Ann Admin", "source": models.SourceAdmin, "updatedAt": t2, "synced": "Ann Market"},
+			p.Field(models.ProfileName)); d != "" {
+			t.Fatalf("after correction: name (-want +got):\n%s", d)
 		}
-		if v := p.Field(models.ProfileCompany); v.Value() != "" || v.Source() != models.SourceAdmin {
-			t.Errorf("a correction to empty: %+v, want empty with source admin", v)
+		if d := profileValueDiff(map[string]any{"value": "", "source": models.SourceAdmin}, p.Field(models.ProfileCompany)); d != "" {
+			t.Errorf("a correction to empty, want empty with source admin (-want +got):\n%s", d)
 		}
 
 		// A later sync updates the synced value, the correction still wins.
 		clock.Advance(time.Hour)
 		p = syncProfile(t, st, site.ID, map[models.ProfileField]string{models.ProfileName: "Ann Renamed"})
-		if v := p.Field(models.ProfileName); v.Value() != "Ann Admin" || v.Source() != models.SourceAdmin || v.Synced != "Ann Renamed" {
-			t.Fatalf("after a later sync: name %+v, want the correction to win", v)
+		if d := profileValueDiff(map[string]any{"value": "Ann Admin", "source": models.SourceAdmin, "synced": "Ann Renamed"}, p.Field(models.ProfileName)); d != "" {
+			t.Fatalf("after a later sync, want the correction to win (-want +got):\n%s", d)
 		}
 		if v := p.Field(models.ProfileEmail); v.Value() != "ann@market.example" || !v.UpdatedAt().Equal(t1) {
 			t.Errorf("a field the sync left out changed: %+v", v)
@@ -97,8 +100,8 @@ func TestCustomerProfileCorrectionsWinUntilCleared(t *testing.T) {
 		if !slices.Equal(changed, []models.ProfileField{models.ProfileName}) {
 			t.Errorf("changed = %v", changed)
 		}
-		if v := p.Field(models.ProfileName); v.Value() != "Ann Renamed" || v.Source() != models.SourceMarketplace || v.Correction != nil {
-			t.Errorf("after clearing: name %+v", v)
+		if d := profileValueDiff(map[string]any{"value": "Ann Renamed", "source": models.SourceMarketplace, "corrected": false}, p.Field(models.ProfileName)); d != "" {
+			t.Errorf("after clearing: name (-want +got):\n%s", d)
 		}
 		// Clearing what is not corrected changes nothing.
 		if _, changed := correct(t, st, site.ID, models.ProfileChange{Field: models.ProfileLocation}); len(changed) != 0 {
@@ -115,8 +118,8 @@ func TestCustomerProfileSyncErasesRTBF(t *testing.T) {
 		syncProfile(t, st, site.ID, map[models.ProfileField]string{models.ProfileEmail: "gone@example.com", models.ProfileName: "Gone"})
 		// The sync maps "RTBF" to "": the field is cleared, source too.
 		p := syncProfile(t, st, site.ID, map[models.ProfileField]string{models.ProfileEmail: ""})
-		if v := p.Field(models.ProfileEmail); v.Value() != "" || v.Source() != "" || v.Synced != "" {
-			t.Errorf("erased email: %+v", v)
+		if d := profileValueDiff(map[string]any{"value": "", "source": models.ProfileSource(""), "synced": ""}, p.Field(models.ProfileEmail)); d != "" {
+			t.Errorf("erased email (-want +got):\n%s", d)
 		}
 		if v := p.Field(models.ProfileName); v.Value() != "Gone" {
 			t.Errorf("name: %+v", v)
@@ -205,9 +208,11 @@ func TestAuditEventsRecordAndRollBack(t *testing.T) {
 			t.Fatalf("%d events, want 1 (the rolled-back one must not be there): %+v", len(evs), evs)
 		}
 		ev := evs[0]
-		if ev.Event != models.AuditConfigChanged || ev.ActorAccountID != "557058:admin" || ev.Section != "service_account" ||
-			!slices.Equal(ev.Fields, []string{"email", "token"}) || !ev.OccurredAt.Equal(clock.Now()) || ev.ID == "" || ev.SiteID != site.ID {
-			t.Errorf("event = %+v", ev)
+		if d := cmp.Diff(map[string]any{"event": models.AuditConfigChanged, "actor": "557058:admin", "section": "service_account",
+			"fields": []string{"email", "token"}, "occurredAt": clock.Now(), "has id": true, "siteId": site.ID},
+			map[string]any{"event": ev.Event, "actor": ev.ActorAccountID, "section": ev.Section,
+				"fields": ev.Fields, "occurredAt": ev.OccurredAt, "has id": ev.ID != "", "siteId": ev.SiteID}); d != "" {
+			t.Errorf("event (-want +got):\n%s", d)
 		}
 		if evs, _ := st.View(ctx).FindAuditEvents(other.ID, store.AuditQuery{}); len(evs) != 0 {
 			t.Errorf("another site sees %d events", len(evs))
@@ -272,4 +277,19 @@ func TestJobRunsAndTryLock(t *testing.T) {
 			release()
 		}
 	})
+}
+
+// profileValueDiff compares the parts of v that want names ("value",
+// "source", "synced", "updatedAt", "corrected") with want, as a go-cmp diff
+// (-want +got); "" when they are equal.
+func profileValueDiff(want map[string]any, v models.ProfileValue) string {
+	all := map[string]any{"value": v.Value(), "source": v.Source(), "synced": v.Synced, "corrected": v.Correction != nil, "updatedAt": nil}
+	if at := v.UpdatedAt(); at != nil {
+		all["updatedAt"] = *at
+	}
+	got := map[string]any{}
+	for k := range want {
+		got[k] = all[k]
+	}
+	return cmp.Diff(want, got)
 }

@@ -12,6 +12,8 @@ import (
 	"idbridge/app/store"
 	"idbridge/app/store/storetest"
 	"idbridge/models"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 func createItem() *models.OutboxItem {
@@ -97,8 +99,8 @@ func TestBatchedUserLookup(t *testing.T) {
 				t.Errorf("request %d: batched %+v, ordinary %+v", i, *users[i], ordinary)
 			}
 		}
-		if len(users[0].Groups) != 1 || users[0].Groups[0].ID != g.ID || users[0].Groups[0].DisplayName != "Admins" {
-			t.Errorf("alice's groups: %+v", users[0].Groups)
+		if d := cmp.Diff([]models.DirectoryGroupRef{{ID: g.ID, DisplayName: "Admins"}}, users[0].Groups); d != "" {
+			t.Errorf("alice's groups (-want +got):\n%s", d)
 		}
 		if users[4].Groups != nil {
 			t.Errorf("groups filled for a request that did not ask: %+v", users[4].Groups)
@@ -108,15 +110,15 @@ func TestBatchedUserLookup(t *testing.T) {
 		users, errs = store.RunLookupBatch(ctx, st, store.KeyUserName, []store.LookupRequest{
 			{SiteID: a.ID, Value: "bob"}, {SiteID: a.ID, Value: "a\x00b"}, {SiteID: other.ID, Value: "alice@example.com"},
 		})
-		if errs[0] != nil || errs[2] != nil || errs[1] == nil || users[0] == nil || users[0].ID != bob.ID || users[2] == nil || users[2].ID != aliceB.ID {
-			t.Fatalf("a batch with a bad value: %+v, %v", users, errs)
+		if d := cmp.Diff([]string{bob.ID, "error", aliceB.ID}, batchAnswers(users, errs)); d != "" {
+			t.Fatalf("a batch with a bad value, each request's answer (-want +got):\n%s", d)
 		}
 
 		users, errs = store.RunLookupBatch(ctx, st, store.KeyID, []store.LookupRequest{
 			{SiteID: a.ID, Value: aliceA.ID}, {SiteID: other.ID, Value: aliceA.ID}, {SiteID: other.ID, Value: aliceB.ID},
 		})
-		if errors.Join(errs...) != nil || users[0] == nil || users[0].ID != aliceA.ID || users[1] != nil || users[2] == nil || users[2].ID != aliceB.ID {
-			t.Fatalf("by id: %+v, %v", users, errs)
+		if d := cmp.Diff([]string{aliceA.ID, "none", aliceB.ID}, batchAnswers(users, errs)); d != "" {
+			t.Fatalf("by id, each request's answer (-want +got):\n%s", d)
 		}
 	})
 }
@@ -192,9 +194,11 @@ func TestBatchedUserCreate(t *testing.T) {
 		}
 		for k, i := range []int{0, 2, 3} {
 			it := outbox[k]
-			if it.ResourceID != users[i].ID || string(it.Payload) != fmt.Sprintf(`{"n":%d}`, i) || it.Op != models.OutboxUserCreated ||
-				it.ResourceType != "User" || it.Status != models.OutboxStatusPending || !it.CreatedAt.Equal(users[i].CreatedAt) {
-				t.Errorf("outbox item %d: %+v", k, it)
+			if d := cmp.Diff(map[string]any{"resourceId": users[i].ID, "payload": fmt.Sprintf(`{"n":%d}`, i), "op": models.OutboxUserCreated,
+				"resourceType": "User", "status": models.OutboxStatusPending, "createdAt": users[i].CreatedAt},
+				map[string]any{"resourceId": it.ResourceID, "payload": string(it.Payload), "op": it.Op,
+					"resourceType": it.ResourceType, "status": it.Status, "createdAt": it.CreatedAt}); d != "" {
+				t.Errorf("outbox item %d (-want +got):\n%s", k, d)
 			}
 		}
 		if outbox[0].ID >= outbox[1].ID {
@@ -291,8 +295,8 @@ func TestCoalescedPathsUnderLoad(t *testing.T) {
 		for f := range fail {
 			t.Error(f)
 		}
-		if won != 1 || lost != workers-1 {
-			t.Errorf("contended creates: %d won, %d lost", won, lost)
+		if d := cmp.Diff(map[string]int{"won": 1, "lost": workers - 1}, map[string]int{"won": won, "lost": lost}); d != "" {
+			t.Errorf("contended creates (-want +got):\n%s", d)
 		}
 		if n := count(t, st, `SELECT count(*) FROM outbox`); n != workers*each+1 {
 			t.Errorf("%d outbox items, want %d", n, workers*each+1)
@@ -328,4 +332,21 @@ func TestOutboxBacklog(t *testing.T) {
 			t.Fatalf("after one is applied: %+v, %v", got, err)
 		}
 	})
+}
+
+// batchAnswers is each lookup request's answer, to compare as a list: the
+// user's ID, "none" when nothing matched, or "error".
+func batchAnswers(users []*models.DirectoryUser, errs []error) []string {
+	out := make([]string, len(users))
+	for i, u := range users {
+		switch {
+		case i < len(errs) && errs[i] != nil:
+			out[i] = "error"
+		case u == nil:
+			out[i] = "none"
+		default:
+			out[i] = u.ID
+		}
+	}
+	return out
 }

@@ -12,6 +12,8 @@ import (
 	"idbridge/app/store"
 	"idbridge/app/store/storetest"
 	"idbridge/models"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 func newDirectoryUser(siteID, userName string) *models.DirectoryUser {
@@ -60,24 +62,34 @@ func TestDirectoryUsers(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got.UserName != "User0" || got.Email != "User0@example.com" || !got.Active || got.Version != 1 || !got.CreatedAt.Equal(first.CreatedAt) || !bytes.Equal(got.Doc, first.Doc) {
-			t.Errorf("found %+v, want %+v", got, first)
+		if d := cmp.Diff(map[string]any{"userName": "User0", "email": "User0@example.com", "active": true, "version": int64(1), "createdAt": first.CreatedAt, "doc": string(first.Doc)},
+			map[string]any{"userName": got.UserName, "email": got.Email, "active": got.Active, "version": got.Version, "createdAt": got.CreatedAt, "doc": string(got.Doc)}); d != "" {
+			t.Errorf("found (-want +got):\n%s", d)
 		}
 		if _, err := st.View(ctx).FindDirectoryUser(other.ID, first.ID, false); !models.IsNotFound(err) {
 			t.Errorf("another site finds the user: %v", err)
 		}
 
 		users, total, err := st.View(ctx).ListDirectoryUsers(a.ID, store.DirectoryQuery{Where: "user_name_lower = ?", Args: []any{"user3"}, Limit: 10})
-		if err != nil || total != 1 || len(users) != 1 || users[0].UserName != "User3" {
-			t.Fatalf("filter: %v, %d, %v", users, total, err)
+		if err != nil {
+			t.Fatalf("filter: %v", err)
+		}
+		if d := cmp.Diff(map[string]any{"total": 1, "userNames": []string{"User3"}}, map[string]any{"total": total, "userNames": userNames(users)}); d != "" {
+			t.Fatalf("filter (-want +got):\n%s", d)
 		}
 		users, total, err = st.View(ctx).ListDirectoryUsers(a.ID, store.DirectoryQuery{Offset: 1, Limit: 2})
-		if err != nil || total != 5 || len(users) != 2 || users[0].UserName != "User1" || users[1].UserName != "User2" {
-			t.Fatalf("page: %v, %d, %v", users, total, err)
+		if err != nil {
+			t.Fatalf("page: %v", err)
+		}
+		if d := cmp.Diff(map[string]any{"total": 5, "userNames": []string{"User1", "User2"}}, map[string]any{"total": total, "userNames": userNames(users)}); d != "" {
+			t.Fatalf("page (-want +got):\n%s", d)
 		}
 		users, total, err = st.View(ctx).ListDirectoryUsers(a.ID, store.DirectoryQuery{Offset: 10, Limit: 2})
-		if err != nil || total != 5 || len(users) != 0 {
-			t.Fatalf("past the end: %v, %d, %v", users, total, err)
+		if err != nil {
+			t.Fatalf("past the end: %v", err)
+		}
+		if d := cmp.Diff(map[string]any{"total": 5, "userNames": []string{}}, map[string]any{"total": total, "userNames": userNames(users)}); d != "" {
+			t.Fatalf("past the end (-want +got):\n%s", d)
 		}
 		_, total, err = st.View(ctx).ListDirectoryUsers(a.ID, store.DirectoryQuery{Limit: 0})
 		if err != nil || total != 5 {
@@ -95,8 +107,9 @@ func TestDirectoryUsers(t *testing.T) {
 		first.UserName = "renamed"
 		inTx(t, st, func(tx *store.Tx) error { return tx.UpdateDirectoryUser(first) })
 		got, _ = st.View(ctx).FindDirectoryUser(a.ID, first.ID, false)
-		if got.Active || got.UserName != "renamed" || got.Version != 2 {
-			t.Errorf("after update: %+v", got)
+		if d := cmp.Diff(map[string]any{"active": false, "userName": "renamed", "version": int64(2)},
+			map[string]any{"active": got.Active, "userName": got.UserName, "version": got.Version}); d != "" {
+			t.Errorf("after update (-want +got):\n%s", d)
 		}
 		err = st.InTx(ctx, func(tx *store.Tx) error {
 			u := *got
@@ -171,12 +184,23 @@ func TestDirectoryGroupsAndMembers(t *testing.T) {
 			t.Fatalf("removed %v", removed)
 		}
 		members, err := st.View(ctx).FindGroupMembers(a.ID, []string{g.ID})
-		if err != nil || len(members[g.ID]) != 1299 || members[g.ID][0].Display == "" {
+		if err != nil || len(members[g.ID]) == 0 {
 			t.Fatalf("members: %d, %v", len(members[g.ID]), err)
 		}
+		if d := cmp.Diff(map[string]any{"members": 1299, "first has a display": true},
+			map[string]any{"members": len(members[g.ID]), "first has a display": members[g.ID][0].Display != ""}); d != "" {
+			t.Fatalf("members (-want +got):\n%s", d)
+		}
 		groups, err := st.View(ctx).FindDirectoryUserGroups(a.ID, []string{ids[5]})
-		if err != nil || len(groups[ids[5]]) != 1 || groups[ids[5]][0].DisplayName != "Admins" {
-			t.Fatalf("groups of a user: %v, %v", groups, err)
+		if err != nil {
+			t.Fatalf("groups of a user: %v", err)
+		}
+		var names []string
+		for _, g := range groups[ids[5]] {
+			names = append(names, g.DisplayName)
+		}
+		if d := cmp.Diff([]string{"Admins"}, names); d != "" {
+			t.Fatalf("groups of a user (-want +got):\n%s", d)
 		}
 		// Deleting a user drops its memberships.
 		inTx(t, st, func(tx *store.Tx) error { return tx.DeleteDirectoryUser(a.ID, ids[5]) })
@@ -227,8 +251,12 @@ func TestSCIMTokenAndOutbox(t *testing.T) {
 				&models.OutboxItem{SiteID: a.ID, ResourceType: "User", ResourceID: "u1", Op: models.OutboxUserDeactivated})
 		})
 		items, err := st.View(ctx).FindOutboxItems(a.ID, 0, 10)
-		if err != nil || len(items) != 2 || items[0].Op != models.OutboxUserCreated || items[1].ID <= items[0].ID || items[0].Status != models.OutboxStatusPending {
-			t.Fatalf("outbox: %+v, %v", items, err)
+		if err != nil || len(items) != 2 {
+			t.Fatalf("outbox: %+v, %v; want two items", items, err)
+		}
+		if d := cmp.Diff(map[string]any{"items[0].op": models.OutboxUserCreated, "items[0].status": models.OutboxStatusPending, "in ID order": true},
+			map[string]any{"items[0].op": items[0].Op, "items[0].status": items[0].Status, "in ID order": items[1].ID > items[0].ID}); d != "" {
+			t.Fatalf("outbox (-want +got):\n%s", d)
 		}
 		// Uninstall revokes the token at once and keeps the directory.
 		inTx(t, st, func(tx *store.Tx) error { return tx.MarkSiteUninstalled(a.ID, time.Now().Add(time.Hour)) })
@@ -239,4 +267,13 @@ func TestSCIMTokenAndOutbox(t *testing.T) {
 			t.Fatalf("outbox after uninstall: %d", n)
 		}
 	})
+}
+
+// userNames lists the users' userNames, in order (empty, not nil, for none).
+func userNames(users []models.DirectoryUser) []string {
+	out := []string{}
+	for _, u := range users {
+		out = append(out, u.UserName)
+	}
+	return out
 }

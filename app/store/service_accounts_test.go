@@ -11,6 +11,8 @@ import (
 	"idbridge/app/store"
 	"idbridge/app/store/storetest"
 	"idbridge/models"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 func saveAccount(tb testing.TB, st *store.Store, siteID string, a *models.ServiceAccount) *models.ServiceAccount {
@@ -78,8 +80,12 @@ func TestServiceAccountSealedAndRoundTrips(t *testing.T) {
 			t.Errorf("after switching to OAuth: token %q, org key %q, client secret %d bytes", raw.Token, raw.OrgAdminKey, len(raw.ClientSecret))
 		}
 		got, err := st.View(context.Background()).FindServiceAccount(site.ID)
-		if err != nil || got.ClientSecret != "client-secret-value-7777" || got.Token != "" || got.Kind != models.AccountOAuthClient {
-			t.Fatalf("FindServiceAccount = %+v, %v", got, err)
+		if err != nil {
+			t.Fatalf("FindServiceAccount: %v", err)
+		}
+		if d := cmp.Diff(map[string]any{"clientSecret": "client-secret-value-7777", "token": "", "kind": models.AccountOAuthClient},
+			map[string]any{"clientSecret": got.ClientSecret, "token": got.Token, "kind": got.Kind}); d != "" {
+			t.Fatalf("FindServiceAccount (-want +got):\n%s", d)
 		}
 	})
 }
@@ -128,8 +134,12 @@ func TestServiceAccountNotFoundAndStatus(t *testing.T) {
 			t.Fatal(err)
 		}
 		got, _ := st.View(ctx).FindServiceAccount(site.ID)
-		if got.Status != models.AccountInvalid || got.StatusMessage != "Atlassian rejected the token." || got.CheckedAt == nil || !got.CheckedAt.Equal(clock.Now()) || got.Token == "" {
-			t.Errorf("after SetServiceAccountStatus: %+v", got)
+		if got.CheckedAt == nil {
+			t.Fatalf("after SetServiceAccountStatus: %+v, not checked", got)
+		}
+		if d := cmp.Diff(map[string]any{"status": models.AccountInvalid, "statusMessage": "Atlassian rejected the token.", "checkedAt": clock.Now(), "token kept": true},
+			map[string]any{"status": got.Status, "statusMessage": got.StatusMessage, "checkedAt": *got.CheckedAt, "token kept": got.Token != ""}); d != "" {
+			t.Errorf("after SetServiceAccountStatus (-want +got):\n%s", d)
 		}
 		err = st.InTx(ctx, func(tx *store.Tx) error { return tx.SetServiceAccountStatus(site.ID, "bogus", "", clock.Now()) })
 		wantCode(t, err, models.CodeInvalid)
@@ -181,12 +191,15 @@ func TestUninstallDeletesServiceAccountSecrets(t *testing.T) {
 			t.Fatal(err)
 		}
 		raw := rawAccountOf(t, st, site.ID)
-		if raw.Token != nil || raw.ClientSecret != nil || raw.OrgAdminKey != nil || raw.TokenHint != "" || raw.Status != string(models.AccountInvalid) {
-			t.Errorf("after uninstall: %+v, want no secrets, no hint, status invalid", raw)
+		if d := cmp.Diff(map[string]any{"token": false, "clientSecret": false, "orgAdminKey": false, "tokenHint": "", "status": string(models.AccountInvalid)},
+			map[string]any{"token": raw.Token != nil, "clientSecret": raw.ClientSecret != nil, "orgAdminKey": raw.OrgAdminKey != nil, "tokenHint": raw.TokenHint, "status": raw.Status}); d != "" {
+			t.Errorf("after uninstall, want no secrets, no hint, status invalid (-want +got):\n%s", d)
 		}
 		acc, err := st.View(ctx).FindServiceAccount(site.ID)
-		if err != nil || acc.Email != "a@example.com" || acc.Token != "" {
-			t.Errorf("after uninstall FindServiceAccount = %+v, %v; want the row without secrets", acc, err)
+		if err != nil {
+			t.Errorf("after uninstall FindServiceAccount: %v", err)
+		} else if d := cmp.Diff(map[string]string{"email": "a@example.com", "token": ""}, map[string]string{"email": acc.Email, "token": acc.Token}); d != "" {
+			t.Errorf("after uninstall FindServiceAccount, want the row without secrets (-want +got):\n%s", d)
 		}
 		if raw := rawAccountOf(t, st, other.ID); raw.Token == nil || raw.OrgAdminKey == nil {
 			t.Error("uninstalling one site deleted another's secrets")
@@ -219,8 +232,12 @@ func TestRotateKeysReachesServiceAccounts(t *testing.T) {
 		}
 		st3 := b.Open(t, storetest.SameDatabase(st), storetest.WithRing(storetest.NewRing(t, k2)), storetest.NoKeyCheck())
 		acc, err := st3.View(context.Background()).FindServiceAccount(site.ID)
-		if err != nil || acc.Token != "token-0123456789" || acc.OrgAdminKey != "org-key-0123456789" {
-			t.Fatalf("after rotation, with k2 alone: %+v, %v", acc, err)
+		if err != nil {
+			t.Fatalf("after rotation, with k2 alone: %v", err)
+		}
+		if d := cmp.Diff(map[string]string{"token": "token-0123456789", "orgAdminKey": "org-key-0123456789"},
+			map[string]string{"token": acc.Token, "orgAdminKey": acc.OrgAdminKey}); d != "" {
+			t.Fatalf("after rotation, with k2 alone (-want +got):\n%s", d)
 		}
 	})
 }

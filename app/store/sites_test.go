@@ -84,8 +84,8 @@ func TestSaveInstallReinstall(t *testing.T) {
 		second := install(t, st, again)
 
 		got := findByID(t, st, first.ID)
-		if second.ID != first.ID || got.ID != first.ID {
-			t.Fatalf("reinstall changed the ID: %s → %s (stored %s)", first.ID, second.ID, got.ID)
+		if d := cmp.Diff(map[string]string{"returned": first.ID, "stored": first.ID}, map[string]string{"returned": second.ID, "stored": got.ID}); d != "" {
+			t.Fatalf("reinstall changed the ID (-want +got):\n%s", d)
 		}
 		if !bytes.Equal(got.SharedSecret, again.SharedSecret) {
 			t.Errorf("secret after reinstall = %q, want the new one", got.SharedSecret)
@@ -96,8 +96,10 @@ func TestSaveInstallReinstall(t *testing.T) {
 		if got.BaseURL != again.BaseURL {
 			t.Errorf("baseUrl = %q, want %q", got.BaseURL, again.BaseURL)
 		}
-		if want := newSite(1); got.InstallationID != want.InstallationID || got.CloudID != want.CloudID {
-			t.Errorf("installationId, cloudId = %q, %q; want kept %q, %q", got.InstallationID, got.CloudID, want.InstallationID, want.CloudID)
+		kept := newSite(1)
+		if d := cmp.Diff(map[string]string{"installationId": kept.InstallationID, "cloudId": kept.CloudID},
+			map[string]string{"installationId": got.InstallationID, "cloudId": got.CloudID}); d != "" {
+			t.Errorf("installationId and cloudId not kept (-want +got):\n%s", d)
 		}
 		if n := count(t, st, `SELECT count(*) FROM sites`); n != 1 {
 			t.Errorf("%d site rows after a reinstall, want 1", n)
@@ -107,8 +109,10 @@ func TestSaveInstallReinstall(t *testing.T) {
 		moved := newSite(1)
 		moved.InstallationID, moved.CloudID = "inst-new", "cloud-new"
 		install(t, st, moved)
-		if got := findByID(t, st, first.ID); got.InstallationID != "inst-new" || got.CloudID != "cloud-new" {
-			t.Errorf("installationId, cloudId = %q, %q; want the new ones", got.InstallationID, got.CloudID)
+		moved1 := findByID(t, st, first.ID)
+		if d := cmp.Diff(map[string]string{"installationId": "inst-new", "cloudId": "cloud-new"},
+			map[string]string{"installationId": moved1.InstallationID, "cloudId": moved1.CloudID}); d != "" {
+			t.Errorf("installationId and cloudId, want the new ones (-want +got):\n%s", d)
 		}
 	})
 }
@@ -235,9 +239,9 @@ func TestMarkSiteUninstalled(t *testing.T) {
 		// A verified reinstall brings it back, with a new secret, under the same ID.
 		re := install(t, st, newSite(1))
 		got = findByID(t, st, site.ID)
-		if re.ID != site.ID || got.State != models.SiteInstalled || got.UninstalledAt != nil || got.PurgeAfter != nil ||
-			!bytes.Equal(got.SharedSecret, newSite(1).SharedSecret) {
-			t.Errorf("after reinstall: %+v", got)
+		if d := cmp.Diff(map[string]any{"id": site.ID, "state": models.SiteInstalled, "uninstalledAt set": false, "purgeAfter set": false, "sharedSecret": newSite(1).SharedSecret},
+			map[string]any{"id": re.ID, "state": got.State, "uninstalledAt set": got.UninstalledAt != nil, "purgeAfter set": got.PurgeAfter != nil, "sharedSecret": got.SharedSecret}); d != "" {
+			t.Errorf("after reinstall (-want +got):\n%s", d)
 		}
 	})
 }
