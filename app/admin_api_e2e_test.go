@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/go-cmp/cmp"
 
 	"idbridge/app"
 	"idbridge/app/apptest"
@@ -186,24 +187,34 @@ func TestAdminServiceAccountEndToEnd(t *testing.T) {
 	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
 		e := newAdmEnv(t, b)
 		code, got, _ := e.call("GET", "/api/admin/service-account", admAdmin, "")
-		if code != 200 || got["configured"] != false {
-			t.Fatalf("GET before any save: %d %v", code, got)
+		if d := answerDiff(fields{"http status": 200, "configured": false}, code, got); d != "" {
+			t.Fatalf("GET before any save (-want +got):\n%s", d)
 		}
 
 		exp := e.clock.Now().Add(10 * 24 * time.Hour).Format("2006-01-02")
 		code, got, raw := e.call("PUT", "/api/admin/service-account", admAdmin,
 			`{"kind":"api_token","email":"bot@example.com","token":"`+admGoodToken+`","expiresAt":"`+exp+`"}`)
-		if code != 200 || got["tokenHint"] != "••••1a2b" || got["status"] != "untested" || got["expiresSoon"] != true || strings.Contains(raw, admGoodToken) {
-			t.Fatalf("PUT: %d %s", code, raw)
+		if d := answerDiff(fields{"http status": 200, "tokenHint": "••••1a2b", "status": "untested", "expiresSoon": true}, code, got); d != "" {
+			t.Fatalf("PUT (-want +got):\n%s", d)
+		}
+		if strings.Contains(raw, admGoodToken) {
+			t.Fatal("PUT answered the token")
 		}
 		evs := e.audit()
-		if len(evs) != 1 || evs[0].Event != models.AuditConfigChanged || evs[0].ActorAccountID != admAdmin || evs[0].Section != "service_account" {
-			t.Fatalf("audit after save: %+v", evs)
+		if len(evs) != 1 {
+			t.Fatalf("audit after save: %+v, want one event", evs)
+		}
+		if d := cmp.Diff(map[string]any{"event": models.AuditConfigChanged, "actor": admAdmin, "section": "service_account"},
+			map[string]any{"event": evs[0].Event, "actor": evs[0].ActorAccountID, "section": evs[0].Section}); d != "" {
+			t.Fatalf("audit after save (-want +got):\n%s", d)
 		}
 
 		code, got, raw = e.call("POST", "/api/admin/service-account/test", admAdmin, "{}")
-		if code != 200 || got["ok"] != true || strings.Contains(raw, admGoodToken) {
-			t.Fatalf("test: %d %s", code, raw)
+		if d := answerDiff(fields{"http status": 200, "ok": true}, code, got); d != "" {
+			t.Fatalf("test %s (-want +got):\n%s", raw, d)
+		}
+		if strings.Contains(raw, admGoodToken) {
+			t.Fatal("test answered the token")
 		}
 		if sa, _ := got["serviceAccount"].(map[string]any); sa["status"] != "ok" {
 			t.Errorf("after a good test: %v", got["serviceAccount"])
@@ -219,15 +230,15 @@ func TestAdminServiceAccountEndToEnd(t *testing.T) {
 			t.Fatalf("hanging Jira: %d %v", code, got)
 		}
 		_, after, _ := e.call("GET", "/api/admin/service-account", admAdmin, "")
-		if after["status"] != before["status"] || after["checkedAt"] != before["checkedAt"] {
-			t.Errorf("a timed-out test changed the account: %v → %v", before, after)
+		if d := cmp.Diff(fields{"status": before["status"], "checkedAt": before["checkedAt"]}, fields{"status": after["status"], "checkedAt": after["checkedAt"]}); d != "" {
+			t.Errorf("a timed-out test changed the account (-before +after):\n%s", d)
 		}
 
 		// Jira rejects the token (revoked): invalid, and the overview says so.
 		e.jira.RevokeCredentials()
 		code, got, _ = e.call("POST", "/api/admin/service-account/test", admAdmin, "{}")
-		if code != 200 || got["ok"] != false {
-			t.Fatalf("rejected token: %d %v", code, got)
+		if d := answerDiff(fields{"http status": 200, "ok": false}, code, got); d != "" {
+			t.Fatalf("rejected token (-want +got):\n%s", d)
 		}
 		checks, _ := got["checks"].([]any)
 		rejected := false
@@ -285,12 +296,13 @@ func TestAdminServiceAccountBadInput(t *testing.T) {
 		} {
 			code, got, _ := e.call("PUT", "/api/admin/service-account", admAdmin, c.body)
 			msg, _ := got["error"].(string)
-			if code != http.StatusBadRequest || got["field"] != c.field || len(msg) < 10 {
-				t.Errorf("%s: %d %v, want 400 naming %q with a sentence", c.name, code, got, c.field)
+			if d := answerDiff(fields{"http status": http.StatusBadRequest, "field": c.field}, code, got); d != "" || len(msg) < 10 {
+				t.Errorf("%s: error %q, want 400 naming %q with a sentence (-want +got):\n%s", c.name, msg, c.field, d)
 			}
 		}
-		if code, got, _ := e.call("PUT", "/api/admin/service-account", admAdmin, `{"kind":`); code != 400 || got["error"] == "" {
-			t.Errorf("broken JSON: %d %v", code, got)
+		code, got, _ := e.call("PUT", "/api/admin/service-account", admAdmin, `{"kind":`)
+		if d := answerDiff(fields{"http status": 400, "has error": true}, code, map[string]any{"has error": got["error"] != nil && got["error"] != ""}); d != "" {
+			t.Errorf("broken JSON: %v (-want +got):\n%s", got, d)
 		}
 		if _, got, _ := e.call("GET", "/api/admin/service-account", admAdmin, ""); got["configured"] != false {
 			t.Errorf("bad input was saved: %v", got)
@@ -299,7 +311,7 @@ func TestAdminServiceAccountBadInput(t *testing.T) {
 			t.Errorf("bad input wrote audit events: %+v", evs)
 		}
 		// Testing before anything is saved says what to do.
-		code, got, _ := e.call("POST", "/api/admin/service-account/test", admAdmin, "{}")
+		code, got, _ = e.call("POST", "/api/admin/service-account/test", admAdmin, "{}")
 		if code != http.StatusPreconditionFailed || !strings.Contains(got["error"].(string), "Save a service account first") {
 			t.Errorf("test before save: %d %v", code, got)
 		}
@@ -314,30 +326,33 @@ func TestAdminProfileEndToEnd(t *testing.T) {
 	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
 		e := newAdmEnv(t, b)
 		code, got, _ := e.call("GET", "/api/admin/profile", admAdmin, "")
-		if code != 200 || got["name"] != "" || got["updatedAt"] != nil || got["syncConfigured"] != true {
-			t.Fatalf("empty profile: %d %v", code, got)
+		if d := answerDiff(fields{"http status": 200, "name": "", "updatedAt": nil, "syncConfigured": true}, code, got); d != "" {
+			t.Fatalf("empty profile (-want +got):\n%s", d)
 		}
 
 		code, got, raw := e.call("PUT", "/api/admin/profile", admAdmin, `{"company":"ACME GmbH","email":"jane@acme.example"}`)
-		if code != 200 || got["company"] != "ACME GmbH" || got["sources"].(map[string]any)["company"] != "admin" {
-			t.Fatalf("correction: %d %s", code, raw)
+		if d := answerDiff(fields{"http status": 200, "company": "ACME GmbH", "sources.company": "admin"}, code, got); d != "" {
+			t.Fatalf("correction %s (-want +got):\n%s", raw, d)
 		}
 		evs := e.audit()
-		if len(evs) != 1 || evs[0].Event != models.AuditRecordCorrected || evs[0].ActorAccountID != admAdmin ||
-			strings.Join(evs[0].Fields, ",") != "company,email" {
-			t.Fatalf("audit: %+v", evs)
+		if len(evs) != 1 {
+			t.Fatalf("audit: %+v, want one event", evs)
+		}
+		if d := cmp.Diff(map[string]any{"event": models.AuditRecordCorrected, "actor": admAdmin, "fields": []string{"company", "email"}},
+			map[string]any{"event": evs[0].Event, "actor": evs[0].ActorAccountID, "fields": evs[0].Fields}); d != "" {
+			t.Fatalf("audit (-want +got):\n%s", d)
 		}
 
 		// Sync now: the licence fills the rest; corrections still win.
 		code, got, raw = e.call("POST", "/api/admin/profile/sync", admAdmin, "")
-		if code != 200 || got["name"] != "Ann Tech" || got["purchaser"] != "Bob Buyer" || got["location"] != "Germany, EMEA" ||
-			got["company"] != "ACME GmbH" || got["email"] != "jane@acme.example" || got["sources"].(map[string]any)["name"] != "marketplace" {
-			t.Fatalf("sync: %d %s", code, raw)
+		if d := answerDiff(fields{"http status": 200, "name": "Ann Tech", "purchaser": "Bob Buyer", "location": "Germany, EMEA",
+			"company": "ACME GmbH", "email": "jane@acme.example", "sources.name": "marketplace"}, code, got); d != "" {
+			t.Fatalf("sync %s (-want +got):\n%s", raw, d)
 		}
 		// Clearing the correction: the Marketplace value applies at once.
 		code, got, _ = e.call("PUT", "/api/admin/profile", admAdmin, `{"company":null}`)
-		if code != 200 || got["company"] != "Acme" || got["sources"].(map[string]any)["company"] != "marketplace" {
-			t.Fatalf("clear: %d %v", code, got)
+		if d := answerDiff(fields{"http status": 200, "company": "Acme", "sources.company": "marketplace"}, code, got); d != "" {
+			t.Fatalf("clear (-want +got):\n%s", d)
 		}
 		if n := len(e.audit()); n != 2 {
 			t.Errorf("%d audit events, want 2 (sync writes none)", n)
@@ -351,8 +366,8 @@ func TestAdminProfileEndToEnd(t *testing.T) {
 			{`{"purchaser":7}`, "purchaser"},
 		} {
 			code, got, _ := e.call("PUT", "/api/admin/profile", admAdmin, c.body)
-			if code != 400 || got["field"] != c.field {
-				t.Errorf("%s: %d %v, want 400 naming %s", c.body, code, got, c.field)
+			if d := answerDiff(fields{"http status": 400, "field": c.field}, code, got); d != "" {
+				t.Errorf("%s, want 400 naming %s (-want +got):\n%s", c.body, c.field, d)
 			}
 		}
 		if n := len(e.audit()); n != 2 {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/go-cmp/cmp"
 
 	"idbridge/app"
 	"idbridge/app/apptest"
@@ -65,15 +66,20 @@ func TestConnectLifecycle(t *testing.T) {
 		}
 		siteID := got.ID
 		raw := h.snapshot()
-		if len(raw) != 1 || strings.Contains(raw[0]["shared_secret"], connectHex(s.secret)) || raw[0]["shared_secret"] == "NULL" {
-			t.Fatalf("shared secret is not stored sealed: %v", raw)
+		if len(raw) != 1 {
+			t.Fatalf("sites rows: %v, want one", raw)
+		}
+		if d := cmp.Diff(map[string]bool{"stored": true, "in clear": false}, map[string]bool{"stored": raw[0]["shared_secret"] != "NULL",
+			"in clear": strings.Contains(raw[0]["shared_secret"], connectHex(s.secret))}); d != "" {
+			t.Fatalf("shared secret is not stored sealed (-want +got):\n%s", d)
 		}
 
 		w := h.adminSite(nil, s, "admin-1", s.secret)
 		connectWantStatus(t, w, http.StatusOK, "admin call after install")
 		body := connectDecodeAdmin(t, w)
-		if body.ID != siteID || body.InstallationID != s.installationID || body.CloudID != s.cloudID || body.State != "installed" {
-			t.Fatalf("GET /api/admin/site = %+v", body)
+		if d := cmp.Diff(map[string]string{"id": siteID, "installationId": s.installationID, "cloudId": s.cloudID, "state": "installed"},
+			map[string]string{"id": body.ID, "installationId": body.InstallationID, "cloudId": body.CloudID, "state": body.State}); d != "" {
+			t.Fatalf("GET /api/admin/site (-want +got):\n%s", d)
 		}
 
 		// A reinstall replaces the secret at once; the site keeps its ID.
@@ -81,8 +87,10 @@ func TestConnectLifecycle(t *testing.T) {
 		old := h.reinstall(nil, s)
 		connectWantStatus(t, h.adminSite(nil, s, "admin-1", old), http.StatusUnauthorized, "old secret right after reinstall")
 		connectWantStatus(t, h.adminSite(nil, s, "admin-1", s.secret), http.StatusOK, "new secret after reinstall")
-		if got := h.mustState(s, models.SiteInstalled); got.ID != siteID || string(got.SharedSecret) != s.secret {
-			t.Fatalf("after reinstall: ID %s (was %s), secret replaced: %v", got.ID, siteID, string(got.SharedSecret) == s.secret)
+		reinstalled := h.mustState(s, models.SiteInstalled)
+		if d := cmp.Diff(map[string]any{"id": siteID, "secret is the new one": true},
+			map[string]any{"id": reinstalled.ID, "secret is the new one": string(reinstalled.SharedSecret) == s.secret}); d != "" {
+			t.Fatalf("after reinstall (-want +got):\n%s", d)
 		}
 
 		// enabled and disabled toggle the state.
@@ -131,8 +139,8 @@ func TestConnectLifecycle(t *testing.T) {
 		s.installationID, s.cloudID = "", ""
 		h.reinstall(nil, s)
 		body = connectDecodeAdmin(t, h.adminSite(nil, s, "admin-1", s.secret))
-		if body.InstallationID == "" || body.CloudID == "" {
-			t.Fatalf("installationId/cloudId lost on a reinstall without them: %+v", body)
+		if d := cmp.Diff(map[string]bool{"installationId": true, "cloudId": true}, map[string]bool{"installationId": body.InstallationID != "", "cloudId": body.CloudID != ""}); d != "" {
+			t.Fatalf("installationId/cloudId kept on a reinstall without them (-want +got):\n%s", d)
 		}
 	})
 }
@@ -726,8 +734,9 @@ func TestConnectAdminCheck(t *testing.T) {
 		h.mustInstall(wiki)
 		w = h.adminSite(nil, wiki, "admin-2", wiki.secret)
 		connectWantStatus(t, w, http.StatusOK, "Confluence admin")
-		if got := connectDecodeAdmin(t, w); got.BaseURL != h.wiki.BaseURL() || got.ProductType != "confluence" {
-			t.Fatalf("Confluence site: %+v", got)
+		got := connectDecodeAdmin(t, w)
+		if d := cmp.Diff(map[string]string{"baseUrl": h.wiki.BaseURL(), "productType": "confluence"}, map[string]string{"baseUrl": got.BaseURL, "productType": got.ProductType}); d != "" {
+			t.Fatalf("Confluence site (-want +got):\n%s", d)
 		}
 		connectWantStatus(t, h.adminSite(nil, wiki, "user-2", wiki.secret), http.StatusForbidden, "Confluence non-admin")
 		if n := h.wiki.TotalRequests(); n != 2 {
@@ -797,9 +806,10 @@ func TestConnectAdminPage(t *testing.T) {
 		if !strings.Contains(csp, "script-src 'self' https://connect-cdn.atl-paas.net") {
 			t.Errorf("CSP %q does not allow all.js", csp)
 		}
-		if w.Header().Get("Referrer-Policy") != "no-referrer" || w.Header().Get("X-Content-Type-Options") != "nosniff" ||
-			!strings.HasPrefix(w.Header().Get("Strict-Transport-Security"), "max-age=31536000") {
-			t.Errorf("security headers missing: %v", w.Header())
+		if d := cmp.Diff(map[string]any{"Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff", "Strict-Transport-Security a year": true},
+			map[string]any{"Referrer-Policy": w.Header().Get("Referrer-Policy"), "X-Content-Type-Options": w.Header().Get("X-Content-Type-Options"),
+				"Strict-Transport-Security a year": strings.HasPrefix(w.Header().Get("Strict-Transport-Security"), "max-age=31536000")}); d != "" {
+			t.Errorf("security headers (-want +got):\n%s", d)
 		}
 		if strings.Contains(w.Body.String(), s.secret) {
 			t.Error("the page carries the shared secret")
@@ -836,9 +846,11 @@ func TestConnectDescriptorRoutes(t *testing.T) {
 		if err := json.Unmarshal(w.Body.Bytes(), &d); err != nil {
 			t.Fatal(err)
 		}
-		if d.Key != connectAppKey || d.BaseURL != connectBaseURL || d.Authentication.Type != "jwt" ||
-			!d.APIMigrations["signed-install"] || !d.APIMigrations["context-qsh"] || !d.APIMigrations["gdpr"] {
-			t.Fatalf("descriptor: %+v", d)
+		if diff := cmp.Diff(map[string]any{"key": connectAppKey, "baseUrl": connectBaseURL, "authentication.type": "jwt",
+			"apiMigrations.signed-install": true, "apiMigrations.context-qsh": true, "apiMigrations.gdpr": true},
+			map[string]any{"key": d.Key, "baseUrl": d.BaseURL, "authentication.type": d.Authentication.Type,
+				"apiMigrations.signed-install": d.APIMigrations["signed-install"], "apiMigrations.context-qsh": d.APIMigrations["context-qsh"], "apiMigrations.gdpr": d.APIMigrations["gdpr"]}); diff != "" {
+			t.Fatalf("descriptor (-want +got):\n%s", diff)
 		}
 		for _, ev := range []string{"installed", "uninstalled", "enabled", "disabled"} {
 			if d.Lifecycle[ev] != "/lifecycle/"+ev {

@@ -17,6 +17,8 @@ import (
 
 	"idbridge/app/apptest"
 	"idbridge/app/store/storetest"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // connectJunkRoutes are the Connect routes an anonymous caller can reach:
@@ -234,8 +236,9 @@ func TestConnectInstallKidFlood(t *testing.T) {
 			t.Errorf("%d key-server fetches in %s, want at most %d", total, elapsed, limit)
 		}
 		failures := h.jwtFailures()
-		if failures["key_fetch_limited"] == 0 || failures["unknown_kid"] == 0 {
-			t.Errorf("jwt failures %v: want both unknown_kid and key_fetch_limited", failures)
+		if d := cmp.Diff(map[string]bool{"key_fetch_limited": true, "unknown_kid": true},
+			map[string]bool{"key_fetch_limited": failures["key_fetch_limited"] > 0, "unknown_kid": failures["unknown_kid"] > 0}); d != "" {
+			t.Errorf("jwt failures %v: want both unknown_kid and key_fetch_limited (-want +got):\n%s", failures, d)
 		}
 		if got := failures["key_fetch_limited"] + failures["unknown_kid"]; got != n+20 {
 			t.Errorf("%v refusals counted, want %d", got, n+20)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/go-cmp/cmp"
 
 	"idbridge/app/apptest"
 	"idbridge/app/store"
@@ -150,8 +151,9 @@ func TestForgeInstalledLinksConnectSite(t *testing.T) {
 		w = h.forgeLifecycle(s, models.ForgeEventInstalled, sys)
 		connectWantStatus(t, w, http.StatusNoContent, "forge installed")
 		after := h.mustState(s, models.SiteInstalled)
-		if after.ID != before.ID || after.InstallationID != connectInstallation || after.CloudID != s.cloudID {
-			t.Fatalf("forge installed did not link the Connect site: before %+v, after %+v", before, after)
+		if d := cmp.Diff(map[string]string{"id": before.ID, "installationId": connectInstallation, "cloudId": s.cloudID},
+			map[string]string{"id": after.ID, "installationId": after.InstallationID, "cloudId": after.CloudID}); d != "" {
+			t.Fatalf("forge installed did not link the Connect site (-want +got):\n%s", d)
 		}
 		var n int
 		if err := h.app.Store().SQLDB().QueryRow(`SELECT count(*) FROM sites`).Scan(&n); err != nil || n != 1 {
@@ -161,8 +163,9 @@ func TestForgeInstalledLinksConnectSite(t *testing.T) {
 		// The FIT now names the site.
 		w = h.serve(nil, forgeRequest(http.MethodGet, "/forge/site", nil, h.token(h.claims(s))))
 		connectWantStatus(t, w, http.StatusOK, "GET /forge/site")
-		if got := connectDecodeAdmin(t, w); got.ID != before.ID || got.InstallationID != connectInstallation {
-			t.Errorf("GET /forge/site = %+v", got)
+		got := connectDecodeAdmin(t, w)
+		if d := cmp.Diff(map[string]string{"id": before.ID, "installationId": connectInstallation}, map[string]string{"id": got.ID, "installationId": got.InstallationID}); d != "" {
+			t.Errorf("GET /forge/site (-want +got):\n%s", d)
 		}
 
 		// The system token is stored sealed, with its expiry.
@@ -229,15 +232,19 @@ func TestForgeInstalledFirstThenConnect(t *testing.T) {
 		s := h.newSite(h.wiki)
 		connectWantStatus(t, h.forgeLifecycle(s, models.ForgeEventInstalled, ""), http.StatusNoContent, "forge installed first")
 		first, err := h.app.Store().View(context.Background()).FindSiteByInstallationID(s.installationID)
-		if err != nil || first.BaseURL != s.baseURL || first.ProductType != "confluence" || first.State != models.SiteInstalled {
-			t.Fatalf("site made by forge installed: %+v, %v", first, err)
+		if err != nil {
+			t.Fatalf("site made by forge installed: %v", err)
+		}
+		if d := cmp.Diff(map[string]any{"baseUrl": s.baseURL, "productType": "confluence", "state": models.SiteInstalled},
+			map[string]any{"baseUrl": first.BaseURL, "productType": first.ProductType, "state": first.State}); d != "" {
+			t.Fatalf("site made by forge installed (-want +got):\n%s", d)
 		}
 		connectWantStatus(t, h.serve(nil, forgeRequest(http.MethodGet, "/forge/site", nil, h.token(h.claims(s)))), http.StatusOK, "FIT after forge installed")
 
 		h.mustInstall(s)
 		got := h.mustState(s, models.SiteInstalled)
-		if got.ID != first.ID || string(got.SharedSecret) != s.secret {
-			t.Errorf("Connect install made another site: first %s, now %s", first.ID, got.ID)
+		if d := cmp.Diff(map[string]any{"id": first.ID, "secret is the install's": true}, map[string]any{"id": got.ID, "secret is the install's": string(got.SharedSecret) == s.secret}); d != "" {
+			t.Errorf("Connect install made another site (-want +got):\n%s", d)
 		}
 		var n int
 		if err := h.app.Store().SQLDB().QueryRow(`SELECT count(*) FROM sites`).Scan(&n); err != nil || n != 1 {
@@ -493,8 +500,8 @@ func TestForgeInstallationIDChanges(t *testing.T) {
 		s.installationID = "ari:cloud:ecosystem::installation/" + apptest.RandomHex(t, 8)
 		connectWantStatus(t, h.forgeLifecycle(s, models.ForgeEventInstalled, ""), http.StatusNoContent, "forge installed, new installation ID")
 		after := h.mustState(s, models.SiteInstalled)
-		if after.ID != before.ID || after.InstallationID != s.installationID {
-			t.Errorf("site %s → %s, installation %q, want the same site with %q", before.ID, after.ID, after.InstallationID, s.installationID)
+		if d := cmp.Diff(map[string]string{"id": before.ID, "installationId": s.installationID}, map[string]string{"id": after.ID, "installationId": after.InstallationID}); d != "" {
+			t.Errorf("want the same site with the installation (-want +got):\n%s", d)
 		}
 		if got := h.mustState(wiki, models.SiteInstalled); got.InstallationID != wiki.installationID {
 			t.Errorf("the Confluence site's installation changed to %q", got.InstallationID)
@@ -525,8 +532,9 @@ func TestForgeAndConnectTakeNoOtherSite(t *testing.T) {
 			t.Fatalf("install naming another site's installationId: %d %s", w.Code, w.Body)
 		}
 		after := h.mustState(victim, models.SiteInstalled)
-		if after.ID != before.ID || string(after.SharedSecret) != victim.secret || after.BaseURL != before.BaseURL {
-			t.Fatalf("the victim's site changed: before %+v, after %+v", before.SiteFacts, after.SiteFacts)
+		if d := cmp.Diff(map[string]any{"id": before.ID, "secret is the victim's": true, "baseUrl": before.BaseURL},
+			map[string]any{"id": after.ID, "secret is the victim's": string(after.SharedSecret) == victim.secret, "baseUrl": after.BaseURL}); d != "" {
+			t.Fatalf("the victim's site changed (-want +got):\n%s", d)
 		}
 		if got, err := h.storedSite(other); err == nil && got.ID == before.ID {
 			t.Fatalf("the other clientKey took the victim's site %s", got.ID)

@@ -16,6 +16,8 @@ import (
 	"idbridge/app/store"
 	"idbridge/app/store/storetest"
 	"idbridge/models"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // raw sends method target as sub with a JSON body and returns the answer.
@@ -73,11 +75,13 @@ func TestAdminGDPRExportAndErase(t *testing.T) {
 		if err := json.Unmarshal(w.Body.Bytes(), &doc); err != nil {
 			t.Fatalf("export is not JSON: %v", err)
 		}
-		if doc.Subject["accountId"] != ann || len(doc.Records["audit_events"]) != 2 || len(doc.Records["portal_sessions"]) != 1 {
-			t.Fatalf("export: subject %v, records %v", doc.Subject, doc.Records)
+		if d := cmp.Diff(map[string]any{"subject": ann, "audit_events": 2, "portal_sessions": 1},
+			map[string]any{"subject": doc.Subject["accountId"], "audit_events": len(doc.Records["audit_events"]), "portal_sessions": len(doc.Records["portal_sessions"])}); d != "" {
+			t.Fatalf("export: subject and records (-want +got):\n%s", d)
 		}
-		if doc.Records["audit_events"][0]["ip"] != "203.0.113.7" || doc.Records["portal_sessions"][0]["email"] != "ann@example.com" {
-			t.Errorf("export rows: %v", doc.Records)
+		if d := cmp.Diff(map[string]any{"audit_events.0.ip": "203.0.113.7", "portal_sessions.0.email": "ann@example.com"},
+			map[string]any{"audit_events.0.ip": doc.Records["audit_events"][0]["ip"], "portal_sessions.0.email": doc.Records["portal_sessions"][0]["email"]}); d != "" {
+			t.Errorf("export rows (-want +got):\n%s", d)
 		}
 		if _, ok := doc.Records["portal_sessions"][0]["id"]; ok {
 			t.Errorf("the export holds the session's hash")
@@ -112,14 +116,18 @@ func TestAdminGDPRExportAndErase(t *testing.T) {
 		// Bad input: 400 naming the field, nothing written.
 		for _, target := range []string{"/api/admin/gdpr/export?accountId=a%20b", "/api/admin/gdpr/export?accountId=", "/api/admin/gdpr/export/count?accountId=%27--"} {
 			code, got, _ := e.call("GET", target, admAdmin, "")
-			if code != 400 || got["field"] != "accountId" {
-				t.Errorf("GET %s: %d %v", target, code, got)
+			if d := answerDiff(fields{"http status": 400, "field": "accountId"}, code, got); d != "" {
+				t.Errorf("GET %s (-want +got):\n%s", target, d)
 			}
 		}
 		for _, body := range []string{`{}`, `{"accountId":""}`, `{"accountId":"x y"}`, `{"accountId":42}`, `[`} {
 			code, got, _ := e.call("POST", "/api/admin/gdpr/erase", admAdmin, body)
-			if code != 400 || (body != `[` && body != `{"accountId":42}` && got["field"] != "accountId") {
-				t.Errorf("erase %s: %d %v", body, code, got)
+			want := fields{"http status": 400}
+			if body != `[` && body != `{"accountId":42}` {
+				want["field"] = "accountId"
+			}
+			if d := answerDiff(want, code, got); d != "" {
+				t.Errorf("erase %s (-want +got):\n%s", body, d)
 			}
 		}
 
@@ -151,12 +159,16 @@ func TestAdminGDPRExportAndErase(t *testing.T) {
 			if ev.ActorAccountID == ann || ev.TargetAccountID == ann {
 				t.Errorf("after erasure an audit event names Ann: %+v", ev)
 			}
-			if ev.Event == models.AuditLoginSuccess && (ev.IP != "" || ev.UserAgent != "" || !strings.HasPrefix(ev.ActorAccountID, models.ErasedTokenPrefix)) {
-				t.Errorf("sign-in not pseudonymised: %+v", ev)
+			if ev.Event != models.AuditLoginSuccess {
+				continue
+			}
+			if d := cmp.Diff(map[string]any{"ip": "", "userAgent": "", "actor pseudonymised": true},
+				map[string]any{"ip": ev.IP, "userAgent": ev.UserAgent, "actor pseudonymised": strings.HasPrefix(ev.ActorAccountID, models.ErasedTokenPrefix)}); d != "" {
+				t.Errorf("sign-in not pseudonymised (-want +got):\n%s", d)
 			}
 		}
-		if kinds[models.AuditDataErased] != 3 || kinds[models.AuditDataExported] != 3 {
-			t.Errorf("audit events: %v", kinds)
+		if d := cmp.Diff(map[string]int{"erased": 3, "exported": 3}, map[string]int{"erased": kinds[models.AuditDataErased], "exported": kinds[models.AuditDataExported]}); d != "" {
+			t.Errorf("audit events %v (-want +got):\n%s", kinds, d)
 		}
 		w = e.raw("GET", "/api/admin/gdpr/export?accountId="+ann, admAdmin, "")
 		if !strings.Contains(w.Body.String(), `"records":{}`) {
@@ -165,28 +177,34 @@ func TestAdminGDPRExportAndErase(t *testing.T) {
 
 		// Restriction: set, listed, in the status, lifted; bad input 400.
 		code, got, raw = e.call("POST", "/api/admin/gdpr/restrict", admAdmin, `{"accountId":"557058:bob","reason":"contested"}`)
-		if code != 200 || got["accountId"] != "557058:bob" || got["reason"] != "contested" || got["blockedCount"] != 0.0 {
-			t.Fatalf("restrict: %d %s", code, raw)
+		if d := answerDiff(fields{"http status": 200, "accountId": "557058:bob", "reason": "contested", "blockedCount": 0}, code, got); d != "" {
+			t.Fatalf("restrict %s (-want +got):\n%s", raw, d)
 		}
 		code, got, _ = e.call("GET", "/api/admin/gdpr/restrictions", admAdmin, "")
-		if list, _ := got["restrictions"].([]any); code != 200 || len(list) != 1 || got["next"] != nil {
-			t.Errorf("restrictions: %d %v", code, got)
+		if list, _ := got["restrictions"].([]any); len(list) != 1 {
+			t.Errorf("restrictions: %d %v, want one", code, got)
+		} else if d := answerDiff(fields{"http status": 200, "next": nil}, code, got); d != "" {
+			t.Errorf("restrictions (-want +got):\n%s", d)
 		}
 		code, got, _ = e.call("GET", "/api/admin/gdpr/status", admAdmin, "")
-		if rep, _ := got["reporting"].(map[string]any); code != 200 || got["restrictions"] != 1.0 || rep["cyclePeriodDays"] != 7.0 {
-			t.Errorf("status: %d %v", code, got)
+		if d := answerDiff(fields{"http status": 200, "restrictions": 1, "reporting.cyclePeriodDays": 7}, code, got); d != "" {
+			t.Errorf("status (-want +got):\n%s", d)
 		}
 		// The audit log marks the restricted person.
 		code, got, _ = e.call("GET", "/api/admin/audit?accountId=557058:bob", admAdmin, "")
-		if evs, _ := got["events"].([]any); code != 200 || len(evs) != 1 || evs[0].(map[string]any)["restricted"] != true {
-			t.Errorf("audit of a restricted person: %d %v", code, got)
+		if evs, _ := got["events"].([]any); len(evs) != 1 {
+			t.Errorf("audit of a restricted person: %d %v, want one event", code, got)
+		} else if d := answerDiff(fields{"http status": 200, "events.0.restricted": true}, code, got); d != "" {
+			t.Errorf("audit of a restricted person (-want +got):\n%s", d)
 		}
 		if w := e.raw("DELETE", "/api/admin/gdpr/restrict/557058:bob", admAdmin, ""); w.Code != http.StatusNoContent {
 			t.Errorf("unrestrict: %d %s", w.Code, w.Body)
 		}
 		code, got, _ = e.call("GET", "/api/admin/audit?accountId=557058:bob", admAdmin, "")
-		if evs, _ := got["events"].([]any); code != 200 || len(evs) != 2 || evs[0].(map[string]any)["restricted"] != nil {
-			t.Errorf("audit after lifting: %d %v", code, got)
+		if evs, _ := got["events"].([]any); len(evs) != 2 {
+			t.Errorf("audit after lifting: %d %v, want two events", code, got)
+		} else if d := answerDiff(fields{"http status": 200, "events.0.restricted": nil}, code, got); d != "" {
+			t.Errorf("audit after lifting (-want +got):\n%s", d)
 		}
 		if code, _, _ := e.call("DELETE", "/api/admin/gdpr/restrict/557058:bob", admAdmin, ""); code != http.StatusNotFound {
 			t.Errorf("unrestrict again: %d", code)
@@ -197,8 +215,9 @@ func TestAdminGDPRExportAndErase(t *testing.T) {
 			{"DELETE", "/api/admin/gdpr/restrict/bad%20id", "", "accountId"},
 			{"GET", "/api/admin/gdpr/restrictions?limit=0", "", "limit"},
 		} {
-			if code, got, _ := e.call(c.method, c.target, admAdmin, c.body); code != 400 || got["field"] != c.field {
-				t.Errorf("%s %s: %d %v", c.method, c.target, code, got)
+			code, got, _ := e.call(c.method, c.target, admAdmin, c.body)
+			if d := answerDiff(fields{"http status": 400, "field": c.field}, code, got); d != "" {
+				t.Errorf("%s %s (-want +got):\n%s", c.method, c.target, d)
 			}
 		}
 
@@ -250,15 +269,19 @@ func TestAdminGDPRRectify(t *testing.T) {
 		pendingBefore := pending()
 
 		code, got, raw := e.call("POST", "/api/admin/gdpr/rectify", admAdmin, `{"accountId":"`+carol+`","displayName":"Carol Tyler","familyName":"Tyler","email":"carol@example.com"}`)
-		if code != 200 || got["notice"] == nil || len(got["directoryUsers"].([]any)) != 1 {
-			t.Fatalf("rectify: %d %s", code, raw)
+		users, _ := got["directoryUsers"].([]any)
+		if d := cmp.Diff(map[string]any{"http status": 200, "has notice": true, "directoryUsers": 1},
+			map[string]any{"http status": code, "has notice": got["notice"] != nil, "directoryUsers": len(users)}); d != "" {
+			t.Fatalf("rectify %s (-want +got):\n%s", raw, d)
 		}
 		code, user = e.scimCall("GET", base+"/Users/"+id, token, "")
 		emails, _ := user["emails"].([]any)
-		name, _ := user["name"].(map[string]any)
-		if code != 200 || user["displayName"] != "Carol Tyler" || name["familyName"] != "Tyler" || name["givenName"] != "Carol" ||
-			len(emails) != 1 || emails[0].(map[string]any)["value"] != "carol@example.com" {
-			t.Errorf("the directory user after rectification: %v", user)
+		if len(emails) != 1 {
+			t.Errorf("the directory user after rectification: %v, want one email", user)
+		}
+		if d := answerDiff(fields{"http status": 200, "displayName": "Carol Tyler", "name.familyName": "Tyler", "name.givenName": "Carol",
+			"emails.0.value": "carol@example.com"}, code, user); d != "" {
+			t.Errorf("the directory user after rectification (-want +got):\n%s", d)
 		}
 		if pendingAfter := pending(); pendingAfter != pendingBefore+1 {
 			t.Errorf("outbox items %d → %d, want one more for the sync", pendingBefore, pendingAfter)
@@ -288,8 +311,12 @@ func TestAdminGDPRRectify(t *testing.T) {
 			{`{"accountId":"` + carol + `","givenName":7}`, 400, "givenName"},
 		} {
 			code, got, _ := e.call("POST", "/api/admin/gdpr/rectify", admAdmin, c.body)
-			if code != c.code || (c.field != "" && got["field"] != c.field) {
-				t.Errorf("rectify %s: %d %v", c.body, code, got)
+			want := fields{"http status": c.code}
+			if c.field != "" {
+				want["field"] = c.field
+			}
+			if d := answerDiff(want, code, got); d != "" {
+				t.Errorf("rectify %s (-want +got):\n%s", c.body, d)
 			}
 		}
 		if code, _, _ := e.call("POST", "/api/admin/gdpr/rectify", admNotAdmin, `{"accountId":"`+carol+`","displayName":"X"}`); code != 403 {

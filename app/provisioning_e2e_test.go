@@ -15,6 +15,8 @@ import (
 
 	"idbridge/app/store"
 	"idbridge/app/store/storetest"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // scimCall sends a SCIM request with a bearer token.
@@ -59,22 +61,23 @@ func TestProvisioningEndToEnd(t *testing.T) {
 		base := "/scim/v2/" + e.site.ID
 
 		code, got, _ := e.call("GET", "/api/admin/provisioning", admAdmin, "")
-		if code != 200 || got["enabled"] != false || got["baseUrl"] != admBaseURL+base || got["deactivation"] != "remove_groups" {
-			t.Fatalf("GET before a token: %d %v", code, got)
+		if d := answerDiff(fields{"http status": 200, "enabled": false, "baseUrl": admBaseURL + base, "deactivation": "remove_groups"}, code, got); d != "" {
+			t.Fatalf("GET before a token (-want +got):\n%s", d)
 		}
 		if opts, _ := got["deactivationOptions"].([]any); len(opts) != 3 {
 			t.Errorf("deactivation options: %v", got["deactivationOptions"])
 		}
 		// Nothing answers SCIM before a token exists.
-		if code, body := e.scimCall("GET", base+"/Users", "", ""); code != 401 || body["status"] != "401" {
-			t.Fatalf("SCIM before a token: %d %v", code, body)
+		scimCode, scimBody := e.scimCall("GET", base+"/Users", "", "")
+		if d := answerDiff(fields{"http status": 401, "status": "401"}, scimCode, scimBody); d != "" {
+			t.Fatalf("SCIM before a token (-want +got):\n%s", d)
 		}
 
 		// Generate: answered once, with the base URL.
 		code, got, raw := e.call("POST", "/api/admin/provisioning/token", admAdmin, "{}")
 		token, _ := got["token"].(string)
-		if code != 201 || len(token) < 40 || got["baseUrl"] != admBaseURL+base {
-			t.Fatalf("token: %d %s", code, raw)
+		if d := answerDiff(fields{"http status": 201, "baseUrl": admBaseURL + base}, code, got); d != "" || len(token) < 40 {
+			t.Fatalf("token %s, want at least 40 characters (-want +got):\n%s", raw, d)
 		}
 		_, got, raw = e.call("GET", "/api/admin/provisioning", admAdmin, "")
 		if got["enabled"] != true || got["tokenCreatedAt"] == nil || strings.Contains(raw, token) {
@@ -98,16 +101,16 @@ func TestProvisioningEndToEnd(t *testing.T) {
 
 		// Settings, validated field by field, audited by name.
 		code, got, _ = e.call("PUT", "/api/admin/provisioning", admAdmin, `{"deactivation":"explode"}`)
-		if code != 400 || got["field"] != "deactivation" {
-			t.Errorf("bad deactivation: %d %v", code, got)
+		if d := answerDiff(fields{"http status": 400, "field": "deactivation"}, code, got); d != "" {
+			t.Errorf("bad deactivation (-want +got):\n%s", d)
 		}
 		code, got, _ = e.call("PUT", "/api/admin/provisioning", admAdmin, `{"products":["jira-software","nope"]}`)
-		if code != 400 || got["field"] != "products" {
-			t.Errorf("bad product: %d %v", code, got)
+		if d := answerDiff(fields{"http status": 400, "field": "products"}, code, got); d != "" {
+			t.Errorf("bad product (-want +got):\n%s", d)
 		}
 		code, got, raw = e.call("PUT", "/api/admin/provisioning", admAdmin, `{"deactivation":"suspend","provisionAs":"customer","products":["jira-servicedesk"]}`)
-		if code != 200 || got["deactivation"] != "suspend" || got["provisionAs"] != "customer" || got["enabled"] != true {
-			t.Fatalf("PUT settings: %d %s", code, raw)
+		if d := answerDiff(fields{"http status": 200, "deactivation": "suspend", "provisionAs": "customer", "enabled": true}, code, got); d != "" {
+			t.Fatalf("PUT settings %s (-want +got):\n%s", raw, d)
 		}
 
 		// Rotate: the old token stops at once.
@@ -122,21 +125,21 @@ func TestProvisioningEndToEnd(t *testing.T) {
 
 		// Off: SCIM answers 401 and the directory stays.
 		code, got, _ = e.call("PUT", "/api/admin/provisioning", admAdmin, `{"enabled":false}`)
-		if code != 200 || got["enabled"] != false || got["directory"].(map[string]any)["users"] != float64(1) {
-			t.Fatalf("turn off: %d %v", code, got)
+		if d := answerDiff(fields{"http status": 200, "enabled": false, "directory.users": 1}, code, got); d != "" {
+			t.Fatalf("turn off (-want +got):\n%s", d)
 		}
 		if code, _ := e.scimCall("GET", base+"/Users", newToken, ""); code != 401 {
 			t.Errorf("token after turning off: %d", code)
 		}
 		code, got, _ = e.call("PUT", "/api/admin/provisioning", admAdmin, `{"enabled":true}`)
-		if code != 400 || got["field"] != "enabled" {
-			t.Errorf("turn on without a token: %d %v", code, got)
+		if d := answerDiff(fields{"http status": 400, "field": "enabled"}, code, got); d != "" {
+			t.Errorf("turn on without a token (-want +got):\n%s", d)
 		}
 
 		var kinds []string
 		for _, ev := range e.audit() {
-			if ev.ActorAccountID != admAdmin || ev.Section != "provisioning" {
-				t.Errorf("audit event %+v", ev)
+			if d := cmp.Diff(map[string]string{"actor": admAdmin, "section": "provisioning"}, map[string]string{"actor": ev.ActorAccountID, "section": ev.Section}); d != "" {
+				t.Errorf("audit event %s (-want +got):\n%s", ev.Event, d)
 			}
 			kinds = append(kinds, string(ev.Event))
 		}

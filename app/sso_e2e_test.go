@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/go-cmp/cmp"
 
 	"idbridge/app"
 	"idbridge/app/apptest"
@@ -248,8 +249,8 @@ func TestSSOEndToEnd(t *testing.T) {
 		var settings map[string]any
 		e.mustAdmin(http.MethodPut, "/sso", map[string]any{"enabled": true, "allowedDomains": []string{"customer.example"},
 			"autoCreateCustomers": true, "serviceDeskIds": []string{e.desk}, "organizationsByDomain": map[string]string{"customer.example": e.org}}, 200, &settings)
-		if settings["portalUrl"] != portal || settings["acsUrl"] != portal+"saml/acs" || settings["spEntityId"] != portal+"saml/metadata" {
-			t.Errorf("settings %v", settings)
+		if d := answerDiff(fields{"portalUrl": portal, "acsUrl": portal + "saml/acs", "spEntityId": portal + "saml/metadata"}, 0, settings); d != "" {
+			t.Errorf("settings (-want +got):\n%s", d)
 		}
 		st, body := e.admin(http.MethodPost, "/idps", map[string]any{"name": "Broken", "protocol": "saml", "saml": map[string]any{"metadataXml": "<EntityDescriptor"}})
 		if st != 400 || !strings.Contains(string(body), `"field":"saml.metadataXml"`) {
@@ -284,12 +285,23 @@ func TestSSOEndToEnd(t *testing.T) {
 			t.Fatalf("after OIDC sign-in: %d %s", res.StatusCode, page)
 		}
 		login := c.setCookie("idbridge_login")
-		if login == nil || !login.HttpOnly || login.SameSite != http.SameSiteLaxMode || login.MaxAge != 600 || login.Path != "/" {
-			t.Errorf("login cookie %+v", login)
+		if login == nil {
+			t.Fatal("no login cookie")
+		}
+		// want is the cookie got, with the attributes this test expects set.
+		want := *login
+		want.HttpOnly, want.SameSite, want.MaxAge, want.Path = true, http.SameSiteLaxMode, 600, "/"
+		if d := cmp.Diff(want, *login); d != "" {
+			t.Errorf("login cookie (-want +got):\n%s", d)
 		}
 		session := c.setCookie("idbridge_portal")
-		if session == nil || !session.HttpOnly || session.SameSite != http.SameSiteLaxMode || session.Path != "/" {
-			t.Errorf("session cookie %+v", session)
+		if session == nil {
+			t.Fatal("no session cookie")
+		}
+		want = *session
+		want.HttpOnly, want.SameSite, want.Path = true, http.SameSiteLaxMode, "/"
+		if d := cmp.Diff(want, *session); d != "" {
+			t.Errorf("session cookie (-want +got):\n%s", d)
 		}
 		if got := res.Header.Get("Content-Security-Policy"); got != strictCSP {
 			t.Errorf("home CSP %q", got)
@@ -316,25 +328,26 @@ func TestSSOEndToEnd(t *testing.T) {
 		// SAML: the IdP's auto-posting page, then the POST back.
 		e.saml.SignIn(&fakeidp.User{Email: "dave@customer.example", Name: "Dave Customer"})
 		_, page = c.get(portal + "login?idp=" + samlIdP["id"].(string))
-		fields := map[string]string{}
+		form := map[string]string{}
 		for _, m := range formField.FindAllStringSubmatch(page, -1) {
-			fields[m[1]] = html.UnescapeString(m[2])
+			form[m[1]] = html.UnescapeString(m[2])
 		}
-		if fields["SAMLResponse"] == "" || fields["RelayState"] == "" {
-			t.Fatalf("the IdP page has no form: %s", page)
+		if d := cmp.Diff(map[string]bool{"SAMLResponse": true, "RelayState": true},
+			map[string]bool{"SAMLResponse": form["SAMLResponse"] != "", "RelayState": form["RelayState"] != ""}); d != "" {
+			t.Fatalf("the IdP page's form fields (-want +got):\n%s%s", d, page)
 		}
-		res, page = c.post(portal+"saml/acs", url.Values{"SAMLResponse": {fields["SAMLResponse"]}, "RelayState": {fields["RelayState"]}})
+		res, page = c.post(portal+"saml/acs", url.Values{"SAMLResponse": {form["SAMLResponse"]}, "RelayState": {form["RelayState"]}})
 		if res.StatusCode != 200 || !strings.Contains(page, "Dave Customer") {
 			t.Fatalf("after SAML sign-in: %d %s", res.StatusCode, page)
 		}
 		// The same POST again is refused.
-		res, page = c.post(portal+"saml/acs", url.Values{"SAMLResponse": {fields["SAMLResponse"]}, "RelayState": {fields["RelayState"]}})
+		res, page = c.post(portal+"saml/acs", url.Values{"SAMLResponse": {form["SAMLResponse"]}, "RelayState": {form["RelayState"]}})
 		if res.StatusCode != http.StatusUnauthorized || !strings.Contains(page, "Start again") {
 			t.Errorf("replayed POST: %d %s", res.StatusCode, page)
 		}
 		// An oversized response is refused before it is read.
 		big := strings.Repeat("A", 300<<10)
-		res, page = c.post(portal+"saml/acs", url.Values{"SAMLResponse": {big}, "RelayState": {fields["RelayState"]}})
+		res, page = c.post(portal+"saml/acs", url.Values{"SAMLResponse": {big}, "RelayState": {form["RelayState"]}})
 		if res.StatusCode != http.StatusBadRequest || !strings.Contains(page, "too large") {
 			t.Errorf("oversized: %d %s", res.StatusCode, page)
 		}
@@ -365,8 +378,12 @@ func TestSSOEndToEnd(t *testing.T) {
 			Next   *string          `json:"next"`
 		}
 		e.mustAdmin(http.MethodGet, "/audit?event=login_success", nil, 200, &audit)
-		if len(audit.Events) != 2 || audit.Events[0]["protocol"] != "saml" || audit.Events[1]["protocol"] != "oidc" {
-			t.Errorf("login_success events %v", audit.Events)
+		var protocols []any
+		for _, ev := range audit.Events {
+			protocols = append(protocols, ev["protocol"])
+		}
+		if d := cmp.Diff([]any{"saml", "oidc"}, protocols); d != "" {
+			t.Errorf("login_success events' protocols (-want +got):\n%s", d)
 		}
 		var all []map[string]any
 		cursor := ""
@@ -399,16 +416,19 @@ func TestSSOEndToEnd(t *testing.T) {
 		}
 		st, body = e.admin(http.MethodGet, "/audit.csv?event=login_failure", nil)
 		rows, err := csv.NewReader(strings.NewReader(string(body))).ReadAll()
-		if st != 200 || err != nil || len(rows) != 2 || rows[0][0] != "id" || rows[1][2] != "login_failure" || rows[1][8] != "state_unknown" {
-			t.Errorf("CSV: %d %v %q", st, err, rows)
+		if st != 200 || err != nil || len(rows) != 2 || len(rows[1]) < 9 {
+			t.Errorf("CSV: %d %v %q, want a header and one row", st, err, rows)
+		} else if d := cmp.Diff(map[string]string{"header[0]": "id", "event": "login_failure", "reason": "state_unknown"},
+			map[string]string{"header[0]": rows[0][0], "event": rows[1][2], "reason": rows[1][8]}); d != "" {
+			t.Errorf("CSV (-want +got):\n%s", d)
 		}
 		acct, _ := e.jira.Account("carol@customer.example")
 		var names struct {
 			Names map[string]string `json:"names"`
 		}
 		e.mustAdmin(http.MethodGet, "/accounts?accountId="+url.QueryEscape(acct.AccountID)+"&accountId=qm:nobody", nil, 200, &names)
-		if len(names.Names) != 1 || names.Names[acct.AccountID] != "Carol Customer" {
-			t.Errorf("names %v", names.Names)
+		if d := cmp.Diff(map[string]string{acct.AccountID: "Carol Customer"}, names.Names); d != "" {
+			t.Errorf("names (-want +got):\n%s", d)
 		}
 		var stats struct {
 			Days []struct {
@@ -418,9 +438,13 @@ func TestSSOEndToEnd(t *testing.T) {
 			} `json:"days"`
 		}
 		e.mustAdmin(http.MethodGet, "/audit/stats?days=30", nil, 200, &stats)
+		if len(stats.Days) != 30 {
+			t.Fatalf("stats for %d days, want 30", len(stats.Days))
+		}
 		today := stats.Days[len(stats.Days)-1]
-		if len(stats.Days) != 30 || today.Date != time.Now().UTC().Format(time.DateOnly) || today.Successes != 2 || today.Failures != 1 {
-			t.Errorf("stats %+v", stats.Days[len(stats.Days)-1])
+		if d := cmp.Diff(map[string]any{"date": time.Now().UTC().Format(time.DateOnly), "successes": int64(2), "failures": int64(1)},
+			map[string]any{"date": today.Date, "successes": today.Successes, "failures": today.Failures}); d != "" {
+			t.Errorf("today's stats (-want +got):\n%s", d)
 		}
 	})
 }
@@ -467,8 +491,12 @@ func (e *ssoEnv) portalJourney(c *customer, portal, home string) {
 	}
 	reqs := e.jira.CustomerRequests()
 	acct, _ := e.jira.Account("carol@customer.example")
-	if len(reqs) != 1 || reqs[0].ReporterID != acct.AccountID || reqs[0].Fields["description"] != "The *VPN* drops:\n\n* at _9:00_\n* see [status|https://status.example/vpn]\n\n<script>alert(1)</script>" {
-		t.Fatalf("JSM has %+v", reqs)
+	if len(reqs) != 1 {
+		t.Fatalf("JSM has %+v, want one request", reqs)
+	}
+	if d := cmp.Diff(map[string]any{"reporter": acct.AccountID, "description": "The *VPN* drops:\n\n* at _9:00_\n* see [status|https://status.example/vpn]\n\n<script>alert(1)</script>"},
+		map[string]any{"reporter": reqs[0].ReporterID, "description": reqs[0].Fields["description"]}); d != "" {
+		t.Fatalf("JSM's request (-want +got):\n%s", d)
 	}
 	key := reqs[0].Key
 	// A comment, with formatting; an agent's public and internal comments.
@@ -522,7 +550,7 @@ func (e *ssoEnv) portalJourney(c *customer, portal, home string) {
 			created++
 		}
 	}
-	if denied != 2 || created != 1 {
-		t.Errorf("%d access_denied, %d request_created events", denied, created)
+	if d := cmp.Diff(map[string]int{"access_denied": 2, "request_created": 1}, map[string]int{"access_denied": denied, "request_created": created}); d != "" {
+		t.Errorf("events (-want +got):\n%s", d)
 	}
 }
