@@ -15,6 +15,8 @@ import (
 	"idbridge/app/store"
 	"idbridge/config"
 	"idbridge/models"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // runCLI runs the CLI with exactly the environment given (nothing leaks in
@@ -44,8 +46,9 @@ func TestVersionAndHelp(t *testing.T) {
 	}
 	for _, args := range [][]string{{"--help"}, {"serve", "--help"}, {"migrate", "--help"}, {"keys", "rotate", "--help"}, {"version", "--help"}} {
 		code, out, errOut := runCLI(t, nil, args...)
-		if code != 0 || !strings.Contains(out, "Usage: idbridge") || errOut != "" {
-			t.Errorf("%v: code %d, stdout %q, stderr %q", args, code, out, errOut)
+		if d := cmp.Diff(map[string]any{"exit": 0, "usage on stdout": true, "stderr": ""},
+			map[string]any{"exit": code, "usage on stdout": strings.Contains(out, "Usage: idbridge"), "stderr": errOut}); d != "" {
+			t.Errorf("%v: stdout %q (-want +got):\n%s", args, out, d)
 		}
 	}
 }
@@ -56,8 +59,8 @@ func TestUsageErrorsAreOneLineExit2(t *testing.T) {
 		if code != 2 {
 			t.Errorf("%v: exit %d, want 2", args, code)
 		}
-		if out != "" || strings.Count(strings.TrimSpace(errOut), "\n") != 0 || errOut == "" {
-			t.Errorf("%v: want one line on stderr, got stdout %q stderr %q", args, out, errOut)
+		if d := cmp.Diff(map[string]any{"stdout": "", "stderr lines": 1}, map[string]any{"stdout": out, "stderr lines": stderrLines(errOut)}); d != "" {
+			t.Errorf("%v: want one line on stderr, stderr %q (-want +got):\n%s", args, errOut, d)
 		}
 	}
 }
@@ -200,4 +203,12 @@ func TestKeyRotationFromTheCommandLine(t *testing.T) {
 	if code != 1 || !strings.Contains(errOut, `"k2"`) {
 		t.Fatalf("corrupted key: exit %d, stderr %q", code, errOut)
 	}
+}
+
+// stderrLines is how many lines errOut holds (0 when it is empty).
+func stderrLines(errOut string) int {
+	if strings.TrimSpace(errOut) == "" {
+		return 0
+	}
+	return strings.Count(strings.TrimSpace(errOut), "\n") + 1
 }

@@ -19,6 +19,8 @@ import (
 	"idbridge/app/apptest"
 	"idbridge/app/demo"
 	"idbridge/config"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // TestDemoRefusesToBindElsewhere: the demo listens on loopback only, and
@@ -30,8 +32,9 @@ func TestDemoRefusesToBindElsewhere(t *testing.T) {
 		if code != exitUsage {
 			t.Errorf("IDBRIDGE_ADDR=%q: exit %d, want 2 (stdout %q, stderr %q)", addr, code, out, errOut)
 		}
-		if out != "" || strings.Count(strings.TrimSpace(errOut), "\n") != 0 || !strings.Contains(errOut, "IDBRIDGE_ADDR") {
-			t.Errorf("IDBRIDGE_ADDR=%q: want one line naming IDBRIDGE_ADDR on stderr, got stdout %q stderr %q", addr, out, errOut)
+		if d := cmp.Diff(map[string]any{"stdout": "", "stderr lines": 1, "stderr names IDBRIDGE_ADDR": true},
+			map[string]any{"stdout": out, "stderr lines": stderrLines(errOut), "stderr names IDBRIDGE_ADDR": strings.Contains(errOut, "IDBRIDGE_ADDR")}); d != "" {
+			t.Errorf("IDBRIDGE_ADDR=%q: stderr %q (-want +got):\n%s", addr, errOut, d)
 		}
 		if entries, _ := os.ReadDir(dir); len(entries) != 0 {
 			t.Errorf("IDBRIDGE_ADDR=%q: the demo wrote %d files before refusing", addr, len(entries))

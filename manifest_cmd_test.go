@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+
 	"go.yaml.in/yaml/v3"
 )
 
@@ -61,17 +63,19 @@ func TestManifestCommandFollowsConfiguration(t *testing.T) {
 	}
 	code, out, errOut := runCLI(t, env, "manifest", "--out", dir)
 	path := filepath.Join(dir, "manifest.yml")
-	if code != 0 || out != path+"\n" || errOut != "" {
-		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errOut)
+	if d := cmp.Diff(map[string]any{"exit": 0, "stdout": path + "\n", "stderr": ""}, map[string]any{"exit": code, "stdout": out, "stderr": errOut}); d != "" {
+		t.Fatalf("(-want +got):\n%s", d)
 	}
 	m := readManifest(t, path)
 	app := m["app"].(map[string]any)
 	conn := app["connect"].(map[string]any)
 	remotes := m["remotes"].([]any)
 	remote := remotes[0].(map[string]any)
-	if app["id"] != testForgeAppID || conn["key"] != "com.example.idbridge" || conn["authentication"] != "jwt" ||
-		len(remotes) != 1 || remote["key"] != conn["remote"] || remote["baseUrl"] != "https://idbridge.example.com" {
-		t.Fatalf("app %v, remotes %v", app, remotes)
+	if d := cmp.Diff(map[string]any{"app.id": testForgeAppID, "app.connect.key": "com.example.idbridge", "app.connect.authentication": "jwt",
+		"remotes": 1, "remote.key": conn["remote"], "remote.baseUrl": "https://idbridge.example.com"},
+		map[string]any{"app.id": app["id"], "app.connect.key": conn["key"], "app.connect.authentication": conn["authentication"],
+			"remotes": len(remotes), "remote.key": remote["key"], "remote.baseUrl": remote["baseUrl"]}); d != "" {
+		t.Fatalf("manifest (-want +got):\n%s", d)
 	}
 	// Both products, every module type of the embedded descriptor, and the
 	// lifecycle: the manifest comes from the descriptor main serves.
@@ -99,8 +103,9 @@ func TestManifestCommandFollowsConfiguration(t *testing.T) {
 	m = readManifest(t, path)
 	conn = m["app"].(map[string]any)["connect"].(map[string]any)
 	remote = m["remotes"].([]any)[0].(map[string]any)
-	if conn["key"] != "com.example.idbridge-staging" || remote["baseUrl"] != "https://staging.example.com/idbridge" {
-		t.Errorf("after reconfiguration: connect %v, remote %v", conn, remote)
+	if d := cmp.Diff(map[string]any{"app.connect.key": "com.example.idbridge-staging", "remote.baseUrl": "https://staging.example.com/idbridge"},
+		map[string]any{"app.connect.key": conn["key"], "remote.baseUrl": remote["baseUrl"]}); d != "" {
+		t.Errorf("after reconfiguration (-want +got):\n%s", d)
 	}
 	for name := range m["connectModules"].(map[string]any) {
 		if !strings.HasPrefix(name, "jira:") {
@@ -115,8 +120,8 @@ func TestManifestCommandFollowsConfiguration(t *testing.T) {
 func TestManifestCommandWithoutForgeAppID(t *testing.T) {
 	dir := t.TempDir()
 	code, out, errOut := runCLI(t, nil, "manifest", "--out", dir)
-	if code != 0 || out != filepath.Join(dir, "manifest.yml")+"\n" {
-		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errOut)
+	if d := cmp.Diff(map[string]any{"exit": 0, "stdout": filepath.Join(dir, "manifest.yml") + "\n"}, map[string]any{"exit": code, "stdout": out}); d != "" {
+		t.Fatalf("stderr %q (-want +got):\n%s", errOut, d)
 	}
 	lines := strings.Split(strings.TrimSpace(errOut), "\n")
 	if len(lines) != 2 || !strings.Contains(lines[0], "IDBRIDGE_FORGE_APP_ID is unset") ||
@@ -166,8 +171,9 @@ func TestManifestCommandRefusals(t *testing.T) {
 				args = append(args, "--out", dir)
 			}
 			code, out, errOut := runCLI(t, tc.env, args...)
-			if code != tc.code || out != "" || !strings.HasPrefix(errOut, "idbridge manifest") {
-				t.Fatalf("exit %d (want %d), stdout %q, stderr %q", code, tc.code, out, errOut)
+			if d := cmp.Diff(map[string]any{"exit": tc.code, "stdout": "", "stderr starts idbridge manifest": true},
+				map[string]any{"exit": code, "stdout": out, "stderr starts idbridge manifest": strings.HasPrefix(errOut, "idbridge manifest")}); d != "" {
+				t.Fatalf("stderr %q (-want +got):\n%s", errOut, d)
 			}
 			if tc.code == 1 && strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
 				t.Errorf("want one line on stderr, got %q", errOut)

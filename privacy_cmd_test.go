@@ -14,6 +14,8 @@ import (
 	"idbridge/app/store"
 	"idbridge/config"
 	"idbridge/models"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // recordSignIn writes one sign-in of accountID to client-0's audit log.
@@ -56,14 +58,17 @@ func TestExportAndEraseFromTheCommandLine(t *testing.T) {
 	var doc struct {
 		Records map[string][]map[string]any `json:"records"`
 	}
-	if code != 0 || json.Unmarshal([]byte(out), &doc) != nil || len(doc.Records["audit_events"]) != 1 {
-		t.Fatalf("export: exit %d, stdout %.300s, stderr %s", code, out, errOut)
+	jsonErr := json.Unmarshal([]byte(out), &doc)
+	if d := cmp.Diff(map[string]any{"exit": 0, "stdout is JSON": true, "audit_events": 1},
+		map[string]any{"exit": code, "stdout is JSON": jsonErr == nil, "audit_events": len(doc.Records["audit_events"])}); d != "" {
+		t.Fatalf("export: stdout %.300s, stderr %s (-want +got):\n%s", out, errOut, d)
 	}
 	// To a file, mode 0600, the whole site; the secret is not in it.
 	file := filepath.Join(dir, "site.json")
 	code, out, errOut = runCLI(t, env, "export", "--site", "client-0", "--out", file)
-	if code != 0 || out != "" || !strings.Contains(errOut, "exported") {
-		t.Fatalf("export --out: exit %d, stdout %q, stderr %q", code, out, errOut)
+	if d := cmp.Diff(map[string]any{"exit": 0, "stdout": "", "stderr says exported": true},
+		map[string]any{"exit": code, "stdout": out, "stderr says exported": strings.Contains(errOut, "exported")}); d != "" {
+		t.Fatalf("export --out: stderr %q (-want +got):\n%s", errOut, d)
 	}
 	b, err := os.ReadFile(file)
 	if err != nil || !json.Valid(b) || strings.Contains(string(b), strings.Repeat("s", 40)) {
@@ -85,8 +90,9 @@ func TestExportAndEraseFromTheCommandLine(t *testing.T) {
 	// Usage errors: one line, exit 2; an unknown site: exit 1.
 	for _, args := range [][]string{{"export"}, {"erase", "--site", "client-0"}, {"export", "--site", "client-0", "--account", "a b"}, {"erase", "--site", "x", "--account", "é"}} {
 		code, out, errOut := runCLI(t, env, args...)
-		if code != 2 || out != "" || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
-			t.Errorf("%v: exit %d, stdout %q, stderr %q", args, code, out, errOut)
+		if d := cmp.Diff(map[string]any{"exit": 2, "stdout": "", "stderr lines": 1},
+			map[string]any{"exit": code, "stdout": out, "stderr lines": stderrLines(errOut)}); d != "" {
+			t.Errorf("%v: stderr %q (-want +got):\n%s", args, errOut, d)
 		}
 	}
 	if code, _, errOut := runCLI(t, env, "export", "--site", "nope"); code != 1 || !strings.Contains(errOut, "no site has the client key") {
@@ -119,8 +125,9 @@ func TestReportAndPurgeFromTheCommandLine(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "100 accounts reported in 2 requests, 1 closed (1 erased)") {
 		t.Fatalf("report-personal-data: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
-	if c := fake.ReportCounts(); c.Requests != 2 || c.Rejected != 0 {
-		t.Errorf("counts %+v", c)
+	c := fake.ReportCounts()
+	if d := cmp.Diff(map[string]int{"requests": 2, "rejected": 0}, map[string]int{"requests": c.Requests, "rejected": c.Rejected}); d != "" {
+		t.Errorf("counts (-want +got):\n%s", d)
 	}
 	// Again at once: nothing is due.
 	if code, out, _ := runCLI(t, env, "report-personal-data"); code != 0 || !strings.Contains(out, "0 accounts reported in 0 requests") {

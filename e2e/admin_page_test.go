@@ -10,6 +10,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
+	"github.com/google/go-cmp/cmp"
 
 	"idbridge/app/apptest"
 	"idbridge/app/fakeatlassian"
@@ -341,8 +342,10 @@ func (tb *tab) serviceAccount() {
 	tb.mustEval(nil, `function () { document.getElementById("sa-kind-api_token").value = "api_token"; }`)
 
 	// Nothing of that was saved.
-	if code, sa, body := tb.savedAccount(); code != http.StatusOK || sa.Configured || sa.Kind != "" {
-		t.Errorf("after rejected saves the service account is %d %s; want none", code, body)
+	code, sa, body := tb.savedAccount()
+	if d := cmp.Diff(map[string]any{"status": http.StatusOK, "configured": false, "kind": ""},
+		map[string]any{"status": code, "configured": sa.Configured, "kind": sa.Kind}); d != "" {
+		t.Errorf("after rejected saves the service account is %s; want none (-want +got):\n%s", body, d)
 	}
 
 	tb.step("service account")
@@ -357,8 +360,10 @@ func (tb *tab) serviceAccount() {
 		t.Errorf("the token field still holds %q after saving", v)
 	}
 	tb.checkNoSecretInPage(jira.goodToken)
-	if code, sa, body := tb.savedAccount(); code != http.StatusOK || sa.Kind != "api_token" || sa.Email != svcEmail || sa.TokenHint == "" || strings.Contains(body, jira.goodToken) {
-		t.Errorf("GET service-account after save: %d %s", code, body)
+	code, sa, body = tb.savedAccount()
+	if d := cmp.Diff(map[string]any{"status": http.StatusOK, "kind": "api_token", "email": svcEmail, "has tokenHint": true, "shows the token": false},
+		map[string]any{"status": code, "kind": sa.Kind, "email": sa.Email, "has tokenHint": sa.TokenHint != "", "shows the token": strings.Contains(body, jira.goodToken)}); d != "" {
+		t.Errorf("GET service-account after save (-want +got):\n%s", d)
 	}
 
 	// Test connection, with Enter on the button.
@@ -396,8 +401,9 @@ func (tb *tab) serviceAccount() {
 	tb.submit("#sa-test")
 	got = tb.waitText("#sa-test-result", "does not fully work", 30*time.Second)
 	t.Logf("rejected token: %s", got)
-	if code, sa, body := tb.savedAccount(); code != http.StatusOK || sa.Status != "invalid" {
-		t.Errorf("after a 401 from Jira the service account is %d %s; want status invalid", code, body)
+	code, sa, body = tb.savedAccount()
+	if d := cmp.Diff(map[string]any{"status": http.StatusOK, "account status": "invalid"}, map[string]any{"status": code, "account status": sa.Status}); d != "" {
+		t.Errorf("after a 401 from Jira the service account is %s (-want +got):\n%s", body, d)
 	}
 	tb.screenshots("service-account-rejected")
 	tb.goTo("overview")
@@ -517,8 +523,9 @@ func (tb *tab) customerRecord() {
 	tb.submit("#cr-name")
 	tb.waitText("#cr-status", "Correction saved", 10*time.Second)
 	tb.waitText("#cr-name-source", "Corrected by an admin", 5*time.Second)
-	if p := tb.profile(); p.Name != "Ada Lovelace" || p.Sources["name"] != "admin" {
-		t.Errorf("after the correction the record is %+v", p)
+	p := tb.profile()
+	if d := cmp.Diff(map[string]any{"name": "Ada Lovelace", "source": "admin"}, map[string]any{"name": p.Name, "source": p.Sources["name"]}); d != "" {
+		t.Errorf("after the correction the record's name (-want +got):\n%s", d)
 	}
 
 	// Pressed again within the minute: the cooldown, said in words, and
@@ -527,8 +534,10 @@ func (tb *tab) customerRecord() {
 	tb.step("bad input: refresh within the cooldown")
 	tb.submit("#cr-refresh")
 	tb.waitText("#cr-refresh-status", "try again in", 30*time.Second)
-	if v, p := tb.value("#cr-name"), tb.profile(); v != "Ada Lovelace" || p.Name != "Ada Lovelace" || p.Sources["name"] != "admin" {
-		t.Errorf("after a second press the corrected name shows %q and the record is %+v; want the correction to stand", v, p)
+	v, p := tb.value("#cr-name"), tb.profile()
+	if d := cmp.Diff(map[string]any{"shown": "Ada Lovelace", "name": "Ada Lovelace", "source": "admin"},
+		map[string]any{"shown": v, "name": p.Name, "source": p.Sources["name"]}); d != "" {
+		t.Errorf("after a second press, want the correction to stand (-want +got):\n%s", d)
 	}
 
 	tb.step("bad input: customer record")
@@ -564,8 +573,10 @@ func (tb *tab) customerRecord() {
 	if id := tb.activeID(); id != "cr-name" {
 		t.Errorf("after clearing, focus is on %q; want the field", id)
 	}
-	if v, p := tb.value("#cr-name"), tb.profile(); v != marketplaceName || p.Name != marketplaceName || p.Sources["name"] != "marketplace" {
-		t.Errorf("after clearing the name shows %q and the record is %+v; want the Marketplace's %q", v, p, marketplaceName)
+	v, p = tb.value("#cr-name"), tb.profile()
+	if d := cmp.Diff(map[string]any{"shown": marketplaceName, "name": marketplaceName, "source": "marketplace"},
+		map[string]any{"shown": v, "name": p.Name, "source": p.Sources["name"]}); d != "" {
+		t.Errorf("after clearing, want the Marketplace's name (-want +got):\n%s", d)
 	}
 	if got := tb.text("#cr-name-source"); !strings.Contains(got, "Marketplace licence") {
 		t.Errorf("after clearing the source shows %q", got)

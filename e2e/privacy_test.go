@@ -12,6 +12,8 @@ import (
 	"idbridge/app/store"
 	"idbridge/app/store/storetest"
 	"idbridge/models"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // TestAdminPagePrivacy drives the Privacy section in the browser: export
@@ -78,8 +80,9 @@ func TestAdminPagePrivacy(t *testing.T) {
 			const p = document.getElementById("privacy-export-progress");
 			return { value: p.value, max: p.max, count: document.getElementById("privacy-export-count").textContent };
 		}`)
-		if progress.Max != 41 || progress.Value != 41 || progress.Count != "41 of 41 rows" {
-			t.Errorf("progress %+v, want 41 of 41 rows (40 events and a session)", progress)
+		if d := cmp.Diff(map[string]any{"max": float64(41), "value": float64(41), "count": "41 of 41 rows"},
+			map[string]any{"max": progress.Max, "value": progress.Value, "count": progress.Count}); d != "" {
+			t.Errorf("progress, want 41 of 41 rows: 40 events and a session (-want +got):\n%s", d)
 		}
 		if errText := tb.errorOf("privacy-export-accountId"); errText != "" {
 			t.Errorf("the field still shows %q", errText)
@@ -129,8 +132,8 @@ func TestAdminPagePrivacy(t *testing.T) {
 		}
 		_ = json.NewDecoder(res.Body).Decode(&user)
 		res.Body.Close()
-		if res.StatusCode != 201 || user.ID == "" {
-			t.Fatalf("SCIM create: %d", res.StatusCode)
+		if d := cmp.Diff(map[string]any{"status": 201, "has id": true}, map[string]any{"status": res.StatusCode, "has id": user.ID != ""}); d != "" {
+			t.Fatalf("SCIM create (-want +got):\n%s", d)
 		}
 		const carol = "557058:carol-privacy"
 		if err := s.app.Store().InTx(context.Background(), func(tx *store.Tx) error {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp/kb"
+	"github.com/google/go-cmp/cmp"
 
 	"idbridge/app/fakeatlassian"
 	"idbridge/app/store/storetest"
@@ -72,8 +73,9 @@ func TestAdminPageProvisioning(t *testing.T) {
 			Deactivation: document.querySelector("input[name=deactivation]:checked").value,
 			Products: Array.from(document.querySelectorAll("input[name=products]:checked")).map((i) => i.value).join(","),
 		}; }`)
-		if saved.Deactivation != "suspend" || saved.Products != "jira-servicedesk" {
-			t.Errorf("after saving: %+v", saved)
+		if d := cmp.Diff(map[string]string{"deactivation": "suspend", "products": "jira-servicedesk"},
+			map[string]string{"deactivation": saved.Deactivation, "products": saved.Products}); d != "" {
+			t.Errorf("after saving (-want +got):\n%s", d)
 		}
 
 		// Rotate: the old token stops at once.

@@ -14,6 +14,8 @@ import (
 	"idbridge/app/store"
 	"idbridge/app/store/storetest"
 	"idbridge/models"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // TestAdminPageSSOAndAudit: in the admin page, the admin adds an OpenID
@@ -62,8 +64,13 @@ func TestAdminPageSSOAndAudit(t *testing.T) {
 				Protocol string `json:"protocol"`
 			} `json:"identityProviders"`
 		}
-		if code, body := s.api(http.MethodGet, "/idps", nil, &idps); code != 200 || len(idps.IdentityProviders) != 1 || idps.IdentityProviders[0].Protocol != "oidc" {
-			t.Fatalf("stored identity providers: %d %s", code, body)
+		code, body := s.api(http.MethodGet, "/idps", nil, &idps)
+		var protocols []string
+		for _, p := range idps.IdentityProviders {
+			protocols = append(protocols, p.Protocol)
+		}
+		if d := cmp.Diff(map[string]any{"status": 200, "protocols": []string{"oidc"}}, map[string]any{"status": code, "protocols": protocols}); d != "" {
+			t.Fatalf("stored identity providers %s (-want +got):\n%s", body, d)
 		}
 
 		tb.step("turn sign-in on")

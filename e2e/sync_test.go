@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp/kb"
+	"github.com/google/go-cmp/cmp"
 
 	"idbridge/app/store"
 	"idbridge/app/store/storetest"
@@ -86,6 +87,16 @@ func all(c *store.SyncClaim, status, msg string) []store.SyncResult {
 }
 
 // outbox is the site's outbox by status.
+// outboxDiff compares the counts of the statuses want names (a status
+// with no items counts 0) with want, as a go-cmp diff (-want +got).
+func outboxDiff(want, byStatus map[string]int) string {
+	got := map[string]int{}
+	for status := range want {
+		got[status] = byStatus[status]
+	}
+	return cmp.Diff(want, got)
+}
+
 func (sd *syncSeed) outbox() map[string]int {
 	sd.s.t.Helper()
 	items, err := sd.s.app.Store().View(context.Background()).ListSyncItems(sd.site.ID, 1000)
@@ -219,8 +230,8 @@ func TestAdminPageSync(t *testing.T) {
 		tb.press(kb.Enter)
 		tb.waitText("#pv-sync-failed", "No failed changes", 10*time.Second)
 		tb.waitText("#pv-sync-status", "queued again", 5*time.Second)
-		if got := sd.outbox(); got[models.OutboxStatusFailed] != 0 || got[models.OutboxStatusPending] != 1 {
-			t.Errorf("after Retry: %v", got)
+		if d := outboxDiff(map[string]int{models.OutboxStatusFailed: 0, models.OutboxStatusPending: 1}, sd.outbox()); d != "" {
+			t.Errorf("after Retry, outbox items by status (-want +got):\n%s", d)
 		}
 
 		tb.step("apply held")
@@ -232,8 +243,8 @@ func TestAdminPageSync(t *testing.T) {
 		tb.screenshots("sync-held-confirm")
 		tb.press(kb.Enter)
 		tb.waitFor("the held changes to go", 10*time.Second, nil, `function () { return !document.getElementById("pv-sync-held"); }`)
-		if got := sd.outbox(); got[models.OutboxStatusHeld] != 0 || got[models.OutboxStatusPending] != 23 {
-			t.Errorf("after Apply: %v", got)
+		if d := outboxDiff(map[string]int{models.OutboxStatusHeld: 0, models.OutboxStatusPending: 23}, sd.outbox()); d != "" {
+			t.Errorf("after Apply, outbox items by status (-want +got):\n%s", d)
 		}
 
 		tb.step("discard held")
@@ -248,8 +259,8 @@ func TestAdminPageSync(t *testing.T) {
 		tb.waitText("#pv-sync-held", "held back", 10*time.Second)
 		tb.submit("#pv-held-discard")
 		tb.waitText("#pv-sync-status", "were discarded", 10*time.Second)
-		if got := sd.outbox(); got[models.OutboxStatusHeld] != 0 || got[models.OutboxStatusDiscarded] != 22 {
-			t.Errorf("after Discard: %v", got)
+		if d := outboxDiff(map[string]int{models.OutboxStatusHeld: 0, models.OutboxStatusDiscarded: 22}, sd.outbox()); d != "" {
+			t.Errorf("after Discard, outbox items by status (-want +got):\n%s", d)
 		}
 		tb.waitText("#pv-sync-recent", "Discarded", 5*time.Second)
 		tb.waitText("#pv-sync-summary", "1 change, the oldest for", 5*time.Second)
@@ -284,8 +295,9 @@ func TestAdminPageSync(t *testing.T) {
 		var prov struct {
 			DeletionThreshold int `json:"deletionThreshold"`
 		}
-		if code, body := s.api("GET", "/provisioning", nil, &prov); code != 200 || prov.DeletionThreshold != 25 {
-			t.Errorf("threshold after saving 25: %d %s", code, body)
+		code, body := s.api("GET", "/provisioning", nil, &prov)
+		if d := cmp.Diff(map[string]int{"status": 200, "deletionThreshold": 25}, map[string]int{"status": code, "deletionThreshold": prov.DeletionThreshold}); d != "" {
+			t.Errorf("threshold after saving 25: %s (-want +got):\n%s", body, d)
 		}
 
 		tb.step("bad input: organization ID")
@@ -306,8 +318,9 @@ func TestAdminPageSync(t *testing.T) {
 		var sa struct {
 			OrgID string `json:"orgId"`
 		}
-		if code, body := s.api("GET", "/service-account", nil, &sa); code != 200 || sa.OrgID != orgID {
-			t.Errorf("orgId after saving: %d %s", code, body)
+		code, body = s.api("GET", "/service-account", nil, &sa)
+		if d := cmp.Diff(map[string]any{"status": 200, "orgId": orgID}, map[string]any{"status": code, "orgId": sa.OrgID}); d != "" {
+			t.Errorf("orgId after saving: %s (-want +got):\n%s", body, d)
 		}
 		tb.checkNoSecretInPage(s.jira.goodToken)
 		if errs := tb.consoleErrors(); len(errs) > 0 {
