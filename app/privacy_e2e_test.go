@@ -412,8 +412,9 @@ func TestAdminGDPRRectifyAllOrNothing(t *testing.T) {
 		}
 
 		code, got, raw := e.call("POST", "/api/admin/gdpr/rectify", admAdmin, rectify)
-		if code != 200 || len(got["directoryUsers"].([]any)) != 2 {
-			t.Fatalf("rectify: %d %s", code, raw)
+		users, _ := got["directoryUsers"].([]any)
+		if d := cmp.Diff(map[string]int{"http status": 200, "directoryUsers": 2}, map[string]int{"http status": code, "directoryUsers": len(users)}); d != "" {
+			t.Fatalf("rectify %s (-want +got):\n%s", raw, d)
 		}
 		after := state()
 		for i, id := range ids {

@@ -14,6 +14,8 @@ import (
 	"idbridge/app/secret"
 	"idbridge/app/store"
 	"idbridge/models"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // A database written by the SQLite engine idbridge linked before issue 16
@@ -106,8 +108,8 @@ func TestOldEngineDatabaseMigratesInPlace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Current != store.LatestVersion() || len(res.Applied) == 0 {
-		t.Fatalf("migrate: %+v, want the migrations after version 8 applied up to %d", res, store.LatestVersion())
+	if d := cmp.Diff(map[string]any{"current": store.LatestVersion(), "applied some": true}, map[string]any{"current": res.Current, "applied some": len(res.Applied) > 0}); d != "" {
+		t.Fatalf("migrate, want the migrations after version 8 applied (-want +got):\n%s", d)
 	}
 	if err := st.CheckKeyRing(ctx); err != nil {
 		t.Fatal(err)
@@ -128,8 +130,8 @@ func TestOldEngineDatabaseMigratesInPlace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if total != 50 || len(users) != 50 {
-		t.Fatalf("%d users (total %d), want 50", len(users), total)
+	if d := cmp.Diff(map[string]int{"total": 50, "users": 50}, map[string]int{"total": total, "users": len(users)}); d != "" {
+		t.Fatalf("users (-want +got):\n%s", d)
 	}
 	for _, u := range users {
 		if !strings.HasPrefix(u.UserName, "Old.User") || u.CreatedAt.IsZero() || u.CreatedAt.After(time.Now()) {
@@ -156,7 +158,7 @@ func TestOldEngineDatabaseMigratesInPlace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(newer) != 1 || newer[0].UserName != "new@example.com" {
-		t.Errorf("users created after the old ones: %+v, want only the new one", newer)
+	if d := cmp.Diff([]string{"new@example.com"}, userNames(newer)); d != "" {
+		t.Errorf("users created after the old ones, want only the new one (-want +got):\n%s", d)
 	}
 }
