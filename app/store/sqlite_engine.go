@@ -1,13 +1,13 @@
 package store
 
 import (
-	"database/sql/driver"
 	"errors"
-	"fmt"
-	"sync"
+	"net/url"
+	"strings"
 
-	sqlitedriver "github.com/glebarez/go-sqlite"
 	"github.com/glebarez/sqlite"
+	"github.com/ncruces/go-sqlite3"
+	sqlitedriver "github.com/ncruces/go-sqlite3/driver"
 	"gorm.io/gorm"
 )
 
@@ -15,38 +15,45 @@ import (
 // opens a database, registers idbridge's SQL functions and reports error
 // codes. bench/sqlite-engines/run.sh swaps it for the other candidates'
 // (docs/PERFORMANCE.md, "The SQLite engine").
+//
+// The engine is github.com/ncruces/go-sqlite3 (SQLite compiled to
+// WebAssembly, translated to Go: no cgo). Its own GORM dialector, gormlite,
+// is not served by the module proxy, so the GORM side is glebarez/sqlite's
+// dialector over the *sql.DB that ncruces' driver opens.
 
-// sqliteFuncs registers idbridge_alive with the driver once per process
-// (the driver keeps its functions for every connection it opens afterwards).
-var sqliteFuncs sync.Once
+// sqliteTimeFormat is how the other engines write a time.Time, so that a
+// database keeps one format whichever engine wrote it.
+const sqliteTimeFormat = "2006-01-02 15:04:05.999999999-07:00"
 
-// sqliteDialector opens the SQLite database of dsn (from sqliteDSN) with
-// idbridge's functions on every connection.
 func sqliteDialector(dsn string) (gorm.Dialector, error) {
-	var err error
-	sqliteFuncs.Do(func() {
-		err = sqlitedriver.RegisterScalarFunction("idbridge_alive", 1, func(_ *sqlitedriver.FunctionContext, args []driver.Value) (driver.Value, error) {
-			deadline, ok := args[0].(int64)
-			if !ok {
-				return nil, errPastDeadline
+	sep := "?"
+	if strings.Contains(dsn, "?") {
+		sep = "&"
+	}
+	dsn += sep + "_timefmt=" + url.QueryEscape(sqliteTimeFormat)
+	db, err := sqlitedriver.Open(dsn, func(c *sqlite3.Conn) error {
+		return c.CreateFunction("idbridge_alive", 1, 0, func(ctx sqlite3.Context, arg ...sqlite3.Value) {
+			if arg[0].Type() != sqlite3.INTEGER {
+				ctx.ResultError(errPastDeadline)
+				return
 			}
-			if err := sqliteAlive(deadline); err != nil {
-				return nil, err
+			if err := sqliteAlive(arg[0].Int64()); err != nil {
+				ctx.ResultError(err)
+				return
 			}
-			return int64(1), nil
+			ctx.ResultInt64(1)
 		})
 	})
 	if err != nil {
-		return nil, fmt.Errorf("register SQLite functions: %w", err)
+		return nil, err
 	}
-	return sqlite.Open(dsn), nil
+	return &sqlite.Dialector{Conn: db}, nil
 }
 
-// sqliteCode is the extended result code of err when SQLite reported it.
 func sqliteCode(err error) (int, bool) {
-	var lite *sqlitedriver.Error
+	var lite *sqlite3.Error
 	if errors.As(err, &lite) {
-		return lite.Code(), true
+		return int(lite.ExtendedCode()), true
 	}
 	return 0, false
 }
