@@ -356,6 +356,28 @@ func (s *Store) InTx(ctx context.Context, fn func(tx *Tx) error) error {
 	return err
 }
 
+// InTxLazyCommit is InTx for bookkeeping that can be recovered: on
+// PostgreSQL its commit does not wait for the WAL to reach the disk
+// (synchronous_commit off, for this transaction only). An idbridge crash
+// loses nothing; a crash of the PostgreSQL server (or of its machine) may
+// lose the last such commits, at most about three wal_writer_delay
+// (600 ms by default), and always as a suffix of the WAL, never one
+// without those before it. The sync worker records what Atlassian
+// answered this way: a lost record leaves its claim's lease (claims are
+// committed as usual), and the claim after it looks the changes up in
+// the site before acting (docs/OPERATIONS.md). SQLite commits in WAL mode
+// with synchronous=NORMAL already, so nothing changes there.
+func (s *Store) InTxLazyCommit(ctx context.Context, fn func(tx *Tx) error) error {
+	return s.InTx(ctx, func(tx *Tx) error {
+		if s.dialect == Postgres {
+			if err := tx.db.Exec(`SET LOCAL synchronous_commit = off`).Error; err != nil {
+				return fmt.Errorf("lazy commit: %w", translate(err))
+			}
+		}
+		return fn(tx)
+	})
+}
+
 // WorkTimeout is how long a request's database work may take in all
 // (twice the statement timeout): SCIM ends its context then.
 func (s *Store) WorkTimeout() time.Duration { return 2 * s.stmtTimeout }

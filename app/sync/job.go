@@ -287,7 +287,9 @@ func (j *job) record(fn func(tx *store.Tx) error) error {
 	defer cancel()
 	now := j.w.now()
 	renew := j.c.LeaseUntil.Sub(now) < j.w.cfg.Lease*2/3
-	err := j.w.store.InTx(ctx, func(tx *store.Tx) error {
+	// A record lost with a crashed database leaves the claim's lease: the
+	// next claim looks things up first (store.InTxLazyCommit).
+	err := j.w.store.InTxLazyCommit(ctx, func(tx *store.Tx) error {
 		if err := fn(tx); err != nil {
 			return err
 		}
@@ -316,7 +318,9 @@ func (w *Worker) process(g *gate, c *store.SyncClaim) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(g.sr.ctx), 10*time.Second)
 	defer cancel()
 	var lost bool
-	err := w.store.InTx(ctx, func(tx *store.Tx) error {
+	// As a record (job.record): an outcome lost with a crashed database
+	// leaves the lease, and the next claim looks things up first.
+	err := w.store.InTxLazyCommit(ctx, func(tx *store.Tx) error {
 		if err := w.stopWaitingForGranted(tx, c.SiteID, results); err != nil {
 			return err
 		}
