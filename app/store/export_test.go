@@ -25,6 +25,11 @@ func QueryRowRaw(ctx context.Context, s *Store, query string, args []any, dest .
 	return s.db.WithContext(ctx).Raw(query, args...).Row().Scan(dest...)
 }
 
+// TxQueryRowRaw scans the first row of a query run in tx into dest.
+func TxQueryRowRaw(tx *Tx, query string, dest ...any) error {
+	return tx.db.Raw(query).Row().Scan(dest...)
+}
+
 // ScanRaw scans every row of a query into dest, a pointer to a slice of
 // structs whose fields match the columns.
 func ScanRaw(ctx context.Context, s *Store, dest any, query string, args ...any) error {

@@ -176,3 +176,54 @@ func TestSyncDrained(t *testing.T) {
 		drained(true, "the item applied (the other site's pending item does not count)")
 	})
 }
+
+// InTxLazyCommit relaxes the commit of its own transaction only: the
+// connection goes back to the pool with PostgreSQL's default.
+func TestInTxLazyCommitIsLocal(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		st := b.Open(t, storetest.WithStoreOptions(func(o *store.Options) { o.MaxOpenConns = 2 }))
+		site := install(t, st, newSite(1))
+		ctx := context.Background()
+		setting := func(tx *store.Tx) string {
+			if st.Dialect() != store.Postgres {
+				return "n/a"
+			}
+			var v string
+			if err := store.TxQueryRowRaw(tx, `SHOW synchronous_commit`, &v); err != nil {
+				t.Fatal(err)
+			}
+			return v
+		}
+		var inside, after string
+		err := st.InTxLazyCommit(ctx, func(tx *store.Tx) error {
+			inside = setting(tx)
+			return tx.SaveSyncGroup(&models.SyncGroup{SiteID: site.ID, GroupID: "g1", AtlassianID: "a1", Name: "One"})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Both connections of the pool, whichever served the lazy one
+		// (SQLite has one writer at a time, and no such setting).
+		if st.Dialect() == store.Postgres {
+			err = st.InTx(ctx, func(a *store.Tx) error {
+				return st.InTx(ctx, func(b *store.Tx) error { after = setting(a) + "," + setting(b); return nil })
+			})
+		} else {
+			after = "n/a,n/a"
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]string{"inside": "off", "after": "on,on"}
+		if st.Dialect() != store.Postgres {
+			want = map[string]string{"inside": "n/a", "after": "n/a,n/a"}
+		}
+		if diff := cmp.Diff(want, map[string]string{"inside": inside, "after": after}); diff != "" {
+			t.Fatalf("synchronous_commit (-want +got):\n%s", diff)
+		}
+		if _, err := st.View(ctx).FindSyncGroup(site.ID, "g1"); err != nil {
+			t.Fatalf("the lazily committed write is not there: %v", err)
+		}
+	})
+}
