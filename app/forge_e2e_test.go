@@ -590,8 +590,10 @@ func TestForgeOtherEnvironmentIsRefused(t *testing.T) {
 		}
 
 		connectWantStatus(t, event("PRODUCTION"), http.StatusNoContent, "installed event of the production environment")
-		if after := h.mustState(s, models.SiteInstalled); after.ID != before.ID || after.InstallationID != installation {
-			t.Fatalf("the production installation did not link the Connect site: %+v", after)
+		after := h.mustState(s, models.SiteInstalled)
+		if diff := cmp.Diff(map[string]string{"site": before.ID, "installation": installation},
+			map[string]string{"site": after.ID, "installation": after.InstallationID}); diff != "" {
+			t.Fatalf("the production installation did not link the Connect site (-want +got):\n%s", diff)
 		}
 
 		// The same token again is taken from the verified-token cache,
@@ -603,8 +605,9 @@ func TestForgeOtherEnvironmentIsRefused(t *testing.T) {
 		for range 3 {
 			connectWantStatus(t, h.serve(nil, forgeRequest(http.MethodGet, "/forge/site", nil, tok)), http.StatusOK, "GET /forge/site")
 		}
-		if got := h.forgeCounter(`idbridge_forge_tokens_accepted_total{how="`); got["verified"] != 2 || got["cached"] != 2 {
-			t.Errorf("accepted tokens %v, want 2 verified (the event's, the first GET) and 2 cached", got)
+		got := h.forgeCounter(`idbridge_forge_tokens_accepted_total{how="`)
+		if diff := cmp.Diff(map[string]float64{"verified": 2, "cached": 2}, map[string]float64{"verified": got["verified"], "cached": got["cached"]}); diff != "" {
+			t.Errorf("accepted tokens: want 2 verified (the event's, the first GET) and 2 cached (-want +got):\n%s", diff)
 		}
 	})
 }

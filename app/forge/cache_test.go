@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"idbridge/app/apptest"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // keyMap is a key set the test changes at will.
@@ -64,8 +66,8 @@ func TestVerifiedTokenCache(t *testing.T) {
 	if n := v.cache.len(); n != 1 {
 		t.Errorf("%d cached tokens, want 1", n)
 	}
-	if how["verified"] != 1 || how["cached"] != 1 {
-		t.Errorf("accepted %v, want one verified and one cached", how)
+	if diff := cmp.Diff(map[string]int{"verified": 1, "cached": 1}, map[string]int{"verified": how["verified"], "cached": how["cached"]}); diff != "" {
+		t.Errorf("accepted tokens (-want +got):\n%s", diff)
 	}
 
 	// Refusals are never kept.

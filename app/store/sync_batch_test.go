@@ -58,8 +58,9 @@ func TestSyncMembershipsRecordedTogether(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(locked) != 600 || locked["u000"].AccountID != "acc-u000" {
-			t.Fatalf("LockSyncUsers read %d users (u000: %+v), want the site's 600", len(locked), locked["u000"])
+		if diff := cmp.Diff(map[string]any{"users": 600, "u000's account": "acc-u000"},
+			map[string]any{"users": len(locked), "u000's account": locked["u000"].AccountID}); diff != "" {
+			t.Fatalf("LockSyncUsers read (-want +got):\n%s", diff)
 		}
 		got, err := st.View(ctx).SyncMembers(site.ID, "g1", nil)
 		if err != nil {
