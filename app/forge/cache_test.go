@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"idbridge/app/apptest"
-
 	"github.com/google/go-cmp/cmp"
+
+	"idbridge/app/apptest"
 )
 
 // keyMap is a key set the test changes at will.
