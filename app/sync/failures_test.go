@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"idbridge/app/fakeatlassian"
+	"idbridge/app/privacy"
 	"idbridge/app/store"
 	"idbridge/app/store/storetest"
 	syncw "idbridge/app/sync"
@@ -234,7 +235,9 @@ func TestNoServiceAccountKeepsChangesPending(t *testing.T) {
 // TestUninstalledMidSyncStopsAtOnce: a site uninstalled while its changes
 // are being applied stops at once (the call in flight is abandoned, not
 // waited for), nothing more is sent, and its changes stay pending, lost to
-// nobody, until the site's data is purged; the status says why.
+// nobody, until the site's data is purged; the status says why. Once its
+// retention ends, the retention purge drops the pending changes with the
+// rest of the site's data, and the worker sends nothing for it after.
 func TestUninstalledMidSyncStopsAtOnce(t *testing.T) {
 	t.Parallel()
 	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
@@ -273,6 +276,26 @@ func TestUninstalledMidSyncStopsAtOnce(t *testing.T) {
 		}
 		if n := len(e.fs.Snapshot().Users); n != 0 {
 			t.Errorf("%d accounts made in the uninstalled site", n)
+		}
+
+		// The retention ends: the purge takes the pending changes along.
+		e.clock.Advance(31 * 24 * time.Hour)
+		res, err := privacy.New(privacy.Config{}, e.st, e.clock.Now, nil).Purge(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := cmp.Diff(map[string]int{"sites": 1, "outbox rows": 10}, map[string]int{"sites": res.Sites, "outbox rows": res.SiteRows["outbox"]}); d != "" {
+			t.Errorf("purge %s (-want +got):\n%s", res, d)
+		}
+		if drained, err := e.st.View(context.Background()).SyncDrained(e.site.ID); err != nil || !drained {
+			t.Errorf("after the purge: drained %v, %v; want nothing left", drained, err)
+		}
+		e.w.Wake(nil)
+		e.clock.Advance(time.Hour)
+		e.w.Wake(nil)
+		e.waitFor("the worker to settle after the purge", e.idle)
+		if n := e.fs.TotalRequests(); n != sent {
+			t.Errorf("%d requests after the purge", n-sent)
 		}
 	})
 }
