@@ -67,7 +67,7 @@ func TestAdminPageOutsideAtlassian(t *testing.T) {
 	s := newStack(t, storetest.Backends(t)[0])
 	tb := newTab(t, browser, s, []byte("/* all.js did not load */"))
 	tb.setViewport(1280, 900)
-	tb.do("open the host page", chromedp.Navigate(s.jira.URL+"/plugins/servlet/ac/"+appKey+"/admin"))
+	tb.do("open the host page", chromedp.Navigate(s.hostPageURL()))
 	got := tb.waitText("#app-banner", "only inside your Atlassian site", 15*time.Second)
 	if !strings.Contains(tb.text("#overview-connection"), "Not connected") {
 		t.Errorf("overview connection row: %q, want Not connected", tb.text("#overview-connection"))
@@ -82,7 +82,7 @@ func TestAdminPageOutsideAtlassian(t *testing.T) {
 func (tb *tab) open() {
 	tb.t.Helper()
 	tb.setViewport(1280, 900)
-	tb.do("open the host page", chromedp.Navigate(tb.stack.jira.URL+"/plugins/servlet/ac/"+appKey+"/admin"))
+	tb.do("open the host page", chromedp.Navigate(tb.stack.hostPageURL()))
 	tb.waitText("#overview-connection", "Connected", 20*time.Second)
 }
 
@@ -283,7 +283,7 @@ func (tb *tab) goTo(section string) {
 func (tb *tab) serviceAccount() {
 	t := tb.t
 	t.Helper()
-	jira := tb.stack.jira
+	st := tb.stack
 	tb.goTo("service-account")
 	tb.waitText("#sa-current", "No service account yet", 10*time.Second)
 
@@ -314,7 +314,7 @@ func (tb *tab) serviceAccount() {
 
 	// A malformed email.
 	tb.typeInto("#sa-email", "not-an-email")
-	tb.typeInto("#sa-token", jira.goodToken)
+	tb.typeInto("#sa-token", st.goodToken)
 	tb.submit("#sa-save")
 	if msg := tb.waitError("sa-email", 5*time.Second); !strings.Contains(msg, "name@example.com") {
 		t.Errorf("malformed email: %q", msg)
@@ -351,29 +351,30 @@ func (tb *tab) serviceAccount() {
 	tb.step("service account")
 	// Save working credentials with the keyboard (Enter on Save).
 	tb.typeInto("#sa-email", svcEmail)
-	tb.typeInto("#sa-token", jira.goodToken)
+	tb.typeInto("#sa-token", st.goodToken)
 	tb.submit("#sa-save")
 	tb.waitText("#sa-status", "Saved", 10*time.Second)
-	last4 := jira.goodToken[len(jira.goodToken)-4:]
+	last4 := st.goodToken[len(st.goodToken)-4:]
 	tb.waitText("#sa-current", "••••"+last4, 5*time.Second)
 	if v := tb.value("#sa-token"); v != "" {
 		t.Errorf("the token field still holds %q after saving", v)
 	}
-	tb.checkNoSecretInPage(jira.goodToken)
+	tb.checkNoSecretInPage(st.goodToken)
 	code, sa, body = tb.savedAccount()
 	if d := cmp.Diff(map[string]any{"status": http.StatusOK, "kind": "api_token", "email": svcEmail, "has tokenHint": true, "shows the token": false},
-		map[string]any{"status": code, "kind": sa.Kind, "email": sa.Email, "has tokenHint": sa.TokenHint != "", "shows the token": strings.Contains(body, jira.goodToken)}); d != "" {
+		map[string]any{"status": code, "kind": sa.Kind, "email": sa.Email, "has tokenHint": sa.TokenHint != "", "shows the token": strings.Contains(body, st.goodToken)}); d != "" {
 		t.Errorf("GET service-account after save (-want +got):\n%s", d)
 	}
 
 	// Test connection, with Enter on the button.
-	before := len(jira.serviceCalls())
+	before := st.serviceCalls()
 	tb.submit("#sa-test")
 	got := tb.waitText("#sa-test-result", "The connection works", 30*time.Second)
 	t.Logf("test connection: %s", got)
-	calls := jira.serviceCalls()[before:]
-	if !slices.Contains(calls, "GET /rest/api/3/myself") || !slices.Contains(calls, "GET /rest/api/3/mypermissions") {
-		t.Errorf("Test connection called %v on Jira; want /myself and /mypermissions", calls)
+	for route, n := range st.serviceCalls() {
+		if n == before[route] {
+			t.Errorf("Test connection did not call %s on Jira; want /myself and /mypermissions (calls before %v, after %v)", route, before, st.serviceCalls())
+		}
 	}
 	tb.waitText("#sa-current", "Working", 10*time.Second)
 	tb.screenshots("service-account-working")
@@ -414,10 +415,12 @@ func (tb *tab) serviceAccount() {
 	// A Jira that does not answer: the test gives up in time and says so.
 	tb.step("bad input: Jira times out")
 	tb.goTo("service-account")
-	tb.typeInto("#sa-token", jira.goodToken)
+	tb.typeInto("#sa-token", st.goodToken)
 	tb.submit("#sa-save")
 	tb.waitText("#sa-status", "Saved", 10*time.Second)
-	jira.setMode(jiraHang)
+	for _, route := range []string{"GET /rest/api/3/myself", "GET /rest/api/3/mypermissions"} {
+		st.jira.Inject(fakeatlassian.Fault{Route: route, Hang: true})
+	}
 	tb.submit("#sa-test")
 	tb.waitText("#sa-test-result", "Testing the connection", 5*time.Second)
 	var busy bool
@@ -427,7 +430,7 @@ func (tb *tab) serviceAccount() {
 	}
 	got = tb.waitFor2("#sa-test-result", []string{"does not fully work", "could not be tested"}, 80*time.Second)
 	t.Logf("Jira times out: %s", got)
-	jira.setMode(jiraNormal)
+	st.jira.ClearFaults()
 	tb.screenshots("service-account-timeout")
 
 	// An expiry 10 days ahead: the overview warns.

@@ -30,7 +30,7 @@ func TestAdminPagePrivacy(t *testing.T) {
 	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
 		s := newStack(t, b)
 		const ann, bob = "557058:ann-privacy", "557058:bob-privacy"
-		site, err := s.app.Store().View(context.Background()).FindSiteByClientKey(s.jira.clientKey)
+		site, err := s.app.Store().View(context.Background()).FindSiteByClientKey(s.clientKey)
 		if err != nil {
 			t.Fatal(err)
 		}

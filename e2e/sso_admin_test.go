@@ -81,7 +81,7 @@ func TestAdminPageSSOAndAudit(t *testing.T) {
 		tb.screenshots("sso")
 
 		// Sign-ins of the last weeks, as the portal records them.
-		site, err := s.app.Store().View(context.Background()).FindSiteByClientKey(s.jira.clientKey)
+		site, err := s.app.Store().View(context.Background()).FindSiteByClientKey(s.clientKey)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -129,10 +129,10 @@ func TestAdminPageSync(t *testing.T) {
 		var acc *models.ServiceAccount
 		err := s.app.Store().InTx(ctx, func(tx *store.Tx) error {
 			var err error
-			if sd.site, err = tx.FindSiteByClientKey(s.jira.clientKey); err != nil {
+			if sd.site, err = tx.FindSiteByClientKey(s.clientKey); err != nil {
 				return err
 			}
-			acc, err = tx.SaveServiceAccount(sd.site.ID, &models.ServiceAccount{Kind: models.AccountAPIToken, Email: svcEmail, Token: s.jira.goodToken})
+			acc, err = tx.SaveServiceAccount(sd.site.ID, &models.ServiceAccount{Kind: models.AccountAPIToken, Email: svcEmail, Token: s.goodToken})
 			return err
 		})
 		if err != nil {
@@ -322,7 +322,7 @@ func TestAdminPageSync(t *testing.T) {
 		if d := cmp.Diff(map[string]any{"status": 200, "orgId": orgID}, map[string]any{"status": code, "orgId": sa.OrgID}); d != "" {
 			t.Errorf("orgId after saving: %s (-want +got):\n%s", body, d)
 		}
-		tb.checkNoSecretInPage(s.jira.goodToken)
+		tb.checkNoSecretInPage(s.goodToken)
 		if errs := tb.consoleErrors(); len(errs) > 0 {
 			t.Errorf("the console has %d errors:\n%s", len(errs), strings.Join(errs, "\n"))
 		}

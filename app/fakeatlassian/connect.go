@@ -359,6 +359,73 @@ func (s *Site) ContextToken(accountID string) (string, error) {
 	}).SignedString([]byte(app.secret))
 }
 
+// SharedSecret is the shared secret the site sent the installed app, for
+// tests that check it leaks nowhere.
+func (s *Site) SharedSecret() (string, error) {
+	app, err := s.installedApp()
+	if err != nil {
+		return "", err
+	}
+	return app.secret, nil
+}
+
+// connectPagePrefix is where Jira serves the page around an app's page
+// module: /plugins/servlet/ac/{appKey}/{moduleKey}.
+const connectPagePrefix = "/plugins/servlet/ac/"
+
+// ConnectPageURL is the site's page for the installed app's page module
+// (ServeConnectPages).
+func (s *Site) ConnectPageURL(moduleKey string) (string, error) {
+	app, err := s.installedApp()
+	if err != nil {
+		return "", err
+	}
+	return s.Origin() + connectPagePrefix + url.PathEscape(app.key) + "/" + url.PathEscape(moduleKey), nil
+}
+
+// ServeConnectPages makes the site serve its page for each of the
+// installed app's page modules at /plugins/servlet/ac/{appKey}/{moduleKey},
+// as Jira renders it for the signed-in user accountID: the host page
+// (HostPage) framing the module's URL with a fresh URL-bound JWT
+// (ModuleURL), with a context JWT for AP.context.getToken (ContextToken).
+// Another app's key or a module the app does not have is a 404.
+func (s *Site) ServeConnectPages(accountID string) {
+	s.HandleUI("GET "+connectPagePrefix, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.serveConnectPage(w, r, accountID)
+	}))
+}
+
+func (s *Site) serveConnectPage(w http.ResponseWriter, r *http.Request, accountID string) {
+	appKey, moduleKey, ok := strings.Cut(strings.TrimPrefix(r.URL.Path, connectPagePrefix), "/")
+	app, err := s.installedApp()
+	if !ok || err != nil || appKey != app.key {
+		http.NotFound(w, r)
+		return
+	}
+	src, err := s.ModuleURL(moduleKey, accountID)
+	if err != nil {
+		http.NotFound(w, r)
+		return
+	}
+	tok, err := s.ContextToken(accountID)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	u, err := url.Parse(app.baseURL)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	_ = WriteHostPage(w, HostPage{
+		Title:     app.key + " · Apps · Jira (fakeatlassian)",
+		Heading:   "Jira (fakeatlassian) › Apps › " + app.key,
+		Src:       src,
+		Token:     tok,
+		AppOrigin: u.Scheme + "://" + u.Host,
+	})
+}
+
 // HandleUI adds a route of the site's web UI (pages people open in a
 // browser, as opposed to the REST API): it is served on the site's origin
 // before the REST routes, without their authentication, faults or request

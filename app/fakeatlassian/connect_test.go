@@ -1,10 +1,16 @@
 package fakeatlassian
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/json"
+	"html"
+	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -132,5 +138,92 @@ func TestInstallKeyServerFaults(t *testing.T) {
 	}
 	if d := cmp.Diff([]string{"/k1", "/boom", "/nope", "/hang"}, f.InstallKeyRequests()); d != "" {
 		t.Errorf("requests (-want +got):\n%s", d)
+	}
+}
+
+// TestConnectPages: once the app is installed, the site serves Jira's page
+// around each of the app's page modules, framing the module's URL with a
+// JWT bound to it and handing out a context JWT, both signed with the
+// secret the install sent; another app or module is a 404.
+func TestConnectPages(t *testing.T) {
+	key, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := New(Options{InstallKey: key, InstallKeyID: "k1"})
+	t.Cleanup(f.Close)
+	s := f.NewSite(SiteOptions{})
+	var sentSecret string
+	app := httptest.NewServer(nil)
+	t.Cleanup(app.Close)
+	app.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/atlassian-connect.json":
+			_, _ = io.WriteString(w, `{"key":"the-app","baseUrl":"`+app.URL+`","lifecycle":{"installed":"/installed"},
+				"modules":{"adminPages":[{"key":"admin-page","url":"/admin"}]}}`)
+		case "/installed":
+			var body struct{ SharedSecret string }
+			_ = json.NewDecoder(r.Body).Decode(&body)
+			sentSecret = body.SharedSecret
+			w.WriteHeader(http.StatusNoContent)
+		default:
+			http.NotFound(w, r)
+		}
+	})
+	if _, err := s.ConnectPageURL("admin-page"); err == nil {
+		t.Errorf("ConnectPageURL before an install: no error")
+	}
+	if _, err := s.InstallConnectApp(context.Background(), nil, app.URL+"/atlassian-connect.json", "admin-1"); err != nil {
+		t.Fatal(err)
+	}
+	s.ServeConnectPages("admin-1")
+	secret, err := s.SharedSecret()
+	if err != nil || secret != sentSecret || secret == "" {
+		t.Fatalf("SharedSecret() = %q, %v; the install sent %q", secret, err, sentSecret)
+	}
+	page, err := s.ConnectPageURL("admin-page")
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(u string) (int, string) {
+		t.Helper()
+		res, err := http.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	code, body := get(page)
+	src := regexp.MustCompile(`<iframe id="addon" title="[^"]*" src="([^"]+)"`).FindStringSubmatch(body)
+	tok := regexp.MustCompile(`var token = "([^"]+)";`).FindStringSubmatch(body)
+	if code != http.StatusOK || src == nil || tok == nil {
+		t.Fatalf("the page: %d, want 200 with an iframe and a token:\n%s", code, body)
+	}
+	frame, err := url.Parse(html.UnescapeString(src[1]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	claims := jwt.MapClaims{}
+	if _, err := jwt.ParseWithClaims(frame.Query().Get("jwt"), claims, func(*jwt.Token) (any, error) { return []byte(secret), nil },
+		jwt.WithValidMethods([]string{"HS256"})); err != nil {
+		t.Fatalf("the iframe's JWT: %v", err)
+	}
+	qsh, _ := QSH(http.MethodGet, frame.String(), app.URL)
+	ctxClaims := jwt.MapClaims{}
+	if _, err := jwt.ParseWithClaims(tok[1], ctxClaims, func(*jwt.Token) (any, error) { return []byte(secret), nil },
+		jwt.WithValidMethods([]string{"HS256"})); err != nil {
+		t.Fatalf("the context JWT: %v", err)
+	}
+	if d := cmp.Diff(map[string]any{"frame": app.URL + "/admin", "sub": "admin-1", "qsh": qsh, "context sub": "admin-1", "context qsh": "context-qsh"},
+		map[string]any{"frame": frame.Scheme + "://" + frame.Host + frame.Path, "sub": claims["sub"], "qsh": claims["qsh"],
+			"context sub": ctxClaims["sub"], "context qsh": ctxClaims["qsh"]}); d != "" {
+		t.Errorf("the page's iframe and token (-want +got):\n%s", d)
+	}
+	for _, other := range []string{"/plugins/servlet/ac/other-app/admin-page", "/plugins/servlet/ac/the-app/no-such-page", "/plugins/servlet/ac/the-app"} {
+		if code, _ := get(s.Origin() + other); code != http.StatusNotFound {
+			t.Errorf("GET %s: %d, want 404", other, code)
+		}
 	}
 }
