@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -396,26 +397,34 @@ func groupNames(tx *store.Tx, siteID string, ids []string) (map[string]string, e
 // claim ran into a retry at once. The user's grant takes the same lock,
 // so either it sees the wait (and wakes it) or the wait sees it.
 func (w *Worker) stopWaitingForGranted(tx *store.Tx, siteID string, results []store.SyncResult) error {
-	// A claim's items mostly wait for one user: each user is looked at once.
-	granted := map[string]bool{}
+	// A claim's items mostly wait for one user: each user is looked at
+	// once, and several in sorted order, as recordMembers locks them (two
+	// transactions taking the same locks in different orders could
+	// deadlock).
+	var waiting []string
+	for _, r := range results {
+		if r.WaitingFor != "" {
+			waiting = append(waiting, r.WaitingFor)
+		}
+	}
+	if len(waiting) == 0 {
+		return nil
+	}
+	slices.Sort(waiting)
+	waiting = slices.Compact(waiting)
+	granted := make(map[string]bool, len(waiting))
+	for _, u := range waiting {
+		if err := tx.LockSyncUser(siteID, u); err != nil {
+			return err
+		}
+		su, err := tx.FindSyncUser(siteID, u, false)
+		if err != nil && !models.IsNotFound(err) {
+			return err
+		}
+		granted[u] = err == nil && su.AccountID != "" && su.State.HasAccess()
+	}
 	for i := range results {
-		r := &results[i]
-		if r.WaitingFor == "" {
-			continue
-		}
-		has, seen := granted[r.WaitingFor]
-		if !seen {
-			if err := tx.LockSyncUser(siteID, r.WaitingFor); err != nil {
-				return err
-			}
-			su, err := tx.FindSyncUser(siteID, r.WaitingFor, false)
-			if err != nil && !models.IsNotFound(err) {
-				return err
-			}
-			has = err == nil && su.AccountID != "" && su.State.HasAccess()
-			granted[r.WaitingFor] = has
-		}
-		if has {
+		if r := &results[i]; r.WaitingFor != "" && granted[r.WaitingFor] {
 			r.WaitingFor, r.NextAttemptAt = "", w.now()
 		}
 	}
