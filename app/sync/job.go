@@ -170,9 +170,15 @@ func (j *job) attempts() int {
 // the call may have changed the site even without an answer.
 func (j *job) classify(err error, what string, mutating bool) outcome {
 	o := j.classifyCall(err, what, mutating)
-	if o.status == models.OutboxStatusPending && j.recover {
-		// The claim had to look things up first and has not yet: the
-		// next one still must.
+	if o.status == models.OutboxStatusPending && (j.recover || j.recovering) {
+		// The claim had to look things up first and has not finished: the
+		// next one still must. Not only while the first lookups are
+		// undone (recover): a claim that began recovering also looks
+		// before a create or a delete (recovering), and stopping before
+		// that lookup (a 429 on it, its budget) must not let the next
+		// claim repeat the change blindly — a rename's old group was
+		// deleted twice that way (TestStormOfFailuresEndsWithTheDirectorysState,
+		// about 1 run in 20).
 		o.recover = true
 	}
 	return o
