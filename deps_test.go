@@ -32,8 +32,9 @@ var allowedInternal = map[string][]string{
 		"idbridge/app/store", "idbridge/app/secret", "idbridge/models",
 	},
 	// Test doubles for app's and e2e's tests; independent of the code under
-	// test, so nothing from idbridge.
-	"idbridge/app/apptest": {},
+	// test, so nothing from idbridge but the fake Atlassian's query string
+	// hash.
+	"idbridge/app/apptest": {"idbridge/app/fakeatlassian"},
 	// The stateful fake of Atlassian; independent of the code under test too.
 	"idbridge/app/fakeatlassian": {},
 	// Identity providers (OIDC, SAML) for tests, bench and the demo;
@@ -54,8 +55,8 @@ var testOnly = []string{"idbridge/app/apptest"}
 var fakeOnly = []string{"idbridge/app/fakeatlassian", "idbridge/app/fakeidp"}
 
 // fakeImporters are the non-test packages (by prefix) that may import a
-// fakeOnly package.
-var fakeImporters = []string{"idbridge/bench/", "idbridge/app/demo"}
+// fakeOnly package; apptest is test support itself (testOnly).
+var fakeImporters = []string{"idbridge/bench/", "idbridge/app/demo", "idbridge/app/apptest"}
 
 // featureRule is what app/<feature> packages (sites, provisioning, sso, …)
 // may import; they never import each other, except the audit log, and

@@ -573,6 +573,20 @@ func QSH(method, target, base string) (string, error) {
 		return "", err
 	}
 	path := strings.TrimPrefix(t.EscapedPath(), strings.TrimSuffix(b.EscapedPath(), "/"))
+	sum := sha256.Sum256([]byte(CanonicalRequest(method, path, t.RawQuery)))
+	return hex.EncodeToString(sum[:]), nil
+}
+
+// CanonicalRequest is Atlassian's canonical request METHOD&path&query for
+// an escaped path (relative to the base URL) and a raw query: path without
+// a trailing "/" (unless it is "/") and with "&" escaped; query the
+// parameters without jwt, sorted by name, repeated values sorted and
+// joined with ",", each RFC 3986-encoded after sorting (as Atlassian's
+// atlassian-jwt library does). Written from the spec and Atlassian's test
+// vectors, independently of app/connect: the tests check app/connect
+// against it (apptest).
+func CanonicalRequest(method, escapedPath, rawQuery string) string {
+	path := escapedPath
 	if path == "" {
 		path = "/"
 	}
@@ -581,7 +595,7 @@ func QSH(method, target, base string) (string, error) {
 	}
 	path = strings.ReplaceAll(path, "&", "%26")
 	values := map[string][]string{}
-	for pair := range strings.SplitSeq(t.RawQuery, "&") {
+	for pair := range strings.SplitSeq(rawQuery, "&") {
 		if pair == "" {
 			continue
 		}
@@ -594,15 +608,13 @@ func QSH(method, target, base string) (string, error) {
 	}
 	parts := make([]string, 0, len(values))
 	for _, k := range sortedKeys(values) {
-		enc := make([]string, len(values[k]))
-		for i, v := range values[k] {
-			enc[i] = rfc3986(v)
+		vs := slices.Sorted(slices.Values(values[k]))
+		for i, v := range vs {
+			vs[i] = rfc3986(v)
 		}
-		slices.Sort(enc)
-		parts = append(parts, rfc3986(k)+"="+strings.Join(enc, ","))
+		parts = append(parts, rfc3986(k)+"="+strings.Join(vs, ","))
 	}
-	sum := sha256.Sum256([]byte(strings.ToUpper(method) + "&" + path + "&" + strings.Join(parts, "&")))
-	return hex.EncodeToString(sum[:]), nil
+	return strings.ToUpper(method) + "&" + path + "&" + strings.Join(parts, "&")
 }
 
 // rfc3986 percent-encodes every byte but the unreserved characters, with
