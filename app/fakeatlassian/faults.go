@@ -37,6 +37,10 @@ type Fault struct {
 	Body string
 	// Delay answers only after this long (then as usual, or with Status).
 	Delay time.Duration
+	// Hold, when set, keeps the request, before anything is applied,
+	// until the channel is closed (then as usual) or the caller gives up
+	// (counted as StatusGone): a test decides what happens meanwhile.
+	Hold <-chan struct{}
 	// Hang answers nothing, leaving the connection open, until the caller
 	// gives up or the Fake closes (counted as StatusGone).
 	Hang bool

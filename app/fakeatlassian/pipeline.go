@@ -134,6 +134,17 @@ func (s *Site) pipeline(w http.ResponseWriter, r *http.Request, route string, au
 		s.rec.count(&s.mu, route, StatusGone)
 		return
 	}
+	if fault != nil && fault.Hold != nil {
+		select {
+		case <-fault.Hold:
+		case <-r.Context().Done():
+			s.rec.count(&s.mu, route, StatusGone)
+			return
+		case <-s.f.closing:
+			s.rec.count(&s.mu, route, StatusGone)
+			return
+		}
+	}
 	if fault != nil && fault.Delay > 0 {
 		t := time.NewTimer(fault.Delay)
 		select {
