@@ -3,6 +3,7 @@ package sync
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"slices"
 	"strings"
 
@@ -347,7 +348,18 @@ func (j *job) members(sg *models.SyncGroup, users []string, verify bool) outcome
 				continue // the account left the site: its own change follows
 			}
 			if err != nil {
-				return flushed(j.classify(err, "add a member to the group", true))
+				o := j.classify(err, "add a member to the group", true)
+				if o.recover && !errors.Is(err, errBudget) {
+					// The add may have happened without its answer. It is
+					// recorded as if it did: the next claim looks the
+					// group's members up before anything else and corrects
+					// it, and meanwhile a deactivation or deletion of the
+					// user sees it and takes it out again. Unrecorded, a
+					// user deleted before that lookup would leave no trace
+					// of its account, and the membership would stay.
+					batch = append(batch, memberRecord{userID: u, account: su.AccountID, member: true, read: su, had: has})
+				}
+				return flushed(o)
 			}
 			batch = append(batch, memberRecord{userID: u, account: su.AccountID, member: true, read: su, had: has})
 		case !desired && isDone:
@@ -461,10 +473,11 @@ type memberRecord struct {
 	had             bool
 }
 
-// recordMembers records membership changes, except those of users whose
-// access changed since they were read (another worker deactivated or
-// reactivated them meanwhile): their memberships are looked up again in
-// members_refresh items instead of being recorded on a guess.
+// recordMembers records membership changes. Those of users whose access
+// changed since they were read (another worker deactivated, reactivated
+// or deleted them meanwhile) are looked up again in members_refresh items
+// too: whatever their deactivation did or will do, the refresh brings the
+// membership to what the directory says, with the account recorded here.
 func (j *job) recordMembers(sg *models.SyncGroup, recs []memberRecord) error {
 	ids := make([]string, len(recs))
 	for i, r := range recs {
@@ -483,12 +496,15 @@ func (j *job) recordMembers(sg *models.SyncGroup, recs []memberRecord) error {
 		for _, r := range recs {
 			c, exists := cur[r.userID]
 			if exists != r.had || (exists && c.Gen != r.read.Gen) {
+				// Recorded all the same, with the account: the user's
+				// deactivation may have read its memberships before this
+				// change was applied, and a deleted user's account is
+				// known nowhere else. The refresh looks it up again.
 				items, err := refreshItems(sg.SiteID, r.userID, map[string]string{sg.GroupID: sg.Name}, "user_changed", true)
 				if err != nil {
 					return err
 				}
 				refresh = append(refresh, items...)
-				continue
 			}
 			if r.member {
 				joined[r.userID] = r.account

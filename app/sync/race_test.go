@@ -1,0 +1,101 @@
+package sync_test
+
+import (
+	"context"
+	"testing"
+
+	"idbridge/app/fakeatlassian"
+	"idbridge/app/store/storetest"
+	"idbridge/models"
+)
+
+// The membership of a user that is deleted while the membership is being
+// added: the user's deletion forgets its account, so the group must know
+// the account to take it out of the group again. Seen as a rare failure of
+// TestStormOfFailuresEndsWithTheDirectorysState ("delta" kept a deleted
+// user); these make its two interleavings happen every time.
+
+// TestDeletedWhileItsMembershipLostItsAnswer: the site adds the member,
+// the answer is lost; before the group's retry looks its members up, the
+// user is deleted and its deletion applied. The retry takes the account
+// out of the group.
+func TestDeletedWhileItsMembershipLostItsAnswer(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		e := newEnv(t, b)
+		e.start()
+		ada := e.createUser("ada@example.com", true)
+		e.createUser("bob@example.com", true)
+		g := e.createGroup("delta")
+		e.drain()
+
+		e.fs.Inject(fakeatlassian.Fault{Route: "POST /rest/api/3/group/user", DropAfterApply: true, Times: 1})
+		e.addMembers(g, ada)
+		// The group's retry waits for its backoff, which the clock does
+		// not reach before the deletion is applied.
+		e.waitFor("the lost answer", func() bool {
+			return e.fs.RequestCount("POST /rest/api/3/group/user", fakeatlassian.StatusDropped) == 1 && e.idle()
+		})
+		e.delete("Users", ada)
+		e.waitFor("the deletion", func() bool { return !e.open(ada) && e.idle() })
+		if !e.open(g) {
+			t.Fatal("the group's retry came before the deletion")
+		}
+		e.drain()
+		e.checkState(models.DeactivateRemoveGroups)
+		e.checkClean()
+	})
+}
+
+// TestDeletedWhileItsMembershipIsAdded: the user's deletion is applied
+// while the site is adding it to the group (after the group read the
+// user's account, before the site answered): the deletion did not see
+// the membership, and the group's record finds the user gone.
+func TestDeletedWhileItsMembershipIsAdded(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		e := newEnv(t, b)
+		e.start()
+		ada := e.createUser("ada@example.com", true)
+		e.createUser("bob@example.com", true)
+		g := e.createGroup("delta")
+		e.drain()
+
+		hold := make(chan struct{})
+		e.fs.Inject(fakeatlassian.Fault{Route: "POST /rest/api/3/group/user", Hold: hold, Times: 1})
+		before := e.fs.TotalRequests()
+		e.addMembers(g, ada)
+		e.waitFor("the add in flight", func() bool { return e.fs.TotalRequests() == before+1 })
+		// A site's worker takes new work beside a claim in flight only
+		// once that claim ends; a second worker on the same database (a
+		// replica, as far as the claims go) applies the deletion now.
+		cfg := e.cfg
+		cfg.Owner = "deleter"
+		w2 := e.newWorker(e.st, cfg)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); _ = w2.Run(ctx) }()
+		e.delete("Users", ada)
+		w2.Wake(nil)
+		e.waitFor("the deletion", func() bool { return !e.open(ada) })
+		cancel()
+		<-done
+		close(hold)
+		e.drain()
+		e.checkState(models.DeactivateRemoveGroups)
+		e.checkClean()
+		if n := e.fs.RequestCount("POST /rest/api/3/group/user", 201); n != 1 {
+			t.Errorf("the add was answered %d times, want once", n)
+		}
+	})
+}
+
+// open says the subject has items not applied yet.
+func (e *env) open(subject string) bool {
+	for _, it := range e.items() {
+		if it.ResourceID == subject && (it.Status == models.OutboxStatusPending || it.Status == models.OutboxStatusHeld) {
+			return true
+		}
+	}
+	return false
+}
