@@ -213,6 +213,20 @@ var migrations = []migration{
 		`CREATE INDEX outbox_site_claim ON outbox (site_id, next_attempt_at, id) WHERE status = 'pending'`,
 		`DROP INDEX outbox_site_pending`,
 	)},
+	// The admin page searches the directory by name prefix as a range of
+	// lower-cased names in code point order (ListSyncDirectory). SQLite's
+	// name indexes are in that order already; PostgreSQL's follow the
+	// database's collation, which is rarely C: these are in C's order,
+	// whatever the database's.
+	{Version: 11, Name: "directory name prefix indexes", Up: func(tx *gorm.DB, dialect string) error {
+		if dialect != Postgres {
+			return nil
+		}
+		return sqlFor(dialect,
+			`CREATE INDEX scim_users_user_name_c ON scim_users (site_id, user_name_lower COLLATE "C")`,
+			`CREATE INDEX scim_groups_display_name_c ON scim_groups (site_id, display_name_lower COLLATE "C")`,
+		)(tx, dialect)
+	}},
 }
 
 func (s *Store) ensureMigrationsTable(ctx context.Context, db *gorm.DB) error {
