@@ -72,7 +72,6 @@ var featureRule = []string{
 var onlyImporter = map[string][]string{
 	"github.com/gin-gonic/gin": {"idbridge/handlers"},
 	"gorm.io/":                 {"idbridge/app/store"},
-	"github.com/glebarez/":     {"idbridge/app/store"},
 	"github.com/ncruces/":      {"idbridge/app/store"},
 	"github.com/jackc/pgx":     {"idbridge/app/store", "idbridge/app/store/storetest"},
 }
@@ -87,6 +86,15 @@ var stdlibOnly = map[string]string{
 	"idbridge/app/apptest":       "github.com/golang-jwt/jwt/v5",
 	"idbridge/app/fakeatlassian": "github.com/golang-jwt/jwt/v5",
 }
+
+// sqliteEngines are the SQLite engines Go can link, by the import path
+// prefix of their packages (glebarez/go-sqlite is a driver over
+// modernc.org/sqlite/lib). The server binary links exactly one: a GORM dialector that
+// brings its own driver links a second (megabytes: docs/PERFORMANCE.md,
+// "The SQLite engine"), which is why app/store has a dialector of its own.
+// bench/sqlite-engines swaps in the other candidates, so the rule names no
+// particular one.
+var sqliteEngines = []string{"github.com/ncruces/go-sqlite3", "modernc.org/sqlite", "github.com/mattn/go-sqlite3"}
 
 func goList(t *testing.T, args ...string) []string {
 	t.Helper()
@@ -162,4 +170,18 @@ func orLib(lib string) string {
 		return ""
 	}
 	return " and " + lib
+}
+
+func TestOneSQLiteEngine(t *testing.T) {
+	var linked []string
+	for _, d := range goList(t, "-deps", "-f", `{{if not .Standard}}{{.ImportPath}}{{end}}`, ".") {
+		for _, e := range sqliteEngines {
+			if strings.HasPrefix(d, e) && !slices.Contains(linked, e) {
+				linked = append(linked, e)
+			}
+		}
+	}
+	if len(linked) != 1 {
+		t.Errorf("the binary links the SQLite engines %v; it should link exactly one (a GORM dialector with a driver of its own brings another)", linked)
+	}
 }

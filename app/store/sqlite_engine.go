@@ -5,7 +5,6 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/glebarez/sqlite"
 	"github.com/ncruces/go-sqlite3"
 	sqlitedriver "github.com/ncruces/go-sqlite3/driver"
 	"gorm.io/gorm"
@@ -17,9 +16,9 @@ import (
 // (docs/PERFORMANCE.md, "The SQLite engine").
 //
 // The engine is github.com/ncruces/go-sqlite3 (SQLite compiled to
-// WebAssembly, translated to Go: no cgo). Its own GORM dialector, gormlite,
-// is not served by the module proxy, so the GORM side is glebarez/sqlite's
-// dialector over the *sql.DB that ncruces' driver opens.
+// WebAssembly, translated to Go: no cgo). The GORM side is idbridge's own
+// dialector (sqlite_dialect.go) over the *sql.DB that ncruces' driver
+// opens, so that no second engine is linked.
 
 // sqliteTimeFormat is how the other engines write a time.Time, so that a
 // database keeps one format whichever engine wrote it.
@@ -47,7 +46,7 @@ func sqliteDialector(dsn string) (gorm.Dialector, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &sqlite.Dialector{Conn: db}, nil
+	return sqliteDialect{db: db}, nil
 }
 
 func sqliteCode(err error) (int, bool) {

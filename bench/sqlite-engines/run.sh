@@ -20,8 +20,10 @@
 #              modernc.org/sqlite v1.23.1 (SQLite 3.41)
 #   modernc    glebarez/go-sqlite v1.23.0 on modernc.org/sqlite v1.62.0
 #   ncruces    github.com/ncruces/go-sqlite3 v0.37.0 (ncruces.go.txt: its
-#              driver under glebarez/sqlite's GORM dialector, as gormlite is
-#              not on the module proxy)
+#              driver under idbridge's own GORM dialector,
+#              app/store/sqlite_dialect.go; the file on main)
+# The glebarez and modernc candidates keep glebarez/sqlite's GORM dialector
+# (it translates their drivers' errors); run.sh adds it to go.mod for them.
 # A candidate is HEAD with app/store/sqlite_engine.go replaced by
 # bench/sqlite-engines/<engine>.go.txt and its modules set with `go get`;
 # committed code keeps only the chosen engine. The tuning on HEAD (pools,
@@ -64,12 +66,12 @@ engine() {
 	case $1 in
 	glebarez)
 		cp "$root/bench/sqlite-engines/glebarez.go.txt" app/store/sqlite_engine.go
-		go get github.com/glebarez/go-sqlite@v1.21.2 modernc.org/sqlite@v1.23.1 modernc.org/libc@v1.22.5 \
+		go get github.com/glebarez/sqlite@v1.11.0 github.com/glebarez/go-sqlite@v1.21.2 modernc.org/sqlite@v1.23.1 modernc.org/libc@v1.22.5 \
 			modernc.org/mathutil@v1.5.0 modernc.org/memory@v1.5.0 >/dev/null 2>&1
 		;;
 	modernc)
 		cp "$root/bench/sqlite-engines/glebarez.go.txt" app/store/sqlite_engine.go
-		go get github.com/glebarez/go-sqlite@v1.23.0 modernc.org/sqlite@v1.62.0 >/dev/null 2>&1
+		go get github.com/glebarez/sqlite@v1.11.0 github.com/glebarez/go-sqlite@v1.23.0 modernc.org/sqlite@v1.62.0 >/dev/null 2>&1
 		;;
 	ncruces)
 		cp "$root/bench/sqlite-engines/ncruces.go.txt" app/store/sqlite_engine.go
