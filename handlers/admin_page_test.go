@@ -226,7 +226,7 @@ func TestAdminPageCredentials(t *testing.T) {
 		"Forge Confluence site": {
 			models.SiteFacts{ClientKey: "client-1", BaseURL: "https://a.atlassian.net/wiki", ProductType: "confluence",
 				InstallationID: "ari:cloud:ecosystem::installation/x", CloudID: "c1"},
-			map[string]string{"audit-names": sa, "sync-reads": "Groups and their members: the app system token from Forge, otherwise the service account. Users: the service account"},
+			map[string]string{"audit-names": app, "sync-reads": "Groups and their members: the app system token from Forge, otherwise the service account. Users: the service account"},
 		},
 	} {
 		t.Run(name, func(t *testing.T) {

@@ -33,7 +33,10 @@ type Group struct {
 // With the app system token Forge handed idbridge (UseSystemToken), the
 // reads of users and groups (on a Confluence site, of groups) go as the
 // app instead: the product REST APIs accept the token for them within the
-// manifest's scopes (read:jira-user; read:confluence-groups). The
+// manifest's scopes (read:jira-user; read:confluence-groups). A
+// Confluence site's user lookups stay with the service account: Confluence
+// offers an app no search by email address, and its user object no
+// "active" flag, which are what FindUserByEmail and GetUser answer. The
 // writes stay with the service account: creating and removing accounts and
 // groups and changing memberships need a site or product administrator,
 // which the app's bot user is not, and suspension and profile changes go

@@ -126,15 +126,10 @@ func (s *ServiceAccounts) client(site *models.Site, acc *models.ServiceAccount, 
 	return c, nil
 }
 
-// AppClient returns a client that calls the site's Jira REST API as the
-// app itself, with the app system token Forge handed idbridge
-// (x-forge-oauth-system): a Bearer token against the API gateway
-// {api}/ex/jira/{cloudId}. The site must have a cloudId.
-func (s *ServiceAccounts) AppClient(site *models.Site, systemToken string) (*ServiceClient, error) {
-	return s.appClient(site, systemToken, ProductJira)
-}
-
-// appClient is AppClient for the product's gateway.
+// appClient returns a client that calls the site's product REST API as
+// the app itself, with the app system token Forge handed idbridge
+// (x-forge-oauth-system): a Bearer token against the product's API gateway
+// {api}/ex/{jira|confluence}/{cloudId}. The site must have a cloudId.
 func (s *ServiceAccounts) appClient(site *models.Site, systemToken, product string) (*ServiceClient, error) {
 	if site == nil || site.CloudID == "" || systemToken == "" {
 		return nil, errors.New("atlassian: app client: no site, cloud ID or token")

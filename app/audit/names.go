@@ -3,7 +3,6 @@ package audit
 import (
 	"context"
 	"slices"
-	"strings"
 	"time"
 
 	"idbridge/app/atlassian"
@@ -14,9 +13,9 @@ import (
 const MaxNames = 50
 
 // Names looks up the display names of account IDs live, as the app (app
-// system token) or through the site's service account (namesClient), for
-// the admin page: the audit log stores IDs
-// only, never names. An account that cannot be read is left out.
+// system token) or as the site's service account (atlassian.AccountReader),
+// for the admin page: the audit log stores IDs only, never names. An
+// account that cannot be read is left out.
 func (l *Log) Names(ctx context.Context, site *models.Site, ids []string) (map[string]string, error) {
 	out := map[string]string{}
 	ids = slices.Compact(slices.Sorted(slices.Values(ids)))
@@ -31,14 +30,14 @@ func (l *Log) Names(ctx context.Context, site *models.Site, ids []string) (map[s
 	if l.accounts == nil || len(ids) == 0 {
 		return out, nil
 	}
-	c, err := l.namesClient(ctx, site)
-	if err != nil || c == nil {
+	r, err := l.namesReader(ctx, site)
+	if err != nil || r == nil {
 		return out, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	for _, id := range ids {
-		u, err := c.User(ctx, id)
+		u, err := r.User(ctx, id)
 		if err != nil {
 			if models.ErrorCode(err) == models.CodeNotFound {
 				continue
@@ -53,41 +52,38 @@ func (l *Log) Names(ctx context.Context, site *models.Site, ids []string) (map[s
 }
 
 // NamesCredential says which credential looks names up for a site: the
-// app system token Forge handed idbridge, while the site (a Jira site with
-// a cloudId) has a current one, because reading users needs no person's
-// credentials; otherwise the site's service account.
+// app system token Forge handed idbridge, while the site (Jira or
+// Confluence, with a cloudId) has a current one, because reading users
+// needs no person's credentials; otherwise, or once Atlassian refuses the
+// token, the site's service account.
 const (
 	NamesCredentialSystemToken    = "app system token"
 	NamesCredentialServiceAccount = "service account"
 )
 
-// namesClient is the client that reads users for site: as the app with
-// its system token when it has a current one, else as the service account;
-// nil when neither is there.
-func (l *Log) namesClient(ctx context.Context, site *models.Site) (*atlassian.ServiceClient, error) {
-	if site.CloudID != "" && !strings.EqualFold(site.ProductType, atlassian.ProductConfluence) {
-		tok, err := l.store.View(ctx).FindSystemToken(site.ID, l.now())
+// namesReader reads users for site: as the app with its system token
+// while it has a current one, else as the service account; nil when
+// neither is there.
+func (l *Log) namesReader(ctx context.Context, site *models.Site) (*atlassian.AccountReader, error) {
+	view := l.store.View(ctx)
+	var token string
+	if site.CloudID != "" {
+		tok, err := view.FindSystemToken(site.ID, l.now())
 		switch {
 		case err == nil:
-			if c, err := l.accounts.AppClient(site, tok.Token); err == nil {
-				return c, nil
-			}
+			token = tok.Token
 		case !models.IsNotFound(err):
 			return nil, err
 		}
 	}
-	acc, err := l.store.View(ctx).FindServiceAccount(site.ID)
-	if models.IsNotFound(err) {
-		return nil, nil
-	}
-	if err != nil {
+	acc, err := view.FindServiceAccount(site.ID)
+	switch {
+	case models.IsNotFound(err):
+		acc = nil
+	case err != nil:
 		return nil, err
 	}
-	c, err := l.accounts.Client(site, acc)
-	if err != nil {
-		return nil, nil
-	}
-	return c, nil
+	return l.accounts.AccountReader(site, acc, token), nil
 }
 
 // WithNames lets the log look names up through the service accounts.

@@ -28,9 +28,11 @@ func confluenceGroupJSON(g *Group) map[string]any {
 	return map[string]any{"type": "group", "name": g.Name, "id": g.ID}
 }
 
-// handleConfluenceUser is the admin check: the user, with its operations
+// handleConfluenceUser is Confluence's Get user, which serves the admin
+// check and the lookup of a display name: the user, with its operations
 // only when asked for (expand=operations), as Confluence answers; a site
-// admin may administer the application.
+// admin may administer the application. Confluence's user has no
+// "active" and, with the default profile visibility, no email address.
 func (s *Site) handleConfluenceUser(w http.ResponseWriter, r *http.Request) {
 	id := r.URL.Query().Get("accountId")
 	s.mu.Lock()
@@ -50,7 +52,7 @@ func (s *Site) handleConfluenceUser(w http.ResponseWriter, r *http.Request) {
 		out["operations"] = ops
 	}
 	if a != nil {
-		out["displayName"], out["accountType"] = a.DisplayName, a.Type
+		out["displayName"], out["publicName"], out["accountType"] = a.DisplayName, a.DisplayName, a.Type
 	}
 	writeJSON(w, http.StatusOK, out)
 }

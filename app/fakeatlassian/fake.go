@@ -59,6 +59,9 @@ type bearer struct {
 	// app marks an app system token (IssueSystemToken): the app's bot
 	// user, not a service account's client.
 	app bool
+	// scopes are the OAuth scopes of an app system token (the manifest's);
+	// nil: unrestricted.
+	scopes []string
 }
 
 // New starts the Fake's API host (gateway, OAuth, organization Admin API).
@@ -154,16 +157,15 @@ func (f *Fake) issueBearer(s *Site, clientID string, ttl time.Duration) string {
 	return tok
 }
 
-// bearerSite returns the site and client a valid access token was issued
-// for.
-func (f *Fake) bearerSite(tok string) (*Site, string, bool) {
+// bearer returns a copy of a valid access token's record.
+func (f *Fake) bearer(tok string) (bearer, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	b, ok := f.bearers[tok]
 	if !ok || !f.now().Before(b.expires) {
-		return nil, "", false
+		return bearer{}, false
 	}
-	return b.site, b.clientID, true
+	return *b, true
 }
 
 // revokeBearers drops every OAuth access token of a site (its client

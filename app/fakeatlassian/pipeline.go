@@ -49,14 +49,14 @@ func (s *Site) serve(w http.ResponseWriter, r *http.Request, how via) {
 		}), how)
 		return
 	}
-	s.pipeline(w, r, pattern, func(r *http.Request) (caller, bool) { return s.authenticate(r, how) }, h, how)
+	s.pipeline(w, r, pattern, func(r *http.Request) (caller, bool) { return s.authenticate(r, how, pattern) }, h, how)
 }
 
 // authenticate checks the request's credentials exactly as the site (or
 // the gateway in front of it) does: classic tokens only at the site's
 // origin, scoped tokens and OAuth bearers only through the gateway, and the
 // app's own JWT at the origin.
-func (s *Site) authenticate(r *http.Request, how via) (caller, bool) {
+func (s *Site) authenticate(r *http.Request, how via, route string) (caller, bool) {
 	if how == viaSite {
 		if tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "JWT "); ok {
 			if err := s.checkAppJWT(r, tok); err != nil {
@@ -68,7 +68,7 @@ func (s *Site) authenticate(r *http.Request, how via) (caller, bool) {
 			return caller{how: "jwt"}, true
 		}
 	}
-	sa, kind := s.serviceAccountFor(r, how)
+	sa, kind := s.serviceAccountFor(r, how, route)
 	if sa == nil {
 		return caller{}, false
 	}

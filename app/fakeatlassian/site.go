@@ -406,17 +406,24 @@ func (s *Site) findGroupByName(name string) *Group {
 }
 
 // serviceAccountFor returns the credentials the request authenticated
-// with, if any, and how: "basic", "scoped", "oauth", "jwt".
-func (s *Site) serviceAccountFor(r *http.Request, how via) (*ServiceAccount, string) {
+// with, if any, and how: "basic", "scoped", "oauth", "app", "jwt". route
+// is the route pattern the request matched (an app token's scopes are
+// checked against it).
+func (s *Site) serviceAccountFor(r *http.Request, how via, route string) (*ServiceAccount, string) {
 	if how == viaGateway {
 		if tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
-			site, clientID, valid := s.f.bearerSite(tok)
-			if !valid || site != s {
+			b, valid := s.f.bearer(tok)
+			if !valid || b.site != s {
 				return nil, ""
 			}
-			if clientID == "" {
+			clientID := b.clientID
+			if b.app {
 				// An app system token: the app's bot user, which reads
-				// users and groups but administers nothing.
+				// users and groups but administers nothing, and only
+				// within its scopes.
+				if b.scopes != nil && !slices.Contains(b.scopes, AppScopeOf(route)) {
+					return nil, ""
+				}
 				s.mu.Lock()
 				s.appCalls++
 				s.mu.Unlock()
@@ -473,16 +480,43 @@ const AppBotEmail = "app-bot@connect.atlassian.com"
 // the app's bot user until then: it reads users and groups, and every
 // write that needs an administrator is a 403, as for any account without
 // Jira's ADMINISTER. RevokeSystemTokens ends it early.
-func (s *Site) IssueSystemToken(ttl time.Duration) string {
+//
+// scopes are the OAuth scopes the app's manifest asked for, which the
+// token carries: a route that needs another scope (AppScopeOf) answers
+// 401 "scope does not match", as the gateway does. No scopes: the token
+// may call every route (the bot's permissions still apply).
+func (s *Site) IssueSystemToken(ttl time.Duration, scopes ...string) string {
 	exp := s.f.now().Add(ttl)
 	enc := base64.RawURLEncoding
 	tok := enc.EncodeToString([]byte(`{"alg":"RS256","typ":"JWT"}`)) + "." +
 		enc.EncodeToString([]byte(fmt.Sprintf(`{"iss":"forge","sub":"app-bot","exp":%d}`, exp.Unix()))) + "." + randomHex(16)
 	s.f.mu.Lock()
 	defer s.f.mu.Unlock()
-	s.f.bearers[tok] = &bearer{site: s, expires: exp, app: true}
+	s.f.bearers[tok] = &bearer{site: s, expires: exp, app: true, scopes: slices.Clone(scopes)}
 	return tok
 }
+
+// appScopes is the classic OAuth scope each route needs of an app token,
+// as Atlassian's REST API references list them: reading users and groups
+// in Jira (read:jira-user), users (read:confluence-user) and groups
+// (read:confluence-groups) in Confluence. A route not listed needs a scope
+// the app never asks for (writes, the admin checks).
+var appScopes = map[string]string{
+	"GET /rest/api/3/user":                                "read:jira-user",
+	"GET /rest/api/3/user/search":                         "read:jira-user",
+	"GET /rest/api/3/user/groups":                         "read:jira-user",
+	"GET /rest/api/3/group/bulk":                          "read:jira-user",
+	"GET /rest/api/3/group/member":                        "read:jira-user",
+	"GET /wiki/rest/api/user":                             "read:confluence-user",
+	"GET /wiki/rest/api/user/memberof":                    "read:confluence-user",
+	"GET /wiki/rest/api/group/picker":                     "read:confluence-groups",
+	"GET /wiki/rest/api/group/by-id":                      "read:confluence-groups",
+	"GET /wiki/rest/api/group/{groupId}/membersByGroupId": "read:confluence-groups",
+}
+
+// AppScopeOf is the scope an app system token needs for a route pattern
+// ("GET /wiki/rest/api/user"); "" when the app may not call it.
+func AppScopeOf(route string) string { return appScopes[route] }
 
 // RevokeSystemTokens makes the site refuse every app system token issued
 // so far (401), as when the app's access is revoked.

@@ -90,11 +90,12 @@ var LifecycleEvents = []string{"avi:forge:installed:app", "avi:forge:upgraded:ap
 // the calls idbridge makes with it (docs/FORGE.md, "App system token"):
 // on Jira, reading users and groups (the audit log's account names, the
 // sync's lookups); on Confluence, reading groups and their members (the
-// sync's lookups). Writes stay with the service account, so no write scope
-// is asked for.
+// sync's lookups) and users (the audit log's account names, through
+// GET /wiki/rest/api/user). Writes stay with the service account, so no
+// write scope is asked for.
 var systemTokenScopes = map[Product][]string{
 	Jira:       {"read:jira-user"},
-	Confluence: {"read:confluence-groups"},
+	Confluence: {"read:confluence-groups", "read:confluence-user"},
 }
 
 // Options choose what the manifest identifies.

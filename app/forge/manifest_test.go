@@ -140,7 +140,7 @@ func mirrorProblems(desc, manifest map[string]any, products []Product) []string 
 		case Jira:
 			wantScopes = append(wantScopes, "read:jira-user")
 		case Confluence:
-			wantScopes = append(wantScopes, "read:confluence-groups")
+			wantScopes = append(wantScopes, "read:confluence-groups", "read:confluence-user")
 		}
 		scopes, _ := desc["scopes"].([]any)
 		for _, s := range scopes {
