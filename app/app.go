@@ -307,6 +307,7 @@ func (a *App) init(ctx context.Context, opts Options) error {
 		Portal:          portal.New(a.store, serviceAccounts, a.now, a.log),
 		Privacy:         a.privacy,
 		Forge:           a.sites,
+		SystemTokens:    a.sites,
 		ConnectJS:       opts.ConnectJS,
 	})
 	ln := opts.Listener

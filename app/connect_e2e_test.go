@@ -34,6 +34,12 @@ type connectAdminBody struct {
 	InstalledAt    time.Time `json:"installedAt"`
 	InstallationID string    `json:"installationId"`
 	CloudID        string    `json:"cloudId"`
+	// SystemToken says whether an app system token is held (never the
+	// token; TestForgeAdminShowsSystemToken).
+	SystemToken struct {
+		State     string    `json:"state"`
+		ExpiresAt time.Time `json:"expiresAt"`
+	} `json:"systemToken"`
 }
 
 func connectDecodeAdmin(tb testing.TB, w *httptest.ResponseRecorder) connectAdminBody {
@@ -679,6 +685,7 @@ func TestConnectAdminCheck(t *testing.T) {
 		stored := h.mustState(jira, models.SiteInstalled)
 		want := connectAdminBody{ID: stored.ID, BaseURL: jira.baseURL, DisplayURL: jira.baseURL, ProductType: "jira", State: "installed",
 			InstalledAt: stored.InstalledAt, InstallationID: jira.installationID, CloudID: jira.cloudID}
+		want.SystemToken.State = models.SystemTokenNone
 		if got := connectDecodeAdmin(t, w); got != want {
 			t.Fatalf("GET /api/admin/site = %+v, want %+v", got, want)
 		}

@@ -611,3 +611,81 @@ func TestForgeOtherEnvironmentIsRefused(t *testing.T) {
 		}
 	})
 }
+
+// TestForgeAdminShowsSystemToken (issue 15, item 4): the admin API's site
+// and the admin page say whether an app system token is held for the site
+// and until when, or that it expired, and never show the token: none
+// before Forge hands one over, held with its expiry after, expired once
+// that has passed, none again once uninstall deleted it.
+func TestForgeAdminShowsSystemToken(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		h := newForgeHarness(t, b)
+		s := h.newSite(h.jira)
+		h.jira.AddAdmin("admin-1", "557058:user")
+		h.mustInstall(s)
+
+		type tokenBody struct {
+			State     string     `json:"state"`
+			ExpiresAt *time.Time `json:"expiresAt"`
+		}
+		var sys string
+		site := func() tokenBody {
+			t.Helper()
+			tok := h.signHMAC(h.contextClaims(s, "admin-1"), jwt.SigningMethodHS256, []byte(s.secret), "")
+			w := h.serve(nil, connectRequest(http.MethodGet, "/api/admin/site", nil, tok))
+			connectWantStatus(t, w, http.StatusOK, "GET /api/admin/site")
+			if sys != "" && strings.Contains(w.Body.String(), sys) {
+				t.Fatalf("the site's JSON carries the token: %s", w.Body)
+			}
+			var body struct {
+				SystemToken *tokenBody `json:"systemToken"`
+			}
+			if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil || body.SystemToken == nil {
+				t.Fatalf("GET /api/admin/site: no systemToken (%v): %s", err, w.Body)
+			}
+			return *body.SystemToken
+		}
+		page := func() string {
+			t.Helper()
+			tok := connectHS256(h.connectHarness, h.siteClaims(s, http.MethodGet, "/admin"), s.secret)
+			w := h.serve(nil, connectRequest(http.MethodGet, "/admin?jwt="+tok, nil, ""))
+			connectWantStatus(t, w, http.StatusOK, "GET /admin")
+			if sys != "" && strings.Contains(w.Body.String(), sys) {
+				t.Fatalf("the admin page carries the token")
+			}
+			return w.Body.String()
+		}
+
+		if got := site(); got.State != models.SystemTokenNone || got.ExpiresAt != nil {
+			t.Errorf("before Forge's first call: %+v, want none", got)
+		}
+		if p := page(); !strings.Contains(p, `data-state="none"`) {
+			t.Errorf("the page does not say no token is held")
+		}
+
+		exp := h.clock.Now().Add(15 * time.Minute).Truncate(time.Second)
+		sys = h.systemToken(exp)
+		connectWantStatus(t, h.forgeLifecycle(s, models.ForgeEventInstalled, sys), http.StatusNoContent, "forge installed")
+		if got := site(); got.State != models.SystemTokenHeld || got.ExpiresAt == nil || !got.ExpiresAt.Equal(exp) {
+			t.Errorf("with a token: %+v, want held until %s", got, exp)
+		}
+		if p := page(); !strings.Contains(p, `data-state="held"`) || !strings.Contains(p, exp.UTC().Format("2006-01-02T15:04:05Z07:00")) {
+			t.Errorf("the page does not say the token is held until %s", exp)
+		}
+
+		h.clock.Advance(16 * time.Minute)
+		if got := site(); got.State != models.SystemTokenExpired || got.ExpiresAt == nil || !got.ExpiresAt.Equal(exp) {
+			t.Errorf("after its expiry: %+v, want expired at %s", got, exp)
+		}
+		if p := page(); !strings.Contains(p, `data-state="expired"`) {
+			t.Errorf("the page does not say the token expired")
+		}
+
+		// Uninstall deletes it; a reinstall without Forge's call holds none.
+		connectWantStatus(t, h.uninstall(s), http.StatusNoContent, "uninstall")
+		h.reinstall(nil, s)
+		if got := site(); got.State != models.SystemTokenNone {
+			t.Errorf("after uninstall and reinstall: %+v, want none", got)
+		}
+	})
+}

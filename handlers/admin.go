@@ -94,6 +94,9 @@ type adminPageData struct {
 	Version  string
 	// AllJS is the URL of Atlassian's all.js.
 	AllJS string
+	// SystemToken is the state of the site's app system token; nil when
+	// the server does not know it.
+	SystemToken *models.SystemTokenStatus
 }
 
 // recordField is one row of the customer record form.
@@ -223,6 +226,14 @@ func (s *server) handleAdminPage(c *gin.Context) {
 		Fields:  recordFields(),
 		Version: s.Version,
 		AllJS:   s.allJS,
+	}
+	if s.SystemTokens != nil {
+		st, err := s.SystemTokens.SystemTokenStatus(c.Request.Context(), caller.Site.ID)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		data.SystemToken = &st
 	}
 	data.Sections = slices.Clone(adminSections)
 	for i, sec := range data.Sections {

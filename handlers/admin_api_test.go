@@ -408,6 +408,7 @@ func everyRouteDeps(t *testing.T) Deps {
 		Portal:          struct{ Portal }{},
 		Privacy:         struct{ Privacy }{},
 		Forge:           struct{ Forge }{},
+		SystemTokens:    struct{ SystemTokens }{},
 		Descriptor:      []byte(`{}`),
 	}
 	v := reflect.ValueOf(d)

@@ -142,14 +142,36 @@ func callerOf(c *gin.Context) *models.Caller {
 
 // siteBody is the public face of a site: no secret, no entitlement data.
 type siteBody struct {
-	ID             string    `json:"id"`
-	BaseURL        string    `json:"baseUrl"`
-	DisplayURL     string    `json:"displayUrl,omitempty"`
-	ProductType    string    `json:"productType"`
-	State          string    `json:"state"`
-	InstalledAt    time.Time `json:"installedAt"`
-	InstallationID string    `json:"installationId,omitempty"`
-	CloudID        string    `json:"cloudId,omitempty"`
+	ID             string           `json:"id"`
+	BaseURL        string           `json:"baseUrl"`
+	DisplayURL     string           `json:"displayUrl,omitempty"`
+	ProductType    string           `json:"productType"`
+	State          string           `json:"state"`
+	InstalledAt    time.Time        `json:"installedAt"`
+	InstallationID string           `json:"installationId,omitempty"`
+	CloudID        string           `json:"cloudId,omitempty"`
+	SystemToken    *systemTokenBody `json:"systemToken,omitempty"`
+}
+
+// systemTokenBody says whether an app system token is held for the site
+// and until when; never the token.
+type systemTokenBody struct {
+	State     string     `json:"state"` // held, expired or none
+	ExpiresAt *time.Time `json:"expiresAt,omitempty"`
+}
+
+// SystemTokens reads the state of a site's app system token.
+type SystemTokens interface {
+	SystemTokenStatus(ctx context.Context, siteID string) (models.SystemTokenStatus, error)
+}
+
+func toSystemTokenBody(st models.SystemTokenStatus) *systemTokenBody {
+	b := &systemTokenBody{State: st.State}
+	if !st.ExpiresAt.IsZero() {
+		exp := st.ExpiresAt.UTC()
+		b.ExpiresAt = &exp
+	}
+	return b
 }
 
 func toSiteBody(s *models.Site) siteBody {
@@ -160,6 +182,16 @@ func toSiteBody(s *models.Site) siteBody {
 }
 
 func (s *server) handleAdminSiteGet(c *gin.Context) {
+	site := callerOf(c).Site
+	body := toSiteBody(site)
+	if s.SystemTokens != nil {
+		st, err := s.SystemTokens.SystemTokenStatus(c.Request.Context(), site.ID)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		body.SystemToken = toSystemTokenBody(st)
+	}
 	c.Header("Cache-Control", "no-store")
-	c.JSON(http.StatusOK, toSiteBody(callerOf(c).Site))
+	c.JSON(http.StatusOK, body)
 }

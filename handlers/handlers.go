@@ -62,6 +62,9 @@ type Deps struct {
 	Privacy Privacy
 	// Forge serves the Forge remote routes (/forge/…); nil leaves them out.
 	Forge Forge
+	// SystemTokens says whether an app system token is held for a site
+	// (the admin API's site and the admin page); nil leaves that out.
+	SystemTokens SystemTokens
 	// ConnectJS is the URL of Atlassian's all.js that the admin page loads
 	// (and its CSP allows); empty is Atlassian's CDN. Only the demo sets it,
 	// to its simulated site's stand-in: it is no configuration, so serve

@@ -283,3 +283,18 @@ func tokenExpiry(token string) (time.Time, bool) {
 	}
 	return time.Unix(n, 0).UTC(), true
 }
+
+// SystemTokenStatus says whether the site's app system token is held and
+// until when, or has expired, for the admin page; never the token.
+func (s *Service) SystemTokenStatus(ctx context.Context, siteID string) (models.SystemTokenStatus, error) {
+	exp, err := s.store.View(ctx).FindSystemTokenExpiry(siteID)
+	switch {
+	case models.IsNotFound(err):
+		return models.SystemTokenStatus{State: models.SystemTokenNone}, nil
+	case err != nil:
+		return models.SystemTokenStatus{}, err
+	case !exp.After(s.now()):
+		return models.SystemTokenStatus{State: models.SystemTokenExpired, ExpiresAt: exp}, nil
+	}
+	return models.SystemTokenStatus{State: models.SystemTokenHeld, ExpiresAt: exp}, nil
+}

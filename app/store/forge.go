@@ -240,6 +240,18 @@ func (tx *Tx) FindSystemToken(siteID string, now time.Time) (*SystemToken, error
 	return &SystemToken{Token: string(plain), ExpiresAt: r.SystemTokenExpiresAt.UTC()}, nil
 }
 
+// FindSystemTokenExpiry returns when the site's app system token expires
+// (past or not), without opening it; not found when there is none.
+func (tx *Tx) FindSystemTokenExpiry(siteID string) (time.Time, error) {
+	var r forgeRow
+	err := tx.db.Select("site_id", "system_token_expires_at").
+		Where("site_id = ? AND system_token IS NOT NULL AND system_token_expires_at IS NOT NULL", siteID).Take(&r).Error
+	if err != nil {
+		return time.Time{}, fmt.Errorf("find system token expiry: %w", translate(err))
+	}
+	return r.SystemTokenExpiresAt.UTC(), nil
+}
+
 // deleteSystemToken drops the site's app system token (uninstall deletes a
 // site's secrets at once).
 func (tx *Tx) deleteSystemToken(siteID string) error {
