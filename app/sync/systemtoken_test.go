@@ -69,7 +69,14 @@ func TestReadsGoAsTheAppWithItsSystemToken(t *testing.T) {
 				}
 
 				// A newer token is used again; once expired, it is not.
+				// The worker reads the token when it opens a site's gate and
+				// keeps the gate (with the provisioner that Atlassian's
+				// refusal sent to the service account) for up to 10 s of its
+				// clock; a gate of the phase above may still be looking for
+				// work and would take the next items. Past those 10 s every
+				// gate opens again and reads the new token.
 				e.keepSystemToken(e.fs.IssueSystemToken(2*time.Hour), e.now().Add(2*time.Hour))
+				e.clock.Advance(11 * time.Second)
 				dan := e.createUser("dan@example.com", true)
 				e.createGroup("Support", dan)
 				e.drain()
