@@ -68,7 +68,7 @@ func (sd *syncSeed) finish(decide func(tx *store.Tx, c *store.SyncClaim) []store
 					results = append(results, store.SyncResult{ID: it.ID, Status: models.OutboxStatusPending, NextAttemptAt: time.Now().Add(time.Hour)})
 				}
 			}
-			_, err := tx.FinishSyncItems(sd.site.ID, "e2e-worker", results)
+			_, err := tx.FinishSyncItems(c, "e2e-worker", results)
 			return err
 		})
 		if err != nil {

@@ -109,7 +109,10 @@ type SyncClaim struct {
 	SiteID       string
 	ResourceType string
 	ResourceID   string
-	Items        []SyncItem
+	// Head is the ID of the item that holds the lease: the subject's
+	// oldest open item, Items[0].
+	Head  int64
+	Items []SyncItem
 	// Recover says an earlier attempt may have been applied without being
 	// recorded (a worker died holding the lease, or an answer was lost).
 	Recover    bool
@@ -126,15 +129,19 @@ func (c *SyncClaim) IDs() []int64 {
 }
 
 // ClaimSyncSubject leases the site's next due subject to owner until
-// now+lease: the subject whose oldest open item is due and not leased by a
-// live worker. On PostgreSQL, replicas skip each other's rows (FOR UPDATE
-// SKIP LOCKED); an expired lease is taken over, and its items are marked
-// to be looked up first (recover). With nothing to claim it returns nil
-// and when the site has something due next (zero: nothing scheduled).
+// now+lease: the subject whose oldest open item (its head) is due and not
+// leased by a live worker. On PostgreSQL, replicas skip each other's rows
+// (FOR UPDATE SKIP LOCKED); an expired lease is taken over, and the claim
+// is marked to look things up first (recover). With nothing to claim it
+// returns nil and when the site has something due next (zero: nothing
+// scheduled).
 //
-// The claim is one statement: it finds the subject (walking the
-// outbox_site_claim index in order), leases its first MaxClaimItems
-// pending items and returns them.
+// Only the head carries the lease: a subject's later items cannot be
+// claimed while an earlier one is open, so the head's lease is the
+// subject's. The claim leases the head in one statement (walking the
+// outbox_site_claim index in order) and reads the subject's next pending
+// items with it, up to MaxClaimItems in all; those are written once, at
+// their outcome (FinishSyncItems), not at every claim.
 func (s *Store) ClaimSyncSubject(ctx context.Context, siteID, owner string, lease time.Duration) (*SyncClaim, time.Time, error) {
 	var claim *SyncClaim
 	var next time.Time
@@ -148,39 +155,41 @@ func (s *Store) ClaimSyncSubject(ctx context.Context, siteID, owner string, leas
 		// SET reads the row as it was: recover keeps what an earlier
 		// holder of the lease (one that ran out) may have left unrecorded.
 		rows, err := tx.db.Raw(`UPDATE outbox SET lease_owner = ?, lease_until = ?, recover = (recover OR lease_owner <> '')
-			WHERE site_id = ? AND id IN (
-				SELECT i.id FROM outbox i WHERE i.site_id = ? AND i.status = 'pending' AND i.resource_id = (
-					SELECT o.resource_id FROM outbox o
-					WHERE o.site_id = ? AND o.status = 'pending' AND o.next_attempt_at <= ?
-					  AND (o.lease_until IS NULL OR o.lease_until < ?)
-					  AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.site_id = o.site_id AND p.resource_id = o.resource_id
-					                  AND p.id < o.id AND p.status IN `+openStatuses+`)
-					ORDER BY o.next_attempt_at, o.id LIMIT 1`+lock+`)
-				ORDER BY i.id LIMIT ?)
-			RETURNING `+outboxColumns, owner, until, siteID, siteID, siteID, now, now, MaxClaimItems).Rows()
+			WHERE site_id = ? AND id = (
+				SELECT o.id FROM outbox o
+				WHERE o.site_id = ? AND o.status = 'pending' AND o.next_attempt_at <= ?
+				  AND (o.lease_until IS NULL OR o.lease_until < ?)
+				  AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.site_id = o.site_id AND p.resource_id = o.resource_id
+				                  AND p.id < o.id AND p.status IN `+openStatuses+`)
+				ORDER BY o.next_attempt_at, o.id LIMIT 1`+lock+`)
+			RETURNING `+outboxColumns, owner, until, siteID, siteID, now, now).Rows()
 		if err != nil {
 			return fmt.Errorf("claim sync subject: %w", translate(err))
 		}
-		var items []SyncItem
-		for rows.Next() {
-			it, err := scanSyncItem(rows)
-			if err != nil {
-				rows.Close()
-				return fmt.Errorf("claim sync subject: %w", err)
-			}
-			items = append(items, it)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("claim sync subject: %w", translate(err))
+		items, err := scanSyncItems(rows)
+		if err != nil {
+			return fmt.Errorf("claim sync subject: %w", err)
 		}
 		if len(items) == 0 {
 			next, err = tx.nextSyncDue(siteID, now)
 			return err
 		}
-		slices.SortFunc(items, func(a, b SyncItem) int { return cmp.Compare(a.ID, b.ID) })
-		c := &SyncClaim{SiteID: siteID, ResourceType: items[0].ResourceType, ResourceID: items[0].ResourceID, LeaseUntil: until, Items: items}
-		for _, it := range items {
+		head := items[0]
+		rows, err = tx.db.Raw(`SELECT `+outboxColumns+` FROM outbox
+			WHERE site_id = ? AND resource_id = ? AND id > ? AND status = 'pending' ORDER BY id LIMIT ?`,
+			siteID, head.ResourceID, head.ID, MaxClaimItems-1).Rows()
+		if err != nil {
+			return fmt.Errorf("claim sync subject: %w", translate(err))
+		}
+		rest, err := scanSyncItems(rows)
+		if err != nil {
+			return fmt.Errorf("claim sync subject: %w", err)
+		}
+		c := &SyncClaim{SiteID: siteID, ResourceType: head.ResourceType, ResourceID: head.ResourceID, LeaseUntil: until,
+			Head: head.ID, Items: append(items, rest...)}
+		for _, it := range c.Items {
+			// A later item marked recover (a lease of the protocol before
+			// head-only leases) counts as well.
 			c.Recover = c.Recover || it.Recover
 		}
 		claim = c
@@ -189,16 +198,38 @@ func (s *Store) ClaimSyncSubject(ctx context.Context, siteID, owner string, leas
 	return claim, next, err
 }
 
+// scanSyncItems reads and closes rows of outboxColumns.
+func scanSyncItems(rows *sql.Rows) ([]SyncItem, error) {
+	defer rows.Close()
+	var items []SyncItem
+	for rows.Next() {
+		it, err := scanSyncItem(rows)
+		if err != nil {
+			return nil, err
+		}
+		items = append(items, it)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, translate(err)
+	}
+	return items, nil
+}
+
 // nextSyncDue is when the site's next pending item is due or its next
 // lease runs out, whichever is first; zero when neither.
 func (tx *Tx) nextSyncDue(siteID string, now time.Time) (time.Time, error) {
 	var next time.Time
-	for _, q := range []string{
-		`SELECT next_attempt_at FROM outbox WHERE site_id = ? AND status = 'pending' AND next_attempt_at > ? ORDER BY next_attempt_at LIMIT 1`,
-		`SELECT lease_until FROM outbox WHERE site_id = ? AND status = 'pending' AND lease_until > ? ORDER BY lease_until LIMIT 1`,
+	for _, q := range []struct {
+		sql  string
+		args []any
+	}{
+		{`SELECT next_attempt_at FROM outbox WHERE site_id = ? AND status = 'pending' AND next_attempt_at > ? AND next_attempt_at < ?
+			ORDER BY next_attempt_at LIMIT 1`, []any{siteID, now, deferredAt}},
+		{`SELECT lease_until FROM outbox WHERE site_id = ? AND status = 'pending' AND lease_until > ? ORDER BY lease_until LIMIT 1`,
+			[]any{siteID, now}},
 	} {
 		var at time.Time
-		err := tx.db.Raw(q, siteID, now).Row().Scan(&at)
+		err := tx.db.Raw(q.sql, q.args...).Row().Scan(&at)
 		if errors.Is(err, sql.ErrNoRows) {
 			continue
 		}
@@ -212,16 +243,16 @@ func (tx *Tx) nextSyncDue(siteID string, now time.Time) (time.Time, error) {
 	return next, nil
 }
 
-// RenewSyncLease extends owner's lease on the claimed items; false when
+// RenewSyncLease extends owner's lease on the claimed subject; false when
 // the lease was lost (another worker took the subject over).
 func (tx *Tx) RenewSyncLease(c *SyncClaim, owner string, until time.Time) (bool, error) {
-	res := tx.db.Exec(`UPDATE outbox SET lease_until = ? WHERE site_id = ? AND lease_owner = ? AND status = 'pending' AND id IN ?`,
-		until, c.SiteID, owner, c.IDs())
+	res := tx.db.Exec(`UPDATE outbox SET lease_until = ? WHERE site_id = ? AND id = ? AND lease_owner = ?`,
+		until, c.SiteID, c.Head, owner)
 	if res.Error != nil {
 		return false, fmt.Errorf("renew sync lease: %w", translate(res.Error))
 	}
 	c.LeaseUntil = until
-	return res.RowsAffected == int64(len(c.Items)), nil
+	return res.RowsAffected == 1, nil
 }
 
 // SyncResult is what became of one claimed item.
@@ -237,13 +268,48 @@ type SyncResult struct {
 	WaitingFor    string
 }
 
-// FinishSyncItems records the outcome of claimed items and releases their
-// lease. Only items still leased to owner change; lost is true when some
-// were not (another worker took over: it will look things up). Items with
-// the same outcome are written in one statement (a claim's items mostly
-// share one).
-func (tx *Tx) FinishSyncItems(siteID, owner string, results []SyncResult) (lost bool, err error) {
+// deferredAt is the next attempt of a pending item that waits behind its
+// subject's head (FinishSyncItems): later than any real time, so that the
+// claim's walk of outbox_site_claim never reaches it, and recognisable.
+var deferredAt = time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
+
+// FinishSyncItems records the outcome of a claim's items and releases its
+// lease, if owner still holds it; lost is true when it does not (another
+// worker took the subject over: it will look things up) and nothing is
+// written then. Items with the same outcome are written in one statement
+// (a claim's items mostly share one).
+//
+// Of the items still pending, only the first (the subject's head from now
+// on) is written with the outcome: when to try again, why, whether to look
+// things up first, whom it waits for — for the whole subject, since later
+// items wait behind it. The others are deferred once (next attempt
+// deferredAt, so that no claim walks past them while the head waits) and
+// otherwise not touched until their own outcome: a group of 170 pending
+// memberships stopped by a 429 every 20 calls was rewritten whole at each
+// stop, about ten row versions per request sent (docs/PERFORMANCE.md).
+//
+// The statements name rows by their key only, and the head's lock guards
+// them (only its holder changes a claimed subject's pending items): a
+// status condition would let the planner take a status index
+// (outbox_site_claim, outbox_due) for a few rows when the table has no
+// statistics yet, scanning the site's whole backlog (measured: about
+// 1,200 buffer reads for a 4-row update).
+func (tx *Tx) FinishSyncItems(c *SyncClaim, owner string, results []SyncResult) (lost bool, err error) {
 	now := tx.s.Now()
+	q := `SELECT lease_owner, status FROM outbox WHERE site_id = ? AND id = ?`
+	if tx.s.dialect == Postgres {
+		q += ` FOR UPDATE`
+	}
+	var holder, status string
+	err = tx.db.Raw(q, c.SiteID, c.Head).Row().Scan(&holder, &status)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && (holder != owner || status != models.OutboxStatusPending)) {
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("finish sync items: %w", translate(err))
+	}
+	sorted := slices.Clone(results)
+	slices.SortFunc(sorted, func(a, b SyncResult) int { return cmp.Compare(a.ID, b.ID) })
 	type outcome struct {
 		status, msg, waitingFor string
 		next                    time.Time
@@ -252,7 +318,17 @@ func (tx *Tx) FinishSyncItems(siteID, owner string, results []SyncResult) (lost 
 	}
 	var order []outcome
 	ids := map[outcome][]int64{}
-	for _, r := range results {
+	var deferred []int64
+	headWritten, pendingSeen := false, false
+	for _, r := range sorted {
+		if r.Status == models.OutboxStatusPending {
+			if pendingSeen {
+				deferred = append(deferred, r.ID)
+				continue
+			}
+			pendingSeen = true
+		}
+		headWritten = headWritten || r.ID == c.Head
 		next := r.NextAttemptAt
 		if next.IsZero() {
 			next = now
@@ -267,21 +343,49 @@ func (tx *Tx) FinishSyncItems(siteID, owner string, results []SyncResult) (lost 
 		ids[o] = append(ids[o], r.ID)
 	}
 	for _, o := range order {
-		for start := 0; start < len(ids[o]); start += 500 {
-			chunk := ids[o][start:min(start+500, len(ids[o]))]
-			res := tx.db.Exec(`UPDATE outbox SET status = ?, last_error = ?, next_attempt_at = ?, attempts = attempts + ?,
+		for chunk := range slices.Chunk(ids[o], 500) {
+			err := tx.db.Exec(`UPDATE outbox SET status = ?, last_error = ?, next_attempt_at = ?, attempts = attempts + ?,
 				recover = ?, waiting_for = ?, lease_owner = '', lease_until = NULL, updated_at = ?
-				WHERE site_id = ? AND id IN ? AND lease_owner = ? AND status = 'pending'`,
-				o.status, o.msg, o.next, o.inc, o.recover, o.waitingFor, now, siteID, chunk, owner)
-			if res.Error != nil {
-				return lost, fmt.Errorf("finish sync items: %w", translate(res.Error))
-			}
-			if res.RowsAffected < int64(len(chunk)) {
-				lost = true
+				WHERE site_id = ? AND id IN ?`,
+				o.status, o.msg, o.next, o.inc, o.recover, o.waitingFor, now, c.SiteID, chunk).Error
+			if err != nil {
+				return false, fmt.Errorf("finish sync items: %w", translate(err))
 			}
 		}
 	}
-	return lost, nil
+	for chunk := range slices.Chunk(deferred, 500) {
+		// Only those not deferred yet: most were, at an earlier stop.
+		err := tx.db.Exec(`UPDATE outbox SET next_attempt_at = ?, lease_owner = '', lease_until = NULL
+			WHERE site_id = ? AND id IN ? AND next_attempt_at < ?`, deferredAt, c.SiteID, chunk, deferredAt).Error
+		if err != nil {
+			return false, fmt.Errorf("finish sync items: %w", translate(err))
+		}
+	}
+	if !headWritten {
+		// No result for the head (a caller's slip): release its lease all
+		// the same, so the subject is not stuck until it runs out.
+		err := tx.db.Exec(`UPDATE outbox SET lease_owner = '', lease_until = NULL WHERE site_id = ? AND id = ?`, c.SiteID, c.Head).Error
+		if err != nil {
+			return false, fmt.Errorf("finish sync items: %w", translate(err))
+		}
+	}
+	return false, nil
+}
+
+// UndeferSyncHeads makes due every deferred item (FinishSyncItems) that is
+// its subject's oldest open item, over all sites, at most limit of them:
+// the hourly safety net should a subject ever lose its head otherwise (an
+// item before it changed outside a claim). Returns how many it woke.
+func (s *Store) UndeferSyncHeads(ctx context.Context, limit int) (int64, error) {
+	res := s.db.WithContext(ctx).Exec(`UPDATE outbox SET next_attempt_at = ? WHERE (site_id, id) IN (
+			SELECT o.site_id, o.id FROM outbox o WHERE o.status = 'pending' AND o.next_attempt_at >= ?
+			  AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.site_id = o.site_id AND p.resource_id = o.resource_id
+			                  AND p.id < o.id AND p.status IN `+openStatuses+`)
+			LIMIT ?)`, s.Now(), deferredAt, limit)
+	if res.Error != nil {
+		return 0, fmt.Errorf("undefer sync heads: %w", translate(res.Error))
+	}
+	return res.RowsAffected, nil
 }
 
 func truncateText(s string, n int) string {
@@ -666,7 +770,11 @@ func (tx *Tx) HasOpenSyncItems(siteID, resourceID string) (bool, error) {
 
 // WakeSyncWaiting makes the items waiting for a user due now.
 func (tx *Tx) WakeSyncWaiting(siteID, userID string) error {
-	err := tx.db.Exec(`UPDATE outbox SET next_attempt_at = ?, waiting_for = '' WHERE site_id = ? AND waiting_for = ? AND status = 'pending'`,
+	// waiting_for <> '' (implied, but not by a parameter) lets a prepared
+	// statement's plan use outbox_waiting; the open statuses, not
+	// status = 'pending', keep outbox_site_claim out of its way.
+	err := tx.db.Exec(`UPDATE outbox SET next_attempt_at = ?, waiting_for = '' WHERE site_id = ? AND waiting_for = ? AND waiting_for <> ''
+		AND status IN `+openStatuses,
 		tx.s.Now(), siteID, userID).Error
 	if err != nil {
 		return fmt.Errorf("wake waiting sync items: %w", translate(err))

@@ -159,7 +159,7 @@ func TestSyncDrained(t *testing.T) {
 				t.Fatalf("claim: %v, %v", c, err)
 			}
 			err = st.InTx(ctx, func(tx *store.Tx) error {
-				_, err := tx.FinishSyncItems(site.ID, "w1", []store.SyncResult{{ID: c.Items[0].ID, Status: status}})
+				_, err := tx.FinishSyncItems(c, "w1", []store.SyncResult{{ID: c.Items[0].ID, Status: status}})
 				return err
 			})
 			if err != nil {
@@ -225,6 +225,207 @@ func TestInTxLazyCommitIsLocal(t *testing.T) {
 		}
 		if _, err := st.View(ctx).FindSyncGroup(site.ID, "g1"); err != nil {
 			t.Fatalf("the lazily committed write is not there: %v", err)
+		}
+	})
+}
+
+// A claim leases only its subject's head: that one lease keeps every other
+// worker off the subject, is renewed and released alone, and a lost lease
+// means the outcome writes nothing.
+func TestSyncClaimLeasesTheHead(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		clock := storetest.NewClock(epoch)
+		st := b.Open(t, storetest.WithNow(clock.Now))
+		site := install(t, st, newSite(1))
+		ctx := context.Background()
+		err := st.InTx(ctx, func(tx *store.Tx) error {
+			var items []*models.OutboxItem
+			for i := range 3 {
+				items = append(items, &models.OutboxItem{SiteID: site.ID, ResourceType: "Group", ResourceID: "g1",
+					Op: models.OutboxMembersAdded, Payload: []byte(fmt.Sprintf(`{"userIds":["u%d"]}`, i))})
+			}
+			items = append(items, &models.OutboxItem{SiteID: site.ID, ResourceType: "User", ResourceID: "u9", Op: models.OutboxUserCreated, Payload: []byte(`{}`)})
+			return tx.AddOutboxItems(items...)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		claim := func(owner string) *store.SyncClaim {
+			t.Helper()
+			c, _, err := st.ClaimSyncSubject(ctx, site.ID, owner, time.Minute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return c
+		}
+		leases := func() map[int64]string {
+			t.Helper()
+			items, err := st.View(ctx).ListSyncItems(site.ID, 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := map[int64]string{}
+			for _, it := range items {
+				if it.LeaseOwner != "" {
+					out[it.ID] = it.LeaseOwner
+				}
+			}
+			return out
+		}
+
+		c1 := claim("w1")
+		if c1 == nil || c1.ResourceID != "g1" || len(c1.Items) != 3 || c1.Head != c1.Items[0].ID || c1.Recover {
+			t.Fatalf("first claim = %+v, want g1's three items, its head first, nothing to recover", c1)
+		}
+		if got, want := leases(), map[int64]string{c1.Head: "w1"}; !cmp.Equal(got, want) {
+			t.Fatalf("leases after the claim = %v, want only the head's %v", got, want)
+		}
+		// Another worker gets the other subject, never g1's later items.
+		c2 := claim("w2")
+		if c2 == nil || c2.ResourceID != "u9" {
+			t.Fatalf("second claim = %+v, want u9", c2)
+		}
+		if c := claim("w3"); c != nil {
+			t.Fatalf("third claim took %s's items %v while both subjects are leased", c.ResourceID, c.IDs())
+		}
+
+		finish := func(c *store.SyncClaim, owner, status string) bool {
+			t.Helper()
+			var lost bool
+			err := st.InTx(ctx, func(tx *store.Tx) error {
+				var results []store.SyncResult
+				for _, it := range c.Items {
+					// As the worker does: a pending outcome of a claim that had
+					// to look things up passes that on.
+					results = append(results, store.SyncResult{ID: it.ID, Status: status, NextAttemptAt: clock.Now().Add(time.Minute),
+						CountAttempt: true, Recover: c.Recover && status == models.OutboxStatusPending})
+				}
+				var err error
+				lost, err = tx.FinishSyncItems(c, owner, results)
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return lost
+		}
+		if finish(c2, "w2", models.OutboxStatusApplied) {
+			t.Fatal("u9's outcome was lost")
+		}
+
+		// Renewal is the head's, and only for its holder.
+		err = st.InTx(ctx, func(tx *store.Tx) error {
+			if ok, err := tx.RenewSyncLease(c1, "w1", clock.Now().Add(2*time.Minute)); err != nil || !ok {
+				return fmt.Errorf("renew by the holder: %v, %v", ok, err)
+			}
+			stranger := *c1
+			if ok, err := tx.RenewSyncLease(&stranger, "w9", clock.Now().Add(time.Hour)); err != nil || ok {
+				return fmt.Errorf("renew by another worker: %v, %v", ok, err)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+
+		// The lease runs out: another worker takes g1 over and must look
+		// things up first; the first worker's outcome is then lost.
+		clock.Advance(3 * time.Minute)
+		c3 := claim("w3")
+		if c3 == nil || c3.ResourceID != "g1" || c3.Head != c1.Head || !c3.Recover {
+			t.Fatalf("claim after the lease ran out = %+v, want g1 taken over, to recover", c3)
+		}
+		if !finish(c1, "w1", models.OutboxStatusApplied) {
+			t.Fatal("the first worker's outcome was recorded after its lease was taken over")
+		}
+		items, err := st.View(ctx).ListSyncItems(site.ID, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, it := range items {
+			if it.ResourceID == "g1" && it.Status != models.OutboxStatusPending {
+				t.Fatalf("item %d is %s after a lost outcome, want pending", it.ID, it.Status)
+			}
+		}
+
+		// The holder's retry writes every item's next attempt and frees
+		// the subject; the next claim comes when it is due.
+		if finish(c3, "w3", models.OutboxStatusPending) {
+			t.Fatal("the holder's outcome was lost")
+		}
+		if got := leases(); len(got) != 0 {
+			t.Fatalf("leases after the retry = %v, want none", got)
+		}
+		if c := claim("w4"); c != nil {
+			t.Fatalf("claimed %s before its retry was due", c.ResourceID)
+		}
+		// Only the head carries the retry; the items behind it are deferred
+		// past any claim's walk.
+		next := func() map[int64]time.Time {
+			t.Helper()
+			items, err := st.View(ctx).ListSyncItems(site.ID, 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := map[int64]time.Time{}
+			for _, it := range items {
+				if it.Status == models.OutboxStatusPending {
+					out[it.ID] = it.NextAttemptAt
+				}
+			}
+			return out
+		}
+		ids := c3.IDs()
+		far := time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
+		if got, want := next(), map[int64]time.Time{ids[0]: clock.Now().Add(time.Minute), ids[1]: far, ids[2]: far}; !cmp.Equal(got, want) {
+			t.Fatalf("next attempts after the retry = %v, want %v", got, want)
+		}
+		clock.Advance(time.Minute)
+		c4 := claim("w4")
+		if c4 == nil || c4.ResourceID != "g1" || len(c4.Items) != 3 || !c4.Recover || c4.Items[0].Attempts != 1 {
+			t.Fatalf("claim after the retry = %+v, want g1's three items with one attempt, still to recover", c4)
+		}
+		// The head is applied, the rest waits: the first of the rest is the
+		// new head, due when its retry says.
+		err = st.InTx(ctx, func(tx *store.Tx) error {
+			_, err := tx.FinishSyncItems(c4, "w4", []store.SyncResult{
+				{ID: ids[0], Status: models.OutboxStatusApplied},
+				{ID: ids[1], Status: models.OutboxStatusPending, NextAttemptAt: clock.Now().Add(time.Second)},
+				{ID: ids[2], Status: models.OutboxStatusPending, NextAttemptAt: clock.Now().Add(time.Second)},
+			})
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := next(), map[int64]time.Time{ids[1]: clock.Now().Add(time.Second), ids[2]: far}; !cmp.Equal(got, want) {
+			t.Fatalf("next attempts after a partial outcome = %v, want %v", got, want)
+		}
+		// Should the new head change outside a claim, the item deferred
+		// behind it would never be claimed: the hourly safety net makes it due.
+		if _, err := st.SQLDB().ExecContext(ctx, `UPDATE outbox SET status = 'failed' WHERE id = `+fmt.Sprint(ids[1])); err != nil {
+			t.Fatal(err)
+		}
+		clock.Advance(time.Hour)
+		if c := claim("w5"); c != nil {
+			t.Fatalf("claimed %v, a deferred item", c.IDs())
+		}
+		if n, err := st.UndeferSyncHeads(ctx, 10); err != nil || n != 1 {
+			t.Fatalf("UndeferSyncHeads = %d, %v; want 1", n, err)
+		}
+		c5 := claim("w5")
+		if c5 == nil || c5.Head != ids[2] || len(c5.Items) != 1 {
+			t.Fatalf("claim after the safety net = %+v, want the last item", c5)
+		}
+		if n, err := st.UndeferSyncHeads(ctx, 10); err != nil || n != 0 {
+			t.Fatalf("UndeferSyncHeads again = %d, %v; want 0", n, err)
+		}
+		if finish(c5, "w5", models.OutboxStatusApplied) {
+			t.Fatal("the outcome was lost")
+		}
+		if got := leases(); len(got) != 0 {
+			t.Fatalf("leases at the end = %v, want none", got)
 		}
 	})
 }

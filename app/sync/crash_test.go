@@ -140,7 +140,7 @@ func TestCrashMidBatchLosesNothing(t *testing.T) {
 			return cmd
 		}
 		// killAfter lets the child make n more requests, then kills it,
-		// and counts the claims it held (its items still leased).
+		// and counts the claims it held (their heads still leased).
 		midBatch := 0
 		killAfter := func(cmd *exec.Cmd, n int) {
 			t.Helper()
@@ -195,6 +195,6 @@ func TestCrashMidBatchLosesNothing(t *testing.T) {
 				t.Errorf("item %d %s %s: %s %q", it.ID, it.ResourceType, it.Op, it.Status, it.LastError)
 			}
 		}
-		t.Logf("%d items leased by the killed workers; %d requests, %d changes; %v", midBatch, e.fs.TotalRequests(), len(e.fs.Changes()), e.fs.Requests())
+		t.Logf("%d claims held by the killed workers; %d requests, %d changes; %v", midBatch, e.fs.TotalRequests(), len(e.fs.Changes()), e.fs.Requests())
 	})
 }

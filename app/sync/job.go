@@ -332,7 +332,7 @@ func (w *Worker) process(g *gate, c *store.SyncClaim) {
 			return err
 		}
 		var err error
-		lost, err = tx.FinishSyncItems(c.SiteID, w.cfg.Owner, results)
+		lost, err = tx.FinishSyncItems(c, w.cfg.Owner, results)
 		return err
 	})
 	if err != nil {

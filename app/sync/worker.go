@@ -489,9 +489,18 @@ func (w *Worker) setNotBefore(sr *siteRun, t time.Time) {
 	}
 }
 
-// purge deletes outbox items that reached their outcome long ago.
+// purge deletes outbox items that reached their outcome long ago, and
+// makes due any deferred item left without a head before it (the safety
+// net of store.FinishSyncItems' deferral).
 func (w *Worker) purge(ctx context.Context) {
 	now := w.now()
+	if n, err := w.store.UndeferSyncHeads(ctx, 10000); err != nil {
+		if ctx.Err() == nil {
+			w.log.Warn("sync: could not check deferred changes", "error", err.Error())
+		}
+	} else if n > 0 {
+		w.log.Warn("sync: deferred changes had no change before them; made due", "count", n)
+	}
 	for _, p := range []struct {
 		before   time.Time
 		statuses []string
