@@ -38,12 +38,15 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"runtime/trace"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -322,6 +325,7 @@ func measure(ctx context.Context, out io.Writer, o options, ws []workload) (*res
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	stmts0 := statements.Load()
+	cpu0 := readCPU(o.db == "postgres")
 	start := time.Now()
 	go func() { done <- a.Run(runCtx) }()
 	defer func() { stop(); <-done }()
@@ -353,6 +357,7 @@ func measure(ctx context.Context, out io.Writer, o options, ws []workload) (*res
 	}
 	wall := time.Since(start)
 	stmts := statements.Load() - stmts0
+	cpu1 := readCPU(o.db == "postgres")
 
 	// The report.
 	res := &result{ok: true}
@@ -390,7 +395,61 @@ func measure(ctx context.Context, out io.Writer, o options, ws []workload) (*res
 	sort.Float64s(ratios)
 	fmt.Fprintf(out, "%s, %d site(s): all drained in %.1f s, %d requests, %.0f requests/s in all; drain ÷ (needed/R): best %.3f, median %.3f, worst %.3f; %.1f database statements a request; peak RSS of this process %.0f MB\n",
 		o.db, len(rigs), wall.Seconds(), made, res.throughput, ratios[0], ratios[len(ratios)/2], ratios[len(ratios)-1], float64(stmts)/float64(max(made, 1)), peakRSS()/1e6)
+	if cpu0.ok && cpu1.ok && made > 0 {
+		self, pg := (cpu1.self-cpu0.self)/float64(made), (cpu1.postgres-cpu0.postgres)/float64(made)
+		fmt.Fprintf(out, "CPU a request: this process (idbridge, the fake, the driver) %.2f ms, PostgreSQL's local processes %.2f ms; at that cost %d cores serve at most %.0f requests/s\n",
+			self*1000, pg*1000, runtime.NumCPU(), float64(runtime.NumCPU())/(self+pg))
+	}
 	return res, nil
+}
+
+// cpuTimes is CPU time used so far, in seconds: by this process, and by
+// the local PostgreSQL server's processes (all of them: the benchmark's
+// database is the only busy one on a machine kept quiet for it).
+type cpuTimes struct {
+	self, postgres float64
+	ok             bool
+}
+
+func readCPU(postgres bool) cpuTimes {
+	var c cpuTimes
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return c
+	}
+	c.self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+	c.ok = true
+	if !postgres {
+		return c
+	}
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		c.ok = false
+		return c
+	}
+	const ticks = 100 // USER_HZ on Linux
+	for _, e := range ents {
+		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue // not a process, or gone meanwhile
+		}
+		// pid (comm) state … utime stime are fields 14 and 15.
+		line := string(stat)
+		end := strings.LastIndexByte(line, ')')
+		if end < 0 || !strings.HasSuffix(line[:end], "(postgres") {
+			continue
+		}
+		f := strings.Fields(line[end+1:])
+		if len(f) < 13 {
+			continue
+		}
+		u, err1 := strconv.ParseFloat(f[11], 64)
+		st, err2 := strconv.ParseFloat(f[12], 64)
+		if err1 == nil && err2 == nil {
+			c.postgres += (u + st) / ticks
+		}
+	}
+	return c
 }
 
 // burst is the bursts a site allows at rate: a tenth of a second's worth.
