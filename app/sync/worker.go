@@ -5,9 +5,11 @@
 // How it works, in one place:
 //   - Work is claimed per subject (one directory user or group) with a
 //     lease in the database: the subject's oldest open item is the lock
-//     (FOR UPDATE SKIP LOCKED on PostgreSQL, so replicas share the work; on
-//     SQLite one process). A lease that runs out (a replica died) is taken
-//     over, and the taker looks things up in the site before acting.
+//     and alone carries the lease (FOR UPDATE SKIP LOCKED on PostgreSQL,
+//     so replicas share the work; on SQLite one process); the items
+//     behind it are written once, at their outcome. A lease that runs out
+//     (a replica died) is taken over, and the taker looks things up in
+//     the site before acting.
 //   - A subject's pending items are folded into the least work: the worker
 //     brings the site to the directory's current state for that subject,
 //     from what it recorded of the site (sync_users, sync_groups,
