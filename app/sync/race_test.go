@@ -66,9 +66,8 @@ func TestDeletedWhileItsMembershipIsAdded(t *testing.T) {
 		before := e.fs.TotalRequests()
 		e.addMembers(g, ada)
 		e.waitFor("the add in flight", func() bool { return e.fs.TotalRequests() == before+1 })
-		// A site's worker takes new work beside a claim in flight only
-		// once that claim ends; a second worker on the same database (a
-		// replica, as far as the claims go) applies the deletion now.
+		// A second worker on the same database (a replica, as far as the
+		// claims go) applies the deletion now, as another replica would.
 		cfg := e.cfg
 		cfg.Owner = "deleter"
 		w2 := e.newWorker(e.st, cfg)
@@ -98,4 +97,45 @@ func (e *env) open(subject string) bool {
 		}
 	}
 	return false
+}
+
+// A claim waiting on a slow call does not hold back the site's other
+// subjects: new changes get a worker of their own at once.
+func TestNewChangesBesideAClaimInFlight(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		e := newEnv(t, b)
+		e.start()
+		e.createUser("ada@example.com", true)
+		e.drain()
+
+		hold := make(chan struct{})
+		released := false
+		release := func() {
+			if !released {
+				released = true
+				close(hold)
+			}
+		}
+		defer release()
+		// The first request from now on (the group's) waits for the test.
+		e.fs.Inject(fakeatlassian.Fault{Hold: hold, Times: 1})
+		before := e.fs.TotalRequests()
+		g := e.createGroup("slow")
+		e.waitFor("the group's first call in flight", func() bool { return e.fs.TotalRequests() == before+1 })
+		bob := e.createUser("bob@example.com", true)
+		e.waitFor("bob applied", func() bool { return !e.open(bob) })
+		// Not after the held call timed out (RequestTimeout, 5 s), which
+		// ends the group's claim and frees its worker.
+		if n := e.fs.RequestCount("", fakeatlassian.StatusGone); n != 0 {
+			t.Fatalf("bob was applied only after the group's held call was given up (%d)", n)
+		}
+		if !e.open(g) {
+			t.Fatal("the group was applied while its call was held")
+		}
+		release()
+		e.drain()
+		e.checkState(models.DeactivateRemoveGroups)
+		e.checkClean()
+	})
 }

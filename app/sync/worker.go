@@ -358,7 +358,10 @@ func (w *Worker) dispatch(ctx context.Context) time.Duration {
 			wait = min(wait, due.Sub(now))
 			continue
 		}
-		if sr.running == 0 {
+		// A site with new changes gets one more worker beside those in
+		// flight (up to PerSite): a claim waiting on a slow call (up to
+		// RequestTimeout) must not hold back the site's other subjects.
+		if sr.running == 0 || w.wokeAll || w.woken[p.SiteID] {
 			w.spawnLocked(sr)
 		}
 	}
