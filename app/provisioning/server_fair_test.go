@@ -2,11 +2,9 @@ package provisioning_test
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -33,18 +31,10 @@ func TestServerFairSharing(t *testing.T) {
 	for _, b := range storetest.Backends(t) {
 		t.Run(b.Name, func(t *testing.T) {
 			t.Parallel()
-			var path string
-			opts := []storetest.Option{storetest.WithStoreOptions(func(o *store.Options) {
+			st := b.Open(t, storetest.WithStoreOptions(func(o *store.Options) {
 				o.MaxOpenConns, o.MaxIdleConns = 8, 8
 				o.StatementTimeout = time.Minute
-				if b.Name == store.SQLite {
-					o.DSN = path
-				}
-			})}
-			if b.Name == store.SQLite {
-				path = filepath.Join(t.TempDir(), "idbridge.db")
-			}
-			st := b.Open(t, opts...)
+			}))
 			const siteRequests, siteWork, work = 6, 2, 4
 			u, _ := url.Parse(testBaseURL)
 			svc := provisioning.NewService(provisioning.ServiceConfig{BaseURL: u, Capacity: provisioning.CapacityConfig{SiteRequests: siteRequests, SiteWork: siteWork, Work: work, Wait: time.Minute}}, st, nil, nil)
@@ -53,7 +43,7 @@ func TestServerFairSharing(t *testing.T) {
 			uid := noisy.createUser("victim")
 			quiet.createUser("bob")
 
-			unlock := holdWriteLock(t, st, b.Name, path, noisy.site.ID, uid)
+			unlock := holdWriteLock(t, b, st, noisy.site.ID, uid)
 			// The noisy site sends writes that get stuck, one after the
 			// other, until one is refused: at once, when its share is in
 			// flight.
@@ -133,26 +123,22 @@ func TestServerFairSharing(t *testing.T) {
 }
 
 // holdWriteLock makes the noisy site's user writes wait: on PostgreSQL a
-// transaction holds the user's row lock, on SQLite another process holds
-// the write lock. It returns the function that lets go.
-func holdWriteLock(t *testing.T, st *store.Store, backend, path, siteID, uid string) func() {
+// transaction holds the user's row lock, on SQLite another store on the
+// same file (as another process would) holds the write lock. It returns the
+// function that lets go.
+func holdWriteLock(t *testing.T, b storetest.Backend, st *store.Store, siteID, uid string) func() {
 	t.Helper()
 	ctx := context.Background()
-	var db *sql.DB
-	if backend == store.SQLite {
-		var err error
-		if db, err = sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)"); err != nil {
-			t.Fatal(err)
-		}
-	} else {
-		db = st.SQLDB()
+	db := st.SQLDB()
+	if b.Name == store.SQLite {
+		db = b.Open(t, storetest.SameDatabase(st)).SQLDB()
 	}
 	conn, err := db.Conn(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	stmts := []string{"BEGIN IMMEDIATE"}
-	if backend == store.Postgres {
+	if b.Name == store.Postgres {
 		stmts = []string{"BEGIN", "SELECT 1 FROM scim_users WHERE site_id = '" + siteID + "' AND id = '" + uid + "' FOR UPDATE"}
 	}
 	for _, s := range stmts {
@@ -165,9 +151,6 @@ func holdWriteLock(t *testing.T, st *store.Store, backend, path, siteID, uid str
 		once.Do(func() {
 			_, _ = conn.ExecContext(ctx, "ROLLBACK")
 			_ = conn.Close()
-			if backend == store.SQLite {
-				_ = db.Close()
-			}
 		})
 	}
 	t.Cleanup(release)
