@@ -7,7 +7,9 @@ RUN go mod download
 COPY . .
 ARG VERSION=dev
 ARG REVISION=unknown
-RUN CGO_ENABLED=0 GOOS=linux go build -trimpath \
+# nomsgpack: Gin's MessagePack codec, which idbridge never speaks, stays
+# out (6 MB; docs/PERFORMANCE.md, the binary's size).
+RUN CGO_ENABLED=0 GOOS=linux go build -trimpath -tags nomsgpack \
       -ldflags "-s -w -X idbridge/app.Version=${VERSION} -X idbridge/app.Revision=${REVISION}" \
       -o /out/idbridge . \
  && mkdir -p /out/data

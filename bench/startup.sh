@@ -54,7 +54,7 @@ wait_quiet() {
 echo "# idbridge startup and memory"
 echo "machine: $(nproc) cores ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), $(uname -sr); $(go env GOVERSION)"
 
-CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$tmp/idbridge" .
+CGO_ENABLED=0 go build -trimpath -tags nomsgpack -ldflags "-s -w" -o "$tmp/idbridge" . # as the Dockerfile
 go build -o "$tmp/readyprobe" ./bench/readyprobe
 bytes=$(stat -c %s "$tmp/idbridge")
 static=$(go version -m "$tmp/idbridge" | awk '$2 == "CGO_ENABLED=0" { print "static (CGO_ENABLED=0)" }')

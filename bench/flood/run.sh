@@ -32,7 +32,7 @@ bench_tmp
 echo "# idbridge unauthenticated flood"
 echo "machine: $(nproc) cores ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), $(uname -sr); go: $(go env GOVERSION)"
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
-CGO_ENABLED=0 go build -trimpath -o "$tmp/idbridge" .
+CGO_ENABLED=0 go build -trimpath -tags nomsgpack -o "$tmp/idbridge" .
 go build -o "$tmp/flood" ./bench/flood
 
 status=0

@@ -97,7 +97,7 @@ for c in "${candidates[@]}"; do
 	(cd "$w" && engine "$c")
 	sqlite_version=$(cd "$w" && go list -m all 2>/dev/null | awk '$1 == "modernc.org/sqlite" || $1 == "github.com/ncruces/go-sqlite3" || $1 == "github.com/glebarez/go-sqlite" { printf "%s %s; ", $1, $2 }')
 	echo "modules: $sqlite_version"
-	(cd "$w" && CGO_ENABLED=0 go build -ldflags "-s -w" -o "$tmp/idbridge-$c" . && go build -o "$tmp/readyprobe" ./bench/readyprobe)
+	(cd "$w" && CGO_ENABLED=0 go build -tags nomsgpack -ldflags "-s -w" -o "$tmp/idbridge-$c" . && go build -o "$tmp/readyprobe" ./bench/readyprobe)
 	size=$(stat -c %s "$tmp/idbridge-$c")
 	"$tmp/readyprobe" -bin "$tmp/idbridge-$c" -runs 1 -data "$tmp/data-$c" -q >/dev/null # create and migrate
 	ready=$("$tmp/readyprobe" -bin "$tmp/idbridge-$c" -runs "$RUNS" -data "$tmp/data-$c" -q | grep '^READY')
