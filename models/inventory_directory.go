@@ -70,7 +70,7 @@ func directoryInventory() []InventoryEntry {
 		personal("outbox", "payload", "the attributes of the change still to be applied to the site: sign-in name, names, email address, status, group memberships"),
 		other("outbox", "status", "whether the change was applied"),
 		other("outbox", "attempts", "retrying failed changes"),
-		other("outbox", "next_attempt_at", "retrying failed changes"),
+		other("outbox", "next_attempt_at", "retrying failed changes; 9999-12-31 keeps a change behind an earlier one of the same user or group"),
 		other("outbox", "last_error", "showing why a change failed"),
 		other("outbox", "created_at", "when the change was accepted"),
 		other("outbox", "updated_at", "when the change was last tried"),

@@ -146,57 +146,111 @@ func (s *Store) ClaimSyncSubject(ctx context.Context, siteID, owner string, leas
 	var claim *SyncClaim
 	var next time.Time
 	err := s.InTx(ctx, func(tx *Tx) error {
+		claim, next = nil, time.Time{}
 		now := tx.s.Now()
-		lock := ""
-		if tx.s.dialect == Postgres {
-			lock = " FOR UPDATE SKIP LOCKED"
+		// A few tries: a candidate whose later items another claim holds
+		// steps aside (below), and the walk goes on past it.
+		for range 3 {
+			c, aside, err := tx.claimSyncHead(siteID, owner, now, lease)
+			if err != nil || c != nil {
+				claim = c
+				return err
+			}
+			if !aside {
+				next, err = tx.nextSyncDue(siteID, now)
+				return err
+			}
 		}
-		until := now.Add(lease)
-		// SET reads the row as it was: recover keeps what an earlier
-		// holder of the lease (one that ran out) may have left unrecorded.
-		rows, err := tx.db.Raw(`UPDATE outbox SET lease_owner = ?, lease_until = ?, recover = (recover OR lease_owner <> '')
-			WHERE site_id = ? AND id = (
-				SELECT o.id FROM outbox o
-				WHERE o.site_id = ? AND o.status = 'pending' AND o.next_attempt_at <= ?
-				  AND (o.lease_until IS NULL OR o.lease_until < ?)
-				  AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.site_id = o.site_id AND p.resource_id = o.resource_id
-				                  AND p.id < o.id AND p.status IN `+openStatuses+`)
-				ORDER BY o.next_attempt_at, o.id LIMIT 1`+lock+`)
-			RETURNING `+outboxColumns, owner, until, siteID, siteID, now, now).Rows()
-		if err != nil {
-			return fmt.Errorf("claim sync subject: %w", translate(err))
-		}
-		items, err := scanSyncItems(rows)
-		if err != nil {
-			return fmt.Errorf("claim sync subject: %w", err)
-		}
-		if len(items) == 0 {
-			next, err = tx.nextSyncDue(siteID, now)
-			return err
-		}
-		head := items[0]
-		rows, err = tx.db.Raw(`SELECT `+outboxColumns+` FROM outbox
-			WHERE site_id = ? AND resource_id = ? AND id > ? AND status = 'pending' ORDER BY id LIMIT ?`,
-			siteID, head.ResourceID, head.ID, MaxClaimItems-1).Rows()
-		if err != nil {
-			return fmt.Errorf("claim sync subject: %w", translate(err))
-		}
-		rest, err := scanSyncItems(rows)
-		if err != nil {
-			return fmt.Errorf("claim sync subject: %w", err)
-		}
-		c := &SyncClaim{SiteID: siteID, ResourceType: head.ResourceType, ResourceID: head.ResourceID, LeaseUntil: until,
-			Head: head.ID, Items: append(items, rest...)}
-		for _, it := range c.Items {
-			// A later item marked recover (a lease of the protocol before
-			// head-only leases) counts as well.
-			c.Recover = c.Recover || it.Recover
-		}
-		claim = c
+		next = now
 		return nil
 	})
 	return claim, next, err
 }
+
+// claimSyncHead leases the site's next due head and reads the items
+// behind it; nil when there is none, or when the candidate stepped aside
+// (aside): an item behind it is leased by a live claim, as
+// happens when an older item of a subject in flight becomes pending again
+// (an admin's retry of a failed item) or commits late (PostgreSQL's IDs
+// are taken before commit). Two claims of one subject would both call
+// Atlassian, and the later would record over the earlier; the candidate
+// waits instead, a few seconds or until that lease ends. A lease behind
+// the candidate that ran out is a claim that died: its items are taken
+// over (its owner's outcome is then lost) and looked up first.
+func (tx *Tx) claimSyncHead(siteID, owner string, now time.Time, lease time.Duration) (c *SyncClaim, aside bool, err error) {
+	lock := ""
+	if tx.s.dialect == Postgres {
+		lock = " FOR UPDATE SKIP LOCKED"
+	}
+	until := now.Add(lease)
+	// SET reads the row as it was: recover keeps what an earlier holder
+	// of the lease (one that ran out) may have left unrecorded.
+	rows, err := tx.db.Raw(`UPDATE outbox SET lease_owner = ?, lease_until = ?, recover = (recover OR lease_owner <> '')
+		WHERE site_id = ? AND id = (
+			SELECT o.id FROM outbox o
+			WHERE o.site_id = ? AND o.status = 'pending' AND o.next_attempt_at <= ?
+			  AND (o.lease_until IS NULL OR o.lease_until < ?)
+			  AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.site_id = o.site_id AND p.resource_id = o.resource_id
+			                  AND p.id < o.id AND p.status IN `+openStatuses+`)
+			ORDER BY o.next_attempt_at, o.id LIMIT 1`+lock+`)
+		RETURNING `+outboxColumns, owner, until, siteID, siteID, now, now).Rows()
+	if err != nil {
+		return nil, false, fmt.Errorf("claim sync subject: %w", translate(err))
+	}
+	items, err := scanSyncItems(rows)
+	if err != nil {
+		return nil, false, fmt.Errorf("claim sync subject: %w", err)
+	}
+	if len(items) == 0 {
+		return nil, false, nil
+	}
+	head := items[0]
+	rows, err = tx.db.Raw(`SELECT `+outboxColumns+` FROM outbox
+		WHERE site_id = ? AND resource_id = ? AND id > ? AND status = 'pending' ORDER BY id LIMIT ?`,
+		siteID, head.ResourceID, head.ID, MaxClaimItems-1).Rows()
+	if err != nil {
+		return nil, false, fmt.Errorf("claim sync subject: %w", translate(err))
+	}
+	rest, err := scanSyncItems(rows)
+	if err != nil {
+		return nil, false, fmt.Errorf("claim sync subject: %w", err)
+	}
+	c = &SyncClaim{SiteID: siteID, ResourceType: head.ResourceType, ResourceID: head.ResourceID, LeaseUntil: until,
+		Head: head.ID, Items: append(items, rest...)}
+	var dead []int64
+	for _, it := range rest {
+		if it.LeaseOwner == "" {
+			continue
+		}
+		if it.LeaseUntil != nil && it.LeaseUntil.After(now) {
+			wait := min(it.LeaseUntil.Sub(now), claimStepAside)
+			err := tx.db.Exec(`UPDATE outbox SET lease_owner = '', lease_until = NULL, next_attempt_at = ? WHERE site_id = ? AND id = ?`,
+				now.Add(wait), siteID, head.ID).Error
+			if err != nil {
+				return nil, false, fmt.Errorf("claim sync subject: %w", translate(err))
+			}
+			return nil, true, nil
+		}
+		dead = append(dead, it.ID)
+	}
+	if len(dead) > 0 {
+		err := tx.db.Exec(`UPDATE outbox SET lease_owner = '', lease_until = NULL WHERE site_id = ? AND id IN ?`, siteID, dead).Error
+		if err != nil {
+			return nil, false, fmt.Errorf("claim sync subject: %w", translate(err))
+		}
+		c.Recover = true
+	}
+	for _, it := range c.Items {
+		// A later item marked recover (a lease of the protocol before
+		// head-only leases) counts as well.
+		c.Recover = c.Recover || it.Recover
+	}
+	return c, false, nil
+}
+
+// claimStepAside is how long at most a candidate waits that stepped aside
+// for a live claim of the items behind it.
+const claimStepAside = 5 * time.Second
 
 // scanSyncItems reads and closes rows of outboxColumns.
 func scanSyncItems(rows *sql.Rows) ([]SyncItem, error) {
@@ -355,8 +409,24 @@ func (tx *Tx) FinishSyncItems(c *SyncClaim, owner string, results []SyncResult) 
 	}
 	for chunk := range slices.Chunk(deferred, 500) {
 		// Only those not deferred yet: most were, at an earlier stop.
-		err := tx.db.Exec(`UPDATE outbox SET next_attempt_at = ?, lease_owner = '', lease_until = NULL
+		// Its head carries whether to look things up and whom it waits
+		// for; the flags of an item behind it would only mislead.
+		err := tx.db.Exec(`UPDATE outbox SET next_attempt_at = ?, lease_owner = '', lease_until = NULL, recover = FALSE, waiting_for = ''
 			WHERE site_id = ? AND id IN ? AND next_attempt_at < ?`, deferredAt, c.SiteID, chunk, deferredAt).Error
+		if err != nil {
+			return false, fmt.Errorf("finish sync items: %w", translate(err))
+		}
+	}
+	if !pendingSeen && len(c.Items) >= MaxClaimItems {
+		// Every item of a full claim reached its outcome: the subject's
+		// next open item, beyond what the claim read, may be one deferred
+		// by an earlier claim that began later in the subject (an older
+		// item came back before it); it is the head now, due at once.
+		last := c.Items[len(c.Items)-1].ID
+		err := tx.db.Exec(`UPDATE outbox SET next_attempt_at = ? WHERE site_id = ? AND id = (
+				SELECT n.id FROM outbox n WHERE n.site_id = ? AND n.resource_id = ? AND n.id > ? AND n.status IN `+openStatuses+`
+				ORDER BY n.id LIMIT 1)
+			AND next_attempt_at >= ?`, now, c.SiteID, c.SiteID, c.ResourceID, last, deferredAt).Error
 		if err != nil {
 			return false, fmt.Errorf("finish sync items: %w", translate(err))
 		}

@@ -429,3 +429,166 @@ func TestSyncClaimLeasesTheHead(t *testing.T) {
 		}
 	})
 }
+
+// An older item of a subject in flight that becomes pending again (an
+// admin's retry) must not start a second claim of the subject while the
+// first holds the items behind it; once that claim is dead, the items are
+// taken over, looked up first, and the dead claim's outcome is lost.
+func TestSyncClaimStepsAsideForALiveLeaseBehind(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		for _, dead := range []bool{false, true} {
+			clock := storetest.NewClock(epoch)
+			st := b.Open(t, storetest.WithNow(clock.Now))
+			site := install(t, st, newSite(1))
+			ctx := context.Background()
+			add := func(n int) {
+				t.Helper()
+				err := st.InTx(ctx, func(tx *store.Tx) error {
+					var items []*models.OutboxItem
+					for range n {
+						items = append(items, &models.OutboxItem{SiteID: site.ID, ResourceType: "Group", ResourceID: "g1",
+							Op: models.OutboxMembersRefresh, Payload: []byte(`{"userIds":["u1"]}`)})
+					}
+					return tx.AddOutboxItems(items...)
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			claim := func(owner string) *store.SyncClaim {
+				t.Helper()
+				c, _, err := st.ClaimSyncSubject(ctx, site.ID, owner, time.Minute)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return c
+			}
+			finish := func(c *store.SyncClaim, owner, status string) bool {
+				t.Helper()
+				var lost bool
+				err := st.InTx(ctx, func(tx *store.Tx) error {
+					var results []store.SyncResult
+					for _, it := range c.Items {
+						results = append(results, store.SyncResult{ID: it.ID, Status: status})
+					}
+					var err error
+					lost, err = tx.FinishSyncItems(c, owner, results)
+					return err
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return lost
+			}
+			add(1)
+			first := claim("w0")
+			finish(first, "w0", models.OutboxStatusFailed)
+			add(2)
+			a := claim("a")
+			if a == nil || len(a.Items) != 2 {
+				t.Fatalf("claim of the later items = %+v", a)
+			}
+			if err := st.InTx(ctx, func(tx *store.Tx) error { return tx.RetrySyncItem(site.ID, first.Head) }); err != nil {
+				t.Fatal(err)
+			}
+			if dead {
+				clock.Advance(2 * time.Minute)
+				b := claim("b")
+				if b == nil || b.Head != first.Head || len(b.Items) != 3 || !b.Recover {
+					t.Fatalf("claim over a dead lease = %+v, want all three items, to look up first", b)
+				}
+				if !finish(a, "a", models.OutboxStatusApplied) {
+					t.Fatal("the dead claim's outcome was recorded over the live one's")
+				}
+				if finish(b, "b", models.OutboxStatusApplied) {
+					t.Fatal("the live claim's outcome was lost")
+				}
+				continue
+			}
+			if b := claim("b"); b != nil {
+				t.Fatalf("a second claim of g1 while its later items are leased: %+v", b)
+			}
+			if finish(a, "a", models.OutboxStatusApplied) {
+				t.Fatal("the first claim's outcome was lost")
+			}
+			if b := claim("b"); b != nil {
+				t.Fatalf("the retried item was claimed before its step aside ended: %v", b.IDs())
+			}
+			clock.Advance(5 * time.Second)
+			b := claim("b")
+			if b == nil || b.Head != first.Head || len(b.Items) != 1 || b.Recover {
+				t.Fatalf("claim of the retried item = %+v", b)
+			}
+			if finish(b, "b", models.OutboxStatusApplied) {
+				t.Fatal("the outcome was lost")
+			}
+		}
+	})
+}
+
+// A full claim that began before items an earlier claim deferred (an
+// older item came back in front) makes the next of them due when it ends.
+func TestSyncFullClaimWakesTheNextDeferredItem(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		clock := storetest.NewClock(epoch)
+		st := b.Open(t, storetest.WithNow(clock.Now))
+		site := install(t, st, newSite(1))
+		ctx := context.Background()
+		add := func(n int) {
+			t.Helper()
+			err := st.InTx(ctx, func(tx *store.Tx) error {
+				var items []*models.OutboxItem
+				for range n {
+					items = append(items, &models.OutboxItem{SiteID: site.ID, ResourceType: "Group", ResourceID: "g1",
+						Op: models.OutboxMembersRefresh, Payload: []byte(`{"userIds":["u1"]}`)})
+				}
+				return tx.AddOutboxItems(items...)
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		claim := func() *store.SyncClaim {
+			t.Helper()
+			c, _, err := st.ClaimSyncSubject(ctx, site.ID, "w", time.Minute)
+			if err != nil || c == nil {
+				t.Fatalf("claim: %v, %v", c, err)
+			}
+			return c
+		}
+		finish := func(c *store.SyncClaim, status string) {
+			t.Helper()
+			err := st.InTx(ctx, func(tx *store.Tx) error {
+				var results []store.SyncResult
+				for _, it := range c.Items {
+					results = append(results, store.SyncResult{ID: it.ID, Status: status, NextAttemptAt: clock.Now().Add(time.Second)})
+				}
+				_, err := tx.FinishSyncItems(c, "w", results)
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		add(1)
+		first := claim()
+		finish(first, models.OutboxStatusFailed)
+		add(store.MaxClaimItems + 1) // one more than a claim reads
+		a := claim()
+		finish(a, models.OutboxStatusPending) // all but a's head deferred
+		if err := st.InTx(ctx, func(tx *store.Tx) error { return tx.RetrySyncItem(site.ID, first.Head) }); err != nil {
+			t.Fatal(err)
+		}
+		full := claim() // the retried item and the first 499 behind it
+		if full.Head != first.Head || len(full.Items) != store.MaxClaimItems {
+			t.Fatalf("full claim: head %d, %d items", full.Head, len(full.Items))
+		}
+		finish(full, models.OutboxStatusApplied)
+		next := claim()
+		if want := a.Items[len(a.Items)-1].ID; next.Head != want {
+			t.Fatalf("next claim's head = %d, want %d (the last item a deferred)", next.Head, want)
+		}
+	})
+}

@@ -162,9 +162,12 @@ type Worker struct {
 
 // siteRun is the worker's in-memory view of one site; w.mu guards it.
 type siteRun struct {
-	id        string
-	running   int
-	notBefore time.Time
+	id      string
+	running int
+	// processing counts the running workers applying a claim (the others
+	// are looking for one).
+	processing int
+	notBefore  time.Time
 	// wakes counts the wake-ups for the site, so that a worker that found
 	// nothing to claim does not go to sleep over one that came meanwhile.
 	wakes uint64
@@ -358,10 +361,12 @@ func (w *Worker) dispatch(ctx context.Context) time.Duration {
 			wait = min(wait, due.Sub(now))
 			continue
 		}
-		// A site with new changes gets one more worker beside those in
-		// flight (up to PerSite): a claim waiting on a slow call (up to
-		// RequestTimeout) must not hold back the site's other subjects.
-		if sr.running == 0 || w.wokeAll || w.woken[p.SiteID] {
+		// A site with new changes of its own (not merely another
+		// replica's announcement) whose workers are all busy applying a
+		// claim gets one more (up to PerSite): a claim waiting on a slow
+		// call (up to RequestTimeout) must not hold back the site's other
+		// subjects. A worker still looking for work will see them anyway.
+		if sr.running == 0 || (w.woken[p.SiteID] && sr.processing == sr.running) {
 			w.spawnLocked(sr)
 		}
 	}
@@ -466,9 +471,13 @@ func (w *Worker) runSite(sr *siteRun) {
 			return
 		}
 		w.mu.Lock()
+		sr.processing++
 		w.spawnLocked(sr)
 		w.mu.Unlock()
 		w.process(g, claim)
+		w.mu.Lock()
+		sr.processing--
+		w.mu.Unlock()
 	}
 }
 
