@@ -632,8 +632,8 @@ func TestForgeAdminShowsSystemToken(t *testing.T) {
 		site := func() tokenBody {
 			t.Helper()
 			tok := h.signHMAC(h.contextClaims(s, "admin-1"), jwt.SigningMethodHS256, []byte(s.secret), "")
-			w := h.serve(nil, connectRequest(http.MethodGet, "/api/admin/site", nil, tok))
-			connectWantStatus(t, w, http.StatusOK, "GET /api/admin/site")
+			w := h.serve(nil, connectRequest(http.MethodGet, "/api/admin/service-account", nil, tok))
+			connectWantStatus(t, w, http.StatusOK, "GET /api/admin/service-account")
 			if sys != "" && strings.Contains(w.Body.String(), sys) {
 				t.Fatalf("the site's JSON carries the token: %s", w.Body)
 			}
@@ -641,7 +641,7 @@ func TestForgeAdminShowsSystemToken(t *testing.T) {
 				SystemToken *tokenBody `json:"systemToken"`
 			}
 			if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil || body.SystemToken == nil {
-				t.Fatalf("GET /api/admin/site: no systemToken (%v): %s", err, w.Body)
+				t.Fatalf("GET /api/admin/service-account: no systemToken (%v): %s", err, w.Body)
 			}
 			return *body.SystemToken
 		}

@@ -204,8 +204,25 @@ func (s *server) handleAdminServiceAccountGet(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	body := serviceAccountGetBody{serviceAccountBody: toServiceAccountBody(acc, s.Now())}
+	if s.SystemTokens != nil {
+		st, err := s.SystemTokens.SystemTokenStatus(c.Request.Context(), caller.Site.ID)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		body.SystemToken = toSystemTokenBody(st)
+	}
 	c.Header("Cache-Control", "no-store")
-	c.JSON(http.StatusOK, toServiceAccountBody(acc, s.Now()))
+	c.JSON(http.StatusOK, body)
+}
+
+// serviceAccountGetBody is GET /api/admin/service-account's answer: the
+// service account, and whether Forge's app system token, the other
+// credential, is held.
+type serviceAccountGetBody struct {
+	serviceAccountBody
+	SystemToken *systemTokenBody `json:"systemToken,omitempty"`
 }
 
 func (s *server) handleAdminServiceAccountPut(c *gin.Context) {
