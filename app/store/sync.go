@@ -110,8 +110,9 @@ type SyncClaim struct {
 	ResourceType string
 	ResourceID   string
 	// Head is the ID of the item that holds the lease: the subject's
-	// oldest open item, Items[0].
+	// oldest open item, Items[0]; Owner the name the lease is held under.
 	Head  int64
+	Owner string
 	Items []SyncItem
 	// Recover says an earlier attempt may have been applied without being
 	// recorded (a worker died holding the lease, or an answer was lost).
@@ -216,7 +217,7 @@ func (tx *Tx) claimSyncHead(siteID, owner string, now time.Time, lease time.Dura
 		return nil, false, fmt.Errorf("claim sync subject: %w", err)
 	}
 	c = &SyncClaim{SiteID: siteID, ResourceType: head.ResourceType, ResourceID: head.ResourceID, LeaseUntil: until,
-		Head: head.ID, Items: append(items, rest...)}
+		Head: head.ID, Owner: owner, Items: append(items, rest...)}
 	var dead []int64
 	for _, it := range rest {
 		if it.LeaseOwner == "" {

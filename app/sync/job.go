@@ -303,7 +303,7 @@ func (j *job) record(fn func(tx *store.Tx) error) error {
 		if !renew {
 			return nil
 		}
-		_, err := tx.RenewSyncLease(j.c, j.w.cfg.Owner, now.Add(j.w.cfg.Lease))
+		_, err := tx.RenewSyncLease(j.c, j.c.Owner, now.Add(j.w.cfg.Lease))
 		return err
 	})
 	return err
@@ -332,7 +332,7 @@ func (w *Worker) process(g *gate, c *store.SyncClaim) {
 			return err
 		}
 		var err error
-		lost, err = tx.FinishSyncItems(c, w.cfg.Owner, results)
+		lost, err = tx.FinishSyncItems(c, c.Owner, results)
 		return err
 	})
 	if err != nil {

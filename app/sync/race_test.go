@@ -2,6 +2,7 @@ package sync_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"idbridge/app/fakeatlassian"
@@ -132,6 +133,21 @@ func TestNewChangesBesideAClaimInFlight(t *testing.T) {
 		}
 		if !e.open(g) {
 			t.Fatal("the group was applied while its call was held")
+		}
+		// The group's claim leases under a name of its own, the replica's
+		// and its number, so that a takeover within this replica is seen.
+		leases := 0
+		for _, it := range e.items() {
+			if it.ResourceID != g || it.LeaseOwner == "" {
+				continue
+			}
+			leases++
+			if !strings.HasPrefix(it.LeaseOwner, e.cfg.Owner+"#") {
+				t.Errorf("the group's lease is held as %q, want %q and the claim's number", it.LeaseOwner, e.cfg.Owner+"#")
+			}
+		}
+		if leases != 1 {
+			t.Errorf("the group's claim holds %d leases, want 1 (its head's)", leases)
 		}
 		release()
 		e.drain()

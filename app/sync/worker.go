@@ -34,7 +34,9 @@ import (
 	"math"
 	mrand "math/rand/v2"
 	"os"
+	"strconv"
 	gosync "sync"
+	"sync/atomic"
 	"time"
 
 	"idbridge/app/atlassian"
@@ -63,7 +65,8 @@ const (
 
 // Config tunes the worker; zero fields take the defaults.
 type Config struct {
-	// Owner names this replica in leases; a random one when empty.
+	// Owner names this replica in leases (each claim adds its number:
+	// owner#n); a random one when empty.
 	Owner string
 	// PerSite bounds the subjects of one site applied at once, MaxWorkers
 	// those of all sites: no site can take every worker.
@@ -151,6 +154,8 @@ type Worker struct {
 	wake chan struct{}
 	sem  chan struct{}
 	wg   gosync.WaitGroup
+	// claims numbers this replica's claims (their lease owner names).
+	claims atomic.Uint64
 
 	mu      gosync.Mutex
 	sites   map[string]*siteRun
@@ -453,7 +458,11 @@ func (w *Worker) runSite(sr *siteRun) {
 		w.mu.Lock()
 		wakes := sr.wakes
 		w.mu.Unlock()
-		claim, next, err := w.store.ClaimSyncSubject(ctx, sr.id, w.cfg.Owner, w.cfg.Lease)
+		// Each claim leases under a name of its own, so that a claim that
+		// outlived its lease and was taken over by this same replica finds
+		// its outcome lost, as one taken over by another replica does.
+		owner := w.cfg.Owner + "#" + strconv.FormatUint(w.claims.Add(1), 36)
+		claim, next, err := w.store.ClaimSyncSubject(ctx, sr.id, owner, w.cfg.Lease)
 		if err != nil {
 			if ctx.Err() == nil {
 				w.log.Warn("sync: claim failed", "site_id", sr.id, "error", err.Error())
