@@ -251,14 +251,7 @@ func TestSyncClaimLeasesTheHead(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		claim := func(owner string) *store.SyncClaim {
-			t.Helper()
-			c, _, err := st.ClaimSyncSubject(ctx, site.ID, owner, time.Minute)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return c
-		}
+		claim := func(owner string) *store.SyncClaim { t.Helper(); return claimSubject(t, st, site.ID, owner) }
 		leases := func() map[int64]string {
 			t.Helper()
 			items, err := st.View(ctx).ListSyncItems(site.ID, 100)
@@ -292,23 +285,12 @@ func TestSyncClaimLeasesTheHead(t *testing.T) {
 
 		finish := func(c *store.SyncClaim, owner, status string) bool {
 			t.Helper()
-			var lost bool
-			err := st.InTx(ctx, func(tx *store.Tx) error {
-				var results []store.SyncResult
-				for _, it := range c.Items {
-					// As the worker does: a pending outcome of a claim that had
-					// to look things up passes that on.
-					results = append(results, store.SyncResult{ID: it.ID, Status: status, NextAttemptAt: clock.Now().Add(time.Minute),
-						CountAttempt: true, Recover: c.Recover && status == models.OutboxStatusPending})
-				}
-				var err error
-				lost, err = tx.FinishSyncItems(c, owner, results)
-				return err
+			return finishClaim(t, st, c, owner, func(it store.SyncItem) store.SyncResult {
+				// As the worker does: a pending outcome of a claim that had
+				// to look things up passes that on.
+				return store.SyncResult{ID: it.ID, Status: status, NextAttemptAt: clock.Now().Add(time.Minute),
+					CountAttempt: true, Recover: c.Recover && status == models.OutboxStatusPending}
 			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			return lost
 		}
 		if finish(c2, "w2", models.OutboxStatusApplied) {
 			t.Fatal("u9's outcome was lost")
@@ -442,44 +424,13 @@ func TestSyncClaimStepsAsideForALiveLeaseBehind(t *testing.T) {
 			st := b.Open(t, storetest.WithNow(clock.Now))
 			site := install(t, st, newSite(1))
 			ctx := context.Background()
-			add := func(n int) {
-				t.Helper()
-				err := st.InTx(ctx, func(tx *store.Tx) error {
-					var items []*models.OutboxItem
-					for range n {
-						items = append(items, &models.OutboxItem{SiteID: site.ID, ResourceType: "Group", ResourceID: "g1",
-							Op: models.OutboxMembersRefresh, Payload: []byte(`{"userIds":["u1"]}`)})
-					}
-					return tx.AddOutboxItems(items...)
-				})
-				if err != nil {
-					t.Fatal(err)
-				}
-			}
-			claim := func(owner string) *store.SyncClaim {
-				t.Helper()
-				c, _, err := st.ClaimSyncSubject(ctx, site.ID, owner, time.Minute)
-				if err != nil {
-					t.Fatal(err)
-				}
-				return c
-			}
+			add := func(n int) { t.Helper(); addGroupItems(t, st, site.ID, "g1", n) }
+			claim := func(owner string) *store.SyncClaim { t.Helper(); return claimSubject(t, st, site.ID, owner) }
 			finish := func(c *store.SyncClaim, owner, status string) bool {
 				t.Helper()
-				var lost bool
-				err := st.InTx(ctx, func(tx *store.Tx) error {
-					var results []store.SyncResult
-					for _, it := range c.Items {
-						results = append(results, store.SyncResult{ID: it.ID, Status: status})
-					}
-					var err error
-					lost, err = tx.FinishSyncItems(c, owner, results)
-					return err
+				return finishClaim(t, st, c, owner, func(it store.SyncItem) store.SyncResult {
+					return store.SyncResult{ID: it.ID, Status: status}
 				})
-				if err != nil {
-					t.Fatal(err)
-				}
-				return lost
 			}
 			add(1)
 			first := claim("w0")
@@ -536,41 +487,20 @@ func TestSyncFullClaimWakesTheNextDeferredItem(t *testing.T) {
 		st := b.Open(t, storetest.WithNow(clock.Now))
 		site := install(t, st, newSite(1))
 		ctx := context.Background()
-		add := func(n int) {
-			t.Helper()
-			err := st.InTx(ctx, func(tx *store.Tx) error {
-				var items []*models.OutboxItem
-				for range n {
-					items = append(items, &models.OutboxItem{SiteID: site.ID, ResourceType: "Group", ResourceID: "g1",
-						Op: models.OutboxMembersRefresh, Payload: []byte(`{"userIds":["u1"]}`)})
-				}
-				return tx.AddOutboxItems(items...)
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-		}
+		add := func(n int) { t.Helper(); addGroupItems(t, st, site.ID, "g1", n) }
 		claim := func() *store.SyncClaim {
 			t.Helper()
-			c, _, err := st.ClaimSyncSubject(ctx, site.ID, "w", time.Minute)
-			if err != nil || c == nil {
-				t.Fatalf("claim: %v, %v", c, err)
+			c := claimSubject(t, st, site.ID, "w")
+			if c == nil {
+				t.Fatal("claim: nothing to claim")
 			}
 			return c
 		}
 		finish := func(c *store.SyncClaim, status string) {
 			t.Helper()
-			err := st.InTx(ctx, func(tx *store.Tx) error {
-				var results []store.SyncResult
-				for _, it := range c.Items {
-					results = append(results, store.SyncResult{ID: it.ID, Status: status, NextAttemptAt: clock.Now().Add(time.Second)})
-				}
-				_, err := tx.FinishSyncItems(c, "w", results)
-				return err
+			finishClaim(t, st, c, "w", func(it store.SyncItem) store.SyncResult {
+				return store.SyncResult{ID: it.ID, Status: status, NextAttemptAt: clock.Now().Add(time.Second)}
 			})
-			if err != nil {
-				t.Fatal(err)
-			}
 		}
 		add(1)
 		first := claim()
@@ -591,4 +521,51 @@ func TestSyncFullClaimWakesTheNextDeferredItem(t *testing.T) {
 			t.Fatalf("next claim's head = %d, want %d (the last item a deferred)", next.Head, want)
 		}
 	})
+}
+
+// addGroupItems adds n members_refresh items of group to the site's outbox.
+func addGroupItems(t *testing.T, st *store.Store, siteID, group string, n int) {
+	t.Helper()
+	err := st.InTx(context.Background(), func(tx *store.Tx) error {
+		items := make([]*models.OutboxItem, 0, n)
+		for range n {
+			items = append(items, &models.OutboxItem{SiteID: siteID, ResourceType: "Group", ResourceID: group,
+				Op: models.OutboxMembersRefresh, Payload: []byte(`{"userIds":["u1"]}`)})
+		}
+		return tx.AddOutboxItems(items...)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// claimSubject claims the site's next subject as owner, for a minute; nil
+// when there is none.
+func claimSubject(t *testing.T, st *store.Store, siteID, owner string) *store.SyncClaim {
+	t.Helper()
+	c, _, err := st.ClaimSyncSubject(context.Background(), siteID, owner, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// finishClaim records result(item) for each of the claim's items as owner
+// and says whether the outcome was lost.
+func finishClaim(t *testing.T, st *store.Store, c *store.SyncClaim, owner string, result func(store.SyncItem) store.SyncResult) bool {
+	t.Helper()
+	var lost bool
+	err := st.InTx(context.Background(), func(tx *store.Tx) error {
+		results := make([]store.SyncResult, 0, len(c.Items))
+		for _, it := range c.Items {
+			results = append(results, result(it))
+		}
+		var err error
+		lost, err = tx.FinishSyncItems(c, owner, results)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lost
 }
