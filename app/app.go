@@ -83,6 +83,10 @@ type Options struct {
 	// OnStatement, when set, hears every database statement (store.Options):
 	// the sync benchmark counts statements per request to Atlassian.
 	OnStatement func(ctx context.Context)
+	// ConnState, when set, hears every connection's state change
+	// (http.Server.ConnState): the shutdown test waits until its half-sent
+	// request is active before it starts the shutdown.
+	ConnState func(net.Conn, http.ConnState)
 }
 
 // App is one running idbridge.
@@ -326,6 +330,7 @@ func (a *App) init(ctx context.Context, opts Options) error {
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+		ConnState:         opts.ConnState,
 	}
 	return nil
 }

@@ -38,7 +38,12 @@ func loadConfig(t *testing.T, env map[string]string) config.Config {
 // called); it returns the base URL of the listener.
 func runApp(t *testing.T, cfg config.Config) (a *app.App, base string, stop func() error) {
 	t.Helper()
-	a, err := app.Open(context.Background(), cfg, app.Options{})
+	return runAppWith(t, cfg, app.Options{})
+}
+
+func runAppWith(t *testing.T, cfg config.Config, opts app.Options) (a *app.App, base string, stop func() error) {
+	t.Helper()
+	a, err := app.Open(context.Background(), cfg, opts)
 	if err != nil {
 		t.Fatalf("open: %v", err)
 	}
@@ -85,7 +90,18 @@ func TestServesOnAnyPortAndShutsDownCleanly(t *testing.T) {
 // slowly, starts the shutdown while the handler is still reading it, then
 // completes the body: the client must get its answer, not a reset.
 func TestShutdownLetsInFlightRequestsFinish(t *testing.T) {
-	_, base, stop := runApp(t, loadConfig(t, sqliteEnv(t)))
+	// The server must have read the request's headers (the connection is
+	// active) before the shutdown starts: a connection still new would be
+	// closed as idle once it is 5 s old, which a loaded machine can reach.
+	active := make(chan string, 16)
+	_, base, stop := runAppWith(t, loadConfig(t, sqliteEnv(t)), app.Options{ConnState: func(c net.Conn, s http.ConnState) {
+		if s == http.StateActive {
+			select {
+			case active <- c.RemoteAddr().String():
+			default:
+			}
+		}
+	}})
 	u, _ := url.Parse(base)
 	conn, err := net.Dial("tcp", u.Host)
 	if err != nil {
@@ -94,6 +110,17 @@ func TestShutdownLetsInFlightRequestsFinish(t *testing.T) {
 	defer conn.Close()
 	body := `{"clientKey":"x","baseUrl":"https://x.atlassian.net","sharedSecret":"` + strings.Repeat("s", 40) + `"}`
 	fmt.Fprintf(conn, "POST /lifecycle/installed HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", u.Host, len(body), body[:10])
+	for waiting := time.After(30 * time.Second); ; {
+		select {
+		case addr := <-active:
+			if addr != conn.LocalAddr().String() {
+				continue
+			}
+		case <-waiting:
+			t.Fatal("the server never read the half-sent request's headers")
+		}
+		break
+	}
 
 	// Start the shutdown and wait until the listener refuses new
 	// connections; the half-sent request is active, so Shutdown must wait
