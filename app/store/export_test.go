@@ -36,6 +36,10 @@ func ScanRaw(ctx context.Context, s *Store, dest any, query string, args ...any)
 	return s.db.WithContext(ctx).Raw(query, args...).Scan(dest).Error
 }
 
+// NextLeaseSQL is the question a worker with nothing to claim asks about
+// leases (nextSyncDue), for the plan test.
+const NextLeaseSQL = nextLeaseSQL
+
 // MigrationCount is how many migrations this binary knows.
 func MigrationCount() int { return len(migrations) }
 

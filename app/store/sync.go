@@ -270,6 +270,10 @@ func scanSyncItems(rows *sql.Rows) ([]SyncItem, error) {
 	return items, nil
 }
 
+// nextLeaseSQL reads when the site's next lease runs out, from
+// outbox_leased (its lease_until condition implies the index's).
+const nextLeaseSQL = `SELECT lease_until FROM outbox WHERE site_id = ? AND lease_until > ? AND status = 'pending' ORDER BY lease_until LIMIT 1`
+
 // nextSyncDue is when the site's next pending item is due or its next
 // lease runs out, whichever is first; zero when neither.
 func (tx *Tx) nextSyncDue(siteID string, now time.Time) (time.Time, error) {
@@ -280,8 +284,7 @@ func (tx *Tx) nextSyncDue(siteID string, now time.Time) (time.Time, error) {
 	}{
 		{`SELECT next_attempt_at FROM outbox WHERE site_id = ? AND status = 'pending' AND next_attempt_at > ? AND next_attempt_at < ?
 			ORDER BY next_attempt_at LIMIT 1`, []any{siteID, now, deferredAt}},
-		{`SELECT lease_until FROM outbox WHERE site_id = ? AND status = 'pending' AND lease_until > ? ORDER BY lease_until LIMIT 1`,
-			[]any{siteID, now}},
+		{nextLeaseSQL, []any{siteID, now}},
 	} {
 		var at time.Time
 		err := tx.db.Raw(q.sql, q.args...).Row().Scan(&at)

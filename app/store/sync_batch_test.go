@@ -2,7 +2,9 @@ package store_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -568,4 +570,104 @@ func finishClaim(t *testing.T, st *store.Store, c *store.SyncClaim, owner string
 		t.Fatal(err)
 	}
 	return lost
+}
+
+// A worker that finds nothing to claim learns when the first lease runs
+// out, and that question reads the few leased rows from outbox_leased, not
+// the site's whole backlog, on both databases (without statistics, as
+// with autovacuum off, and with PostgreSQL's generic plan).
+func TestNextSyncDueReadsTheLeaseIndex(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		clock := storetest.NewClock(epoch)
+		st := b.Open(t, storetest.WithNow(clock.Now))
+		site := install(t, st, newSite(1))
+		other := install(t, st, newSite(2))
+		for g := range 20 {
+			addGroupItems(t, st, site.ID, fmt.Sprintf("g%02d", g), 100)
+		}
+		addGroupItems(t, st, other.ID, "g00", 1)
+		ctx := context.Background()
+		// The other site's lease runs out first; it is not this site's.
+		if _, _, err := st.ClaimSyncSubject(ctx, other.ID, "w-other", time.Second); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 20 {
+			clock.Advance(time.Second)
+			if c, _, err := st.ClaimSyncSubject(ctx, site.ID, fmt.Sprintf("w%d", i), time.Minute); err != nil || c == nil {
+				t.Fatalf("claim %d = %v, %v", i, c, err)
+			}
+		}
+		c, next, err := st.ClaimSyncSubject(ctx, site.ID, "late", time.Minute)
+		if err != nil || c != nil {
+			t.Fatalf("claim with every subject leased = %v, %v; want none", c, err)
+		}
+		if want := epoch.Add(time.Second + time.Minute); !next.Equal(want) {
+			t.Fatalf("next due = %v, want the first lease's end %v", next, want)
+		}
+
+		plans := map[string]string{}
+		args := []any{site.ID, clock.Now()}
+		if b.Name == store.Postgres {
+			conn, err := st.SQLDB().Conn(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			q := store.NextLeaseSQL
+			for i := 1; strings.Contains(q, "?"); i++ {
+				q = strings.Replace(q, "?", fmt.Sprintf("$%d", i), 1)
+			}
+			if _, err := conn.ExecContext(ctx, `PREPARE next_lease(text, timestamptz) AS `+q); err != nil {
+				t.Fatal(err)
+			}
+			for _, mode := range []string{"force_custom_plan", "force_generic_plan"} {
+				if _, err := conn.ExecContext(ctx, `SET plan_cache_mode = `+mode); err != nil {
+					t.Fatal(err)
+				}
+				plans[mode] = explainLines(t, conn, `EXPLAIN EXECUTE next_lease('`+site.ID+`', '`+clock.Now().Format(time.RFC3339Nano)+`')`)
+			}
+			_, _ = conn.ExecContext(ctx, `DEALLOCATE next_lease`)
+			_, _ = conn.ExecContext(ctx, `RESET plan_cache_mode`)
+		} else {
+			var rows []struct {
+				ID, Parent, Notused int
+				Detail              string
+			}
+			if err := store.ScanRaw(ctx, st, &rows, `EXPLAIN QUERY PLAN `+store.NextLeaseSQL, args...); err != nil {
+				t.Fatal(err)
+			}
+			var lines []string
+			for _, r := range rows {
+				lines = append(lines, r.Detail)
+			}
+			plans["sqlite"] = strings.Join(lines, "\n")
+		}
+		for mode, plan := range plans {
+			if !strings.Contains(plan, "outbox_leased") {
+				t.Errorf("%s plan of the next lease does not read outbox_leased:\n%s", mode, plan)
+			}
+		}
+	})
+}
+
+func explainLines(t *testing.T, conn *sql.Conn, q string) string {
+	t.Helper()
+	rows, err := conn.QueryContext(context.Background(), q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var lines []string
+	for rows.Next() {
+		var l string
+		if err := rows.Scan(&l); err != nil {
+			t.Fatal(err)
+		}
+		lines = append(lines, l)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return strings.Join(lines, "\n")
 }
