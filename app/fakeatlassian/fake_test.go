@@ -1,7 +1,10 @@
 package fakeatlassian_test
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -353,6 +356,45 @@ func TestFaults(t *testing.T) {
 	}
 	if got := s.RequestCount("POST /rest/api/3/group", fakeatlassian.StatusDropped); got != 1 {
 		t.Errorf("dropped counted: %d", got)
+	}
+
+	// No answer after the change, until the caller gives up: the group
+	// exists while the caller still waits.
+	s.Inject(fakeatlassian.Fault{Route: "POST /rest/api/3/group", HangAfterApply: true, Times: 1})
+	ctx, cancel := context.WithCancel(context.Background())
+	hung := make(chan error, 1)
+	go func() {
+		req, _ := http.NewRequestWithContext(ctx, "POST", s.Origin()+"/rest/api/3/group", strings.NewReader(`{"name":"Hung"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.SetBasicAuth(svcEmail, apiToken)
+		res, err := http.DefaultClient.Do(req)
+		if err == nil {
+			res.Body.Close()
+			err = fmt.Errorf("an answer: %d", res.StatusCode)
+		}
+		hung <- err
+	}()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if _, ok := s.GroupByName("Hung"); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the hung request's change was not applied")
+		}
+	}
+	select {
+	case err := <-hung:
+		t.Fatalf("the hung request ended before its caller gave up: %v", err)
+	default:
+	}
+	cancel()
+	if err := <-hung; !errors.Is(err, context.Canceled) {
+		t.Errorf("hung: %v", err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); s.RequestCount("POST /rest/api/3/group", fakeatlassian.StatusGone) != 1; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the hung request was not counted as gone")
+		}
 	}
 
 	// Probability: about that share, repeatably.

@@ -49,6 +49,11 @@ type Fault struct {
 	// DropAfterApply applies the change, then closes the connection
 	// without an answer: the caller cannot know whether it happened.
 	DropAfterApply bool
+	// HangAfterApply applies the change, then answers nothing, leaving the
+	// connection open, until the caller gives up or the Fake closes
+	// (counted as StatusGone): a test can kill the caller after the site
+	// applied its change and before the caller learnt of it.
+	HangAfterApply bool
 	// Times is how many matching requests it affects; 0 means every one
 	// until ClearFaults.
 	Times int

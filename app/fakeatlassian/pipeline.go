@@ -186,6 +186,14 @@ func (s *Site) pipeline(w http.ResponseWriter, r *http.Request, route string, au
 		drop(w)
 		return
 	}
+	if fault != nil && fault.HangAfterApply {
+		select {
+		case <-r.Context().Done():
+		case <-s.f.closing:
+		}
+		s.rec.count(&s.mu, route, StatusGone)
+		return
+	}
 	status := buf.status
 	if status == 0 {
 		status = http.StatusOK
