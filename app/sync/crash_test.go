@@ -30,9 +30,11 @@ import (
 const crashChildEnv = "IDBRIDGE_SYNC_CRASH_CHILD"
 
 // crashChild is what the child process needs: the database, the key
-// ring, and where Atlassian is.
+// ring, and where Atlassian is; and a lease and request timeout other
+// than crashConfig's, when set.
 type crashChild struct {
 	Driver, DSN, Keys, APIURL, Owner string
+	Lease, RequestTimeout            time.Duration
 }
 
 // crashConfig tunes a worker for the crash test: short leases, so that a
@@ -44,12 +46,12 @@ func crashConfig(owner string) syncw.Config {
 	}
 }
 
-// TestCrashChild is the worker process of TestCrashMidBatchLosesNothing;
-// run directly it does nothing.
+// TestCrashChild is the worker process of the crash tests; run directly
+// it does nothing.
 func TestCrashChild(t *testing.T) {
 	raw := os.Getenv(crashChildEnv)
 	if raw == "" {
-		t.Skip("runs only as the child process of TestCrashMidBatchLosesNothing")
+		t.Skip("runs only as the child process of the crash tests")
 	}
 	var c crashChild
 	if err := json.Unmarshal([]byte(raw), &c); err != nil {
@@ -72,7 +74,14 @@ func TestCrashChild(t *testing.T) {
 	defer st.Close()
 	api, _ := url.Parse(c.APIURL)
 	sa := atlassian.NewServiceAccounts(atlassian.New(atlassian.Options{Limiter: atlassian.LimiterOptions{Rate: 1e6, Burst: 1e6}}), api, api)
-	w := syncw.New(crashConfig(c.Owner), st, sa, nil, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	cfg := crashConfig(c.Owner)
+	if c.Lease > 0 {
+		cfg.Lease = c.Lease
+	}
+	if c.RequestTimeout > 0 {
+		cfg.RequestTimeout = c.RequestTimeout
+	}
+	w := syncw.New(cfg, st, sa, nil, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	st.OnOutbox(w.Wake)
 	fmt.Fprintln(os.Stderr, "crash child: running as", c.Owner)
 	if err := w.Run(ctx); err != nil {
@@ -91,22 +100,9 @@ func TestCrashMidBatchLosesNothing(t *testing.T) {
 	}
 	t.Parallel()
 	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
-		key := storetest.NewKey(t, "crash1")
-		ring := storetest.NewRing(t, key)
-		driver, dsn := b.Database(t)
 		cfg := crashConfig("parent-" + b.Name)
-		e := newEnv(t, b, withRealTime(), withConfig(func(c *syncw.Config) { *c = crashConfig(c.Owner) }),
-			withStore(func(now func() time.Time) *store.Store {
-				st, err := store.Open(context.Background(), store.Options{Driver: driver, DSN: dsn, Ring: ring, Now: now, MaxOpenConns: 4, MaxIdleConns: 2})
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { _ = st.Close() })
-				if _, err := st.Migrate(context.Background()); err != nil {
-					t.Fatal(err)
-				}
-				return st
-			}))
+		ce := newCrashEnv(t, b, withRealTime(), withConfig(func(c *syncw.Config) { *c = crashConfig(c.Owner) }))
+		e := ce.env
 		// Slow answers, so that a kill often lands while a call is out;
 		// answers lost after the change was applied; rate limiting.
 		for _, f := range []fakeatlassian.Fault{
@@ -118,27 +114,7 @@ func TestCrashMidBatchLosesNothing(t *testing.T) {
 			e.fs.Inject(f)
 		}
 
-		child := func(n int) *exec.Cmd {
-			t.Helper()
-			spec, _ := json.Marshal(crashChild{Driver: driver, DSN: dsn, Keys: secret.FormatKeys([]secret.Key{key}), APIURL: e.fake.APIURL(),
-				Owner: fmt.Sprintf("child-%d-%s", n, b.Name)})
-			cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1", "-test.timeout=5m")
-			cmd.Env = append(os.Environ(), crashChildEnv+"="+string(spec))
-			logs := &apptest.LockedBuffer{}
-			cmd.Stdout, cmd.Stderr = logs, logs
-			cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() {
-				_ = cmd.Process.Kill()
-				_ = cmd.Wait()
-				if t.Failed() {
-					t.Logf("child %d said:\n%s", n, logs.String())
-				}
-			})
-			return cmd
-		}
+		child := func(n int) *exec.Cmd { return ce.child(n, 0, 0) }
 		// killAfter lets the child make n more requests, then kills it,
 		// and counts the claims it held (their heads still leased).
 		midBatch := 0
@@ -146,10 +122,7 @@ func TestCrashMidBatchLosesNothing(t *testing.T) {
 			t.Helper()
 			start := e.fs.TotalRequests()
 			e.waitFor(fmt.Sprintf("%d requests from the child", n), func() bool { return e.fs.TotalRequests() >= start+n })
-			if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-				t.Fatal(err)
-			}
-			_ = cmd.Wait()
+			kill(t, cmd)
 			for _, it := range e.items() {
 				if it.Status == models.OutboxStatusPending && it.LeaseOwner != "" && it.LeaseUntil != nil && it.LeaseUntil.After(time.Now()) {
 					midBatch++
@@ -197,4 +170,70 @@ func TestCrashMidBatchLosesNothing(t *testing.T) {
 		}
 		t.Logf("%d claims held by the killed workers; %d requests, %d changes; %v", midBatch, e.fs.TotalRequests(), len(e.fs.Changes()), e.fs.Requests())
 	})
+}
+
+// crashEnv is an env whose database a worker in a child process opens
+// too (crashChild).
+type crashEnv struct {
+	*env
+	key         secret.Key
+	driver, dsn string
+}
+
+// newCrashEnv makes an env on a database of its own, which child worker
+// processes can open.
+func newCrashEnv(t *testing.T, b storetest.Backend, opts ...envOption) *crashEnv {
+	t.Helper()
+	ce := &crashEnv{key: storetest.NewKey(t, "crash1")}
+	ring := storetest.NewRing(t, ce.key)
+	ce.driver, ce.dsn = b.Database(t)
+	opts = append(opts, withStore(func(now func() time.Time) *store.Store {
+		st, err := store.Open(context.Background(), store.Options{Driver: ce.driver, DSN: ce.dsn, Ring: ring, Now: now, MaxOpenConns: 4, MaxIdleConns: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = st.Close() })
+		if _, err := st.Migrate(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}))
+	ce.env = newEnv(t, b, opts...)
+	return ce
+}
+
+// child starts a sync worker in a child process (TestCrashChild), owner
+// "child-n-backend", with crashConfig's lease and request timeout unless
+// given; it is killed when the test ends at the latest.
+func (ce *crashEnv) child(n int, lease, requestTimeout time.Duration) *exec.Cmd {
+	t := ce.t
+	t.Helper()
+	spec, _ := json.Marshal(crashChild{Driver: ce.driver, DSN: ce.dsn, Keys: secret.FormatKeys([]secret.Key{ce.key}), APIURL: ce.fake.APIURL(),
+		Owner: fmt.Sprintf("child-%d-%s", n, ce.b.Name), Lease: lease, RequestTimeout: requestTimeout})
+	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1", "-test.timeout=5m")
+	cmd.Env = append(os.Environ(), crashChildEnv+"="+string(spec))
+	logs := &apptest.LockedBuffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("child %d said:\n%s", n, logs.String())
+		}
+	})
+	return cmd
+}
+
+// kill kills a child worker (SIGKILL: nothing of it runs any more) and
+// waits for it.
+func kill(t *testing.T, cmd *exec.Cmd) {
+	t.Helper()
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
 }

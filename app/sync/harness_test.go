@@ -57,6 +57,8 @@ type env struct {
 	// withRealTime (drain then waits instead of moving the clock).
 	now      func() time.Time
 	realTime bool
+	// clockAt is where the test's clock starts (withClockAt); epoch if zero.
+	clockAt time.Time
 	// openStore, when set, opens the store (withStore).
 	openStore func(now func() time.Time) *store.Store
 	// others are more workers (replicas) on the same database.
@@ -79,6 +81,12 @@ func withProduct(product string) envOption { return func(e *env) { e.product = p
 // withRealTime runs on the real clock (for a worker in another process).
 func withRealTime() envOption { return func(e *env) { e.realTime = true } }
 
+// withClockAt starts the test's clock at t instead of epoch: at the real
+// time, a worker in another process (on the real clock) finds the test's
+// changes due, while its leases run out only when the test moves the
+// clock past them.
+func withClockAt(t time.Time) envOption { return func(e *env) { e.clockAt = t } }
+
 // withStore opens the store with fn instead of the backend's Open.
 func withStore(fn func(now func() time.Time) *store.Store) envOption {
 	return func(e *env) { e.openStore = fn }
@@ -98,7 +106,10 @@ func newEnv(t *testing.T, b storetest.Backend, opts ...envOption) *env {
 	for _, o := range opts {
 		o(e)
 	}
-	e.clock = storetest.NewClock(epoch)
+	if e.clockAt.IsZero() {
+		e.clockAt = epoch
+	}
+	e.clock = storetest.NewClock(e.clockAt)
 	e.now = e.clock.Now
 	if e.realTime {
 		e.now = time.Now
