@@ -14,11 +14,11 @@ package models
 // the privacy policy are announced.
 
 // InventoryVersion is the version of the inventory shown on /privacy.
-const InventoryVersion = "3"
+const InventoryVersion = "4"
 
 // InventoryLastChanged is the date (YYYY-MM-DD) the inventory last changed
 // in a way that matters to the people it describes.
-const InventoryLastChanged = "2026-12-06"
+const InventoryLastChanged = "2026-12-07"
 
 // InventoryEntry classifies one column. For personal data every field is
 // filled; for other columns Purpose says what the column is for and the rest

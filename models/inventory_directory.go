@@ -99,6 +99,7 @@ func directoryInventory() []InventoryEntry {
 		other("sync_members", "group_id", "which group"),
 		personal("sync_members", "user_id", "group membership: which groups of the site idbridge put a user in"),
 		personal("sync_members", "account_id", "account identifier: the member's Atlassian account ID"),
+		personal("sync_members", "adding", "group membership: idbridge is adding the user to the group, and the site has not confirmed it yet"),
 
 		other("sync_sites", "site_id", "which site"),
 		other("sync_sites", "paused", "pausing the site's sync while its credentials do not work"),

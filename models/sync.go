@@ -65,6 +65,16 @@ type SyncGroup struct {
 	UpdatedAt   time.Time
 }
 
+// SyncMember is a membership of a directory user in a group's Atlassian
+// side: recorded as applied, or (Adding) recorded before its add was made
+// and not confirmed since, so that whatever happens meanwhile (a crash, a
+// lost answer, the user's deactivation or deletion) knows the account that
+// may be in the group.
+type SyncMember struct {
+	AccountID string
+	Adding    bool
+}
+
 // SyncStatus is GET /api/admin/sync (SPEC 6.1).
 type SyncStatus struct {
 	Paused       bool

@@ -236,6 +236,13 @@ var migrations = []migration{
 	{Version: 12, Name: "outbox lease index", Up: portable(
 		`CREATE INDEX outbox_leased ON outbox (site_id, lease_until) WHERE status = 'pending' AND lease_until IS NOT NULL`,
 	)},
+	// A group's claim records the memberships it is about to add, as
+	// adding, before it makes the calls, and confirms them after: a crash
+	// between an add and its record leaves the account's membership known
+	// to the user's deactivation or deletion, and to the claim after it.
+	{Version: 13, Name: "sync memberships being added", Up: portable(
+		`ALTER TABLE sync_members ADD COLUMN adding BOOLEAN NOT NULL DEFAULT FALSE`,
+	)},
 }
 
 func (s *Store) ensureMigrationsTable(ctx context.Context, db *gorm.DB) error {

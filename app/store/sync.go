@@ -646,11 +646,10 @@ func (tx *Tx) DeleteSyncGroup(siteID, groupID string) error {
 	return nil
 }
 
-// SyncMembers returns the memberships of the group recorded as applied in
-// the site, by user ID (the value is the account ID); only among userIDs
-// when it is not nil.
-func (tx *Tx) SyncMembers(siteID, groupID string, userIDs []string) (map[string]string, error) {
-	out := map[string]string{}
+// SyncMembers returns the memberships of the group recorded, by user ID:
+// applied, or being added (Adding); only among userIDs when it is not nil.
+func (tx *Tx) SyncMembers(siteID, groupID string, userIDs []string) (map[string]models.SyncMember, error) {
+	out := map[string]models.SyncMember{}
 	scan := func(q string, args ...any) error {
 		rows, err := tx.db.Raw(q, args...).Rows()
 		if err != nil {
@@ -658,20 +657,21 @@ func (tx *Tx) SyncMembers(siteID, groupID string, userIDs []string) (map[string]
 		}
 		defer rows.Close()
 		for rows.Next() {
-			var u, a string
-			if err := rows.Scan(&u, &a); err != nil {
+			var u string
+			var m models.SyncMember
+			if err := rows.Scan(&u, &m.AccountID, &m.Adding); err != nil {
 				return fmt.Errorf("sync members: %w", err)
 			}
-			out[u] = a
+			out[u] = m
 		}
 		return rows.Err()
 	}
 	if userIDs == nil {
-		return out, scan(`SELECT user_id, account_id FROM sync_members WHERE site_id = ? AND group_id = ?`, siteID, groupID)
+		return out, scan(`SELECT user_id, account_id, adding FROM sync_members WHERE site_id = ? AND group_id = ?`, siteID, groupID)
 	}
 	for start := 0; start < len(userIDs); start += 500 {
 		chunk := userIDs[start:min(start+500, len(userIDs))]
-		if err := scan(`SELECT user_id, account_id FROM sync_members WHERE site_id = ? AND group_id = ? AND user_id IN ?`, siteID, groupID, chunk); err != nil {
+		if err := scan(`SELECT user_id, account_id, adding FROM sync_members WHERE site_id = ? AND group_id = ? AND user_id IN ?`, siteID, groupID, chunk); err != nil {
 			return nil, err
 		}
 	}
@@ -679,7 +679,7 @@ func (tx *Tx) SyncMembers(siteID, groupID string, userIDs []string) (map[string]
 }
 
 // SyncGroupsOfUser lists the groups in which the user's membership is
-// recorded as applied.
+// recorded: applied, or being added (the site may have it).
 func (tx *Tx) SyncGroupsOfUser(siteID, userID string) ([]string, error) {
 	var ids []string
 	if err := tx.db.Raw(`SELECT group_id FROM sync_members WHERE site_id = ? AND user_id = ? ORDER BY group_id`, siteID, userID).Scan(&ids).Error; err != nil {
@@ -688,51 +688,71 @@ func (tx *Tx) SyncGroupsOfUser(siteID, userID string) ([]string, error) {
 	return ids, nil
 }
 
-// SetSyncMember records (member true) or forgets a membership as applied.
+// SetSyncMember records (member true) a membership as applied, confirming
+// one being added, or forgets it.
 func (tx *Tx) SetSyncMember(siteID, groupID, userID, accountID string, member bool) error {
-	var err error
 	if member {
-		err = tx.db.Exec(`INSERT INTO sync_members (site_id, group_id, user_id, account_id) VALUES (?, ?, ?, ?)
-			ON CONFLICT (site_id, group_id, user_id) DO UPDATE SET account_id = excluded.account_id`, siteID, groupID, userID, accountID).Error
-	} else {
-		err = tx.db.Exec(`DELETE FROM sync_members WHERE site_id = ? AND group_id = ? AND user_id = ?`, siteID, groupID, userID).Error
+		return tx.upsertSyncMembers("set sync member", siteID, groupID, map[string]string{userID: accountID}, false)
 	}
-	if err != nil {
+	if err := tx.db.Exec(`DELETE FROM sync_members WHERE site_id = ? AND group_id = ? AND user_id = ?`, siteID, groupID, userID).Error; err != nil {
 		return fmt.Errorf("set sync member: %w", translate(err))
 	}
 	return nil
 }
 
 // SetSyncMembers records several memberships of one group at once:
-// members maps user IDs to the account that joined, removed lists users
-// that left.
+// members maps user IDs to the account that joined (applied, confirming
+// those being added), removed lists users that left (or whose add did not
+// happen).
 func (tx *Tx) SetSyncMembers(siteID, groupID string, members map[string]string, removed []string) error {
-	users := make([]string, 0, len(members))
-	for u := range members {
-		users = append(users, u)
-	}
-	slices.Sort(users)
-	for start := 0; start < len(users); start += 200 {
-		chunk := users[start:min(start+200, len(users))]
-		var q strings.Builder
-		args := make([]any, 0, 4*len(chunk))
-		q.WriteString(`INSERT INTO sync_members (site_id, group_id, user_id, account_id) VALUES `)
-		for i, u := range chunk {
-			if i > 0 {
-				q.WriteString(", ")
-			}
-			q.WriteString("(?, ?, ?, ?)")
-			args = append(args, siteID, groupID, u, members[u])
-		}
-		q.WriteString(` ON CONFLICT (site_id, group_id, user_id) DO UPDATE SET account_id = excluded.account_id`)
-		if err := tx.db.Exec(q.String(), args...).Error; err != nil {
-			return fmt.Errorf("set sync members: %w", translate(err))
-		}
+	if err := tx.upsertSyncMembers("set sync members", siteID, groupID, members, false); err != nil {
+		return err
 	}
 	for start := 0; start < len(removed); start += 500 {
 		chunk := removed[start:min(start+500, len(removed))]
 		if err := tx.db.Exec(`DELETE FROM sync_members WHERE site_id = ? AND group_id = ? AND user_id IN ?`, siteID, groupID, chunk).Error; err != nil {
 			return fmt.Errorf("set sync members: %w", translate(err))
+		}
+	}
+	return nil
+}
+
+// SetSyncMembersAdding records memberships of one group about to be added,
+// before the calls that add them: members maps user IDs to the account
+// being added. A membership recorded as applied stays so; one being added
+// takes the new account.
+func (tx *Tx) SetSyncMembersAdding(siteID, groupID string, members map[string]string) error {
+	return tx.upsertSyncMembers("set sync members adding", siteID, groupID, members, true)
+}
+
+// upsertSyncMembers writes memberships of one group, 200 a statement:
+// applied ones over whatever was recorded, or (adding) ones being added
+// over nothing or another being added.
+func (tx *Tx) upsertSyncMembers(what, siteID, groupID string, members map[string]string, adding bool) error {
+	users := make([]string, 0, len(members))
+	for u := range members {
+		users = append(users, u)
+	}
+	slices.Sort(users)
+	conflict := ` ON CONFLICT (site_id, group_id, user_id) DO UPDATE SET account_id = excluded.account_id, adding = FALSE`
+	if adding {
+		conflict = ` ON CONFLICT (site_id, group_id, user_id) DO UPDATE SET account_id = excluded.account_id WHERE sync_members.adding`
+	}
+	for start := 0; start < len(users); start += 200 {
+		chunk := users[start:min(start+200, len(users))]
+		var q strings.Builder
+		args := make([]any, 0, 5*len(chunk))
+		q.WriteString(`INSERT INTO sync_members (site_id, group_id, user_id, account_id, adding) VALUES `)
+		for i, u := range chunk {
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			q.WriteString("(?, ?, ?, ?, ?)")
+			args = append(args, siteID, groupID, u, members[u], adding)
+		}
+		q.WriteString(conflict)
+		if err := tx.db.Exec(q.String(), args...).Error; err != nil {
+			return fmt.Errorf("%s: %w", what, translate(err))
 		}
 	}
 	return nil

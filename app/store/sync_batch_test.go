@@ -68,7 +68,11 @@ func TestSyncMembershipsRecordedTogether(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if diff := cmp.Diff(joined, got); diff != "" {
+		want := map[string]models.SyncMember{}
+		for u, a := range joined {
+			want[u] = models.SyncMember{AccountID: a}
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
 			t.Fatalf("memberships after the batch (-want +got):\n%s", diff)
 		}
 
@@ -82,8 +86,98 @@ func TestSyncMembershipsRecordedTogether(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if diff := cmp.Diff(map[string]string{"u000": "acc-new", "u599": "acc-u599"}, got); diff != "" {
+		if diff := cmp.Diff(map[string]models.SyncMember{"u000": {AccountID: "acc-new"}, "u599": {AccountID: "acc-u599"}}, got); diff != "" {
 			t.Fatalf("memberships after removals (-want +got):\n%s", diff)
+		}
+	})
+}
+
+// A group claim records the memberships it is about to add as being added
+// (one statement for many), before the calls; recording them as applied
+// confirms them; a user's groups include those being added.
+func TestSyncMembershipsBeingAdded(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		st := b.Open(t, storetest.WithNow(storetest.NewClock(epoch).Now))
+		site := install(t, st, newSite(1))
+		other := install(t, st, newSite(2))
+		ctx := context.Background()
+		do := func(fn func(tx *store.Tx) error) {
+			t.Helper()
+			if err := st.InTx(ctx, fn); err != nil {
+				t.Fatal(err)
+			}
+		}
+		members := func(group string) map[string]models.SyncMember {
+			t.Helper()
+			got, err := st.View(ctx).SyncMembers(site.ID, group, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return got
+		}
+
+		// 250 users: more than one statement's worth.
+		adding := map[string]string{}
+		want := map[string]models.SyncMember{}
+		for i := range 250 {
+			u := fmt.Sprintf("u%03d", i)
+			adding[u] = "acc-" + u
+			want[u] = models.SyncMember{AccountID: "acc-" + u, Adding: true}
+		}
+		do(func(tx *store.Tx) error {
+			if err := tx.SetSyncMember(site.ID, "g1", "applied", "acc-applied", true); err != nil {
+				return err
+			}
+			return tx.SetSyncMember(other.ID, "g1", "u000", "other", true)
+		})
+		// A membership recorded as applied stays so.
+		adding["applied"] = "acc-other"
+		want["applied"] = models.SyncMember{AccountID: "acc-applied"}
+		do(func(tx *store.Tx) error { return tx.SetSyncMembersAdding(site.ID, "g1", adding) })
+		if diff := cmp.Diff(want, members("g1")); diff != "" {
+			t.Fatalf("memberships being added (-want +got):\n%s", diff)
+		}
+
+		// Being added again, with another account: the new one.
+		do(func(tx *store.Tx) error {
+			return tx.SetSyncMembersAdding(site.ID, "g1", map[string]string{"u001": "acc-new"})
+		})
+		// Applied (confirmed), and not added after all (removed).
+		do(func(tx *store.Tx) error {
+			return tx.SetSyncMembers(site.ID, "g1", map[string]string{"u000": "acc-u000"}, []string{"u002"})
+		})
+		do(func(tx *store.Tx) error { return tx.SetSyncMember(site.ID, "g1", "u003", "acc-u003", true) })
+		got := map[string]models.SyncMember{}
+		for u, m := range members("g1") {
+			if u <= "u004" {
+				got[u] = m
+			}
+		}
+		if diff := cmp.Diff(map[string]models.SyncMember{
+			"u000": {AccountID: "acc-u000"}, "u001": {AccountID: "acc-new", Adding: true},
+			"u003": {AccountID: "acc-u003"}, "u004": {AccountID: "acc-u004", Adding: true},
+			"applied": {AccountID: "acc-applied"},
+		}, got); diff != "" {
+			t.Fatalf("memberships after confirming and removing (-want +got):\n%s", diff)
+		}
+
+		// A user's groups include those it is being added to.
+		do(func(tx *store.Tx) error {
+			return tx.SetSyncMembersAdding(site.ID, "g2", map[string]string{"u004": "acc-u004"})
+		})
+		var groups []string
+		do(func(tx *store.Tx) error {
+			var err error
+			groups, err = tx.SyncGroupsOfUser(site.ID, "u004")
+			return err
+		})
+		if diff := cmp.Diff([]string{"g1", "g2"}, groups); diff != "" {
+			t.Fatalf("u004's groups (-want +got):\n%s", diff)
+		}
+		// The other site's membership of the same IDs was left alone.
+		if got, err := st.View(ctx).SyncMembers(other.ID, "g1", nil); err != nil || !cmp.Equal(got, map[string]models.SyncMember{"u000": {AccountID: "other"}}) {
+			t.Fatalf("the other site's memberships: %v, %v", got, err)
 		}
 	})
 }

@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -236,4 +238,99 @@ func kill(t *testing.T, cmd *exec.Cmd) {
 		t.Fatal(err)
 	}
 	_ = cmd.Wait()
+}
+
+// TestCrashBetweenAnAddAndItsRecord closes the gap between a membership
+// added in the site and its record: the worker adding a user to a group
+// dies (SIGKILL) once the site applied the add, before idbridge recorded
+// it; before the dead claim's lease runs out, the identity provider
+// deletes the user (or deactivates it, with the deactivation mode
+// "remove from the provisioned groups") and that is applied. Once the
+// lease ran out and the group's next claim recovered, the site has the
+// directory's state: the user is in no group. (The deletion forgets the
+// user's account: unless the membership was known before the add, no
+// claim after the crash could tell the site's member was that user.)
+// On SQLite and PostgreSQL.
+func TestCrashBetweenAnAddAndItsRecord(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts worker processes")
+	}
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		change func(e *env, user string)
+	}{
+		{"deleted", func(e *env, user string) { e.delete("Users", user) }},
+		{"deactivated", func(e *env, user string) { e.setActive(user, false) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+				// The test's clock starts at the real time and stands
+				// still: the child (on the real clock) finds the changes
+				// due, and its lease runs out when the test says so.
+				ce := newCrashEnv(t, b, withClockAt(time.Now()))
+				e := ce.env
+				e.setProvisioning(func(p *models.Provisioning) { p.Deactivation = models.DeactivateRemoveGroups })
+				e.start()
+				ada := e.createUser("ada@example.com", true)
+				e.createUser("bob@example.com", true)
+				g := e.createGroup("delta")
+				e.drain()
+				e.stop()
+
+				// The child adds ada to the group; the site applies it and
+				// never answers, and the child is killed meanwhile. Its
+				// timeouts are long, so that only the kill ends its claim.
+				e.fs.Inject(fakeatlassian.Fault{Route: "POST /rest/api/3/group/user", HangAfterApply: true, Times: 1})
+				e.addMembers(g, ada)
+				cmd := ce.child(1, time.Minute, time.Minute)
+				e.waitFor("ada added to the group in the site", func() bool {
+					return slices.Contains(e.fs.Snapshot().Groups["delta"], "ada@example.com")
+				})
+				kill(t, cmd)
+				dead := e.head(g)
+				if dead == nil || !strings.HasPrefix(dead.LeaseOwner, "child-1-") || dead.LeaseUntil == nil || !dead.LeaseUntil.After(e.now()) {
+					t.Fatalf("the group's claim is not the killed child's, in progress: %+v", dead)
+				}
+
+				// The identity provider's change, applied by a fresh worker
+				// (as after a restart) while the dead claim holds the group.
+				tc.change(e, ada)
+				e.w = e.newWorker(e.st, e.cfg)
+				e.st.OnOutbox(e.w.Wake)
+				e.start()
+				e.waitFor("ada's change applied", func() bool { return !e.open(ada) && e.idle() })
+				if h := e.head(g); h == nil || h.ID != dead.ID || h.LeaseOwner != dead.LeaseOwner {
+					t.Fatalf("the group's claim did not wait for the dead claim's lease: %+v", h)
+				}
+
+				// The dead claim's lease runs out; the group's next claim
+				// takes over and recovers.
+				e.clock.Advance(dead.LeaseUntil.Sub(e.now()) + time.Second)
+				e.w.Wake(nil)
+				e.drain()
+				if got := e.fs.Snapshot().Groups["delta"]; len(got) != 0 {
+					t.Errorf("the site's group has %v, want no member", got)
+				}
+				e.checkState(models.DeactivateRemoveGroups)
+				e.checkClean()
+				for _, it := range e.items() {
+					if it.Status != models.OutboxStatusApplied {
+						t.Errorf("item %d %s %s: %s %q", it.ID, it.ResourceType, it.Op, it.Status, it.LastError)
+					}
+				}
+			})
+		})
+	}
+}
+
+// head is the subject's oldest open item; nil when it has none.
+func (e *env) head(subject string) *store.SyncItem {
+	for _, it := range e.items() {
+		if it.ResourceID == subject && (it.Status == models.OutboxStatusPending || it.Status == models.OutboxStatusHeld) {
+			return &it
+		}
+	}
+	return nil
 }

@@ -213,6 +213,74 @@ func Test403IsAFailedItemNotAPause(t *testing.T) {
 	})
 }
 
+// TestAddsAreRecordedBeforeTheirCalls: a group claim records the
+// memberships it adds as being added before the calls. An add whose answer
+// was lost stays so until the next claim finds it in the site and
+// confirms it; an add Atlassian refuses leaves nothing recorded, and the
+// admin's retry adds it and confirms it.
+func TestAddsAreRecordedBeforeTheirCalls(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		e := newEnv(t, b)
+		e.start()
+		ada := e.createUser("ada@example.com", true)
+		bob := e.createUser("bob@example.com", true)
+		g := e.createGroup("delta")
+		e.drain()
+		account := func(email string) string {
+			t.Helper()
+			a, ok := e.fs.Account(email)
+			if !ok {
+				t.Fatalf("%s is not in the site", email)
+			}
+			return a.AccountID
+		}
+		members := func() map[string]models.SyncMember {
+			t.Helper()
+			got, err := e.st.View(context.Background()).SyncMembers(e.site.ID, g, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return got
+		}
+
+		// The answer is lost: applied in the site, recorded as being added.
+		e.fs.Inject(fakeatlassian.Fault{Route: "POST /rest/api/3/group/user", DropAfterApply: true, Times: 1})
+		e.addMembers(g, ada)
+		e.waitFor("the lost answer", func() bool {
+			return e.fs.RequestCount("POST /rest/api/3/group/user", fakeatlassian.StatusDropped) == 1 && e.idle()
+		})
+		if diff := cmp.Diff(map[string]models.SyncMember{ada: {AccountID: account("ada@example.com"), Adding: true}}, members()); diff != "" {
+			t.Fatalf("after the lost answer (-want +got):\n%s", diff)
+		}
+		e.drain()
+		if diff := cmp.Diff(map[string]models.SyncMember{ada: {AccountID: account("ada@example.com")}}, members()); diff != "" {
+			t.Fatalf("after the next claim (-want +got):\n%s", diff)
+		}
+
+		// Refused: the item fails, and no membership is recorded.
+		e.fs.Inject(fakeatlassian.Fault{Route: "POST /rest/api/3/group/user", Status: 403, Times: 1})
+		e.addMembers(g, bob)
+		e.drain()
+		st := e.status()
+		if len(st.FailedItems) != 1 || !strings.Contains(st.FailedItems[0].Error, "403") {
+			t.Fatalf("failed items: %+v", st.FailedItems)
+		}
+		if _, ok := members()[bob]; ok {
+			t.Fatalf("bob's refused add is recorded: %+v", members()[bob])
+		}
+		if _, err := e.w.Retry(context.Background(), &models.Caller{Site: e.site, AccountID: "557058:admin"}, st.FailedItems[0].ID); err != nil {
+			t.Fatal(err)
+		}
+		e.drain()
+		if diff := cmp.Diff(map[string]models.SyncMember{ada: {AccountID: account("ada@example.com")}, bob: {AccountID: account("bob@example.com")}}, members()); diff != "" {
+			t.Fatalf("after the retry (-want +got):\n%s", diff)
+		}
+		e.checkState(models.DeactivateRemoveGroups)
+		e.checkClean()
+	})
+}
+
 // TestNoServiceAccountKeepsChangesPending: without a service account the
 // changes wait, and the status says why.
 func TestNoServiceAccountKeepsChangesPending(t *testing.T) {

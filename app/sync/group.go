@@ -298,10 +298,20 @@ func (j *job) members(sg *models.SyncGroup, users []string, verify bool) outcome
 			return o
 		}
 	}
+	desired := make(map[string]bool, len(users))
+	for _, u := range users {
+		su, has := synced[u]
+		desired[u] = inDir[u] && has && su.AccountID != "" && su.State.HasAccess()
+	}
+	if o, ok := j.recordAdding(sg, users, desired, synced, done); !ok {
+		return o
+	}
 	// Membership changes applied in the site are recorded together, every
 	// memberBatch of them and before the claim ends, in one transaction
-	// (recordMembers). A crash in between leaves the claim's lease, and the
-	// claim after it reads the group's members from the site first.
+	// (recordMembers). The adds were recorded before their calls, as
+	// being added (recordAdding): a crash in between leaves the claim's
+	// lease and those records, and the claim after it reads the group's
+	// members from the site first.
 	var batch []memberRecord
 	flushed := func(o outcome) outcome {
 		if len(batch) == 0 {
@@ -317,9 +327,8 @@ func (j *job) members(sg *models.SyncGroup, users []string, verify bool) outcome
 	waitingFor := ""
 	for _, u := range users {
 		su, has := synced[u]
-		desired := inDir[u] && has && su.AccountID != "" && su.State.HasAccess()
-		account, isDone := done[u]
-		if inDir[u] && !desired && (!has || su.State == models.SyncUserNone) && active[u] {
+		m, recorded := done[u]
+		if inDir[u] && !desired[u] && (!has || su.State == models.SyncUserNone) && active[u] {
 			// Its user is not in the site yet: wait while its creation is
 			// on its way; a user whose creation failed gets the
 			// membership when it is created (its own item says why not).
@@ -336,9 +345,16 @@ func (j *job) members(sg *models.SyncGroup, users []string, verify bool) outcome
 			continue
 		}
 		switch {
-		case desired && !isDone:
+		case desired[u] && (!recorded || m.Adding):
+			if !recorded {
+				// Beyond the adds recorded before the calls (as many as
+				// the claim had calls left): the next claim goes on.
+				return flushed(j.classify(errBudget, "add a member to the group", true))
+			}
 			err := j.call(func(ctx context.Context) error { return j.g.prov.AddMember(ctx, sg.AtlassianID, su.AccountID) })
 			if models.IsNotFound(err) {
+				// Not added: the group or the account is gone.
+				batch = append(batch, memberRecord{userID: u, account: su.AccountID, member: false, read: su, had: has})
 				if o := flushed(outcome{status: models.OutboxStatusApplied}); o.status != models.OutboxStatusApplied {
 					return o
 				}
@@ -349,24 +365,26 @@ func (j *job) members(sg *models.SyncGroup, users []string, verify bool) outcome
 			}
 			if err != nil {
 				o := j.classify(err, "add a member to the group", true)
-				if o.recover && !errors.Is(err, errBudget) {
-					// The add may have happened without its answer. It is
-					// recorded as if it did: the next claim looks the
-					// group's members up before anything else and corrects
-					// it, and meanwhile a deactivation or deletion of the
-					// user sees it and takes it out again. Unrecorded, a
-					// user deleted before that lookup would leave no trace
-					// of its account, and the membership would stay.
-					batch = append(batch, memberRecord{userID: u, account: su.AccountID, member: true, read: su, had: has})
+				if o.status == models.OutboxStatusFailed && refused(err) {
+					// Atlassian refused it for good: no add happened.
+					batch = append(batch, memberRecord{userID: u, account: su.AccountID, member: false, read: su, had: has})
 				}
+				// Otherwise the add may have happened without its
+				// answer, or may still be made: its record as being
+				// added stays, so that the user's deactivation or
+				// deletion takes the account out of the group, and the
+				// next claim looks the group's members up first or adds
+				// it again.
 				return flushed(o)
 			}
 			batch = append(batch, memberRecord{userID: u, account: su.AccountID, member: true, read: su, had: has})
-		case !desired && isDone:
-			if err := j.call(func(ctx context.Context) error { return j.g.prov.RemoveMember(ctx, sg.AtlassianID, account) }); err != nil {
+		case !desired[u] && recorded:
+			// Recorded as applied or being added: either way the
+			// account may be in the group ("not a member" is done).
+			if err := j.call(func(ctx context.Context) error { return j.g.prov.RemoveMember(ctx, sg.AtlassianID, m.AccountID) }); err != nil {
 				return flushed(j.classify(err, "remove a member from the group", true))
 			}
-			batch = append(batch, memberRecord{userID: u, account: account, member: false, read: su, had: has})
+			batch = append(batch, memberRecord{userID: u, account: m.AccountID, member: false, read: su, had: has})
 		}
 		if len(batch) >= memberBatch {
 			if o := flushed(outcome{status: models.OutboxStatusApplied}); o.status != models.OutboxStatusApplied {
@@ -386,6 +404,58 @@ func (j *job) members(sg *models.SyncGroup, users []string, verify bool) outcome
 			msg: "Waiting for " + who + " to be created in the site; the membership follows at once."}
 	}
 	return applied()
+}
+
+// recordAdding records the adds the claim is about to make, before it
+// makes any, in one transaction: each membership as being added, with the
+// account it adds (at most as many as the claim has calls left; the
+// others wait for the next claim). A crash after an add and before its
+// record (recordMembers) would otherwise leave no trace of it: a user
+// deleted meanwhile is forgotten with its account, and nothing could take
+// that account out of the group again. With the record, the user's
+// deactivation or deletion takes it out like any recorded membership, and
+// the claim after the crash looks it up in the site (verifyMembers).
+// Claims that add nobody write nothing; adds already recorded as being
+// added (an earlier claim stopped before their answer) are not written
+// again. Unlike the records after the calls, this one is durable before
+// the first call: lost with a crashed database, it would leave nothing to
+// look up.
+func (j *job) recordAdding(sg *models.SyncGroup, users []string, desired map[string]bool, synced map[string]models.SyncUser, done map[string]models.SyncMember) (outcome, bool) {
+	adding := map[string]string{}
+	left := j.w.cfg.CallsPerClaim - j.calls
+	for _, u := range users {
+		m, recorded := done[u]
+		if !desired[u] || (recorded && !m.Adding) {
+			continue
+		}
+		if left <= 0 {
+			break
+		}
+		left--
+		if account := synced[u].AccountID; !recorded || m.AccountID != account {
+			adding[u] = account
+		}
+	}
+	if len(adding) == 0 {
+		return outcome{}, true
+	}
+	if err := j.recordAhead(func(tx *store.Tx) error { return tx.SetSyncMembersAdding(sg.SiteID, sg.GroupID, adding) }); err != nil {
+		return j.classify(err, "record the memberships being added", false), false
+	}
+	for u, account := range adding {
+		done[u] = models.SyncMember{AccountID: account, Adding: true}
+	}
+	return outcome{}, true
+}
+
+// refused says Atlassian answered a call with a refusal (a 4xx) or that
+// it was not sent: unlike a 5xx or no answer, nothing changed.
+func refused(err error) bool {
+	var se *atlassian.StatusError
+	if errors.As(err, &se) {
+		return se.StatusCode >= 400 && se.StatusCode < 500
+	}
+	return models.ErrorCode(err) == models.CodePrecondition
 }
 
 // memberNotFound handles a 404 on adding a member: when the group itself
@@ -413,8 +483,9 @@ func (j *job) memberNotFound(sg *models.SyncGroup) (outcome, bool) {
 
 // verifyMembers reads the group's members from the site and corrects what
 // was recorded (after a crash or a lost answer, or when a user's access
-// changed while its membership was being changed).
-func (j *job) verifyMembers(sg *models.SyncGroup, users []string, synced map[string]models.SyncUser, done map[string]string) (outcome, bool) {
+// changed while its membership was being changed): a membership being
+// added is confirmed when the site has it, and forgotten when not.
+func (j *job) verifyMembers(sg *models.SyncGroup, users []string, synced map[string]models.SyncUser, done map[string]models.SyncMember) (outcome, bool) {
 	var ids []string
 	err := j.call(func(ctx context.Context) error {
 		var err error
@@ -430,17 +501,17 @@ func (j *job) verifyMembers(sg *models.SyncGroup, users []string, synced map[str
 	}
 	err = j.record(func(tx *store.Tx) error {
 		for _, u := range users {
-			account := done[u]
+			m, recorded := done[u]
+			account := m.AccountID
 			if su, ok := synced[u]; ok && su.AccountID != "" {
 				account = su.AccountID
 			}
 			if account == "" {
 				continue
 			}
-			_, recorded := done[u]
 			switch {
-			case inSite[account] && !recorded:
-				done[u] = account
+			case inSite[account] && (!recorded || m.Adding):
+				done[u] = models.SyncMember{AccountID: account}
 				if err := tx.SetSyncMember(sg.SiteID, sg.GroupID, u, account, true); err != nil {
 					return err
 				}
@@ -473,11 +544,13 @@ type memberRecord struct {
 	had             bool
 }
 
-// recordMembers records membership changes. Those of users whose access
-// changed since they were read (another worker deactivated, reactivated
-// or deleted them meanwhile) are looked up again in members_refresh items
-// too: whatever their deactivation did or will do, the refresh brings the
-// membership to what the directory says, with the account recorded here.
+// recordMembers records membership changes: an add applied confirms its
+// record as being added, a removal (or an add that did not happen)
+// forgets it. Those of users whose access changed since they were read
+// (another worker deactivated, reactivated or deleted them meanwhile) are
+// looked up again in members_refresh items too: whatever their
+// deactivation did or will do, the refresh brings the membership to what
+// the directory says, with the account recorded here.
 func (j *job) recordMembers(sg *models.SyncGroup, recs []memberRecord) error {
 	ids := make([]string, len(recs))
 	for i, r := range recs {

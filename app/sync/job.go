@@ -290,13 +290,28 @@ func (j *job) pause(what string) {
 // on every record rewrote every claimed item for each membership: a group
 // claim of 500 items did 500 row updates per member added.)
 func (j *job) record(fn func(tx *store.Tx) error) error {
+	return j.write(true, fn)
+}
+
+// recordAhead is record for what must be kept before a call is made
+// (recordAdding): its commit waits for the database to make it durable,
+// as a lost record would leave the call's change without a trace.
+func (j *job) recordAhead(fn func(tx *store.Tx) error) error {
+	return j.write(false, fn)
+}
+
+func (j *job) write(lazy bool, fn func(tx *store.Tx) error) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(j.ctx), 10*time.Second)
 	defer cancel()
 	now := j.w.now()
 	renew := j.c.LeaseUntil.Sub(now) < j.w.cfg.Lease*2/3
-	// A record lost with a crashed database leaves the claim's lease: the
-	// next claim looks things up first (store.InTxLazyCommit).
-	err := j.w.store.InTxLazyCommit(ctx, func(tx *store.Tx) error {
+	inTx := j.w.store.InTx
+	if lazy {
+		// A record lost with a crashed database leaves the claim's lease:
+		// the next claim looks things up first (store.InTxLazyCommit).
+		inTx = j.w.store.InTxLazyCommit
+	}
+	return inTx(ctx, func(tx *store.Tx) error {
 		if err := fn(tx); err != nil {
 			return err
 		}
@@ -306,7 +321,6 @@ func (j *job) record(fn func(tx *store.Tx) error) error {
 		_, err := tx.RenewSyncLease(j.c, j.c.Owner, now.Add(j.w.cfg.Lease))
 		return err
 	})
-	return err
 }
 
 // process applies one claimed subject and records what became of its

@@ -337,7 +337,9 @@ func (j *job) deactivate(su *models.SyncUser, forget bool) outcome {
 	err := j.record(func(tx *store.Tx) error {
 		// The user's memberships are read under the user's lock, which a
 		// membership being recorded takes too: either that membership is
-		// seen here (and refreshed), or it sees the new state.
+		// seen here (and refreshed), or it sees the new state. Those being
+		// added count: the add may have happened before a crash kept its
+		// record from being confirmed.
 		if err := tx.LockSyncUser(su.SiteID, su.UserID); err != nil {
 			return err
 		}

@@ -17,7 +17,10 @@
 //     applied costs nothing; three renames cost one.
 //   - Memberships belong to the group: a user whose access changes
 //     enqueues members_refresh items for its groups; a membership whose
-//     user is not in the site yet waits for it (waiting_for).
+//     user is not in the site yet waits for it (waiting_for). A group
+//     claim records the memberships it adds before the calls, as being
+//     added (sync_members.adding), and confirms them after: a crash in
+//     between leaves the account known to the user's deactivation.
 //   - Failures are scheduled in the database (Retry-After, else jittered
 //     backoff), never slept on; permanent answers stop the item with a
 //     sentence; a 401 pauses the site until new credentials or Resume.
