@@ -3,7 +3,11 @@ package store
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
+
+	"github.com/ncruces/go-sqlite3"
+	sqlitedriver "github.com/ncruces/go-sqlite3/driver"
 
 	"idbridge/models"
 )
@@ -164,4 +168,45 @@ func RunCreateBatch(ctx context.Context, s *Store, users []*models.DirectoryUser
 		}
 	}
 	return errs
+}
+
+// CountSQLiteRecompiles limits an SQLite store to two connections (a
+// transaction's and one to prepare statements on) and makes them report,
+// for each statement's SQL, how often SQLite compiled the statement again
+// (SQLITE_STMTSTATUS_REPREPARE) as of its latest run.
+func CountSQLiteRecompiles(tb testing.TB, s *Store) func() map[string]int {
+	tb.Helper()
+	s.sqlDB.SetMaxOpenConns(2)
+	s.sqlDB.SetMaxIdleConns(2)
+	var mu sync.Mutex
+	counts := map[string]int{}
+	trace := func(_ sqlite3.TraceEvent, stmt, _ any) error {
+		if st, ok := stmt.(*sqlite3.Stmt); ok {
+			mu.Lock()
+			counts[st.SQL()] = max(counts[st.SQL()], st.Status(sqlite3.STMTSTATUS_REPREPARE, false))
+			mu.Unlock()
+		}
+		return nil
+	}
+	ctx := context.Background()
+	for range 2 {
+		conn, err := s.sqlDB.Conn(ctx)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		defer conn.Close() // both held until both are traced
+		err = conn.Raw(func(dc any) error { return dc.(sqlitedriver.Conn).Raw().Trace(sqlite3.TRACE_STMT, trace) })
+		if err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return func() map[string]int {
+		mu.Lock()
+		defer mu.Unlock()
+		out := make(map[string]int, len(counts))
+		for k, v := range counts {
+			out[k] = v
+		}
+		return out
+	}
 }

@@ -124,7 +124,7 @@ func (tx *Tx) ListDirectoryGroups(siteID string, q DirectoryQuery) ([]models.Dir
 	if err != nil {
 		return nil, 0, err
 	}
-	rows, err := tx.queryRows(`SELECT `+groupColumns+` FROM scim_groups`+where+order+` LIMIT ? OFFSET ?`,
+	rows, err := tx.queryRows(`SELECT `+groupColumns+` FROM scim_groups`+where+order+tx.limitOffset(),
 		append(args, q.Limit, max(q.Offset, 0))...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("list directory groups: %w", translate(pastDeadline(err, deadline)))

@@ -190,7 +190,7 @@ func (tx *Tx) EachDirectoryUser(siteID string, q DirectoryQuery, fn func(u *mode
 		cols += `, ` + tx.userGroupsColumn()
 	}
 	cols += `, ` + tx.userManagerColumn()
-	rows, err := tx.queryRows(`SELECT `+cols+` FROM scim_users`+where+order+` LIMIT ? OFFSET ?`,
+	rows, err := tx.queryRows(`SELECT `+cols+` FROM scim_users`+where+order+tx.limitOffset(),
 		append(args, q.Limit, max(q.Offset, 0))...)
 	if err != nil {
 		return 0, fmt.Errorf("list directory users: %w", translate(pastDeadline(err, deadline)))

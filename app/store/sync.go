@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -207,8 +208,8 @@ func (tx *Tx) claimSyncHead(siteID, owner string, now time.Time, lease time.Dura
 	}
 	head := items[0]
 	rows, err = tx.db.Raw(`SELECT `+outboxColumns+` FROM outbox
-		WHERE site_id = ? AND resource_id = ? AND id > ? AND status = 'pending' ORDER BY id LIMIT ?`,
-		siteID, head.ResourceID, head.ID, MaxClaimItems-1).Rows()
+		WHERE site_id = ? AND resource_id = ? AND id > ? AND status = 'pending' ORDER BY id LIMIT `+strconv.Itoa(MaxClaimItems-1),
+		siteID, head.ResourceID, head.ID).Rows()
 	if err != nil {
 		return nil, false, fmt.Errorf("claim sync subject: %w", translate(err))
 	}
