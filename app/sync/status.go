@@ -166,7 +166,7 @@ func (w *Worker) adminAction(ctx context.Context, caller *models.Caller, action 
 	if err != nil {
 		return nil, err
 	}
-	w.Wake([]string{siteID})
+	w.Reopen(siteID)
 	return w.Status(ctx, siteID)
 }
 

@@ -64,6 +64,15 @@ const (
 	OutboxChannel = "idbridge_outbox"
 	// maxAttempts bounds retries of transient failures; then the item fails.
 	maxAttempts = 25
+	// minDispatchGap is the least time between two looks at the outbox
+	// that new changes prompt (real time): at 2,000 SCIM creates a second
+	// the worker looked after every commit, 45 % of the server's CPU
+	// (docs/PERFORMANCE.md).
+	minDispatchGap = 20 * time.Millisecond
+	// gateRecheckOnWake is how often at most new changes make the worker
+	// check again a site it found unable to sync (no service account,
+	// paused, not installed); saving credentials or Resume is seen then.
+	gateRecheckOnWake = time.Second
 )
 
 // Config tunes the worker; zero fields take the defaults.
@@ -184,6 +193,11 @@ type siteRun struct {
 	cancel context.CancelFunc
 	// clientKey, once known, matches lifecycle notifications.
 	clientKey string
+	// gateClosed is when (real time) the site was last found unable to
+	// sync (not installed, no usable service account, paused): new
+	// changes reopen the question at most every gateRecheckOnWake; an
+	// admin's action (Reopen) at once.
+	gateClosed time.Time
 }
 
 // New builds a worker; it starts nothing.
@@ -224,6 +238,17 @@ func (w *Worker) Wake(siteIDs []string) {
 	}
 	w.mu.Unlock()
 	w.poke()
+}
+
+// Reopen wakes the worker for a site an admin acted on (Resume, a retry,
+// new settings): a site found unable to sync is checked again at once.
+func (w *Worker) Reopen(siteID string) {
+	w.mu.Lock()
+	if sr, ok := w.sites[siteID]; ok {
+		sr.gateClosed = time.Time{}
+	}
+	w.mu.Unlock()
+	w.Wake([]string{siteID})
 }
 
 func (w *Worker) poke() {
@@ -280,15 +305,27 @@ func (w *Worker) Run(ctx context.Context) error {
 	defer w.wg.Wait()
 	timer := time.NewTimer(0)
 	defer timer.Stop()
-	var lastPurge time.Time
+	var lastPurge, lastDispatch time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			w.stopAll()
 			return nil
 		case <-w.wake:
+			// A stream of SCIM writes wakes the worker at every commit:
+			// one look at the outbox serves those of the next few
+			// milliseconds too, instead of one look each.
+			if gap := time.Since(lastDispatch); gap < minDispatchGap {
+				select {
+				case <-ctx.Done():
+					w.stopAll()
+					return nil
+				case <-time.After(minDispatchGap - gap):
+				}
+			}
 		case <-timer.C:
 		}
+		lastDispatch = time.Now()
 		if now := w.now(); now.Sub(lastPurge) >= time.Hour {
 			lastPurge = now
 			w.purge(ctx)
@@ -358,7 +395,7 @@ func (w *Worker) dispatch(ctx context.Context) time.Duration {
 	for _, p := range pending {
 		seen[p.SiteID] = true
 		sr := w.siteRunLocked(ctx, p.SiteID)
-		if w.wokeAll || w.woken[p.SiteID] {
+		if (w.wokeAll || w.woken[p.SiteID]) && (sr.gateClosed.IsZero() || time.Since(sr.gateClosed) >= gateRecheckOnWake) {
 			sr.notBefore = time.Time{}
 		}
 		due := p.NextAt
@@ -440,6 +477,13 @@ func (w *Worker) runSite(sr *siteRun) {
 	wakes := sr.wakes
 	w.mu.Unlock()
 	g, retry := w.openGate(ctx, sr)
+	w.mu.Lock()
+	if g == nil {
+		sr.gateClosed = time.Now()
+	} else {
+		sr.gateClosed = time.Time{}
+	}
+	w.mu.Unlock()
 	if g == nil {
 		if !w.sleepUnlessWoken(sr, w.now().Add(retry), wakes) {
 			w.mu.Lock()
