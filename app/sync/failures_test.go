@@ -450,3 +450,33 @@ func TestRenameWhoseDeleteLostItsAnswer(t *testing.T) {
 		}
 	})
 }
+
+// TestCredentialsSavedJustAfterACheckStartTheSync: saving credentials wakes
+// the worker. A site found without a usable service account is looked at
+// again on new changes at most once a second (a stream of SCIM writes
+// must not check it at every commit), and a wake-up inside that second is
+// kept for the look at its end, not dropped: the harness's BlockedRecheck
+// is an hour, so a dropped one fails here.
+func TestCredentialsSavedJustAfterACheckStartTheSync(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		e := newEnv(t, b, withoutServiceAccount())
+		e.start()
+		e.createUser("ada@example.com", true)
+		// The worker looks within milliseconds and finds no service
+		// account; the credentials come well inside the second after.
+		time.Sleep(200 * time.Millisecond)
+		err := e.st.InTx(context.Background(), func(tx *store.Tx) error {
+			_, err := tx.SaveServiceAccount(e.site.ID, &models.ServiceAccount{Kind: models.AccountAPIToken, Email: svcEmail, Token: svcToken,
+				OrgAdminKey: orgKey, OrgID: e.fs.OrgID})
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.waitFor("the change to be applied", func() bool { return e.status().Pending == 0 })
+		if n := e.fs.TotalRequests(); n == 0 {
+			t.Fatal("applied without a request to the site")
+		}
+	})
+}

@@ -392,11 +392,19 @@ func (w *Worker) dispatch(ctx context.Context) time.Duration {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	seen := make(map[string]bool, len(pending))
+	var keep []string
 	for _, p := range pending {
 		seen[p.SiteID] = true
 		sr := w.siteRunLocked(ctx, p.SiteID)
-		if (w.wokeAll || w.woken[p.SiteID]) && (sr.gateClosed.IsZero() || time.Since(sr.gateClosed) >= gateRecheckOnWake) {
-			sr.notBefore = time.Time{}
+		if w.wokeAll || w.woken[p.SiteID] {
+			if since := time.Since(sr.gateClosed); sr.gateClosed.IsZero() || since >= gateRecheckOnWake {
+				sr.notBefore = time.Time{}
+			} else {
+				// Checked moments ago: the wake-up (new credentials, say)
+				// is kept for the look at the end of the second.
+				keep = append(keep, p.SiteID)
+				wait = min(wait, gateRecheckOnWake-since)
+			}
 		}
 		due := p.NextAt
 		if sr.notBefore.After(due) {
@@ -417,6 +425,9 @@ func (w *Worker) dispatch(ctx context.Context) time.Duration {
 	}
 	clear(w.woken)
 	w.wokeAll = false
+	for _, id := range keep {
+		w.woken[id] = true
+	}
 	// Forget idle sites without work, so the map follows the active sites.
 	for id, sr := range w.sites {
 		if !seen[id] && sr.running == 0 {
