@@ -2,6 +2,7 @@ package provisioning
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -249,5 +250,94 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting until %s", what)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestServerTokenCacheOnSQLite: on SQLite the token cache hears this
+// process's commits (store.Listen), so a rotation, a disabled site and an
+// uninstall take effect at the commit, with no wait, while unchanged
+// credentials are answered from the cache.
+func TestServerTokenCacheOnSQLite(t *testing.T) {
+	t.Parallel()
+	b := storetest.Backends(t)[0]
+	if b.Name != store.SQLite {
+		t.Fatalf("first backend %s, want SQLite", b.Name)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	st := b.Open(t)
+	svc := NewService(ServiceConfig{}, st, nil, nil)
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitFor(t, "the service listens", func() bool { return svc.tokens.listening.Load() })
+
+	var site *models.Site
+	err := st.InTx(ctx, func(tx *store.Tx) error {
+		var err error
+		site, err = tx.SaveInstall(&models.Site{
+			SiteFacts:    models.SiteFacts{ClientKey: "c", BaseURL: "https://a.atlassian.net"},
+			SharedSecret: []byte("0123456789abcdef0123456789abcdef"),
+		})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	caller := &models.Caller{Site: site, AccountID: "admin"}
+	oldToken, err := svc.RotateToken(ctx, caller)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Authenticate(ctx, site.ID, oldToken); err != nil {
+		t.Fatalf("refuses the token: %v", err)
+	}
+	if _, ok := svc.tokens.get(site.ID); !ok {
+		t.Fatal("the hash was not cached")
+	}
+	newToken, err := svc.RotateToken(ctx, caller)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Authenticate(ctx, site.ID, oldToken); err == nil {
+		t.Fatal("still accepts the rotated token")
+	}
+	if err := svc.Authenticate(ctx, site.ID, newToken); err != nil {
+		t.Fatalf("refuses the new token: %v", err)
+	}
+	admit := func(write bool) error {
+		end, err := svc.Admit(ctx, site.ID, newToken, write)
+		if err == nil {
+			end()
+		}
+		return err
+	}
+	if err := admit(true); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.InTx(ctx, func(tx *store.Tx) error { return tx.SetSiteState(site.ID, models.SiteDisabled) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := admit(true); models.ErrorCode(err) != models.CodeForbidden {
+		t.Fatalf("a write of the disabled site: %v, want forbidden", err)
+	}
+	if err := admit(false); err != nil {
+		t.Fatalf("a read of the disabled site: %v", err)
+	}
+	// A rolled-back change tells nobody: the cache keeps the hash.
+	_ = st.InTx(ctx, func(tx *store.Tx) error {
+		if err := tx.RevokeSCIMToken(site.ID); err != nil {
+			return err
+		}
+		return errors.New("roll back")
+	})
+	if _, ok := svc.tokens.get(site.ID); !ok {
+		t.Fatal("a rolled-back revocation dropped the cached hash")
+	}
+	if err := st.InTx(ctx, func(tx *store.Tx) error { return tx.MarkSiteUninstalled(site.ID, time.Now().Add(time.Hour)) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Authenticate(ctx, site.ID, newToken); err == nil {
+		t.Fatal("accepts the token of an uninstalled site")
 	}
 }

@@ -41,10 +41,12 @@ func newToken() (string, []byte) {
 const tokenCacheMax = 50_000
 
 // tokenCache holds, per site, the token hash the database has and whether
-// the site is disabled, on PostgreSQL only and only while the change
-// notifications are being received: without them a cached hash could
-// outlive a rotation on another replica. On SQLite (one process) every
-// check reads the database.
+// the site is disabled, only while the change notifications are being
+// received (Run): without them a cached hash could outlive a rotation on
+// another replica. On SQLite the notifications are this process's own
+// commits (store.Listen); a rotation or a site's change made by another
+// process on the same file (none in idbridge) would be seen within
+// tokenCacheTTL.
 type tokenCache struct {
 	listening atomic.Bool
 	mu        sync.RWMutex
@@ -190,13 +192,11 @@ func (s *Service) Admit(ctx context.Context, siteID, token string, write bool) (
 	return s.cap.admit(siteID)
 }
 
-// Run keeps cached token hashes true across replicas until ctx is done: on
-// PostgreSQL it listens for token changes and drops what changed (all of
-// it when the connection drops). On SQLite it returns at once.
+// Run keeps cached token hashes true until ctx is done: it listens for
+// token and site changes and drops what changed (on PostgreSQL, every
+// replica's, and all of it when the connection drops; on SQLite, this
+// process's commits). Without it nothing is cached.
 func (s *Service) Run(ctx context.Context) error {
-	if s.store.Dialect() != store.Postgres {
-		return nil
-	}
 	defer s.tokens.reset(false)
 	return s.store.Listen(ctx, store.SCIMNotifyChannel,
 		func(siteID string) { s.tokens.forget(siteID) },

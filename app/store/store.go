@@ -96,6 +96,10 @@ type Store struct {
 	stmtTimeout time.Duration
 	maxOpen     int
 
+	// local delivers Notify's payloads to this process's Listen calls on
+	// SQLite (notify.go).
+	local localListeners
+
 	// outboxHook, set once by OnOutbox before use, hears of committed
 	// outbox items (sync_wake.go).
 	outboxHook func(siteIDs []string)
@@ -335,6 +339,8 @@ type Tx struct {
 	// outboxSites are the sites this transaction added outbox items for,
 	// announced to the outbox hook once it commits.
 	outboxSites []string
+	// notes are Notify's payloads, delivered once it commits (SQLite).
+	notes []note
 }
 
 // View returns a non-transactional handle bound to ctx.
@@ -352,6 +358,7 @@ func (s *Store) InTx(ctx context.Context, fn func(tx *Tx) error) error {
 	}))
 	if err == nil && t != nil {
 		s.outboxAdded(t.outboxSites)
+		s.local.deliver(t.notes)
 	}
 	return err
 }
