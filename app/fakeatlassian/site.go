@@ -272,6 +272,22 @@ func (s *Site) AddGroup(name string, memberIDs ...string) string {
 	return g.ID
 }
 
+// DeleteGroupByName deletes the group named name (any case) as a site
+// admin does in the site itself, not through the app: the app learns it
+// only when a call finds the group gone. False when there is none.
+func (s *Site) DeleteGroupByName(name string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, g := range s.groups {
+		if strings.EqualFold(g.Name, name) {
+			delete(s.groups, id)
+			s.deleted[id] = strings.ToLower(g.Name)
+			return true
+		}
+	}
+	return false
+}
+
 // SetManaged says whether the organization manages the account of email.
 func (s *Site) SetManaged(email string, managed bool) bool {
 	s.mu.Lock()

@@ -480,3 +480,32 @@ func TestCredentialsSavedJustAfterACheckStartTheSync(t *testing.T) {
 		}
 	})
 }
+
+// TestGroupMadeAgainGetsEveryMember: a group deleted in the site (by an
+// admin, outside idbridge) is made again at the next change of it, with
+// every member, even when the claims that do it stop half-way: here each
+// claim may make three calls, so the group's making and its six members
+// take several claims, and those after the first are about one new member
+// only. (They added that member alone, and the group stayed without the
+// others, before the group's making queued a refresh of all its members.)
+func TestGroupMadeAgainGetsEveryMember(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		e := newEnv(t, b, withConfig(func(c *syncw.Config) { c.CallsPerClaim = 3 }))
+		e.start()
+		var ids []string
+		for i := range 6 {
+			ids = append(ids, e.createUser(fmt.Sprintf("m%d@example.com", i), true))
+		}
+		g := e.createGroup("delta", ids[:5]...)
+		e.drain()
+		e.checkState(models.DeactivateRemoveGroups)
+		if !e.fs.DeleteGroupByName("delta") {
+			t.Fatal("the fake has no group delta")
+		}
+		e.addMembers(g, ids[5])
+		e.drain()
+		e.checkState(models.DeactivateRemoveGroups)
+		e.checkClean()
+	})
+}

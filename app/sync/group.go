@@ -106,7 +106,24 @@ func (j *job) ensureGroup(dir *models.DirectoryGroup, sg *models.SyncGroup) (out
 		return o, false
 	}
 	sg.AtlassianID, sg.Name = g.ID, dir.DisplayName
-	if err := j.record(func(tx *store.Tx) error { return tx.SaveSyncGroup(sg) }); err != nil {
+	// The new group (made, found by name, or made again after it was
+	// deleted in the site) needs every member, and this claim may stop
+	// before it added them all (its call budget, a lost answer, a crash):
+	// a members_refresh item for all of them, recorded with the group,
+	// makes the claims after it consider every member too, not only
+	// those their own items name.
+	all, err := json.Marshal(memberPayload{GroupDisplayName: dir.DisplayName, All: true, Reason: "group_made"})
+	if err != nil {
+		return j.classify(err, "record the group", false), false
+	}
+	err = j.record(func(tx *store.Tx) error {
+		if err := tx.SaveSyncGroup(sg); err != nil {
+			return err
+		}
+		return tx.AddOutboxItems(&models.OutboxItem{SiteID: sg.SiteID, ResourceType: "Group", ResourceID: sg.GroupID,
+			Op: models.OutboxMembersRefresh, Payload: all})
+	})
+	if err != nil {
 		return j.classify(err, "record the group", false), false
 	}
 	return outcome{}, true
@@ -238,6 +255,7 @@ func (j *job) memberSubjects(all bool) ([]string, bool, error) {
 				continue
 			}
 			verify = verify || p.Verify
+			all = all || p.All
 			for _, u := range p.UserIDs {
 				set[u] = true
 			}
@@ -320,7 +338,10 @@ func (j *job) members(sg *models.SyncGroup, users []string, verify bool) outcome
 		err := j.recordMembers(sg, batch)
 		batch = batch[:0]
 		if err != nil {
-			return j.classify(err, "record the memberships", false)
+			r := j.classify(err, "record the memberships", false)
+			// A call whose answer was lost still needs its lookup.
+			r.recover = r.recover || o.recover
+			return r
 		}
 		return o
 	}

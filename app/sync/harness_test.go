@@ -485,4 +485,29 @@ func (e *env) checkClean() {
 	if early := e.fs.EarlyRetries(); len(early) > 0 {
 		e.t.Errorf("retries before Retry-After: %+v", early)
 	}
+	// Once every change reached its outcome and none failed, no membership
+	// is left recorded as being added: each was confirmed or forgotten.
+	failed := false
+	for _, it := range e.items() {
+		failed = failed || it.Status == models.OutboxStatusPending || it.Status == models.OutboxStatusFailed || it.Status == models.OutboxStatusHeld
+	}
+	if failed {
+		return
+	}
+	view := e.st.View(context.Background())
+	groups, _, err := view.ListDirectoryGroups(e.site.ID, store.DirectoryQuery{Limit: 10000})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, g := range groups {
+		members, err := view.SyncMembers(e.site.ID, g.ID, nil)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		for u, m := range members {
+			if m.Adding {
+				e.t.Errorf("group %s: %s still recorded as being added, with every change applied", g.DisplayName, u)
+			}
+		}
+	}
 }

@@ -390,7 +390,10 @@ type memberPayload struct {
 	GroupDisplayName string   `json:"groupDisplayName"`
 	UserIDs          []string `json:"userIds"`
 	Verify           bool     `json:"verify,omitempty"`
-	Reason           string   `json:"reason,omitempty"`
+	// All asks for every member of the group (directory or site), not
+	// only UserIDs: written when the group is made in the site.
+	All    bool   `json:"all,omitempty"`
+	Reason string `json:"reason,omitempty"`
 }
 
 // refreshItems are members_refresh items: check the user's membership in
