@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"gorm.io/gorm"
+
+	"idbridge/models"
 )
 
 // migration is one versioned schema change. Up receives the transaction and
@@ -313,6 +315,15 @@ func (s *Store) Migrate(ctx context.Context) (MigrationResult, error) {
 	applied, err := s.appliedVersions(ctx, db)
 	if err != nil {
 		return res, err
+	}
+	// A database a newer idbridge migrated is refused, not used: an older
+	// binary misreads what it does not know (a membership being added,
+	// since version 13, read as applied, is never added).
+	for v := range applied {
+		if v > LatestVersion() {
+			return res, &models.Error{Code: models.CodePrecondition, Message: fmt.Sprintf(
+				"the database's schema is at version %d, which a newer idbridge made; this one knows versions up to %d: run that newer version (or a later one), not this one", v, LatestVersion())}
+		}
 	}
 	if s.afterPlan != nil {
 		s.afterPlan()

@@ -10,6 +10,7 @@ import (
 
 	"idbridge/app/store"
 	"idbridge/app/store/storetest"
+	"idbridge/models"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -69,6 +70,27 @@ func TestMigrateFromEmpty(t *testing.T) {
 		}
 		if got := count(t, st, `SELECT count(*) FROM schema_migrations`); got != n {
 			t.Fatalf("schema_migrations has %d rows after the second Migrate, want %d", got, n)
+		}
+	})
+}
+
+// A database that a newer idbridge migrated is refused in words, and left
+// as it is: an older binary would misread what it does not know.
+func TestMigrateRefusesANewerSchema(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		ctx := context.Background()
+		st := b.Open(t)
+		newer := store.LatestVersion() + 1
+		if err := store.ExecRaw(ctx, st, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, 'from a newer idbridge', ?)`, newer, time.Now().UTC()); err != nil {
+			t.Fatal(err)
+		}
+		_, err := st.Migrate(ctx)
+		if models.ErrorCode(err) != models.CodePrecondition || !strings.Contains(err.Error(), fmt.Sprintf("version %d", newer)) {
+			t.Fatalf("Migrate on a newer schema: %v; want a refusal naming version %d", err, newer)
+		}
+		if got := count(t, st, `SELECT count(*) FROM schema_migrations`); got != store.MigrationCount()+1 {
+			t.Fatalf("schema_migrations has %d rows, want %d (left as it was)", got, store.MigrationCount()+1)
 		}
 	})
 }
