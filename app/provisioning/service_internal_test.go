@@ -159,23 +159,9 @@ func TestServerTokenCacheAcrossReplicas(t *testing.T) {
 	st2 := b.Open(t, storetest.SameDatabase(st1))
 	one := NewService(ServiceConfig{}, st1, nil, nil)
 	two := NewService(ServiceConfig{}, st2, nil, nil)
-	done := make(chan error, 1)
-	go func() { done <- two.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-	waitFor(t, "replica two listens", func() bool { return two.tokens.listening.Load() })
+	runListening(t, ctx, two)
 
-	var site *models.Site
-	err := st1.InTx(ctx, func(tx *store.Tx) error {
-		var err error
-		site, err = tx.SaveInstall(&models.Site{
-			SiteFacts:    models.SiteFacts{ClientKey: "c", BaseURL: "https://a.atlassian.net"},
-			SharedSecret: []byte("0123456789abcdef0123456789abcdef"),
-		})
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	site := installSite(t, st1)
 	caller := &models.Caller{Site: site, AccountID: "admin"}
 	oldToken, err := one.RotateToken(ctx, caller)
 	if err != nil {
@@ -242,6 +228,35 @@ func TestServerTokenCacheAcrossReplicas(t *testing.T) {
 	waitFor(t, "replica two refuses after uninstall", func() bool { return two.Authenticate(ctx, site.ID, newToken) != nil })
 }
 
+// installSite installs a site in st through a (verified) install.
+func installSite(t *testing.T, st *store.Store) *models.Site {
+	t.Helper()
+	var site *models.Site
+	err := st.InTx(context.Background(), func(tx *store.Tx) error {
+		var err error
+		site, err = tx.SaveInstall(&models.Site{
+			SiteFacts:    models.SiteFacts{ClientKey: "c", BaseURL: "https://a.atlassian.net"},
+			SharedSecret: []byte("0123456789abcdef0123456789abcdef"),
+		})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return site
+}
+
+// runListening runs svc's change listener until ctx ends (the caller
+// cancels it; the test waits for Run to return) and waits until it
+// listens, so that its token cache is in use.
+func runListening(t *testing.T, ctx context.Context, svc *Service) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	t.Cleanup(func() { <-done })
+	waitFor(t, "the service listens", func() bool { return svc.tokens.listening.Load() })
+}
+
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -267,23 +282,9 @@ func TestServerTokenCacheOnSQLite(t *testing.T) {
 	defer cancel()
 	st := b.Open(t)
 	svc := NewService(ServiceConfig{}, st, nil, nil)
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-	waitFor(t, "the service listens", func() bool { return svc.tokens.listening.Load() })
+	runListening(t, ctx, svc)
 
-	var site *models.Site
-	err := st.InTx(ctx, func(tx *store.Tx) error {
-		var err error
-		site, err = tx.SaveInstall(&models.Site{
-			SiteFacts:    models.SiteFacts{ClientKey: "c", BaseURL: "https://a.atlassian.net"},
-			SharedSecret: []byte("0123456789abcdef0123456789abcdef"),
-		})
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	site := installSite(t, st)
 	caller := &models.Caller{Site: site, AccountID: "admin"}
 	oldToken, err := svc.RotateToken(ctx, caller)
 	if err != nil {

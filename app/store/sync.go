@@ -670,8 +670,7 @@ func (tx *Tx) SyncMembers(siteID, groupID string, userIDs []string) (map[string]
 	if userIDs == nil {
 		return out, scan(`SELECT user_id, account_id, adding FROM sync_members WHERE site_id = ? AND group_id = ?`, siteID, groupID)
 	}
-	for start := 0; start < len(userIDs); start += 500 {
-		chunk := userIDs[start:min(start+500, len(userIDs))]
+	for chunk := range slices.Chunk(userIDs, 500) {
 		if err := scan(`SELECT user_id, account_id, adding FROM sync_members WHERE site_id = ? AND group_id = ? AND user_id IN ?`, siteID, groupID, chunk); err != nil {
 			return nil, err
 		}
@@ -709,8 +708,7 @@ func (tx *Tx) SetSyncMembers(siteID, groupID string, members map[string]string, 
 	if err := tx.upsertSyncMembers("set sync members", siteID, groupID, members, false); err != nil {
 		return err
 	}
-	for start := 0; start < len(removed); start += 500 {
-		chunk := removed[start:min(start+500, len(removed))]
+	for chunk := range slices.Chunk(removed, 500) {
 		if err := tx.db.Exec(`DELETE FROM sync_members WHERE site_id = ? AND group_id = ? AND user_id IN ?`, siteID, groupID, chunk).Error; err != nil {
 			return fmt.Errorf("set sync members: %w", translate(err))
 		}
@@ -739,8 +737,7 @@ func (tx *Tx) upsertSyncMembers(what, siteID, groupID string, members map[string
 	if adding {
 		conflict = ` ON CONFLICT (site_id, group_id, user_id) DO UPDATE SET account_id = excluded.account_id WHERE sync_members.adding`
 	}
-	for start := 0; start < len(users); start += 200 {
-		chunk := users[start:min(start+200, len(users))]
+	for chunk := range slices.Chunk(users, 200) {
 		var q strings.Builder
 		args := make([]any, 0, 5*len(chunk))
 		q.WriteString(`INSERT INTO sync_members (site_id, group_id, user_id, account_id, adding) VALUES `)
