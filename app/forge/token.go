@@ -133,23 +133,21 @@ type Verifier struct {
 	// verification), for metrics. It must not block.
 	OnVerified func(how string)
 
-	once   sync.Once
-	parser *jwt.Parser
-	cache  *verifiedCache
+	once      sync.Once
+	validator *jwt.Validator
+	cache     *verifiedCache
 }
 
-// init builds, once, what every verification shares: the JWT parser and
-// the verified-token cache.
+// init builds, once, what every verification shares: the claims validator
+// and the verified-token cache.
 func (v *Verifier) init() {
 	if v.Now == nil {
 		v.Now = time.Now
 	}
-	v.parser = jwt.NewParser(
-		jwt.WithValidMethods([]string{"RS256"}),
+	v.validator = jwt.NewValidator(
 		jwt.WithLeeway(Leeway),
 		jwt.WithExpirationRequired(),
 		jwt.WithTimeFunc(v.Now),
-		jwt.WithJSONNumber(),
 	)
 	v.cache = newVerifiedCache(VerifiedCacheSize)
 }
@@ -233,8 +231,12 @@ func (v *Verifier) verify(ctx context.Context, token string) (*Invocation, strin
 	fail := func(reason, message string) (*Invocation, string, *rsa.PublicKey, error) {
 		return nil, "", nil, Unauthorized(reason, message)
 	}
-	head, _, ok := strings.Cut(token, ".")
-	if !ok || strings.Count(token, ".") != 2 {
+	// Each part is decoded once: the header (alg and kid), then the
+	// signature over the first two parts, and only a token whose signature
+	// verified has its claims parsed.
+	head, rest, ok := strings.Cut(token, ".")
+	payload, sigPart, ok2 := strings.Cut(rest, ".")
+	if !ok || !ok2 || strings.Contains(sigPart, ".") {
 		return fail(ReasonMalformed, "the token is not a signed JWT")
 	}
 	raw, err := base64.RawURLEncoding.DecodeString(head)
@@ -254,6 +256,10 @@ func (v *Verifier) verify(ctx context.Context, token string) (*Invocation, strin
 	if h.Kid == nil || !validKid(*h.Kid) {
 		return fail(ReasonBadKid, "the token's kid is missing or malformed")
 	}
+	sig, err := base64.RawURLEncoding.DecodeString(sigPart)
+	if err != nil {
+		return fail(ReasonMalformed, "the token signature is not base64url")
+	}
 	key, err := v.Keys.Key(ctx, *h.Kid)
 	switch {
 	case errors.Is(err, ErrUnknownKid):
@@ -263,13 +269,21 @@ func (v *Verifier) verify(ctx context.Context, token string) (*Invocation, strin
 	case err != nil:
 		return fail(ReasonKeysUnavailable, "Forge's signing keys are unavailable; try again shortly")
 	}
+	if jwt.SigningMethodRS256.Verify(token[:len(head)+1+len(payload)], sig, key) != nil {
+		return fail(ReasonBadSignature, "the token's signature does not verify")
+	}
 
+	raw, err = base64.RawURLEncoding.DecodeString(payload)
+	if err != nil {
+		return fail(ReasonMalformed, "the token's claims are not base64url")
+	}
 	var c fitClaims
-	_, err = v.parser.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return key, nil })
+	if err := json.Unmarshal(raw, &c); err != nil {
+		return fail(ReasonMalformed, "the token's claims are malformed")
+	}
+	err = v.validator.Validate(c)
 	switch {
 	case err == nil:
-	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
-		return fail(ReasonBadSignature, "the token's signature does not verify")
 	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
 		return fail(ReasonNoExp, "the token has no exp")
 	case errors.Is(err, jwt.ErrTokenExpired):

@@ -105,27 +105,43 @@ func TestVerifyAttackTable(t *testing.T) {
 	noKid := apptest.SignJWT(t, jwt.SigningMethodRS256, goodClaims(now).MapClaims(), "", key)
 	good := sign(goodClaims(now))
 	parts := strings.Split(good, ".")
+	// signRaw signs any payload, JSON or not, as Forge's key would.
+	signRaw := func(payload string) string {
+		in := parts[0] + "." + base64.RawURLEncoding.EncodeToString([]byte(payload))
+		sig, err := jwt.SigningMethodRS256.Sign(in, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return in + "." + base64.RawURLEncoding.EncodeToString(sig)
+	}
 	for name, tc := range map[string]struct{ token, reason string }{
-		"HS256 (alg confusion)": {hs, ReasonBadAlg},
-		"alg none":              {none, ReasonBadAlg},
-		"PS256":                 {ps, ReasonBadAlg},
-		"wrong key":             {apptest.SignForgeToken(t, other, testKid, goodClaims(now)), ReasonBadSignature},
-		"signature stripped":    {parts[0] + "." + parts[1] + ".", ReasonBadSignature},
-		"payload swapped":       {parts[0] + "." + strings.Split(with(func(c *apptest.ForgeClaims) { c.InstallationID += "x" }), ".")[1] + "." + parts[2], ReasonBadSignature},
-		"expired":               {with(func(c *apptest.ForgeClaims) { c.IssuedAt = now.Add(-2 * time.Minute) }), ReasonExpired},
-		"no exp":                {with(func(c *apptest.ForgeClaims) { c.NoExp = true }), ReasonNoExp},
-		"not yet valid":         {with(func(c *apptest.ForgeClaims) { c.NotBefore = now.Add(time.Minute) }), ReasonNotYetValid},
-		"long-lived":            {with(func(c *apptest.ForgeClaims) { c.Lifetime = 24 * time.Hour }), ReasonTooLongLived},
-		"other app":             {with(func(c *apptest.ForgeClaims) { c.AppID = "ari:cloud:ecosystem::app/other" }), ReasonBadAud},
-		"other issuer":          {with(func(c *apptest.ForgeClaims) { c.Issuer = "connect" }), ReasonBadIss},
-		"no installation":       {with(func(c *apptest.ForgeClaims) { c.InstallationID = "" }), ReasonBadInstallation},
-		"installation not ARI":  {with(func(c *apptest.ForgeClaims) { c.InstallationID = "8f9e1b4e" }), ReasonBadInstallation},
-		"unknown kid":           {apptest.SignForgeToken(t, key, "not-published", goodClaims(now)), ReasonUnknownKid},
-		"no kid":                {noKid, ReasonBadKid},
-		"kid with a path":       {apptest.SignForgeToken(t, key, "../../etc/passwd", goodClaims(now)), ReasonBadKid},
-		"not a JWT":             {"abc", ReasonMalformed},
-		"header not base64":     {"!!!." + parts[1] + "." + parts[2], ReasonMalformed},
-		"too large":             {good + strings.Repeat("A", MaxTokenSize), ReasonMalformed},
+		"HS256 (alg confusion)":   {hs, ReasonBadAlg},
+		"alg none":                {none, ReasonBadAlg},
+		"PS256":                   {ps, ReasonBadAlg},
+		"wrong key":               {apptest.SignForgeToken(t, other, testKid, goodClaims(now)), ReasonBadSignature},
+		"signature stripped":      {parts[0] + "." + parts[1] + ".", ReasonBadSignature},
+		"payload swapped":         {parts[0] + "." + strings.Split(with(func(c *apptest.ForgeClaims) { c.InstallationID += "x" }), ".")[1] + "." + parts[2], ReasonBadSignature},
+		"expired":                 {with(func(c *apptest.ForgeClaims) { c.IssuedAt = now.Add(-2 * time.Minute) }), ReasonExpired},
+		"no exp":                  {with(func(c *apptest.ForgeClaims) { c.NoExp = true }), ReasonNoExp},
+		"not yet valid":           {with(func(c *apptest.ForgeClaims) { c.NotBefore = now.Add(time.Minute) }), ReasonNotYetValid},
+		"long-lived":              {with(func(c *apptest.ForgeClaims) { c.Lifetime = 24 * time.Hour }), ReasonTooLongLived},
+		"other app":               {with(func(c *apptest.ForgeClaims) { c.AppID = "ari:cloud:ecosystem::app/other" }), ReasonBadAud},
+		"other issuer":            {with(func(c *apptest.ForgeClaims) { c.Issuer = "connect" }), ReasonBadIss},
+		"no installation":         {with(func(c *apptest.ForgeClaims) { c.InstallationID = "" }), ReasonBadInstallation},
+		"installation not ARI":    {with(func(c *apptest.ForgeClaims) { c.InstallationID = "8f9e1b4e" }), ReasonBadInstallation},
+		"unknown kid":             {apptest.SignForgeToken(t, key, "not-published", goodClaims(now)), ReasonUnknownKid},
+		"no kid":                  {noKid, ReasonBadKid},
+		"kid with a path":         {apptest.SignForgeToken(t, key, "../../etc/passwd", goodClaims(now)), ReasonBadKid},
+		"not a JWT":               {"abc", ReasonMalformed},
+		"header not base64":       {"!!!." + parts[1] + "." + parts[2], ReasonMalformed},
+		"too large":               {good + strings.Repeat("A", MaxTokenSize), ReasonMalformed},
+		"four parts":              {good + ".e30", ReasonMalformed},
+		"signature not base64":    {parts[0] + "." + parts[1] + ".!!!", ReasonMalformed},
+		"signed, claims not JSON": {signRaw("{not json"), ReasonMalformed},
+		"signed, claims an array": {signRaw(`[1,2]`), ReasonMalformed},
+		"signed, claims null":     {signRaw(`null`), ReasonNoExp},
+		// Claims are parsed only once the signature verified.
+		"unsigned, claims not JSON": {parts[0] + "." + base64.RawURLEncoding.EncodeToString([]byte("{not json")) + "." + parts[2], ReasonBadSignature},
 	} {
 		_, err := v.Verify(context.Background(), tc.token)
 		if got := reasonOf(err); got != tc.reason {
