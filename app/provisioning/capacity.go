@@ -17,9 +17,10 @@ import (
 // and at most SiteWork of them doing database work that holds a connection
 // at once; all sites together hold at most Work connections for SCIM, so
 // that the rest of the pool stays free for health checks, lifecycle calls,
-// the admin API and the workers. Coalesced lookups and creates on
-// PostgreSQL (app/store/coalesce.go) share one statement per batch and take
-// no work slot: the batch holds the connection for all of them.
+// the admin API and the workers. Coalesced lookups on PostgreSQL and
+// creates on both databases (app/store/coalesce.go, sqlite_batch.go) share
+// one statement or transaction per batch and take no work slot: the batch
+// holds the connection for all of them.
 type capacity struct {
 	siteRequests int
 	siteWork     int
@@ -66,9 +67,9 @@ func newCapacity(cfg CapacityConfig, st *store.Store) *capacity {
 	if cfg.Work <= 0 {
 		pool := st.MaxOpenConns()
 		// PostgreSQL: 20 connections, of which the coalesced lookups and
-		// creates take up to 3: 13 for SCIM work; SQLite: 8, 6 for SCIM
-		// work.
-		cfg.Work = pool - reservedConnsSQLite
+		// creates take up to 3: 13 for SCIM work; SQLite: 8, of which the
+		// create batch takes 1: 5 for SCIM work.
+		cfg.Work = pool - reservedConnsSQLite - store.SQLiteCreateSlots
 		if st.Dialect() == store.Postgres {
 			cfg.Work = pool - reservedConnsPostgres - 3
 		}

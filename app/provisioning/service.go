@@ -62,7 +62,8 @@ func NewService(cfg ServiceConfig, st *store.Store, now func() time.Time, log *s
 }
 
 // slot waits for a database work slot of the site (capacity.go); lookups
-// and creates the store coalesces (PostgreSQL) need none. The work gets a
+// the store coalesces (PostgreSQL) need none, and a create gives its slot
+// back before it waits for its batch (users.create). The work gets a
 // deadline (the store's WorkTimeout) on the returned context: past it the
 // request's statements are cancelled, on SQLite too (interrupted), and the
 // request is answered 503.
@@ -89,8 +90,9 @@ func (s *Service) slotOf(ctx context.Context, siteID string, light bool) (contex
 	return ctx, func() { once.Do(func() { cancel(); release() }) }, nil
 }
 
-// coalesced reports whether the store answers key lookups and user creates
-// in shared statements (PostgreSQL), which hold no connection per request.
+// coalesced reports whether the store answers key lookups in shared
+// statements (PostgreSQL), which hold no connection per request. (User
+// creates are batched on both databases.)
 func (s *Service) coalesced() bool {
 	return s.store.Dialect() == store.Postgres
 }

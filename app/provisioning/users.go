@@ -79,7 +79,9 @@ func userAnswer(base string, u *models.DirectoryUser, p scim.Projection) (*scim.
 	return &scim.Answer{Body: body, ETag: scim.ETag(u.Version), Location: base + "/Users/" + u.ID}, nil
 }
 
-func (d users) create(ctx context.Context, held heldSlot, siteID string, doc map[string]any, p scim.Projection) (*scim.Answer, error) {
+// create runs under the request's own context (held.outer), not the work
+// slot's: it gives the slot back before its batch (below).
+func (d users) create(_ context.Context, held heldSlot, siteID string, doc map[string]any, p scim.Projection) (*scim.Answer, error) {
 	u := &models.DirectoryUser{SiteID: siteID}
 	if err := scim.UserFromDoc(u, doc); err != nil {
 		return nil, err
@@ -89,12 +91,14 @@ func (d users) create(ctx context.Context, held heldSlot, siteID string, doc map
 	if err != nil {
 		return nil, err
 	}
-	if d.s.coalesced() {
-		// The batch holds no connection of its own: the slot goes back
-		// before waiting for it.
-		held.release()
-		ctx = held.outer
-	}
+	// The store batches creates on both databases (PostgreSQL: one
+	// statement; SQLite: one write transaction), and a batch holds one
+	// connection for all of its creates: the slot goes back before
+	// waiting for it. Holding it would leave one create per batch on a
+	// site with a single work slot (SQLite's creates were all batches of
+	// one, docs/PERFORMANCE.md).
+	held.release()
+	ctx := held.outer
 	if err := d.s.store.CreateDirectoryUserWithOutbox(ctx, u, it); err != nil {
 		return nil, uniquenessUser(err, u.UserName)
 	}

@@ -181,7 +181,7 @@ func (s *Store) newUserCreate(u *models.DirectoryUser, item *models.OutboxItem) 
 		return nil, fmt.Errorf("create directory user: the outbox item needs a resource type and an op")
 	}
 	now := s.Now()
-	u.ID = NewID("u")
+	u.ID = NewOrderedID("u", now)
 	u.Version = 1
 	u.CreatedAt, u.UpdatedAt = now, now
 	item.SiteID, item.ResourceID = u.SiteID, u.ID

@@ -33,7 +33,7 @@ func (tx *Tx) CreateDirectoryGroup(g *models.DirectoryGroup) error {
 		return &models.Error{Code: models.CodeInvalid, Message: "a directory group needs a site and a displayName"}
 	}
 	now := tx.s.Now()
-	g.ID = NewID("g")
+	g.ID = NewOrderedID("g", now)
 	g.Version = 1
 	g.CreatedAt, g.UpdatedAt = now, now
 	err := tx.db.Exec(`INSERT INTO scim_groups (`+groupColumns+`, display_name_lower) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,

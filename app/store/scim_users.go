@@ -39,7 +39,7 @@ func (tx *Tx) CreateDirectoryUser(u *models.DirectoryUser) error {
 		return &models.Error{Code: models.CodeInvalid, Message: "a directory user needs a site and a userName"}
 	}
 	now := tx.s.Now()
-	u.ID = NewID("u")
+	u.ID = NewOrderedID("u", now)
 	u.Version = 1
 	u.CreatedAt, u.UpdatedAt = now, now
 	err := tx.db.Exec(`INSERT INTO scim_users (`+userColumns+`, user_name_lower) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,

@@ -13,15 +13,17 @@ import (
 // is its own answer and the others still commit. Every create is answered
 // only after the commit: nothing acknowledged is lost (TestSCIMCreatesSurviveSIGKILL).
 
-// liteCreateSlots is one: SQLite writes one transaction at a time anyway;
-// a second batch would only wait for the first's lock, smaller.
-const liteCreateSlots = 1
+// SQLiteCreateSlots is one: SQLite writes one transaction at a time
+// anyway; a second batch would only wait for the first's lock, smaller.
+// Each slot holds a pooled connection while its batch runs, outside the
+// SCIM work slots (app/provisioning/capacity.go reserves it).
+const SQLiteCreateSlots = 1
 
 func (s *Store) initSQLiteBatches() {
 	if s.dialect != SQLite {
 		return
 	}
-	s.liteCreates = newCoalescer(liteCreateSlots, coalescerMaxBatch, s.createUsersSQLite)
+	s.liteCreates = newCoalescer(SQLiteCreateSlots, coalescerMaxBatch, s.createUsersSQLite)
 }
 
 const (

@@ -44,22 +44,40 @@ func (tx *Tx) queryRows(query string, args ...any) (*sql.Rows, error) {
 }
 
 // prepared returns the cached statement for query, preparing it on first
-// use; nil when it cannot be cached.
+// use; nil when it cannot be cached. The cache's lock is never held while
+// a statement is prepared: on PostgreSQL that is a round trip, which waits
+// for the table's lock when an INSERT is prepared behind a lock another
+// transaction holds, and every other statement of the process would wait
+// behind it (TestCreatesWaitForTheirBatchWithoutAWorkSlot). Two callers
+// may prepare the same query at once; the second to finish closes its
+// own and uses the first's.
 func (s *Store) prepared(ctx context.Context, query string) *sql.Stmt {
 	s.stmts.mu.Lock()
-	defer s.stmts.mu.Unlock()
-	if st, ok := s.stmts.m[query]; ok {
+	st, ok := s.stmts.m[query]
+	full := len(s.stmts.m) >= stmtCacheMax
+	s.stmts.mu.Unlock()
+	if ok {
 		return st
 	}
-	if s.stmts.m == nil {
-		s.stmts.m = make(map[string]*sql.Stmt)
-	}
-	if len(s.stmts.m) >= stmtCacheMax {
+	if full {
 		return nil
 	}
 	st, err := s.sqlDB.PrepareContext(ctx, s.native(query))
 	if err != nil {
 		return nil // GORM runs it and reports the error
+	}
+	s.stmts.mu.Lock()
+	defer s.stmts.mu.Unlock()
+	if prev, ok := s.stmts.m[query]; ok {
+		_ = st.Close()
+		return prev
+	}
+	if len(s.stmts.m) >= stmtCacheMax {
+		_ = st.Close()
+		return nil
+	}
+	if s.stmts.m == nil {
+		s.stmts.m = make(map[string]*sql.Stmt)
 	}
 	s.stmts.m[query] = st
 	return st
