@@ -25,6 +25,7 @@ type capacity struct {
 	siteRequests int
 	siteWork     int
 	work         chan struct{}
+	lookups      chan struct{}
 	wait         time.Duration
 
 	mu    sync.Mutex
@@ -45,6 +46,13 @@ type CapacityConfig struct {
 	SiteWork int
 	// Work bounds all sites' SCIM requests holding a database connection.
 	Work int
+	// Lookups bounds the lookups by a unique key running at once, all
+	// sites together, where they take a slot (SQLite: PostgreSQL's are
+	// coalesced). A SQLite lookup is CPU work in this process, so more of
+	// them than cores only share the cores while each holds its
+	// connection: the default is GOMAXPROCS. They have their own lane,
+	// apart from Work, so that they never queue behind other requests.
+	Lookups int
 	// Wait bounds how long a request waits for a work slot before it is
 	// answered 429 (its site's slots) or 503 (all sites' slots).
 	Wait time.Duration
@@ -64,12 +72,16 @@ const (
 )
 
 func newCapacity(cfg CapacityConfig, st *store.Store) *capacity {
+	if cfg.Lookups <= 0 {
+		cfg.Lookups = runtime.GOMAXPROCS(0)
+	}
 	if cfg.Work <= 0 {
 		pool := st.MaxOpenConns()
 		// PostgreSQL: 20 connections, of which the coalesced lookups and
-		// creates take up to 3: 13 for SCIM work; SQLite: 8, of which the
-		// create batch takes 1: 5 for SCIM work.
-		cfg.Work = pool - reservedConnsSQLite - store.SQLiteCreateSlots
+		// creates take up to 3: 13 for SCIM work; SQLite (2 cores): 8, of
+		// which the create batch takes 1 and the lookups 2: 3 for other
+		// SCIM work.
+		cfg.Work = pool - reservedConnsSQLite - store.SQLiteCreateSlots - cfg.Lookups
 		if st.Dialect() == store.Postgres {
 			cfg.Work = pool - reservedConnsPostgres - 3
 		}
@@ -93,6 +105,7 @@ func newCapacity(cfg CapacityConfig, st *store.Store) *capacity {
 		siteRequests: cfg.SiteRequests,
 		siteWork:     cfg.SiteWork,
 		work:         make(chan struct{}, cfg.Work),
+		lookups:      make(chan struct{}, cfg.Lookups),
 		wait:         cfg.Wait,
 		sites:        map[string]*siteLoad{},
 	}
@@ -133,8 +146,9 @@ func tooManyRequests(n int) string {
 // service) is counted for the duration of the slot.
 //
 // A light slot (a lookup by a unique key: an index probe, microseconds)
-// takes only the process's slot, so that a site's lookups are not queued
-// behind its own expensive requests.
+// takes only a slot of the process's lookup lane (CapacityConfig.Lookups),
+// so that a site's lookups queue neither behind its own expensive requests
+// nor behind other sites'.
 func (c *capacity) slot(ctx context.Context, siteID string, light bool) (release func(), err error) {
 	if c == nil {
 		return func() {}, nil
@@ -156,9 +170,9 @@ func (c *capacity) slot(ctx context.Context, siteID string, light bool) (release
 			done()
 		}
 	}
-	siteWork := sl.work
+	siteWork, work := sl.work, c.work
 	if light {
-		siteWork = nil
+		siteWork, work = nil, c.lookups
 	}
 	leaveSite := func() {
 		if siteWork != nil {
@@ -179,7 +193,7 @@ func (c *capacity) slot(ctx context.Context, siteID string, light bool) (release
 		}
 	}
 	select {
-	case c.work <- struct{}{}:
+	case work <- struct{}{}:
 	case <-timer.C:
 		leaveSite()
 		giveUp()
@@ -192,7 +206,7 @@ func (c *capacity) slot(ctx context.Context, siteID string, light bool) (release
 	var once sync.Once
 	return func() {
 		once.Do(func() {
-			<-c.work
+			<-work
 			leaveSite()
 			giveUp()
 		})

@@ -10,11 +10,12 @@ import (
 
 // The shares themselves: a site's requests in flight are counted until they
 // end; a request waits for its site's work slot (429 when it waited too
-// long) and then for the process's (503); a request whose context ends
-// while it waits is unavailable; nothing is kept for a site once its
-// requests end.
+// long) and then for the process's (503); a lookup waits only for a slot
+// of the process's lookup lane (503), whatever else runs; a request whose
+// context ends while it waits is unavailable; nothing is kept for a site
+// once its requests end.
 func TestCapacityShares(t *testing.T) {
-	c := newCapacity(CapacityConfig{SiteRequests: 3, SiteWork: 1, Work: 2, Wait: 20 * time.Millisecond}, nil)
+	c := newCapacity(CapacityConfig{SiteRequests: 3, SiteWork: 1, Work: 2, Lookups: 1, Wait: 20 * time.Millisecond}, nil)
 	ctx := context.Background()
 	var ends []func()
 	for range 3 {
@@ -40,14 +41,23 @@ func TestCapacityShares(t *testing.T) {
 	if _, err := c.slot(ctx, "s1", false); models.ErrorCode(err) != models.CodeTooMany {
 		t.Fatalf("second work slot of a site with one: %v, want too many", err)
 	}
-	// A lookup takes only the process's slot.
-	rel2, err := c.slot(ctx, "s1", true)
+	// Another site takes the process's second slot: a third site waits,
+	// then 503.
+	rel2, err := c.slot(ctx, "s2", false)
 	if err != nil {
-		t.Fatalf("a lookup waits for its site's slot: %v", err)
+		t.Fatal(err)
 	}
-	// The process's two slots are taken: another site waits, then 503.
-	if _, err := c.slot(ctx, "s2", false); models.ErrorCode(err) != models.CodeUnavailable {
+	if _, err := c.slot(ctx, "s3", false); models.ErrorCode(err) != models.CodeUnavailable {
 		t.Fatalf("work slot with the process's all taken: %v, want unavailable", err)
+	}
+	// A lookup waits neither for its site's slot nor for the process's
+	// work slots: it has a lane of its own, of one slot here.
+	rel3, err := c.slot(ctx, "s1", true)
+	if err != nil {
+		t.Fatalf("a lookup waits for the work slots: %v", err)
+	}
+	if _, err := c.slot(ctx, "s3", true); models.ErrorCode(err) != models.CodeUnavailable {
+		t.Fatalf("a lookup with the lookup lane taken: %v, want unavailable", err)
 	}
 	cancelled, cancel := context.WithCancel(ctx)
 	cancel()
@@ -57,10 +67,13 @@ func TestCapacityShares(t *testing.T) {
 	rel1()
 	rel1() // twice is once
 	rel2()
-	if rel, err := c.slot(ctx, "s2", false); err != nil {
-		t.Fatalf("a slot after release: %v", err)
-	} else {
-		rel()
+	rel3()
+	for _, light := range []bool{false, true} {
+		if rel, err := c.slot(ctx, "s2", light); err != nil {
+			t.Fatalf("a slot (lookup %v) after release: %v", light, err)
+		} else {
+			rel()
+		}
 	}
 	for _, end := range ends {
 		end()

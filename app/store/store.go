@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -188,10 +189,11 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
 	} else {
 		// SQLite serialises writers; a handful of connections lets readers
-		// proceed in WAL mode while a writer holds the lock.
-		maxOpen = orDefault(opts.MaxOpenConns, 8)
+		// proceed in WAL mode while a writer holds the lock. Readers are
+		// CPU work in this process: two a core (8 on up to 2 cores).
+		maxOpen = orDefault(opts.MaxOpenConns, max(8, 4+2*runtime.GOMAXPROCS(0)))
 		sqlDB.SetMaxOpenConns(maxOpen)
-		sqlDB.SetMaxIdleConns(orDefault(opts.MaxIdleConns, 8))
+		sqlDB.SetMaxIdleConns(orDefault(opts.MaxIdleConns, maxOpen))
 	}
 	s := &Store{db: db, sqlDB: sqlDB, dialect: opts.Driver, dsn: opts.DSN, ring: opts.Ring, now: now, log: log,
 		stmtTimeout: stmtTimeout, maxOpen: maxOpen, onStatement: opts.OnStatement}
