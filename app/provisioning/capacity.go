@@ -74,6 +74,12 @@ const (
 func newCapacity(cfg CapacityConfig, st *store.Store) *capacity {
 	if cfg.Lookups <= 0 {
 		cfg.Lookups = runtime.GOMAXPROCS(0)
+		if st != nil && st.Dialect() == store.SQLite {
+			// Never the reserved connections, the create batch's, nor
+			// the last one of the other SCIM work.
+			cfg.Lookups = min(cfg.Lookups, st.MaxOpenConns()-reservedConnsSQLite-store.SQLiteCreateSlots-1)
+		}
+		cfg.Lookups = max(cfg.Lookups, 1)
 	}
 	if cfg.Work <= 0 {
 		pool := st.MaxOpenConns()

@@ -119,3 +119,81 @@ func TestCreatesWaitForTheirBatchWithoutAWorkSlot(t *testing.T) {
 		}
 	})
 }
+
+// A create's wait for its batch is bounded like a slot's work
+// (WorkTimeout), however many creates queue behind a write lock another
+// process holds: each SQLite batch (at most 16 creates) waits its busy
+// timeout for the lock, and without the bound the 100th create waited for
+// every batch before it in turn. Those past the bound are answered 503; a
+// create its caller gave up on may still be written, always with its
+// outbox item.
+func TestCreatesWaitingForALockedWriterAreBounded(t *testing.T) {
+	t.Parallel()
+	b := storetest.Backends(t)[0] // SQLite: PostgreSQL bounds each statement itself
+	st := b.Open(t, storetest.WithStoreOptions(func(o *store.Options) { o.StatementTimeout = 250 * time.Millisecond }))
+	ctx := context.Background()
+	svc := NewService(ServiceConfig{Capacity: CapacityConfig{SiteRequests: 200, Wait: 5 * time.Second}}, st, nil, nil)
+	var site *models.Site
+	if err := st.InTx(ctx, func(tx *store.Tx) error {
+		var err error
+		site, err = tx.SaveInstall(&models.Site{
+			SiteFacts:    models.SiteFacts{ClientKey: "c", BaseURL: "https://a.atlassian.net"},
+			SharedSecret: []byte("0123456789abcdef0123456789abcdef"),
+		})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	lock, err := st.SQLDB().BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lock.ExecContext(ctx, `UPDATE sites SET updated_at = updated_at WHERE id = ?`, site.ID); err != nil {
+		t.Fatal(err)
+	}
+	const n = 100
+	bound := st.WorkTimeout() + time.Second // the work's deadline, and room for a busy machine
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var slowest time.Duration
+	var refused int
+	for i := range n {
+		wg.Go(func() {
+			start := time.Now()
+			_, err := svc.Create(ctx, &scim.Request{SiteID: site.ID, Type: &scim.Users,
+				Body: fmt.Appendf(nil, `{"userName":"queued%d@example.com"}`, i)})
+			took := time.Since(start)
+			mu.Lock()
+			defer mu.Unlock()
+			slowest = max(slowest, took)
+			switch models.ErrorCode(err) {
+			case "":
+			case models.CodeUnavailable:
+				refused++
+			default:
+				t.Errorf("create %d: %v, want created or unavailable", i, err)
+			}
+		})
+	}
+	wg.Wait()
+	if err := lock.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	if slowest > bound {
+		t.Fatalf("the slowest of %d creates queued behind a held write lock took %s, more than %s", n, slowest, bound)
+	}
+	if refused == 0 {
+		t.Fatal("no create was refused while the write lock was held")
+	}
+	// Whatever was written has its outbox item.
+	var users, items int
+	if err := st.SQLDB().QueryRowContext(ctx, `SELECT count(*) FROM scim_users WHERE site_id = ?`, site.ID).Scan(&users); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SQLDB().QueryRowContext(ctx, `SELECT count(*) FROM outbox WHERE site_id = ? AND resource_type = 'User'`, site.ID).Scan(&items); err != nil {
+		t.Fatal(err)
+	}
+	if users != items {
+		t.Fatalf("%d users stored, %d outbox items", users, items)
+	}
+}

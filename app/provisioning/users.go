@@ -79,9 +79,10 @@ func userAnswer(base string, u *models.DirectoryUser, p scim.Projection) (*scim.
 	return &scim.Answer{Body: body, ETag: scim.ETag(u.Version), Location: base + "/Users/" + u.ID}, nil
 }
 
-// create runs under the request's own context (held.outer), not the work
-// slot's: it gives the slot back before its batch (below).
-func (d users) create(_ context.Context, held heldSlot, siteID string, doc map[string]any, p scim.Projection) (*scim.Answer, error) {
+// create reads the user's manager under the work slot (ctx), then gives the
+// slot back and waits for its batch under the request's own context
+// (held.outer) with the same deadline a slot's work has.
+func (d users) create(ctx context.Context, held heldSlot, siteID string, doc map[string]any, p scim.Projection) (*scim.Answer, error) {
 	u := &models.DirectoryUser{SiteID: siteID}
 	if err := scim.UserFromDoc(u, doc); err != nil {
 		return nil, err
@@ -97,13 +98,21 @@ func (d users) create(_ context.Context, held heldSlot, siteID string, doc map[s
 	// waiting for it. Holding it would leave one create per batch on a
 	// site with a single work slot (SQLite's creates were all batches of
 	// one, docs/PERFORMANCE.md).
-	held.release()
-	ctx := held.outer
-	if err := d.s.store.CreateDirectoryUserWithOutbox(ctx, u, it); err != nil {
-		return nil, uniquenessUser(err, u.UserName)
-	}
+	// The manager (another user, named in the document) is read first,
+	// while the slot is held: every read of a request is within its
+	// site's share of the connections.
 	if err := d.s.fillManager(ctx, u); err != nil {
 		return nil, err
+	}
+	held.release()
+	// The wait for the batch is bounded like the slot's work: a batch
+	// that cannot take SQLite's write lock (another process holds it)
+	// waits its busy timeout, and the creates queued behind it would
+	// otherwise wait for each batch in turn.
+	ctx, cancel := context.WithTimeout(held.outer, d.s.store.WorkTimeout())
+	defer cancel()
+	if err := d.s.store.CreateDirectoryUserWithOutbox(ctx, u, it); err != nil {
+		return nil, uniquenessUser(err, u.UserName)
 	}
 	return userAnswer(d.s.BaseURL(siteID), u, p)
 }

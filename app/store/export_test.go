@@ -210,3 +210,8 @@ func CountSQLiteRecompiles(tb testing.TB, s *Store) func() map[string]int {
 		return out
 	}
 }
+
+// TxExecRaw runs one statement in the transaction.
+func TxExecRaw(tx *Tx, query string, args ...any) error {
+	return tx.db.Exec(query, args...).Error
+}

@@ -17,8 +17,9 @@ const stmtCacheMax = 256
 // dialect goes through GORM's statement builder for them. database/sql
 // prepares a statement lazily on each connection it runs on.
 type stmtCache struct {
-	mu sync.Mutex
-	m  map[string]*sql.Stmt
+	mu     sync.Mutex
+	m      map[string]*sql.Stmt
+	closed bool // the store closed: nothing is cached any more
 }
 
 // queryRows runs a read query (placeholders "?") with a cached prepared
@@ -72,7 +73,7 @@ func (s *Store) prepared(ctx context.Context, query string) *sql.Stmt {
 		_ = st.Close()
 		return prev
 	}
-	if len(s.stmts.m) >= stmtCacheMax {
+	if s.stmts.closed || len(s.stmts.m) >= stmtCacheMax {
 		_ = st.Close()
 		return nil
 	}
@@ -111,6 +112,7 @@ func (s *Store) closeStatements() {
 		_ = st.Close()
 	}
 	s.stmts.m = nil
+	s.stmts.closed = true
 }
 
 // execStmt runs a write statement (placeholders "?") with a cached

@@ -92,6 +92,9 @@ type Store struct {
 	// liteCreates batches SCIM creates into one write transaction on
 	// SQLite (sqlite_batch.go); nil on PostgreSQL.
 	liteCreates *coalescer[*userCreate]
+	// writeTurn (SQLite) gives this process's write transactions SQLite's
+	// one write lock in the order they asked (sqlite_batch.go).
+	writeTurn chan struct{}
 
 	// stmtTimeout is Options.StatementTimeout.
 	stmtTimeout time.Duration
@@ -354,10 +357,19 @@ func (s *Store) View(ctx context.Context) *Tx {
 // back otherwise. Nested calls are not supported: pass the *Tx down instead.
 func (s *Store) InTx(ctx context.Context, fn func(tx *Tx) error) error {
 	var t *Tx
-	err := translate(s.db.WithContext(ctx).Transaction(func(db *gorm.DB) error {
-		t = &Tx{db: db, s: s, inTx: true}
-		return fn(t)
-	}))
+	err := func() error {
+		if s.writeTurn != nil {
+			done, err := s.takeWriteTurn(ctx)
+			if err != nil {
+				return err
+			}
+			defer done()
+		}
+		return translate(s.db.WithContext(ctx).Transaction(func(db *gorm.DB) error {
+			t = &Tx{db: db, s: s, inTx: true}
+			return fn(t)
+		}))
+	}()
 	if err == nil && t != nil {
 		s.outboxAdded(t.outboxSites)
 		s.local.deliver(t.notes)
