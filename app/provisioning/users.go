@@ -92,18 +92,18 @@ func (d users) create(ctx context.Context, held heldSlot, siteID string, doc map
 	if err != nil {
 		return nil, err
 	}
-	// The store batches creates on both databases (PostgreSQL: one
-	// statement; SQLite: one write transaction), and a batch holds one
-	// connection for all of its creates: the slot goes back before
-	// waiting for it. Holding it would leave one create per batch on a
-	// site with a single work slot (SQLite's creates were all batches of
-	// one, docs/PERFORMANCE.md).
 	// The manager (another user, named in the document) is read first,
 	// while the slot is held: every read of a request is within its
 	// site's share of the connections.
 	if err := d.s.fillManager(ctx, u); err != nil {
 		return nil, err
 	}
+	// The store batches creates on both databases (PostgreSQL: one
+	// statement; SQLite: one write transaction), and a batch holds one
+	// connection for all of its creates: the slot goes back before
+	// waiting for it. Holding it would leave one create per batch on a
+	// site with a single work slot (SQLite's creates were all batches of
+	// one, docs/PERFORMANCE.md).
 	held.release()
 	// The wait for the batch is bounded like the slot's work: a batch
 	// that cannot take SQLite's write lock (another process holds it)
