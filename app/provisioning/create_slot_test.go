@@ -34,43 +34,10 @@ func TestCreatesWaitForTheirBatchWithoutAWorkSlot(t *testing.T) {
 		st := b.Open(t, storetest.WithStoreOptions(func(o *store.Options) { o.MaxOpenConns = 8 }))
 		ctx := context.Background()
 		svc := NewService(ServiceConfig{Capacity: CapacityConfig{SiteRequests: 64, SiteWork: 1, Work: 2, Wait: 500 * time.Millisecond}}, st, nil, nil)
-		var site *models.Site
-		if err := st.InTx(ctx, func(tx *store.Tx) error {
-			var err error
-			site, err = tx.SaveInstall(&models.Site{
-				SiteFacts:    models.SiteFacts{ClientKey: "c", BaseURL: "https://a.atlassian.net"},
-				SharedSecret: []byte("0123456789abcdef0123456789abcdef"),
-			})
-			return err
-		}); err != nil {
-			t.Fatal(err)
-		}
+		site := installSite(t, st)
 
-		// Another connection takes the write lock of the users' table.
-		lock, err := st.SQLDB().BeginTx(ctx, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		locked := true
-		unlock := func() {
-			if locked {
-				locked = false
-				if err := lock.Rollback(); err != nil {
-					t.Error(err)
-				}
-			}
-		}
+		unlock := holdUsersWriteLock(t, st, site.ID)
 		defer unlock()
-		if st.Dialect() == store.Postgres {
-			// Inserts wait; reads go on.
-			_, err = lock.ExecContext(ctx, `LOCK TABLE scim_users IN SHARE ROW EXCLUSIVE MODE`)
-		} else {
-			// BEGIN IMMEDIATE took SQLite's only write lock; make sure.
-			_, err = lock.ExecContext(ctx, `UPDATE sites SET updated_at = updated_at WHERE id = ?`, site.ID)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
 
 		const n = 6
 		var wg sync.WaitGroup
@@ -103,17 +70,7 @@ func TestCreatesWaitForTheirBatchWithoutAWorkSlot(t *testing.T) {
 				t.Fatalf("create: %v", err)
 			}
 		}
-		count := func(table string) (n int) {
-			q := `SELECT count(*) FROM ` + table + ` WHERE site_id = ?`
-			if st.Dialect() == store.Postgres {
-				q = strings.Replace(q, "?", "$1", 1)
-			}
-			if err := st.SQLDB().QueryRowContext(ctx, q, site.ID).Scan(&n); err != nil {
-				t.Fatal(err)
-			}
-			return n
-		}
-		users, items := count("scim_users"), count("outbox")
+		users, items := countOfSite(t, st, "scim_users", site.ID, ""), countOfSite(t, st, "outbox", site.ID, "")
 		if users != n || items != n {
 			t.Fatalf("%d users and %d outbox items stored, want %d of each", users, items, n)
 		}
@@ -133,24 +90,9 @@ func TestCreatesWaitingForALockedWriterAreBounded(t *testing.T) {
 	st := b.Open(t, storetest.WithStoreOptions(func(o *store.Options) { o.StatementTimeout = 250 * time.Millisecond }))
 	ctx := context.Background()
 	svc := NewService(ServiceConfig{Capacity: CapacityConfig{SiteRequests: 200, Wait: 5 * time.Second}}, st, nil, nil)
-	var site *models.Site
-	if err := st.InTx(ctx, func(tx *store.Tx) error {
-		var err error
-		site, err = tx.SaveInstall(&models.Site{
-			SiteFacts:    models.SiteFacts{ClientKey: "c", BaseURL: "https://a.atlassian.net"},
-			SharedSecret: []byte("0123456789abcdef0123456789abcdef"),
-		})
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	lock, err := st.SQLDB().BeginTx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := lock.ExecContext(ctx, `UPDATE sites SET updated_at = updated_at WHERE id = ?`, site.ID); err != nil {
-		t.Fatal(err)
-	}
+	site := installSite(t, st)
+	unlock := holdUsersWriteLock(t, st, site.ID)
+	defer unlock()
 	const n = 100
 	bound := st.WorkTimeout() + time.Second // the work's deadline, and room for a busy machine
 	var wg sync.WaitGroup
@@ -176,9 +118,7 @@ func TestCreatesWaitingForALockedWriterAreBounded(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if err := lock.Rollback(); err != nil {
-		t.Fatal(err)
-	}
+	unlock()
 	if slowest > bound {
 		t.Fatalf("the slowest of %d creates queued behind a held write lock took %s, more than %s", n, slowest, bound)
 	}
@@ -186,14 +126,55 @@ func TestCreatesWaitingForALockedWriterAreBounded(t *testing.T) {
 		t.Fatal("no create was refused while the write lock was held")
 	}
 	// Whatever was written has its outbox item.
-	var users, items int
-	if err := st.SQLDB().QueryRowContext(ctx, `SELECT count(*) FROM scim_users WHERE site_id = ?`, site.ID).Scan(&users); err != nil {
-		t.Fatal(err)
-	}
-	if err := st.SQLDB().QueryRowContext(ctx, `SELECT count(*) FROM outbox WHERE site_id = ? AND resource_type = 'User'`, site.ID).Scan(&items); err != nil {
-		t.Fatal(err)
-	}
+	users, items := countOfSite(t, st, "scim_users", site.ID, ""), countOfSite(t, st, "outbox", site.ID, "resource_type = 'User'")
 	if users != items {
 		t.Fatalf("%d users stored, %d outbox items", users, items)
 	}
+}
+
+// holdUsersWriteLock takes, on a connection of its own, the lock that user
+// creates wait for while reads go on: SQLite's write lock (BEGIN IMMEDIATE
+// and a write), PostgreSQL's SHARE ROW EXCLUSIVE lock of scim_users. The
+// returned release may be called more than once.
+func holdUsersWriteLock(t *testing.T, st *store.Store, siteID string) (release func()) {
+	t.Helper()
+	ctx := context.Background()
+	lock, err := st.SQLDB().BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Dialect() == store.Postgres {
+		_, err = lock.ExecContext(ctx, `LOCK TABLE scim_users IN SHARE ROW EXCLUSIVE MODE`)
+	} else {
+		_, err = lock.ExecContext(ctx, `UPDATE sites SET updated_at = updated_at WHERE id = ?`, siteID)
+	}
+	if err != nil {
+		_ = lock.Rollback()
+		t.Fatal(err)
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			if err := lock.Rollback(); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
+
+// countOfSite counts the site's rows of table, with where as a further
+// condition when it is not empty.
+func countOfSite(t *testing.T, st *store.Store, table, siteID, where string) (n int) {
+	t.Helper()
+	q := `SELECT count(*) FROM ` + table + ` WHERE site_id = ?`
+	if where != "" {
+		q += ` AND ` + where
+	}
+	if st.Dialect() == store.Postgres {
+		q = strings.Replace(q, "?", "$1", 1)
+	}
+	if err := st.SQLDB().QueryRowContext(context.Background(), q, siteID).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

@@ -20,7 +20,7 @@ func NewID(prefix string) string {
 		// itself rather than return an error).
 		panic(err)
 	}
-	return prefix + "_" + strings.ToLower(idEncoding.EncodeToString(b[:]))
+	return formatID(prefix, b)
 }
 
 // NewOrderedID returns an identifier of NewID's shape (ValidID accepts
@@ -41,6 +41,12 @@ func NewOrderedID(prefix string, now time.Time) string {
 	var t [8]byte
 	binary.BigEndian.PutUint64(t[:], uint64(now.UnixMilli()))
 	copy(b[:6], t[2:])
+	return formatID(prefix, b)
+}
+
+// formatID is the text of an ID: the prefix, "_", and the 128 bits in
+// lower-case unpadded base32 (what ValidID checks).
+func formatID(prefix string, b [16]byte) string {
 	return prefix + "_" + strings.ToLower(idEncoding.EncodeToString(b[:]))
 }
 
