@@ -202,22 +202,53 @@ func inspectResponse(raw []byte) *refusal {
 	if root.SelectAttrValue("InResponseTo", "") == "" {
 		return refuse("saml_idp_initiated", "Sign-ins started at the identity provider are not accepted; start at the help center.")
 	}
-	assertions := 0
-	var walk func(el *etree.Element, depth int) *refusal
-	walk = func(el *etree.Element, depth int) *refusal {
+	assertions, elements, declarations := 0, 0, 0
+	// Namespaces are resolved on the way down, one scope per element that
+	// declares any: etree's NamespaceURI scans every ancestor's attributes
+	// on each call, which a wide document with thousands of declarations
+	// on its root turns into seconds of CPU.
+	var walk func(el *etree.Element, scope *nsScope, depth int) *refusal
+	walk = func(el *etree.Element, scope *nsScope, depth int) *refusal {
 		if depth > 64 {
 			return refuse("saml_malformed", "The identity provider's answer is nested too deeply.")
 		}
-		if el.NamespaceURI() == samlAssertionNS && (el.Tag == "EncryptedAssertion" || el.Tag == "EncryptedID" || el.Tag == "EncryptedAttribute") {
+		if elements++; elements > maxSAMLElements {
+			return refuse("saml_too_large", "The identity provider's answer has too many elements.")
+		}
+		var decl map[string]string
+		for _, a := range el.Attr {
+			prefix, ok := "", false
+			switch {
+			case a.Space == "xmlns":
+				prefix, ok = a.Key, true
+			case a.Space == "" && a.Key == "xmlns":
+				ok = true
+			}
+			if !ok {
+				continue
+			}
+			if declarations++; declarations > maxSAMLNamespaceDeclarations {
+				return refuse("saml_malformed", "The identity provider's answer declares too many namespaces.")
+			}
+			if decl == nil {
+				decl = map[string]string{}
+			}
+			decl[prefix] = a.Value // etree keeps one attribute of a name: the last
+		}
+		if decl != nil {
+			scope = &nsScope{decl: decl, parent: scope}
+		}
+		ns := scope.lookup(el.Space)
+		if ns == samlAssertionNS && (el.Tag == "EncryptedAssertion" || el.Tag == "EncryptedID" || el.Tag == "EncryptedAttribute") {
 			return refuse("saml_encrypted", "The identity provider encrypted its answer; idbridge accepts signed, unencrypted assertions (over TLS). Turn assertion encryption off at the identity provider.")
 		}
-		if el.NamespaceURI() == samlAssertionNS && el.Tag == "Assertion" {
+		if ns == samlAssertionNS && el.Tag == "Assertion" {
 			assertions++
 			if el.Parent() != root {
 				return refuse("saml_wrapping", "The identity provider's answer carries an assertion in an unexpected place.")
 			}
 		}
-		if el.NamespaceURI() == samlAssertionNS && (el.Tag == "NameID" || el.Tag == "AttributeValue") {
+		if ns == samlAssertionNS && (el.Tag == "NameID" || el.Tag == "AttributeValue") {
 			texts := 0
 			for _, tok := range el.Child {
 				switch tok.(type) {
@@ -235,14 +266,16 @@ func inspectResponse(raw []byte) *refusal {
 				return refuse("saml_nameid_comment", "The identity provider's answer has a split name.")
 			}
 		}
-		for _, c := range el.ChildElements() {
-			if r := walk(c, depth+1); r != nil {
-				return r
+		for _, c := range el.Child {
+			if c, ok := c.(*etree.Element); ok {
+				if r := walk(c, scope, depth+1); r != nil {
+					return r
+				}
 			}
 		}
 		return nil
 	}
-	if r := walk(root, 0); r != nil {
+	if r := walk(root, nil, 0); r != nil {
 		return r
 	}
 	if assertions == 0 {
@@ -255,6 +288,33 @@ func inspectResponse(raw []byte) *refusal {
 		return refuse("saml_malformed", "The identity provider's answer has a document type declaration.")
 	}
 	return nil
+}
+
+// What a SAML response may hold: a real one has tens of elements (a few
+// hundred with many groups) and a handful of namespace declarations.
+// Beyond these, the answer is refused before crewjam/saml reads it, so
+// that neither idbridge's walk nor the library's canonicalization does
+// work out of proportion to a sign-in.
+const (
+	maxSAMLElements              = 5000
+	maxSAMLNamespaceDeclarations = 64
+)
+
+// nsScope is the namespace declarations of one element, over its parent's.
+type nsScope struct {
+	decl   map[string]string
+	parent *nsScope
+}
+
+// lookup is the URI that prefix names ("" the default namespace) where the
+// scope is; "" when none is declared.
+func (s *nsScope) lookup(prefix string) string {
+	for ; s != nil; s = s.parent {
+		if uri, ok := s.decl[prefix]; ok {
+			return uri
+		}
+	}
+	return ""
 }
 
 // samlRefusal names why crewjam/saml refused a response.
