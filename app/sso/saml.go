@@ -188,6 +188,11 @@ func attributeValue(a *saml.Assertion, name string) string {
 // keeps a signed assertion beside the one that is read), and any
 // assertion that is not directly inside the Response.
 func inspectResponse(raw []byte) *refusal {
+	// Each element is at most two tags: more markup than the elements
+	// allowed is refused before the document is parsed at all.
+	if bytes.Count(raw, []byte("<")) > 2*maxSAMLElements+16 {
+		return refuse("saml_too_large", "The identity provider's answer has too many elements.")
+	}
 	doc := etree.NewDocument()
 	doc.ReadSettings.PreserveCData = true
 	if err := doc.ReadFromBytes(raw); err != nil || doc.Root() == nil {

@@ -67,9 +67,11 @@ func TestInspectResponseBoundsItsWork(t *testing.T) {
 	}{
 		{"the most declarations", response(as+decls(maxSAMLNamespaceDeclarations-2), assertion+leaves(maxSAMLElements-2)), "", MaxSAMLResponseBytes},
 		{"one declaration too many", response(as+decls(maxSAMLNamespaceDeclarations-1), assertion), "saml_malformed", MaxSAMLResponseBytes},
+		{"6,000 declarations on the root", response(as+decls(6000), assertion+leaves(2000)), "saml_malformed", MaxSAMLResponseBytes},
 		{"declarations on an inner element count too", response(as, assertion+`<x`+decls(maxSAMLNamespaceDeclarations)+`/>`), "saml_malformed", MaxSAMLResponseBytes},
 		{"one element too many", response(as, assertion+leaves(maxSAMLElements-1)), "saml_too_large", MaxSAMLResponseBytes},
-		{"the reviewer's document: 6,000 declarations, 18,000 elements", response(as+decls(6000), assertion+leaves(18000)), "saml_malformed", MaxSAMLResponseBytes},
+		{"markup for more elements than allowed, refused before parsing", response(as, assertion+leaves(2*maxSAMLElements+16)), "saml_too_large", MaxSAMLResponseBytes},
+		{"the reviewer's document (6,000 declarations, 18,000 elements): its markup alone", response(as+decls(6000), assertion+leaves(18000)), "saml_too_large", MaxSAMLResponseBytes},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if n := (len(tc.raw) + 2) / 3 * 4; n > tc.under {
