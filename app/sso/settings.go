@@ -313,6 +313,9 @@ func parseSPKey(keyPEM, certPEM string) (*rsa.PrivateKey, *x509.Certificate, err
 }
 
 func truncate(s string, n int) string {
+	// Text from a request (a User-Agent may carry any byte) is stored as
+	// valid UTF-8: PostgreSQL refuses anything else in a text column.
+	s = strings.ToValidUTF8(s, "\uFFFD")
 	r := []rune(s)
 	if len(r) <= n {
 		return s
