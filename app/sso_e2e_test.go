@@ -340,10 +340,16 @@ func TestSSOEndToEnd(t *testing.T) {
 		if res.StatusCode != 200 || !strings.Contains(page, "Dave Customer") {
 			t.Fatalf("after SAML sign-in: %d %s", res.StatusCode, page)
 		}
-		// The same POST again is refused.
+		// The same POST again is refused; it names no login state any more,
+		// so it is anyone's request and leaves no audit event.
 		res, page = c.post(portal+"saml/acs", url.Values{"SAMLResponse": {form["SAMLResponse"]}, "RelayState": {form["RelayState"]}})
 		if res.StatusCode != http.StatusUnauthorized || !strings.Contains(page, "Start again") {
 			t.Errorf("replayed POST: %d %s", res.StatusCode, page)
+		}
+		// A person of a domain the site does not allow: refused, audited.
+		e.oidc.SignIn(&fakeidp.User{Email: "erin@elsewhere.example", Name: "Erin Elsewhere", EmailVerified: true})
+		if res, page := newCustomer(t).get(portal + "login?idp=" + oidcIdP["id"].(string)); res.StatusCode != http.StatusUnauthorized {
+			t.Errorf("sign-in of a domain not allowed: %d %s", res.StatusCode, page)
 		}
 		// An oversized response is refused before it is read.
 		big := strings.Repeat("A", 300<<10)
@@ -404,8 +410,12 @@ func TestSSOEndToEnd(t *testing.T) {
 			t.Errorf("paged %d events; %d stored", len(all), len(stored))
 		}
 		for i := 1; i < len(all); i++ {
-			if all[i]["at"].(string) > all[i-1]["at"].(string) {
-				t.Errorf("events not newest first at %d", i)
+			// Compared as times: RFC 3339 drops trailing zeros of the
+			// fraction, so "…20.09Z" sorts after "…20.090062Z" as text.
+			prev, err1 := time.Parse(time.RFC3339Nano, all[i-1]["at"].(string))
+			at, err2 := time.Parse(time.RFC3339Nano, all[i]["at"].(string))
+			if err1 != nil || err2 != nil || at.After(prev) {
+				t.Errorf("events not newest first at %d: %v then %v", i, all[i-1], all[i])
 			}
 		}
 		if st, body := e.admin(http.MethodGet, "/audit?event=bogus", nil); st != 400 || !strings.Contains(string(body), `"field":"event"`) {
@@ -418,7 +428,7 @@ func TestSSOEndToEnd(t *testing.T) {
 		rows, err := csv.NewReader(strings.NewReader(string(body))).ReadAll()
 		if st != 200 || err != nil || len(rows) != 2 || len(rows[1]) < 9 {
 			t.Errorf("CSV: %d %v %q, want a header and one row", st, err, rows)
-		} else if d := cmp.Diff(map[string]string{"header[0]": "id", "event": "login_failure", "reason": "state_unknown"},
+		} else if d := cmp.Diff(map[string]string{"header[0]": "id", "event": "login_failure", "reason": "domain_not_allowed"},
 			map[string]string{"header[0]": rows[0][0], "event": rows[1][2], "reason": rows[1][8]}); d != "" {
 			t.Errorf("CSV (-want +got):\n%s", d)
 		}

@@ -239,18 +239,29 @@ func (s *Service) finish(ctx context.Context, cb models.LoginCallback, protocol 
 		}
 		return nil, perr
 	}
+	// A callback that names no login state of this site (none, unknown,
+	// expired or used) is anyone's request: it is refused and logged, but
+	// not written to the audit log. Anyone can send such requests, as many
+	// as they like, so writing each would let them fill the database and
+	// the site's audit log; and such a request belongs to no sign-in and
+	// no person. Every refusal after a login state was taken (at most one
+	// per /login, whose states are bounded per site) is audited.
+	anonymous := func(r *refusal) (*models.LoginResult, error) {
+		s.log.InfoContext(ctx, "sign-in refused", "site_id", site.ID, "protocol", protocol, "reason", r.reason)
+		return nil, &models.Error{Code: models.CodeUnauthorized, Message: r.message, Field: r.reason}
+	}
 	if cb.State == "" {
 		if protocol == models.ProtocolSAML {
-			return fail(refuse("saml_idp_initiated", "Sign-ins started at the identity provider are not accepted; start at the help center."), false)
+			return anonymous(refuse("saml_idp_initiated", "Sign-ins started at the identity provider are not accepted; start at the help center."))
 		}
-		return fail(refuse("state_missing", "The sign-in came back without its state. Start again."), false)
+		return anonymous(refuse("state_missing", "The sign-in came back without its state. Start again."))
 	}
 	if !ValidToken(cb.State) {
-		return fail(refuse("state_unknown", "This sign-in is unknown, expired or already used. Start again."), false)
+		return anonymous(refuse("state_unknown", "This sign-in is unknown, expired or already used. Start again."))
 	}
 	st, err := s.store.View(ctx).TakeLoginState(site.ID, HashToken(cb.State))
 	if models.IsNotFound(err) {
-		return fail(refuse("state_unknown", "This sign-in is unknown, expired or already used. Start again."), false)
+		return anonymous(refuse("state_unknown", "This sign-in is unknown, expired or already used. Start again."))
 	}
 	if err != nil {
 		return nil, err

@@ -132,6 +132,8 @@ func TestOIDCAttacks(t *testing.T) {
 	type attack struct {
 		name   string
 		reason string
+		// anonymous: refused before any login state was taken (not audited)
+		anonymous bool
 		// setup changes the provider before the sign-in; run finishes it.
 		setup func(e *env)
 		run   func(e *env, br *browser, state, code string) (*models.LoginResult, error)
@@ -143,16 +145,16 @@ func TestOIDCAttacks(t *testing.T) {
 		return func(e *env) { e.oidc.Tamper(fn) }
 	}
 	attacks := []attack{
-		{name: "missing state", reason: "state_missing", run: func(e *env, br *browser, _, code string) (*models.LoginResult, error) {
+		{name: "missing state", reason: "state_missing", anonymous: true, run: func(e *env, br *browser, _, code string) (*models.LoginResult, error) {
 			return e.finishOIDC(br, "", code)
 		}},
-		{name: "wrong state", reason: "state_unknown", run: func(e *env, br *browser, _, code string) (*models.LoginResult, error) {
+		{name: "wrong state", reason: "state_unknown", anonymous: true, run: func(e *env, br *browser, _, code string) (*models.LoginResult, error) {
 			return e.finishOIDC(br, strings.Repeat("A", 43), code)
 		}},
-		{name: "malformed state", reason: "state_unknown", run: func(e *env, br *browser, _, code string) (*models.LoginResult, error) {
+		{name: "malformed state", reason: "state_unknown", anonymous: true, run: func(e *env, br *browser, _, code string) (*models.LoginResult, error) {
 			return e.finishOIDC(br, "<script>", code)
 		}},
-		{name: "replayed callback", reason: "state_unknown", run: func(e *env, br *browser, state, code string) (*models.LoginResult, error) {
+		{name: "replayed callback", reason: "state_unknown", anonymous: true, run: func(e *env, br *browser, state, code string) (*models.LoginResult, error) {
 			if _, err := e.finishOIDC(br, state, code); err != nil {
 				return nil, err
 			}
@@ -219,7 +221,7 @@ func TestOIDCAttacks(t *testing.T) {
 			return e.svc.FinishOIDC(context.Background(), models.LoginCallback{SiteID: e.site.ID, State: state, Error: "access_denied",
 				BrowserToken: br.binding, IP: "203.0.113.9", UserAgent: "test-browser/1.0"})
 		}},
-		{name: "state older than ten minutes", reason: "state_unknown", run: func(e *env, br *browser, state, code string) (*models.LoginResult, error) {
+		{name: "state older than ten minutes", reason: "state_unknown", anonymous: true, run: func(e *env, br *browser, state, code string) (*models.LoginResult, error) {
 			e.clock.Advance(models.LoginStateTTL + time.Second)
 			return e.finishOIDC(br, state, code)
 		}},
@@ -236,7 +238,7 @@ func TestOIDCAttacks(t *testing.T) {
 				br := &browser{}
 				state, code := e.beginOIDC(br, "")
 				res, err := a.run(e, br, state, code)
-				e.expectRefused(res, err, a.reason)
+				e.expectRefused(res, err, a.reason, !a.anonymous)
 			})
 		}
 	})

@@ -79,8 +79,10 @@ func TestSAMLAttacks(t *testing.T) {
 	type attack struct {
 		name   string
 		reason string
-		setup  func(t *testing.T, e *env)
-		run    func(t *testing.T, e *env, br *browser, relay, resp string) (*models.LoginResult, error)
+		// anonymous: refused before any login state was taken (not audited)
+		anonymous bool
+		setup     func(t *testing.T, e *env)
+		run       func(t *testing.T, e *env, br *browser, relay, resp string) (*models.LoginResult, error)
 	}
 	finish := func(_ *testing.T, e *env, br *browser, relay, resp string) (*models.LoginResult, error) {
 		return e.finishSAML(br, relay, resp)
@@ -134,7 +136,7 @@ func TestSAMLAttacks(t *testing.T) {
 			relay2, resp2 := e.beginSAML(br, bob)
 			return e.finishSAML(br, relay2, resp2)
 		}},
-		{name: "replayed response", reason: "state_unknown", run: func(t *testing.T, e *env, br *browser, relay, resp string) (*models.LoginResult, error) {
+		{name: "replayed response", reason: "state_unknown", anonymous: true, run: func(t *testing.T, e *env, br *browser, relay, resp string) (*models.LoginResult, error) {
 			if _, err := e.finishSAML(br, relay, resp); err != nil {
 				t.Fatalf("first use: %v", err)
 			}
@@ -164,7 +166,7 @@ func TestSAMLAttacks(t *testing.T) {
 		{name: "login finished in another browser", reason: "browser_mismatch", run: func(t *testing.T, e *env, _ *browser, relay, resp string) (*models.LoginResult, error) {
 			return e.finishSAML(&browser{binding: strings.Repeat("C", 43)}, relay, resp)
 		}},
-		{name: "IdP-initiated (no RelayState)", reason: "saml_idp_initiated", run: func(t *testing.T, e *env, br *browser, _, resp string) (*models.LoginResult, error) {
+		{name: "IdP-initiated (no RelayState)", reason: "saml_idp_initiated", anonymous: true, run: func(t *testing.T, e *env, br *browser, _, resp string) (*models.LoginResult, error) {
 			return e.finishSAML(br, "", resp)
 		}},
 		{name: "IdP-initiated (no InResponseTo)", reason: "saml_idp_initiated", setup: post(func(t *testing.T, e *env, resp *etree.Element) *etree.Element {
@@ -225,7 +227,7 @@ func TestSAMLAttacks(t *testing.T) {
 				br := &browser{}
 				relay, resp := e.beginSAML(br, bob)
 				res, err := a.run(t, e, br, relay, resp)
-				e.expectRefused(res, err, a.reason)
+				e.expectRefused(res, err, a.reason, !a.anonymous)
 			})
 		}
 	})
