@@ -24,10 +24,32 @@ type loginStateRow struct {
 
 func (loginStateRow) TableName() string { return "login_states" }
 
-// CreateLoginState records a sign-in in flight.
+// MaxLoginStates bounds a site's sign-ins in flight (login states live
+// models.LoginStateTTL): anyone may start a sign-in, so without a bound
+// anyone could fill the table. 2,000 in ten minutes is more than three
+// sign-ins started a second, every second, for one help center.
+const MaxLoginStates = 2000
+
+// CreateLoginState records a sign-in in flight. A site with MaxLoginStates
+// of them already (expired ones are deleted first) gets a too-many error:
+// the bound is checked before the insert, not under a lock, so concurrent
+// starts may pass it by the number of requests in flight.
 func (tx *Tx) CreateLoginState(siteID string, st *models.LoginState) error {
 	if siteID == "" || st.ID == "" || st.BrowserHash == "" {
 		return &models.Error{Code: models.CodeInvalid, Message: "login state needs a site, an ID and a browser"}
+	}
+	n, err := tx.countLoginStates(siteID)
+	if err == nil && n >= MaxLoginStates {
+		if err = tx.db.Exec(`DELETE FROM login_states WHERE site_id = ? AND expires_at <= ?`, siteID, tx.s.Now().UTC()).Error; err == nil {
+			n, err = tx.countLoginStates(siteID)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("create login state: %w", translate(err))
+	}
+	if n >= MaxLoginStates {
+		return &models.Error{Code: models.CodeTooMany, RetryAfter: time.Minute,
+			Message: "Too many sign-ins are under way for this help center. Try again in a few minutes."}
 	}
 	r := loginStateRow{
 		SiteID: siteID, ID: st.ID, IdPID: st.IdPID, Protocol: st.Protocol, BrowserHash: st.BrowserHash,
@@ -38,6 +60,14 @@ func (tx *Tx) CreateLoginState(siteID string, st *models.LoginState) error {
 		return fmt.Errorf("create login state: %w", translate(err))
 	}
 	return nil
+}
+
+// countLoginStates counts the site's login states up to MaxLoginStates: the
+// count reads at most that many entries of the primary key.
+func (tx *Tx) countLoginStates(siteID string) (int, error) {
+	var n int
+	err := tx.db.Raw(`SELECT count(*) FROM (SELECT 1 FROM login_states WHERE site_id = ? LIMIT ?) AS s`, siteID, MaxLoginStates).Row().Scan(&n)
+	return n, err
 }
 
 // TakeLoginState returns the site's login state with the ID and deletes it,

@@ -135,6 +135,53 @@ func TestTakeLoginStateOnce(t *testing.T) {
 	})
 }
 
+// TestLoginStatesBoundedPerSite: anyone may start a sign-in, so a site's
+// sign-ins in flight are bounded; expired ones make room again, and one
+// site's bound does not touch another's.
+func TestLoginStatesBoundedPerSite(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		ctx := context.Background()
+		clock := storetest.NewClock(time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC))
+		st := b.Open(t, storetest.WithNow(clock.Now))
+		site, other := install(t, st, newSite(1)), install(t, st, newSite(2))
+		state := func(i int) *models.LoginState {
+			now := st.Now()
+			return &models.LoginState{ID: fmt.Sprintf("state-%d", i), IdPID: "idp_1", Protocol: "oidc", BrowserHash: "b", CreatedAt: now, ExpiresAt: now.Add(models.LoginStateTTL)}
+		}
+		err := st.InTx(ctx, func(tx *store.Tx) error {
+			for i := range store.MaxLoginStates - 1 {
+				if err := tx.CreateLoginState(site.ID, state(i)); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		clock.Advance(models.LoginStateTTL / 2)
+		if err := st.View(ctx).CreateLoginState(site.ID, state(store.MaxLoginStates)); err != nil {
+			t.Fatalf("the last state under the bound: %v", err)
+		}
+		wantCode(t, st.View(ctx).CreateLoginState(site.ID, state(store.MaxLoginStates+1)), models.CodeTooMany)
+		if err := st.View(ctx).CreateLoginState(other.ID, state(1)); err != nil {
+			t.Errorf("another site's sign-in: %v", err)
+		}
+		// The first MaxLoginStates-1 expire; the newest still lives.
+		clock.Advance(models.LoginStateTTL/2 + time.Second)
+		if err := st.View(ctx).CreateLoginState(site.ID, state(store.MaxLoginStates+2)); err != nil {
+			t.Fatalf("after the states expired: %v", err)
+		}
+		if n := count(t, st, `SELECT count(*) FROM login_states WHERE site_id = ?`, site.ID); n != 2 {
+			t.Errorf("%d login states of the site; want the two live ones", n)
+		}
+		if _, err := st.View(ctx).TakeLoginState(site.ID, state(store.MaxLoginStates).ID); err != nil {
+			t.Errorf("the live state: %v", err)
+		}
+	})
+}
+
 // TestAuditPagesAndDayCounts: keyset pages cover every event once, newest
 // first, also among events of the same microsecond; the day counts follow
 // every recorded event.
