@@ -12,48 +12,65 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
+	"golang.org/x/sync/singleflight"
 
 	"idbridge/models"
 )
 
 // Provider discovery documents are cached per identity provider (and
 // version of its settings) for providerTTL, at most maxProviders of them.
+// A failed discovery is remembered for failureTTL, and concurrent
+// discoveries of one provider are one request: anyone can start a
+// sign-in, and an unreachable provider must not cost a request to it (and
+// up to IdPTimeout) for each of theirs.
 const (
 	providerTTL  = time.Hour
+	failureTTL   = 30 * time.Second
 	maxProviders = 10000
 )
 
 type providerCache struct {
-	now func() time.Time
-	mu  sync.Mutex
-	m   map[string]cachedProvider
+	now    func() time.Time
+	mu     sync.Mutex
+	m      map[string]cachedProvider
+	flight singleflight.Group
 }
 
 type cachedProvider struct {
-	p  *oidc.Provider
-	at time.Time
+	p   *oidc.Provider
+	err error // a failed discovery, kept for failureTTL
+	at  time.Time
 }
 
 func newProviderCache(now func() time.Time) *providerCache {
 	return &providerCache{now: now, m: map[string]cachedProvider{}}
 }
 
-func (c *providerCache) get(key string) *oidc.Provider {
+// get answers the cached discovery of key while it is fresh: a provider,
+// or the error of a recent failed discovery; ok is false otherwise.
+func (c *providerCache) get(key string) (p *oidc.Provider, err error, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e, ok := c.m[key]
-	if !ok || c.now().Sub(e.at) > providerTTL {
-		return nil
+	e, found := c.m[key]
+	if !found {
+		return nil, nil, false
 	}
-	return e.p
+	ttl := providerTTL
+	if e.err != nil {
+		ttl = failureTTL
+	}
+	if c.now().Sub(e.at) > ttl {
+		return nil, nil, false
+	}
+	return e.p, e.err, true
 }
 
-func (c *providerCache) put(key string, p *oidc.Provider) {
+func (c *providerCache) put(key string, p *oidc.Provider, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.m) >= maxProviders {
 		for k, e := range c.m {
-			if c.now().Sub(e.at) > providerTTL {
+			if c.now().Sub(e.at) > providerTTL || (e.err != nil && c.now().Sub(e.at) > failureTTL) {
 				delete(c.m, k)
 			}
 		}
@@ -61,7 +78,7 @@ func (c *providerCache) put(key string, p *oidc.Provider) {
 			clear(c.m)
 		}
 	}
-	c.m[key] = cachedProvider{p: p, at: c.now()}
+	c.m[key] = cachedProvider{p: p, err: err, at: c.now()}
 }
 
 func (c *providerCache) forget(siteID, idpID string) {
@@ -106,15 +123,25 @@ func (s *Service) discover(ctx context.Context, issuer string) (*oidc.Provider, 
 // is fresh.
 func (s *Service) provider(ctx context.Context, idp *models.IdentityProvider) (*oidc.Provider, error) {
 	key := fmt.Sprintf("%s/%s@%d", idp.SiteID, idp.ID, idp.UpdatedAt.UnixNano())
-	if p := s.providers.get(key); p != nil {
-		return p, nil
+	if p, err, ok := s.providers.get(key); ok {
+		return p, err
 	}
-	p, err := s.discover(ctx, idp.OIDC.Issuer)
-	if err != nil {
-		return nil, err
+	// One discovery for every caller that asks meanwhile; it runs to its
+	// own deadline (IdPTimeout) whichever caller leaves first.
+	ch := s.providers.flight.DoChan(key, func() (any, error) {
+		p, err := s.discover(context.WithoutCancel(ctx), idp.OIDC.Issuer)
+		s.providers.put(key, p, err)
+		return p, err
+	})
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return r.Val.(*oidc.Provider), nil
+	case <-ctx.Done():
+		return nil, reachError(ctx.Err())
 	}
-	s.providers.put(key, p)
-	return p, nil
 }
 
 func (s *Service) oauthConfig(p *oidc.Provider, idp *models.IdentityProvider) *oauth2.Config {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -309,6 +310,64 @@ func TestOIDCSignInES256(t *testing.T) {
 		acct, ok := e.jira.Account(alice.Email)
 		if !ok || res.Session == nil || res.Session.AccountID != acct.AccountID {
 			t.Fatalf("result %+v; customer %+v (found %v)", res, acct, ok)
+		}
+	})
+}
+
+// TestDiscoveryFailuresAreRemembered: anyone can start a sign-in, so an
+// unreachable provider is asked once for all the sign-ins started at the
+// same moment, and not again for failureTTL (30 s); then once more; and
+// when it is back, sign-ins work again.
+func TestDiscoveryFailuresAreRemembered(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		e := newEnv(t, b)
+		discoveries := func() int {
+			n := 0
+			for _, c := range e.oidc.Calls() {
+				if strings.HasSuffix(c, "/.well-known/openid-configuration") {
+					n++
+				}
+			}
+			return n
+		}
+		begin := func() error {
+			_, err := e.svc.BeginLogin(context.Background(), models.LoginRequest{SiteID: e.site.ID, IdPID: e.oidcID})
+			return err
+		}
+		e.oidc.SetDown(true)
+		before := discoveries()
+		var wg sync.WaitGroup
+		errs := make(chan error, 16)
+		for range 16 {
+			wg.Go(func() { errs <- begin() })
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if models.ErrorCode(err) != models.CodeUnavailable {
+				t.Fatalf("sign-in with the provider down: %v", err)
+			}
+		}
+		for range 10 {
+			if models.ErrorCode(begin()) != models.CodeUnavailable {
+				t.Fatal("a sign-in with the provider down did not fail")
+			}
+		}
+		if n := discoveries() - before; n != 1 {
+			t.Errorf("%d discoveries for 26 sign-ins with the provider down; want 1", n)
+		}
+		e.clock.Advance(30*time.Second + time.Second)
+		if models.ErrorCode(begin()) != models.CodeUnavailable {
+			t.Fatal("a sign-in with the provider still down did not fail")
+		}
+		if n := discoveries() - before; n != 2 {
+			t.Errorf("%d discoveries after the failure was forgotten; want 2", n)
+		}
+		e.oidc.SetDown(false)
+		e.clock.Advance(30*time.Second + time.Second)
+		if err := begin(); err != nil {
+			t.Errorf("sign-in with the provider back: %v", err)
 		}
 	})
 }
