@@ -80,3 +80,42 @@ func TestSSOUserAgentNotUTF8(t *testing.T) {
 		}
 	})
 }
+
+// TestSSOTestSignInNeedsTheAdminLink: "Test sign-in" skips the checks that
+// SSO and the IdP are turned on and reports each step; only the link the
+// admin API hands out runs it, not ?test=1 from anyone.
+func TestSSOTestSignInNeedsTheAdminLink(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		e := newSSOEnv(t, b)
+		e.mustAdmin(http.MethodPut, "/service-account", map[string]any{"kind": "api_token", "email": ssoSvcEmail, "token": ssoSvcToken}, 200, nil)
+		e.mustAdmin(http.MethodPut, "/sso", map[string]any{"allowedDomains": []string{"customer.example"}, "autoCreateCustomers": true}, 200, nil) // SSO stays off
+		var idp map[string]any
+		e.mustAdmin(http.MethodPost, "/idps", map[string]any{"name": "Customer staff", "protocol": "oidc",
+			"oidc": map[string]any{"issuer": e.oidc.URL, "clientId": e.oidc.ClientID, "clientSecret": e.oidc.ClientSecret}}, 201, &idp)
+		portal := e.base + "/portal/" + e.site.ID + "/"
+		e.oidc.SignIn(&fakeidp.User{Email: "gina@customer.example", Name: "Gina Customer", EmailVerified: true})
+		calls := len(e.oidc.Calls())
+		for _, q := range []string{"test=1", "test=" + url.QueryEscape(strings.Repeat("x", 70))} {
+			res, page := newCustomer(t).get(portal + "login?idp=" + idp["id"].(string) + "&" + q)
+			if res.StatusCode != http.StatusForbidden || !strings.Contains(page, "test link") {
+				t.Errorf("%s: %d %s", q, res.StatusCode, page)
+			}
+		}
+		if n := len(e.oidc.Calls()) - calls; n != 0 {
+			t.Errorf("a refused test link made %d calls to the identity provider", n)
+		}
+		link, _ := idp["testSignInUrl"].(string)
+		if !strings.HasPrefix(link, portal+"login?") || strings.Contains(link, "test=1") {
+			t.Fatalf("testSignInUrl %q", link)
+		}
+		res, page := newCustomer(t).get(link)
+		if res.StatusCode != http.StatusOK || !strings.Contains(page, "Test sign-in") || !strings.Contains(page, "The sign-in works") {
+			t.Errorf("the admin's test link: %d %s", res.StatusCode, page)
+		}
+		n, err := e.app.Store().View(context.Background()).CountPortalSessions(e.site.ID)
+		if err != nil || n != 0 {
+			t.Errorf("%d sessions after a test (%v)", n, err)
+		}
+	})
+}

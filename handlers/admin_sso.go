@@ -24,6 +24,7 @@ type SSO interface {
 	UpdateIdentityProvider(ctx context.Context, site *models.Site, actor, id string, in models.IdentityProviderInput) (*models.IdentityProvider, error)
 	DeleteIdentityProvider(ctx context.Context, site *models.Site, actor, id string) error
 	PortalURL(siteID string) string
+	TestSignInURL(site *models.Site, idpID string) string
 	RedirectURI(siteID string) string
 	SP(siteID string) models.SPFacts
 
@@ -169,10 +170,10 @@ type spFactsBody struct {
 	MetadataURL string `json:"spMetadataUrl"`
 }
 
-func (s *server) toIdPBody(p *models.IdentityProvider) idpBody {
+func (s *server) toIdPBody(site *models.Site, p *models.IdentityProvider) idpBody {
 	b := idpBody{
 		ID: p.ID, Name: p.Name, Protocol: p.Protocol, Enabled: p.Enabled, EmailDomains: p.EmailDomains,
-		TestURL:   strings.TrimSuffix(s.SSO.PortalURL(p.SiteID), "/") + "/login?idp=" + p.ID + "&test=1",
+		TestURL:   s.SSO.TestSignInURL(site, p.ID),
 		CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt,
 	}
 	if b.EmailDomains == nil {
@@ -235,27 +236,29 @@ func (in *idpInput) toModel() models.IdentityProviderInput {
 }
 
 func (s *server) handleAdminIdPList(c *gin.Context) {
-	idps, err := s.SSO.IdentityProviders(c.Request.Context(), callerOf(c).Site.ID)
+	site := callerOf(c).Site
+	idps, err := s.SSO.IdentityProviders(c.Request.Context(), site.ID)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
 	out := make([]idpBody, 0, len(idps))
 	for _, p := range idps {
-		out = append(out, s.toIdPBody(p))
+		out = append(out, s.toIdPBody(site, p))
 	}
 	c.Header("Cache-Control", "no-store")
 	c.JSON(http.StatusOK, gin.H{"identityProviders": out})
 }
 
 func (s *server) handleAdminIdPGet(c *gin.Context) {
-	p, err := s.SSO.IdentityProvider(c.Request.Context(), callerOf(c).Site.ID, c.Param("id"))
+	site := callerOf(c).Site
+	p, err := s.SSO.IdentityProvider(c.Request.Context(), site.ID, c.Param("id"))
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
 	c.Header("Cache-Control", "no-store")
-	c.JSON(http.StatusOK, s.toIdPBody(p))
+	c.JSON(http.StatusOK, s.toIdPBody(site, p))
 }
 
 func (s *server) handleAdminIdPCreate(c *gin.Context) {
@@ -271,7 +274,7 @@ func (s *server) handleAdminIdPCreate(c *gin.Context) {
 		return
 	}
 	c.Header("Cache-Control", "no-store")
-	c.JSON(http.StatusCreated, s.toIdPBody(p))
+	c.JSON(http.StatusCreated, s.toIdPBody(caller.Site, p))
 }
 
 func (s *server) handleAdminIdPUpdate(c *gin.Context) {
@@ -287,7 +290,7 @@ func (s *server) handleAdminIdPUpdate(c *gin.Context) {
 		return
 	}
 	c.Header("Cache-Control", "no-store")
-	c.JSON(http.StatusOK, s.toIdPBody(p))
+	c.JSON(http.StatusOK, s.toIdPBody(caller.Site, p))
 }
 
 func (s *server) handleAdminIdPDelete(c *gin.Context) {

@@ -279,8 +279,24 @@ func TestTestSignIn(t *testing.T) {
 		off := false
 		e.mustSettings(models.SSOSettingsInput{Enabled: &off})
 		e.oidc.SignIn(&alice)
+		link, err := url.Parse(e.svc.TestSignInURL(e.site, e.oidcID))
+		if err != nil || link.Query().Get("idp") != e.oidcID {
+			t.Fatalf("test sign-in link %v: %v", link, err)
+		}
+		ticket := link.Query().Get("test")
+		// Only the admin page's link runs a test: anyone else's, another
+		// IdP's or an expired one is refused before anything happens.
+		for name, req := range map[string]models.LoginRequest{
+			"no ticket":          {SiteID: e.site.ID, IdPID: e.oidcID, Test: true, TestTicket: "1"},
+			"a forged ticket":    {SiteID: e.site.ID, IdPID: e.oidcID, Test: true, TestTicket: ticket[:strings.Index(ticket, ".")+1] + strings.Repeat("A", 43)},
+			"another IdP's link": {SiteID: e.site.ID, IdPID: e.samlID, Test: true, TestTicket: ticket},
+		} {
+			if _, err := e.svc.BeginLogin(context.Background(), req); models.ErrorCode(err) != models.CodeForbidden {
+				t.Errorf("%s: %v, want forbidden", name, err)
+			}
+		}
 		run := func() (*models.LoginResult, error) {
-			start, err := e.svc.BeginLogin(context.Background(), models.LoginRequest{SiteID: e.site.ID, IdPID: e.oidcID, Test: true})
+			start, err := e.svc.BeginLogin(context.Background(), models.LoginRequest{SiteID: e.site.ID, IdPID: e.oidcID, Test: true, TestTicket: ticket})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -321,6 +337,11 @@ func TestTestSignIn(t *testing.T) {
 		if err == nil || res == nil || len(res.Steps) == 0 || res.Steps[len(res.Steps)-1].OK ||
 			!strings.Contains(res.Steps[len(res.Steps)-1].Message, "domain") {
 			t.Fatalf("failing test sign-in: %+v, %v", res, err)
+		}
+		// The link lives an hour.
+		e.clock.Advance(time.Hour)
+		if _, err := e.svc.BeginLogin(context.Background(), models.LoginRequest{SiteID: e.site.ID, IdPID: e.oidcID, Test: true, TestTicket: ticket}); models.ErrorCode(err) != models.CodeForbidden {
+			t.Errorf("an expired link: %v, want forbidden", err)
 		}
 	})
 }

@@ -96,6 +96,9 @@ func (s *Service) BeginLogin(ctx context.Context, req models.LoginRequest) (*mod
 	if err != nil {
 		return nil, err
 	}
+	if req.Test && !s.validTestTicket(site, req.IdPID, req.TestTicket) {
+		return nil, &models.Error{Code: models.CodeForbidden, Message: "This test link is not valid or has expired. Open Test sign-in again from the app's admin page in Jira."}
+	}
 	if !settings.Enabled && !req.Test {
 		return nil, &models.Error{Code: models.CodeNotFound, Message: "Single sign-on is not turned on for this help center."}
 	}
