@@ -240,6 +240,14 @@ func (s *Service) spKey(ctx context.Context, siteID string) (*rsa.PrivateKey, *x
 		return nil, nil, err
 	}
 	if err != nil || settings.SPKey == "" {
+		// The key is made before the transaction: RSA key generation takes
+		// a fifth of a second, which no lock (on SQLite, the database's
+		// write lock) may be held for. Two first requests at once make two
+		// keys; the first stored is kept.
+		keyPEM, certPEM, err := newSPKey(siteID, s.now())
+		if err != nil {
+			return nil, nil, err
+		}
 		err = s.store.InTx(ctx, func(tx *store.Tx) error {
 			if err := tx.LockSSOSettings(siteID); err != nil {
 				return err
@@ -254,10 +262,6 @@ func (s *Service) spKey(ctx context.Context, siteID string) (*rsa.PrivateKey, *x
 			if cur.SPKey != "" { // another request made it meanwhile
 				settings = cur
 				return nil
-			}
-			keyPEM, certPEM, err := newSPKey(siteID, s.now())
-			if err != nil {
-				return err
 			}
 			cur.SPKey, cur.SPCertificate = keyPEM, certPEM
 			settings, err = tx.SaveSSOSettings(siteID, cur)
