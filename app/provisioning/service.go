@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	filter "github.com/scim2/filter-parser/v2"
+
 	"idbridge/app/scim"
 	"idbridge/app/store"
 )
@@ -189,7 +191,10 @@ func (s *Service) Schemas(siteID, id string) (*scim.Answer, error) {
 
 // listParams is a parsed list or search request.
 type listParams struct {
-	filter     string
+	filter string
+	// parsed, when set, is filter already parsed for the resource type
+	// (a search across resource types parses it for each, see searchAll).
+	parsed     filter.Expression
 	sortBy     string
 	descending bool
 	startIndex int // 1-based
@@ -384,20 +389,41 @@ func (s *Service) Search(ctx context.Context, r *scim.Request) (*scim.Answer, er
 }
 
 // searchAll pages over users followed by groups, within one answer's
-// byte budget.
+// byte budget. The filter applies to each type as RFC 7644 3.4.2.1 says
+// (scim.ParseFilterAcross): a type that lacks an attribute the filter
+// compares treats it as absent, so userName eq "…" finds users and no
+// groups rather than being refused by the groups.
 func (s *Service) searchAll(ctx context.Context, siteID string, lp listParams) (*scim.Answer, error) {
 	if lp.sortBy != "" {
 		return nil, scim.InvalidValue("a search across resource types cannot be sorted")
 	}
+	rts := scim.ResourceTypes()
+	var filters []scim.TypeFilter
+	if strings.TrimSpace(lp.filter) != "" {
+		var err error
+		if filters, err = scim.ParseFilterAcross(rts, lp.filter); err != nil {
+			return nil, err
+		}
+	}
 	page := scim.NewPage()
 	total := 0
 	offset, count := lp.startIndex-1, lp.count
-	for _, rt := range scim.ResourceTypes() {
+	for i, rt := range rts {
 		d, err := s.directoryOf(&rt)
 		if err != nil {
 			return nil, err
 		}
 		part := lp
+		if filters != nil {
+			switch f := filters[i]; {
+			case f.Expr != nil:
+				part.parsed = f.Expr
+			case f.All:
+				part.filter = ""
+			default:
+				continue // no resource of this type can match: none to count or skip
+			}
+		}
 		part.startIndex, part.count = offset+1, count
 		if page.Full() {
 			part.count = 0 // only the total
@@ -426,10 +452,13 @@ func (s *Service) list(ctx context.Context, siteID string, d directory, lp listP
 // directoryQuery compiles the filter, sort and paging of lp for t.
 func (s *Service) directoryQuery(t sqlTarget, lp listParams) (store.DirectoryQuery, error) {
 	dq := store.DirectoryQuery{Offset: lp.startIndex - 1, Limit: lp.count, Desc: lp.descending}
-	if strings.TrimSpace(lp.filter) != "" {
-		expr, err := s.filters.Parse(t.rt, lp.filter)
-		if err != nil {
-			return dq, err
+	if lp.parsed != nil || strings.TrimSpace(lp.filter) != "" {
+		expr := lp.parsed
+		if expr == nil {
+			var err error
+			if expr, err = s.filters.Parse(t.rt, lp.filter); err != nil {
+				return dq, err
+			}
 		}
 		f, err := compileFilter(t, s.store.Dialect(), expr)
 		if err != nil {

@@ -54,17 +54,7 @@ func ParseFilter(rt ResourceType, s string) (expr filter.Expression, err error) 
 			expr, err = nil, InvalidFilter("the filter could not be parsed")
 		}
 	}()
-	if strings.TrimSpace(s) == "" {
-		return nil, InvalidFilter("the filter is empty")
-	}
-	if hasNUL(s) {
-		return nil, InvalidFilter("the filter holds the NUL character, which no attribute may hold")
-	}
-	if len(s) > maxFilterLength {
-		return nil, InvalidFilter("the filter is longer than %d bytes", maxFilterLength)
-	}
-	n := &normalizer{src: s}
-	expr, err = n.parseFilter()
+	expr, err = readFilter(s)
 	if err != nil {
 		return nil, err
 	}
@@ -76,6 +66,94 @@ func ParseFilter(rt ResourceType, s string) (expr filter.Expression, err error) 
 		return nil, err
 	}
 	return expr, nil
+}
+
+// readFilter reads s into a filter tree, not yet checked against a
+// resource type.
+func readFilter(s string) (filter.Expression, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, InvalidFilter("the filter is empty")
+	}
+	if hasNUL(s) {
+		return nil, InvalidFilter("the filter holds the NUL character, which no attribute may hold")
+	}
+	if len(s) > maxFilterLength {
+		return nil, InvalidFilter("the filter is longer than %d bytes", maxFilterLength)
+	}
+	n := &normalizer{src: s}
+	return n.parseFilter()
+}
+
+// TypeFilter is a search filter as it applies to one resource type.
+type TypeFilter struct {
+	// Expr is the canonical filter, as ParseFilter returns it; nil when
+	// the outcome depends on no attribute the type has, and then All says
+	// whether every resource of the type matches or none does.
+	Expr filter.Expression
+	All  bool
+}
+
+// ParseFilterAcross parses the filter of a search across resource types
+// (POST /.search at the root) for each of rts, in their order.
+//
+// RFC 7644 3.4.2.1: "For filtered attributes that are not part of a
+// particular resource type, the service provider SHALL treat the attribute
+// as if there is no attribute value." So, for one type, a comparison of an
+// attribute the type does not define is false, as a comparison of an
+// absent attribute is: pr, eq, co, gt and the others are false, ne (not
+// eq) is true, and a value path over it (members[…] for a user) is false;
+// and/or/not then decide what is left. userName eq "bob" matches no group;
+// members eq "id" no user. Every comparison of an attribute that a type
+// does define is checked as ParseFilter checks it, also where the rest of
+// the filter decides the outcome. An attribute that no type of rts defines
+// is 400 invalidFilter, as in ParseFilter.
+func ParseFilterAcross(rts []ResourceType, s string) (out []TypeFilter, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			out, err = nil, InvalidFilter("the filter could not be parsed")
+		}
+	}()
+	raw, err := readFilter(s)
+	if err != nil {
+		return nil, err
+	}
+	out = make([]TypeFilter, len(rts))
+	// undefined counts, for each attribute path the filter names, the
+	// types that do not define it; order keeps the filter's order.
+	undefined := map[string]int{}
+	var order []string
+	for i, rt := range rts {
+		seen := map[string]bool{}
+		v := validator{rt: rt, undefined: func(path string) {
+			key := strings.ToLower(path)
+			if seen[key] {
+				return
+			}
+			seen[key] = true
+			if undefined[key] == 0 {
+				order = append(order, path)
+			}
+			undefined[key]++
+		}}
+		expr, value, constant, err := v.across(raw)
+		if err != nil {
+			return nil, err
+		}
+		if constant {
+			out[i] = TypeFilter{All: value}
+			continue
+		}
+		if err := checkFilterCost(rt, expr); err != nil {
+			return nil, err
+		}
+		out[i] = TypeFilter{Expr: expr}
+	}
+	for _, path := range order {
+		if undefined[strings.ToLower(path)] == len(rts) {
+			return nil, InvalidFilter("unknown attribute %q", path)
+		}
+	}
+	return out, nil
 }
 
 // checkFilterCost bounds what one filter makes the database do per
@@ -134,7 +212,73 @@ func FilterAttribute(rt ResourceType, p filter.AttributePath, parent *Attribute)
 
 // --- validation -------------------------------------------------------------
 
-type validator struct{ rt ResourceType }
+type validator struct {
+	rt ResourceType
+	// undefined, when set, is told each top-level attribute path that rt
+	// does not define (see across).
+	undefined func(path string)
+}
+
+// across is expr for a search across resource types (ParseFilterAcross):
+// it validates e and returns its canonical copy with every comparison of
+// an attribute that v.rt does not define replaced by its truth value and
+// folded away. constant is true when nothing is left: then value is the
+// filter's outcome for every resource of the type.
+func (v validator) across(e filter.Expression) (out filter.Expression, value, constant bool, err error) {
+	switch e := e.(type) {
+	case *filter.LogicalExpression:
+		l, lv, lc, err := v.across(e.Left)
+		if err != nil {
+			return nil, false, false, err
+		}
+		r, rv, rc, err := v.across(e.Right)
+		if err != nil {
+			return nil, false, false, err
+		}
+		op := filter.LogicalOperator(strings.ToLower(string(e.Operator)))
+		and := op == filter.AND
+		switch {
+		case lc && rc:
+			if and {
+				return nil, lv && rv, true, nil
+			}
+			return nil, lv || rv, true, nil
+		case lc:
+			if lv != and { // false and x, true or x
+				return nil, lv, true, nil
+			}
+			return r, false, false, nil // true and x, false or x
+		case rc:
+			if rv != and {
+				return nil, rv, true, nil
+			}
+			return l, false, false, nil
+		}
+		return &filter.LogicalExpression{Left: l, Right: r, Operator: op}, false, false, nil
+	case *filter.NotExpression:
+		in, iv, ic, err := v.across(e.Expression)
+		if err != nil {
+			return nil, false, false, err
+		}
+		if ic {
+			return nil, !iv, true, nil
+		}
+		return &filter.NotExpression{Expression: in}, false, false, nil
+	case *filter.ValuePath:
+		if _, err := v.rt.Resolve(e.AttributePath.String()); err != nil {
+			v.undefined(e.AttributePath.String())
+			return nil, false, true, nil // no value, so no value matches
+		}
+	case *filter.AttributeExpression:
+		if _, err := v.rt.Resolve(e.AttributePath.String()); err != nil {
+			v.undefined(e.AttributePath.String())
+			// ne is "not eq", true of an absent attribute.
+			return nil, strings.EqualFold(string(e.Operator), string(filter.NE)), true, nil
+		}
+	}
+	out, err = v.expr(e, nil)
+	return out, false, false, err
+}
 
 // expr validates e and returns its canonical copy. parent is the value
 // path's attribute reference inside a ValueFilter.

@@ -367,3 +367,75 @@ func FuzzParseFilter(f *testing.F) {
 		}
 	})
 }
+
+// A search across resource types (POST /.search at the root): RFC 7644
+// 3.4.2.1 treats an attribute a resource type does not define as one
+// without a value, so each type gets what is left of the filter, or all
+// or none of its resources.
+func TestParseFilterAcrossResourceTypes(t *testing.T) {
+	const all, none = "ALL", "NONE"
+	for _, tt := range []struct {
+		in, users, groups string
+	}{
+		{`userName eq "bob@example.com"`, `userName eq "bob@example.com"`, none},
+		{`USERNAME Eq "bob"`, `userName eq "bob"`, none},
+		{`urn:ietf:params:scim:schemas:core:2.0:User:userName eq "bob"`, `userName eq "bob"`, none},
+		{`members eq "u1"`, none, `members.value eq "u1"`},
+		{`members[value eq "u1"]`, none, `members[value eq "u1"]`},
+		{`emails[type eq "work"]`, `emails[type eq "work"]`, none},
+		{`displayName eq "Admins"`, `displayName eq "Admins"`, `displayName eq "Admins"`},
+		{`urn:ietf:params:scim:schemas:core:2.0:Group:displayName eq "Admins"`, none, `displayName eq "Admins"`},
+		{`id pr`, `id pr`, `id pr`},
+		{`userName eq "bob" or members eq "u1"`, `userName eq "bob"`, `members.value eq "u1"`},
+		{`userName eq "bob" and displayName pr`, `userName eq "bob" and displayName pr`, none},
+		{`userName pr or displayName sw "a"`, `userName pr or displayName sw "a"`, `displayName sw "a"`},
+		{`not (userName eq "bob")`, `not (userName eq "bob")`, all},
+		{`userName ne "bob"`, `userName ne "bob"`, all},
+		{`userName ne "bob" and displayName eq "x"`, `userName ne "bob" and displayName eq "x"`, `displayName eq "x"`},
+		{`(userName pr or active eq true) and externalId eq "e"`, `(userName pr or active eq true) and externalId eq "e"`, none},
+		{`not (members pr) and not (userName pr)`, `not (userName pr)`, `not (members pr)`},
+	} {
+		got, err := ParseFilterAcross([]ResourceType{Users, Groups}, tt.in)
+		if err != nil {
+			t.Errorf("ParseFilterAcross(%q): %v", tt.in, err)
+			continue
+		}
+		show := func(f TypeFilter) string {
+			switch {
+			case f.Expr != nil:
+				return filterString(f.Expr)
+			case f.All:
+				return all
+			}
+			return none
+		}
+		if d := cmp.Diff([]string{tt.users, tt.groups}, []string{show(got[0]), show(got[1])}); d != "" {
+			t.Errorf("ParseFilterAcross(%q) users, groups (-want +got):\n%s", tt.in, d)
+		}
+	}
+	// An attribute neither type has is 400 invalidFilter, also beside
+	// ones they have; so is a bad comparison of an attribute one type
+	// has, also where the rest of the filter decides the outcome.
+	for _, in := range []string{
+		`foo eq "x"`,
+		`userName eq "bob" or foo eq "x"`,
+		`members eq "u1" and name.foo eq "x"`,
+		`emails[foo eq "x"]`,
+		`members eq "u1" and active eq "maybe"`,
+		`userName eq "bob" and not (members eq null)`,
+		`userName xx "bob"`,
+		`password eq "x" and members pr`,
+		`userName eq`,
+		``,
+		strings.Repeat(`userName eq "x" or `, 300) + `title pr`,
+	} {
+		_, err := ParseFilterAcross([]ResourceType{Users, Groups}, in)
+		if e := testError(err); e == nil || e.Code != models.CodeInvalid || e.SCIMType != SCIMTypeInvalidFilter {
+			t.Errorf("ParseFilterAcross(%q) = %v, want 400 invalidFilter", in, err)
+		}
+	}
+	_, err := ParseFilterAcross([]ResourceType{Users, Groups}, `nope eq "x"`)
+	if e := testError(err); e == nil || !strings.Contains(e.Message, `unknown attribute "nope"`) {
+		t.Errorf("the error names the attribute: %v", err)
+	}
+}
