@@ -226,12 +226,84 @@ func TestAdminGDPRExportAndErase(t *testing.T) {
 			{"GET", "/api/admin/gdpr/export", ""}, {"GET", "/api/admin/gdpr/export/count", ""},
 			{"POST", "/api/admin/gdpr/erase", `{"accountId":"557058:x"}`}, {"POST", "/api/admin/gdpr/restrict", `{"accountId":"557058:x"}`},
 			{"DELETE", "/api/admin/gdpr/restrict/557058:x", ""}, {"GET", "/api/admin/gdpr/restrictions", ""}, {"GET", "/api/admin/gdpr/status", ""},
+			{"GET", "/api/admin/gdpr/reporting", ""},
 		} {
 			if w := e.raw(r.method, r.target, admNotAdmin, r.body); w.Code != http.StatusForbidden {
 				t.Errorf("%s %s as a non-admin: %d", r.method, r.target, w.Code)
 			}
 			if w := e.raw(r.method, r.target, "", r.body); w.Code != http.StatusUnauthorized {
 				t.Errorf("%s %s without a token: %d", r.method, r.target, w.Code)
+			}
+		}
+	})
+}
+
+// TestAdminGDPRReporting: GET /api/admin/gdpr/reporting (SPEC 4) answers
+// the site's Personal Data Reporting cycle as stored, the same object
+// GET /api/admin/gdpr/status nests under reporting; only for a site
+// administrator with a context JWT.
+func TestAdminGDPRReporting(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		e := newAdmEnv(t, b)
+
+		// Before any cycle: the default period, nothing reported, no times.
+		w := e.raw("GET", "/api/admin/gdpr/reporting", admAdmin, "")
+		var got map[string]any
+		if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil {
+			t.Fatalf("reporting: %d, not JSON: %s", w.Code, w.Body)
+		}
+		if d := answerDiff(fields{"http status": 200, "enabled": true, "accountsHeld": 0, "cyclePeriodDays": 7, "inProgress": false,
+			"lastCycleAt": nil, "nextCycleAt": nil, "retryAt": nil, "accountsReported": 0, "accountsClosed": 0,
+			"closedAccountsErased": 0, "accountsUpdated": 0, "answersIgnored": 0, "lastStatus": nil, "restrictions": nil,
+		}, w.Code, got); d != "" {
+			t.Errorf("before any cycle (-want +got):\n%s", d)
+		}
+		if cc := w.Header().Get("Cache-Control"); cc != "no-store" {
+			t.Errorf("Cache-Control %q", cc)
+		}
+
+		// After a cycle: what the cycle stored, as stored.
+		finished := e.clock.Now().Add(-time.Hour)
+		next := finished.Add(72 * time.Hour)
+		err := e.app.Store().InTx(context.Background(), func(tx *store.Tx) error {
+			if err := tx.UpsertReportAccounts(e.site.ID, []string{"557058:a", "557058:b", "557058:c"}, finished.Add(-time.Minute)); err != nil {
+				return err
+			}
+			return tx.SaveReportSite(&store.ReportSite{SiteID: e.site.ID, CyclePeriod: 3 * 24 * time.Hour,
+				CycleFinishedAt: &finished, NextCycleAt: &next, Reported: 3, Closed: 2, Erased: 1, Updated: 1, Ignored: 1,
+				LastStatus: "ok", LastMessage: "3 accounts reported in 1 requests; 2 closed (1 erased), 1 updated, 1 answers ignored"})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		code, got, raw := e.call("GET", "/api/admin/gdpr/reporting", admAdmin, "")
+		if d := answerDiff(fields{"http status": 200, "enabled": true, "accountsHeld": 3, "cyclePeriodDays": 3, "inProgress": false,
+			"retryAt": nil, "accountsReported": 3, "accountsClosed": 2, "closedAccountsErased": 1, "accountsUpdated": 1,
+			"answersIgnored": 1, "lastStatus": "ok", "lastMessage": "3 accounts reported in 1 requests; 2 closed (1 erased), 1 updated, 1 answers ignored",
+		}, code, got); d != "" {
+			t.Errorf("after a cycle %s (-want +got):\n%s", raw, d)
+		}
+		for name, want := range map[string]time.Time{"lastCycleAt": finished, "nextCycleAt": next} {
+			s, _ := got[name].(string)
+			if at, err := time.Parse(time.RFC3339Nano, s); err != nil || !at.Equal(want) {
+				t.Errorf("%s = %q, want %s", name, got[name], want.Format(time.RFC3339Nano))
+			}
+		}
+		// The admin page's /gdpr/status nests the same object.
+		_, status, _ := e.call("GET", "/api/admin/gdpr/status", admAdmin, "")
+		if d := cmp.Diff(got, status["reporting"]); d != "" {
+			t.Errorf("status.reporting differs from /gdpr/reporting (-reporting +status):\n%s", d)
+		}
+
+		// Not an admin: 403; no token: 401; neither sees the facts.
+		for _, c := range []struct {
+			sub  string
+			want int
+		}{{admNotAdmin, http.StatusForbidden}, {"", http.StatusUnauthorized}} {
+			code, got, raw := e.call("GET", "/api/admin/gdpr/reporting", c.sub, "")
+			if code != c.want || got["error"] == nil || strings.Contains(raw, "accountsHeld") {
+				t.Errorf("as %q: %d %s, want %d with an error", c.sub, code, raw, c.want)
 			}
 		}
 	})

@@ -267,6 +267,8 @@ type privacyStatusBody struct {
 	Reporting    reportingBody `json:"reporting"`
 }
 
+// reportingBody is GET /api/admin/gdpr/reporting, and the reporting part
+// of GET /api/admin/gdpr/status: the site's Personal Data Reporting cycle.
 type reportingBody struct {
 	Enabled           bool       `json:"enabled"`
 	AccountsHeld      int64      `json:"accountsHeld"`
@@ -284,6 +286,15 @@ type reportingBody struct {
 	LastStatusMessage string     `json:"lastMessage,omitempty"`
 }
 
+func toReportingBody(st *models.PrivacyStatus) reportingBody {
+	return reportingBody{
+		Enabled: st.ReportingEnabled, AccountsHeld: st.AccountsHeld, CyclePeriodDays: st.CyclePeriod.Hours() / 24,
+		InProgress: st.CycleInProgress, LastCycleAt: st.LastCycleAt, NextCycleAt: st.NextCycleAt, RetryAt: st.RetryAt,
+		AccountsReported: st.Reported, AccountsClosed: st.Closed, ClosedErased: st.Erased, AccountsUpdated: st.Updated,
+		AnswersIgnored: st.Ignored, LastStatus: st.LastStatus, LastStatusMessage: st.LastMessage,
+	}
+}
+
 func (s *server) handleAdminGDPRStatus(c *gin.Context) {
 	st, err := s.Privacy.Status(c.Request.Context(), callerOf(c).Site)
 	if err != nil {
@@ -291,12 +302,19 @@ func (s *server) handleAdminGDPRStatus(c *gin.Context) {
 		return
 	}
 	c.Header("Cache-Control", "no-store")
-	c.JSON(http.StatusOK, privacyStatusBody{Restrictions: st.Restrictions, Reporting: reportingBody{
-		Enabled: st.ReportingEnabled, AccountsHeld: st.AccountsHeld, CyclePeriodDays: st.CyclePeriod.Hours() / 24,
-		InProgress: st.CycleInProgress, LastCycleAt: st.LastCycleAt, NextCycleAt: st.NextCycleAt, RetryAt: st.RetryAt,
-		AccountsReported: st.Reported, AccountsClosed: st.Closed, ClosedErased: st.Erased, AccountsUpdated: st.Updated,
-		AnswersIgnored: st.Ignored, LastStatus: st.LastStatus, LastStatusMessage: st.LastMessage,
-	}})
+	c.JSON(http.StatusOK, privacyStatusBody{Restrictions: st.Restrictions, Reporting: toReportingBody(st)})
+}
+
+// handleAdminGDPRReporting answers the reporting cycle's facts alone, the
+// route SPEC 4 names; the admin page reads them within /gdpr/status.
+func (s *server) handleAdminGDPRReporting(c *gin.Context) {
+	st, err := s.Privacy.Status(c.Request.Context(), callerOf(c).Site)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.Header("Cache-Control", "no-store")
+	c.JSON(http.StatusOK, toReportingBody(st))
 }
 
 // rectifyBody is POST /api/admin/gdpr/rectify.

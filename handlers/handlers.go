@@ -189,6 +189,7 @@ func New(d Deps) *gin.Engine {
 			api.DELETE("/gdpr/restrict/:accountId", s.handleAdminGDPRUnrestrict)
 			api.GET("/gdpr/restrictions", s.handleAdminGDPRRestrictions)
 			api.GET("/gdpr/status", s.handleAdminGDPRStatus)
+			api.GET("/gdpr/reporting", s.handleAdminGDPRReporting)
 		}
 	}
 	if d.Forge != nil {
