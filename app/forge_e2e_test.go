@@ -434,6 +434,93 @@ func TestNothingWaitsForEnabled(t *testing.T) {
 	})
 }
 
+// TestForgeInstalledEnablesDisabledSite: a site whose app was disabled
+// (Connect's disabled callback) before the app was registered with Forge
+// gets no enabled callback ever again. Forge's installed event, which links
+// the site, makes it installed again: SCIM writes are accepted (with the
+// same token; the replica's cached "disabled" is dropped at the commit),
+// the sync no longer says the app is disabled, and the shared secret still
+// signs the admin API.
+func TestForgeInstalledEnablesDisabledSite(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		h := newForgeHarness(t, b)
+		s := h.newSite(h.jira)
+		installation := s.installationID
+		s.installationID = "" // installed before the app was registered with Forge
+		h.mustInstall(s)
+		h.jira.AddAdmin("admin-1")
+		site := h.mustState(s, models.SiteInstalled)
+		admin := func(method, target, body string) *httptest.ResponseRecorder {
+			t.Helper()
+			tok := h.signHMAC(h.contextClaims(s, "admin-1"), jwt.SigningMethodHS256, []byte(s.secret), "")
+			h.remember(tok)
+			var b []byte
+			if body != "" {
+				b = []byte(body)
+			}
+			return h.serve(nil, connectRequest(method, target, b, tok))
+		}
+		w := admin(http.MethodPost, "/api/admin/provisioning/token", "{}")
+		connectWantStatus(t, w, http.StatusCreated, "provisioning token")
+		var tok struct {
+			Token string `json:"token"`
+		}
+		_ = json.Unmarshal(w.Body.Bytes(), &tok)
+		h.remember(tok.Token)
+		n := 0
+		createUser := func() *httptest.ResponseRecorder {
+			t.Helper()
+			n++
+			body := fmt.Sprintf(`{"userName":"user-%d@example.com","active":true}`, n)
+			r := httptest.NewRequest(http.MethodPost, connectBaseURL+"/scim/v2/"+site.ID+"/Users", strings.NewReader(body))
+			r.Header.Set("Authorization", "Bearer "+tok.Token)
+			r.Header.Set("Content-Type", "application/scim+json")
+			return h.serve(nil, r)
+		}
+		pausedReason := func() string {
+			t.Helper()
+			w := admin(http.MethodGet, "/api/admin/sync", "")
+			connectWantStatus(t, w, http.StatusOK, "GET /api/admin/sync")
+			var st struct {
+				PausedReason *string `json:"pausedReason"`
+			}
+			if err := json.Unmarshal(w.Body.Bytes(), &st); err != nil {
+				t.Fatal(err)
+			}
+			if st.PausedReason == nil {
+				return ""
+			}
+			return *st.PausedReason
+		}
+		connectWantStatus(t, createUser(), http.StatusCreated, "SCIM create before disabled")
+
+		connectWantStatus(t, h.toggle(s, "disabled", s.secret), http.StatusNoContent, "disabled")
+		h.mustState(s, models.SiteDisabled)
+		connectWantStatus(t, createUser(), http.StatusForbidden, "SCIM create while disabled")
+		if r := pausedReason(); !strings.Contains(r, "disabled") {
+			t.Errorf("sync of a disabled site: paused reason %q, want it to say disabled", r)
+		}
+
+		// The app is registered with Forge: no enabled will come. Forge's
+		// installed event links the site and installs it again.
+		s.installationID = installation
+		connectWantStatus(t, h.forgeLifecycle(s, models.ForgeEventInstalled, ""), http.StatusNoContent, "forge installed")
+		after := h.mustState(s, models.SiteInstalled)
+		if d := cmp.Diff(map[string]any{"id": site.ID, "installationId": installation, "secret": s.secret, "installedAt": site.InstalledAt},
+			map[string]any{"id": after.ID, "installationId": after.InstallationID, "secret": string(after.SharedSecret), "installedAt": after.InstalledAt}); d != "" {
+			t.Errorf("forge installed changed more than the state (-want +got):\n%s", d)
+		}
+		connectWantStatus(t, createUser(), http.StatusCreated, "SCIM create after forge installed")
+		if r := pausedReason(); strings.Contains(r, "disabled") {
+			t.Errorf("sync after forge installed: paused reason %q still says disabled", r)
+		}
+		connectWantStatus(t, h.adminSite(nil, s, "admin-1", s.secret), http.StatusOK, "admin API with the same secret")
+		if f := h.jwtFailures(); len(f) != 0 {
+			t.Errorf("Connect JWTs refused along the way: %v", f)
+		}
+	})
+}
+
 // TestForgeSystemTokenReadsNames (issue 15, item 4): the audit log's
 // account names are read as the app, with the app system token Forge
 // handed over, through the API gateway; no service account is configured,

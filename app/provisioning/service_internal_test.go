@@ -342,3 +342,47 @@ func TestServerTokenCacheOnSQLite(t *testing.T) {
 		t.Fatal("accepts the token of an uninstalled site")
 	}
 }
+
+// TestServerTokenCacheForgeInstallEnablesDisabledSite: a disabled site's
+// credentials, cached with "disabled", are dropped when Forge's installed
+// event (the only word a site moved to Forge still sends) installs the site
+// again, so its writes are taken at once, not after the cache's 30 s.
+func TestServerTokenCacheForgeInstallEnablesDisabledSite(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		st := b.Open(t)
+		svc := NewService(ServiceConfig{}, st, nil, nil)
+		runListening(t, ctx, svc)
+		site := installSite(t, st)
+		token, err := svc.RotateToken(ctx, &models.Caller{Site: site, AccountID: "admin"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		admit := func() error {
+			end, err := svc.Admit(ctx, site.ID, token, true)
+			if err == nil {
+				end()
+			}
+			return err
+		}
+		if err := st.InTx(ctx, func(tx *store.Tx) error { return tx.SetSiteState(site.ID, models.SiteDisabled) }); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the disabled site's writes are refused from the cache", func() bool {
+			_, cached := svc.tokens.get(site.ID)
+			return models.ErrorCode(admit()) == models.CodeForbidden && cached
+		})
+		err = st.InTx(ctx, func(tx *store.Tx) error {
+			_, err := tx.SaveForgeInstall(store.ForgeInstall{
+				InstallationID: "ari:cloud:ecosystem::installation/1", CloudID: "cloud-1", LinkTo: site.ID, Revive: true,
+			})
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the site's writes are taken after Forge installed it", func() bool { return admit() == nil })
+	})
+}

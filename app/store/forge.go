@@ -112,7 +112,8 @@ type ForgeInstall struct {
 	// cloudId and product) that this installation belongs to.
 	LinkTo string
 	// Revive says the event may make an uninstalled site installed again:
-	// only Forge's installed event, never a late upgraded one.
+	// only Forge's installed event, never a late upgraded one. A disabled
+	// site becomes installed with either event (see SaveForgeInstall).
 	Revive bool
 }
 
@@ -120,8 +121,9 @@ type ForgeInstall struct {
 // that installationId, or the one named by LinkTo (a site Connect installed
 // earlier) which then gains the installationId, or else a new site known
 // only to Forge, whose clientKey is the installationId until Connect's own
-// installed callback (SaveInstall) adopts it. A site in any state becomes
-// installed again (an uninstalled Connect site that Forge installs anew).
+// installed callback (SaveInstall) adopts it. The site becomes installed
+// again when it was disabled (installed or upgraded) or uninstalled
+// (installed only, Revive); its shared secret, tokens and settings stay.
 // Run it inside InTx.
 func (tx *Tx) SaveForgeInstall(in ForgeInstall) (*models.Site, error) {
 	if in.InstallationID == "" {
@@ -154,16 +156,32 @@ func (tx *Tx) SaveForgeInstall(in ForgeInstall) (*models.Site, error) {
 		if in.CloudID != "" {
 			updates["cloud_id"] = in.CloudID
 		}
-		if existing.State == string(models.SiteUninstalled) && in.Revive {
+		switch {
+		case existing.State == string(models.SiteUninstalled) && in.Revive:
 			// Forge installs the app anew: the site is usable again (its
 			// Connect secret is gone; Connect's installed brings a new one).
 			updates["state"] = string(models.SiteInstalled)
 			updates["uninstalled_at"] = nil
 			updates["purge_after"] = nil
 			updates["installed_at"] = now
+		case existing.State == string(models.SiteDisabled):
+			// Disabled by Connect's disabled callback before the move to
+			// Forge, which sends neither enabled nor disabled: no enabled
+			// will ever lift it, and Forge has no disabled state to report,
+			// so an installed or upgraded event is the word that the app
+			// runs in the site. It is installed again, as Connect's
+			// installed would make it, and keeps its secret and data.
+			updates["state"] = string(models.SiteInstalled)
 		}
 		if err := tx.db.Model(&siteRow{}).Where("id = ?", existing.ID).Updates(updates).Error; err != nil {
 			return nil, fmt.Errorf("save forge install: %w", translate(err))
+		}
+		if existing.State == string(models.SiteDisabled) {
+			// SCIM refuses a disabled site's changes: replicas drop what
+			// they cached of the site's SCIM credentials.
+			if err := tx.Notify(SCIMNotifyChannel, existing.ID); err != nil {
+				return nil, fmt.Errorf("save forge install: %w", err)
+			}
 		}
 	}
 	f := forgeRow{

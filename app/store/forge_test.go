@@ -105,3 +105,71 @@ func TestSystemTokenKeepsTheNewest(t *testing.T) {
 		}
 	})
 }
+
+// TestForgeInstallRevivesDisabledSite: a site disabled by Connect's
+// disabled callback before the move to Forge (which sends no enabled) is
+// installed again by Forge's installed event that links it, and by an
+// upgraded event, as Connect's installed would make it; its shared secret,
+// SCIM token and install time stay. A late upgraded still never revives
+// an uninstalled site.
+func TestForgeInstallRevivesDisabledSite(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		ctx := context.Background()
+		st := b.Open(t)
+		in := newSite(1)
+		installation := in.InstallationID
+		in.InstallationID = "" // installed before the app was registered with Forge
+		site := install(t, st, in)
+		hash := make([]byte, 32)
+		hash[0] = 7
+		do := func(fn func(tx *store.Tx) error) {
+			t.Helper()
+			if err := st.InTx(ctx, fn); err != nil {
+				t.Fatal(err)
+			}
+		}
+		do(func(tx *store.Tx) error { return tx.SetSCIMToken(site.ID, hash) })
+		do(func(tx *store.Tx) error { return tx.SetSiteState(site.ID, models.SiteDisabled) })
+		forgeEvent := func(revive bool, linkTo string) *models.Site {
+			t.Helper()
+			var got *models.Site
+			do(func(tx *store.Tx) error {
+				var err error
+				got, err = tx.SaveForgeInstall(store.ForgeInstall{
+					InstallationID: installation, CloudID: site.CloudID, ProductType: "jira",
+					AppVersion: "9.0.0", Revive: revive, LinkTo: linkTo,
+				})
+				return err
+			})
+			return got
+		}
+		wantKept := func(step string, got *models.Site, state models.SiteState) {
+			t.Helper()
+			if got.ID != site.ID || got.State != state || string(got.SharedSecret) != string(site.SharedSecret) ||
+				!got.InstalledAt.Equal(site.InstalledAt) || got.InstallationID != installation || got.ClientKey != site.ClientKey {
+				t.Errorf("%s: site %s state %s installed %v installation %q clientKey %q; want %s, state %s, the same secret, install time and clientKey, installation %q",
+					step, got.ID, got.State, got.InstalledAt, got.InstallationID, got.ClientKey, site.ID, state, installation)
+			}
+			c, err := st.View(ctx).FindSCIMCredentials(site.ID)
+			if err != nil || string(c.TokenHash) != string(hash) || c.Disabled != (state == models.SiteDisabled) {
+				t.Errorf("%s: SCIM credentials %+v (%v), want the same token, disabled %v", step, c, err, state == models.SiteDisabled)
+			}
+		}
+
+		wantKept("forge installed linking the disabled site", forgeEvent(true, site.ID), models.SiteInstalled)
+
+		// Disabled again (a Connect disabled callback still in flight, say):
+		// Forge's upgraded event installs it again too.
+		do(func(tx *store.Tx) error { return tx.SetSiteState(site.ID, models.SiteDisabled) })
+		wantKept("forge upgraded of a disabled site", forgeEvent(false, ""), models.SiteInstalled)
+
+		// Upgraded never revives an uninstalled site; installed does.
+		do(func(tx *store.Tx) error { return tx.MarkSiteUninstalled(site.ID, time.Now().Add(time.Hour)) })
+		if got := forgeEvent(false, ""); got.State != models.SiteUninstalled {
+			t.Errorf("forge upgraded revived an uninstalled site: %s", got.State)
+		}
+		if got := forgeEvent(true, ""); got.State != models.SiteInstalled {
+			t.Errorf("forge installed of an uninstalled site: %s, want installed", got.State)
+		}
+	})
+}
