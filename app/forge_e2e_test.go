@@ -521,6 +521,60 @@ func TestForgeInstalledEnablesDisabledSite(t *testing.T) {
 	})
 }
 
+// TestForgeSiteIgnoresStaleDisabled: a site whose Connect install carried
+// an installationId is registered with Forge, so Atlassian sends it no
+// enabled: a disabled state it has (left over, or a disabled that still
+// arrived) is recorded but holds nothing back. SCIM writes are taken, the
+// sync does not call it disabled, and the admin API shows it installed.
+func TestForgeSiteIgnoresStaleDisabled(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		h := newForgeHarness(t, b)
+		s := h.newSite(h.jira)
+		h.mustInstall(s) // with its installationId: registered with Forge
+		h.jira.AddAdmin("admin-1")
+		site := h.mustState(s, models.SiteInstalled)
+		admin := func(method, target, body string) *httptest.ResponseRecorder {
+			t.Helper()
+			tok := h.signHMAC(h.contextClaims(s, "admin-1"), jwt.SigningMethodHS256, []byte(s.secret), "")
+			h.remember(tok)
+			var b []byte
+			if body != "" {
+				b = []byte(body)
+			}
+			return h.serve(nil, connectRequest(method, target, b, tok))
+		}
+		w := admin(http.MethodPost, "/api/admin/provisioning/token", "{}")
+		connectWantStatus(t, w, http.StatusCreated, "provisioning token")
+		var tok struct {
+			Token string `json:"token"`
+		}
+		_ = json.Unmarshal(w.Body.Bytes(), &tok)
+		h.remember(tok.Token)
+
+		connectWantStatus(t, h.toggle(s, "disabled", s.secret), http.StatusNoContent, "disabled")
+		h.mustState(s, models.SiteDisabled) // recorded as received
+
+		r := httptest.NewRequest(http.MethodPost, connectBaseURL+"/scim/v2/"+site.ID+"/Users", strings.NewReader(`{"userName":"stale@example.com","active":true}`))
+		r.Header.Set("Authorization", "Bearer "+tok.Token)
+		r.Header.Set("Content-Type", "application/scim+json")
+		connectWantStatus(t, h.serve(nil, r), http.StatusCreated, "SCIM create in a Forge-registered site with a stale disabled")
+
+		w = admin(http.MethodGet, "/api/admin/sync", "")
+		connectWantStatus(t, w, http.StatusOK, "GET /api/admin/sync")
+		if strings.Contains(w.Body.String(), "disabled") {
+			t.Errorf("sync status of a Forge-registered site says disabled: %s", w.Body)
+		}
+		w = admin(http.MethodGet, "/api/admin/site", "")
+		connectWantStatus(t, w, http.StatusOK, "GET /api/admin/site")
+		var got struct {
+			State string `json:"state"`
+		}
+		if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil || got.State != string(models.SiteInstalled) {
+			t.Errorf("GET /api/admin/site state %q (%v), want installed", got.State, err)
+		}
+	})
+}
+
 // TestForgeSystemTokenReadsNames (issue 15, item 4): the audit log's
 // account names are read as the app, with the app system token Forge
 // handed over, through the API gateway; no service account is configured,

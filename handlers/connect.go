@@ -176,7 +176,7 @@ func toSystemTokenBody(st models.SystemTokenStatus) *systemTokenBody {
 func toSiteBody(s *models.Site) siteBody {
 	return siteBody{
 		ID: s.ID, BaseURL: s.BaseURL, DisplayURL: s.DisplayURL, ProductType: s.ProductType,
-		State: string(s.State), InstalledAt: s.InstalledAt, InstallationID: s.InstallationID, CloudID: s.CloudID,
+		State: string(s.EffectiveState()), InstalledAt: s.InstalledAt, InstallationID: s.InstallationID, CloudID: s.CloudID,
 	}
 }
 

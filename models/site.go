@@ -6,8 +6,9 @@ import "time"
 type SiteState string
 
 // Site states. A site is installed and enabled after a verified install;
-// disabled by the disabled hook; uninstalled after a verified uninstall,
-// when its secrets are gone and its data waits for the purge.
+// disabled by the disabled hook (see Site.EffectiveState for when that
+// counts); uninstalled after a verified uninstall, when its secrets are
+// gone and its data waits for the purge.
 const (
 	SiteInstalled   SiteState = "installed"
 	SiteDisabled    SiteState = "disabled"
@@ -48,3 +49,21 @@ type Site struct {
 
 // Active reports whether the site may authenticate requests.
 func (s *Site) Active() bool { return s.State == SiteInstalled || s.State == SiteDisabled }
+
+// EffectiveState is the state idbridge acts on. A disabled site that has
+// an installationId counts as installed: Atlassian sends that ID only once
+// the app is registered with Forge, and from then on it sends neither
+// enabled nor disabled, so the state can only be left over from before the
+// move and nothing would ever lift it. A site that Connect still serves
+// (no installationId) stays disabled until its enabled or installed.
+func (s *Site) EffectiveState() SiteState {
+	if s.State == SiteDisabled && s.InstallationID != "" {
+		return SiteInstalled
+	}
+	return s.State
+}
+
+// Disabled reports whether the app is switched off in the site (its
+// effective state is disabled): SCIM refuses its changes and the sync
+// waits.
+func (s *Site) Disabled() bool { return s.EffectiveState() == SiteDisabled }

@@ -455,6 +455,11 @@ func (s *Service) Toggle(ctx context.Context, r *http.Request, ev *models.Instal
 	if err != nil {
 		return fmt.Errorf("%s: %w", event, err)
 	}
+	if event == EventDisabled && caller.Site.InstallationID != "" {
+		// Recorded, but a site registered with Forge is never held back by
+		// it: no enabled could follow (models.Site.EffectiveState).
+		s.log.Warn("disabled received for a site registered with Forge: not acted on", "client_key", ev.ClientKey)
+	}
 	return nil
 }
 

@@ -173,3 +173,41 @@ func TestForgeInstallRevivesDisabledSite(t *testing.T) {
 		}
 	})
 }
+
+// TestStaleDisabledOfForgeSiteRefusesNothing: SCIM refuses the changes of
+// a disabled site that Connect still serves (no installationId), never
+// those of a site registered with Forge, whose disabled state can only be
+// left over from before the move (no enabled would ever lift it).
+func TestStaleDisabledOfForgeSiteRefusesNothing(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		ctx := context.Background()
+		st := b.Open(t)
+		connectOnly := newSite(1)
+		connectOnly.InstallationID = ""
+		for _, c := range []struct {
+			in           *models.Site
+			wantDisabled bool
+		}{
+			{connectOnly, true},
+			{newSite(2), false},
+		} {
+			site := install(t, st, c.in)
+			err := st.InTx(ctx, func(tx *store.Tx) error {
+				if err := tx.SetSCIMToken(site.ID, make([]byte, 32)); err != nil {
+					return err
+				}
+				return tx.SetSiteState(site.ID, models.SiteDisabled)
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			cred, err := st.View(ctx).FindSCIMCredentials(site.ID)
+			if err != nil || cred.Disabled != c.wantDisabled {
+				t.Errorf("installation %q, disabled: SCIM credentials %+v (%v), want disabled %v", c.in.InstallationID, cred, err, c.wantDisabled)
+			}
+			if got := findByID(t, st, site.ID); got.State != models.SiteDisabled || got.Disabled() != c.wantDisabled {
+				t.Errorf("installation %q: stored %s, Disabled() %v; want the disabled state kept, Disabled() %v", c.in.InstallationID, got.State, got.Disabled(), c.wantDisabled)
+			}
+		}
+	})
+}

@@ -159,7 +159,8 @@ func (tx *Tx) RevokeSCIMToken(siteID string) error {
 
 // SCIMCredentials is what a SCIM request is checked against: the SHA-256
 // of the site's token and whether the site is disabled (the app switched
-// off in the site: its directory may be read, not changed).
+// off in the site, models.Site.Disabled: its directory may be read, not
+// changed).
 type SCIMCredentials struct {
 	TokenHash []byte
 	Disabled  bool
@@ -179,7 +180,7 @@ func (tx *Tx) SCIMTokenHash(siteID string) ([]byte, error) {
 // statement when provisioning is enabled and the site is installed or
 // disabled; otherwise not found.
 func (tx *Tx) FindSCIMCredentials(siteID string) (*SCIMCredentials, error) {
-	rows, err := tx.queryRows(`SELECT t.token_hash, s.state FROM scim_settings t JOIN sites s ON s.id = t.site_id
+	rows, err := tx.queryRows(`SELECT t.token_hash, s.state, s.installation_id FROM scim_settings t JOIN sites s ON s.id = t.site_id
 		WHERE t.site_id = ? AND t.enabled AND t.token_hash IS NOT NULL AND s.state <> ?`,
 		siteID, string(models.SiteUninstalled))
 	if err != nil {
@@ -193,10 +194,12 @@ func (tx *Tx) FindSCIMCredentials(siteID string) (*SCIMCredentials, error) {
 		return nil, &models.Error{Code: models.CodeNotFound, Message: "no SCIM token"}
 	}
 	var c SCIMCredentials
-	var state string
-	if err := rows.Scan(&c.TokenHash, &state); err != nil {
+	var site models.Site
+	if err := rows.Scan(&c.TokenHash, &site.State, &site.InstallationID); err != nil {
 		return nil, fmt.Errorf("find scim token: %w", translate(err))
 	}
-	c.Disabled = state == string(models.SiteDisabled)
+	// A stale disabled state of a site registered with Forge blocks
+	// nothing (see models.Site.EffectiveState).
+	c.Disabled = site.Disabled()
 	return &c, nil
 }

@@ -42,7 +42,7 @@ func (w *Worker) openGate(ctx context.Context, sr *siteRun) (*gate, time.Duratio
 	w.mu.Lock()
 	sr.clientKey = site.ClientKey
 	w.mu.Unlock()
-	if site.State != models.SiteInstalled {
+	if !site.Active() || site.Disabled() {
 		return nil, w.cfg.BlockedRecheck
 	}
 	acc, err := view.FindServiceAccount(sr.id)

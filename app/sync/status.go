@@ -76,7 +76,7 @@ func (w *Worker) blocked(view *store.Tx, siteID string) (paused bool, reason str
 	if site.State == models.SiteUninstalled {
 		return true, "The app is uninstalled from this site: nothing is applied, and the pending changes go with the site's data when it is purged.", false, nil
 	}
-	if site.State == models.SiteDisabled {
+	if site.Disabled() { // never a stale state of a Forge-registered site
 		return true, "The app is disabled in this site: changes wait until it is enabled again.", false, nil
 	}
 	acc, err := view.FindServiceAccount(siteID)
