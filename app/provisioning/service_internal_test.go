@@ -343,11 +343,12 @@ func TestServerTokenCacheOnSQLite(t *testing.T) {
 	}
 }
 
-// TestServerTokenCacheForgeInstallEnablesDisabledSite: a disabled site's
-// credentials, cached with "disabled", are dropped when Forge's installed
-// event (the only word a site moved to Forge still sends) installs the site
-// again, so its writes are taken at once, not after the cache's 30 s.
-func TestServerTokenCacheForgeInstallEnablesDisabledSite(t *testing.T) {
+// TestServerTokenCacheInstallEnablesDisabledSite: a disabled site's
+// credentials, cached with "disabled", are dropped when Connect's installed
+// or Forge's installed event (the only word a site moved to Forge still
+// sends) installs the site again, so its writes are taken at once, not
+// after the cache's 30 s.
+func TestServerTokenCacheInstallEnablesDisabledSite(t *testing.T) {
 	t.Parallel()
 	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
 		ctx, cancel := context.WithCancel(context.Background())
@@ -367,13 +368,26 @@ func TestServerTokenCacheForgeInstallEnablesDisabledSite(t *testing.T) {
 			}
 			return err
 		}
-		if err := st.InTx(ctx, func(tx *store.Tx) error { return tx.SetSiteState(site.ID, models.SiteDisabled) }); err != nil {
+		disable := func() {
+			t.Helper()
+			if err := st.InTx(ctx, func(tx *store.Tx) error { return tx.SetSiteState(site.ID, models.SiteDisabled) }); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "the disabled site's writes are refused from the cache", func() bool {
+				_, cached := svc.tokens.get(site.ID)
+				return models.ErrorCode(admit()) == models.CodeForbidden && cached
+			})
+		}
+		disable()
+		err = st.InTx(ctx, func(tx *store.Tx) error {
+			_, err := tx.SaveInstall(&models.Site{SiteFacts: site.SiteFacts, SharedSecret: site.SharedSecret})
+			return err
+		})
+		if err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "the disabled site's writes are refused from the cache", func() bool {
-			_, cached := svc.tokens.get(site.ID)
-			return models.ErrorCode(admit()) == models.CodeForbidden && cached
-		})
+		waitFor(t, "the site's writes are taken after Connect installed it", func() bool { return admit() == nil })
+		disable()
 		err = st.InTx(ctx, func(tx *store.Tx) error {
 			_, err := tx.SaveForgeInstall(store.ForgeInstall{
 				InstallationID: "ari:cloud:ecosystem::installation/1", CloudID: "cloud-1", LinkTo: site.ID, Revive: true,

@@ -137,6 +137,13 @@ func (tx *Tx) SaveInstall(in *models.Site) (*models.Site, error) {
 	if err != nil {
 		return nil, fmt.Errorf("save install: %w", translate(err))
 	}
+	if existing.State == string(models.SiteDisabled) {
+		// SCIM refuses a disabled site's changes: replicas drop what they
+		// cached of the site's SCIM credentials.
+		if err := tx.Notify(SCIMNotifyChannel, id); err != nil {
+			return nil, fmt.Errorf("save install: %w", err)
+		}
+	}
 	site, err := tx.siteFromRow(&r)
 	if err != nil {
 		return nil, err
