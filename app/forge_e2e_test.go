@@ -434,6 +434,32 @@ func TestNothingWaitsForEnabled(t *testing.T) {
 	})
 }
 
+// adminWithSCIMToken returns a caller of the site's admin API as the
+// admin (a fresh context JWT each call) and a new SCIM token of the site.
+func (h *forgeHarness) adminWithSCIMToken(t *testing.T, s *connectSite, adminID string) (func(method, target, body string) *httptest.ResponseRecorder, string) {
+	t.Helper()
+	admin := func(method, target, body string) *httptest.ResponseRecorder {
+		t.Helper()
+		tok := h.signHMAC(h.contextClaims(s, adminID), jwt.SigningMethodHS256, []byte(s.secret), "")
+		h.remember(tok)
+		var b []byte
+		if body != "" {
+			b = []byte(body)
+		}
+		return h.serve(nil, connectRequest(method, target, b, tok))
+	}
+	w := admin(http.MethodPost, "/api/admin/provisioning/token", "{}")
+	connectWantStatus(t, w, http.StatusCreated, "provisioning token")
+	var tok struct {
+		Token string `json:"token"`
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &tok); err != nil || tok.Token == "" {
+		t.Fatalf("provisioning token answer %s (%v)", w.Body, err)
+	}
+	h.remember(tok.Token)
+	return admin, tok.Token
+}
+
 // TestForgeInstalledEnablesDisabledSite: a site whose app was disabled
 // (Connect's disabled callback) before the app was registered with Forge
 // gets no enabled callback ever again. Forge's installed event, which links
@@ -450,30 +476,14 @@ func TestForgeInstalledEnablesDisabledSite(t *testing.T) {
 		h.mustInstall(s)
 		h.jira.AddAdmin("admin-1")
 		site := h.mustState(s, models.SiteInstalled)
-		admin := func(method, target, body string) *httptest.ResponseRecorder {
-			t.Helper()
-			tok := h.signHMAC(h.contextClaims(s, "admin-1"), jwt.SigningMethodHS256, []byte(s.secret), "")
-			h.remember(tok)
-			var b []byte
-			if body != "" {
-				b = []byte(body)
-			}
-			return h.serve(nil, connectRequest(method, target, b, tok))
-		}
-		w := admin(http.MethodPost, "/api/admin/provisioning/token", "{}")
-		connectWantStatus(t, w, http.StatusCreated, "provisioning token")
-		var tok struct {
-			Token string `json:"token"`
-		}
-		_ = json.Unmarshal(w.Body.Bytes(), &tok)
-		h.remember(tok.Token)
+		admin, scimToken := h.adminWithSCIMToken(t, s, "admin-1")
 		n := 0
 		createUser := func() *httptest.ResponseRecorder {
 			t.Helper()
 			n++
 			body := fmt.Sprintf(`{"userName":"user-%d@example.com","active":true}`, n)
 			r := httptest.NewRequest(http.MethodPost, connectBaseURL+"/scim/v2/"+site.ID+"/Users", strings.NewReader(body))
-			r.Header.Set("Authorization", "Bearer "+tok.Token)
+			r.Header.Set("Authorization", "Bearer "+scimToken)
 			r.Header.Set("Content-Type", "application/scim+json")
 			return h.serve(nil, r)
 		}
@@ -533,33 +543,17 @@ func TestForgeSiteIgnoresStaleDisabled(t *testing.T) {
 		h.mustInstall(s) // with its installationId: registered with Forge
 		h.jira.AddAdmin("admin-1")
 		site := h.mustState(s, models.SiteInstalled)
-		admin := func(method, target, body string) *httptest.ResponseRecorder {
-			t.Helper()
-			tok := h.signHMAC(h.contextClaims(s, "admin-1"), jwt.SigningMethodHS256, []byte(s.secret), "")
-			h.remember(tok)
-			var b []byte
-			if body != "" {
-				b = []byte(body)
-			}
-			return h.serve(nil, connectRequest(method, target, b, tok))
-		}
-		w := admin(http.MethodPost, "/api/admin/provisioning/token", "{}")
-		connectWantStatus(t, w, http.StatusCreated, "provisioning token")
-		var tok struct {
-			Token string `json:"token"`
-		}
-		_ = json.Unmarshal(w.Body.Bytes(), &tok)
-		h.remember(tok.Token)
+		admin, scimToken := h.adminWithSCIMToken(t, s, "admin-1")
 
 		connectWantStatus(t, h.toggle(s, "disabled", s.secret), http.StatusNoContent, "disabled")
 		h.mustState(s, models.SiteDisabled) // recorded as received
 
 		r := httptest.NewRequest(http.MethodPost, connectBaseURL+"/scim/v2/"+site.ID+"/Users", strings.NewReader(`{"userName":"stale@example.com","active":true}`))
-		r.Header.Set("Authorization", "Bearer "+tok.Token)
+		r.Header.Set("Authorization", "Bearer "+scimToken)
 		r.Header.Set("Content-Type", "application/scim+json")
 		connectWantStatus(t, h.serve(nil, r), http.StatusCreated, "SCIM create in a Forge-registered site with a stale disabled")
 
-		w = admin(http.MethodGet, "/api/admin/sync", "")
+		w := admin(http.MethodGet, "/api/admin/sync", "")
 		connectWantStatus(t, w, http.StatusOK, "GET /api/admin/sync")
 		if strings.Contains(w.Body.String(), "disabled") {
 			t.Errorf("sync status of a Forge-registered site says disabled: %s", w.Body)
