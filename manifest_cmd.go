@@ -1,8 +1,10 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -57,7 +59,9 @@ func runManifest(env *cliEnv, args []string) int {
 // mistyped --out should fail, not create a tree.
 func writeFileAtomic(path string, data []byte) (err error) {
 	dir := filepath.Dir(path)
-	if st, err := os.Stat(dir); err != nil {
+	if st, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("--out %s does not exist: create the directory first (it is not created for you, so that a mistyped path fails)", dir)
+	} else if err != nil {
 		return err
 	} else if !st.IsDir() {
 		return fmt.Errorf("%s is not a directory", dir)

@@ -178,6 +178,9 @@ func TestManifestCommandRefusals(t *testing.T) {
 			if tc.code == 1 && strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
 				t.Errorf("want one line on stderr, got %q", errOut)
 			}
+			if tc.name == "missing directory" && !strings.Contains(errOut, "create the directory first") {
+				t.Errorf("a missing --out directory: %q, want a line that says what to do", errOut)
+			}
 			if names := dirNames(t, dir); len(names) != 0 {
 				t.Errorf("wrote %v despite the refusal", names)
 			}
