@@ -207,7 +207,7 @@ func inspectResponse(raw []byte) *refusal {
 	if root.SelectAttrValue("InResponseTo", "") == "" {
 		return refuse("saml_idp_initiated", "Sign-ins started at the identity provider are not accepted; start at the help center.")
 	}
-	assertions, elements, declarations := 0, 0, 0
+	assertions, elements := 0, 0
 	// Namespaces are resolved on the way down, one scope per element that
 	// declares any: etree's NamespaceURI scans every ancestor's attributes
 	// on each call, which a wide document with thousands of declarations
@@ -232,16 +232,16 @@ func inspectResponse(raw []byte) *refusal {
 			if !ok {
 				continue
 			}
-			if declarations++; declarations > maxSAMLNamespaceDeclarations {
-				return refuse("saml_malformed", "The identity provider's answer declares too many namespaces.")
-			}
 			if decl == nil {
 				decl = map[string]string{}
 			}
 			decl[prefix] = a.Value // etree keeps one attribute of a name: the last
 		}
 		if decl != nil {
-			scope = &nsScope{decl: decl, parent: scope}
+			scope = scope.with(decl)
+			if len(decl) > maxSAMLElementDeclarations || scope.inScope > maxSAMLScopeDeclarations {
+				return refuse("saml_malformed", "The identity provider's answer declares too many namespaces.")
+			}
 		}
 		ns := scope.lookup(el.Space)
 		if ns == samlAssertionNS && (el.Tag == "EncryptedAssertion" || el.Tag == "EncryptedID" || el.Tag == "EncryptedAttribute") {
@@ -296,19 +296,33 @@ func inspectResponse(raw []byte) *refusal {
 }
 
 // What a SAML response may hold: a real one has tens of elements (a few
-// hundred with many groups) and a handful of namespace declarations.
-// Beyond these, the answer is refused before crewjam/saml reads it, so
-// that neither idbridge's walk nor the library's canonicalization does
-// work out of proportion to a sign-in.
+// hundred with many groups). Identity providers declare namespaces on many
+// elements (Okta declares xs and xsi on every AttributeValue, crewjam/saml
+// xsi), so declarations are bounded per element and in scope (along one
+// element's ancestors), not per document. Beyond these, the answer is
+// refused before crewjam/saml reads it, so that neither idbridge's walk
+// nor the library's canonicalization (which copies the namespaces in scope
+// at each element) does work out of proportion to a sign-in.
 const (
-	maxSAMLElements              = 5000
-	maxSAMLNamespaceDeclarations = 64
+	maxSAMLElements            = 5000
+	maxSAMLElementDeclarations = 16
+	maxSAMLScopeDeclarations   = 64
 )
 
 // nsScope is the namespace declarations of one element, over its parent's.
 type nsScope struct {
-	decl   map[string]string
-	parent *nsScope
+	decl    map[string]string
+	parent  *nsScope
+	inScope int // declarations here and in every ancestor's scope
+}
+
+// with is the scope of an element that declares decl, inside s.
+func (s *nsScope) with(decl map[string]string) *nsScope {
+	n := &nsScope{decl: decl, parent: s, inScope: len(decl)}
+	if s != nil {
+		n.inScope += s.inScope
+	}
+	return n
 }
 
 // lookup is the URI that prefix names ("" the default namespace) where the

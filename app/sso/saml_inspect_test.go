@@ -59,19 +59,31 @@ func TestInspectResponseBoundsItsWork(t *testing.T) {
 		return b.String()
 	}
 	leaves := func(n int) string { return strings.Repeat("<a/>", n) }
+	// nested wraps body in depth elements that each declare n namespaces.
+	nested := func(depth, n int, body string) string {
+		open, end := "", ""
+		for d := range depth {
+			open += fmt.Sprintf(`<x%d`, d) + strings.ReplaceAll(decls(n), "xmlns:p", fmt.Sprintf("xmlns:d%dp", d)) + `>`
+			end = fmt.Sprintf(`</x%d>`, d) + end
+		}
+		return open + body + end
+	}
 	for _, tc := range []struct {
 		name  string
 		raw   []byte
 		want  string
 		under int // the document must fit the posted size limit
 	}{
-		{"the most declarations", response(as+decls(maxSAMLNamespaceDeclarations-2), assertion+leaves(maxSAMLElements-2)), "", MaxSAMLResponseBytes},
-		{"one declaration too many", response(as+decls(maxSAMLNamespaceDeclarations-1), assertion), "saml_malformed", MaxSAMLResponseBytes},
+		{"the most declarations on one element", response(as+decls(maxSAMLElementDeclarations-2), assertion+leaves(maxSAMLElements-2)), "", MaxSAMLResponseBytes},
+		{"one declaration too many on one element", response(as+decls(maxSAMLElementDeclarations-1), assertion), "saml_malformed", MaxSAMLResponseBytes},
+		{"the most declarations in scope", response(as, assertion+nested(4, 15, "<a/>")+`<y`+decls(2)+`/>`), "", MaxSAMLResponseBytes},
+		{"one declaration too many in scope", response(as, assertion+nested(4, 15, `<y`+decls(3)+`/>`)), "saml_malformed", MaxSAMLResponseBytes},
+		{"16 declarations on each of 200 elements, side by side", response(as, assertion+strings.Repeat(`<y`+decls(16)+`/>`, 200)), "", MaxSAMLResponseBytes},
 		{"6,000 declarations on the root", response(as+decls(6000), assertion+leaves(2000)), "saml_malformed", MaxSAMLResponseBytes},
-		{"declarations on an inner element count too", response(as, assertion+`<x`+decls(maxSAMLNamespaceDeclarations)+`/>`), "saml_malformed", MaxSAMLResponseBytes},
 		{"one element too many", response(as, assertion+leaves(maxSAMLElements-1)), "saml_too_large", MaxSAMLResponseBytes},
 		{"markup for more elements than allowed, refused before parsing", response(as, assertion+leaves(2*maxSAMLElements+16)), "saml_too_large", MaxSAMLResponseBytes},
 		{"the reviewer's document (6,000 declarations, 18,000 elements): its markup alone", response(as+decls(6000), assertion+leaves(18000)), "saml_too_large", MaxSAMLResponseBytes},
+		{"Okta's shape: xs and xsi on each of 1,000 attribute values", []byte(oktaShaped(1000)), "", MaxSAMLResponseBytes},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if n := (len(tc.raw) + 2) / 3 * 4; n > tc.under {
@@ -86,4 +98,23 @@ func TestInspectResponseBoundsItsWork(t *testing.T) {
 			}
 		})
 	}
+}
+
+// oktaShaped is a response in the shape Okta sends (saml2 declared again on
+// the Issuer, the Assertion and each statement; xs and xsi declared on
+// every AttributeValue) for a user in groups groups.
+func oktaShaped(groups int) string {
+	const s2 = `xmlns:saml2="urn:oasis:names:tc:SAML:2.0:assertion"`
+	av := func(v string) string {
+		return `<saml2:AttributeValue xmlns:xs="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:type="xs:string">` + v + `</saml2:AttributeValue>`
+	}
+	var b strings.Builder
+	for i := range groups {
+		b.WriteString(av(fmt.Sprintf("group-%d", i)))
+	}
+	return `<saml2p:Response xmlns:saml2p="urn:oasis:names:tc:SAML:2.0:protocol" InResponseTo="id-1"><saml2:Issuer ` + s2 + `>http://www.okta.com/x</saml2:Issuer>` +
+		`<saml2:Assertion ` + s2 + ` xmlns:xs="http://www.w3.org/2001/XMLSchema"><saml2:Issuer ` + s2 + `>http://www.okta.com/x</saml2:Issuer>` +
+		`<ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:SignedInfo><ds:Reference><ds:Transforms><ds:Transform><ec:InclusiveNamespaces xmlns:ec="http://www.w3.org/2001/10/xml-exc-c14n#" PrefixList="xs"/></ds:Transform></ds:Transforms></ds:Reference></ds:SignedInfo></ds:Signature>` +
+		`<saml2:Subject ` + s2 + `><saml2:NameID>ops@example.com</saml2:NameID></saml2:Subject><saml2:Conditions ` + s2 + `/><saml2:AuthnStatement ` + s2 + `/>` +
+		`<saml2:AttributeStatement ` + s2 + `><saml2:Attribute Name="email">` + av("ops@example.com") + `</saml2:Attribute><saml2:Attribute Name="groups">` + b.String() + `</saml2:Attribute></saml2:AttributeStatement></saml2:Assertion></saml2p:Response>`
 }

@@ -3,6 +3,7 @@ package sso_test
 import (
 	"context"
 	"encoding/base64"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -47,6 +48,32 @@ func TestSAMLSignIn(t *testing.T) {
 		// The IdP fetched idbridge's SP metadata, as a real one would.
 		if !contains(e.saml.Calls(), "GET /metadata") {
 			t.Errorf("idbridge never read the IdP's metadata URL: %v", e.saml.Calls())
+		}
+	})
+}
+
+// TestSAMLSignInWithManyGroups: a genuine signed response for a person in
+// 300 groups, each value declaring its own xsi namespace (as crewjam/saml's
+// IdP writes them; Okta declares xs and xsi on each), signs in. A bound on
+// the document's namespace declarations in all refused such a person.
+func TestSAMLSignInWithManyGroups(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		e := newEnv(t, b)
+		e.saml.Tamper(func(a *saml.Assertion) {
+			var vals []saml.AttributeValue
+			for i := range 300 {
+				vals = append(vals, saml.AttributeValue{Type: "xs:string", Value: fmt.Sprintf("group-%d", i)})
+			}
+			a.AttributeStatements[0].Attributes = append(a.AttributeStatements[0].Attributes, saml.Attribute{Name: "groups", Values: vals})
+		})
+		br := &browser{}
+		relay, resp := e.beginSAML(br, bob)
+		if raw, _ := base64.StdEncoding.DecodeString(resp); strings.Count(string(raw), "xmlns:xsi") < 300 {
+			t.Fatalf("the IdP's response declares xsi %d times; the test wants one per value", strings.Count(string(raw), "xmlns:xsi"))
+		}
+		if res, err := e.finishSAML(br, relay, resp); err != nil || res.Session == nil {
+			t.Fatalf("sign-in of a person in 300 groups: %+v, %v", res, err)
 		}
 	})
 }
