@@ -245,6 +245,12 @@ var migrations = []migration{
 	{Version: 13, Name: "sync memberships being added", Up: portable(
 		`ALTER TABLE sync_members ADD COLUMN adding BOOLEAN NOT NULL DEFAULT FALSE`,
 	)},
+	// A site's login states in the order they expire (which, with one TTL,
+	// is the order they were made): a site at its bound gives up its oldest
+	// (store.MaxLoginStates), found here without a sort.
+	{Version: 14, Name: "login states by site and expiry", Up: portable(
+		`CREATE INDEX login_states_site_expires ON login_states (site_id, expires_at)`,
+	)},
 }
 
 func (s *Store) ensureMigrationsTable(ctx context.Context, db *gorm.DB) error {

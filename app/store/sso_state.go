@@ -31,25 +31,33 @@ func (loginStateRow) TableName() string { return "login_states" }
 const MaxLoginStates = 2000
 
 // CreateLoginState records a sign-in in flight. A site with MaxLoginStates
-// of them already (expired ones are deleted first) gets a too-many error:
-// the bound is checked before the insert, not under a lock, so concurrent
-// starts may pass it by the number of requests in flight.
+// of them already gives up its expired ones and then, if it must, its
+// oldest: a sign-in started earlier than the last MaxLoginStates of its
+// site is refused at its callback ("start again"). Refusing the new one
+// instead would let anyone who starts sign-ins three times a second keep
+// every customer of the site out; evicting means outrunning each real
+// person's round trip to the identity provider. The bound is checked
+// before the insert, not under a lock: concurrent starts may pass it by
+// the number of requests in flight.
 func (tx *Tx) CreateLoginState(siteID string, st *models.LoginState) error {
 	if siteID == "" || st.ID == "" || st.BrowserHash == "" {
 		return &models.Error{Code: models.CodeInvalid, Message: "login state needs a site, an ID and a browser"}
 	}
 	n, err := tx.countLoginStates(siteID)
 	if err == nil && n >= MaxLoginStates {
-		if err = tx.db.Exec(`DELETE FROM login_states WHERE site_id = ? AND expires_at <= ?`, siteID, tx.s.Now().UTC()).Error; err == nil {
+		err = tx.db.Exec(`DELETE FROM login_states WHERE site_id = ? AND expires_at <= ?`, siteID, tx.s.Now().UTC()).Error
+		if err == nil {
 			n, err = tx.countLoginStates(siteID)
+		}
+		if err == nil && n >= MaxLoginStates {
+			// The oldest, by the (site_id, expires_at) index; a bounded few.
+			err = tx.db.Exec(`DELETE FROM login_states WHERE site_id = ? AND id IN
+				(SELECT id FROM login_states WHERE site_id = ? ORDER BY expires_at, id LIMIT ?)`,
+				siteID, siteID, min(n-MaxLoginStates+1, 16)).Error
 		}
 	}
 	if err != nil {
 		return fmt.Errorf("create login state: %w", translate(err))
-	}
-	if n >= MaxLoginStates {
-		return &models.Error{Code: models.CodeTooMany, RetryAfter: time.Minute,
-			Message: "Too many sign-ins are under way for this help center. Try again in a few minutes."}
 	}
 	r := loginStateRow{
 		SiteID: siteID, ID: st.ID, IdPID: st.IdPID, Protocol: st.Protocol, BrowserHash: st.BrowserHash,
@@ -62,11 +70,12 @@ func (tx *Tx) CreateLoginState(siteID string, st *models.LoginState) error {
 	return nil
 }
 
-// countLoginStates counts the site's login states up to MaxLoginStates: the
+// countLoginStates counts the site's login states, up to a few more than
+// MaxLoginStates (what concurrent starts may have added past it): the
 // count reads at most that many entries of the primary key.
 func (tx *Tx) countLoginStates(siteID string) (int, error) {
 	var n int
-	err := tx.db.Raw(`SELECT count(*) FROM (SELECT 1 FROM login_states WHERE site_id = ? LIMIT ?) AS s`, siteID, MaxLoginStates).Row().Scan(&n)
+	err := tx.db.Raw(`SELECT count(*) FROM (SELECT 1 FROM login_states WHERE site_id = ? LIMIT ?) AS s`, siteID, MaxLoginStates+16).Row().Scan(&n)
 	return n, err
 }
 

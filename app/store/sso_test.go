@@ -136,8 +136,10 @@ func TestTakeLoginStateOnce(t *testing.T) {
 }
 
 // TestLoginStatesBoundedPerSite: anyone may start a sign-in, so a site's
-// sign-ins in flight are bounded; expired ones make room again, and one
-// site's bound does not touch another's.
+// sign-ins in flight are bounded. At the bound the site gives up its
+// expired states, then its oldest: new sign-ins always start (refusing
+// them would let a flood keep every customer out), the oldest in flight
+// is the one that must start again, and another site is not touched.
 func TestLoginStatesBoundedPerSite(t *testing.T) {
 	t.Parallel()
 	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
@@ -147,10 +149,22 @@ func TestLoginStatesBoundedPerSite(t *testing.T) {
 		site, other := install(t, st, newSite(1)), install(t, st, newSite(2))
 		state := func(i int) *models.LoginState {
 			now := st.Now()
-			return &models.LoginState{ID: fmt.Sprintf("state-%d", i), IdPID: "idp_1", Protocol: "oidc", BrowserHash: "b", CreatedAt: now, ExpiresAt: now.Add(models.LoginStateTTL)}
+			return &models.LoginState{ID: fmt.Sprintf("state-%05d", i), IdPID: "idp_1", Protocol: "oidc", BrowserHash: "b", CreatedAt: now, ExpiresAt: now.Add(models.LoginStateTTL)}
 		}
+		create := func(siteID string, i int) {
+			t.Helper()
+			if err := st.View(ctx).CreateLoginState(siteID, state(i)); err != nil {
+				t.Fatalf("state %d: %v", i, err)
+			}
+		}
+		live := func(siteID string) int { return count(t, st, `SELECT count(*) FROM login_states WHERE site_id = ?`, siteID) }
+		if err := st.View(ctx).CreateLoginState(other.ID, state(0)); err != nil {
+			t.Fatal(err)
+		}
+		// The site's first half, then (a minute later, each a millisecond
+		// apart) the second: the bound is reached.
 		err := st.InTx(ctx, func(tx *store.Tx) error {
-			for i := range store.MaxLoginStates - 1 {
+			for i := range store.MaxLoginStates / 2 {
 				if err := tx.CreateLoginState(site.ID, state(i)); err != nil {
 					return err
 				}
@@ -160,24 +174,48 @@ func TestLoginStatesBoundedPerSite(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		clock.Advance(models.LoginStateTTL / 2)
-		if err := st.View(ctx).CreateLoginState(site.ID, state(store.MaxLoginStates)); err != nil {
-			t.Fatalf("the last state under the bound: %v", err)
+		clock.Advance(time.Minute)
+		for i := store.MaxLoginStates / 2; i < store.MaxLoginStates; i++ {
+			clock.Advance(time.Millisecond)
+			create(site.ID, i)
 		}
-		wantCode(t, st.View(ctx).CreateLoginState(site.ID, state(store.MaxLoginStates+1)), models.CodeTooMany)
-		if err := st.View(ctx).CreateLoginState(other.ID, state(1)); err != nil {
-			t.Errorf("another site's sign-in: %v", err)
+		if n := live(site.ID); n != store.MaxLoginStates {
+			t.Fatalf("%d states, want %d", n, store.MaxLoginStates)
 		}
-		// The first MaxLoginStates-1 expire; the newest still lives.
-		clock.Advance(models.LoginStateTTL/2 + time.Second)
-		if err := st.View(ctx).CreateLoginState(site.ID, state(store.MaxLoginStates+2)); err != nil {
-			t.Fatalf("after the states expired: %v", err)
+		// Beyond it, each new one makes room by dropping the oldest.
+		for i := store.MaxLoginStates; i < store.MaxLoginStates+3; i++ {
+			create(site.ID, i)
 		}
-		if n := count(t, st, `SELECT count(*) FROM login_states WHERE site_id = ?`, site.ID); n != 2 {
-			t.Errorf("%d login states of the site; want the two live ones", n)
+		if n := live(site.ID); n != store.MaxLoginStates {
+			t.Errorf("%d states after three more, want %d", n, store.MaxLoginStates)
 		}
-		if _, err := st.View(ctx).TakeLoginState(site.ID, state(store.MaxLoginStates).ID); err != nil {
-			t.Errorf("the live state: %v", err)
+		for _, i := range []int{0, 1, 2} {
+			if _, err := st.View(ctx).TakeLoginState(site.ID, state(i).ID); !models.IsNotFound(err) {
+				t.Errorf("the oldest state %d: %v, want it given up", i, err)
+			}
+		}
+		for _, i := range []int{3, store.MaxLoginStates - 1, store.MaxLoginStates + 2} {
+			if _, err := st.View(ctx).TakeLoginState(site.ID, state(i).ID); err != nil {
+				t.Errorf("state %d: %v, want it kept", i, err)
+			}
+		}
+		if _, err := st.View(ctx).TakeLoginState(other.ID, state(0).ID); err != nil {
+			t.Errorf("another site's state: %v", err)
+		}
+		// Expired states go first: back at the bound (three taken, three
+		// more made), the first half expires (996 of it is left: three
+		// given up, one taken), and a new state leaves every state of the
+		// second half in place.
+		for i := store.MaxLoginStates + 3; i < store.MaxLoginStates+6; i++ {
+			create(site.ID, i)
+		}
+		clock.Advance(models.LoginStateTTL - time.Minute)
+		create(site.ID, store.MaxLoginStates+10)
+		if want := store.MaxLoginStates - (store.MaxLoginStates/2 - 4) + 1; live(site.ID) != want {
+			t.Errorf("%d states after the first half expired, want %d", live(site.ID), want)
+		}
+		if _, err := st.View(ctx).TakeLoginState(site.ID, state(store.MaxLoginStates/2).ID); err != nil {
+			t.Errorf("the oldest state of the second half: %v, want it kept", err)
 		}
 	})
 }
