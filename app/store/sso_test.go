@@ -157,7 +157,9 @@ func TestLoginStatesBoundedPerSite(t *testing.T) {
 				t.Fatalf("state %d: %v", i, err)
 			}
 		}
-		live := func(siteID string) int { return count(t, st, `SELECT count(*) FROM login_states WHERE site_id = ?`, siteID) }
+		live := func(siteID string) int {
+			return count(t, st, `SELECT count(*) FROM login_states WHERE site_id = ?`, siteID)
+		}
 		if err := st.View(ctx).CreateLoginState(other.ID, state(0)); err != nil {
 			t.Fatal(err)
 		}
