@@ -231,10 +231,13 @@ func (s *Service) finish(ctx context.Context, cb models.LoginCallback, protocol 
 	ev := models.AuditEvent{SiteID: site.ID, Protocol: protocol, IP: truncate(cb.IP, 64), UserAgent: truncate(cb.UserAgent, 512)}
 	fail := func(r *refusal, test bool) (*models.LoginResult, error) {
 		ev.Event, ev.Reason = models.AuditLoginFailure, r.reason
-		if err := s.store.InTx(ctx, func(tx *store.Tx) error { _, err := audit.Record(tx, ev); return err }); err != nil {
-			return nil, err
+		audited := s.failures.allow(site.ID)
+		if audited {
+			if err := s.store.InTx(ctx, func(tx *store.Tx) error { _, err := audit.Record(tx, ev); return err }); err != nil {
+				return nil, err
+			}
 		}
-		s.log.InfoContext(ctx, "sign-in refused", "site_id", site.ID, "idp", ev.IdP, "protocol", protocol, "reason", r.reason)
+		s.log.InfoContext(ctx, "sign-in refused", "site_id", site.ID, "idp", ev.IdP, "protocol", protocol, "reason", r.reason, "audited", audited)
 		perr := &models.Error{Code: models.CodeUnauthorized, Message: r.message, Field: r.reason}
 		if test {
 			steps.fail("Result", r.message)
@@ -247,8 +250,8 @@ func (s *Service) finish(ctx context.Context, cb models.LoginCallback, protocol 
 	// not written to the audit log. Anyone can send such requests, as many
 	// as they like, so writing each would let them fill the database and
 	// the site's audit log; and such a request belongs to no sign-in and
-	// no person. Every refusal after a login state was taken (at most one
-	// per /login, whose states are bounded per site) is audited.
+	// no person. A refusal after a login state was taken is audited, within
+	// the site's failure budget (failures.go).
 	anonymous := func(r *refusal) (*models.LoginResult, error) {
 		s.log.InfoContext(ctx, "sign-in refused", "site_id", site.ID, "protocol", protocol, "reason", r.reason)
 		return nil, &models.Error{Code: models.CodeUnauthorized, Message: r.message, Field: r.reason}

@@ -2,6 +2,7 @@ package sso_test
 
 import (
 	"context"
+	"fmt"
 	"net/url"
 	"strings"
 	"sync"
@@ -368,6 +369,50 @@ func TestDiscoveryFailuresAreRemembered(t *testing.T) {
 		e.clock.Advance(30*time.Second + time.Second)
 		if err := begin(); err != nil {
 			t.Errorf("sign-in with the provider back: %v", err)
+		}
+	})
+}
+
+// TestAuditedFailuresBoundedPerSite: anyone can start sign-ins and refuse
+// them at once (?error= at the callback), each a login_failure with an IP
+// and browser of their choosing. A site's failures write at most a burst
+// of 120 rows and then one a second; the rest are refused all the same.
+func TestAuditedFailuresBoundedPerSite(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		e := newEnv(t, b)
+		refuseOne := func(i int) {
+			t.Helper()
+			start, err := e.svc.BeginLogin(context.Background(), models.LoginRequest{SiteID: e.site.ID, IdPID: e.oidcID})
+			if err != nil {
+				t.Fatalf("begin %d: %v", i, err)
+			}
+			u, _ := url.Parse(start.RedirectURL)
+			_, err = e.svc.FinishOIDC(context.Background(), models.LoginCallback{SiteID: e.site.ID, State: u.Query().Get("state"),
+				Error: "access_denied", BrowserToken: start.BrowserToken, IP: "203.0.113.9", UserAgent: fmt.Sprintf("junk-%d", i)})
+			if r, _ := sso.IsRefusal(err); r != "idp_error" {
+				t.Fatalf("callback %d: %v, want refused idp_error", i, err)
+			}
+		}
+		for i := range 300 {
+			refuseOne(i)
+		}
+		if n := len(e.events(models.AuditLoginFailure)); n != 120 {
+			t.Errorf("%d login_failure rows after 300 failures at once; want the burst, 120", n)
+		}
+		e.clock.Advance(30 * time.Second)
+		for i := range 100 {
+			refuseOne(300 + i)
+		}
+		if n := len(e.events(models.AuditLoginFailure)); n != 150 {
+			t.Errorf("%d login_failure rows 30 s later; want 150", n)
+		}
+		// A real sign-in is not held back.
+		e.oidc.SignIn(&alice)
+		br := &browser{}
+		state, code := e.beginOIDC(br, "")
+		if res, err := e.finishOIDC(br, state, code); err != nil || res.Session == nil {
+			t.Fatalf("a sign-in during the flood: %+v, %v", res, err)
 		}
 	})
 }

@@ -66,6 +66,7 @@ type Service struct {
 	log       *slog.Logger
 	idpHTTP   *http.Client
 	providers *providerCache
+	failures  *failureBudgets
 	customers *customerCache
 }
 
@@ -86,6 +87,7 @@ func New(cfg Config, st *store.Store, accounts *atlassian.ServiceAccounts, now f
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 	s.providers = newProviderCache(now)
+	s.failures = newFailureBudgets(now)
 	s.customers = newCustomerCache(now)
 	return s
 }
