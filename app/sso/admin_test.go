@@ -284,12 +284,14 @@ func TestTestSignIn(t *testing.T) {
 			t.Fatalf("test sign-in link %v: %v", link, err)
 		}
 		ticket := link.Query().Get("test")
+		otherSite, _ := url.Parse(e.svc.TestSignInURL(&models.Site{ID: "s_other", SharedSecret: []byte("another site's shared secret")}, e.oidcID))
 		// Only the admin page's link runs a test: anyone else's, another
 		// IdP's or an expired one is refused before anything happens.
 		for name, req := range map[string]models.LoginRequest{
-			"no ticket":          {SiteID: e.site.ID, IdPID: e.oidcID, Test: true, TestTicket: "1"},
-			"a forged ticket":    {SiteID: e.site.ID, IdPID: e.oidcID, Test: true, TestTicket: ticket[:strings.Index(ticket, ".")+1] + strings.Repeat("A", 43)},
-			"another IdP's link": {SiteID: e.site.ID, IdPID: e.samlID, Test: true, TestTicket: ticket},
+			"no ticket":           {SiteID: e.site.ID, IdPID: e.oidcID, Test: true, TestTicket: "1"},
+			"a forged ticket":     {SiteID: e.site.ID, IdPID: e.oidcID, Test: true, TestTicket: ticket[:strings.Index(ticket, ".")+1] + strings.Repeat("A", 43)},
+			"another IdP's link":  {SiteID: e.site.ID, IdPID: e.samlID, Test: true, TestTicket: ticket},
+			"another site's link": {SiteID: e.site.ID, IdPID: e.oidcID, Test: true, TestTicket: otherSite.Query().Get("test")},
 		} {
 			if _, err := e.svc.BeginLogin(context.Background(), req); models.ErrorCode(err) != models.CodeForbidden {
 				t.Errorf("%s: %v, want forbidden", name, err)

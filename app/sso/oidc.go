@@ -128,10 +128,18 @@ func (s *Service) provider(ctx context.Context, idp *models.IdentityProvider) (*
 	}
 	// One discovery for every caller that asks meanwhile; it runs to its
 	// own deadline (IdPTimeout) whichever caller leaves first.
-	ch := s.providers.flight.DoChan(key, func() (any, error) {
-		p, err := s.discover(context.WithoutCancel(ctx), idp.OIDC.Issuer)
-		s.providers.put(key, p, err)
-		return p, err
+	ch := s.providers.flight.DoChan(key, func() (p any, err error) {
+		// This runs on singleflight's goroutine, where no handler's
+		// recovery reaches: a panic would end the process.
+		defer func() {
+			if r := recover(); r != nil {
+				s.log.ErrorContext(ctx, "oidc discovery panicked", "panic", fmt.Sprint(r))
+				p, err = nil, errors.New("it could not be read")
+			}
+		}()
+		prov, err := s.discover(context.WithoutCancel(ctx), idp.OIDC.Issuer)
+		s.providers.put(key, prov, err)
+		return prov, err
 	})
 	select {
 	case r := <-ch:

@@ -3,6 +3,8 @@ package sso_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"net/http"
 	"net/url"
 	"strings"
 	"sync"
@@ -413,6 +415,29 @@ func TestAuditedFailuresBoundedPerSite(t *testing.T) {
 		state, code := e.beginOIDC(br, "")
 		if res, err := e.finishOIDC(br, state, code); err != nil || res.Session == nil {
 			t.Fatalf("a sign-in during the flood: %+v, %v", res, err)
+		}
+	})
+}
+
+// panicTransport panics on every request: a bug in a transport or a
+// library under discovery.
+type panicTransport struct{}
+
+func (panicTransport) RoundTrip(*http.Request) (*http.Response, error) { panic("transport bug") }
+
+// TestDiscoveryPanicIsAnError: discovery runs on singleflight's goroutine,
+// where no handler's recovery reaches; a panic there is the sign-in's
+// error, not the end of the process.
+func TestDiscoveryPanicIsAnError(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		e := newEnv(t, b)
+		base, _ := url.Parse(e.base)
+		svc := sso.New(sso.Config{BaseURL: base, AllowLoopbackIdPs: true, IdPTransport: panicTransport{}}, e.st, e.accounts, e.clock.Now,
+			slog.New(slog.NewTextHandler(testWriter{t}, nil)))
+		_, err := svc.BeginLogin(context.Background(), models.LoginRequest{SiteID: e.site.ID, IdPID: e.oidcID})
+		if models.ErrorCode(err) != models.CodeUnavailable {
+			t.Fatalf("sign-in whose discovery panicked: %v, want unavailable", err)
 		}
 	})
 }

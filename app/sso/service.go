@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sync/singleflight"
+
 	"idbridge/app/atlassian"
 	"idbridge/app/store"
 	"idbridge/models"
@@ -67,6 +69,7 @@ type Service struct {
 	idpHTTP   *http.Client
 	providers *providerCache
 	failures  *failureBudgets
+	spKeys    singleflight.Group // SP keys being made, by site
 	customers *customerCache
 }
 

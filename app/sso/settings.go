@@ -242,12 +242,17 @@ func (s *Service) spKey(ctx context.Context, siteID string) (*rsa.PrivateKey, *x
 	if err != nil || settings.SPKey == "" {
 		// The key is made before the transaction: RSA key generation takes
 		// a fifth of a second, which no lock (on SQLite, the database's
-		// write lock) may be held for. Two first requests at once make two
-		// keys; the first stored is kept.
-		keyPEM, certPEM, err := newSPKey(siteID, s.now())
+		// write lock) may be held for; and once per site at a time, for
+		// every request that asks meanwhile (the metadata route is public).
+		// Replicas may each make one; the first stored is kept.
+		made, err, _ := s.spKeys.Do(siteID, func() (any, error) {
+			k, c, err := newSPKey(siteID, s.now())
+			return [2]string{k, c}, err
+		})
 		if err != nil {
 			return nil, nil, err
 		}
+		keyPEM, certPEM := made.([2]string)[0], made.([2]string)[1]
 		err = s.store.InTx(ctx, func(tx *store.Tx) error {
 			if err := tx.LockSSOSettings(siteID); err != nil {
 				return err

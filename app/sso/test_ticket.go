@@ -15,9 +15,10 @@ import (
 // "Test sign-in" runs a sign-in past the checks that SSO and the identity
 // provider are turned on, and reports each step (the service account, what
 // Atlassian answered). Only the site's admins may run it: the admin page's
-// link carries a ticket, an HMAC of the site, the IdP and an expiry under the
-// site's shared secret, which only idbridge and the site hold. It grants
-// nothing but a test (no session ever starts) and lives an hour.
+// link carries a ticket, an HMAC of the site, the IdP and an expiry under a
+// key derived from the site's shared secret, which only idbridge and the
+// site hold. It grants nothing but a test (no session ever starts) and
+// lives an hour.
 const testTicketTTL = time.Hour
 
 // TestSignInURL is the "Test sign-in" link of an identity provider of the
@@ -44,7 +45,11 @@ func (s *Service) validTestTicket(site *models.Site, idpID, ticket string) bool 
 }
 
 func testTicketMAC(site *models.Site, idpID, exp string) string {
-	h := hmac.New(sha256.New, site.SharedSecret)
+	// A key of its own, derived from the shared secret, which also signs
+	// Connect's JWTs: no ticket is ever a MAC those could share.
+	k := hmac.New(sha256.New, site.SharedSecret)
+	k.Write([]byte("idbridge test sign-in ticket key"))
+	h := hmac.New(sha256.New, k.Sum(nil))
 	h.Write([]byte("idbridge test sign-in\x00" + site.ID + "\x00" + idpID + "\x00" + exp))
 	return base64.RawURLEncoding.EncodeToString(h.Sum(nil))
 }
