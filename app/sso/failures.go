@@ -7,49 +7,75 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// A refused sign-in is a login_failure in the audit log once it took its
-// login state; anyone can start sign-ins and refuse them at once (an
-// ?error= at the OIDC callback), so the rows one site's failures write are
-// bounded in time too: a burst of failureBurst, then failureRate a second,
-// per site and process. Beyond it a failure is refused as always and
-// logged ("audited": false), but not written, and not counted in the
-// audit log's chart.
+// Anyone can start sign-ins and finish them at once, so what finishing one
+// costs is bounded in time, per process, by budgets (token buckets):
+//
+//   - A refused sign-in is a login_failure in the audit log once it took
+//     its login state, within its site's failure budget: a burst of 120,
+//     then one a second. Beyond it a failure is refused as always and
+//     logged ("audited": false), but not written, and not counted in the
+//     audit log's chart.
+//   - An OIDC callback exchanges its code at the identity provider's
+//     token endpoint with the site's client secret. Real sign-ins' codes
+//     are accepted; junk codes are refused, so the IdP's failed exchanges
+//     have a budget: a burst of 100, then ten a second. While it is spent,
+//     callbacks are refused without a call ("idp_busy"): a flood of junk
+//     codes must not make idbridge hammer an IdP that rate-limits its
+//     client, which would shut the site's real customers out there too.
+//     Successful exchanges cost nothing of it (issue 14 measured 500
+//     sign-ins a second on one IdP).
 const (
 	failureRate       = rate.Limit(1)
 	failureBurst      = 120
-	maxFailureBudgets = 10000
+	exchangeFailRate  = rate.Limit(10)
+	exchangeFailBurst = 100
+	maxBudgetEntries  = 10000
 )
 
-type failureBudgets struct {
-	now func() time.Time
-	mu  sync.Mutex
-	m   map[string]*rate.Limiter
+type budgets struct {
+	now   func() time.Time
+	rate  rate.Limit
+	burst int
+	mu    sync.Mutex
+	m     map[string]*rate.Limiter
 }
 
-func newFailureBudgets(now func() time.Time) *failureBudgets {
-	return &failureBudgets{now: now, m: map[string]*rate.Limiter{}}
+func newBudgets(now func() time.Time, r rate.Limit, burst int) *budgets {
+	return &budgets{now: now, rate: r, burst: burst, m: map[string]*rate.Limiter{}}
 }
 
-// allow takes one failure of the site's budget; false when it is spent.
-func (b *failureBudgets) allow(siteID string) bool {
+// allow takes one of key's budget; false when it is spent.
+func (b *budgets) allow(key string) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	return b.limiter(key).AllowN(b.now(), 1)
+}
+
+// left reports whether key's budget has one to take, taking none.
+func (b *budgets) left(key string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.limiter(key).TokensAt(b.now()) >= 1
+}
+
+// limiter is key's bucket, made when first asked for; b.mu is held.
+func (b *budgets) limiter(key string) *rate.Limiter {
 	now := b.now()
-	l := b.m[siteID]
+	l := b.m[key]
 	if l == nil {
-		if len(b.m) >= maxFailureBudgets {
+		if len(b.m) >= maxBudgetEntries {
 			// A full bucket is what a new one would be: forget those.
 			for k, l := range b.m {
-				if l.TokensAt(now) >= failureBurst {
+				if l.TokensAt(now) >= float64(b.burst) {
 					delete(b.m, k)
 				}
 			}
-			if len(b.m) >= maxFailureBudgets {
+			if len(b.m) >= maxBudgetEntries {
 				clear(b.m)
 			}
 		}
-		l = rate.NewLimiter(failureRate, failureBurst)
-		b.m[siteID] = l
+		l = rate.NewLimiter(b.rate, b.burst)
+		b.m[key] = l
 	}
-	return l.AllowN(now, 1)
+	return l
 }

@@ -173,10 +173,15 @@ func (s *Service) oidcIdentity(ctx context.Context, idp *models.IdentityProvider
 	if code == "" || len(code) > 4096 {
 		return nil, refuse("code_missing", "The identity provider sent no authorization code.")
 	}
+	budget := idp.SiteID + "/" + idp.ID
+	if !s.exchanges.left(budget) {
+		return nil, refuse("idp_busy", "Too many sign-ins failed at this identity provider just now. Start again in a minute.")
+	}
 	cfg := s.oauthConfig(p, idp)
 	hctx := oidc.ClientContext(ctx, s.idpHTTP)
 	tok, err := cfg.Exchange(hctx, code, oauth2.VerifierOption(st.PKCEVerifier))
 	if err != nil {
+		s.exchanges.allow(budget)
 		var re *oauth2.RetrieveError
 		if errors.As(err, &re) {
 			return nil, refuse("code_rejected", "The identity provider did not accept the sign-in (%s). Start again.", truncate(re.ErrorCode, 60))

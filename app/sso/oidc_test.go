@@ -441,3 +441,62 @@ func TestDiscoveryPanicIsAnError(t *testing.T) {
 		}
 	})
 }
+
+// TestTokenExchangesBoundedPerIdP: anyone can start sign-ins and come back
+// with junk codes, each exchanged at the IdP's token endpoint with the
+// site's client secret. An IdP's failed exchanges are a burst of 100 and
+// then ten a second; while that is spent, callbacks are refused without a
+// call. Successful exchanges take nothing of it.
+func TestTokenExchangesBoundedPerIdP(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		e := newEnv(t, b)
+		tokenCalls := func() int {
+			n := 0
+			for _, c := range e.oidc.Calls() {
+				if c == "POST /token" {
+					n++
+				}
+			}
+			return n
+		}
+		junk := func(i int) string {
+			t.Helper()
+			start, err := e.svc.BeginLogin(context.Background(), models.LoginRequest{SiteID: e.site.ID, IdPID: e.oidcID})
+			if err != nil {
+				t.Fatalf("begin %d: %v", i, err)
+			}
+			u, _ := url.Parse(start.RedirectURL)
+			_, err = e.svc.FinishOIDC(context.Background(), models.LoginCallback{SiteID: e.site.ID, State: u.Query().Get("state"),
+				Code: fmt.Sprintf("junk-%d", i), BrowserToken: start.BrowserToken, IP: "203.0.113.9", UserAgent: "flood"})
+			r, _ := sso.IsRefusal(err)
+			return r
+		}
+		before := tokenCalls()
+		reasons := map[string]int{}
+		for i := range 150 {
+			reasons[junk(i)]++
+		}
+		if d := cmp.Diff(map[string]int{"code_rejected": 100, "idp_busy": 50}, reasons); d != "" {
+			t.Errorf("150 junk codes at once (-want +got):\n%s", d)
+		}
+		calls := tokenCalls() - before
+		if calls < 100 || calls > 200 {
+			t.Errorf("%d token endpoint calls for 100 exchanges", calls)
+		}
+		e.clock.Advance(time.Second)
+		if r := junk(150); r != "code_rejected" {
+			t.Errorf("a second later: %q, want the code exchanged (and rejected)", r)
+		}
+		// Real sign-ins, many more than the budget, take nothing of it.
+		e.clock.Advance(10 * time.Second)
+		e.oidc.SignIn(&alice)
+		for i := range 120 {
+			br := &browser{}
+			state, code := e.beginOIDC(br, "")
+			if res, err := e.finishOIDC(br, state, code); err != nil || res.Session == nil {
+				t.Fatalf("sign-in %d: %+v, %v", i, res, err)
+			}
+		}
+	})
+}

@@ -68,7 +68,8 @@ type Service struct {
 	log       *slog.Logger
 	idpHTTP   *http.Client
 	providers *providerCache
-	failures  *failureBudgets
+	failures  *budgets           // audited failures, by site
+	exchanges *budgets           // OIDC code exchanges, by site and IdP
 	spKeys    singleflight.Group // SP keys being made, by site
 	customers *customerCache
 }
@@ -90,7 +91,8 @@ func New(cfg Config, st *store.Store, accounts *atlassian.ServiceAccounts, now f
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 	s.providers = newProviderCache(now)
-	s.failures = newFailureBudgets(now)
+	s.failures = newBudgets(now, failureRate, failureBurst)
+	s.exchanges = newBudgets(now, exchangeFailRate, exchangeFailBurst)
 	s.customers = newCustomerCache(now)
 	return s
 }
