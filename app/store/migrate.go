@@ -247,7 +247,7 @@ var migrations = []migration{
 	)},
 	// A site's login states in the order they expire (which, with one TTL,
 	// is the order they were made): a site at its bound gives up its oldest
-	// (store.MaxLoginStates), found here without a sort.
+	// (store.MaxLoginStates), found here (with a sort of the ties only).
 	{Version: 14, Name: "login states by site and expiry", Up: portable(
 		`CREATE INDEX login_states_site_expires ON login_states (site_id, expires_at)`,
 	)},

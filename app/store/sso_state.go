@@ -51,8 +51,17 @@ func (tx *Tx) CreateLoginState(siteID string, st *models.LoginState) error {
 		}
 		if err == nil && n >= MaxLoginStates {
 			// The oldest, by the (site_id, expires_at) index; a bounded few.
+			// On PostgreSQL the rows are locked before they are deleted,
+			// skipping those another start is evicting: two such deletes
+			// locking overlapping rows in different orders deadlocked
+			// (40P01) when concurrent starts met at the bound. SQLite's
+			// writers take turns, so there is nothing to skip.
+			skip := ""
+			if tx.s.dialect == Postgres {
+				skip = " FOR UPDATE SKIP LOCKED"
+			}
 			err = tx.db.Exec(`DELETE FROM login_states WHERE site_id = ? AND id IN
-				(SELECT id FROM login_states WHERE site_id = ? ORDER BY expires_at, id LIMIT ?)`,
+				(SELECT id FROM login_states WHERE site_id = ? ORDER BY expires_at, id LIMIT ?`+skip+`)`,
 				siteID, siteID, min(n-MaxLoginStates+1, 16)).Error
 		}
 	}

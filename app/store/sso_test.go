@@ -222,6 +222,53 @@ func TestLoginStatesBoundedPerSite(t *testing.T) {
 	})
 }
 
+// TestLoginStatesEvictedConcurrently: many sign-ins starting at once at a
+// site at its bound each give up an oldest state; on PostgreSQL two such
+// deletes locking rows in different orders deadlocked (a 503 for a real
+// customer, and a connection held for the deadlock timeout).
+func TestLoginStatesEvictedConcurrently(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		ctx := context.Background()
+		st := b.Open(t, storetest.WithStoreOptions(func(o *store.Options) { o.MaxOpenConns = 16 }))
+		site := install(t, st, newSite(1))
+		state := func(i int) *models.LoginState {
+			now := st.Now()
+			return &models.LoginState{ID: fmt.Sprintf("state-%05d", i), IdPID: "idp_1", Protocol: "oidc", BrowserHash: "b", CreatedAt: now, ExpiresAt: now.Add(models.LoginStateTTL)}
+		}
+		err := st.InTx(ctx, func(tx *store.Tx) error {
+			for i := range store.MaxLoginStates {
+				if err := tx.CreateLoginState(site.ID, state(i)); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		errs := make(chan error, 16*20)
+		for w := range 16 {
+			wg.Go(func() {
+				for i := range 20 {
+					if err := st.View(ctx).CreateLoginState(site.ID, state(10000+w*100+i)); err != nil {
+						errs <- err
+					}
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Errorf("a sign-in starting at the bound: %v", err)
+		}
+		if n := count(t, st, `SELECT count(*) FROM login_states WHERE site_id = ?`, site.ID); n > store.MaxLoginStates+16 || n < store.MaxLoginStates-16*16 {
+			t.Errorf("%d states after the concurrent starts, want about %d", n, store.MaxLoginStates)
+		}
+	})
+}
+
 // TestAuditPagesAndDayCounts: keyset pages cover every event once, newest
 // first, also among events of the same microsecond; the day counts follow
 // every recorded event.
