@@ -16,19 +16,22 @@ import (
 //     logged ("audited": false), but not written, and not counted in the
 //     audit log's chart.
 //   - An OIDC callback exchanges its code at the identity provider's
-//     token endpoint with the site's client secret. Real sign-ins' codes
-//     are accepted; junk codes are refused, so the IdP's failed exchanges
-//     have a budget: a burst of 100, then ten a second. While it is spent,
-//     callbacks are refused without a call ("idp_busy"): a flood of junk
-//     codes must not make idbridge hammer an IdP that rate-limits its
-//     client, which would shut the site's real customers out there too.
-//     Successful exchanges cost nothing of it (issue 14 measured 500
-//     sign-ins a second on one IdP).
+//     token endpoint with the site's client secret (twice when the IdP
+//     refuses it: x/oauth2 tries the other way to send the secret). Real
+//     sign-ins' codes are accepted; junk codes, which anyone can send after
+//     a free /login, are refused. So an IdP's failed exchanges have a
+//     ceiling: a burst of 300, then 50 a second. While it is spent,
+//     callbacks are refused without a call ("idp_busy"). It is a ceiling
+//     on what idbridge sends an IdP on anyone's behalf, set above what an
+//     IdP's own rate limits let through (Okta's token endpoint allows some
+//     tens a second per org), so that it is not the easier way to shut a
+//     site's customers out. Successful exchanges take nothing of it
+//     (issue 14 measured 500 sign-ins a second on one IdP).
 const (
 	failureRate       = rate.Limit(1)
 	failureBurst      = 120
-	exchangeFailRate  = rate.Limit(10)
-	exchangeFailBurst = 100
+	exchangeFailRate  = rate.Limit(50)
+	exchangeFailBurst = 300
 	maxBudgetEntries  = 10000
 )
 

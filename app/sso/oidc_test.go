@@ -444,8 +444,8 @@ func TestDiscoveryPanicIsAnError(t *testing.T) {
 
 // TestTokenExchangesBoundedPerIdP: anyone can start sign-ins and come back
 // with junk codes, each exchanged at the IdP's token endpoint with the
-// site's client secret. An IdP's failed exchanges are a burst of 100 and
-// then ten a second; while that is spent, callbacks are refused without a
+// site's client secret. An IdP's failed exchanges are a burst of 300 and
+// then 50 a second; while that is spent, callbacks are refused without a
 // call. Successful exchanges take nothing of it.
 func TestTokenExchangesBoundedPerIdP(t *testing.T) {
 	t.Parallel()
@@ -474,18 +474,18 @@ func TestTokenExchangesBoundedPerIdP(t *testing.T) {
 		}
 		before := tokenCalls()
 		reasons := map[string]int{}
-		for i := range 150 {
+		for i := range 350 {
 			reasons[junk(i)]++
 		}
-		if d := cmp.Diff(map[string]int{"code_rejected": 100, "idp_busy": 50}, reasons); d != "" {
-			t.Errorf("150 junk codes at once (-want +got):\n%s", d)
+		if d := cmp.Diff(map[string]int{"code_rejected": 300, "idp_busy": 50}, reasons); d != "" {
+			t.Errorf("350 junk codes at once (-want +got):\n%s", d)
 		}
 		calls := tokenCalls() - before
-		if calls < 100 || calls > 200 {
-			t.Errorf("%d token endpoint calls for 100 exchanges", calls)
+		if calls < 300 || calls > 600 {
+			t.Errorf("%d token endpoint calls for 300 exchanges", calls)
 		}
-		e.clock.Advance(time.Second)
-		if r := junk(150); r != "code_rejected" {
+		e.clock.Advance(time.Second / 50)
+		if r := junk(350); r != "code_rejected" {
 			t.Errorf("a second later: %q, want the code exchanged (and rejected)", r)
 		}
 		// Real sign-ins, many more than the budget, take nothing of it.
