@@ -180,7 +180,7 @@ func (s *server) handlePortalLogin(c *gin.Context) {
 	siteID := c.Param("siteID")
 	start, err := s.SSO.BeginLogin(c.Request.Context(), models.LoginRequest{
 		SiteID: siteID, IdPID: c.Query("idp"), Email: c.Query("email"), ReturnTo: c.Query("returnTo"),
-		Test: c.Query("test") != "", TestTicket: c.Query("test"), BrowserToken: s.cookie(c, s.loginCookieName()),
+		TestTicket: c.Query("test"), BrowserToken: s.cookie(c, s.loginCookieName()),
 	})
 	if err != nil {
 		s.portalFail(c, err)

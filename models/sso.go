@@ -223,9 +223,9 @@ type LoginRequest struct {
 	IdPID    string // ?idp=
 	Email    string // ?email=, picks the IdP by its domain
 	ReturnTo string
-	Test     bool // "Test sign-in": report each step, start no session
 	// TestTicket is the ?test= of a "Test sign-in" link: what the admin
 	// page was given (sso.Service.TestSignInURL), for the site and the IdP.
+	// Set, the request is a test: report each step, start no session.
 	TestTicket string
 	// BrowserToken is the binding cookie the browser already has, if any.
 	BrowserToken string

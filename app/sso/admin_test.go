@@ -288,17 +288,17 @@ func TestTestSignIn(t *testing.T) {
 		// Only the admin page's link runs a test: anyone else's, another
 		// IdP's or an expired one is refused before anything happens.
 		for name, req := range map[string]models.LoginRequest{
-			"no ticket":           {SiteID: e.site.ID, IdPID: e.oidcID, Test: true, TestTicket: "1"},
-			"a forged ticket":     {SiteID: e.site.ID, IdPID: e.oidcID, Test: true, TestTicket: ticket[:strings.Index(ticket, ".")+1] + strings.Repeat("A", 43)},
-			"another IdP's link":  {SiteID: e.site.ID, IdPID: e.samlID, Test: true, TestTicket: ticket},
-			"another site's link": {SiteID: e.site.ID, IdPID: e.oidcID, Test: true, TestTicket: otherSite.Query().Get("test")},
+			"no ticket":           {SiteID: e.site.ID, IdPID: e.oidcID, TestTicket: "1"},
+			"a forged ticket":     {SiteID: e.site.ID, IdPID: e.oidcID, TestTicket: ticket[:strings.Index(ticket, ".")+1] + strings.Repeat("A", 43)},
+			"another IdP's link":  {SiteID: e.site.ID, IdPID: e.samlID, TestTicket: ticket},
+			"another site's link": {SiteID: e.site.ID, IdPID: e.oidcID, TestTicket: otherSite.Query().Get("test")},
 		} {
 			if _, err := e.svc.BeginLogin(context.Background(), req); models.ErrorCode(err) != models.CodeForbidden {
 				t.Errorf("%s: %v, want forbidden", name, err)
 			}
 		}
 		run := func() (*models.LoginResult, error) {
-			start, err := e.svc.BeginLogin(context.Background(), models.LoginRequest{SiteID: e.site.ID, IdPID: e.oidcID, Test: true, TestTicket: ticket})
+			start, err := e.svc.BeginLogin(context.Background(), models.LoginRequest{SiteID: e.site.ID, IdPID: e.oidcID, TestTicket: ticket})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -342,7 +342,7 @@ func TestTestSignIn(t *testing.T) {
 		}
 		// The link lives an hour.
 		e.clock.Advance(time.Hour)
-		if _, err := e.svc.BeginLogin(context.Background(), models.LoginRequest{SiteID: e.site.ID, IdPID: e.oidcID, Test: true, TestTicket: ticket}); models.ErrorCode(err) != models.CodeForbidden {
+		if _, err := e.svc.BeginLogin(context.Background(), models.LoginRequest{SiteID: e.site.ID, IdPID: e.oidcID, TestTicket: ticket}); models.ErrorCode(err) != models.CodeForbidden {
 			t.Errorf("an expired link: %v, want forbidden", err)
 		}
 	})

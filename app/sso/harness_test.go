@@ -269,6 +269,17 @@ func (e *env) expectRefused(res *models.LoginResult, err error, reason string, a
 	}
 }
 
+// oidcCalls counts the OpenID provider's requests so far that match.
+func (e *env) oidcCalls(match func(call string) bool) int {
+	n := 0
+	for _, c := range e.oidc.Calls() {
+		if match(c) {
+			n++
+		}
+	}
+	return n
+}
+
 func contains(list []string, v string) bool { return slices.Contains(list, v) }
 
 // testWriter sends the service's log to the test's log.

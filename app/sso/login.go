@@ -96,10 +96,11 @@ func (s *Service) BeginLogin(ctx context.Context, req models.LoginRequest) (*mod
 	if err != nil {
 		return nil, err
 	}
-	if req.Test && !s.validTestTicket(site, req.IdPID, req.TestTicket) {
+	test := req.TestTicket != ""
+	if test && !s.validTestTicket(site, req.IdPID, req.TestTicket) {
 		return nil, &models.Error{Code: models.CodeForbidden, Message: "This test link is not valid or has expired. Open Test sign-in again from the app's admin page in Jira."}
 	}
-	if !settings.Enabled && !req.Test {
+	if !settings.Enabled && !test {
 		return nil, &models.Error{Code: models.CodeNotFound, Message: "Single sign-on is not turned on for this help center."}
 	}
 	idps, err := s.store.View(ctx).FindIdentityProviders(site.ID)
@@ -110,7 +111,7 @@ func (s *Service) BeginLogin(ctx context.Context, req models.LoginRequest) (*mod
 	switch {
 	case req.IdPID != "":
 		for _, p := range idps {
-			if p.ID == req.IdPID && (p.Enabled || req.Test) {
+			if p.ID == req.IdPID && (p.Enabled || test) {
 				idp = p
 			}
 		}
@@ -152,7 +153,7 @@ func (s *Service) BeginLogin(ctx context.Context, req models.LoginRequest) (*mod
 		BrowserHash: HashToken(browser), ReturnTo: cleanReturnTo(site.ID, req.ReturnTo),
 		CreatedAt: now, ExpiresAt: now.Add(models.LoginStateTTL),
 	}
-	if req.Test {
+	if test {
 		ls.ReturnTo = testReturn
 	}
 	var redirect string

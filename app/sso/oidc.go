@@ -52,25 +52,29 @@ func (c *providerCache) get(key string) (p *oidc.Provider, err error, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, found := c.m[key]
-	if !found {
+	if !found || !e.fresh(c.now()) {
 		return nil, nil, false
 	}
+	return e.p, e.err, true
+}
+
+// fresh reports whether the entry may still be answered at now: a
+// provider for providerTTL, a failure for failureTTL.
+func (e cachedProvider) fresh(now time.Time) bool {
 	ttl := providerTTL
 	if e.err != nil {
 		ttl = failureTTL
 	}
-	if c.now().Sub(e.at) > ttl {
-		return nil, nil, false
-	}
-	return e.p, e.err, true
+	return now.Sub(e.at) <= ttl
 }
 
 func (c *providerCache) put(key string, p *oidc.Provider, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.m) >= maxProviders {
+		now := c.now()
 		for k, e := range c.m {
-			if c.now().Sub(e.at) > providerTTL || (e.err != nil && c.now().Sub(e.at) > failureTTL) {
+			if !e.fresh(now) {
 				delete(c.m, k)
 			}
 		}

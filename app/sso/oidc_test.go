@@ -326,13 +326,7 @@ func TestDiscoveryFailuresAreRemembered(t *testing.T) {
 	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
 		e := newEnv(t, b)
 		discoveries := func() int {
-			n := 0
-			for _, c := range e.oidc.Calls() {
-				if strings.HasSuffix(c, "/.well-known/openid-configuration") {
-					n++
-				}
-			}
-			return n
+			return e.oidcCalls(func(c string) bool { return strings.HasSuffix(c, "/.well-known/openid-configuration") })
 		}
 		begin := func() error {
 			_, err := e.svc.BeginLogin(context.Background(), models.LoginRequest{SiteID: e.site.ID, IdPID: e.oidcID})
@@ -451,15 +445,7 @@ func TestTokenExchangesBoundedPerIdP(t *testing.T) {
 	t.Parallel()
 	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
 		e := newEnv(t, b)
-		tokenCalls := func() int {
-			n := 0
-			for _, c := range e.oidc.Calls() {
-				if c == "POST /token" {
-					n++
-				}
-			}
-			return n
-		}
+		tokenCalls := func() int { return e.oidcCalls(func(c string) bool { return c == "POST /token" }) }
 		junk := func(i int) string {
 			t.Helper()
 			start, err := e.svc.BeginLogin(context.Background(), models.LoginRequest{SiteID: e.site.ID, IdPID: e.oidcID})

@@ -222,14 +222,12 @@ func inspectResponse(raw []byte) *refusal {
 		}
 		var decl map[string]string
 		for _, a := range el.Attr {
-			prefix, ok := "", false
+			var prefix string // "" declares the default namespace
 			switch {
 			case a.Space == "xmlns":
-				prefix, ok = a.Key, true
+				prefix = a.Key
 			case a.Space == "" && a.Key == "xmlns":
-				ok = true
-			}
-			if !ok {
+			default:
 				continue
 			}
 			if decl == nil {

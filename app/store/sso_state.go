@@ -54,8 +54,8 @@ func (tx *Tx) CreateLoginState(siteID string, st *models.LoginState) error {
 			// On PostgreSQL the rows are locked before they are deleted,
 			// skipping those another start is evicting: two such deletes
 			// locking overlapping rows in different orders deadlocked
-			// (40P01) when concurrent starts met at the bound. SQLite's
-			// writers take turns, so there is nothing to skip.
+			// (40P01) when concurrent starts met at the bound. SQLite has
+			// one writer at a time, so there is nothing to skip.
 			skip := ""
 			if tx.s.dialect == Postgres {
 				skip = " FOR UPDATE SKIP LOCKED"

@@ -42,7 +42,7 @@ func (w *Worker) openGate(ctx context.Context, sr *siteRun) (*gate, time.Duratio
 	w.mu.Lock()
 	sr.clientKey = site.ClientKey
 	w.mu.Unlock()
-	if !site.Active() || site.Disabled() {
+	if site.EffectiveState() != models.SiteInstalled {
 		return nil, w.cfg.BlockedRecheck
 	}
 	acc, err := view.FindServiceAccount(sr.id)
